@@ -1,0 +1,72 @@
+"""The one family of errors every part of surgecast raises.
+
+Each class carries the exit code the command line returns for it, so the code
+tells the outcome (see docs/exit-codes in DEVELOPERS.md):
+
+    0 ok · 1 a threshold or SLO failed · 2 usage or bad input · 3 data lost or duplicated
+
+Messages are one line that names the field, flag or file, the bad value, and the fix::
+
+    >>> str(ProfileError("calendar.deadline", "2024-13-01", "write a date like 2024-09-06T23:59"))
+    "calendar.deadline = '2024-13-01': write a date like 2024-09-06T23:59"
+
+This module imports nothing of the project, so every room (scenarios, testbed,
+analysis, reports) may import it.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_THRESHOLD = 1
+EXIT_USAGE = 2
+EXIT_INTEGRITY = 3
+
+
+class SurgecastError(Exception):
+    """Base class: anything the command line reports as `Name: message`."""
+
+    exit_code: int = EXIT_USAGE
+
+
+class UsageError(SurgecastError):
+    """A flag, file or value the user gave is wrong (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class FieldError(UsageError):
+    """A named field has a bad value; the message says what and how to fix it.
+
+    >>> str(FieldError("--scale", "-1", "give a fraction in (0, 1]"))
+    "--scale = '-1': give a fraction in (0, 1]"
+    """
+
+    def __init__(self, field: str, value: object, fix: str) -> None:
+        self.field = field
+        self.value = value
+        self.fix = fix
+        super().__init__(f"{field} = {value!r}: {fix}")
+
+
+class ProfileError(FieldError):
+    """A surge profile field is missing or wrong."""
+
+
+class InputFileError(UsageError):
+    """A file the user named (CSV, JSON, run directory) cannot be used."""
+
+
+class TargetError(UsageError):
+    """The target service refused, hung, or answered something that is not its API."""
+
+
+class ThresholdFailed(SurgecastError):
+    """A threshold or SLO was breached (exit 1)."""
+
+    exit_code = EXIT_THRESHOLD
+
+
+class IntegrityError(SurgecastError):
+    """Reconciliation or audit found data lost or duplicated (exit 3)."""
+
+    exit_code = EXIT_INTEGRITY
