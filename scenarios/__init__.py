@@ -1,0 +1,1 @@
+"""Surge scenarios: profiles, arrival curves, applicant journeys and the run recorder."""

@@ -1,0 +1,323 @@
+"""The testbed's configuration: frozen keyword-only dataclasses and their TOML loader.
+
+The defaults live in ``testbed/default.toml`` (every knob is documented there);
+a user file overrides any subset, and ``overrides`` (from ``--set KEY=VALUE``
+flags) override the file::
+
+    >>> cfg = load_config(None, ["issuer.workers=64"])
+    >>> cfg.issuer.workers, cfg.payments.service.distribution
+    (64, 'constant')
+
+Every error names the field: ``ConfigError: issuer.workers = 0: give an integer >= 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from surgecast.errors import FieldError
+
+DEFAULT_TOML = Path(__file__).with_name("default.toml")
+DISTRIBUTIONS = ("constant", "exponential", "lognormal")
+OVERLOAD_MODES = ("unbounded", "shed")
+GATE_MODES = ("open", "closed", "rate")
+GATE_NAMES = ("registration", "ordering", "stamping")
+
+
+class ConfigError(FieldError):
+    """A testbed configuration field (TOML key or ``--set``) is missing or wrong."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceTime:
+    """A service-time distribution whose mean is ``mean`` seconds.
+
+    ``sigma`` is the lognormal's log-space standard deviation (its mean stays ``mean``).
+    """
+
+    distribution: str = "constant"
+    mean: float = 0.2
+    sigma: float = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourceConfig:
+    """A pool of ``workers`` servers with a FIFO queue of at most ``queue_bound`` jobs."""
+
+    workers: int
+    service: ServiceTime
+    queue_bound: int = 10000
+    overload: str = "unbounded"
+    failure_ratio: float = 0.0
+    shed_retry_after_s: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentsConfig(ResourceConfig):
+    """The simulated payment gateway: a resource plus delivery faults."""
+
+    duplicate_ratio: float = 0.0
+    reorder: bool = False
+    reorder_max_delay_s: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateConfig:
+    """An admission gate: open, closed, or a token bucket of ``rate_per_s`` and ``burst``."""
+
+    mode: str = "open"
+    rate_per_s: float = 0.0
+    burst: int = 0
+    retry_after_s: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class PricingConfig:
+    """Price of one e-Meterai: stamp duty plus service fee (Rupiah)."""
+
+    duty: int = 10000
+    service_fee: int = 2500
+    max_quantity: int = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitsConfig:
+    """Request size limits in bytes."""
+
+    max_upload_bytes: int = 2 * 1024 * 1024
+    max_json_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    """Password hashing: ``scrypt`` (n, r, p) or ``pbkdf2`` (iterations of SHA-256)."""
+
+    password_hash: str = "scrypt"
+    scrypt_n: int = 16384
+    scrypt_r: int = 8
+    scrypt_p: int = 1
+    pbkdf2_iterations: int = 200000
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """SQLite durability: NORMAL survives kill -9 (process crash); FULL survives power loss."""
+
+    synchronous: str = "NORMAL"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestbedConfig:
+    """The whole effective configuration (served at ``GET /admin/config``)."""
+
+    __test__ = False  # not a pytest test class
+
+    seed: int | None = None
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    issuer: ResourceConfig
+    payments: PaymentsConfig
+    gates: dict[str, GateConfig]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON-able data.
+
+        >>> load_config().to_dict()["issuer"]["workers"]
+        4
+        """
+        return asdict(self)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("--set", item, "write KEY=VALUE, e.g. issuer.workers=64")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word such as shed or lognormal
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (TOML literals, or bare words as strings).
+
+    >>> apply_overrides({"issuer": {"workers": 4}}, ["issuer.workers=8", "issuer.overload=shed"])
+    {'issuer': {'workers': 8, 'overload': 'shed'}}
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = out
+        for part in path[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(".".join(path), value, f"{part} is not a table")
+            node = nxt
+        node[path[-1]] = value
+    return out
+
+
+class _Reader:
+    """Reads typed fields from a TOML table, naming each field in errors."""
+
+    def __init__(self, table: Any, prefix: str) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(prefix, table, "give a table")
+        self.table = dict(table)
+        self.prefix = prefix
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def get(self, key: str, default: Any) -> Any:
+        return self.table.pop(key, default)
+
+    def int(self, key: str, default: int, lo: int = 0) -> int:
+        v = self.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ConfigError(self.name(key), v, f"give an integer >= {lo}")
+        return v
+
+    def float(self, key: str, default: float, lo: float = 0.0, hi: float = math.inf) -> float:
+        v = self.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise ConfigError(self.name(key), v, f"give a number in [{lo}, {hi}]")
+        return float(v)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        v = self.get(key, default)
+        if v not in choices:
+            raise ConfigError(self.name(key), v, f"choose one of {', '.join(choices)}")
+        return v
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.get(key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(self.name(key), v, "give true or false")
+        return v
+
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.get(key, {}), self.name(key))
+
+    def done(self) -> None:
+        for key in self.table:
+            raise ConfigError(self.name(key), self.table[key], "unknown key; see testbed/default.toml")
+
+
+def _service(r: _Reader) -> ServiceTime:
+    st = ServiceTime(
+        distribution=r.choice("distribution", "constant", DISTRIBUTIONS),
+        mean=r.float("mean", 0.2, 0.0, 3600.0),
+        sigma=r.float("sigma", 0.5, 0.0, 5.0),
+    )
+    r.done()
+    return st
+
+
+def _resource_fields(r: _Reader) -> dict[str, Any]:
+    return dict(
+        workers=r.int("workers", 1, 1),
+        service=_service(r.sub("service")),
+        queue_bound=r.int("queue_bound", 10000, 1),
+        overload=r.choice("overload", "unbounded", OVERLOAD_MODES),
+        failure_ratio=r.float("failure_ratio", 0.0, 0.0, 1.0),
+        shed_retry_after_s=r.int("shed_retry_after_s", 5, 1),
+    )
+
+
+def _gate(r: _Reader) -> GateConfig:
+    g = GateConfig(
+        mode=r.choice("mode", "open", GATE_MODES),
+        rate_per_s=r.float("rate_per_s", 0.0, 0.0, 1e6),
+        burst=r.int("burst", 0, 0),
+        retry_after_s=r.int("retry_after_s", 60, 1),
+    )
+    r.done()
+    if g.mode == "rate" and (g.rate_per_s <= 0 or g.burst < 1):
+        raise ConfigError(f"{r.prefix}.rate_per_s", g.rate_per_s, "a rate gate needs rate_per_s > 0 and burst >= 1")
+    return g
+
+
+def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
+    """Validate a merged TOML table into a TestbedConfig.
+
+    >>> config_from_dict(tomllib.loads(DEFAULT_TOML.read_text())).payments.workers
+    8
+    """
+    root = _Reader(data, "")
+    seed = root.get("seed", None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError("seed", seed, "give an integer, or leave it out for a random seed")
+    p = root.sub("pricing")
+    pricing = PricingConfig(duty=p.int("duty", 10000), service_fee=p.int("service_fee", 2500),
+                            max_quantity=p.int("max_quantity", 100, 1))
+    p.done()
+    li = root.sub("limits")
+    limits = LimitsConfig(max_upload_bytes=li.int("max_upload_bytes", 2 * 1024 * 1024, 1024),
+                          max_json_bytes=li.int("max_json_bytes", 16 * 1024, 1024))
+    li.done()
+    s = root.sub("security")
+    security = SecurityConfig(
+        password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
+        scrypt_n=s.int("scrypt_n", 16384, 2), scrypt_r=s.int("scrypt_r", 8, 1),
+        scrypt_p=s.int("scrypt_p", 1, 1), pbkdf2_iterations=s.int("pbkdf2_iterations", 200000, 1))
+    s.done()
+    if security.scrypt_n & (security.scrypt_n - 1):
+        raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
+    st = root.sub("storage")
+    storage = StorageConfig(synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")))
+    st.done()
+    ir = root.sub("issuer")
+    issuer = ResourceConfig(**_resource_fields(ir))
+    ir.done()
+    pr = root.sub("payments")
+    payments = PaymentsConfig(
+        **_resource_fields(pr),
+        duplicate_ratio=pr.float("duplicate_ratio", 0.0, 0.0, 1.0),
+        reorder=pr.bool("reorder", False),
+        reorder_max_delay_s=pr.float("reorder_max_delay_s", 1.0, 0.0, 3600.0),
+    )
+    pr.done()
+    gr = root.sub("gates")
+    gates = {name: _gate(gr.sub(name)) for name in GATE_NAMES}
+    gr.done()
+    root.done()
+    return TestbedConfig(seed=seed, pricing=pricing, limits=limits, security=security,
+                         storage=storage, issuer=issuer, payments=payments, gates=gates)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TestbedConfig:
+    """Load the defaults, then the TOML file at ``path`` (if any), then ``overrides``.
+
+    >>> load_config(None, ["issuer.service.distribution=lognormal"]).issuer.service.distribution
+    'lognormal'
+    """
+    data = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError("--config", str(path), f"cannot read it ({e.strerror})") from None
+        try:
+            data = _merge(data, tomllib.loads(text))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("--config", str(path), f"not valid TOML: {e}") from None
+    return config_from_dict(apply_overrides(data, overrides or []))
