@@ -1,0 +1,373 @@
+"""The service's state: accounts, sessions, quota, orders, payments and stamps.
+
+Hot reads come from memory (token -> account, per-account quota counters);
+every change is committed to SQLite first and mirrored in memory after the
+commit, so memory never runs ahead of what survives ``kill -9``. On start,
+:meth:`Ledger.load` rebuilds memory and re-queues unfinished work (stamps
+queued or processing, payments not yet confirmed)::
+
+    ledger = Ledger(open_db(path), load_config())
+    ledger.load(); ledger.start()          # inside a running event loop
+    account_id = ledger.create_account(nik=..., name=..., email=..., phone=..., password_hash=...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import itertools
+import random
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from testbed.capacity import Resource
+from testbed.config import TestbedConfig
+from testbed.faults import Faults
+from testbed.gates import Gate
+from testbed.pdf import stamped_pdf
+from testbed.storage import transaction
+from testbed.validation import ApiError
+
+SERIAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def now_iso() -> str:
+    """Wall time, UTC ISO 8601 with milliseconds: ``2024-09-05T01:00:00.123Z``."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def token_digest(token: str) -> str:
+    """What is stored for a session token (its SHA-256), never the token itself."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    """A random identifier such as ``ord_3f2a9c1b7d5e4a60``."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+@dataclass
+class Quota:
+    """One account's quota counters in memory (mirror of the ``quota`` table)."""
+
+    credited: int = 0
+    used: int = 0
+    reserved: int = 0
+    awaiting_payment: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.credited - self.used - self.reserved
+
+
+def not_found(what: str) -> ApiError:
+    """The 404 for a missing resource or one owned by another applicant (same answer)."""
+    return ApiError(404, "not_found", f"no such {what}")
+
+
+class Ledger:
+    """All state of a running testbed; see the module docstring."""
+
+    def __init__(self, db: sqlite3.Connection, cfg: TestbedConfig) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.tokens: dict[str, str] = {}
+        self.quotas: dict[str, Quota] = {}
+        self.gates = {name: Gate.from_config(name, g) for name, g in cfg.gates.items()}
+        self.faults = Faults(issuer_failure_ratio=cfg.issuer.failure_ratio,
+                             payment_failure_ratio=cfg.payments.failure_ratio,
+                             payment_duplicate_ratio=cfg.payments.duplicate_ratio,
+                             payment_reorder=cfg.payments.reorder)
+        self.issuer = Resource("issuer", cfg.issuer, self.rng,
+                               on_start=self._stamp_start, on_finish=self._stamp_finish)
+        self.payments = Resource("payments", cfg.payments, self.rng,
+                                 on_start=lambda _job: None, on_finish=self._payment_finish)
+        self.confirmations = {"applied": 0, "duplicate": 0, "late_failure": 0, "extra_charge": 0}
+        self._deliveries: dict[int, asyncio.TimerHandle] = {}
+        self._delivery_seq = itertools.count()
+
+    # ---- lifecycle -------------------------------------------------------------
+    def load(self) -> None:
+        """Rebuild memory from SQLite and re-queue unfinished stamps and payments."""
+        db = self.db
+        self.tokens = dict(db.execute("SELECT token, account_id FROM sessions"))
+        for aid, credited, used, reserved in db.execute("SELECT account_id, credited, used, reserved FROM quota"):
+            self.quotas[aid] = Quota(credited=credited, used=used, reserved=reserved)
+        for aid, qty in db.execute("SELECT account_id, quantity FROM orders WHERE status='paying'"):
+            self.quotas[aid].awaiting_payment += qty
+        with transaction(db):
+            db.execute("UPDATE stamps SET status='queued' WHERE status='processing'")
+        for (sid,) in db.execute("SELECT stamp_id FROM stamps WHERE status='queued' ORDER BY rowid").fetchall():
+            self.issuer.queue.append(sid)
+        for (pid,) in db.execute("SELECT payment_id FROM payments WHERE status='pending' ORDER BY rowid").fetchall():
+            self.payments.queue.append(pid)
+
+    def start(self) -> None:
+        """Start the issuer and payment workers (inside the running loop)."""
+        self.issuer.start()
+        self.payments.start()
+
+    async def stop(self) -> None:
+        """Stop workers and pending deliveries; unfinished work stays durable."""
+        for h in self._deliveries.values():
+            h.cancel()
+        self._deliveries.clear()
+        await self.issuer.stop()
+        await self.payments.stop()
+
+    # ---- accounts and sessions ------------------------------------------------------
+    def email_taken(self, email: str) -> bool:
+        """True if an account already uses ``email`` (case-insensitive)."""
+        return self.db.execute("SELECT 1 FROM accounts WHERE email=?", (email,)).fetchone() is not None
+
+    def create_account(self, *, nik: str, name: str, email: str, phone: str, password_hash: str) -> str:
+        """Insert an account and its empty quota; return its id (409 if the email is taken)."""
+        aid = new_id("acc")
+        try:
+            with transaction(self.db) as db:
+                db.execute("INSERT INTO accounts VALUES (?,?,?,?,?,?,?)",
+                           (aid, nik, name, email, phone, password_hash, now_iso()))
+                db.execute("INSERT INTO quota(account_id) VALUES (?)", (aid,))
+        except sqlite3.IntegrityError:
+            raise ApiError(409, "email_taken", "an account with this email exists", field="email") from None
+        self.quotas[aid] = Quota()
+        return aid
+
+    def credentials(self, email: str) -> tuple[str, str] | None:
+        """(account_id, password_hash) for ``email``, or None."""
+        row = self.db.execute("SELECT account_id, password_hash FROM accounts WHERE email=?", (email,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def create_session(self, account_id: str) -> str:
+        """Issue a bearer token for ``account_id`` (only its digest is stored)."""
+        token = secrets.token_urlsafe(32)
+        digest = token_digest(token)
+        with transaction(self.db) as db:
+            db.execute("INSERT INTO sessions VALUES (?,?,?)", (digest, account_id, now_iso()))
+        self.tokens[digest] = account_id
+        return token
+
+    def account_for(self, token: str) -> str | None:
+        """The account of a bearer token, or None (memory only)."""
+        return self.tokens.get(token_digest(token))
+
+    def quota_view(self, account_id: str) -> dict[str, int]:
+        """The body of ``GET /v1/quota``."""
+        q = self.quotas[account_id]
+        return {"available": q.available, "used": q.used, "pending": q.awaiting_payment,
+                "reserved": q.reserved}
+
+    # ---- orders and payments ----------------------------------------------------------
+    def _order_row(self, account_id: str, order_id: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT order_id, quantity, amount, status, payment_id, created_at, credited_at "
+            "FROM orders WHERE order_id=? AND account_id=?", (order_id, account_id)).fetchone()
+        if row is None:
+            raise not_found("order")
+        keys = ("order_id", "quantity", "amount", "status", "payment_id", "created_at", "credited_at")
+        return dict(zip(keys, row, strict=True))
+
+    def get_order(self, account_id: str, order_id: str) -> dict[str, Any]:
+        """The body of ``GET /v1/orders/{id}`` (404 for another applicant's order)."""
+        return self._order_row(account_id, order_id)
+
+    def create_order(self, account_id: str, key: str, quantity: int) -> tuple[dict[str, Any], bool]:
+        """Create an order, or return the one made with the same Idempotency-Key.
+
+        Returns (body, replayed). The same key with another quantity is a 409.
+        """
+        row = self.db.execute("SELECT order_id, quantity FROM orders WHERE account_id=? AND idem_key=?",
+                              (account_id, key)).fetchone()
+        if row is not None:
+            if row[1] != quantity:
+                raise ApiError(409, "idempotency_key_reused",
+                               "this Idempotency-Key was used for an order of another quantity",
+                               field="Idempotency-Key")
+            return self._order_row(account_id, row[0]), True
+        price = self.cfg.pricing.duty + self.cfg.pricing.service_fee
+        oid = new_id("ord")
+        with transaction(self.db) as db:
+            db.execute("INSERT INTO orders(order_id, account_id, idem_key, quantity, amount, status, created_at) "
+                       "VALUES (?,?,?,?,?,'pending_payment',?)",
+                       (oid, account_id, key, quantity, price * quantity, now_iso()))
+        return self._order_row(account_id, oid), False
+
+    async def admit(self, res: Resource) -> None:
+        """Admit one job to ``res``: wait for room (unbounded) or refuse with 503 (shed)."""
+        if res.has_room():
+            return
+        if res.cfg.overload == "shed":
+            res.shed += 1
+            raise ApiError(503, "overloaded", f"the {res.name} queue is full; retry later",
+                           headers={"Retry-After": str(res.retry_after())}, extra={"resource": res.name})
+        await res.wait_for_room()
+
+    async def pay(self, account_id: str, order_id: str) -> tuple[int, dict[str, Any]]:
+        """Start paying an order; (status, body). Paying twice never charges twice."""
+        order = self._order_row(account_id, order_id)
+        if order["status"] in ("pending_payment", "failed"):
+            await self.admit(self.payments)
+            order = self._order_row(account_id, order_id)  # may have changed while waiting
+        if order["status"] == "paid":
+            return 200, {"order_id": order_id, "payment_id": order["payment_id"], "status": "paid"}
+        if order["status"] == "paying":
+            return 202, {"order_id": order_id, "payment_id": order["payment_id"], "status": "paying"}
+        pid = new_id("pay")
+        with transaction(self.db) as db:
+            db.execute("INSERT INTO payments(payment_id, order_id, status, created_at) VALUES (?,?,'pending',?)",
+                       (pid, order_id, now_iso()))
+            db.execute("UPDATE orders SET status='paying', payment_id=? WHERE order_id=?", (pid, order_id))
+        self.quotas[account_id].awaiting_payment += order["quantity"]
+        self.payments.put(pid)
+        return 202, {"order_id": order_id, "payment_id": pid, "status": "paying"}
+
+    def _payment_finish(self, payment_id: str) -> bool:
+        """The gateway has processed a payment: decide its outcome and deliver it (maybe twice, late)."""
+        outcome = "failed" if self.rng.random() < self.faults.payment_failure_ratio else "confirmed"
+        copies = 2 if self.rng.random() < self.faults.payment_duplicate_ratio else 1
+        loop = asyncio.get_running_loop()
+        for _ in range(copies):
+            if self.faults.payment_reorder:
+                delay = self.rng.uniform(0.0, self.cfg.payments.reorder_max_delay_s)
+                n = next(self._delivery_seq)
+                self._deliveries[n] = loop.call_later(delay, self._deliver_later, n, payment_id, outcome)
+            else:
+                self.deliver(payment_id, outcome)
+        return outcome == "confirmed"
+
+    def _deliver_later(self, n: int, payment_id: str, outcome: str) -> None:
+        self._deliveries.pop(n, None)
+        self.deliver(payment_id, outcome)
+
+    def deliver(self, payment_id: str, outcome: str) -> str:
+        """Apply one gateway confirmation; return applied | duplicate | late_failure | extra_charge | unknown.
+
+        The first confirmation of a payment decides it; later ones are counted
+        and ignored. Quota is credited once per order (also enforced by the
+        ``credits`` primary key).
+        """
+        row = self.db.execute("SELECT p.status, o.order_id, o.account_id, o.quantity, o.status, o.payment_id "
+                              "FROM payments p JOIN orders o USING(order_id) WHERE p.payment_id=?",
+                              (payment_id,)).fetchone()
+        if row is None:
+            return "unknown"
+        pstatus, oid, aid, qty, ostatus, current = row
+        if pstatus != "pending":
+            with transaction(self.db) as db:
+                db.execute("UPDATE payments SET deliveries=deliveries+1 WHERE payment_id=?", (payment_id,))
+            result = "duplicate"
+            self.confirmations[result] += 1
+            return result
+        ts = now_iso()
+        credit = False
+        with transaction(self.db) as db:
+            db.execute("UPDATE payments SET status=?, resolved_at=?, deliveries=deliveries+1 WHERE payment_id=?",
+                       ("confirmed" if outcome == "confirmed" else "failed", ts, payment_id))
+            if outcome == "confirmed" and ostatus != "paid":
+                db.execute("UPDATE orders SET status='paid', payment_id=?, credited_at=? WHERE order_id=?",
+                           (payment_id, ts, oid))
+                db.execute("INSERT INTO credits VALUES (?,?,?,?,?)", (oid, aid, qty, payment_id, ts))
+                db.execute("UPDATE quota SET credited=credited+? WHERE account_id=?", (qty, aid))
+                credit, result = True, "applied"
+            elif outcome == "confirmed":
+                result = "extra_charge"
+            elif ostatus == "paying" and current == payment_id:
+                db.execute("UPDATE orders SET status='failed' WHERE order_id=?", (oid,))
+                result = "applied"
+            else:
+                result = "late_failure"
+        q = self.quotas[aid]
+        if ostatus == "paying" and current == payment_id:
+            q.awaiting_payment -= qty
+        if credit:
+            q.credited += qty
+        self.confirmations[result] += 1
+        return result
+
+    # ---- stamps ------------------------------------------------------------------------
+    def _stamp_by_key(self, account_id: str, key: str) -> tuple[str, str, str] | None:
+        row = self.db.execute("SELECT stamp_id, status, doc_sha256 FROM stamps WHERE account_id=? AND idem_key=?",
+                              (account_id, key)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def create_stamp(self, account_id: str, key: str, document: bytes, name: str) -> tuple[dict[str, Any], bool]:
+        """Accept a stamp job (reserving one quota) or return the one made with the same key.
+
+        Returns (body, replayed); 402 when no quota is available; 409 if the key
+        was used for another document; 503 when the issuer queue is full and shedding.
+        """
+        digest = hashlib.sha256(document).hexdigest()
+
+        def replay() -> tuple[dict[str, Any], bool] | None:
+            found = self._stamp_by_key(account_id, key)
+            if found is None:
+                return None
+            if found[2] != digest:
+                raise ApiError(409, "idempotency_key_reused",
+                               "this Idempotency-Key was used for another document", field="Idempotency-Key")
+            return {"stamp_id": found[0], "status": found[1]}, True
+
+        if (r := replay()) is not None:
+            return r
+        if self.quotas[account_id].available < 1:
+            raise ApiError(402, "no_quota", "no e-Meterai quota available; buy and pay for an order first")
+        await self.admit(self.issuer)
+        if (r := replay()) is not None:  # a concurrent request with the same key won
+            return r
+        q = self.quotas[account_id]
+        if q.available < 1:
+            raise ApiError(402, "no_quota", "no e-Meterai quota available; buy and pay for an order first")
+        sid = new_id("stp")
+        with transaction(self.db) as db:
+            db.execute("INSERT INTO stamps(stamp_id, account_id, idem_key, status, doc_sha256, doc_name, created_at) "
+                       "VALUES (?,?,?,'queued',?,?,?)", (sid, account_id, key, digest, name, now_iso()))
+            db.execute("INSERT INTO documents VALUES (?,?)", (sid, document))
+            db.execute("UPDATE quota SET reserved=reserved+1 WHERE account_id=?", (account_id,))
+        q.reserved += 1
+        self.issuer.put(sid)
+        return {"stamp_id": sid, "status": "queued"}, False
+
+    def get_stamp(self, account_id: str, stamp_id: str) -> dict[str, Any]:
+        """The body of ``GET /v1/stamps/{id}`` (404 for another applicant's stamp)."""
+        row = self.db.execute("SELECT status, serial_number, created_at, finished_at FROM stamps "
+                              "WHERE stamp_id=? AND account_id=?", (stamp_id, account_id)).fetchone()
+        if row is None:
+            raise not_found("stamp")
+        return {"stamp_id": stamp_id, "status": row[0], "serial_number": row[1],
+                "created_at": row[2], "finished_at": row[3]}
+
+    def stamped_document(self, account_id: str, stamp_id: str) -> bytes:
+        """The stamped PDF of a done stamp (404 if not the applicant's, 409 if not done)."""
+        st = self.get_stamp(account_id, stamp_id)
+        if st["status"] != "done":
+            raise ApiError(409, "not_ready", f"the stamp is {st['status']}, not done",
+                           extra={"status": st["status"]})
+        (original,) = self.db.execute("SELECT original FROM documents WHERE stamp_id=?", (stamp_id,)).fetchone()
+        return stamped_pdf(original, serial=st["serial_number"], stamp_id=stamp_id, issued_at=st["finished_at"])
+
+    def _stamp_start(self, stamp_id: str) -> None:
+        with transaction(self.db) as db:
+            db.execute("UPDATE stamps SET status='processing' WHERE stamp_id=? AND status='queued'", (stamp_id,))
+
+    def _stamp_finish(self, stamp_id: str) -> bool:
+        (aid,) = self.db.execute("SELECT account_id FROM stamps WHERE stamp_id=?", (stamp_id,)).fetchone()
+        ok = self.rng.random() >= self.faults.issuer_failure_ratio
+        ts = now_iso()
+        with transaction(self.db) as db:
+            if ok:
+                serial = "".join(secrets.choice(SERIAL_ALPHABET) for _ in range(22))
+                db.execute("UPDATE stamps SET status='done', serial_number=?, finished_at=? WHERE stamp_id=?",
+                           (serial, ts, stamp_id))
+                db.execute("UPDATE quota SET reserved=reserved-1, used=used+1 WHERE account_id=?", (aid,))
+            else:
+                db.execute("UPDATE stamps SET status='failed', finished_at=? WHERE stamp_id=?", (ts, stamp_id))
+                db.execute("UPDATE quota SET reserved=reserved-1 WHERE account_id=?", (aid,))
+        q = self.quotas[aid]
+        q.reserved -= 1
+        if ok:
+            q.used += 1
+        return ok
