@@ -58,6 +58,7 @@ class Resource:
         self.on_start = on_start
         self.on_finish = on_finish
         self.queue: deque[Any] = deque()
+        self.in_service: set[Any] = set()
         self.busy = 0
         self.completed = 0
         self.failed = 0
@@ -144,6 +145,7 @@ class Resource:
             job = self.queue.popleft()
             self._wake(self._room, 1)
             self.busy += 1
+            self.in_service.add(job)
             try:
                 self.on_start(job)
                 await asyncio.sleep(draw_service_time(self.cfg.service, self.rng) * self.slow_factor)
@@ -158,3 +160,4 @@ class Resource:
                 self.failed += 1
             finally:
                 self.busy -= 1
+                self.in_service.discard(job)

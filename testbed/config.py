@@ -98,7 +98,7 @@ class SecurityConfig:
     """Password hashing: ``scrypt`` (n, r, p) or ``pbkdf2`` (iterations of SHA-256)."""
 
     password_hash: str = "scrypt"
-    scrypt_n: int = 16384
+    scrypt_n: int = 4096
     scrypt_r: int = 8
     scrypt_p: int = 1
     pbkdf2_iterations: int = 200000
@@ -277,7 +277,7 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     s = root.sub("security")
     security = SecurityConfig(
         password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
-        scrypt_n=s.int("scrypt_n", 16384, 2), scrypt_r=s.int("scrypt_r", 8, 1),
+        scrypt_n=s.int("scrypt_n", 4096, 2), scrypt_r=s.int("scrypt_r", 8, 1),
         scrypt_p=s.int("scrypt_p", 1, 1), pbkdf2_iterations=s.int("pbkdf2_iterations", 200000, 1))
     s.done()
     if security.scrypt_n & (security.scrypt_n - 1):

@@ -87,7 +87,7 @@ class Ledger:
         self.payments = Resource("payments", cfg.payments, self.rng,
                                  on_start=lambda _job: None, on_finish=self._payment_finish)
         self.confirmations = {"applied": 0, "duplicate": 0, "late_failure": 0, "extra_charge": 0}
-        self._deliveries: dict[int, asyncio.TimerHandle] = {}
+        self._deliveries: dict[int, tuple[asyncio.TimerHandle, str]] = {}
         self._delivery_seq = itertools.count()
 
     # ---- lifecycle -------------------------------------------------------------
@@ -113,7 +113,7 @@ class Ledger:
 
     async def stop(self) -> None:
         """Stop workers and pending deliveries; unfinished work stays durable."""
-        for h in self._deliveries.values():
+        for h, _pid in self._deliveries.values():
             h.cancel()
         self._deliveries.clear()
         await self.issuer.stop()
@@ -234,10 +234,15 @@ class Ledger:
             if self.faults.payment_reorder:
                 delay = self.rng.uniform(0.0, self.cfg.payments.reorder_max_delay_s)
                 n = next(self._delivery_seq)
-                self._deliveries[n] = loop.call_later(delay, self._deliver_later, n, payment_id, outcome)
+                handle = loop.call_later(delay, self._deliver_later, n, payment_id, outcome)
+                self._deliveries[n] = (handle, payment_id)
             else:
                 self.deliver(payment_id, outcome)
         return outcome == "confirmed"
+
+    def payments_in_flight(self) -> set[str]:
+        """Payment ids queued, in service at the gateway, or with a confirmation on its way."""
+        return set(self.payments.queue) | self.payments.in_service | {p for _h, p in self._deliveries.values()}
 
     def _deliver_later(self, n: int, payment_id: str, outcome: str) -> None:
         self._deliveries.pop(n, None)

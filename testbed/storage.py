@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS stamps_status ON stamps(status);
 CREATE INDEX IF NOT EXISTS payments_status ON payments(status);
+CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
 
 

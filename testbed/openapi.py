@@ -1,0 +1,184 @@
+"""The OpenAPI 3 description of the testbed, built from one table.
+
+``OPERATIONS`` describes every (method, path) of ``testbed.app.routes``; the
+spec is served at ``GET /openapi.json`` and written to ``docs/openapi.json`` by::
+
+    python -m testbed.openapi docs/openapi.json      # (no path: print it)
+
+A test checks that the two are equal and that every route is described.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ERR = {"$ref": "#/components/schemas/Error"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+S, INT, B, N = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "number"}
+NS = {"type": ["string", "null"]}
+
+
+def _json(schema: dict[str, Any], desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "malformed body or header", 401: "missing or wrong token", 402: "no quota available",
+            404: "no such resource (or another applicant's)", 409: "conflict", 413: "body too large",
+            415: "not a PDF / not multipart", 422: "a field is missing or invalid",
+            429: "rate gate: bucket empty (Retry-After)", 503: "gate closed or queue full when shedding (Retry-After)"}
+    return {str(c): _json(ERR, text[c]) for c in codes}
+
+
+RESOURCE = _obj({k: INT for k in ("queue_depth", "busy", "workers", "completed", "failed", "shed")}
+                | {"paused": B, "slow_factor": N})
+GATE = _obj({"mode": {"type": "string", "enum": ["open", "closed", "rate"]}, "rate_per_s": N, "burst": INT})
+ORDER = _obj({"order_id": S, "quantity": INT, "amount": INT, "status": {"type": "string", "enum":
+              ["pending_payment", "paying", "paid", "failed"]}, "payment_id": NS}, ["order_id", "amount", "status"])
+STAMP = _obj({"stamp_id": S, "status": {"type": "string", "enum": ["queued", "processing", "done", "failed"]},
+              "serial_number": NS}, ["stamp_id", "status"])
+APPLICANT = [{"bearer": []}]
+IDEM = {"name": "Idempotency-Key", "in": "header", "required": True, "schema": S,
+        "description": "the same key returns the same result, never a second order or stamp"}
+
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/healthz"): {"summary": "Liveness", "responses": {"200": _json(_obj({"status": S}), "ok")}},
+    ("GET", "/openapi.json"): {"summary": "This description", "responses": {"200": {"description": "OpenAPI 3"}}},
+    ("POST", "/v1/accounts"): {
+        "summary": "Register an applicant (gate: registration)",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj({
+            "nik": {"type": "string", "pattern": "^[0-9]{16}$", "description": "date part DDMMYY real; day + 40 for women"},
+            "name": S, "email": S, "phone": {"type": "string", "description": "Indonesian mobile, e.g. 081234567890"},
+            "password": {"type": "string", "minLength": 8, "maxLength": 128}})}}},
+        "responses": {"201": _json(_obj({"account_id": S}), "created")} | _errors(400, 409, 413, 422, 429, 503)},
+    ("POST", "/v1/sessions"): {
+        "summary": "Log in; returns a bearer token",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj({"email": S, "password": S})}}},
+        "responses": {"200": _json(_obj({"token": S, "account_id": S}, ["token"]), "logged in")} | _errors(400, 401, 413, 422)},
+    ("GET", "/v1/quota"): {
+        "summary": "The applicant's e-Meterai quota", "security": APPLICANT,
+        "responses": {"200": _json(_obj({"available": INT, "used": INT, "pending": INT, "reserved": INT},
+                                        ["available", "used", "pending"]),
+                                   "pending = quota in orders whose payment awaits confirmation; "
+                                   "reserved = quota held by stamp jobs queued or processing")} | _errors(401)},
+    ("POST", "/v1/orders"): {
+        "summary": "Order quota (gate: ordering)", "security": APPLICANT, "parameters": [IDEM],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj({"quantity": INT})}}},
+        "responses": {"201": _json(ORDER, "created, or the order made with this key")} | _errors(400, 401, 409, 413, 422, 429, 503)},
+    ("GET", "/v1/orders/{order_id}"): {
+        "summary": "One order", "security": APPLICANT,
+        "responses": {"200": _json(ORDER, "the order")} | _errors(401, 404)},
+    ("POST", "/v1/orders/{order_id}/pay"): {
+        "summary": "Pay an order (gate: ordering); the gateway confirms asynchronously", "security": APPLICANT,
+        "responses": {"202": _json(_obj({"order_id": S, "payment_id": S, "status": S}), "payment in flight"),
+                      "200": _json(_obj({"order_id": S, "payment_id": S, "status": S}), "already paid")}
+        | _errors(401, 404, 429, 503)},
+    ("POST", "/v1/stamps"): {
+        "summary": "Stamp a PDF (gate: stamping); reserves one quota", "security": APPLICANT, "parameters": [IDEM],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _obj(
+            {"document": {"type": "string", "format": "binary", "description": "a PDF, at most limits.max_upload_bytes"}})}}},
+        "responses": {"202": _json(STAMP, "accepted, or the job made with this key")}
+        | _errors(400, 401, 402, 409, 413, 415, 422, 429, 503)},
+    ("GET", "/v1/stamps/{stamp_id}"): {
+        "summary": "One stamp job", "security": APPLICANT,
+        "responses": {"200": _json(STAMP, "the job")} | _errors(401, 404)},
+    ("GET", "/v1/stamps/{stamp_id}/document"): {
+        "summary": "The stamped PDF carrying its serial number", "security": APPLICANT,
+        "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}} | _errors(401, 404, 409)},
+    ("GET", "/admin/metrics"): {
+        "summary": "Resources, counts and gates (?format=prometheus for text)", "security": [{"admin": []}],
+        "parameters": [{"name": "format", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": ["json", "prometheus"]}}],
+        "responses": {"200": _json(_obj({"time": S, "resources": _obj({"issuer": RESOURCE, "payments": RESOURCE}),
+                                         "counts": {"type": "object"}, "gates": {"type": "object",
+                                                                                 "additionalProperties": GATE}}),
+                                   "metrics")} | _errors(401)},
+    ("GET", "/admin/audit"): {
+        "summary": "Ledger invariants", "security": [{"admin": []}],
+        "responses": {"200": _json(_obj({"balanced": B, "checks": {"type": "array", "items": _obj(
+            {"name": S, "ok": B, "detail": S})}, "totals": {"type": "object"}}), "audit")} | _errors(401)},
+    ("GET", "/admin/ledger"): {
+        "summary": "Every order, stamp and account (reconciliation)", "security": [{"admin": []}],
+        "responses": {"200": _json(_obj({"orders": {"type": "array"}, "stamps": {"type": "array"},
+                                         "accounts": {"type": "array"}}), "ledger")} | _errors(401)},
+    ("GET", "/admin/config"): {
+        "summary": "The effective configuration", "security": [{"admin": []}],
+        "responses": {"200": _json({"type": "object"}, "config")} | _errors(401)},
+    ("GET", "/admin/gates"): {
+        "summary": "All gates", "security": [{"admin": []}],
+        "responses": {"200": _json({"type": "object", "additionalProperties": GATE}, "gates")} | _errors(401)},
+    ("PUT", "/admin/gates/{name}"): {
+        "summary": "Set a gate (registration | ordering | stamping)", "security": [{"admin": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj(
+            {"mode": GATE["properties"]["mode"], "rate_per_s": N, "burst": INT}, ["mode"])}}},
+        "responses": {"200": _json(GATE, "the gate's new state")} | _errors(400, 401, 404, 422)},
+    ("GET", "/admin/faults"): {
+        "summary": "Fault switches", "security": [{"admin": []}],
+        "responses": {"200": _json({"type": "object"}, "faults")} | _errors(401)},
+    ("POST", "/admin/faults"): {
+        "summary": "Inject or clear faults", "security": [{"admin": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "issuer": {"type": "string", "enum": ["pause", "resume"]}, "issuer_slow_factor": N,
+            "issuer_failure_ratio": N, "payments": {"type": "string", "enum": ["pause", "resume"]},
+            "payment_failure_ratio": N, "payment_duplicate_ratio": N, "payment_reorder": B}}}}},
+        "responses": {"200": _json({"type": "object"}, "the new fault state")} | _errors(400, 401, 422)},
+    ("POST", "/admin/gateway/confirmations"): {
+        "summary": "Deliver one payment-gateway confirmation by hand (tests, drills)", "security": [{"admin": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _obj(
+            {"payment_id": S, "outcome": {"type": "string", "enum": ["confirmed", "failed"]}})}}},
+        "responses": {"200": _json(_obj({"result": S}), "applied | duplicate | late_failure | extra_charge")}
+        | _errors(400, 401, 404, 422)},
+}
+
+
+def build_spec(paths: list[tuple[str, str]]) -> dict[str, Any]:
+    """The OpenAPI document for the given (method, path) pairs.
+
+    >>> build_spec([("GET", "/healthz")])["paths"]["/healthz"]["get"]["summary"]
+    'Liveness'
+    """
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "surgecast testbed", "version": "1",
+                 "description": "A reference e-Meterai-like service with a configured capacity. "
+                                "Errors are JSON {error, field, detail}; 429 and 503 carry Retry-After."},
+        "paths": {},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "admin": {"type": "http", "scheme": "bearer",
+                                          "description": "the admin token (--admin-token or SURGECAST_ADMIN_TOKEN)"}},
+            "schemas": {"Error": _obj({"error": S, "field": NS, "detail": S})},
+        },
+    }
+    for method, path in paths:
+        spec["paths"].setdefault(path, {})[method.lower()] = OPERATIONS[(method, path)]
+    return spec
+
+
+def route_paths() -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, HEAD left out."""
+    from testbed.app import routes
+
+    return [(m, r.path) for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
+
+
+def spec_json() -> str:
+    """The spec as the exact text kept in docs/openapi.json."""
+    return json.dumps(build_spec(route_paths()), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1:
+        from surgecast.atomic import write_text
+
+        write_text(sys.argv[1], spec_json())
+    else:
+        print(spec_json(), end="")
