@@ -1,0 +1,564 @@
+"""A time-varying fluid model of the e-Meterai journey over the whole calendar.
+
+Units: everything is **applicants** (one applicant = one order, one payment, and
+`stamps_per_applicant` stamps on average). The issuer's capacity in stamps per
+second is divided by the mean stamps per applicant to get applicants per second;
+columns that are in stamps say so (`*_stamps*`).
+
+The path of an applicant, per entry point (the profile's journey mix)::
+
+    new applicant ──► [registration gate] ──► [ordering gate] ──► payments queue ──►
+    returning    ──────────────────────────►  [ordering gate]       (payment        │
+    stamp only (already holds quota) ─────────────────────────┐     confirmation)    │
+                                                              ▼                      ▼
+                                                      [stamping gate] ──► issuer queue ──► served
+
+A **gate** is open (admits everything), closed (turns everyone away) or rate-limited:
+a token bucket with `rate_per_s` and `burst` in front of a waiting room that holds at
+most `room` applicants; the rest are turned away ("come back later"). Applicants in
+a waiting room or the issuer queue give up at rate θ = 1/patience each. Whoever
+gives up or is turned away retries with probability p (`retry_probability`): they
+join that gate's orbit and come back at rate 1/`retry_after_s` each; the others are
+lost. Payments already made are never abandoned (the quota is kept).
+
+Per step of Δ (60 s), for a queue Q with capacity C (applicants/s) and throttle u
+(the share of C a stage may use):
+
+    served    = min(Q + admitted, u C Δ)
+    abandoned = (Q + admitted − served)(1 − e^{−θΔ})
+    retries   = orbit (1 − e^{−Δ/retry_after});  orbit += p (abandoned + turned away) − retries
+
+The exponential factors make each step exact for the decay part, so the model is
+stable at any step length; the min() is the fluid limit of a many-server queue.
+
+**Stages** change gates and throttles at a time or when a condition holds
+(`when="drained"`: issuer and payments queues below `drained_below`;
+`when="clear:GATE"`: that gate's waiting room is down to one step of admissions,
+i.e. its demand has fallen below its rate), never before `at_s` and at the latest
+`max_delay_s` after the stage before it started. The planner builds its staged reopening from them.
+
+    >>> from scenarios.profile import load_profile
+    >>> p = load_profile("casn2024")
+    >>> r = run_fluid(inputs_from_profile(p))
+    >>> 0.0 < r.served_share_by(p.calendar.span_s) < 1.0
+    True
+    >>> bool((r.queue >= 0).all() and (r.served_per_s <= r.issuer_capacity_per_s + 1e-9).all())
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from scenarios.curve import ArrivalCurve
+from scenarios.profile import GATES, Outage, Profile
+from surgecast.errors import FieldError
+
+__all__ = ["Gate", "Stage", "FluidInputs", "FluidResult", "StageRecord", "inputs_from_profile",
+           "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule"]
+
+_MODES = {"open": 0, "closed": 1, "rate": 2}
+_ENTRY = {"new_applicant": "registration", "returning_applicant": "ordering", "stamp_only": "stamping"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gate:
+    """A gate setting. `rate_per_s` (applicants/s) or `rate_share` (a share of the issuer's
+    capacity in applicants/s at the moment the stage starts) for mode "rate"; `burst`
+    (applicants, default one step of tokens); `room` (waiting-room cap in applicants,
+    None = unlimited) or `room_s` (the cap as seconds of admission: room = rate x room_s,
+    so nobody admitted waits longer than room_s in that room).
+
+    >>> Gate(mode="rate", rate_per_s=4.0, burst=40, room=7200)
+    Gate(mode='rate', rate_per_s=4.0, rate_share=None, burst=40, room=7200, room_s=None)
+    """
+
+    mode: str = "open"
+    rate_per_s: float | None = None
+    rate_share: float | None = None
+    burst: float | None = None
+    room: float | None = None
+    room_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise FieldError("gate.mode", self.mode, "choose open, closed or rate")
+        if self.mode == "rate" and (self.rate_per_s is None) == (self.rate_share is None):
+            raise FieldError("gate.rate_per_s", self.rate_per_s, "a rate gate needs exactly one of rate_per_s or rate_share")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """A change of gates and throttles. See the module docstring for `when`.
+
+    >>> Stage(name="drain", at_s=0.0, gates={"stamping": Gate(mode="closed")}).when
+    'time'
+    """
+
+    name: str
+    at_s: float
+    gates: Mapping[str, Gate] = field(default_factory=dict)
+    when: str = "time"
+    max_delay_s: float | None = None      # start at the latest this long after the stage before
+    issuer_share: float | None = None     # throttle: share of issuer capacity usable (None = keep)
+    payments_share: float | None = None
+    drained_below: float = 1.0
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        for g in self.gates:
+            if g not in GATES:
+                raise FieldError("stage.gates", g, f"choose from: {', '.join(GATES)}")
+        if not (self.when in ("time", "drained") or (self.when.startswith("clear:") and self.when[6:] in GATES)):
+            raise FieldError("stage.when", self.when, "use time, drained or clear:GATE")
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FluidInputs:
+    """Per-step inputs of the fluid model (length n, step `step_s` seconds from `t0_s`).
+
+    `arrivals[gate]`: applicants arriving at that entry gate in each step;
+    `issuer_per_s`, `payments_per_s`: full capacities in applicants/s.
+    """
+
+    step_s: float
+    t0_s: float
+    arrivals: Mapping[str, np.ndarray]
+    issuer_per_s: np.ndarray
+    payments_per_s: np.ndarray
+    stamps_per_applicant: float
+    patience_s: float
+    retry_probability: float
+    retry_after_s: float
+    total_applicants: float
+    origin: datetime | None = None
+
+    def __repr__(self) -> str:
+        return (f"FluidInputs(steps={self.n} x {self.step_s:g} s, applicants={self.total_applicants:,.0f}, "
+                f"patience_s={self.patience_s:g}, retry_probability={self.retry_probability:g}, "
+                f"retry_after_s={self.retry_after_s:g})")
+
+    @property
+    def n(self) -> int:
+        """Number of steps."""
+        return len(self.issuer_per_s)
+
+    @property
+    def t_s(self) -> np.ndarray:
+        """Step start times (calendar s since the window start)."""
+        return self.t0_s + self.step_s * np.arange(self.n)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageRecord:
+    """When a stage actually started (step index, calendar s) and the gate rates it set."""
+
+    name: str
+    index: int
+    start_s: float
+    gates: dict[str, dict[str, float | str | None]]
+    issuer_share: float
+    payments_share: float
+    why: str
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class FluidResult:
+    """Per-step outputs (arrays of length n; rates per second averaged over the step,
+    queues in applicants at the end of the step) and the stage log.
+
+    queue = stamping waiting room + issuer queue (applicants waiting for stamps);
+    wait_s = the wait a new applicant would see there: room / gate rate + issuer
+    queue / usable issuer capacity (inf while the issuer is down with a queue).
+    """
+
+    inputs: FluidInputs
+    t_s: np.ndarray
+    arrivals_per_s: np.ndarray
+    retry_per_s: np.ndarray
+    issuer_capacity_per_s: np.ndarray
+    served_per_s: np.ndarray
+    payments_served_per_s: np.ndarray
+    queue: np.ndarray
+    issuer_queue: np.ndarray
+    payments_queue: np.ndarray
+    rooms: dict[str, np.ndarray]
+    orbit: np.ndarray
+    wait_s: np.ndarray
+    abandoned_per_s: np.ndarray
+    turned_away_per_s: np.ndarray
+    lost_cum: np.ndarray
+    served_cum: np.ndarray
+    stage: np.ndarray
+    stages: list[StageRecord]
+
+    def __repr__(self) -> str:
+        return (f"FluidResult(steps={len(self.t_s)}, served={self.served_cum[-1]:,.0f}, "
+                f"lost={self.lost_cum[-1]:,.0f}, peak_queue={self.queue.max():,.0f}, stages={len(self.stages)})")
+
+    def _index(self, t_s: float) -> int:
+        """Number of whole steps that end at or before t_s."""
+        k = int(math.floor((t_s - self.inputs.t0_s) / self.inputs.step_s + 1e-9))
+        return max(0, min(k, len(self.t_s)))
+
+    def served_by(self, t_s: float) -> float:
+        """Applicants fully stamped by calendar second t_s."""
+        k = self._index(t_s)
+        return float(self.served_cum[k - 1]) if k > 0 else 0.0
+
+    def served_share_by(self, t_s: float) -> float:
+        """Share of all applicants stamped by t_s.
+
+        >>> from scenarios.profile import load_profile
+        >>> r = run_fluid(inputs_from_profile(load_profile("steady")))
+        >>> r.served_share_by(r.t_s[-1] + 60) > 0.99
+        True
+        """
+        return self.served_by(t_s) / self.inputs.total_applicants if self.inputs.total_applicants else 1.0
+
+    def lost_by(self, t_s: float) -> float:
+        """Applicants who gave up for good by t_s."""
+        k = self._index(t_s)
+        return float(self.lost_cum[k - 1]) if k > 0 else 0.0
+
+    @property
+    def utilisation(self) -> np.ndarray:
+        """served / full issuer capacity per step (0 where capacity is 0)."""
+        cap = self.issuer_capacity_per_s
+        return np.divide(self.served_per_s, cap, out=np.zeros_like(cap), where=cap > 0)
+
+
+# ---------------------------------------------------------------- inputs
+def capacity_schedule(t_s: np.ndarray, profile: Profile, *, base: float, resource: str,
+                      outages: Sequence[Outage], added: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """Capacity of `resource` per step (same unit as `base`): base, raised by `added`
+    (calendar s, new capacity) steps, times the capacity_factor of any outage covering
+    the step's midpoint.
+
+    >>> from scenarios.profile import load_profile
+    >>> p = load_profile("casn2024")
+    >>> t = np.array([p.calendar.seconds(p.outages[0].start) + 60.0])
+    >>> capacity_schedule(t, p, base=12.0, resource="issuer", outages=p.outages).tolist()
+    [0.0]
+    """
+    cap = np.full(len(t_s), float(base))
+    for at, value in sorted(added):
+        cap[t_s >= at] = value
+    cal = profile.calendar
+    for o in outages:
+        if o.resource != resource:
+            continue
+        a, b = cal.seconds(o.start), cal.seconds(o.end)
+        cap[(t_s >= a) & (t_s < b)] *= o.capacity_factor
+    return cap
+
+
+def inputs_from_profile(profile: Profile, *, stamps_per_second: float | None = None,
+                        payments_per_second: float | None = None, outages: Sequence[Outage] | None = None,
+                        horizon_s: float | None = None, step_s: float = 60.0,
+                        curve: ArrivalCurve | None = None) -> FluidInputs:
+    """Build fluid inputs from a profile: arrivals per step split by the journey mix,
+    capacity schedules (profile capacity or the given stamps/s, capacity added on a
+    date, outages: the profile's unless `outages` is given), behaviour in calendar time.
+    `horizon_s` (default: the close in force) may run past the close; no one arrives then.
+
+    >>> from scenarios.profile import load_profile
+    >>> i = inputs_from_profile(load_profile("casn2024"), stamps_per_second=12)
+    >>> i.n, round(float(i.issuer_per_s.max()), 3)
+    (31679, 5.455)
+    """
+    if stamps_per_second is not None and not (math.isfinite(stamps_per_second) and stamps_per_second > 0):
+        raise FieldError("--stamps-per-second", stamps_per_second, "give a capacity > 0 stamps per second")
+    cal = profile.calendar
+    horizon = cal.span_s if horizon_s is None else float(horizon_s)
+    n = max(1, int(math.ceil(horizon / step_s - 1e-9)))
+    edges = step_s * np.arange(n + 1)
+    curve = curve or ArrivalCurve(profile)
+    per_step = np.maximum(np.diff(curve.cumulative(edges)), 0.0)
+    mix = profile.journeys.mix
+    arrivals = {g: np.zeros(n) for g in GATES}
+    for journey, share in mix.items():
+        arrivals[_ENTRY[journey]] += per_step * share
+    t = edges[:-1]
+    m = profile.mean_stamps_per_applicant
+    stamps = profile.capacity.stamps_per_second if stamps_per_second is None else float(stamps_per_second)
+    added = [] if stamps_per_second is not None else [(cal.seconds(s.at), s.stamps_per_second)
+                                                      for s in profile.capacity.added]
+    outs = profile.outages if outages is None else tuple(outages)
+    issuer = capacity_schedule(t + step_s / 2, profile, base=stamps, resource="issuer", outages=outs, added=added) / m
+    pay_base = profile.capacity.payments_per_second if payments_per_second is None else payments_per_second
+    payments = capacity_schedule(t + step_s / 2, profile, base=pay_base, resource="payments", outages=outs)
+    b = profile.behaviour
+    return FluidInputs(step_s=float(step_s), t0_s=0.0, arrivals=arrivals, issuer_per_s=issuer,
+                       payments_per_s=payments, stamps_per_applicant=m,
+                       patience_s=b.patience_minutes * 60.0, retry_probability=b.retry_probability,
+                       retry_after_s=b.retry_after_minutes * 60.0,
+                       total_applicants=float(per_step.sum()), origin=cal.window_start)
+
+
+def stages_from_profile(profile: Profile) -> list[Stage]:
+    """The profile's own [[reopening]] gate changes as time-triggered stages.
+
+    >>> from scenarios.profile import load_profile
+    >>> [s.name for s in stages_from_profile(load_profile("casn2024"))][:2]
+    ['stop selling quota the issuer cannot serve', 'stop new accounts']
+    """
+    cal = profile.calendar
+    out = []
+    for g in profile.reopening:
+        gate = Gate(mode=g.mode, rate_per_s=g.rate_per_s, burst=g.burst)
+        out.append(Stage(name=g.label or f"{g.gate} {g.mode}", at_s=cal.seconds(g.at), gates={g.gate: gate}))
+    return out
+
+
+# ---------------------------------------------------------------- the model
+def _first_step(at_s: float, t0: float, dt: float) -> int:
+    """The first step index whose start is at or after at_s."""
+    return max(0, int(math.ceil((at_s - t0) / dt - 1e-9)))
+
+
+def _gate_step(mode: int, rate_dt: float, burst: float, room: float, tokens: float, w: float,
+               offered: float, f_ab: float) -> tuple[float, float, float, float, float]:
+    """One step of a gate: (admitted, room content, tokens, abandoned, turned away)."""
+    if mode == 0:
+        return w + offered, 0.0, tokens, 0.0, 0.0
+    if mode == 1:
+        return 0.0, 0.0, tokens, 0.0, w + offered
+    avail = tokens + rate_dt
+    want = w + offered
+    adm = want if want < avail else avail
+    tokens = avail - adm
+    if tokens > burst:
+        tokens = burst
+    rem = want - adm
+    ab = rem * f_ab
+    rem -= ab
+    away = 0.0
+    if rem > room:
+        away = rem - room
+        rem = room
+    return adm, rem, tokens, ab, away
+
+
+def fluid_totals(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> tuple[float, float]:
+    """(served, lost) applicants over all steps, without keeping the per-step series
+    (the planner's searches use it; about a third faster than `run_fluid`).
+
+    >>> from scenarios.profile import load_profile
+    >>> i = inputs_from_profile(load_profile("steady"))
+    >>> served, lost = fluid_totals(i)
+    >>> bool(abs(served - run_fluid(i).served_cum[-1]) < 1e-6)
+    True
+    """
+    return _run(inputs, stages, record=False)  # type: ignore[return-value]
+
+
+def run_fluid(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> FluidResult:
+    """Run the fluid model over all steps of `inputs`, applying `stages` (see module doc).
+
+    Starts empty with every gate open and full throttles. Stages are applied in the
+    order given; each waits for the one before it.
+
+    >>> import numpy as np
+    >>> n = 120
+    >>> inp = FluidInputs(step_s=60.0, t0_s=0.0,
+    ...     arrivals={"registration": np.zeros(n), "ordering": np.zeros(n), "stamping": np.full(n, 600.0)},
+    ...     issuer_per_s=np.full(n, 8.0), payments_per_s=np.full(n, 50.0), stamps_per_applicant=1.0,
+    ...     patience_s=1800.0, retry_probability=0.5, retry_after_s=600.0, total_applicants=600.0 * n)
+    >>> r = run_fluid(inp)
+    >>> float(r.served_per_s.max()), bool(r.queue[-1] > 0)   # 10/s offered, 8/s served
+    (8.0, True)
+    """
+    return _run(inputs, stages, record=True)  # type: ignore[return-value]
+
+
+def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> FluidResult | tuple[float, float]:
+    n, dt = inputs.n, inputs.step_s
+    if not (inputs.patience_s > 0 and inputs.retry_after_s > 0 and 0 <= inputs.retry_probability <= 1):
+        raise FieldError("behaviour", (inputs.patience_s, inputs.retry_probability, inputs.retry_after_s),
+                         "patience and retry_after must be > 0 and retry_probability in [0, 1]")
+    f_ab = -math.expm1(-dt / inputs.patience_s)
+    f_ret = -math.expm1(-dt / inputs.retry_after_s)
+    p_ret = inputs.retry_probability
+    a_reg = inputs.arrivals["registration"].tolist()
+    a_ord = inputs.arrivals["ordering"].tolist()
+    a_st = inputs.arrivals["stamping"].tolist()
+    cap_s = (inputs.issuer_per_s * dt).tolist()
+    cap_p = (inputs.payments_per_s * dt).tolist()
+    t0 = inputs.t0_s
+    inf = math.inf
+
+    # Gate state: mode, rate*dt, burst, room cap, tokens, room content, orbit.
+    mode = [0, 0, 0]
+    rdt = [inf, inf, inf]
+    burst = [inf, inf, inf]
+    room = [inf, inf, inf]
+    tok = [0.0, 0.0, 0.0]
+    w = [0.0, 0.0, 0.0]
+    orb = [0.0, 0.0, 0.0]
+    rate = [inf, inf, inf]
+    rate_since = [0, 0, 0]
+    last_want = [0.0, 0.0, 0.0]
+    thr_s = thr_p = 1.0
+    qs = qp = 0.0
+    lost = served_tot = 0.0
+
+    m = n if record else 0
+    out_ret = [0.0] * m
+    out_srv = [0.0] * m
+    out_psrv = [0.0] * m
+    out_q = [0.0] * m
+    out_qs = [0.0] * m
+    out_qp = [0.0] * m
+    out_w = ([0.0] * m, [0.0] * m, [0.0] * m)
+    out_orb = [0.0] * m
+    out_wait = [0.0] * m
+    out_ab = [0.0] * m
+    out_away = [0.0] * m
+    out_lost = [0.0] * m
+    out_cum = [0.0] * m
+    out_stage = [-1] * m
+    log: list[StageRecord] = []
+    pending = list(stages)
+    si = -1
+    prev_start = t0
+    gi = {g: i for i, g in enumerate(GATES)}
+
+    k_next = _first_step(pending[0].at_s, t0, dt) if pending else n
+    for k in range(n):
+        # ---- stage triggers (state at the start of the step)
+        while pending and k >= k_next:
+            st = pending[0]
+            t = t0 + k * dt
+            if t + 1e-9 < st.at_s:
+                break
+            ok = st.when == "time" or (st.max_delay_s is not None and t + 1e-9 >= prev_start + st.max_delay_s)
+            if not ok and st.when == "drained":
+                ok = qs <= st.drained_below and qp <= st.drained_below
+            elif not ok:
+                j = gi[st.when[6:]]
+                # Clear: the gate has been rate-limited for a step or more and everyone who
+                # wanted in during the last step got in (its demand is below its rate).
+                ok = mode[j] != 2 or (k > rate_since[j] and last_want[j] <= rdt[j] and w[j] <= 1.0)
+            if not ok:
+                break
+            pending.pop(0)
+            k_next = _first_step(pending[0].at_s, t0, dt) if pending else n
+            si += 1
+            rec: dict[str, dict[str, float | str | None]] = {}
+            for g, gate in st.gates.items():
+                j = gi[g]
+                mode[j] = _MODES[gate.mode]
+                if gate.mode == "rate":
+                    r = gate.rate_per_s if gate.rate_per_s is not None else gate.rate_share * cap_s[k] / dt
+                    rate[j] = r
+                    rdt[j] = r * dt
+                    burst[j] = gate.burst if gate.burst is not None else max(1.0, r * dt)
+                    room[j] = gate.room if gate.room is not None else (r * gate.room_s if gate.room_s is not None else inf)
+                    rec[g] = {"mode": "rate", "rate_per_s": r, "burst": burst[j],
+                              "room": None if room[j] == inf else room[j]}
+                    tok[j] = min(tok[j], burst[j])
+                    rate_since[j] = k
+                else:
+                    rate[j] = inf if gate.mode == "open" else 0.0
+                    rdt[j], burst[j], room[j] = inf, inf, inf
+                    rec[g] = {"mode": gate.mode, "rate_per_s": None, "burst": None, "room": None}
+            if st.issuer_share is not None:
+                thr_s = st.issuer_share
+            if st.payments_share is not None:
+                thr_p = st.payments_share
+            prev_start = t0 + k * dt
+            log.append(StageRecord(name=st.name, index=k, start_s=t0 + k * dt, gates=rec,
+                                   issuer_share=thr_s, payments_share=thr_p, why=st.why))
+        if record:
+            out_stage[k] = si
+
+        # ---- retries out of the orbits
+        r0 = orb[0] * f_ret
+        r1 = orb[1] * f_ret
+        r2 = orb[2] * f_ret
+        orb[0] -= r0
+        orb[1] -= r1
+        orb[2] -= r2
+        # ---- registration -> ordering -> payments -> stamping -> issuer
+        o0 = a_reg[k] + r0
+        last_want[0] = w[0] + o0
+        if mode[0] == 0:
+            adm0 = w[0] + o0
+            w[0] = ab0 = aw0 = 0.0
+        else:
+            adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, f_ab)
+        o1 = a_ord[k] + adm0 + r1
+        last_want[1] = w[1] + o1
+        if mode[1] == 0:
+            adm1 = w[1] + o1
+            w[1] = ab1 = aw1 = 0.0
+        else:
+            adm1, w[1], tok[1], ab1, aw1 = _gate_step(mode[1], rdt[1], burst[1], room[1], tok[1], w[1], o1, f_ab)
+        qp += adm1
+        cp = cap_p[k] * thr_p
+        sp = qp if qp < cp else cp
+        qp -= sp
+        o2 = a_st[k] + sp + r2
+        last_want[2] = w[2] + o2
+        if mode[2] == 0:
+            adm2 = w[2] + o2
+            w[2] = ab2 = aw2 = 0.0
+        else:
+            adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, f_ab)
+        qs += adm2
+        cs = cap_s[k] * thr_s
+        ss = qs if qs < cs else cs
+        qs -= ss
+        ab_s = qs * f_ab
+        qs -= ab_s
+        served_tot += ss
+        # ---- who gives up goes to the orbit (share p) or is lost
+        g0 = ab0 + aw0
+        g1 = ab1 + aw1
+        g2 = ab2 + aw2 + ab_s
+        orb[0] += p_ret * g0
+        orb[1] += p_ret * g1
+        orb[2] += p_ret * g2
+        lost += (1.0 - p_ret) * (g0 + g1 + g2)
+
+        if not record:
+            continue
+        out_ret[k] = r0 + r1 + r2
+        out_srv[k] = ss
+        out_psrv[k] = sp
+        out_qs[k] = qs
+        out_qp[k] = qp
+        out_q[k] = qs + w[2]
+        out_w[0][k] = w[0]
+        out_w[1][k] = w[1]
+        out_w[2][k] = w[2]
+        out_orb[k] = orb[0] + orb[1] + orb[2]
+        wait = 0.0
+        if w[2] > 0:
+            wait = w[2] / rate[2] if rate[2] > 0 else inf
+        if qs > 0:
+            wait += qs / (cs / dt) if cs > 0 else inf
+        out_wait[k] = wait
+        out_ab[k] = ab0 + ab1 + ab2 + ab_s
+        out_away[k] = aw0 + aw1 + aw2
+        out_lost[k] = lost
+        out_cum[k] = served_tot
+
+    if not record:
+        return served_tot, lost
+    a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
+    return FluidResult(
+        inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,
+        retry_per_s=np.array(out_ret) / dt, issuer_capacity_per_s=np.asarray(inputs.issuer_per_s, dtype=float),
+        served_per_s=np.array(out_srv) / dt, payments_served_per_s=np.array(out_psrv) / dt,
+        queue=np.array(out_q), issuer_queue=np.array(out_qs), payments_queue=np.array(out_qp),
+        rooms={g: np.array(out_w[i]) for i, g in enumerate(GATES)}, orbit=np.array(out_orb),
+        wait_s=np.array(out_wait), abandoned_per_s=np.array(out_ab) / dt,
+        turned_away_per_s=np.array(out_away) / dt, lost_cum=np.array(out_lost),
+        served_cum=np.array(out_cum), stage=np.array(out_stage), stages=log)

@@ -1,0 +1,97 @@
+"""`surgecast plan`: backlog forecast and a staged-reopening plan for a profile.
+
+    surgecast plan --profile casn2024 --stamps-per-second 12 \\
+        --outage 2024-09-03T08:00/2024-09-05T20:00 --out runs/p
+
+Times are ISO local times in the profile's zone (Asia/Jakarta for casn2024);
+durations take 90s, 30m, 2h. Writes plan.json, timeline.csv and gate_schedule.json
+(docs/run-directory.md) and prints the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from surgecast.errors import FieldError, InputFileError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `surgecast plan`."""
+    parser.add_argument("--profile", required=True, metavar="NAME|FILE", help="a shipped profile name or a TOML file")
+    cap = parser.add_mutually_exclusive_group()
+    cap.add_argument("--capacity", metavar="capacity.json", help="use stamps_per_second measured by a probe")
+    cap.add_argument("--stamps-per-second", metavar="X", help="issuer capacity in stamps per second")
+    parser.add_argument("--outage", metavar="START/END", help="issuer outage, ISO local times (default: the profile's)")
+    parser.add_argument("--reopen-at", metavar="TIME", help="when reopening starts (default: the outage end)")
+    parser.add_argument("--max-utilisation", default="0.8", metavar="U", help="share of capacity never exceeded (default 0.8)")
+    parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a waiting room (default 30m)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for plan.json, timeline.csv, gate_schedule.json")
+
+
+def _float(flag: str, text: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise FieldError(flag, text, "give a number") from None
+    if not math.isfinite(v):
+        raise FieldError(flag, text, "give a finite number")
+    return v
+
+
+def _capacity_file(path: str) -> float:
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"--capacity {path}: no such file; give the capacity.json of a probe run")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputFileError(f"--capacity {path}: not valid JSON ({e}); give the capacity.json of a probe run") from None
+    v = data.get("stamps_per_second") if isinstance(data, dict) else None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+        raise InputFileError(f"--capacity {path}: stamps_per_second = {v!r}; the probe found no sustainable rate, "
+                             "give --stamps-per-second instead")
+    return float(v)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan, write the three files atomically, print the plan."""
+    from analysis.planner import (
+        TIMELINE_COLUMNS,
+        PlanConfig,
+        make_plan,
+        parse_duration,
+        parse_local_time,
+        parse_outage,
+    )
+    from scenarios.profile import load_profile
+    from surgecast import atomic
+
+    profile = load_profile(args.profile)
+    tz = profile.calendar.tz
+    sps = None
+    if args.capacity:
+        sps = _capacity_file(args.capacity)
+    elif args.stamps_per_second is not None:
+        sps = _float("--stamps-per-second", args.stamps_per_second)
+        if sps <= 0:
+            raise FieldError("--stamps-per-second", args.stamps_per_second, "give a capacity > 0 stamps per second")
+    outage = parse_outage(args.outage, tz) if args.outage else None
+    reopen = parse_local_time(args.reopen_at, tz, "--reopen-at") if args.reopen_at else None
+    if reopen is not None and outage is None and not any(o.resource == "issuer" for o in profile.outages):
+        raise FieldError("--reopen-at", args.reopen_at, "there is no outage to reopen from; give --outage START/END too")
+    u = _float("--max-utilisation", args.max_utilisation)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FieldError("--out", args.out, "is a file; give a directory")
+    cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
+                     max_wait_s=parse_duration(args.max_wait, "--max-wait"))
+    plan = make_plan(profile, cfg)
+    atomic.write_json(out / "plan.json", plan.as_json())
+    atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
+    atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
+    print(plan.render())
+    print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}")
+    return 0
