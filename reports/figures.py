@@ -1,0 +1,232 @@
+"""The key figures of the report's first screen, derived from a loaded run directory.
+
+    >>> from pathlib import Path
+    >>> from reports.load import load_run
+    >>> from reports.i18n import Translator
+    >>> k = key_figures(load_run(Path("tests/fixtures/runs/plan")), Translator("en"))
+    >>> k.verdict.level
+    'bad'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reports.i18n import Translator
+from reports.load import RunData
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+INTEGRITY_FAILURES = ("lost_quota", "duplicated_quota", "lost_stamps", "orphaned_payments", "unknown_orders")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """One sentence and its colour: ok (green), bad (red), warn (amber), info (blue)."""
+
+    level: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tile:
+    """A labelled figure on the first screen (value and a short note)."""
+
+    key: str
+    label: str
+    value: str
+    note: str = ""
+    level: str = ""
+
+
+@dataclass(kw_only=True)
+class KeyFigures:
+    """What the first screen shows."""
+
+    verdict: Verdict
+    figures: list[Tile] = field(default_factory=list)
+    need: str = ""
+    integrity: Verdict | None = None
+    stages: list[dict[str, str]] = field(default_factory=list)
+
+
+def _close(run: RunData) -> Any:
+    return run.profile.calendar.close if run.profile is not None else None
+
+
+def verdict(run: RunData, tr: Translator) -> Verdict:
+    """The verdict sentence: from the plan when there is one, else the rehearsal, else the probe."""
+    if run.plan is not None:
+        v = run.plan["verdict"]
+        margin = v.get("margin_hours")
+        close = tr.when(_close(run)) if _close(run) else tr.t("the_deadline")
+        if v["served_by_deadline"]:
+            key = "verdict_served" if margin is not None else "verdict_served_nomargin"
+            return Verdict(level="ok", text=tr.t(key, close=close, margin=tr.hours(margin)))
+        key = "verdict_not_served" if margin is not None else "verdict_not_served_nomargin"
+        return Verdict(level="bad", text=tr.t(key, close=close, margin=tr.hours(margin),
+                                              share=tr.pct(run.plan.get("served_share"))))
+    if run.summary is not None:
+        s = run.summary
+        th = s.get("thresholds") or []
+        failed = [t for t in th if not t["ok"]]
+        share = s["completed"] / s["scheduled"] if s["scheduled"] else None
+        if th and failed:
+            return Verdict(level="bad", text=tr.t("verdict_rehearsal_failed", failed=len(failed), n=len(th),
+                                                  share=tr.pct(share)))
+        return Verdict(level="ok" if th else "info",
+                       text=tr.t("verdict_rehearsal_ok" if th else "verdict_rehearsal_nothresholds",
+                                 n=len(th), share=tr.pct(share)))
+    if run.capacity is not None:
+        c = run.capacity
+        st = (c.get("usl") or {}).get("stamps") or {}
+        return Verdict(level="info", text=tr.t("verdict_probe", x=tr.smart(c.get("stamps_per_second")),
+                                                n=tr.num(st.get("peak_load")), peak=tr.smart(st.get("peak_throughput"))))
+    return Verdict(level="info", text=tr.t("verdict_nothing"))
+
+
+def integrity(run: RunData, tr: Translator) -> Verdict | None:
+    """Reconciliation in words, or None when there is no reconciliation.json.
+
+    >>> from pathlib import Path
+    >>> from reports.load import load_run
+    >>> integrity(load_run(Path("tests/fixtures/runs/full")), Translator("en")).text.startswith("No quota")
+    True
+    """
+    r = run.reconciliation
+    if r is None:
+        return None
+    parts = []
+    for key in INTEGRITY_FAILURES:
+        n = r.get(key) or 0
+        if n:
+            parts.append(tr.t(f"integrity_{key}", n=tr.num(n)))
+    checked = tr.t("integrity_checked", orders=tr.num(r.get("checked_orders")), stamps=tr.num(r.get("checked_stamps")))
+    # The contract: `ok` ignores unfinished_stamps (paid, still being issued when the run ended).
+    pending = tr.t("integrity_unfinished_stamps", n=tr.num(r["unfinished_stamps"])) + ". " if r.get("unfinished_stamps") else ""
+    if r["ok"] and not parts:
+        return Verdict(level="ok", text=tr.t("integrity_ok") + " " + pending + checked)
+    if not parts:
+        parts.append(tr.t("integrity_failed_unspecified"))
+    return Verdict(level="bad", text="; ".join(parts) + ". " + pending + checked)
+
+
+def key_figures(run: RunData, tr: Translator) -> KeyFigures:
+    """Everything on the first screen: verdict, figures, what is needed, integrity, stages."""
+    k = KeyFigures(verdict=verdict(run, tr), integrity=integrity(run, tr))
+    plan, tl, p = run.plan, run.timeline, run.profile
+    stamps = p.mean_stamps_per_applicant if p is not None else None
+    cap = (plan or {}).get("capacity_stamps_per_second") or (run.capacity or {}).get("stamps_per_second")
+    tz = run.tz
+    if tl is not None and len(tl):
+        demand = tl["demand_per_s"] + tl["retry_per_s"]
+        i = int(np.argmax(demand))
+        peak_cap = float(np.max(tl["capacity_per_s"]))
+        ratio = float(demand[i]) / peak_cap if peak_cap > 0 else math.inf
+        note = tr.t("fig_peak_demand_note", when=tr.when(tl["calendar_at"][i].astimezone(tz)),
+                    cap=tr.smart(peak_cap), ratio=tr.smart(ratio))
+        if stamps:
+            note += " " + tr.t("fig_peak_demand_stamps", x=tr.smart(float(demand[i]) * stamps), cap=tr.smart(cap))
+        k.figures.append(Tile(key="peak_demand", label=tr.t("fig_peak_demand"),
+                                 value=tr.t("unit_applicants_per_s", x=tr.smart(float(demand[i]))), note=note,
+                                 level="bad" if ratio > 1 else "ok"))
+        j = int(np.argmax(tl["queue"]))
+        w = int(np.argmax(tl["wait_s"]))
+        k.figures.append(Tile(key="peak_backlog", label=tr.t("fig_peak_backlog"),
+                                 value=tr.t("unit_applicants", x=tr.num(float(tl["queue"][j]))),
+                                 note=tr.t("fig_at", when=tr.when(tl["calendar_at"][j].astimezone(tz)))))
+        k.figures.append(Tile(key="longest_wait", label=tr.t("fig_longest_wait"),
+                                 value=tr.seconds(float(tl["wait_s"][w])),
+                                 note=tr.t("fig_at", when=tr.when(tl["calendar_at"][w].astimezone(tz)))))
+    elif p is not None:
+        from scenarios.curve import ArrivalCurve
+
+        at, n = ArrivalCurve(p).peak(3600)
+        c = cap or p.capacity.stamps_per_second
+        k.figures.append(Tile(key="peak_demand", label=tr.t("fig_peak_demand"),
+                                 value=tr.t("unit_applicants_per_s", x=tr.smart(n / 3600)),
+                                 note=tr.t("fig_peak_demand_profile", when=tr.when(at), x=tr.smart(n / 3600 * p.mean_stamps_per_applicant),
+                                           cap=tr.smart(c))))
+    if plan is not None:
+        lost = plan["verdict"].get("lost_applicants")
+        if lost is not None:
+            total = p.applicants_total if p is not None else None
+            k.figures.append(Tile(key="lost", label=tr.t("fig_lost"), value=tr.t("unit_applicants", x=tr.num(lost)),
+                                     note=tr.t("fig_lost_share", share=tr.pct(lost / total, 1)) if total else "",
+                                     level="bad" if lost > 0 else "ok"))
+        ext, req = plan.get("required_extension"), plan.get("required_capacity")
+        if plan["verdict"]["served_by_deadline"]:
+            k.need = tr.t("need_nothing")
+        else:
+            opts = []
+            if ext is not None:
+                opts.append(tr.t("need_extension", h=tr.hours(ext)))
+            if req is not None:
+                more = tr.pct(req / cap - 1) if cap else "–"
+                opts.append(tr.t("need_capacity", x=tr.smart(req), more=more, cap=tr.smart(cap)))
+            k.need = tr.t("need_either") + " " + tr.t("or").join(opts) + "." if opts else ""
+    if run.summary is not None:
+        s = run.summary
+        k.figures.append(Tile(key="rehearsal", label=tr.t("fig_rehearsal"),
+                                 value=tr.t("fig_rehearsal_value", done=tr.num(s["completed"]), n=tr.num(s["scheduled"])),
+                                 note=tr.t("fig_rehearsal_note", ab=tr.num(s["abandoned"]), failed=tr.num(s["failed"]),
+                                           dropped=tr.num(s["dropped"]))))
+    if run.capacity is not None and run.capacity.get("stamps_per_second") is not None:
+        k.figures.append(Tile(key="capacity", label=tr.t("fig_capacity"),
+                                 value=tr.t("unit_stamps_per_s", x=tr.smart(run.capacity["stamps_per_second"])),
+                                 note=tr.t("fig_capacity_note")))
+    for st in (plan or {}).get("stages") or []:
+        gates = st.get("gates") or {}
+        k.stages.append({
+            "name": st["name"],
+            "from": tr.when(st["start"].astimezone(tz)),
+            "to": tr.when(st["end"].astimezone(tz)),
+            "gates": ", ".join(f"{tr.t('gate_' + g) if 'gate_' + g in tr.table else g}: "
+                               f"{tr.t('mode_' + m) if 'mode_' + m in tr.table else m}" for g, m in gates.items()),
+            "rate": (tr.t("unit_per_s", x=tr.smart(st["rate_per_s"])) + (f" ({tr.t('burst')} {tr.num(st['burst'])})"
+                     if st.get("burst") else "")) if st.get("rate_per_s") else "–",
+            "peak_queue": tr.num(st.get("peak_queue")),
+            "max_wait": tr.seconds(st.get("max_wait_s")),
+            "utilisation": tr.pct(st.get("utilisation")),
+            "why": st.get("why") or "",
+        })
+    return k
+
+
+def latency_rows(run: RunData, tr: Translator) -> list[dict[str, Any]]:
+    """Per-step latency from the HDR files: count and p50..p99.9 (ms) on both clocks.
+
+    A percentile with fewer than 10 / (1 - q) samples is flagged `thin` (shown with a mark).
+    """
+    rows = []
+    order = [s for s in ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
+             if s in run.hdr] + sorted(set(run.hdr) - set(("register", "login", "order", "pay", "wait_quota",
+                                                             "stamp", "poll_stamp", "download")))
+    for step in order:
+        for clock in ("service", "intended"):
+            h = run.hdr[step].get(clock)
+            if h is None:
+                continue
+            n = h.get_total_count()
+            cells = []
+            for q in PERCENTILES:
+                v = h.get_value_at_percentile(q) / 1000 if n else None
+                thin = n < 10 / (1 - q / 100)
+                cells.append({"value": tr.smart(v), "thin": thin})
+            rows.append({"step": tr.t(f"step_{step}") if f"step_{step}" in tr.table else step,
+                         "clock": tr.t(f"clock_{clock}"), "count": tr.num(n), "cells": cells})
+    return rows
+
+
+def error_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
+    """Requests and errors per step (summary.json) with the error ratio."""
+    out = []
+    for step, v in ((run.summary or {}).get("steps") or {}).items():
+        n, e = v.get("count", 0), v.get("errors", 0) or 0
+        out.append({"step": tr.t(f"step_{step}") if f"step_{step}" in tr.table else step,
+                    "count": tr.num(n), "errors": tr.num(e), "ratio": tr.pct(e / n if n else None, 2),
+                    "bad": e / n > 0.01 if n else False})
+    return out

@@ -1,0 +1,88 @@
+"""Warnings with remedies: what makes a figure in the report less trustworthy, and what to do.
+
+    >>> from pathlib import Path
+    >>> from reports.load import load_run
+    >>> from reports.i18n import Translator
+    >>> [w.key for w in find_warnings(load_run(Path("tests/fixtures/runs/rehearsal")), Translator("en"))]
+    ['dropped', 'thin_percentiles']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reports.figures import INTEGRITY_FAILURES
+from reports.i18n import Translator
+from reports.load import RunData
+
+EXTRAPOLATION_FACTOR = 2.0   # a USL peak beyond this multiple of the largest measured load
+CPU_SATURATED_PERCENT = 90.0
+DROPPED_SHARE = 0.0          # any dropped arrival is worth a warning
+THIN_QUANTILES = (0.99, 0.999)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Warning_:
+    """One warning: a key (stable, for tests), its level, what is wrong, and the remedy."""
+
+    key: str
+    level: str  # "bad" or "warn"
+    text: str
+    remedy: str
+
+
+def find_warnings(run: RunData, tr: Translator) -> list[Warning_]:
+    """Every warning that applies to `run`, most severe first."""
+    out: list[Warning_] = []
+    r = run.reconciliation
+    if r is not None and (not r["ok"] or any(r.get(k) for k in INTEGRITY_FAILURES)):
+        out.append(Warning_(key="reconciliation", level="bad", text=tr.t("warn_reconciliation"),
+                            remedy=tr.t("fix_reconciliation")))
+    s = run.summary
+    if s is not None:
+        cpu = s.get("generator_cpu_percent_max")
+        if cpu is not None and cpu >= CPU_SATURATED_PERCENT:
+            out.append(Warning_(key="generator_cpu", level="bad", text=tr.t("warn_generator_cpu", cpu=tr.num(cpu)),
+                                remedy=tr.t("fix_generator_cpu")))
+        if s["dropped"] > DROPPED_SHARE * s["scheduled"] and s["dropped"] > 0:
+            out.append(Warning_(key="dropped", level="warn",
+                                text=tr.t("warn_dropped", n=tr.num(s["dropped"]), share=tr.pct(s["dropped"] / max(1, s["scheduled"]), 1)),
+                                remedy=tr.t("fix_dropped")))
+    for step, fit in ((run.capacity or {}).get("usl") or {}).items():
+        peak = fit.get("peak_load")
+        nmax = _max_measured(run, step)
+        if peak is not None and nmax and math.isfinite(peak) and peak > EXTRAPOLATION_FACTOR * nmax:
+            out.append(Warning_(key="usl_extrapolated", level="warn",
+                                text=tr.t("warn_usl_extrapolated", step=step, peak=tr.num(peak), n=tr.num(nmax),
+                                          f=tr.smart(peak / nmax)),
+                                remedy=tr.t("fix_usl_extrapolated", n=tr.num(math.ceil(peak * 1.5)))))
+    thin = []
+    for step, clocks in run.hdr.items():
+        h = clocks.get("service")
+        if h is None:
+            continue
+        n = h.get_total_count()
+        for q in THIN_QUANTILES:
+            need = 10 / (1 - q)
+            if n < need:
+                thin.append((step, q, n, need))
+                break
+    if thin:
+        worst = ", ".join(f"{step} (n={tr.num(n)})" for step, _q, n, _need in thin[:8])
+        out.append(Warning_(key="thin_percentiles", level="warn",
+                            text=tr.t("warn_thin", steps=worst), remedy=tr.t("fix_thin")))
+    return sorted(out, key=lambda w: w.level != "bad")
+
+
+def _max_measured(run: RunData, step: str) -> float | None:
+    if run.probe is not None:
+        sel = np.array(run.probe["step"]) == step
+        if sel.any():
+            return float(run.probe["concurrency"][sel].max())
+    steps = (run.run or {}).get("steps")
+    if (run.run or {}).get("kind") == "probe" and isinstance(steps, list) and steps:
+        return float(max(steps))
+    return None
