@@ -307,7 +307,7 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
 
     return Profile(
         name=name, title=r.string("profile.title", default=name),
-        description=r.string("profile.description", default=""), source=source,
+        description=r.string("profile.description") if "description" in meta else "", source=source,
         calendar=calendar, applicants_total=int(total), stamps_per_applicant=stamps,
         arrivals=arrivals, behaviour=behaviour, journeys=journeys, capacity=capacity,
         outages=outages, reopening=reopening, calibration=calibration, raw=data,

@@ -1,0 +1,327 @@
+"""Applicant journeys against the e-Meterai API, with patience, think times and a retry policy.
+
+Steps (names used in every file): register, login, order, pay, wait_quota, stamp,
+poll_stamp, download.
+
+* new_applicant: register, login, order, pay, wait_quota, then per document stamp, poll_stamp, download.
+* returning_applicant: has an account already (made in the un-timed setup phase before
+  the run): login, order, pay, wait_quota, then the documents.
+* stamp_only: has an account with paid quota already (setup phase): login, then the documents.
+
+Retry policy per applicant: `refresh` retries at once (the retry storm); `backoff`
+waits base x 2^k x jitter (0.5..1.5), at most backoff_max_s, and at least the
+server's Retry-After. Retries of one order or stamp reuse its Idempotency-Key
+(unless `reuse_keys` is off). An applicant gives up (`abandoned`) when the
+journey outlives `patience_s` from its intended start, or a step runs out of
+`max_attempts`; a definitive refusal (4xx other than 429, a failed payment or
+stamp) ends it as `failed`. `run_journey` returns (outcome, ended_step, requests)::
+
+    >>> build_multipart(b"%PDF-1.4", "surat.pdf", boundary="b")[1][:40]
+    b'--b\\r\\nContent-Disposition: form-data; nam'
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from scenarios.identities import Identity
+from scenarios.profile import Journeys
+
+RETRYABLE = {0, 408, 425, 429, 500, 502, 503, 504}
+DEFAULT_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.5, 2.0), patience_s=30.0,
+                            poll_interval_s=0.5, retry_mix={"backoff": 1.0}, backoff_base_s=0.5,
+                            backoff_max_s=10.0, max_attempts=5, request_timeout_s=10.0)
+
+
+@dataclass
+class Account:
+    """An account made before the run for a returning or stamp-only applicant."""
+
+    email: str
+    password: str
+    account_id: str
+    quota: int = 0
+
+
+@dataclass
+class ApplicantPlan:
+    """One arrival: who, which journey, when they meant to start, and how they behave."""
+
+    applicant_id: str
+    journey: str
+    intended_unix: float
+    documents: int
+    retry_policy: str
+    rng: random.Random
+    identity: Identity
+    account: Account | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GiveUp(Exception):
+    """The journey ends early with `outcome` on `step`."""
+
+    def __init__(self, outcome: str, step: str, why: str = "") -> None:
+        super().__init__(f"{outcome} at {step}: {why}")
+        self.outcome, self.step, self.why = outcome, step, why
+
+
+def pdf_document(title: str) -> bytes:
+    """A small valid one-page PDF carrying `title`.
+
+    >>> pdf_document("Surat Lamaran").startswith(b"%PDF-1.4")
+    True
+    """
+    text = title.replace("\\", "").replace("(", "").replace(")", "")[:80]
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + o + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def build_multipart(data: bytes, filename: str, *, boundary: str | None = None) -> tuple[str, bytes]:
+    """(content type, body) of a multipart/form-data upload with one field `document`."""
+    b = boundary or uuid.uuid4().hex
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
+    return f"multipart/form-data; boundary={b}", body
+
+
+def _retry_after(resp: Any) -> float:
+    try:
+        return max(0.0, float((resp.headers or {}).get("retry-after") or 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _json(resp: Any) -> dict[str, Any]:
+    try:
+        v = json.loads(resp.content or b"{}")
+        return v if isinstance(v, dict) else {}
+    except (ValueError, TypeError):
+        return {}
+
+
+class JourneyRun:
+    """Runs one applicant's journey on a Locust FastHttpUser client; see the module docstring.
+
+    `recorder` receives every request, step and ledger row; `watch` (optional) the
+    same samples for thresholds; `to_test_s` maps wall time to test seconds.
+    """
+
+    def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *, watch: Any = None,
+                 to_test_s: Any = None, reuse_keys: bool = True) -> None:
+        self.client, self.plan, self.cfg, self.rec = client, plan, cfg, recorder
+        self.watch = watch
+        self.to_test_s = to_test_s or (lambda u: u)
+        self.reuse_keys = reuse_keys
+        self.deadline = plan.intended_unix + cfg.patience_s
+        self.requests = 0
+        self.step = ""
+        self.step_intended = plan.intended_unix
+        self.token = ""
+        self.account_id = plan.account.account_id if plan.account else ""
+
+    # ---- the three journeys ---------------------------------------------------------------
+    def run(self) -> tuple[str, str]:
+        """Play the journey; return (outcome, ended_step)."""
+        p = self.plan
+        try:
+            if p.journey == "new_applicant":
+                self.register()
+                self.login(p.identity.email, p.identity.password)
+                self.buy()
+            else:
+                if p.account is None:
+                    raise GiveUp("failed", "login", "no account could be prepared for this applicant")
+                self.login(p.account.email, p.account.password)
+                if p.journey == "returning_applicant":
+                    self.buy()
+            for i in range(p.documents):
+                self.stamp_document(i, last=i == p.documents - 1)
+        except GiveUp as g:
+            if self.step and g.outcome == "abandoned":
+                self._record_step(self.step, time.time())
+            return g.outcome, g.step
+        return "completed", self.step
+
+    def register(self) -> None:
+        """POST /v1/accounts."""
+        ident = self.plan.identity
+        body = {"nik": ident.nik, "name": ident.name, "email": ident.email, "phone": ident.phone,
+                "password": ident.password}
+        r = self.call("register", "POST", "/v1/accounts", json_body=body, ok=(201,))
+        self.account_id = _json(r).get("account_id", "")
+        self.ledger("account", self.account_id, status="created")
+
+    def login(self, email: str, password: str) -> None:
+        """POST /v1/sessions."""
+        r = self.call("login", "POST", "/v1/sessions", json_body={"email": email, "password": password}, ok=(200, 201))
+        body = _json(r)
+        self.token = body.get("token", "")
+        self.account_id = body.get("account_id", self.account_id)
+        if self.plan.journey != "new_applicant":
+            self.ledger("account", self.account_id, status="existing")
+
+    def buy(self) -> None:
+        """order, pay, wait_quota."""
+        n = self.plan.documents
+        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201), idempotent=True)
+        order = _json(r)
+        oid = order.get("order_id", "")
+        self.ledger("order", oid, quantity=n, amount=order.get("amount", ""), status=order.get("status", "created"))
+        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status="sent")
+        r = self.call("pay", "POST", f"/v1/orders/{oid}/pay", ok=(200, 202))
+        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status=_json(r).get("status", "paying"))
+        self.wait_quota(oid, n)
+        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status="credited")
+
+    def wait_quota(self, order_id: str, needed: int) -> None:
+        """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the order)."""
+        self._step_start("wait_quota")
+        polls = 0
+        while True:
+            polls += 1
+            if polls % 4 == 0:
+                r = self.send("wait_quota", "GET", f"/v1/orders/{order_id}", ok=(200,))
+                if r.status_code == 200 and _json(r).get("status") == "failed":
+                    self._record_step("wait_quota", time.time())
+                    raise GiveUp("failed", "wait_quota", "the payment was declined")
+            else:
+                r = self.send("wait_quota", "GET", "/v1/quota", ok=(200,))
+                if r.status_code == 200 and int(_json(r).get("available", 0) or 0) >= needed:
+                    break
+            self._pause(self.cfg.poll_interval_s)
+        self._step_end("wait_quota", time.time())
+
+    def stamp_document(self, i: int, *, last: bool = False) -> None:
+        """stamp (upload), poll_stamp, download for document `i`."""
+        title = ("Surat Lamaran", "Surat Pernyataan", "Surat Pernyataan Tambahan")[min(i, 2)]
+        pdf = pdf_document(f"{title} - {self.plan.identity.name}")
+        r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"), ok=(200, 201, 202),
+                      idempotent=True)
+        body = _json(r)
+        sid = body.get("stamp_id", "")
+        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"))
+        self._step_start("poll_stamp")
+        while True:
+            r = self.send("poll_stamp", "GET", f"/v1/stamps/{sid}", ok=(200,))
+            status = _json(r).get("status") if r.status_code == 200 else None
+            if status in ("done", "failed"):
+                self.ledger("stamp", sid, quantity=1, status=status)
+                break
+            self._pause(self.cfg.poll_interval_s)
+        if status == "failed":
+            self._record_step("poll_stamp", time.time())
+            raise GiveUp("failed", "poll_stamp", "the issuer failed the stamp")
+        self._step_end("poll_stamp", time.time())
+        r = self.call("download", "GET", f"/v1/stamps/{sid}/document", ok=(200,), think=not last)
+        if not (r.content or b"").startswith(b"%PDF"):
+            raise GiveUp("failed", "download", "the document is not a PDF")
+        self.ledger("stamp", sid, quantity=1, status="downloaded")
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str) -> None:
+        """Record the client's view of an account, order, payment or stamp."""
+        email = self.plan.identity.email if self.plan.journey == "new_applicant" else (
+            self.plan.account.email if self.plan.account else "")
+        self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id, email=email,
+                            quantity=quantity, amount=amount, status=status, unix=time.time())
+
+    def _step_start(self, step: str) -> None:
+        self.step = step
+
+    def _record_step(self, step: str, end: float) -> None:
+        seconds = max(0.0, end - self.step_intended)
+        self.rec.step_done(step, end, seconds)
+        if self.watch is not None:
+            self.watch.step_done(step, self.to_test_s(end), seconds)
+
+    def _step_end(self, step: str, end: float, *, think: bool = True) -> None:
+        """A step ended: record its intended-clock latency, then the planned think time before the next."""
+        self._record_step(step, end)
+        if not think:
+            self.step_intended = end
+            return
+        lo, hi = self.cfg.think_time_s
+        think = self.plan.rng.uniform(lo, hi)
+        self.step_intended = end + think
+        self._pause(think, giving_up_ok=True)
+
+    def _pause(self, seconds: float, *, giving_up_ok: bool = False) -> None:
+        if seconds <= 0:
+            return
+        if time.time() + seconds >= self.deadline and not giving_up_ok:
+            raise GiveUp("abandoned", self.step, "patience ran out")
+        gevent.sleep(min(seconds, max(0.0, self.deadline - time.time())))
+
+    def send(self, step: str, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None,
+             data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+        """Send one request (recorded on the service clock); give up if patience has run out."""
+        if time.time() >= self.deadline:
+            raise GiveUp("abandoned", step, "patience ran out")
+        h = dict(headers or {})
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        self.requests += 1
+        sent = time.time()
+        t0 = time.perf_counter()
+        if data is not None:
+            r = self.client.request(method, path, name=step, data=data, headers=h)
+        else:
+            r = self.client.request(method, path, name=step, json=json_body, headers=h)
+        seconds = time.perf_counter() - t0
+        good = r.status_code in ok
+        self.rec.request_done(step, sent, seconds, good)
+        if self.watch is not None:
+            self.watch.request(step, self.to_test_s(sent + seconds), seconds, ok=good)
+        return r
+
+    def call(self, step: str, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None,
+             multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True) -> Any:
+        """One step with retries per the applicant's policy; returns the successful response."""
+        self._step_start(step)
+        key = uuid.UUID(int=self.plan.rng.getrandbits(128)).hex if idempotent else None
+        attempt = 0
+        while True:
+            attempt += 1
+            headers: dict[str, str] = {}
+            if key is not None:
+                headers["Idempotency-Key"] = key
+            data = None
+            if multipart is not None:
+                ctype, data = build_multipart(*multipart)
+                headers["Content-Type"] = ctype
+            r = self.send(step, method, path, ok=ok, json_body=json_body, data=data, headers=headers)
+            if r.status_code in ok:
+                self._step_end(step, time.time(), think=think)
+                return r
+            if r.status_code not in RETRYABLE:
+                self._record_step(step, time.time())
+                raise GiveUp("failed", step, f"HTTP {r.status_code}")
+            if attempt >= self.cfg.max_attempts:
+                raise GiveUp("abandoned", step, f"{attempt} attempts")
+            if key is not None and not self.reuse_keys:
+                key = uuid.UUID(int=self.plan.rng.getrandbits(128)).hex
+            if self.plan.retry_policy == "backoff":
+                delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
+                delay = max(delay * self.plan.rng.uniform(0.5, 1.5), _retry_after(r))
+                self._pause(delay)

@@ -1,0 +1,112 @@
+"""Latency per journey step on two clocks, in HDR histograms that merge exactly.
+
+* `service`: each request, from its actual send to its answer.
+* `intended`: each step, from when the applicant meant to start it (the arrival's
+  intended time for the first step, the previous step's end plus its planned think
+  time after that) to the step's final outcome, retries and backoff included.
+  A stalled service shows here as latency, not as fewer requests (coordinated
+  omission corrected).
+
+Histograms hold microseconds, 1 us .. 1 h, 3 significant digits, and travel as
+base64 text (`HdrHistogram.encode()`); adding decoded histograms is exact::
+
+    >>> a, b = StepLatency(), StepLatency()
+    >>> a.record_service("stamp", 0.120); b.record_service("stamp", 0.480)
+    >>> merged = StepLatency.decode(a.encode()); merged.merge(StepLatency.decode(b.encode()))
+    >>> merged.service["stamp"].get_total_count(), round(merged.percentile("stamp", "service", 100) * 1000)
+    (2, 480)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
+CLOCKS = ("service", "intended")
+LOWEST_US = 1
+HIGHEST_US = 3600 * 1_000_000
+DIGITS = 3
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty histogram with the run directory's settings (us, 1 us .. 1 h, 3 digits)."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def to_us(seconds: float) -> int:
+    """Seconds -> whole microseconds clamped into the histogram's range.
+
+    >>> to_us(0.0), to_us(1.5), to_us(1e9)
+    (1, 1500000, 3600000000)
+    """
+    return int(min(HIGHEST_US, max(LOWEST_US, round(seconds * 1_000_000))))
+
+
+class StepLatency:
+    """One service and one intended histogram per step (created on first use)."""
+
+    def __init__(self) -> None:
+        self.service: dict[str, HdrHistogram] = {}
+        self.intended: dict[str, HdrHistogram] = {}
+
+    def _h(self, clock: str, step: str) -> HdrHistogram:
+        table = self.service if clock == "service" else self.intended
+        h = table.get(step)
+        if h is None:
+            h = table[step] = new_histogram()
+        return h
+
+    def record_service(self, step: str, seconds: float) -> None:
+        """Record one request's latency from its actual send."""
+        self._h("service", step).record_value(to_us(seconds))
+
+    def record_intended(self, step: str, seconds: float) -> None:
+        """Record one step's latency from its intended start."""
+        self._h("intended", step).record_value(to_us(seconds))
+
+    def percentile(self, step: str, clock: str, pct: float) -> float | None:
+        """The `pct` percentile of `step` on `clock`, in seconds (None if no data)."""
+        h = (self.service if clock == "service" else self.intended).get(step)
+        if h is None or h.get_total_count() == 0:
+            return None
+        return h.get_value_at_percentile(pct) / 1_000_000
+
+    def count(self, step: str, clock: str = "service") -> int:
+        """How many values `step` holds on `clock`."""
+        h = (self.service if clock == "service" else self.intended).get(step)
+        return 0 if h is None else int(h.get_total_count())
+
+    def merge(self, other: StepLatency) -> None:
+        """Add `other`'s histograms into this one (exact)."""
+        for clock in CLOCKS:
+            for step, h in getattr(other, clock).items():
+                self._h(clock, step).add(h)
+
+    def encode(self) -> dict[str, dict[str, str]]:
+        """{clock: {step: base64 text}} for sending between processes or writing `.hdr` files."""
+        return {clock: {s: h.encode().decode("ascii") for s, h in getattr(self, clock).items()}
+                for clock in CLOCKS}
+
+    @classmethod
+    def decode(cls, data: dict[str, dict[str, Any]]) -> StepLatency:
+        """The inverse of `encode`."""
+        out = cls()
+        for clock in CLOCKS:
+            for step, text in data.get(clock, {}).items():
+                raw = text.encode("ascii") if isinstance(text, str) else text
+                out._h(clock, step).add(HdrHistogram.decode(raw))
+        return out
+
+
+def read_hdr(path: str) -> HdrHistogram:
+    """Read a `latency/STEP.CLOCK.hdr` file of a run directory.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.hdr"); h = new_histogram(); _ = h.record_value(5)
+    >>> _ = open(p, "wb").write(h.encode()); read_hdr(p).get_total_count()
+    1
+    """
+    with open(path, "rb") as f:
+        return HdrHistogram.decode(f.read().strip())

@@ -1,0 +1,186 @@
+"""The rehearsal as a Locust file: `locust -f locustfile.py` (web UI or --headless) and
+`surgecast rehearse` run this same code.
+
+    locust -f locustfile.py --headless --profile casn2024 --duration 60 --out runs/x
+    locust -f locustfile.py --arrival-rate 5 --host http://127.0.0.1:8080 --admin-token T   # web UI
+
+Custom arguments are those of `scenarios.options.add_options`; `--profile` is
+Locust's own flag (it groups test runs) and doubles as the surge profile. With no
+--host the embedded testbed starts on a free loopback port and stops at exit.
+With --out (and no --csv) Locust's CSVs are written with full history to a staging
+prefix and moved into the run directory at exit. The pool of users is managed by
+`OpenModelShape`: do not give -u/-r.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from scenarios.journeys import JourneyRun
+from scenarios.options import add_options, resolve_settings
+from scenarios.pool import OpenModelShape
+from scenarios.run import Rehearsal, publish_locust_csvs
+from scenarios.target import AdminClient, check_host
+from surgecast.errors import SurgecastError
+
+STAGING = ".locust-staging"
+
+
+class _State:
+    rehearsal: Rehearsal | None = None
+    embedded: Any = None
+    out: Path | None = None
+    staging: Path | None = None
+    settings: Any = None
+
+
+STATE = _State()
+
+
+def _argv_value(flag: str) -> str | None:
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    add_options(parser, locust=True)
+    out = _argv_value("--out") or os.environ.get("LOCUST_OUT")
+    if out and not _argv_value("--csv"):
+        # Locust creates its CSV writer before our init runs, so point it at the staging prefix now.
+        parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"), stats_history_enabled=True)
+
+
+def _fail(e: SurgecastError) -> None:
+    print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    os._exit(e.exit_code)  # before any file is written; Locust has nothing to clean up yet
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None:  # used as a library (tests of the user class); nothing to set up
+        return
+    if isinstance(environment.runner, MasterRunner | WorkerRunner):
+        _fail(SurgecastError("distributed runs (--master/--worker) are not supported yet; run one process"))
+    try:
+        host = opts.host or environment.host
+        embedded = False
+        token = opts.admin_token
+        if not host:
+            from scenarios.embedded import EmbeddedTestbed
+
+            token = token or secrets.token_urlsafe(16)
+            STATE.embedded = EmbeddedTestbed(admin_token=token)
+            atexit.register(STATE.embedded.stop)
+            host = STATE.embedded.start()
+            embedded = True
+        host = check_host(host, allow_remote=bool(opts.allow_remote))
+        config = AdminClient(host, token=token).config() if token else None
+        opts.admin_token = token
+        settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
+                                    profile_value=opts.profile)
+    except SurgecastError as e:
+        if STATE.embedded is not None:
+            STATE.embedded.stop()
+        _fail(e)
+        return
+    STATE.settings = settings
+    environment.host = host
+    Applicant.host = host
+    Applicant.network_timeout = settings.profile.journeys.request_timeout_s if settings.profile else 10.0
+    Applicant.connection_timeout = Applicant.network_timeout
+    patience = settings.profile.journeys.patience_s if settings.profile else 30.0
+    environment.stop_timeout = patience + Applicant.network_timeout + 2
+    if settings.out:
+        STATE.out = Path(settings.out)
+        STATE.staging = STATE.out / STAGING
+        atexit.register(_publish)
+    OpenModelShape.source = staticmethod(_source)
+
+
+def _source() -> tuple[Any, int, float]:
+    r = STATE.rehearsal
+    s = STATE.settings
+    return (r.dispatcher if r else None, s.user_cap if s else 1, s.duration_s if s else 0.0)
+
+
+def _publish() -> None:
+    if STATE.out is not None and STATE.staging is not None:
+        publish_locust_csvs(STATE.staging, STATE.out)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    if STATE.settings is None:
+        return
+    STATE.rehearsal = Rehearsal(STATE.settings, runner=environment.runner)
+    gevent.spawn(STATE.rehearsal.start)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    r = STATE.rehearsal
+    if r is None:
+        return
+    code = r.finish(STATE.out)
+    environment.process_exit_code = code
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    r = STATE.rehearsal
+    if r is not None:
+        if not r.finished:
+            r.finish(STATE.out)
+        environment.process_exit_code = r.exit_code
+
+
+class Applicant(FastHttpUser):
+    """A pool member: waits for an arrival, plays its journey, waits again."""
+
+    wait_time = constant(0)
+    host = "http://127.0.0.1"
+    network_timeout = 10.0
+    connection_timeout = 10.0
+
+    @task
+    def serve(self) -> None:
+        """Take the next arrival (blocking) and run its journey."""
+        r = STATE.rehearsal
+        d = r.dispatcher if r else None
+        if r is None or d is None:
+            gevent.sleep(0.2)
+            return
+        plan = d.take(self)
+        rec = r.recorder
+        started = time.time()
+        rec.arrival_started(plan.applicant_id, started)
+        run = JourneyRun(self.client, plan, r.journeys, rec, watch=r.watch,
+                         to_test_s=lambda u: u - (r.origin_unix or 0.0),
+                         reuse_keys=r.s.reuse_idempotency_keys)
+        outcome, step = "abandoned", ""
+        try:
+            outcome, step = run.run()
+        finally:
+            if outcome == "abandoned" and not step:
+                step = run.step
+            end = time.time()
+            rec.arrival_finished(plan.applicant_id, outcome, step, run.requests, end)
+            r.watch.outcome(outcome, end - (r.origin_unix or end))
+            d.release()

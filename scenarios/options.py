@@ -1,0 +1,304 @@
+"""The rehearsal's options: one set of flags for `surgecast rehearse` and `locust -f`, resolved once.
+
+`add_options(parser)` registers the custom flags on an argparse parser (Locust's
+own parser in the locustfile, ours in the command). `resolve_settings` turns the
+parsed flags plus what the target says about itself into a `RunSettings`, and
+raises a `FieldError` naming the flag when something is wrong::
+
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(); add_options(p, locust=False)
+    >>> ns = p.parse_args(["--arrival-rate", "5", "--duration", "30s"])
+    >>> s = resolve_settings(ns, host="http://127.0.0.1:1", target_config=None, embedded=False)
+    >>> s.arrival_rate, s.duration_s, s.demand_multiplier
+    (5.0, 30.0, 1.0)
+
+Locust owns `--profile` (it groups test runs), so the rehearsal reuses that
+flag's value as the surge profile; `--host` is Locust's too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scenarios.profile import GATE_MODES, GATES, Profile, load_profile
+from scenarios.target import issuer_capacity
+from scenarios.thresholds import Threshold, parse_threshold
+from surgecast.errors import FieldError, InputFileError
+
+DEFAULT_DURATION_S = 120.0
+DEFAULT_USER_CAP = 1000
+DEFAULT_MAX_RATE = 200.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateEvent:
+    """A gate change at calendar time `at` (rate in applicants per calendar second)."""
+
+    at: datetime
+    gate: str
+    mode: str
+    rate_per_s: float | None = None
+    burst: int | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """Everything a rehearsal needs, resolved and validated."""
+
+    host: str
+    embedded: bool
+    profile: Profile | None = field(default=None, repr=False)
+    profile_name: str | None = None
+    arrival_rate: float | None = None
+    compress: float = 1.0
+    scale: float = 1.0
+    duration_s: float = DEFAULT_DURATION_S
+    calendar_origin: datetime | None = None     # calendar time at test second 0
+    window_end: datetime | None = None
+    seed: int = 0
+    user_cap: int = DEFAULT_USER_CAP
+    max_rate: float | None = DEFAULT_MAX_RATE
+    thresholds: tuple[Threshold, ...] = ()
+    threshold_window_s: float = 30.0
+    admin_token: str | None = None
+    gate_events: tuple[GateEvent, ...] = ()
+    gates_file: str | None = None
+    reuse_idempotency_keys: bool = True
+    out: str | None = None
+    quiet: bool = False
+    headroom_s: float = 3.0
+    workers: int = 1
+    scale_note: str = ""
+
+    @property
+    def demand_multiplier(self) -> float:
+        """compress x scale: test applicants per second for each calendar applicant per second."""
+        return round(self.compress * self.scale, 12)
+
+    def calendar_at(self, test_s: float) -> datetime | None:
+        """The calendar time at test second `test_s` (None for --arrival-rate runs)."""
+        if self.calendar_origin is None:
+            return None
+        return self.calendar_origin + timedelta(seconds=self.compress * test_s)
+
+    def test_seconds(self, calendar: datetime) -> float:
+        """The test second at which the calendar reaches `calendar`."""
+        assert self.calendar_origin is not None
+        return (calendar - self.calendar_origin).total_seconds() / self.compress
+
+
+def add_options(parser: Any, *, locust: bool) -> None:
+    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile, --host)."""
+    def add(*names: str, web: bool = True, **kw: Any) -> None:
+        if locust:
+            kw["include_in_web_ui"] = web
+        parser.add_argument(*names, **kw)
+
+    if not locust:
+        parser.add_argument("--profile", metavar="NAME|FILE", help="surge profile (shipped name or TOML file)")
+        parser.add_argument("--host", help="target base URL; none = start the embedded testbed")
+    add("--arrival-rate", type=float, default=None, metavar="R",
+        help="constant arrivals per second instead of a profile")
+    add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
+        "(default: fit the window into --duration)")
+    add("--scale", type=float, default=None, metavar="Y", help="fraction of the profile's applicants "
+        "(default on the testbed: keep the profile's overload ratio)")
+    add("--duration", default=None, metavar="T", help="run length, e.g. 120, 90s, 5m (default 120 s)")
+    add("--window", default=None, metavar="START/END", help="calendar window to rehearse, e.g. "
+        "2024-09-02T00:00/2024-09-07T00:00 (profile zone); default the whole registration window")
+    add("--admin-token", default=None, metavar="T", help="bearer token of the target's admin API")
+    add("--seed", type=int, default=None, metavar="N", help="seed of arrivals, identities and behaviour")
+    add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N", help="most Locust users in the pool")
+    add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R", help="cap on arrivals per second")
+    add("--threshold", action="append", default=None, metavar="EXPR", web=False,
+        help="e.g. 'stamp.p95<2s', 'errors<1%%', 'dropped<5%%:abort' (repeatable)")
+    add("--threshold-window", type=float, default=30.0, metavar="S", help="sliding window of thresholds, s")
+    add("--gates", default=None, metavar="FILE", help="a plan's gate_schedule.json to replay")
+    add("--fresh-idempotency-keys", action="store_true", default=False,
+        help="send a new Idempotency-Key on each retry (shows double ordering; for drills)")
+    add("--allow-remote", action="store_true", default=False, help="allow a non-loopback --host")
+    add("--out", default=None, metavar="DIR", help="run directory to write")
+    add("--quiet", action="store_true", default=False, help="no progress line")
+    add("--embedded-testbed", action="store_true", default=False, web=False,
+        help="(set by surgecast rehearse) --host is the embedded testbed it started")
+
+
+_DUR = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str | float | None, flag: str = "--duration") -> float | None:
+    """'90', '90s', '5m', '1h30m' -> seconds.
+
+    >>> parse_duration("1h30m"), parse_duration("90"), parse_duration("2m")
+    (5400.0, 90.0, 120.0)
+    """
+    if text is None:
+        return None
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        m = _DUR.match(text.strip())
+        if not m or not any(m.groups()):
+            raise FieldError(flag, text, "give seconds or a time like 90s, 5m, 1h30m")
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        value = h * 3600 + mi * 60 + s
+    if not math.isfinite(value) or value <= 0 or value > 7 * 86400:
+        raise FieldError(flag, text, "give a duration above 0 and at most 7 days")
+    return value
+
+
+def _parse_when(text: str, profile: Profile, flag: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise FieldError(flag, text, "write ISO date-times like 2024-09-02T00:00/2024-09-07T00:00") from None
+    tz = profile.calendar.tz
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
+
+
+def load_gate_schedule(path: str, tz: Any) -> tuple[GateEvent, ...]:
+    """Read a plan's gate_schedule.json: [{at, gate, mode, rate_per_s, burst, label}].
+
+    >>> import tempfile, os, zoneinfo
+    >>> p = os.path.join(tempfile.mkdtemp(), "g.json")
+    >>> _ = open(p, "w").write('[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", "rate_per_s": 4, "burst": 40}]')
+    >>> load_gate_schedule(p, zoneinfo.ZoneInfo("Asia/Jakarta"))[0].rate_per_s
+    4.0
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputFileError(f"--gates {path}: cannot read it as JSON ({e}); give a plan's gate_schedule.json") from None
+    if isinstance(data, dict):
+        data = data.get("gate_schedule", data.get("gates"))
+    if not isinstance(data, list):
+        raise FieldError("--gates", path, "the file must hold a list of {at, gate, mode, rate_per_s, burst}")
+    out = []
+    for i, row in enumerate(data):
+        f = f"--gates {path} [{i}]"
+        if not isinstance(row, dict):
+            raise FieldError(f, row, "each entry must be an object {at, gate, mode, ...}")
+        if row.get("gate") not in GATES:
+            raise FieldError(f"{f}.gate", row.get("gate"), f"choose one of: {', '.join(GATES)}")
+        if row.get("mode") not in GATE_MODES:
+            raise FieldError(f"{f}.mode", row.get("mode"), f"choose one of: {', '.join(GATE_MODES)}")
+        try:
+            at = datetime.fromisoformat(str(row.get("at")))
+        except ValueError:
+            raise FieldError(f"{f}.at", row.get("at"), "write an ISO date-time") from None
+        at = at.replace(tzinfo=tz) if at.tzinfo is None else at.astimezone(tz)
+        rate = burst = None
+        if row["mode"] == "rate":
+            rate = row.get("rate_per_s")
+            if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+                raise FieldError(f"{f}.rate_per_s", rate, "give a rate above 0 (applicants per calendar second)")
+            rate = float(rate)
+            b = row.get("burst") or max(1, math.ceil(rate))
+            if not isinstance(b, int | float) or isinstance(b, bool) or b < 1:
+                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number >= 1")
+            burst = int(b)
+        out.append(GateEvent(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
+                             label=str(row.get("label", ""))))
+    return tuple(sorted(out, key=lambda g: g.at))
+
+
+def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None, embedded: bool,
+                     profile_value: str | None = None) -> RunSettings:
+    """Validate the flags in `ns` and fill the defaults (see the module docstring).
+
+    `target_config` is the target's `GET /admin/config` (None if it has none): it
+    sizes `--scale` when not given. `profile_value` overrides `ns.profile`.
+    """
+    prof_arg = profile_value if profile_value is not None else getattr(ns, "profile", None)
+    rate = ns.arrival_rate
+    if prof_arg and rate is not None:
+        raise FieldError("--arrival-rate", rate, "give either --profile or --arrival-rate, not both")
+    if not prof_arg and rate is None:
+        raise FieldError("--profile", None, "give --profile NAME|FILE (e.g. casn2024) or --arrival-rate R")
+    duration = parse_duration(ns.duration)
+    if ns.user_cap is None or ns.user_cap < 1 or ns.user_cap > 100_000:
+        raise FieldError("--user-cap", ns.user_cap, "give a whole number from 1 to 100000")
+    max_rate = ns.max_rate
+    if max_rate is not None and (not math.isfinite(max_rate) or max_rate <= 0):
+        raise FieldError("--max-rate", max_rate, "give a rate above 0 (arrivals per second)")
+    if not (ns.threshold_window and 1 <= ns.threshold_window <= 3600):
+        raise FieldError("--threshold-window", ns.threshold_window, "give seconds from 1 to 3600")
+    thresholds = tuple(parse_threshold(t) for t in (ns.threshold or []))
+    seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(2**31)
+    if ns.compress is not None and (not math.isfinite(ns.compress) or ns.compress <= 0):
+        raise FieldError("--compress", ns.compress, "give calendar seconds per test second, above 0")
+    if ns.scale is not None and (not math.isfinite(ns.scale) or not 0 < ns.scale <= 1):
+        raise FieldError("--scale", ns.scale, "give a fraction in (0, 1]")
+    common: dict[str, Any] = dict(
+        host=host, embedded=embedded, seed=int(seed), user_cap=int(ns.user_cap), max_rate=max_rate,
+        thresholds=thresholds, threshold_window_s=float(ns.threshold_window), admin_token=ns.admin_token,
+        reuse_idempotency_keys=not ns.fresh_idempotency_keys, out=ns.out, quiet=bool(ns.quiet),
+        gates_file=ns.gates)
+    embedded = embedded or bool(getattr(ns, "embedded_testbed", False))
+    common["embedded"] = embedded
+    if rate is not None:
+        if not math.isfinite(rate) or rate <= 0:
+            raise FieldError("--arrival-rate", rate, "give arrivals per second above 0")
+        for flag, v in (("--compress", ns.compress), ("--scale", ns.scale), ("--window", ns.window)):
+            if v is not None:
+                raise FieldError(flag, v, "only with --profile; --arrival-rate runs in wall time")
+        gates = ()
+        if ns.gates:
+            raise FieldError("--gates", ns.gates, "a gate schedule needs a profile's calendar; add --profile")
+        return RunSettings(arrival_rate=float(rate), duration_s=duration or DEFAULT_DURATION_S,
+                           gate_events=gates, **common)
+
+    profile = load_profile(prof_arg)
+    cal = profile.calendar
+    start, end = cal.window_start, cal.close
+    if ns.window:
+        if "/" not in ns.window:
+            raise FieldError("--window", ns.window, "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
+        a, b = ns.window.split("/", 1)
+        start, end = _parse_when(a, profile, "--window"), _parse_when(b, profile, "--window")
+        if end <= start:
+            raise FieldError("--window", ns.window, "END must be after START")
+        if end <= cal.window_start or start >= cal.close:
+            raise FieldError("--window", ns.window, f"must overlap the registration window "
+                             f"{cal.window_start.isoformat()} .. {cal.close.isoformat()}")
+    span = (end - start).total_seconds()
+    if ns.compress is None:
+        duration = duration or DEFAULT_DURATION_S
+        compress = span / duration
+    else:
+        compress = float(ns.compress)
+        duration = duration or span / compress
+        if duration > 7 * 86400:
+            raise FieldError("--compress", ns.compress, "the window would take over 7 days; compress more or give --duration")
+    note = ""
+    if ns.scale is not None:
+        scale = float(ns.scale)
+    else:
+        cap = issuer_capacity(target_config)
+        if cap is None:
+            raise FieldError("--scale", None, "the target has no /admin/config to size the rehearsal by; "
+                             "give --scale (a fraction of the profile's applicants, e.g. 0.001)")
+        multiplier = cap / profile.capacity.stamps_per_second
+        scale = multiplier / compress
+        note = (f"scale chosen so compress x scale = target capacity {cap:g}/s / profile capacity "
+                f"{profile.capacity.stamps_per_second:g}/s = {multiplier:.4g}")
+        if scale > 1:
+            note += f"; capped at 1 (wanted {scale:.4g})"
+            scale = 1.0
+    gate_events: tuple[GateEvent, ...]
+    if ns.gates:
+        gate_events = load_gate_schedule(ns.gates, cal.tz)
+    else:
+        gate_events = tuple(GateEvent(at=g.at, gate=g.gate, mode=g.mode, rate_per_s=g.rate_per_s,
+                                      burst=g.burst, label=g.label) for g in profile.reopening)
+    return RunSettings(profile=profile, profile_name=profile.name, compress=compress, scale=scale,
+                       duration_s=float(duration), calendar_origin=start, window_end=end,
+                       gate_events=gate_events, scale_note=note, **common)

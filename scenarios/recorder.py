@@ -1,0 +1,202 @@
+"""The run recorder: what happened to every applicant, every request and the target, kept in memory
+and written to the run directory's plain files at the end (see docs/run-directory.md).
+
+    >>> r = Recorder(origin_unix=1_700_000_000.0, calendar_of=None, worker=0)
+    >>> r.arrival_scheduled("0-1", "new_applicant", 1_700_000_000.5)
+    >>> r.arrival_dropped("0-1")
+    >>> r.counts["dropped"], r.arrivals["0-1"]["outcome"]
+    (1, 'dropped')
+
+Everything held here merges across processes: rows concatenate and the
+histograms add exactly (`scenarios.latency`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenarios.latency import STEPS, StepLatency
+from surgecast import atomic
+
+ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
+                   "outcome", "ended_step", "attempts", "worker")
+LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount", "status", "at")
+QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers", "issuer_completed",
+                 "issuer_failed", "issuer_paused", "payments_queue", "payments_busy", "payments_workers",
+                 "gate_registration", "gate_ordering", "gate_stamping")
+HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors", "p50_ms", "p95_ms",
+                   "p99_ms", "intended_p50_ms", "intended_p95_ms", "intended_p99_ms")
+OUTCOMES = ("completed", "abandoned", "failed", "dropped")
+HISTORY_WINDOW_S = 10.0
+
+
+def iso_utc(unix: float | None) -> str:
+    """Unix seconds -> '2024-09-05T01:00:00.123Z' ('' for None).
+
+    >>> iso_utc(0.5)
+    '1970-01-01T00:00:00.500Z'
+    """
+    if unix is None:
+        return ""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Recorder:
+    """Collects arrivals, ledger rows, queue samples and latencies of one process."""
+
+    def __init__(self, *, origin_unix: float, calendar_of: Callable[[float], str] | None, worker: int = 0) -> None:
+        self.origin_unix = origin_unix
+        self.calendar_of = calendar_of or (lambda _t: "")
+        self.worker = worker
+        self.arrivals: dict[str, dict[str, Any]] = {}
+        self.ledger: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.queue_rows: list[list[Any]] = []
+        self.latency = StepLatency()
+        self.counts: dict[str, int] = defaultdict(int)
+        self.requests = 0
+        self.errors = 0
+        self._windows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+
+    # ---- arrivals -------------------------------------------------------------------------
+    def calendar_iso(self, unix: float) -> str:
+        """Calendar time (profile zone) at wall time `unix`, or '' in wall-clock runs."""
+        return self.calendar_of(unix - self.origin_unix)
+
+    def arrival_scheduled(self, applicant_id: str, journey: str, intended_unix: float) -> None:
+        """An arrival's time came (it is about to be handed to a user or dropped)."""
+        self.counts["scheduled"] += 1
+        self.arrivals[applicant_id] = {"applicant_id": applicant_id, "journey": journey, "intended": intended_unix,
+                                       "started": None, "finished": None, "outcome": "", "ended_step": "",
+                                       "attempts": 0}
+
+    def arrival_dropped(self, applicant_id: str) -> None:
+        """No idle user was free: the arrival is dropped at once, never delayed."""
+        self.counts["dropped"] += 1
+        self.arrivals[applicant_id]["outcome"] = "dropped"
+
+    def arrival_started(self, applicant_id: str, unix: float) -> None:
+        """A user took the arrival and starts its journey."""
+        self.counts["started"] += 1
+        self.arrivals[applicant_id]["started"] = unix
+
+    def arrival_finished(self, applicant_id: str, outcome: str, ended_step: str, attempts: int, unix: float) -> None:
+        """The journey ended: completed, abandoned or failed, on `ended_step`."""
+        self.counts[outcome] += 1
+        self.arrivals[applicant_id].update(finished=unix, outcome=outcome, ended_step=ended_step, attempts=attempts)
+
+    # ---- ledger -------------------------------------------------------------------------------
+    def ledger_row(self, applicant_id: str, kind: str, ref: str, *, account_id: str = "", email: str = "",
+                   quantity: int | str = "", amount: int | str = "", status: str, unix: float) -> None:
+        """Add or update the client's view of an account, order, payment or stamp."""
+        key = (applicant_id, kind, ref)
+        row = self.ledger.get(key)
+        if row is None:
+            row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
+                                      "kind": kind, "ref": ref, "quantity": quantity, "amount": amount}
+        row.update(status=status, at=iso_utc(unix))
+        if account_id:
+            row["account_id"] = account_id
+
+    # ---- latency ------------------------------------------------------------------------------
+    def _window(self, unix: float, step: str) -> dict[str, Any]:
+        w = self._windows[int(max(0.0, unix - self.origin_unix) // HISTORY_WINDOW_S)]
+        slot = w.get(step)
+        if slot is None:
+            slot = w[step] = {"service": [], "intended": [], "errors": 0}
+        return slot
+
+    def request_done(self, step: str, sent_unix: float, seconds: float, ok: bool) -> None:
+        """One request of `step`, `seconds` from its actual send (service clock)."""
+        self.requests += 1
+        self.latency.record_service(step, seconds)
+        slot = self._window(sent_unix + seconds, step)
+        slot["service"].append(seconds)
+        if not ok:
+            self.errors += 1
+            slot["errors"] += 1
+
+    def step_done(self, step: str, end_unix: float, seconds: float) -> None:
+        """One step ended, `seconds` after the applicant intended to start it."""
+        self.latency.record_intended(step, seconds)
+        self._window(end_unix, step)["intended"].append(seconds)
+
+    # ---- queue -------------------------------------------------------------------------------
+    def queue_sample(self, unix: float, m: dict[str, Any]) -> None:
+        """One `GET /admin/metrics` sample -> a queue.csv row."""
+        res = m.get("resources", {})
+        iss, pay, gates = res.get("issuer", {}), res.get("payments", {}), m.get("gates", {})
+
+        def gate(name: str) -> str:
+            g = gates.get(name, {})
+            return f"rate:{g.get('rate_per_s')}" if g.get("mode") == "rate" else g.get("mode", "")
+        self.queue_rows.append([iso_utc(unix), self.calendar_iso(unix), iss.get("queue_depth"), iss.get("busy"),
+                                iss.get("workers"), iss.get("completed"), iss.get("failed"),
+                                int(bool(iss.get("paused"))), pay.get("queue_depth"), pay.get("busy"),
+                                pay.get("workers"), gate("registration"), gate("ordering"), gate("stamping")])
+
+    # ---- files -------------------------------------------------------------------------------
+    def arrival_rows(self) -> list[list[Any]]:
+        """arrivals.csv rows, in intended order."""
+        out = []
+        for a in sorted(self.arrivals.values(), key=lambda a: a["intended"]):
+            out.append([a["applicant_id"], a["journey"], iso_utc(a["intended"]), iso_utc(a["started"]),
+                        iso_utc(a["finished"]), self.calendar_iso(a["intended"]), a["outcome"] or "abandoned",
+                        a["ended_step"], a["attempts"], self.worker])
+        return out
+
+    def ledger_rows(self) -> list[dict[str, Any]]:
+        """ledger.csv rows as dicts (the client side of reconciliation)."""
+        return list(self.ledger.values())
+
+    def history_rows(self) -> list[list[Any]]:
+        """latency_history.csv rows: per 10 s window and step."""
+        def pct(xs: list[float], q: float) -> Any:
+            return round(float(np.percentile(xs, q)) * 1000, 3) if xs else ""
+        out = []
+        for w in sorted(self._windows):
+            start = self.origin_unix + w * HISTORY_WINDOW_S
+            for step in STEPS:
+                slot = self._windows[w].get(step)
+                if not slot:
+                    continue
+                s, i = slot["service"], slot["intended"]
+                out.append([iso_utc(start), self.calendar_iso(start), step, len(s), slot["errors"],
+                            pct(s, 50), pct(s, 95), pct(s, 99), pct(i, 50), pct(i, 95), pct(i, 99)])
+        return out
+
+    def write_files(self, out: Path) -> None:
+        """Write arrivals.csv, ledger.csv, queue.csv, latency/*.hdr and latency_history.csv into `out`."""
+        atomic.write_csv(out / "arrivals.csv", ARRIVAL_COLUMNS, self.arrival_rows())
+        atomic.write_csv(out / "ledger.csv", LEDGER_COLUMNS,
+                         ([r.get(c, "") for c in LEDGER_COLUMNS] for r in self.ledger_rows()))
+        atomic.write_csv(out / "queue.csv", QUEUE_COLUMNS, self.queue_rows)
+        enc = self.latency.encode()
+        for clock, table in enc.items():
+            for step, text in table.items():
+                atomic.write_text(out / "latency" / f"{step}.{clock}.hdr", text + "\n")
+        atomic.write_csv(out / "latency_history.csv", HISTORY_COLUMNS, self.history_rows())
+
+
+def read_ledger_csv(path: Path) -> list[dict[str, str]]:
+    """Read a run directory's ledger.csv back as dicts.
+
+    >>> read_ledger_csv(Path("/nonexistent/ledger.csv"))
+    []
+    """
+    if not path.is_file():
+        return []
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def finite(x: float | None) -> float | None:
+    """`x` if it is a finite number, else None (JSON has no NaN)."""
+    return x if x is not None and math.isfinite(x) else None

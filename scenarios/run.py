@@ -1,0 +1,326 @@
+"""A rehearsal inside one Locust process: set-up, arrivals, monitor, and the run directory at the end.
+
+`Rehearsal` is created by the locustfile's init handler from the resolved
+`RunSettings`; `start()` runs in a greenlet at test start, `finish()` at test
+stop. It writes every file of docs/run-directory.md "Rehearsal" except Locust's
+own CSVs, which Locust writes itself and `publish_locust_csvs` moves in at exit.
+
+    >>> draw_plan_vectors({"new_applicant": 1.0}, {2: 1.0}, {"backoff": 1.0}, 3, __import__("numpy").random.default_rng(0))[0].tolist()
+    ['new_applicant', 'new_applicant', 'new_applicant']
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gevent
+import numpy as np
+from gevent.pool import Pool
+
+from scenarios.arrivals import ArrivalSchedule, constant_schedule, profile_schedule
+from scenarios.curve import ArrivalCurve
+from scenarios.identities import make_identity
+from scenarios.journeys import DEFAULT_JOURNEYS, Account, ApplicantPlan
+from scenarios.options import RunSettings
+from scenarios.pool import ArrivalDispatcher
+from scenarios.reconcile import reconcile
+from scenarios.recorder import Recorder, iso_utc
+from scenarios.schedule import admin_actions, play, restore
+from scenarios.summary import exit_code_for, run_json, summary_json
+from scenarios.target import AdminClient
+from scenarios.thresholds import ThresholdWatch
+from surgecast import atomic
+
+SETUP_CONCURRENCY = 16
+PROGRESS_EVERY_S = 5.0
+POOL_WARMUP_MAX_S = 10.0
+PROGRESS_PREFIX = "[surgecast]"
+
+
+def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float], n: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Journey, document count and retry policy of `n` arrivals."""
+    def pick(d: dict[Any, float]) -> np.ndarray:
+        keys = list(d)
+        p = np.array([d[k] for k in keys], dtype=float)
+        return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
+    return pick(mix), pick(stamps), pick(retry_mix)
+
+
+def build_schedule(s: RunSettings, share: float = 1.0) -> ArrivalSchedule:
+    """The arrival schedule of the settings (constant rate or the profile's curve)."""
+    if s.arrival_rate is not None:
+        return constant_schedule(rate=s.arrival_rate, duration_s=s.duration_s, max_rate=s.max_rate, share=share)
+    assert s.profile is not None and s.calendar_origin is not None
+    cal = s.profile.calendar
+    return profile_schedule(ArrivalCurve(s.profile), calendar_origin_s=cal.seconds(s.calendar_origin),
+                            compress=s.compress, scale=s.scale, duration_s=s.duration_s, max_rate=s.max_rate,
+                            share=share)
+
+
+def _http(host: str, method: str, path: str, body: Any = None, token: str | None = None,
+          key: str | None = None, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(host + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode())
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if key:
+        req.add_header("Idempotency-Key", key)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (checked host)
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, {}
+
+
+def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout_s: float = 30.0) -> Account | None:
+    """Un-timed set-up: register (and for stamp_only buy quota) before the run; None if it failed."""
+    ident = plan.identity
+    code, body = _http(host, "POST", "/v1/accounts", {"nik": ident.nik, "name": ident.name, "email": ident.email,
+                                                        "phone": ident.phone, "password": ident.password})
+    if code != 201:
+        return None
+    account = Account(email=ident.email, password=ident.password, account_id=body.get("account_id", ""))
+    if not with_quota:
+        return account
+    code, body = _http(host, "POST", "/v1/sessions", {"email": ident.email, "password": ident.password})
+    token = body.get("token")
+    if code != 200 or not token:
+        return None
+    code, order = _http(host, "POST", "/v1/orders", {"quantity": plan.documents}, token, key=uuid.uuid4().hex)
+    if code != 201:
+        return None
+    code, _ = _http(host, "POST", f"/v1/orders/{order['order_id']}/pay", {}, token)
+    if code not in (200, 202):
+        return None
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        code, q = _http(host, "GET", "/v1/quota", None, token)
+        if code == 200 and int(q.get("available", 0)) >= plan.documents:
+            account.quota = plan.documents
+            plan.extra["setup_order"] = {"order_id": order["order_id"], "quantity": plan.documents,
+                                         "amount": order.get("amount", "")}
+            return account
+        gevent.sleep(0.2)
+    return None
+
+
+class Rehearsal:
+    """One process's rehearsal (see the module docstring)."""
+
+    def __init__(self, settings: RunSettings, *, worker: int = 0, workers: int = 1, runner: Any = None) -> None:
+        self.s = settings
+        self.worker = worker
+        self.runner = runner
+        self.admin = AdminClient(settings.host, token=settings.admin_token) if settings.admin_token else None
+        self.journeys = settings.profile.journeys if settings.profile else DEFAULT_JOURNEYS
+        self.schedule = build_schedule(settings, share=1.0 / workers)
+        seq = np.random.SeedSequence(settings.seed).spawn(workers)[worker]
+        self.rng = np.random.default_rng(seq)
+        self.times = self.schedule.draw(self.rng)
+        stamps = settings.profile.stamps_per_applicant if settings.profile else {2: 1.0}
+        self.kinds, self.docs, self.policies = draw_plan_vectors(
+            self.journeys.mix, stamps, self.journeys.retry_mix, len(self.times), self.rng)
+        self.run_tag = uuid.uuid4().hex[:6]
+        self.accounts: dict[int, Account | None] = {}
+        self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso, worker=worker)
+        self.watch = ThresholdWatch(list(settings.thresholds), window_s=settings.threshold_window_s)
+        self.dispatcher: ArrivalDispatcher | None = None
+        self.action_log: list[dict[str, Any]] = []
+        self.gates_before: dict[str, Any] | None = None
+        self.started_unix = time.time()
+        self.origin_unix: float | None = None
+        self.setup_s = 0.0
+        self.cpu_max: float | None = None
+        self.aborted_by: str | None = None
+        self.finished = False
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # ---- plans ---------------------------------------------------------------------------
+    def _calendar_iso(self, test_s: float) -> str:
+        at = self.s.calendar_at(test_s)
+        if at is None:  # --arrival-rate: the calendar is the wall clock (UTC, compress 1)
+            return iso_utc((self.origin_unix or self.started_unix) + test_s).replace("Z", "+00:00")
+        return at.isoformat(timespec="milliseconds")
+
+    def applicant_id(self, i: int) -> str:
+        """The id of arrival `i` of this process."""
+        return f"{self.worker}-{i + 1:06d}"
+
+    def plan(self, i: int, intended_unix: float) -> ApplicantPlan:
+        """The plan of arrival `i`: identity and behaviour come from a seed of (seed, worker, i)."""
+        rng = random.Random(f"{self.s.seed}:{self.worker}:{i}")
+        aid = self.applicant_id(i)
+        ident = make_identity(rng, applicant_id=aid, run_tag=self.run_tag)
+        return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]), intended_unix=intended_unix,
+                             documents=int(self.docs[i]), retry_policy=str(self.policies[i]), rng=rng,
+                             identity=ident, account=self.accounts.get(i))
+
+    def make_plan(self, i: int, due: float) -> ApplicantPlan:
+        """Called by the dispatcher when arrival `i` is due."""
+        p = self.plan(i, due)
+        self.recorder.arrival_scheduled(p.applicant_id, p.journey, due)
+        return p
+
+    # ---- the run -----------------------------------------------------------------------------
+    def setup_accounts(self) -> None:
+        """Make the accounts of returning and stamp-only applicants before the run (un-timed)."""
+        t0 = time.time()
+        need = [i for i, k in enumerate(self.kinds) if k != "new_applicant"]
+        pool = Pool(SETUP_CONCURRENCY)
+
+        def one(i: int) -> None:
+            plan = self.plan(i, 0.0)
+            acc = prepare_account(self.s.host, plan, with_quota=plan.journey == "stamp_only")
+            self.accounts[i] = acc
+            if acc is not None:
+                aid = plan.applicant_id
+                self.recorder.ledger_row(aid, "account", acc.account_id, account_id=acc.account_id,
+                                         email=acc.email, status="created_in_setup", unix=time.time())
+                o = plan.extra.get("setup_order")
+                if o:
+                    for kind in ("order", "payment"):
+                        self.recorder.ledger_row(aid, kind, o["order_id"], account_id=acc.account_id,
+                                                 email=acc.email, quantity=o["quantity"], amount=o["amount"],
+                                                 status="credited" if kind == "payment" else "pending_payment",
+                                                 unix=time.time())
+        for i in need:
+            pool.spawn(one, i)
+        pool.join()
+        self.setup_s = time.time() - t0
+
+    def start(self) -> None:
+        """Set up, then start the arrivals, the admin player and the monitor (run in a greenlet)."""
+        if self.admin is not None:
+            m = self.admin.metrics()
+            self.gates_before = (m or {}).get("gates")
+        self.setup_accounts()
+        d = ArrivalDispatcher(self.times, make_plan=self.make_plan, recorder=self.recorder,
+                              headroom_s=self.s.headroom_s, rate_at=self.schedule.rate_at,
+                              on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)))
+        self.dispatcher = d  # the shape now sizes the pool for the first seconds
+        want = min(self.s.user_cap, d.desired_idle(0.0))
+        wait_until = time.time() + POOL_WARMUP_MAX_S
+        while len(d.idle) < want and time.time() < wait_until:
+            gevent.sleep(0.05)
+        origin = time.time() + 0.2
+        self.origin_unix = origin
+        self.recorder.origin_unix = origin
+        self._greenlets.append(gevent.spawn(d.run, origin))
+        if self.admin is not None:
+            acts = admin_actions(self.s)
+            if acts:
+                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep))
+        self._greenlets.append(gevent.spawn(self.monitor))
+
+    def monitor(self) -> None:
+        """Each second: sample the target's queues, check thresholds, print progress every 5 s."""
+        last_print = 0.0
+        while not self.finished:
+            gevent.sleep(1.0)
+            now = time.time()
+            if self.admin is not None:
+                m = self.admin.metrics()
+                if m is not None:
+                    self.recorder.queue_sample(now, m)
+            cpu = getattr(self.runner, "current_cpu_usage", None)
+            if cpu is not None:
+                self.cpu_max = max(self.cpu_max or 0.0, float(cpu))
+            assert self.origin_unix is not None
+            t = now - self.origin_unix
+            abort = self.watch.evaluate(t)
+            if abort and self.aborted_by is None and self.runner is not None:
+                self.aborted_by = abort[0].threshold.expr
+                print(f"{PROGRESS_PREFIX} threshold {self.aborted_by} breached: stopping the run", flush=True)
+                gevent.spawn(self.runner.quit)
+            if not self.s.quiet and now - last_print >= PROGRESS_EVERY_S:
+                last_print = now
+                print(self.progress_line(t), flush=True)
+
+    def progress_line(self, t: float) -> str:
+        """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the issuer queue."""
+        c = self.recorder.counts
+        d = self.dispatcher
+        cal = self._calendar_iso(min(t, self.s.duration_s))
+        q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
+        done = c.get("completed", 0) + c.get("abandoned", 0) + c.get("failed", 0)
+        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s"
+                + (f"  calendar {cal[:16].replace('T', ' ')}" if cal else "")
+                + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}  dropped {c.get('dropped', 0)}"
+                f"  in journey {d.busy if d else 0}  done {done}  issuer queue {q}")
+
+    # ---- the end -----------------------------------------------------------------------------
+    def finish(self, out: Path | None) -> int:
+        """Stop, collect the target's audit and ledger, write the run directory; return the exit code."""
+        if self.finished:
+            return self.exit_code
+        self.finished = True
+        for g in self._greenlets:
+            g.kill(block=False)
+        # Journeys the stop cut short: the applicant's visit ended with the run.
+        now = time.time()
+        for a in self.recorder.arrivals.values():
+            if not a["outcome"] and a["started"] is not None:
+                self.recorder.arrival_finished(a["applicant_id"], "abandoned", a["ended_step"] or "", a["attempts"], now)
+        audit = server_ledger = None
+        if self.admin is not None:
+            restore(self.admin, self.gates_before, self.action_log)
+            audit = self.admin.get_optional("/admin/audit")
+            server_ledger = self.admin.get_optional("/admin/ledger")
+        rows = self.recorder.ledger_rows()
+        recon = reconcile(rows, server_ledger) if server_ledger is not None else None
+        thresholds = [r.as_dict(self.s.threshold_window_s) for r in self.watch.results]
+        code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
+        self.exit_code = code
+        origin = self.origin_unix or self.started_unix
+        finished = time.time()
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            self.recorder.write_files(out)
+            if self.s.profile is not None:
+                src = Path(self.s.profile.source)
+                if src.is_file():
+                    atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
+            if audit is not None:
+                atomic.write_json(out / "audit.json", audit)
+            if server_ledger is not None:
+                atomic.write_json(out / "server_ledger.json", server_ledger)
+            if recon is not None:
+                atomic.write_json(out / "reconciliation.json", recon)
+            extra = {"admin_actions": self.action_log, "setup_s": round(self.setup_s, 3),
+                     "setup_accounts": sum(1 for a in self.accounts.values() if a is not None),
+                     "setup_failed": sum(1 for a in self.accounts.values() if a is None),
+                     "aborted_by": self.aborted_by}
+            atomic.write_json(out / "run.json", run_json(self.s, origin_unix=origin, started_unix=self.started_unix,
+                                                         finished_unix=finished, extra=extra))
+            atomic.write_json(out / "summary.json", summary_json(
+                self.s, self.recorder, scheduled_expected=self.schedule.expected(), elapsed_s=finished - origin,
+                thresholds=thresholds, cpu_max=self.cpu_max, exit_code=code, reconciliation=recon))
+        return code
+
+    exit_code = 0
+
+
+def publish_locust_csvs(staging: Path, out: Path) -> None:
+    """Move Locust's CSVs from the staging prefix directory into `out` atomically, then remove staging."""
+    if not staging.is_dir():
+        return
+    for f in sorted(staging.glob("locust_*.csv")):
+        atomic.write_bytes(out / f.name, f.read_bytes())
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def stamp_time() -> str:
+    """Now as UTC ISO (for logs)."""
+    return iso_utc(time.time())

@@ -1,0 +1,116 @@
+"""Play a profile's outages and gate changes on the target's admin API at their compressed times.
+
+`admin_actions(settings)` turns calendar events into `AdminAction`s at test
+seconds; events before the rehearsed window are folded into the state at second
+0, events after the run are left out::
+
+    >>> from scenarios.options import RunSettings
+    >>> from scenarios.profile import load_profile
+    >>> p = load_profile("casn2024")
+    >>> s = RunSettings(host="http://127.0.0.1", embedded=True, profile=p, compress=15120.0, scale=1e-4,
+    ...                 duration_s=120.0, calendar_origin=p.calendar.window_start)
+    >>> [(round(a.at_s, 1), a.kind, a.body) for a in admin_actions(s)]
+    [(81.9, 'fault', {'issuer': 'pause'}), (96.2, 'fault', {'issuer': 'resume'})]
+
+Outages: capacity_factor 0 pauses the issuer, f > 0 slows it by 1/f; the end
+resumes it. Gate rates are applicants per calendar second times the demand
+multiplier (compress x scale). The player runs as a greenlet inside Locust.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from scenarios.options import RunSettings
+from scenarios.target import AdminClient
+from surgecast.errors import SurgecastError
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminAction:
+    """One admin call at test second `at_s`: kind 'gate' (target = gate name) or 'fault' (target = resource)."""
+
+    at_s: float
+    calendar_at: str
+    kind: str
+    target: str
+    body: dict[str, Any]
+    label: str = ""
+
+
+def admin_actions(s: RunSettings) -> list[AdminAction]:
+    """The admin calls of a rehearsal, in order (see the module docstring)."""
+    if s.calendar_origin is None:
+        return []
+    raw: list[tuple[Any, int, str, str, dict[str, Any], str]] = []
+    p = s.profile
+    if p is not None:
+        for o in p.outages:
+            if o.resource != "issuer":
+                continue  # the admin API has no payments outage switch; analysis still models it
+            if o.capacity_factor <= 0:
+                on, off = {"issuer": "pause"}, {"issuer": "resume"}
+            else:
+                on, off = {"issuer_slow_factor": round(1 / o.capacity_factor, 6)}, {"issuer_slow_factor": 1.0}
+            raw.append((o.start, 0, "fault", "issuer", on, o.label or "outage starts"))
+            raw.append((o.end, 0, "fault", "issuer", off, (o.label + " ends") if o.label else "outage ends"))
+    for g in s.gate_events:
+        body: dict[str, Any] = {"mode": g.mode}
+        if g.mode == "rate":
+            rate = float(g.rate_per_s or 0) * s.demand_multiplier
+            body.update(rate_per_s=round(rate, 6), burst=max(1, math.ceil((g.burst or 1) * s.demand_multiplier)))
+        raw.append((g.at, 1, "gate", g.gate, body, g.label))
+    raw.sort(key=lambda r: (r[0], r[1]))
+    out: list[AdminAction] = []
+    folded: dict[tuple[str, str, str], AdminAction] = {}
+    for when, _, kind, target, body, label in raw:
+        at_s = s.test_seconds(when)
+        if at_s >= s.duration_s:
+            continue
+        act = AdminAction(at_s=max(0.0, at_s), calendar_at=when.isoformat(), kind=kind, target=target,
+                          body=body, label=label)
+        if at_s <= 0:
+            key = (kind, target, "pause" if "issuer" in body else ",".join(sorted(body)))
+            folded[key] = act  # the latest state before the window wins
+        else:
+            out.append(act)
+    return sorted(folded.values(), key=lambda a: a.calendar_at) + out
+
+
+def apply_action(admin: AdminClient, a: AdminAction) -> None:
+    """Send one action to the target."""
+    if a.kind == "gate":
+        admin.set_gate(a.target, a.body["mode"], a.body.get("rate_per_s"), a.body.get("burst"))
+    else:
+        admin.faults(**a.body)
+
+
+def play(admin: AdminClient, actions: list[AdminAction], origin_unix: float, log: list[dict[str, Any]],
+         sleep: Any = time.sleep) -> None:
+    """Apply `actions` at origin + at_s (call in a greenlet); append what happened to `log`."""
+    for a in actions:
+        delay = origin_unix + a.at_s - time.time()
+        if delay > 0:
+            sleep(delay)
+        row = {"at_s": round(a.at_s, 3), "calendar_at": a.calendar_at, "kind": a.kind, "target": a.target,
+               "body": a.body, "label": a.label, "applied_at_s": round(time.time() - origin_unix, 3), "ok": True}
+        try:
+            apply_action(admin, a)
+        except SurgecastError as e:
+            row.update(ok=False, error=str(e))
+        log.append(row)
+
+
+def restore(admin: AdminClient, gates_before: dict[str, Any] | None, log: list[dict[str, Any]]) -> None:
+    """Undo a rehearsal's changes: resume the issuer and put the gates back as they were."""
+    if not log:
+        return
+    try:
+        admin.faults(issuer="resume", issuer_slow_factor=1.0)
+        for name, g in (gates_before or {}).items():
+            admin.set_gate(name, g.get("mode", "open"), g.get("rate_per_s"), g.get("burst"))
+    except SurgecastError:
+        pass

@@ -1,0 +1,160 @@
+"""`surgecast rehearse`: play a surge with Locust against a target and write a run directory.
+
+    surgecast rehearse --profile casn2024 --out runs/x                # embedded testbed, 120 s
+    surgecast rehearse --arrival-rate 5 --duration 60 --host http://127.0.0.1:8080 --admin-token T --scale 1 --out runs/y
+
+It validates the flags (a usage error writes nothing and exits 2), starts the
+embedded testbed when there is no --host, then runs Locust as a subprocess on
+scenarios/locustfile.py with the same flags, so `locust -f locustfile.py` and
+this command share one code path. The Locust process writes the run directory;
+this command relays its progress line and returns its exit code: 0 ok,
+1 a threshold failed, 2 usage, 3 data lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from surgecast import atomic
+from surgecast.errors import FieldError, SurgecastError, UsageError
+
+RELAY_PREFIX = "[surgecast]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `surgecast rehearse` (see scenarios/options.py for each)."""
+    from scenarios.options import add_options
+
+    add_options(parser, locust=False)
+    parser.add_argument("--testbed-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the embedded testbed, e.g. issuer.workers=8 (repeatable)")
+
+
+def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> list[str]:
+    s = settings
+    argv = ["--host", host, "--out", str(out), "--seed", str(s.seed), "--duration", repr(s.duration_s),
+            "--user-cap", str(s.user_cap), "--threshold-window", repr(s.threshold_window_s)]
+    if s.profile is not None:
+        argv += ["--profile", s.profile.source, "--compress", repr(s.compress), "--scale", repr(s.scale)]
+        if args.window:
+            argv += ["--window", args.window]
+        if args.gates:
+            argv += ["--gates", args.gates]
+    else:
+        argv += ["--arrival-rate", repr(s.arrival_rate)]
+    if s.max_rate is not None:
+        argv += ["--max-rate", repr(s.max_rate)]
+    if token:
+        argv += ["--admin-token", token]
+    for t in s.thresholds:
+        argv += ["--threshold", t.expr]
+    for flag, on in (("--fresh-idempotency-keys", not s.reuse_idempotency_keys),
+                     ("--allow-remote", args.allow_remote), ("--quiet", s.quiet),
+                     ("--embedded-testbed", s.embedded)):
+        if on:
+            argv.append(flag)
+    return argv
+
+
+def _locust_file() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("scenarios.locustfile")
+    assert spec is not None and spec.origin
+    return spec.origin
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `surgecast rehearse`."""
+    from scenarios.options import resolve_settings
+    from scenarios.target import AdminClient, check_host
+
+    if not args.out:
+        raise FieldError("--out", None, "give a run directory to write, e.g. --out runs/x")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FieldError("--out", args.out, "exists and is not a directory")
+    if out.is_dir() and (out / "summary.json").exists():
+        raise FieldError("--out", args.out, "already holds a rehearsal; give a new directory")
+    if args.host:
+        host = check_host(args.host, allow_remote=args.allow_remote)
+        token = args.admin_token
+        config = AdminClient(host, token=token).config() if token else None
+        settings = resolve_settings(args, host=host, target_config=config, embedded=False)
+        return _run_locust(args, settings, host, token, out)
+    # Validate everything that needs no target before starting one.
+    if args.scale is None and args.profile:
+        from scenarios.options import resolve_settings as _r
+        _r(args, host="http://127.0.0.1", target_config={"issuer": {"workers": 1, "service": {"mean": 1.0}}},
+           embedded=True)
+    else:
+        resolve_settings(args, host="http://127.0.0.1", target_config=None, embedded=True)
+    from testbed.process import TestbedServer
+
+    extra: list[str] = []
+    for kv in args.testbed_set:
+        extra += ["--set", kv]
+    with TestbedServer(port=0, admin_token=args.admin_token, extra_args=extra) as tb:
+        config = AdminClient(tb.url, token=tb.admin_token).config()
+        settings = resolve_settings(args, host=tb.url, target_config=config, embedded=True)
+        return _run_locust(args, settings, tb.url, tb.admin_token, out)
+
+
+def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> int:
+    cmd = [sys.executable, "-m", "locust", "-f", _locust_file(), "--headless", "--only-summary",
+           "--loglevel", "WARNING", "--exit-code-on-error", "0"] + _passthrough(args, settings, host, token, out)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+        def relay() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                if line.startswith(RELAY_PREFIX) and not settings.quiet:
+                    print(line.rstrip(), flush=True)
+        t = threading.Thread(target=relay, daemon=True)
+        t.start()
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait(30)
+            raise
+        t.join(10)
+        log.seek(0)
+        text = log.read()
+    if out.is_dir():
+        atomic.write_text(out / "locust.log", text)
+    summary = out / "summary.json"
+    if code == 2 or not summary.is_file():
+        last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
+        if code == 2 and ": " in last[0]:
+            raise UsageError(last[0].split(": ", 1)[1])
+        raise SurgecastError(f"the Locust run ended with code {code} and no summary.json; last line: {last[0]}")
+    result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
+    if not settings.quiet:
+        print(_verdict(result, out))
+    return int(result.get("exit_code", code))
+
+
+def _verdict(r: dict[str, Any], out: Path) -> str:
+    parts = [f"scheduled {r['scheduled']}", f"dropped {r['dropped']}", f"completed {r['completed']}",
+             f"abandoned {r['abandoned']}", f"failed {r['failed']}"]
+    stamp = r.get("steps", {}).get("stamp") or {}
+    if stamp:
+        parts.append(f"stamp p95 {stamp.get('p95_ms')} ms (intended {stamp.get('intended_p95_ms')} ms)")
+    bad = [t["expr"] for t in r.get("thresholds", []) if not t.get("ok")]
+    if bad:
+        parts.append("thresholds failed: " + ", ".join(bad))
+    if r.get("reconciliation_ok") is False:
+        parts.append("RECONCILIATION FAILED")
+    return f"rehearsal: {'; '.join(parts)}; exit {r['exit_code']}; files in {out}"

@@ -1,0 +1,113 @@
+"""The profile loader: shipped profiles load, casn2024 passes its calibration points, bad fields are
+named, and no random input makes it raise anything but ProfileError."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import tomllib
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scenarios.curve import ArrivalCurve
+from scenarios.profile import available_profiles, load_profile, parse_profile, resolve_profile_path
+from surgecast.errors import ProfileError
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _raw(name: str) -> dict:
+    return tomllib.loads(resolve_profile_path(name).read_text())
+
+
+@pytest.mark.parametrize("name", ["casn2024", "flash-crowd", "steady"])
+def test_shipped_profiles_load(name):
+    assert name in available_profiles()
+    p = load_profile(name)
+    assert p.name == name
+    assert ArrivalCurve(p).cumulative(p.calendar.span_s) == pytest.approx(p.applicants_total, rel=1e-6)
+
+
+def test_casn2024_calibration_points_lie_within_10_percent():
+    p = load_profile("casn2024")
+    curve = ArrivalCurve(p)
+    assert len(p.calibration) >= 4
+    for pt in p.calibration:
+        got = curve.cumulative_at(pt.at)
+        assert abs(got / pt.cumulative - 1) <= 0.10, (pt.at, got, pt.cumulative)
+
+
+@pytest.mark.parametrize("path, value, field", [
+    (("calendar", "deadline"), "2024-13-01", "calendar.deadline"),
+    (("calendar", "deadline"), "2024-08-01T00:00:00", "calendar.deadline"),
+    (("applicants", "total"), -5, "applicants.total"),
+    (("applicants", "stamps_per_applicant"), {"2": 0.5}, "applicants.stamps_per_applicant"),
+    (("journeys", "mix"), {"new_applicant": 0.5, "tourist": 0.5}, "journeys.mix.tourist"),
+    (("journeys", "think_time_s"), [3, 1], "journeys.think_time_s"),
+    (("journeys", "patience_s"), 0, "journeys.patience_s"),
+    (("journeys", "retry_mix"), {"refresh": 2.0}, "journeys.retry_mix"),
+    (("arrivals", "daily_cycle"), [1.0] * 23, "arrivals.daily_cycle"),
+    (("profile", "timezone"), "Mars/Olympus", "profile.timezone"),
+    (("capacity", "stamps_per_second"), 0, "capacity.stamps_per_second"),
+    (("profile", "nmae"), "x", "profile.nmae"),
+])
+def test_bad_fields_are_named(path, value, field):
+    d = copy.deepcopy(_raw("steady"))
+    d.setdefault(path[0], {})[path[1]] = value
+    with pytest.raises(ProfileError) as e:
+        parse_profile(d)
+    assert e.value.field == field, str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_outage_and_reopening_are_named():
+    d = _raw("casn2024")
+    d["outages"][0]["resource"] = "printer"
+    with pytest.raises(ProfileError, match=r"outages\[0\]\.resource"):
+        parse_profile(d)
+    d = _raw("casn2024")
+    d["reopening"][3]["rate_per_s"] = -1
+    with pytest.raises(ProfileError, match=r"reopening\[3\]\.rate_per_s"):
+        parse_profile(d)
+
+
+def test_unknown_profile_name_suggests_the_close_one():
+    with pytest.raises(ProfileError, match="did you mean 'casn2024'"):
+        load_profile("casn2042")
+
+
+# ---- fuzzing: any TOML-ish input loads or raises ProfileError, never anything else ----------
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=True),
+                    st.text(max_size=30), st.sampled_from(["2024-09-06T23:59:00", "open", "rate", "issuer",
+                                                           "Asia/Jakarta", "new_applicant", "backoff"]))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
+                                                       st.dictionaries(st.text(max_size=12), inner, max_size=5)),
+                      max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["profile", "calendar", "applicants", "arrivals", "behaviour", "journeys",
+                                        "capacity", "outages", "reopening", "calibration", "extra"]),
+                       values, max_size=8))
+def test_fuzz_random_dicts_load_or_raise_profile_error(d):
+    with contextlib.suppress(ProfileError):
+        parse_profile(d)
+
+
+_BASE = _raw("casn2024")
+_PATHS = [(k, f) for k, v in _BASE.items() if isinstance(v, dict) for f in v]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_PATHS), values)
+def test_fuzz_one_field_of_a_good_profile(path, value):
+    d = copy.deepcopy(_BASE)
+    d[path[0]][path[1]] = value
+    try:
+        p = parse_profile(d)
+    except ProfileError:
+        return
+    with contextlib.suppress(ProfileError):
+        ArrivalCurve(p)  # a profile that loads also gives a curve (or ProfileError for an all-zero curve)
