@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,10 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
     cap = (plan or {}).get("capacity_stamps_per_second") or (run.capacity or {}).get("stamps_per_second")
     tz = run.tz
     if tl is not None and len(tl):
-        demand = tl["demand_per_s"] + tl["retry_per_s"]
+        # Headline: fresh demand (the profile's applicants), as `surgecast profile show` gives it;
+        # the load with people coming back to retry is in the note.
+        demand = tl["demand_per_s"]
+        load = tl["demand_per_s"] + tl["retry_per_s"]
         i = int(np.argmax(demand))
         peak_cap = float(np.max(tl["capacity_per_s"]))
         ratio = float(demand[i]) / peak_cap if peak_cap > 0 else math.inf
@@ -130,17 +134,23 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
                     cap=tr.smart(peak_cap), ratio=tr.smart(ratio))
         if stamps:
             note += " " + tr.t("fig_peak_demand_stamps", x=tr.smart(float(demand[i]) * stamps), cap=tr.smart(cap))
+        if float(np.max(tl["retry_per_s"])) > 0:
+            note += " " + tr.t("fig_peak_load_retries", x=tr.smart(float(np.max(load))))
         k.figures.append(Tile(key="peak_demand", label=tr.t("fig_peak_demand"),
                                  value=tr.t("unit_applicants_per_s", x=tr.smart(float(demand[i]))), note=note,
                                  level="bad" if ratio > 1 else "ok"))
         j = int(np.argmax(tl["queue"]))
-        w = int(np.argmax(tl["wait_s"]))
+        waits = np.asarray(tl["wait_s"], dtype=float)
+        finite = np.where(np.isfinite(waits), waits, -1.0)
+        w = int(np.argmax(finite))
         k.figures.append(Tile(key="peak_backlog", label=tr.t("fig_peak_backlog"),
                                  value=tr.t("unit_applicants", x=tr.num(float(tl["queue"][j]))),
                                  note=tr.t("fig_at", when=tr.when(tl["calendar_at"][j].astimezone(tz)))))
+        wait_note = tr.t("fig_at", when=tr.when(tl["calendar_at"][w].astimezone(tz)))
+        if not np.all(np.isfinite(waits)):
+            wait_note += "; " + tr.t("fig_wait_unbounded")
         k.figures.append(Tile(key="longest_wait", label=tr.t("fig_longest_wait"),
-                                 value=tr.seconds(float(tl["wait_s"][w])),
-                                 note=tr.t("fig_at", when=tr.when(tl["calendar_at"][w].astimezone(tz)))))
+                                 value=tr.seconds(float(max(finite[w], 0.0))), note=wait_note))
     elif p is not None:
         from scenarios.curve import ArrivalCurve
 
@@ -167,7 +177,10 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
             if req is not None:
                 more = tr.pct(req / cap - 1) if cap else "–"
                 opts.append(tr.t("need_capacity", x=tr.smart(req), more=more, cap=tr.smart(cap)))
-            k.need = tr.t("need_either") + " " + tr.t("or").join(opts) + "." if opts else ""
+            if len(opts) > 1:
+                k.need = tr.t("need_either") + " " + tr.t("or").join(opts) + "."
+            else:
+                k.need = (opts[0][:1].upper() + opts[0][1:] + ".") if opts else ""
     if run.summary is not None:
         s = run.summary
         k.figures.append(Tile(key="rehearsal", label=tr.t("fig_rehearsal"),
@@ -230,3 +243,38 @@ def error_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
                     "count": tr.num(n), "errors": tr.num(e), "ratio": tr.pct(e / n if n else None, 2),
                     "bad": e / n > 0.01 if n else False})
     return out
+
+
+def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]] | None:
+    """The rehearsal-vs-plan check (plan_check.json) in words: (level, headline, one line per check).
+
+    >>> from pathlib import Path
+    >>> from reports.load import RunData
+    >>> plan_check_lines(RunData(run_dir=Path(".")), Translator("en")) is None
+    True
+    """
+    pc = run.plan_check
+    if not pc:
+        return None
+    tz = run.tz
+    lines = []
+    for c in pc.get("checks") or []:
+        if not isinstance(c, dict):
+            continue
+        mark = "✔" if c.get("ok") else "✘"
+        name, measured, planned = c.get("name"), c.get("measured"), c.get("plan")
+        if name == "drain":
+            res = tr.seconds(float(pc.get("resolution_s") or 0))
+            when = tr.when(datetime.fromisoformat(measured).astimezone(tz)) if measured else "–"
+            text = tr.t("check_drain", measured=when, plan=tr.when(datetime.fromisoformat(planned).astimezone(tz)),
+                        res=res) if measured else tr.t("check_drain_never")
+        elif name == "utilisation":
+            text = tr.t("check_utilisation", measured=tr.pct(measured) if measured is not None else "–",
+                        plan=tr.pct(planned))
+        elif name == "integrity":
+            text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
+        else:
+            text = str(c.get("detail", name))
+        lines.append(f"{mark} {text}")
+    follows = bool(pc.get("follows"))
+    return ("ok" if follows else "bad", tr.t("plan_check_follows" if follows else "plan_check_not"), lines)

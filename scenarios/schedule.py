@@ -14,7 +14,8 @@ seconds; events before the rehearsed window are folded into the state at second
 
 Outages: capacity_factor 0 pauses the issuer, f > 0 slows it by 1/f; the end
 resumes it. Gate rates are applicants per calendar second times the demand
-multiplier (compress x scale). The player runs as a greenlet inside Locust.
+multiplier (compress x scale), times the mean stamps per applicant for the
+stamping gate (it admits uploads, not applicants). The player runs as a greenlet inside Locust.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ class AdminAction:
     label: str = ""
 
 
+def gate_requests_per_applicant(gate: str, profile: Any) -> float:
+    """Gated requests one applicant makes at `gate`: one account, one purchase, a stamp per document.
+
+    >>> from scenarios.profile import load_profile
+    >>> gate_requests_per_applicant("stamping", load_profile("casn2024")), gate_requests_per_applicant("ordering", None)
+    (2.2, 1.0)
+    """
+    if gate == "stamping" and profile is not None:
+        return float(profile.mean_stamps_per_applicant)
+    return 1.0
+
+
 def admin_actions(s: RunSettings) -> list[AdminAction]:
     """The admin calls of a rehearsal, in order (see the module docstring)."""
     if s.calendar_origin is None:
@@ -60,8 +73,12 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
     for g in s.gate_events:
         body: dict[str, Any] = {"mode": g.mode}
         if g.mode == "rate":
-            rate = float(g.rate_per_s or 0) * s.demand_multiplier
-            body.update(rate_per_s=round(rate, 6), burst=max(1, math.ceil((g.burst or 1) * s.demand_multiplier)))
+            # Planned rates are applicants per calendar second; a stamping gate admits uploads,
+            # so it needs stamps-per-applicant tokens for each applicant it lets through.
+            per = gate_requests_per_applicant(g.gate, p)
+            rate = float(g.rate_per_s or 0) * s.demand_multiplier * per
+            body.update(rate_per_s=round(rate, 6),
+                        burst=max(1, math.ceil((g.burst or 1) * s.demand_multiplier * per)))
         raw.append((g.at, 1, "gate", g.gate, body, g.label))
     raw.sort(key=lambda r: (r[0], r[1]))
     out: list[AdminAction] = []

@@ -80,8 +80,8 @@ def _admin(request: Request) -> None:
                        field="Authorization", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _gate(request: Request, name: str) -> None:
-    refusal = _ledger(request).gates[name].admit()
+def _gate(request: Request, name: str, *, consume: bool = True) -> None:
+    refusal = _ledger(request).gates[name].admit(consume=consume)
     if refusal is not None:
         raise ApiError(refusal.status, refusal.error, refusal.detail,
                        headers={"Retry-After": str(refusal.retry_after)}, extra={"gate": name})
@@ -155,7 +155,7 @@ async def get_order(request: Request) -> Response:
 
 async def pay_order(request: Request) -> Response:
     account = _applicant(request)
-    _gate(request, "ordering")
+    _gate(request, "ordering", consume=False)  # the order already took this purchase's token
     status, body = await _ledger(request).pay(account, request.path_params["order_id"])
     return JSONResponse(body, status_code=status)
 

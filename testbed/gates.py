@@ -67,8 +67,16 @@ class Gate:
         self.tokens = float(burst)
         self.stamp = time.monotonic()
 
-    def admit(self, now: float | None = None) -> Refusal | None:
-        """Take one token; return None if admitted, else the refusal."""
+    def admit(self, now: float | None = None, *, consume: bool = True) -> Refusal | None:
+        """Take one token; return None if admitted, else the refusal.
+
+        With `consume=False` (the second request of one admitted purchase: paying
+        the order the gate admitted), a closed gate still refuses but a rate gate
+        lets it through without taking a token, so one purchase costs one token.
+        """
+        if self.mode == "rate" and not consume:
+            self.admitted += 1
+            return None
         if self.mode == "open":
             self.admitted += 1
             return None

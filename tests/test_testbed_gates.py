@@ -75,6 +75,23 @@ def test_rate_gate_is_a_token_bucket(tb: TestbedServer) -> None:
         admin(c, tb, "PUT", "/admin/gates/registration", {"mode": "open"})
 
 
+def test_rate_gate_takes_one_token_per_purchase(tb: TestbedServer) -> None:
+    """Ordering and paying one order cost one ordering token, so planned rates are purchases/s."""
+    c = Client(tb.url)
+    token, *_ = register_and_login(c)
+    admin(c, tb, "PUT", "/admin/gates/ordering", {"mode": "rate", "rate_per_s": 0.01, "burst": 2})
+    try:
+        orders = [c.post("/v1/orders", json_body={"quantity": 1}, token=token,
+                         headers={"Idempotency-Key": f"p{i}"}) for i in range(2)]
+        assert [o.status for o in orders] == [201, 201]
+        for o in orders:                         # paying admitted orders needs no token of its own
+            assert c.post(f"/v1/orders/{o.json['order_id']}/pay", token=token).status == 202
+        third = c.post("/v1/orders", json_body={"quantity": 1}, token=token, headers={"Idempotency-Key": "p2"})
+        assert third.status == 429 and third.json["gate"] == "ordering"
+    finally:
+        admin(c, tb, "PUT", "/admin/gates/ordering", {"mode": "open"})
+
+
 def _stamp_setup(tb: TestbedServer, n: int) -> tuple[Client, str]:
     c = Client(tb.url)
     token, *_ = register_and_login(c)

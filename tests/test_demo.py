@@ -1,0 +1,106 @@
+"""The demo end to end (shortened), and the rehearsal-vs-plan check it relies on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from analysis.follow import check_plan_followed
+from surgecast import atomic
+from surgecast.errors import InputFileError
+
+TZ = "+07:00"
+REOPEN = datetime.fromisoformat(f"2024-09-05T20:00:00{TZ}")
+
+
+def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, samples_h: float = 2.0) -> Path:
+    """A rehearsal + plan directory whose issuer queue drains `drain_after_h` after reopening."""
+    atomic.write_json(tmp / "plan.json", {
+        "reopen_at": REOPEN.isoformat(), "max_utilisation": 0.8, "stamps_per_applicant": 2.2,
+        "stages": [{"name": "drain accepted stamping", "start": REOPEN.isoformat(),
+                    "end": (REOPEN + timedelta(minutes=20)).isoformat()}]})
+    atomic.write_json(tmp / "run.json", {"kind": "rehearsal", "scale": 1e-4, "compress": 7200})
+    atomic.write_json(tmp / "reconciliation.json", {"ok": ok, "lost_quota": 0 if ok else 2,
+                                                    "duplicated_quota": 0, "orphaned_payments": 0})
+    rows = []
+    t = REOPEN - timedelta(hours=24)
+    while t < REOPEN + timedelta(hours=48):
+        h = (t - REOPEN).total_seconds() / 3600
+        queue = 30 if h < 0 else (max(0, int(30 * (1 - h / drain_after_h))) if h < drain_after_h else 0)
+        paused = 1 if h < 0 else 0
+        rows.append(["2026-01-01T00:00:00Z", t.isoformat(), queue, 0 if paused else (4 if queue else busy), 4,
+                     0, 0, paused, 0, 0, 8, "open", "open", "open"])
+        t += timedelta(hours=samples_h)
+    atomic.write_csv(tmp / "queue.csv", ["at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers",
+                                         "issuer_completed", "issuer_failed", "issuer_paused", "payments_queue",
+                                         "payments_busy", "payments_workers", "gate_registration",
+                                         "gate_ordering", "gate_stamping"], rows)
+    return tmp
+
+
+def test_follows_when_drained_in_time_below_target(tmp_path: Path) -> None:
+    check = check_plan_followed(_run_dir(tmp_path, drain_after_h=2, busy=3))
+    assert check["follows"] is True
+    assert [c["ok"] for c in check["checks"]] == [True, True, True]
+    assert check["resolution_s"] == 7200
+    # 30 stamps at scale 1e-4 with 2.2 stamps per applicant: ~136k applicants nationally
+    assert check["outage_peak_issuer_queue_national_applicants"] == round(30 / 2.2 / 1e-4)
+
+
+@pytest.mark.parametrize(("kw", "failing"), [
+    ({"drain_after_h": 12, "busy": 3}, "drain"),          # drains 12 h late: beyond 2 samples of resolution
+    ({"drain_after_h": 2, "busy": 4}, "utilisation"),     # issuer 100% busy after the drain, target 80%
+    ({"drain_after_h": 2, "busy": 3, "ok": False}, "integrity"),
+])
+def test_each_check_can_fail(tmp_path: Path, kw: dict, failing: str) -> None:
+    check = check_plan_followed(_run_dir(tmp_path, **kw))
+    assert check["follows"] is False
+    assert [c["name"] for c in check["checks"] if not c["ok"]] == [failing]
+
+
+def test_missing_queue_is_a_named_input_error(tmp_path: Path) -> None:
+    _run_dir(tmp_path, drain_after_h=2, busy=3)
+    (tmp_path / "queue.csv").unlink()
+    with pytest.raises(InputFileError, match="queue.csv: missing"):
+        check_plan_followed(tmp_path)
+
+
+def test_report_shows_the_plan_check(tmp_path: Path) -> None:
+    import shutil
+
+    from reports.build import build_report
+
+    run = tmp_path / "full"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "full", run)
+    check = check_plan_followed(_run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3))
+    atomic.write_json(run / "plan_check.json", check)
+    html = build_report(run).paths[0].read_text()
+    assert 'id="plan-check" class="callout bad"' in html
+    assert "did NOT follow the plan" in html and "never drained" not in html
+    assert html.count("<li>✘") == 1 and html.count("<li>✔") == 2
+
+
+@pytest.mark.timeout(240)
+def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "surgecast", "demo", "--quick", "--duration", "25",
+                           "--out", str(out)], capture_output=True, text=True, timeout=230)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("capacity.json", "probe.csv", "plan.json", "timeline.csv", "gate_schedule.json",
+                 "arrivals.csv", "queue.csv", "summary.json", "reconciliation.json", "plan_check.json",
+                 "report.html"):
+        assert (out / name).is_file(), name
+    check = json.loads((out / "plan_check.json").read_text())
+    assert check["follows"] is True, check
+    capacity = json.loads((out / "capacity.json").read_text())
+    assert 4 <= capacity["stamps_per_second"] <= 32, capacity  # the testbed is configured for 16/s
+    for phase in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert phase in proc.stdout
+    assert "the report:" in proc.stdout and str(out / "report.html") in proc.stdout
+    html = (out / "report.html").read_text()
+    assert 'id="plan-check" class="callout ok"' in html
