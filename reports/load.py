@@ -33,7 +33,9 @@ REHEARSAL_FILES = ("run.json", "profile.toml", "summary.json", "arrivals.csv", "
                    "latency_history.csv", "latency/", "reconciliation.json", "audit.json",
                    "ledger.csv", "locust_stats.csv", "locust_failures.csv")
 PROBE_FILES = ("probe.csv", "capacity.json")
+GATE_MODES = ("open", "closed", "rate")
 PLAN_FILES = ("plan.json", "timeline.csv", "gate_schedule.json")
+YEARS = (1900, 2200)  # times outside are not a surge's calendar (and would overflow zone conversions)
 _FIX = "rerun the command that wrote it, or delete the file to build the report without it"
 
 
@@ -75,6 +77,7 @@ class RunData:
     plan: dict[str, Any] | None = None
     timeline: Series | None = None
     gate_schedule: list[dict[str, Any]] | None = None
+    plan_check: dict[str, Any] | None = None  # plan_check.json: the demo's rehearsal-vs-plan check
 
     @property
     def kinds(self) -> set[str]:
@@ -116,6 +119,8 @@ def read_json(path: Path) -> Any:
         raise InputFileError(f"{path}: line {e.lineno} column {e.colno}: not valid JSON ({e.msg}); {_FIX}") from None
     except UnicodeDecodeError:
         raise InputFileError(f"{path}: not UTF-8 text; {_FIX}") from None
+    except RecursionError:
+        raise InputFileError(f"{path}: JSON nested too deeply to read; {_FIX}") from None
 
 
 def need(obj: Any, key: str, path: Path, kind: type | tuple[type, ...] | None = None, *,
@@ -130,7 +135,7 @@ def need(obj: Any, key: str, path: Path, kind: type | tuple[type, ...] | None = 
         if not isinstance(node, dict) or part not in node:
             if optional:
                 return None
-            raise InputFileError(f"{path}: key {at}{key} is missing; {_FIX}")
+            raise InputFileError(f"{path}: key {_shown(at + key)} is missing; {_FIX}")
         node = node[part]
     if node is None and optional:
         return None
@@ -141,8 +146,13 @@ def need(obj: Any, key: str, path: Path, kind: type | tuple[type, ...] | None = 
             ok = True
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
-            raise InputFileError(f"{path}: key {at}{key} = {node!r} is not a {names}; {_FIX}")
+            raise InputFileError(f"{path}: key {_shown(at + key)} = {node!r} is not a {names}; {_FIX}")
     return node
+
+
+def _shown(key: str) -> str:
+    """A key as the message shows it: as is, or quoted when it holds newlines or other control characters."""
+    return key if key.isprintable() else repr(key)
 
 
 def parse_time(text: str, path: Path, line: int, col: str) -> datetime:
@@ -153,7 +163,15 @@ def parse_time(text: str, path: Path, line: int, col: str) -> datetime:
         raise InputFileError(f"{path}: line {line}: column {col} = {text!r} is not an ISO 8601 time; {_FIX}") from None
     if d.tzinfo is None:
         raise InputFileError(f"{path}: line {line}: column {col} = {text!r} has no offset (write Z or +07:00); {_FIX}")
+    if not _in_range(d):
+        raise InputFileError(f"{path}: line {line}: column {col} = {text!r} is outside the years "
+                             f"{YEARS[0]}..{YEARS[1]}; {_FIX}")
     return d
+
+
+def _in_range(d: datetime) -> bool:
+    """A time the report can place on a calendar axis (and convert between zones without overflow)."""
+    return YEARS[0] <= d.year <= YEARS[1]
 
 
 def read_csv(path: Path, *, numbers: tuple[str, ...] = (), times: tuple[str, ...] = (),
@@ -276,6 +294,10 @@ def load_run(run_dir: Path) -> RunData:
             need(d.reconciliation, k, p("reconciliation.json"), int, optional=True)
     if has("audit.json"):
         d.audit = read_json(p("audit.json"))
+    if (run_dir / "plan_check.json").is_file():
+        d.plan_check = read_json(p("plan_check.json"))
+        need(d.plan_check, "follows", p("plan_check.json"), bool)
+        need(d.plan_check, "checks", p("plan_check.json"), list)
     if has("locust_failures.csv"):
         f = read_csv(p("locust_failures.csv"), texts=("Method", "Name", "Error", "Occurrences"))
         d.failures = [{"method": m, "name": n, "error": e, "occurrences": o}
@@ -312,6 +334,8 @@ def _profile(d: RunData) -> None:
         import tomllib
         try:
             d.profile = parse_profile(tomllib.loads(path.read_text(encoding="utf-8")), source=str(path))
+        except UnicodeDecodeError:
+            raise InputFileError(f"{path}: not UTF-8 text; {_FIX}") from None
         except tomllib.TOMLDecodeError as e:
             raise InputFileError(f"{path}: not valid TOML ({e}); {_FIX}") from None
         except ProfileError as e:
@@ -350,6 +374,7 @@ def _summary(path: Path) -> dict[str, Any]:
                                      f"{{expr, ok, observed, window_s}}; {_FIX}")
             need(th[i], "expr", path, str, at=f"thresholds[{i}].")
             need(th[i], "ok", path, bool, at=f"thresholds[{i}].")
+            need(th[i], "window_s", path, float, at=f"thresholds[{i}].", optional=True)
     need(s, "generator_cpu_percent_max", path, float, optional=True)
     return s
 
@@ -387,7 +412,10 @@ def _plan(path: Path) -> dict[str, Any]:
         for k in ("start", "end"):
             v = need(st, k, path, str, at=f"{where}.")
             st[k] = _when(v, path, f"{where}.{k}")
-        need(st, "gates", path, dict, at=f"{where}.", optional=True)
+        for gate, mode in (need(st, "gates", path, dict, at=f"{where}.", optional=True) or {}).items():
+            if mode not in GATE_MODES:
+                raise InputFileError(f"{path}: key {_shown(f'{where}.gates.{gate}')} = {mode!r}: expected open, closed or rate; {_FIX}")
+        need(st, "why", path, str, at=f"{where}.", optional=True)
         for k in ("rate_per_s", "peak_queue", "max_wait_s", "utilisation", "burst"):
             need(st, k, path, float, at=f"{where}.", optional=True)
     out = plan.get("outage")
@@ -396,7 +424,9 @@ def _plan(path: Path) -> dict[str, Any]:
             if out.get(k):
                 out[k] = _when(need(out, k, path, str), path, f"outage.{k}")
     for i, w in enumerate(need(plan, "what_if", path, list, optional=True) or []):
-        for k in ("capacity", "served_share"):
+        if not isinstance(w, dict):
+            raise InputFileError(f"{path}: key what_if[{i}] is not an object; {_FIX}")
+        for k in ("capacity", "extension_hours", "served_share"):
             need(w, k, path, float, at=f"what_if[{i}].", optional=True)
     return plan
 
@@ -412,7 +442,7 @@ def _gates(path: Path) -> list[dict[str, Any]]:
         ch["at"] = _when(need(ch, "at", path, str, at=where), path, f"[{i}].at")
         need(ch, "gate", path, str, at=where)
         mode = need(ch, "mode", path, str, at=where)
-        if mode not in ("open", "closed", "rate"):
+        if mode not in GATE_MODES:
             raise InputFileError(f"{path}: key [{i}].mode = {mode!r}: expected open, closed or rate; {_FIX}")
         need(ch, "rate_per_s", path, float, at=where, optional=True)
     return sorted(g, key=lambda c: c["at"])
@@ -425,6 +455,8 @@ def _when(text: str, path: Path, key: str) -> datetime:
         raise InputFileError(f"{path}: key {key} = {text!r} is not an ISO 8601 time; {_FIX}") from None
     if d.tzinfo is None:
         raise InputFileError(f"{path}: key {key} = {text!r} has no offset (write +07:00); {_FIX}")
+    if not _in_range(d):
+        raise InputFileError(f"{path}: key {key} = {text!r} is outside the years {YEARS[0]}..{YEARS[1]}; {_FIX}")
     return d
 
 
