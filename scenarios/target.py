@@ -121,6 +121,92 @@ class AdminClient:
         return self.send("POST", "/admin/faults", changes)
 
 
+PREFLIGHT_TIMEOUT_S = 5.0
+_PREFLIGHT_MAX_BYTES = 1 << 20
+
+
+def _endpoint(host: str) -> str:
+    parts = urlsplit(host)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def _preflight_get(host: str, path: str, token: str | None, timeout_s: float) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one GET, or TargetError naming what went wrong and the fix."""
+    req = urllib.request.Request(host + path, method="GET", headers={"Accept": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 (checked host)
+        except urllib.error.HTTPError as e:  # a status >= 400 still tells us what the target speaks
+            resp = e
+        with resp:
+            body = resp.read(_PREFLIGHT_MAX_BYTES)
+            return int(resp.status or 0), resp.headers.get("Content-Type", "") or "", body
+    except TimeoutError:
+        raise TargetError(f"{host} accepted the connection but did not answer GET {path} within {timeout_s:g} s; "
+                          f"the target hangs: check that --host is the API (not a stuck proxy) and that it is "
+                          f"not overloaded") from None
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, ConnectionRefusedError):
+            raise TargetError(f"{host} refused the connection: nothing listens on {_endpoint(host)}; start the "
+                              f"target (e.g. surgecast testbed --port {_endpoint(host).rsplit(':', 1)[1]}) "
+                              f"or fix --host") from None
+        if isinstance(reason, TimeoutError):
+            raise TargetError(f"{host} did not accept or answer GET {path} within {timeout_s:g} s; the target "
+                              f"hangs or a firewall drops the packets: check --host") from None
+        raise TargetError(f"{host}: cannot reach it ({reason}); fix --host") from None
+    except (OSError, ValueError) as e:  # reset, broken HTTP (e.g. not an HTTP server at all)
+        raise TargetError(f"{host}: GET {path} failed ({type(e).__name__}: {e}); check that --host is "
+                          f"the target's HTTP API") from None
+
+
+def _json_or_none(ctype: str, body: bytes) -> Any:
+    try:
+        return json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def preflight(host: str, *, admin_token: str | None = None,
+              timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str, Any] | None:
+    """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config` or None.
+
+    `GET /healthz` must answer within `timeout_s` with a JSON body (any status: a
+    service without /healthz still answers a JSON 404). With `admin_token`,
+    `GET /admin/config` must not refuse the token (401/403); a target without an
+    admin API (404) gives None. Everything else raises `TargetError` (exit 2) in
+    one line naming the host, what was wrong and the fix::
+
+        >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
+        >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        surgecast.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on 127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
+    """
+    host = host.rstrip("/")
+    status, ctype, body = _preflight_get(host, "/healthz", None, timeout_s)
+    if _json_or_none(ctype, body) is None:
+        kind = (ctype.split(";")[0].strip() or "no content type")
+        raise TargetError(f"{host} answered GET /healthz with HTTP {status} {kind}, not JSON: it is not the "
+                          f"stamping API; --host must be the API's base URL (e.g. http://127.0.0.1:8080), "
+                          f"not a web page, login portal or proxy")
+    if not admin_token:
+        return None
+    status, ctype, body = _preflight_get(host, "/admin/config", admin_token, timeout_s)
+    if status in (401, 403):
+        raise TargetError(f"{host} refused --admin-token on GET /admin/config (HTTP {status}); give the "
+                          f"target's admin token, or leave --admin-token out for a target without an admin API")
+    config = _json_or_none(ctype, body)
+    if status == 200 and isinstance(config, dict):
+        return config
+    if status == 200:
+        raise TargetError(f"{host} answered GET /admin/config with HTTP 200 but not a JSON object; check --host")
+    return None
+
+
 def issuer_capacity(config: dict[str, Any] | None) -> float | None:
     """Stamps per second the target's issuer can serve, from its `/admin/config`.
 

@@ -91,6 +91,7 @@ class LimitsConfig:
 
     max_upload_bytes: int = 2 * 1024 * 1024
     max_json_bytes: int = 16 * 1024
+    body_timeout_s: float = 30.0   # a request body must arrive whole within this (slow-body guard)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,7 +273,8 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     p.done()
     li = root.sub("limits")
     limits = LimitsConfig(max_upload_bytes=li.int("max_upload_bytes", 2 * 1024 * 1024, 1024),
-                          max_json_bytes=li.int("max_json_bytes", 16 * 1024, 1024))
+                          max_json_bytes=li.int("max_json_bytes", 16 * 1024, 1024),
+                          body_timeout_s=li.float("body_timeout_s", 30.0, 0.1, 3600.0))
     li.done()
     s = root.sub("security")
     security = SecurityConfig(

@@ -11,6 +11,7 @@ Content-Length at once and cutting a chunked body off at the limit::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -65,12 +66,31 @@ async def limited_stream(request: Request, limit: int, field: str | None = None)
         if int(declared) > limit:
             raise too_large(limit, field)
     seen = 0
-    async for chunk in request.stream():
+    loop = asyncio.get_running_loop()
+    timeout_s = _body_timeout(request)
+    deadline = loop.time() + timeout_s
+    chunks = request.stream().__aiter__()
+    while True:
+        # The whole body must arrive by the deadline: a client trickling bytes (slow-body attack)
+        # is answered 408 and disconnected instead of holding the connection for ever.
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(408, "request_timeout", f"the request body did not arrive within {timeout_s:g} s",
+                           field=field, headers={"Connection": "close"}) from None
         seen += len(chunk)
         if seen > limit:
             raise too_large(limit, field)
         if chunk:
             yield chunk
+
+
+def _body_timeout(request: Request) -> float:
+    """``limits.body_timeout_s`` of the app's configuration (30 s when there is none)."""
+    cfg = getattr(request.app.state, "config", None)
+    return float(getattr(getattr(cfg, "limits", None), "body_timeout_s", 30.0))
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:

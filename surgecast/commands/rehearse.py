@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, locust=False)
     parser.add_argument("--testbed-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the embedded testbed, e.g. issuer.workers=8 (repeatable)")
+    from scenarios.distributed import add_distributed_arguments
+
+    add_distributed_arguments(parser)
 
 
 def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> list[str]:
@@ -74,9 +77,13 @@ def _locust_file() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run `surgecast rehearse`."""
+    from scenarios.distributed import check_distributed_flags, run_worker_process
     from scenarios.options import resolve_settings
-    from scenarios.target import AdminClient, check_host
+    from scenarios.target import AdminClient, check_host, preflight
 
+    check_distributed_flags(args)
+    if args.worker:  # every setting comes from the master
+        return run_worker_process(args, _locust_file())
     if not args.out:
         raise FieldError("--out", None, "give a run directory to write, e.g. --out runs/x")
     out = Path(args.out)
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.host:
         host = check_host(args.host, allow_remote=args.allow_remote)
         token = args.admin_token
-        config = AdminClient(host, token=token).config() if token else None
+        config = preflight(host, admin_token=token)  # refused, HTML or hanging: exit 2, nothing written
         settings = resolve_settings(args, host=host, target_config=config, embedded=False)
         return _run_locust(args, settings, host, token, out)
     # Validate everything that needs no target before starting one.
@@ -111,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> int:
     cmd = [sys.executable, "-m", "locust", "-f", _locust_file(), "--headless", "--only-summary",
            "--loglevel", "WARNING", "--exit-code-on-error", "0"] + _passthrough(args, settings, host, token, out)
+    from scenarios.distributed import locust_distributed_args
+
+    cmd += locust_distributed_args(args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -141,6 +151,9 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
             raise UsageError(last[0].split(": ", 1)[1])
         raise SurgecastError(f"the Locust run ended with code {code} and no summary.json; last line: {last[0]}")
     result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
+    for w in result.get("lost_workers") or []:  # distributed: a worker's results never reached the master
+        print(f"IntegrityError: worker {w.get('index')} ({w.get('client_id') or w.get('error', '')}) sent no results; "
+              f"its arrivals, ledger and latencies are missing from {out} (data lost, exit 3)", file=sys.stderr)
     if not settings.quiet:
         print(_verdict(result, out))
     return int(result.get("exit_code", code))
