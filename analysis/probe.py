@@ -56,15 +56,20 @@ def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: no such file; give the probe.csv of a probe run")
-    with p.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in PROBE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
-                                 f"probe.csv needs {', '.join(PROBE_COLUMNS)}")
-        rows = []
-        for lineno, raw in enumerate(reader, start=2):
-            rows.append(_parse_row(raw, f"{p} line {lineno}"))
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in PROBE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
+                                     f"probe.csv needs {', '.join(PROBE_COLUMNS)}")
+            rows = []
+            for raw in reader:
+                rows.append(_parse_row(raw, f"{p} line {reader.line_num}"))
+    except UnicodeDecodeError:
+        raise InputFileError(f"{p}: not UTF-8 text; give the probe.csv of a probe run") from None
+    except csv.Error as e:
+        raise InputFileError(f"{p}: not valid CSV ({e}); give the probe.csv of a probe run") from None
     return rows
 
 
@@ -93,7 +98,10 @@ def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
     if distinct < MIN_POINTS:
         return {**dict.fromkeys(USL_KEYS), "points": distinct,
                 "note": f"{distinct} usable concurrency level(s); the USL fit needs at least {MIN_POINTS}: not fitted"}
-    fit = fit_usl([n for n, _ in pairs], [x for _, x in pairs])
+    try:
+        fit = fit_usl([n for n, _ in pairs], [x for _, x in pairs])
+    except InputFileError as e:  # levels the fit cannot use (e.g. out of range): say why, keep the rest
+        return {**dict.fromkeys(USL_KEYS), "points": distinct, "note": f"not fitted: {e}"}
     out: dict[str, Any] = {k: getattr(fit, k) for k in USL_KEYS}
     out.update({"alpha_se": fit.alpha_se, "beta_se": fit.beta_se, "gamma_se": fit.gamma_se, "points": distinct})
     if fit.peak_load is not None and fit.peak_load > max(levels):

@@ -26,8 +26,9 @@ and raises InputFileError naming the line and column of any bad value.
 from __future__ import annotations
 
 import csv
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from scipy.optimize import least_squares
 from surgecast.errors import InputFileError
 
 MIN_POINTS = 4
+MIN_LOAD, MAX_LOAD = 1e-6, 1e12  # load levels the fit handles in floating point
 
 __all__ = ["UslFit", "usl_throughput", "fit_usl", "read_load_throughput", "MIN_POINTS"]
 
@@ -126,14 +128,25 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
         raise InputFileError("USL needs finite load and throughput values > 0")
     if len(np.unique(n)) < 3:
         raise InputFileError("USL needs at least 3 distinct load levels to separate alpha from beta")
+    if n.min() < MIN_LOAD or n.max() > MAX_LOAD:
+        bad = n.min() if n.min() < MIN_LOAD else n.max()
+        raise InputFileError(f"USL load {bad:g} is out of range; give load levels (concurrency) "
+                             f"between {MIN_LOAD:g} and {MAX_LOAD:g}")
+    # Fit throughput in units of its largest value: gamma is a pure scale factor of the
+    # model, so alpha and beta do not change, and any magnitude of throughput stays
+    # within floating point (1e-300 or 1e300 requests/s fit like 0.1 or 100).
+    scale = float(np.max(x))
+    xs = x / scale
+    if not np.all(np.isfinite(xs)) or not np.all(xs > 0):
+        raise InputFileError("USL throughput values span too many orders of magnitude to fit; "
+                             f"got {float(np.min(x)):g} .. {scale:g}")
     # Start from the per-unit throughput at the smallest load; try a few shapes.
     i0 = int(np.argmin(n))
-    g0 = float(x[i0] / n[i0]) * (1 + 0.05 * (n[i0] - 1))
-    scale = float(np.max(x))
+    g0 = float(xs[i0] / n[i0]) * (1 + 0.05 * (n[i0] - 1))
     lo, hi = [0.0, 0.0, g0 * 1e-3], [1.0, np.inf, g0 * 1e3]
     best = None
     for a0, b0 in ((0.01, 1e-4), (0.1, 1e-3), (0.5, 1e-2), (0.001, 1e-6)):
-        res = least_squares(_residuals, [a0, b0, g0], bounds=(lo, hi), args=(n, x / 1.0),
+        res = least_squares(_residuals, [a0, b0, g0], bounds=(lo, hi), args=(n, xs),
                             x_scale=[0.1, 1e-3, g0], method="trf", ftol=1e-14, xtol=1e-14, gtol=1e-14,
                             max_nfev=5000)
         if best is None or res.cost < best.cost:
@@ -142,14 +155,20 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     alpha, beta, gamma = (float(v) for v in best.x)
     resid = best.fun
     rss = float(resid @ resid)
-    tss = float(((x - x.mean()) ** 2).sum())
-    r2 = 1.0 - rss / tss if tss > 0 else (1.0 if rss < 1e-12 * scale**2 else 0.0)
+    tss = float(((xs - xs.mean()) ** 2).sum())
+    r2 = 1.0 - rss / tss if tss > 0 else (1.0 if rss < 1e-12 else 0.0)
+    if not all(math.isfinite(v) for v in (alpha, beta, gamma, r2)):
+        raise InputFileError(f"the USL fit did not converge on these {len(n)} points; check the load and throughput values")
     dof = len(n) - 3
     ses: list[float | None] = [None, None, None]
     if dof > 0:
         jac = best.jac
         cov = np.linalg.pinv(jac.T @ jac) * (rss / dof)
-        ses = [float(math.sqrt(max(v, 0.0))) for v in np.diag(cov)]
+        # A singular Jacobian (a flat direction) has no finite error bar: say none.
+        ses = [float(math.sqrt(max(v, 0.0))) if math.isfinite(v) else None for v in np.diag(cov)]
+    if ses[2] is not None:
+        ses[2] *= scale
+    gamma *= scale
     # At the bound 0 the optimiser leaves round-off (1e-19); snap terms that cannot
     # matter within the measured range to exactly 0 so "no peak" / "no ceiling" is said plainly.
     n_top = float(n.max())
@@ -187,7 +206,13 @@ def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputFileError(f"{p}: not UTF-8 text; save it as a UTF-8 CSV with columns load,throughput") from None
-    reader = csv.reader(text.splitlines())
+    try:
+        return _parse_load_throughput(p, csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise InputFileError(f"{p}: not valid CSV ({e}); give a CSV with columns load,throughput") from None
+
+
+def _parse_load_throughput(p: Path, reader: Iterator[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
@@ -195,12 +220,14 @@ def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     cols = {}
     for name in ("load", "throughput"):
         if name not in header:
-            raise InputFileError(f"{p} line 1: no column {name!r} (found {', '.join(header) or 'nothing'}); "
+            found = ", ".join(repr(h) for h in header) or "nothing"
+            raise InputFileError(f"{p} line 1: no column {name!r} (found {found}); "
                                  "the header must name load and throughput")
         cols[name] = header.index(name)
     loads: list[float] = []
     xs: list[float] = []
-    for lineno, row in enumerate(reader, start=2):
+    for row in reader:
+        lineno = reader.line_num  # type: ignore[attr-defined]
         if not row or all(not c.strip() for c in row):
             continue
         vals = []

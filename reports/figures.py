@@ -21,7 +21,8 @@ from reports.i18n import Translator
 from reports.load import RunData
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
-INTEGRITY_FAILURES = ("lost_quota", "duplicated_quota", "lost_stamps", "orphaned_payments", "unknown_orders")
+INTEGRITY_FAILURES = ("lost_quota", "duplicated_quota", "lost_stamps", "duplicated_stamps", "orphaned_payments",
+                      "unknown_orders")
 
 
 @dataclass(frozen=True, kw_only=True)

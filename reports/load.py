@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ class Series:
 
     path: Path
     cols: dict[str, Any]
+    lines: list[int] = field(default_factory=list)  # the file line of each row
 
     def __len__(self) -> int:
         return len(next(iter(self.cols.values()))) if self.cols else 0
@@ -196,12 +198,15 @@ def read_csv(path: Path, *, numbers: tuple[str, ...] = (), times: tuple[str, ...
                     raise InputFileError(f"{path}: line 1: column {name} is missing from the header; {_FIX}")
             use_opt = tuple(n for n in optional_numbers if n in index)
             raw: dict[str, list[str]] = {n: [] for n in wanted + use_opt}
+            lines: list[int] = []  # the file line of each row (a quoted newline spans lines)
             width = len(header)
-            for lineno, row in enumerate(reader, start=2):
+            for row in reader:
                 if not row:
                     continue
                 if len(row) != width:
-                    raise InputFileError(f"{path}: line {lineno}: {len(row)} fields, the header has {width}; {_FIX}")
+                    raise InputFileError(f"{path}: line {reader.line_num}: {len(row)} fields, "
+                                         f"the header has {width}; {_FIX}")
+                lines.append(reader.line_num)
                 for n in raw:
                     raw[n].append(row[index[n]])
     except UnicodeDecodeError:
@@ -210,16 +215,16 @@ def read_csv(path: Path, *, numbers: tuple[str, ...] = (), times: tuple[str, ...
         raise InputFileError(f"{path}: not valid CSV ({e}); {_FIX}") from None
     cols: dict[str, Any] = {}
     for n in numbers + use_opt:
-        cols[n] = _floats(raw[n], path, n, empty_ok=n in empty_ok)
+        cols[n] = _floats(raw[n], path, n, empty_ok=n in empty_ok, lines=lines)
     for n in times:
-        cols[n] = [None if (v == "" and n in empty_ok) else parse_time(v, path, i + 2, n)
-                   for i, v in enumerate(raw[n])]
+        cols[n] = [None if (v == "" and n in empty_ok) else parse_time(v, path, line, n)
+                   for line, v in zip(lines, raw[n], strict=True)]
     for n in texts:
         cols[n] = raw[n]
-    return Series(path=path, cols=cols)
+    return Series(path=path, cols=cols, lines=lines)
 
 
-def _floats(values: list[str], path: Path, name: str, *, empty_ok: bool) -> np.ndarray:
+def _floats(values: list[str], path: Path, name: str, *, empty_ok: bool, lines: list[int]) -> np.ndarray:
     try:
         arr = np.array([float(v) if v != "" else math.nan for v in values], dtype=float)
     except ValueError:
@@ -232,7 +237,7 @@ def _floats(values: list[str], path: Path, name: str, *, empty_ok: bool) -> np.n
         except ValueError:
             x = math.nan
         if math.isnan(x) and not (empty_ok and v == ""):
-            raise InputFileError(f"{path}: line {i + 2}: column {name} = {v!r} is not a number; {_FIX}")
+            raise InputFileError(f"{path}: line {lines[i]}: column {name} = {v!r} is not a number; {_FIX}")
     return np.array([float(v) if v != "" else math.nan for v in values], dtype=float)
 
 
@@ -260,9 +265,7 @@ def load_run(run_dir: Path) -> RunData:
 
     # parameters and profile
     if has("run.json"):
-        d.run = read_json(p("run.json"))
-        if not isinstance(d.run, dict):
-            raise InputFileError(f"{p('run.json')}: expected a JSON object; {_FIX}")
+        d.run = _run_json(p("run.json"))
     # rehearsal
     if has("summary.json"):
         d.summary = _summary(p("summary.json"))
@@ -271,7 +274,7 @@ def load_run(run_dir: Path) -> RunData:
                               texts=("journey", "outcome", "ended_step"))
         bad = set(d.arrivals["outcome"]) - {"completed", "abandoned", "failed", "dropped"}
         if bad:
-            line = d.arrivals["outcome"].index(sorted(bad)[0]) + 2
+            line = d.arrivals.lines[d.arrivals["outcome"].index(sorted(bad)[0])]
             raise InputFileError(f"{p('arrivals.csv')}: line {line}: column outcome = {sorted(bad)[0]!r}: "
                                  f"expected completed, abandoned, failed or dropped; {_FIX}")
     if has("queue.csv"):
@@ -289,7 +292,8 @@ def load_run(run_dir: Path) -> RunData:
     if has("reconciliation.json"):
         d.reconciliation = read_json(p("reconciliation.json"))
         need(d.reconciliation, "ok", p("reconciliation.json"), bool)
-        for k in ("lost_quota", "duplicated_quota", "lost_stamps", "orphaned_payments", "unknown_orders",
+        for k in ("lost_quota", "duplicated_quota", "lost_stamps", "duplicated_stamps", "orphaned_payments",
+                  "unknown_orders",
                   "unfinished_stamps", "checked_orders", "checked_stamps"):
             need(d.reconciliation, k, p("reconciliation.json"), int, optional=True)
     if has("audit.json"):
@@ -343,12 +347,27 @@ def _profile(d: RunData) -> None:
         return
     d.missing.append("profile.toml")
     name = (d.plan or {}).get("profile") or (d.run or {}).get("profile")
-    if name:
+    # Only a shipped profile's plain name: never a path a copied directory could point anywhere.
+    if isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
         try:
             d.profile = load_profile(str(name))
             d.profile_note = "shipped"
         except ProfileError:
             d.profile_note = str(name)
+
+
+def _run_json(path: Path) -> dict[str, Any]:
+    r = read_json(path)
+    if not isinstance(r, dict):
+        raise InputFileError(f"{path}: expected a JSON object; {_FIX}")
+    for k in ("kind", "profile"):
+        need(r, k, path, str, optional=True)
+    need(r, "scale", path, float, optional=True)
+    need(r, "versions", path, dict, optional=True)
+    for i, n in enumerate(need(r, "steps", path, list, optional=True) or []):
+        if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n):
+            raise InputFileError(f"{path}: key steps[{i}] = {n!r} is not a concurrency level; {_FIX}")
+    return r
 
 
 def _summary(path: Path) -> dict[str, Any]:
@@ -397,6 +416,7 @@ def _plan(path: Path) -> dict[str, Any]:
     plan = read_json(path)
     if not isinstance(plan, dict):
         raise InputFileError(f"{path}: expected a JSON object; {_FIX}")
+    need(plan, "profile", path, str, optional=True)
     need(plan, "verdict.served_by_deadline", path, bool)
     need(plan, "verdict.margin_hours", path, float, optional=True)
     need(plan, "verdict.lost_applicants", path, float, optional=True)

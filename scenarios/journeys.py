@@ -168,17 +168,22 @@ class JourneyRun:
         ident = self.plan.identity
         body = {"nik": ident.nik, "name": ident.name, "email": ident.email, "phone": ident.phone,
                 "password": ident.password}
-        r = self.call("register", "POST", "/v1/accounts", json_body=body, ok=(201,))
+        # 409 email_taken: emails are unique per run, so the account is this applicant's own,
+        # made by an earlier attempt whose answer was lost; go on and log in to it.
+        r = self.call("register", "POST", "/v1/accounts", json_body=body, ok=(201, 409))
+        if r.status_code == 409:
+            return  # login records the account (status existing) once it knows its id
         self.account_id = _json(r).get("account_id", "")
         self.ledger("account", self.account_id, status="created")
 
     def login(self, email: str, password: str) -> None:
         """POST /v1/sessions."""
+        known = bool(self.account_id)
         r = self.call("login", "POST", "/v1/sessions", json_body={"email": email, "password": password}, ok=(200, 201))
         body = _json(r)
         self.token = body.get("token", "")
         self.account_id = body.get("account_id", self.account_id)
-        if self.plan.journey != "new_applicant":
+        if self.plan.journey != "new_applicant" or not known:
             self.ledger("account", self.account_id, status="existing")
 
     def buy(self) -> None:

@@ -78,6 +78,14 @@ class StepLatency:
         h = (self.service if clock == "service" else self.intended).get(step)
         return 0 if h is None else int(h.get_total_count())
 
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{clock: {step: values held}} of every histogram.
+
+        >>> s = StepLatency(); s.record_service("login", 0.1); s.counts()
+        {'service': {'login': 1}, 'intended': {}}
+        """
+        return {clock: {s: int(h.get_total_count()) for s, h in getattr(self, clock).items()} for clock in CLOCKS}
+
     def merge(self, other: StepLatency) -> None:
         """Add `other`'s histograms into this one (exact)."""
         for clock in CLOCKS:

@@ -10,6 +10,12 @@ Locust's own flag (it groups test runs) and doubles as the surge profile. With n
 With --out (and no --csv) Locust's CSVs are written with full history to a staging
 prefix and moved into the run directory at exit. The pool of users is managed by
 `OpenModelShape`: do not give -u/-r.
+
+Distributed (`--processes N`, or `--master` plus `--worker` processes): the master
+resolves the settings, starts the embedded testbed if needed and writes the run
+directory; workers get everything from it (see `scenarios.distributed`)::
+
+    locust -f locustfile.py --headless --processes 2 --arrival-rate 20 --duration 60 --out runs/d
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ STAGING = ".locust-staging"
 
 class _State:
     rehearsal: Rehearsal | None = None
+    master: Any = None      # scenarios.distributed.MasterSide on a master
+    worker: Any = None      # scenarios.distributed.WorkerSide on a worker
     embedded: Any = None
     out: Path | None = None
     staging: Path | None = None
@@ -76,8 +84,12 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:  # used as a library (tests of the user class); nothing to set up
         return
-    if isinstance(environment.runner, MasterRunner | WorkerRunner):
-        _fail(SurgecastError("distributed runs (--master/--worker) are not supported yet; run one process"))
+    if isinstance(environment.runner, WorkerRunner):
+        from scenarios.distributed import WorkerSide
+
+        STATE.worker = WorkerSide(environment.runner, configure=lambda s: _configure(environment, s))
+        OpenModelShape.source = staticmethod(_source)
+        return
     try:
         host = opts.host or environment.host
         embedded = False
@@ -101,12 +113,11 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         _fail(e)
         return
     STATE.settings = settings
-    environment.host = host
-    Applicant.host = host
-    Applicant.network_timeout = settings.profile.journeys.request_timeout_s if settings.profile else 10.0
-    Applicant.connection_timeout = Applicant.network_timeout
-    patience = settings.profile.journeys.patience_s if settings.profile else 30.0
-    environment.stop_timeout = patience + Applicant.network_timeout + 2
+    _configure(environment, settings)
+    if isinstance(environment.runner, MasterRunner):
+        from scenarios.distributed import MasterSide
+
+        STATE.master = MasterSide(settings, environment.runner, allow_remote=bool(opts.allow_remote))
     if settings.out:
         STATE.out = Path(settings.out)
         STATE.staging = STATE.out / STAGING
@@ -114,9 +125,21 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     OpenModelShape.source = staticmethod(_source)
 
 
+def _configure(environment: Any, settings: Any) -> None:
+    environment.host = settings.host
+    Applicant.host = settings.host
+    Applicant.network_timeout = settings.profile.journeys.request_timeout_s if settings.profile else 10.0
+    Applicant.connection_timeout = Applicant.network_timeout
+    patience = settings.profile.journeys.patience_s if settings.profile else 30.0
+    environment.stop_timeout = patience + Applicant.network_timeout + 2
+
+
 def _source() -> tuple[Any, int, float]:
-    r = STATE.rehearsal
     s = STATE.settings
+    if STATE.master is not None:
+        m = STATE.master
+        return (m.view if m.n else None, s.user_cap, s.duration_s)
+    r = STATE.rehearsal
     return (r.dispatcher if r else None, s.user_cap if s else 1, s.duration_s if s else 0.0)
 
 
@@ -127,6 +150,9 @@ def _publish() -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
+    if STATE.master is not None:
+        STATE.master.begin()
+        return
     if STATE.settings is None:
         return
     STATE.rehearsal = Rehearsal(STATE.settings, runner=environment.runner)
@@ -135,6 +161,12 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    if STATE.worker is not None:
+        STATE.worker.send_results()
+        return
+    if STATE.master is not None:
+        environment.process_exit_code = STATE.master.finish(STATE.out, environment.stop_timeout)
+        return
     r = STATE.rehearsal
     if r is None:
         return
@@ -144,6 +176,11 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
+    if STATE.master is not None:
+        if not STATE.master.finished:
+            STATE.master.finish(STATE.out, environment.stop_timeout)
+        environment.process_exit_code = STATE.master.exit_code
+        return
     r = STATE.rehearsal
     if r is not None:
         if not r.finished:
@@ -162,7 +199,7 @@ class Applicant(FastHttpUser):
     @task
     def serve(self) -> None:
         """Take the next arrival (blocking) and run its journey."""
-        r = STATE.rehearsal
+        r = STATE.worker.rehearsal if STATE.worker is not None else STATE.rehearsal
         d = r.dispatcher if r else None
         if r is None or d is None:
             gevent.sleep(0.2)

@@ -20,8 +20,17 @@ Counts (quota in e-Meterai units, the rest in rows):
 * `orphaned_payments`: server orders of the client's accounts that are paid but that the client never paid (double payment).
 * `unknown_orders`: orders the client got an id for that the server does not have.
 * `lost_stamps`: stamp jobs the server accepted (the client holds their id) that it does not have, or a stamp the client downloaded that the server does not show done.
+* `duplicated_stamps`: stamp jobs beyond the first for the same document on the same account
+  (the server's `document_sha256`): an e-Meterai charged twice for one document, as when a
+  client retries an upload with a new Idempotency-Key after a lost response.
 * `unfinished_stamps`: stamps still queued or processing (not a failure: the issuer may still be down).
 `ok` is true when every count but `unfinished_stamps` is zero.
+
+    >>> server["orders"][0].update(status="paid", credited_at="t")
+    >>> server["stamps"] = [{"stamp_id": s, "account_id": "A", "status": "done", "document_sha256": "d1"}
+    ...                     for s in ("S1", "S2")]                  # one document, stamped twice
+    >>> r = reconcile(client, server); r["ok"], r["duplicated_stamps"]
+    (False, 1)
 """
 
 from __future__ import annotations
@@ -118,9 +127,20 @@ def reconcile(client_rows: Iterable[Mapping[str, Any]], server: Mapping[str, Any
             note("stamp_not_done_on_server", stamp_id=sid, server_status=srv.get("status"))
         elif srv.get("status") in IN_FLIGHT_STAMPS:
             unfinished += 1
-    ok = lost == dup == orphaned == unknown == lost_stamps == 0 and not any(
+    # The same document stamped more than once on one account: charged twice.
+    per_document: dict[tuple[str, str], int] = defaultdict(int)
+    for st in s_stamps.values():
+        if st.get("account_id") in accounts and st.get("document_sha256") and st.get("status") != "failed":
+            per_document[(st["account_id"], st["document_sha256"])] += 1
+    dup_stamps = 0
+    for (aid, digest), n in sorted(per_document.items()):
+        if n > 1:
+            dup_stamps += n - 1
+            note("duplicated_stamp", account_id=aid, document_sha256=digest, jobs=n)
+    ok = lost == dup == orphaned == unknown == lost_stamps == dup_stamps == 0 and not any(
         d["problem"] == "unknown_account" for d in details)
     return {"ok": ok, "lost_quota": lost, "duplicated_quota": dup, "orphaned_payments": orphaned,
-            "unknown_orders": unknown, "lost_stamps": lost_stamps, "unfinished_stamps": unfinished,
+            "unknown_orders": unknown, "lost_stamps": lost_stamps, "duplicated_stamps": dup_stamps,
+            "unfinished_stamps": unfinished,
             "checked_accounts": len(accounts), "checked_orders": len(client_orders),
             "checked_stamps": len(client_stamps), "details": details}

@@ -76,7 +76,7 @@ class Recorder:
         self.counts["scheduled"] += 1
         self.arrivals[applicant_id] = {"applicant_id": applicant_id, "journey": journey, "intended": intended_unix,
                                        "started": None, "finished": None, "outcome": "", "ended_step": "",
-                                       "attempts": 0}
+                                       "attempts": 0, "worker": self.worker}
 
     def arrival_dropped(self, applicant_id: str) -> None:
         """No idle user was free: the arrival is dropped at once, never delayed."""
@@ -150,7 +150,7 @@ class Recorder:
         for a in sorted(self.arrivals.values(), key=lambda a: a["intended"]):
             out.append([a["applicant_id"], a["journey"], iso_utc(a["intended"]), iso_utc(a["started"]),
                         iso_utc(a["finished"]), self.calendar_iso(a["intended"]), a["outcome"] or "abandoned",
-                        a["ended_step"], a["attempts"], self.worker])
+                        a["ended_step"], a["attempts"], a.get("worker", self.worker)])
         return out
 
     def ledger_rows(self) -> list[dict[str, Any]]:
@@ -172,6 +172,72 @@ class Recorder:
                 out.append([iso_utc(start), self.calendar_iso(start), step, len(s), slot["errors"],
                             pct(s, 50), pct(s, 95), pct(s, 99), pct(i, 50), pct(i, 95), pct(i, 99)])
         return out
+
+    # ---- across processes ------------------------------------------------------------------
+    def export(self) -> dict[str, Any]:
+        """Everything this process recorded, as plain data (for a worker to send to the master).
+
+        Queue samples are not included: in a distributed run only the master samples the target.
+        The inverse is `absorb`; see its docstring for an example.
+        """
+        windows = [[w, step, slot["service"], slot["intended"], slot["errors"]]
+                   for w, table in self._windows.items() for step, slot in table.items()]
+        return {"worker": self.worker, "arrivals": list(self.arrivals.values()), "ledger": self.ledger_rows(),
+                "counts": dict(self.counts), "requests": self.requests, "errors": self.errors, "windows": windows,
+                "latency": self.latency.encode(), "hdr_counts": self.latency.counts()}
+
+    def absorb(self, data: dict[str, Any]) -> None:
+        """Add another process's `export()` into this recorder, exactly.
+
+        Arrival rows and ledger rows are united (an applicant id seen twice raises
+        `IntegrityError`: ids carry the worker index, so that would be duplicated data),
+        counts and raw latency-history samples add up, and the HDR histograms are
+        decoded and added; each decoded histogram must hold the count the sender
+        declared and each merged one the sum, else `IntegrityError`::
+
+            >>> a = Recorder(origin_unix=0.0, calendar_of=None, worker=0)
+            >>> b = Recorder(origin_unix=0.0, calendar_of=None, worker=1)
+            >>> a.arrival_scheduled("0-000001", "new_applicant", 1.0); b.arrival_scheduled("1-000001", "stamp_only", 2.0)
+            >>> b.request_done("login", 2.0, 0.05, True)
+            >>> m = Recorder(origin_unix=0.0, calendar_of=None); m.absorb(a.export()); m.absorb(b.export())
+            >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[-1] for r in m.arrival_rows()]
+            (2, 1, 1, [0, 1])
+        """
+        from surgecast.errors import IntegrityError
+
+        who = f"worker {data.get('worker')}"
+        for a in data["arrivals"]:
+            if a["applicant_id"] in self.arrivals:
+                raise IntegrityError(f"{who} sent applicant {a['applicant_id']} that another worker sent too; "
+                                     "each worker needs its own index (restart the run)")
+            self.arrivals[a["applicant_id"]] = dict(a)
+        for r in data["ledger"]:
+            self.ledger[(r["applicant_id"], r["kind"], r["ref"])] = dict(r)
+        for k, n in data["counts"].items():
+            self.counts[k] += int(n)
+        self.requests += int(data["requests"])
+        self.errors += int(data["errors"])
+        for w, step, service, intended, errors in data["windows"]:
+            slot = self._windows[int(w)].get(step)
+            if slot is None:
+                slot = self._windows[int(w)][step] = {"service": [], "intended": [], "errors": 0}
+            slot["service"].extend(service)
+            slot["intended"].extend(intended)
+            slot["errors"] += int(errors)
+        before = self.latency.counts()
+        incoming = StepLatency.decode(data["latency"])
+        declared = data.get("hdr_counts", {})
+        got = incoming.counts()
+        if declared and got != declared:
+            raise IntegrityError(f"{who}: its latency histograms decode to counts {got}, but it declared "
+                                 f"{declared}; a message was damaged (rerun)")
+        self.latency.merge(incoming)
+        after = self.latency.counts()
+        for clock, table in after.items():
+            for step, n in table.items():
+                want = before.get(clock, {}).get(step, 0) + got.get(clock, {}).get(step, 0)
+                if n != want:
+                    raise IntegrityError(f"merged {step}.{clock} histogram holds {n} values, expected {want}")
 
     def write_files(self, out: Path) -> None:
         """Write arrivals.csv, ledger.csv, queue.csv, latency/*.hdr and latency_history.csv into `out`."""

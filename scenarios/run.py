@@ -200,9 +200,14 @@ class Rehearsal:
         pool.join()
         self.setup_s = time.time() - t0
 
-    def start(self) -> None:
-        """Set up, then start the arrivals, the admin player and the monitor (run in a greenlet)."""
-        if self.admin is not None:
+    def start(self, go: Any = None) -> None:
+        """Set up, then start the arrivals, the admin player and the monitor (run in a greenlet).
+
+        In a distributed worker `go` is a callable that reports this process ready and blocks
+        until the master gives the common origin (Unix seconds); the worker then runs only its
+        dispatcher (admin actions, queue sampling and thresholds are the master's).
+        """
+        if self.admin is not None and go is None:
             m = self.admin.metrics()
             self.gates_before = (m or {}).get("gates")
         self.setup_accounts()
@@ -214,10 +219,15 @@ class Rehearsal:
         wait_until = time.time() + POOL_WARMUP_MAX_S
         while len(d.idle) < want and time.time() < wait_until:
             gevent.sleep(0.05)
-        origin = time.time() + 0.2
+        given = time.time() + 0.2 if go is None else go()
+        if given is None or self.finished:  # the master stopped the run before it began
+            return
+        origin = float(given)
         self.origin_unix = origin
         self.recorder.origin_unix = origin
         self._greenlets.append(gevent.spawn(d.run, origin))
+        if go is not None:
+            return
         if self.admin is not None:
             acts = admin_actions(self.s)
             if acts:
@@ -261,55 +271,81 @@ class Rehearsal:
                 f"  in journey {d.busy if d else 0}  done {done}  issuer queue {q}")
 
     # ---- the end -----------------------------------------------------------------------------
-    def finish(self, out: Path | None) -> int:
-        """Stop, collect the target's audit and ledger, write the run directory; return the exit code."""
-        if self.finished:
-            return self.exit_code
+    def close_journeys(self) -> None:
+        """Stop this process's greenlets; journeys the stop cut short end as abandoned."""
         self.finished = True
         for g in self._greenlets:
             g.kill(block=False)
-        # Journeys the stop cut short: the applicant's visit ended with the run.
         now = time.time()
         for a in self.recorder.arrivals.values():
             if not a["outcome"] and a["started"] is not None:
                 self.recorder.arrival_finished(a["applicant_id"], "abandoned", a["ended_step"] or "", a["attempts"], now)
-        audit = server_ledger = None
-        if self.admin is not None:
-            restore(self.admin, self.gates_before, self.action_log)
-            audit = self.admin.get_optional("/admin/audit")
-            server_ledger = self.admin.get_optional("/admin/ledger")
-        rows = self.recorder.ledger_rows()
-        recon = reconcile(rows, server_ledger) if server_ledger is not None else None
-        thresholds = [r.as_dict(self.s.threshold_window_s) for r in self.watch.results]
-        code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
-        self.exit_code = code
-        origin = self.origin_unix or self.started_unix
-        finished = time.time()
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            self.recorder.write_files(out)
-            if self.s.profile is not None:
-                src = Path(self.s.profile.source)
-                if src.is_file():
-                    atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
-            if audit is not None:
-                atomic.write_json(out / "audit.json", audit)
-            if server_ledger is not None:
-                atomic.write_json(out / "server_ledger.json", server_ledger)
-            if recon is not None:
-                atomic.write_json(out / "reconciliation.json", recon)
-            extra = {"admin_actions": self.action_log, "setup_s": round(self.setup_s, 3),
-                     "setup_accounts": sum(1 for a in self.accounts.values() if a is not None),
-                     "setup_failed": sum(1 for a in self.accounts.values() if a is None),
-                     "aborted_by": self.aborted_by}
-            atomic.write_json(out / "run.json", run_json(self.s, origin_unix=origin, started_unix=self.started_unix,
-                                                         finished_unix=finished, extra=extra))
-            atomic.write_json(out / "summary.json", summary_json(
-                self.s, self.recorder, scheduled_expected=self.schedule.expected(), elapsed_s=finished - origin,
-                thresholds=thresholds, cpu_max=self.cpu_max, exit_code=code, reconciliation=recon))
-        return code
+
+    def setup_extra(self) -> dict[str, Any]:
+        """run.json's set-up fields of this process."""
+        return {"setup_s": round(self.setup_s, 3),
+                "setup_accounts": sum(1 for a in self.accounts.values() if a is not None),
+                "setup_failed": sum(1 for a in self.accounts.values() if a is None)}
+
+    def finish(self, out: Path | None) -> int:
+        """Stop, collect the target's audit and ledger, write the run directory; return the exit code."""
+        if self.finished:
+            return self.exit_code
+        self.close_journeys()
+        self.exit_code = conclude(
+            self.s, self.recorder, out=out, admin=self.admin, gates_before=self.gates_before,
+            action_log=self.action_log, watch=self.watch, origin_unix=self.origin_unix or self.started_unix,
+            started_unix=self.started_unix, scheduled_expected=self.schedule.expected(), cpu_max=self.cpu_max,
+            extra={**self.setup_extra(), "aborted_by": self.aborted_by})
+        return self.exit_code
 
     exit_code = 0
+
+
+def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: AdminClient | None,
+             gates_before: dict[str, Any] | None, action_log: list[dict[str, Any]], watch: ThresholdWatch,
+             origin_unix: float, started_unix: float, scheduled_expected: float, cpu_max: float | None,
+             extra: dict[str, Any], lost_workers: list[dict[str, Any]] | None = None) -> int:
+    """Put the target back, fetch its audit and ledger, reconcile, and write the run directory.
+
+    The one writer of a rehearsal's files, used by a single process (`Rehearsal.finish`)
+    and by a distributed master after merging its workers' recorders, so both directories
+    have the same format. `lost_workers` (distributed only: workers whose results never
+    came) forces exit 3 and is written to run.json and summary.json. Returns the exit code.
+    """
+    audit = server_ledger = None
+    if admin is not None:
+        restore(admin, gates_before, action_log)
+        audit = admin.get_optional("/admin/audit")
+        server_ledger = admin.get_optional("/admin/ledger")
+    rows = recorder.ledger_rows()
+    recon = reconcile(rows, server_ledger) if server_ledger is not None else None
+    thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
+    code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
+    if lost_workers:
+        code = 3
+    finished = time.time()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        recorder.write_files(out)
+        if s.profile is not None:
+            src = Path(s.profile.source)
+            if src.is_file():
+                atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
+        if audit is not None:
+            atomic.write_json(out / "audit.json", audit)
+        if server_ledger is not None:
+            atomic.write_json(out / "server_ledger.json", server_ledger)
+        if recon is not None:
+            atomic.write_json(out / "reconciliation.json", recon)
+        more = {"lost_workers": lost_workers} if lost_workers is not None else {}
+        atomic.write_json(out / "run.json", run_json(s, origin_unix=origin_unix, started_unix=started_unix,
+                                                     finished_unix=finished,
+                                                     extra={"admin_actions": action_log, **extra, **more}))
+        atomic.write_json(out / "summary.json", summary_json(
+            s, recorder, scheduled_expected=scheduled_expected, elapsed_s=finished - origin_unix,
+            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more))
+    return code
 
 
 def publish_locust_csvs(staging: Path, out: Path) -> None:

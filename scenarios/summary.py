@@ -59,8 +59,8 @@ def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finishe
 
 def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, elapsed_s: float,
                  thresholds: list[dict[str, Any]], cpu_max: float | None, exit_code: int,
-                 reconciliation: dict[str, Any] | None) -> dict[str, Any]:
-    """The body of summary.json."""
+                 reconciliation: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of summary.json (`extra` adds fields, e.g. `lost_workers` of a distributed run)."""
     c = rec.counts
     lat = rec.latency
 
@@ -93,4 +93,5 @@ def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, el
         "steps": steps, "thresholds": thresholds, "generator_cpu_percent_max": cpu_max,
         "reconciliation_ok": None if reconciliation is None else reconciliation.get("ok"),
         "elapsed_s": round(elapsed_s, 3), "exit_code": exit_code, "parameters": parameters(s),
+        **(extra or {}),
     }

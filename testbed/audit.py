@@ -103,9 +103,10 @@ def ledger_listing(ledger: Ledger) -> dict[str, Any]:
     orders = [dict(zip(("order_id", "account_id", "quantity", "amount", "status", "credited_at", "payment_id"), r, strict=True))
               for r in db.execute("SELECT order_id, account_id, quantity, amount, status, credited_at, payment_id "
                                   "FROM orders ORDER BY rowid")]
-    stamps = [dict(zip(("stamp_id", "account_id", "status", "serial_number", "created_at", "finished_at"), r, strict=True))
-              for r in db.execute("SELECT stamp_id, account_id, status, serial_number, created_at, finished_at "
-                                  "FROM stamps ORDER BY rowid")]
+    stamps = [dict(zip(("stamp_id", "account_id", "status", "serial_number", "created_at", "finished_at",
+                        "document_sha256"), r, strict=True))
+              for r in db.execute("SELECT stamp_id, account_id, status, serial_number, created_at, finished_at, "
+                                  "doc_sha256 FROM stamps ORDER BY rowid")]
     accounts = []
     for aid, email in db.execute("SELECT account_id, email FROM accounts ORDER BY rowid"):
         q = ledger.quotas[aid]

@@ -122,7 +122,10 @@ def test_client_retries_pass_with_keys_and_fail_without(tmp_path: Path) -> None:
     assert err.count("\n") == 0 and err.startswith("IntegrityError: drill client-retries failed")
     assert "no_duplicate_jobs" in err and "charged twice" in err and "Traceback" not in r.stderr
     bad = result(out)
-    assert bad["verdict"]["passed"] is False and bad["verdict"]["failed_checks"] == ["no_duplicate_jobs"]
+    # Both the drill's own database check and the run's reconciliation (documents stamped twice) see it.
+    assert bad["verdict"]["passed"] is False
+    assert set(bad["verdict"]["failed_checks"]) == {"reconciliation", "no_duplicate_jobs"}
+    assert bad["reconciliation"]["duplicated_stamps"] == bad["duplicates"]["duplicate_stamp_jobs"]
     assert bad["duplicates"]["duplicate_stamp_jobs"] > 0 and bad["duplicates"]["quota_charged_twice"] > 0
     assert bad["fresh_idempotency_keys"] is True and d["fresh_idempotency_keys"] is False
 

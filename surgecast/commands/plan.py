@@ -47,7 +47,9 @@ def _capacity_file(path: str) -> float:
         raise InputFileError(f"--capacity {path}: no such file; give the capacity.json of a probe run")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise InputFileError(f"--capacity {path}: not UTF-8 text; give the capacity.json of a probe run") from None
+    except (json.JSONDecodeError, RecursionError) as e:
         raise InputFileError(f"--capacity {path}: not valid JSON ({e}); give the capacity.json of a probe run") from None
     v = data.get("stamps_per_second") if isinstance(data, dict) else None
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:

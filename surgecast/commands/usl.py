@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.usl import UslFit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +21,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the fit as JSON")
 
 
+def fit_file(path: str | Path) -> UslFit:
+    """Read `path` and fit the USL; every error names the file.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "u.csv"
+    >>> _ = p.write_text("load,throughput\\n1,1\\n1,1\\n2,2\\n2,2\\n")
+    >>> fit_file(p)
+    Traceback (most recent call last):
+    ...
+    surgecast.errors.InputFileError: ...u.csv: USL needs at least 3 distinct load levels to separate alpha from beta
+    """
+    from analysis.usl import fit_usl, read_load_throughput
+    from surgecast.errors import InputFileError
+
+    load, x = read_load_throughput(path)
+    try:
+        return fit_usl(load, x)
+    except InputFileError as e:
+        raise InputFileError(f"{path}: {e}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit and print; bad files exit 2 with one line naming the line and column."""
-    from analysis.usl import fit_usl, read_load_throughput
-
-    load, x = read_load_throughput(args.file)
-    fit = fit_usl(load, x)
+    fit = fit_file(args.file)
     if args.json:
         print(json.dumps(fit.as_dict(), indent=2))
     else:

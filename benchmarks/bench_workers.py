@@ -1,0 +1,102 @@
+"""Distributed generation: arrivals per second that 1 and 2 local workers sustain at equal fidelity.
+
+    python benchmarks/bench_workers.py                          # rates 20 40 80, 20 s each, 1 and 2 workers
+    python benchmarks/bench_workers.py --rates 30 60 --duration 15
+
+For each worker count and rate it runs `surgecast rehearse --arrival-rate R --workers W`
+against the embedded testbed with its fastest loopback settings (PBKDF2 1,000
+iterations, 64 issuer and payment workers at 5 ms) and reads the run directory.
+A rate is *sustained* when the run keeps fidelity: dropped <= 0.5 % of scheduled,
+released arrivals within 1 % of the drawn total (every drawn arrival was either
+started or dropped), the scheduled count within 4 Poisson sd of R x duration,
+dispatch lag (started_at - intended_at) p99 <= 100 ms, and reconciliation ok. The
+highest sustained rate per worker count and the 2-vs-1 ratio are printed.
+Workers = 1 is the plain single-process run. Each run is bounded (duration + ~60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+FAST = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=64",
+        "issuer.service.mean=0.005", "payments.workers=64", "payments.service.mean=0.005"]
+LAG_P99_MAX_MS = 100.0
+DROPPED_MAX = 0.005
+
+
+def _t(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() if s else float("nan")
+
+
+def one(rate: float, workers: int, duration: float, seed: int) -> dict[str, float]:
+    """One rehearsal; its fidelity figures."""
+    out = Path(tempfile.mkdtemp(prefix="bench-workers-")) / "run"
+    cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--arrival-rate", str(rate), "--duration",
+           str(duration), "--seed", str(seed), "--user-cap", "5000", "--max-rate", "1000", "--workers",
+           str(workers), "--out", str(out)]
+    for kv in FAST:
+        cmd += ["--testbed-set", kv]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 150)
+    if not (out / "summary.json").is_file():
+        return {"rate": rate, "workers": workers, "ok": False, "error": (r.stderr or r.stdout)[-300:]}
+    s = json.loads((out / "summary.json").read_text())
+    with (out / "arrivals.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    lag = np.array([_t(x["started_at"]) - _t(x["intended_at"]) for x in rows if x["started_at"]])
+    e = rate * duration
+    released = s["started"] + s["dropped"]
+    res = {"rate": rate, "workers": workers, "expected": e, "scheduled": s["scheduled"], "dropped": s["dropped"],
+           "released_dev_pct": 100 * (released - s["scheduled"]) / max(1, s["scheduled"]),
+           "z": (s["scheduled"] - e) / np.sqrt(e), "completed": s["completed"], "abandoned": s["abandoned"],
+           "lag_p50_ms": float(np.percentile(lag, 50) * 1000) if len(lag) else float("nan"),
+           "lag_p99_ms": float(np.percentile(lag, 99) * 1000) if len(lag) else float("nan"),
+           "cpu_max": s.get("generator_cpu_percent_max"), "reconciled": s.get("reconciliation_ok")}
+    res["ok"] = bool(s["dropped"] <= DROPPED_MAX * s["scheduled"] and abs(res["released_dev_pct"]) <= 1.0
+                     and abs(res["z"]) < 4 and res["lag_p99_ms"] <= LAG_P99_MAX_MS and res["reconciled"])
+    return res
+
+
+def main() -> None:
+    """Run the ladder for 1 and 2 workers; print one line per run and the scaling ratio."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", type=float, nargs="+", default=[20.0, 40.0, 80.0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}", flush=True)
+    best: dict[int, float] = {}
+    for w in a.workers:
+        for rate in a.rates:
+            r = one(rate, w, a.duration, a.seed)
+            if "error" in r:
+                print(f"workers {w} rate {rate:g}/s: no run directory ({r['error']!r})", flush=True)
+                break
+            print(f"workers {w}  rate {rate:>4g}/s  scheduled {r['scheduled']:>5} (z {r['z']:+.2f})  dropped "
+                  f"{r['dropped']:>4}  released {r['released_dev_pct']:+.2f}%  completed {r['completed']}  "
+                  f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms  "
+                  f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  -> {'sustained' if r['ok'] else 'NOT'}",
+                  flush=True)
+            if not r["ok"]:
+                break
+            best[w] = rate
+    for w in a.workers:
+        print(f"highest sustained rate, {w} worker(s): {best.get(w, 0):g} arrivals/s")
+    if best.get(1) and len(a.workers) > 1:
+        w2 = a.workers[1]
+        print(f"scaling ratio {w2} vs 1 worker(s): {best.get(w2, 0) / best[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
