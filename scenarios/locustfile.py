@@ -21,8 +21,10 @@ directory; workers get everything from it (see `scenarios.distributed`)::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,10 +38,11 @@ from scenarios.journeys import JourneyRun
 from scenarios.options import add_options, resolve_settings
 from scenarios.pool import OpenModelShape
 from scenarios.run import Rehearsal, publish_locust_csvs
-from scenarios.target import AdminClient, check_host
+from scenarios.target import check_host, preflight
 from surgecast.errors import SurgecastError
 
 STAGING = ".locust-staging"
+_OUT_EXISTED: list[bool] = []  # did --out exist before Locust made its staging folder?
 
 
 class _State:
@@ -69,6 +72,8 @@ def _argv_value(flag: str) -> str | None:
 def _add_arguments(parser: Any) -> None:
     add_options(parser, locust=True)
     out = _argv_value("--out") or os.environ.get("LOCUST_OUT")
+    if out:
+        _OUT_EXISTED.append(Path(out).exists())
     if out and not _argv_value("--csv"):
         # Locust creates its CSV writer before our init runs, so point it at the staging prefix now.
         parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"), stats_history_enabled=True)
@@ -76,7 +81,14 @@ def _add_arguments(parser: Any) -> None:
 
 def _fail(e: SurgecastError) -> None:
     print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
-    os._exit(e.exit_code)  # before any file is written; Locust has nothing to clean up yet
+    # Locust opened its CSV files in our staging folder before init ran: leave --out as it was.
+    out = _argv_value("--out") or os.environ.get("LOCUST_OUT")
+    if out:
+        shutil.rmtree(Path(out) / STAGING, ignore_errors=True)
+        if _OUT_EXISTED == [False]:
+            with contextlib.suppress(OSError):
+                Path(out).rmdir()  # made for this run and left empty
+    os._exit(e.exit_code)
 
 
 @events.init.add_listener
@@ -103,7 +115,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             host = STATE.embedded.start()
             embedded = True
         host = check_host(host, allow_remote=bool(opts.allow_remote))
-        config = AdminClient(host, token=token).config() if token else None
+        # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no files.
+        config = preflight(host, admin_token=token)
         opts.admin_token = token
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
                                     profile_value=opts.profile)

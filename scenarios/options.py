@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from scenarios.profile import GATE_MODES, GATES, Profile, load_profile
+from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
 from surgecast.errors import FieldError, InputFileError
@@ -35,18 +35,6 @@ from surgecast.errors import FieldError, InputFileError
 DEFAULT_DURATION_S = 120.0
 DEFAULT_USER_CAP = 1000
 DEFAULT_MAX_RATE = 200.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class GateEvent:
-    """A gate change at calendar time `at` (rate in applicants per calendar second)."""
-
-    at: datetime
-    gate: str
-    mode: str
-    rate_per_s: float | None = None
-    burst: int | None = None
-    label: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +57,7 @@ class RunSettings:
     thresholds: tuple[Threshold, ...] = ()
     threshold_window_s: float = 30.0
     admin_token: str | None = None
-    gate_events: tuple[GateEvent, ...] = ()
+    gate_events: tuple[GateChange, ...] = ()
     gates_file: str | None = None
     reuse_idempotency_keys: bool = True
     out: str | None = None
@@ -164,7 +152,7 @@ def _parse_when(text: str, profile: Profile, flag: str) -> datetime:
     return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
 
 
-def load_gate_schedule(path: str, tz: Any) -> tuple[GateEvent, ...]:
+def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
     """Read a plan's gate_schedule.json: [{at, gate, mode, rate_per_s, burst, label}].
 
     >>> import tempfile, os, zoneinfo
@@ -205,7 +193,7 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateEvent, ...]:
             if not isinstance(b, int | float) or isinstance(b, bool) or b < 1:
                 raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number >= 1")
             burst = int(b)
-        out.append(GateEvent(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
+        out.append(GateChange(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
                              label=str(row.get("label", ""))))
     return tuple(sorted(out, key=lambda g: g.at))
 
@@ -293,12 +281,7 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         if scale > 1:
             note += f"; capped at 1 (wanted {scale:.4g})"
             scale = 1.0
-    gate_events: tuple[GateEvent, ...]
-    if ns.gates:
-        gate_events = load_gate_schedule(ns.gates, cal.tz)
-    else:
-        gate_events = tuple(GateEvent(at=g.at, gate=g.gate, mode=g.mode, rate_per_s=g.rate_per_s,
-                                      burst=g.burst, label=g.label) for g in profile.reopening)
+    gate_events = load_gate_schedule(ns.gates, cal.tz) if ns.gates else profile.reopening
     return RunSettings(profile=profile, profile_name=profile.name, compress=compress, scale=scale,
                        duration_s=float(duration), calendar_origin=start, window_end=end,
                        gate_events=gate_events, scale_note=note, **common)

@@ -75,6 +75,12 @@ def refused_target() -> str:
 def _run(command: str, host: str, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
     if command == "rehearse":
         args = ["rehearse", "--arrival-rate", "2", "--duration", "3", "--host", host, "--out", str(out), *extra]
+    elif command == "locust":  # Locust's own entry: the same pre-flight from the locustfile
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+                            "--arrival-rate", "2", "--duration", "3", "--host", host, "--out", str(out), *extra],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+        return r, time.monotonic() - t0
     else:
         args = ["probe", "--host", host, "--out", str(out), "--step-duration", "1", "--warmup", "0", *extra]
     t0 = time.monotonic()
@@ -85,7 +91,8 @@ def _run(command: str, host: str, out: Path, *extra: str) -> tuple[subprocess.Co
 
 def _assert_refused_cleanly(r: subprocess.CompletedProcess[str], host: str, out: Path, *words: str) -> None:
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
-    err = r.stderr.strip()
+    # Locust's own log lines ("[date] host/INFO/locust.main: ...") may come first under `locust -f`.
+    err = "\n".join(line for line in r.stderr.strip().splitlines() if not line.startswith("[")).strip()
     assert "Traceback" not in r.stderr + r.stdout
     assert err.count("\n") == 0, err                    # one line
     assert err.startswith("TargetError: ") and host in err, err
@@ -96,7 +103,7 @@ def _assert_refused_cleanly(r: subprocess.CompletedProcess[str], host: str, out:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("command", ["rehearse", "probe"])
+@pytest.mark.parametrize("command", ["rehearse", "probe", "locust"])
 def test_refused_connection(tmp_path: Path, refused_target: str, command: str) -> None:
     out = tmp_path / "out"
     r, _ = _run(command, refused_target, out)
@@ -104,7 +111,7 @@ def test_refused_connection(tmp_path: Path, refused_target: str, command: str) -
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("command", ["rehearse", "probe"])
+@pytest.mark.parametrize("command", ["rehearse", "probe", "locust"])
 def test_html_instead_of_json(tmp_path: Path, html_target: str, command: str) -> None:
     out = tmp_path / "out"
     r, _ = _run(command, html_target, out, "--admin-token", "t0ken-for-html")

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser, locust=False)
     parser.add_argument("--testbed-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the embedded testbed, e.g. issuer.workers=8 (repeatable)")
-    from scenarios.distributed import add_distributed_arguments
+    from scenarios.distributed_cli import add_distributed_arguments
 
     add_distributed_arguments(parser)
 
@@ -77,7 +77,7 @@ def _locust_file() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run `surgecast rehearse`."""
-    from scenarios.distributed import check_distributed_flags, run_worker_process
+    from scenarios.distributed_cli import check_distributed_flags, run_worker_process
     from scenarios.options import resolve_settings
     from scenarios.target import AdminClient, check_host, preflight
 
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> int:
     cmd = [sys.executable, "-m", "locust", "-f", _locust_file(), "--headless", "--only-summary",
            "--loglevel", "WARNING", "--exit-code-on-error", "0"] + _passthrough(args, settings, host, token, out)
-    from scenarios.distributed import locust_distributed_args
+    from scenarios.distributed_cli import locust_distributed_args
 
     cmd += locust_distributed_args(args)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
