@@ -1,19 +1,34 @@
 """Generator cost: CPU seconds per request of a surgecast rehearsal vs a bare Locust FastHttpUser.
 
-    python benchmarks/bench_generator.py                    # 20 arrivals/s for 40 s, each side
-    python benchmarks/bench_generator.py --rate 10 --duration 30
+    python benchmarks/bench_generator.py                    # 20 arrivals/s for 40 s, 3 runs of each side
+    python benchmarks/bench_generator.py --rate 10 --duration 30 --repeats 5
 
-Both sides run as one Locust process against the same fast testbed on loopback
-(PBKDF2 1,000 iterations, 64 issuer and payment workers at 5 ms), playing the same
-request sequence per applicant: register, login, order, pay, poll quota every 0.1 s
-(every 4th poll the order), then for each of 2 documents stamp, poll every 0.1 s,
-download. The bare side is a plain FastHttpUser with `constant_pacing` and
-pre-made identities (made outside the measured process); the surgecast side is
-`locust -f locustfile.py --profile P` with a one-journey profile (open-model
-arrivals, recorder, HDR histograms, thresholds off, queue sampling on, run
-directory written at the end). CPU is the Locust process's user + system time from
-`os.wait4` (the whole process life: start-up, set-up and writing files included),
-divided by the requests in its locust_stats.csv. Target: ratio <= 1.15.
+Both sides run as one Locust process (`python -m locust ... --headless`) against a
+fresh fast testbed on loopback (PBKDF2 1,000 iterations, 64 issuer and payment
+workers at 5 ms), playing the same request sequence per applicant: register,
+login, order, pay, poll quota every 0.1 s (every 4th poll the order), then for
+each of 2 documents stamp, poll every 0.1 s, download.
+
+* **surgecast**: `locust -f locustfile.py --profile P` with a one-journey profile:
+  open-model Poisson arrivals drawn at start, the dispatcher and pool shape, a
+  Faker id_ID identity and PDFs per applicant made in the process, retries,
+  recorder (arrival and ledger rows, HDR histograms on both clocks, latency
+  history), thresholds off, queue sampling each second, run directory written at
+  the end (audit, server ledger, reconciliation).
+* **bare**: a plain FastHttpUser with `constant_pacing` sending, applicant by
+  applicant, the *same* identities (the ones surgecast draws for seed 1, worker
+  0; only the per-run email tag differs) and the *same* documents (a PDF per
+  document with the applicant's name), made outside the measured process and
+  read from a JSON file. It quits when the last journey ends.
+
+The sides run alternately (S, B, S, B, ...) `--repeats` times each, each on its
+own fresh testbed, and the medians are reported. CPU is user + system of the
+Locust process: **whole life** from `os.wait4` (start-up, set-up, the run and the
+end, e.g. writing files) divided by the requests in its locust_stats.csv, and
+**steady state**: the parent reads the process's CPU from /proc every 0.2 s and
+Locust's stats history gives the request count each second; steady = CPU over
+requests between 10 s after the first request and 5 s before the last one.
+Target: whole-life ratio <= 1.15.
 """
 
 from __future__ import annotations
@@ -23,9 +38,12 @@ import csv
 import json
 import os
 import platform
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +53,10 @@ sys.path.insert(0, str(ROOT))
 FAST = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=64",
         "issuer.service.mean=0.005", "payments.workers=64", "payments.service.mean=0.005"]
 TOTAL = 100_000
+SEED = 1
+STEADY_SKIP_START_S = 10.0
+STEADY_SKIP_END_S = 5.0
+TICK = os.sysconf("SC_CLK_TCK")
 
 PROFILE = """
 [profile]
@@ -65,48 +87,68 @@ stamps_per_second = 10
 """
 
 BARE = r'''
-import json, os, uuid
+import json, os, time, uuid
 import gevent
-from locust import FastHttpUser, constant_pacing, task
+from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
-IDS = json.load(open(os.environ["BARE_IDS"]))
-PDF = open(os.environ["BARE_PDF"], "rb").read()
+APPLICANTS = json.load(open(os.environ["BARE_APPLICANTS"]))
+NEXT, ACTIVE, ORIGIN = [0], [0], [0.0]
 
 
-def multipart(i):
+@events.test_start.add_listener
+def _origin(environment, **_kw):
+    ORIGIN[0] = time.time() + float(os.environ["BARE_LEAD_S"])
+
+
+def multipart(pdf, i):
     b = uuid.uuid4().hex
     body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"dokumen-{i}.pdf\"\r\n"
-            f"Content-Type: application/pdf\r\n\r\n").encode() + PDF + f"\r\n--{b}--\r\n".encode()
+            f"Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{b}--\r\n".encode()
     return f"multipart/form-data; boundary={b}", body
 
 
 class Bare(FastHttpUser):
-    wait_time = constant_pacing(float(os.environ["BARE_PACE"]))
+    wait_time = constant(0)
     network_timeout = connection_timeout = 10.0
 
     @task
     def journey(self):
-        if not IDS:
+        i = NEXT[0]
+        if i >= len(APPLICANTS):
+            if ACTIVE[0] == 0:
+                gevent.spawn(self.environment.runner.quit)
             raise StopUser()
-        who = IDS.pop()
+        NEXT[0] += 1
+        a = APPLICANTS[i]
+        delay = ORIGIN[0] + a["t"] - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        ACTIVE[0] += 1
+        try:
+            self.play(a["identity"], [d.encode("latin-1") for d in a["documents"]])
+        finally:
+            ACTIVE[0] -= 1
+
+    def play(self, who, documents):
         c = self.client
         c.post("/v1/accounts", json=who, name="register")
-        tok = c.post("/v1/sessions", json={"email": who["email"], "password": who["password"]}, name="login").json()["token"]
+        tok = c.post("/v1/sessions", json={"email": who["email"], "password": who["password"]},
+                     name="login").json()["token"]
         h = {"Authorization": f"Bearer {tok}"}
-        o = c.post("/v1/orders", json={"quantity": 2}, headers={**h, "Idempotency-Key": uuid.uuid4().hex},
-                   name="order").json()
+        o = c.post("/v1/orders", json={"quantity": len(documents)},
+                   headers={**h, "Idempotency-Key": uuid.uuid4().hex}, name="order").json()
         c.post(f"/v1/orders/{o['order_id']}/pay", headers=h, name="pay")
         polls = 0
         while True:
             polls += 1
             if polls % 4 == 0:
                 c.get(f"/v1/orders/{o['order_id']}", headers=h, name="wait_quota")
-            elif int(c.get("/v1/quota", headers=h, name="wait_quota").json().get("available", 0)) >= 2:
+            elif int(c.get("/v1/quota", headers=h, name="wait_quota").json().get("available", 0)) >= len(documents):
                 break
             gevent.sleep(0.1)
-        for i in range(2):
-            ctype, body = multipart(i + 1)
+        for i, pdf in enumerate(documents):
+            ctype, body = multipart(pdf, i + 1)
             s = c.post("/v1/stamps", data=body, headers={**h, "Content-Type": ctype,
                                                           "Idempotency-Key": uuid.uuid4().hex}, name="stamp").json()
             while c.get(f"/v1/stamps/{s['stamp_id']}", headers=h, name="poll_stamp").json().get("status") not in (
@@ -116,13 +158,51 @@ class Bare(FastHttpUser):
 '''
 
 
-def _cpu_of(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int]:
-    """Run `cmd`; return (CPU seconds of that process and its reaped children, wall seconds, exit code)."""
+class CpuSampler:
+    """Reads a process's user + system CPU seconds from /proc every `every_s` (wall time, CPU) pairs."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        self.pid, self.every_s = pid, every_s
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        path = f"/proc/{self.pid}/stat"
+        while not self._stop.is_set():
+            try:
+                with open(path) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                return
+            self.samples.append((time.time(), (int(fields[11]) + int(fields[12])) / TICK))
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._t.join()
+
+    def cpu_at(self, t: float) -> float:
+        """CPU seconds at wall time `t` (linear between samples)."""
+        s = self.samples
+        for (t0, c0), (t1, c1) in zip(s, s[1:], strict=False):
+            if t0 <= t <= t1:
+                return c0 + (c1 - c0) * (t - t0) / max(t1 - t0, 1e-9)
+        return s[0][1] if t < s[0][0] else s[-1][1]
+
+
+def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Run `cmd`; whole-life CPU (user, system) from wait4, wall time, exit code, and the /proc samples."""
     t0 = time.time()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sampler = CpuSampler(p.pid)
     _, status, ru = os.wait4(p.pid, 0)
+    sampler.stop()
     p.returncode = os.waitstatus_to_exitcode(status)
-    return ru.ru_utime + ru.ru_stime, time.time() - t0, p.returncode
+    return {"user": ru.ru_utime, "sys": ru.ru_stime, "cpu": ru.ru_utime + ru.ru_stime, "wall": time.time() - t0,
+            "code": p.returncode, "started": t0, "sampler": sampler}
 
 
 def _requests(stats_csv: Path) -> int:
@@ -130,64 +210,141 @@ def _requests(stats_csv: Path) -> int:
         return next(int(r["Request Count"]) for r in csv.DictReader(f) if r["Name"] == "Aggregated")
 
 
-def identities(n: int) -> list[dict[str, str]]:
-    """n valid applicants for the bare side (made here, outside the measured process)."""
-    import random
+def _history(history_csv: Path) -> list[tuple[float, int]]:
+    """(Unix second, cumulative requests) of Locust's stats history, Aggregated rows."""
+    with history_csv.open() as f:
+        return [(float(r["Timestamp"]), int(r["Total Request Count"])) for r in csv.DictReader(f)
+                if r["Name"] == "Aggregated"]
 
-    from scenarios.identities import make_identity
-    out = []
-    for i in range(n):
-        ident = make_identity(random.Random(i), applicant_id=f"b{i}", run_tag=os.urandom(3).hex())
-        out.append({"nik": ident.nik, "name": ident.name, "email": ident.email, "phone": ident.phone,
-                    "password": ident.password})
+
+def _steady(res: dict[str, float], history: list[tuple[float, int]]) -> dict[str, float]:
+    """CPU per request in the steady part of the run, and the CPU spent before the first request."""
+    sampler: CpuSampler = res["sampler"]
+    out = {"startup_cpu": float("nan"), "steady_ms": float("nan"), "steady_requests": 0}
+    busy = [t for t, n in history if n > 0]
+    if not busy:
+        return out
+    idle = [t for t, n in history if n == 0 and t < busy[0]]
+    out["startup_cpu"] = sampler.cpu_at(idle[-1] if idle else busy[0] - 1.0)  # the last second with no request yet
+    total = history[-1][1]
+    last = next(t for t, n in history if n == total)
+    a, b = busy[0] + STEADY_SKIP_START_S, last - STEADY_SKIP_END_S
+    win = [(t, n) for t, n in history if a <= t <= b]
+    if len(win) < 2:
+        return out
+    (ta, na), (tb, nb) = win[0], win[-1]
+    out["steady_requests"] = nb - na
+    out["steady_ms"] = (sampler.cpu_at(tb) - sampler.cpu_at(ta)) / max(nb - na, 1) * 1e3
     return out
 
 
+def arrival_times(profile: Path, rate: float, duration: float, seed: int = SEED) -> list[float]:
+    """The arrival times (test seconds) the surgecast side draws: its own settings, schedule and seed stream."""
+    import numpy as np
+
+    from scenarios.options import add_options, resolve_settings
+    from scenarios.run import build_schedule
+    p = argparse.ArgumentParser()
+    add_options(p, locust=False)
+    ns = p.parse_args(["--profile", str(profile), "--duration", str(duration), "--scale",
+                       repr(rate * duration / TOTAL), "--seed", str(seed)])
+    s = resolve_settings(ns, host="http://127.0.0.1:1", target_config=None, embedded=False)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    return [float(t) for t in build_schedule(s).draw(rng)]
+
+
+def applicants(times: list[float], *, seed: int = SEED, run_tag: str = "bare00") -> list[dict[str, object]]:
+    """The applicants of a surgecast run with `seed` (worker 0): arrival time, identity and documents.
+
+    Made with the rehearsal's own functions, outside the measured process; only the
+    run tag in the email differs.
+    """
+    from scenarios.identities import make_identity
+    from scenarios.journeys import document_title, pdf_document
+    out = []
+    for i, t in enumerate(times):
+        ident = make_identity(random.Random(f"{seed}:0:{i}"), applicant_id=f"0-{i + 1:06d}", run_tag=run_tag)
+        docs = [pdf_document(f"{document_title(k)} - {ident.name}").decode("latin-1") for k in range(2)]
+        out.append({"t": t, "identity": {"nik": ident.nik, "name": ident.name, "email": ident.email,
+                                         "phone": ident.phone, "password": ident.password}, "documents": docs})
+    return out
+
+
+def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], run: int) -> dict[str, float]:
+    """One run of `side` ("surgecast" or "bare") on a fresh testbed."""
+    from testbed.process import TestbedServer
+    extra = sum((["--set", kv] for kv in FAST), [])
+    with TestbedServer(port=0, extra_args=extra) as tb:
+        if side == "surgecast":
+            out = tmp / f"surgecast-{run}"
+            cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
+                   "--loglevel", "WARNING", "--profile", str(tmp / "p.toml"), "--duration", str(a.duration),
+                   "--scale", repr(a.rate * a.duration / TOTAL), "--seed", str(SEED), "--host", tb.url,
+                   f"--admin-token={tb.admin_token}", "--user-cap", "5000", "--quiet", "--out", str(out)]
+            res = _run(cmd, env, tmp)
+            s = json.loads((out / "summary.json").read_text())
+            res["requests"] = _requests(out / "locust_stats.csv")
+            res.update(_steady(res, _history(out / "locust_stats_history.csv")))
+            res["note"] = f"{s['completed']}/{s['scheduled']} completed, dropped {s['dropped']}"
+        else:
+            prefix = tmp / f"bare-{run}"
+            cmd = [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless", "--only-summary",
+                   "--loglevel", "WARNING", "-u", str(a.users), "-r", str(a.users), "-t",
+                   f"{int(a.duration + 30)}s", "--host", tb.url, "--csv", str(prefix), "--exit-code-on-error", "0"]
+            res = _run(cmd, env, tmp)
+            res["requests"] = _requests(Path(f"{prefix}_stats.csv"))
+            res.update(_steady(res, _history(Path(f"{prefix}_stats_history.csv"))))
+            res["note"] = f"{a.users} users replaying the same {a.n} arrival times"
+    res["ms"] = res["cpu"] / max(res["requests"], 1) * 1e3
+    return res
+
+
 def main() -> None:
-    """Run both sides and print CPU per request and the ratio."""
+    """Run both sides alternately and print CPU per request (whole life and steady state) and the ratios."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--duration", type=float, default=40.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--prepare", help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
-    from scenarios.journeys import pdf_document
-    from testbed.process import TestbedServer
-
+    if a.prepare:
+        # In a child process: the scenarios package imports Locust, which monkey-patches threads
+        # and os.wait4 with gevent; the measuring parent must stay unpatched.
+        d = Path(a.prepare)
+        d.joinpath("applicants.json").write_text(json.dumps(applicants(arrival_times(d / "p.toml", a.rate,
+                                                                                          a.duration))))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
-    prof = tmp / "p.toml"
-    prof.write_text(PROFILE)
-    n = int(a.rate * a.duration)
-    (tmp / "ids.json").write_text(json.dumps(identities(n)))
-    (tmp / "doc.pdf").write_bytes(pdf_document("Surat Lamaran - bench"))
+    (tmp / "p.toml").write_text(PROFILE)
+    subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--rate", str(a.rate), "--duration",
+                    str(a.duration)], check=True)
+    a.n = n = len(json.loads((tmp / "applicants.json").read_text()))
     (tmp / "bare.py").write_text(BARE)
-    users = max(4, int(a.rate * 2))
-    env = dict(os.environ, BARE_IDS=str(tmp / "ids.json"), BARE_PDF=str(tmp / "doc.pdf"),
-               BARE_PACE=str(users / a.rate), PYTHONUNBUFFERED="1")
+    a.users = max(4, int(a.rate * 3))
+    env = dict(os.environ, BARE_APPLICANTS=str(tmp / "applicants.json"), BARE_LEAD_S="1.0", PYTHONUNBUFFERED="1")
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}; "
-          f"rate {a.rate:g}/s for {a.duration:g} s (~{n} applicants) each side", flush=True)
-    extra = sum((["--set", kv] for kv in FAST), [])
-    results = {}
-    with TestbedServer(port=0, extra_args=extra) as tb:
-        out = tmp / "surgecast"
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
-               "--loglevel", "WARNING", "--profile", str(prof), "--duration", str(a.duration), "--scale",
-               repr(a.rate * a.duration / TOTAL), "--seed", "1", "--host", tb.url, "--admin-token",
-               tb.admin_token, "--user-cap", "5000", "--quiet", "--out", str(out)]
-        cpu, wall, code = _cpu_of(cmd, env, tmp)
-        s = json.loads((out / "summary.json").read_text())
-        results["surgecast"] = (cpu, _requests(out / "locust_stats.csv"), wall, code,
-                                f"{s['completed']}/{s['scheduled']} completed, dropped {s['dropped']}")
-    with TestbedServer(port=0, extra_args=extra) as tb:
-        cmd = [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless", "--only-summary",
-               "--loglevel", "WARNING", "-u", str(users), "-r", str(users), "-t", f"{int(a.duration + 10)}s",
-               "--host", tb.url, "--csv", str(tmp / "bare"), "--exit-code-on-error", "0"]
-        cpu, wall, code = _cpu_of(cmd, env, tmp)
-        results["bare"] = (cpu, _requests(Path(str(tmp / "bare") + "_stats.csv")), wall, code,
-                           f"{users} users, constant_pacing {users / a.rate:g} s")
-    for name, (cpu, req, wall, code, note) in results.items():
-        print(f"{name:>9}: {req} requests, CPU {cpu:.2f} s, {cpu / max(req, 1) * 1e3:.3f} ms CPU/request "
-              f"(wall {wall:.0f} s, exit {code}; {note})", flush=True)
-    ratio = (results["surgecast"][0] / results["surgecast"][1]) / (results["bare"][0] / results["bare"][1])
-    print(f"ratio surgecast / bare: {ratio:.3f} (target <= 1.15: {'ok' if ratio <= 1.15 else 'NOT MET'})")
+          f"rate {a.rate:g}/s for {a.duration:g} s ({n} applicants) per run; {a.repeats} runs of each side, "
+          "alternating", flush=True)
+    results: dict[str, list[dict[str, float]]] = {"surgecast": [], "bare": []}
+    for run in range(a.repeats):
+        for side in (("surgecast", "bare") if run % 2 == 0 else ("bare", "surgecast")):
+            r = one_side(side, a, tmp, env, run)
+            results[side].append(r)
+            print(f"run {run + 1} {side:>9}: {r['requests']} requests, CPU {r['cpu']:.2f} s (user {r['user']:.2f}, "
+                  f"sys {r['sys']:.2f}) = {r['ms']:.3f} ms/request whole life; steady {r['steady_ms']:.3f} ms/request "
+                  f"over {r['steady_requests']} requests; before the first request {r['startup_cpu']:.2f} s "
+                  f"(wall {r['wall']:.0f} s, exit {r['code']}; {r['note']})", flush=True)
+    med = {side: {k: statistics.median(r[k] for r in rs) for k in ("ms", "steady_ms", "startup_cpu", "cpu", "requests")}
+           for side, rs in results.items()}
+    for side, m in med.items():
+        print(f"median {side:>9}: whole life {m['ms']:.3f} ms/request ({m['cpu']:.2f} s CPU, {m['requests']:.0f} "
+              f"requests), steady {m['steady_ms']:.3f} ms/request, start-up {m['startup_cpu']:.2f} s CPU")
+    pairs = [s["ms"] / b["ms"] for s, b in zip(results["surgecast"], results["bare"], strict=True)]
+    steady = [s["steady_ms"] / b["steady_ms"] for s, b in zip(results["surgecast"], results["bare"], strict=True)]
+    ratio = statistics.median(pairs)
+    print(f"ratio surgecast / bare, whole life: median {ratio:.3f} (runs {' / '.join(f'{x:.3f}' for x in pairs)}); "
+          f"steady state: median {statistics.median(steady):.3f} (runs {' / '.join(f'{x:.3f}' for x in steady)})")
+    print(f"target whole life <= 1.15: {'ok' if ratio <= 1.15 else 'NOT MET'}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ It runs `python -m surgecast testbed --port 0` as a subprocess and reads its URL
 from the first stdout line: the target is reached only over HTTP, so nothing
 here imports `testbed/`. (`surgecast rehearse` uses `testbed.process.TestbedServer`.)
 
-    >>> cmd = testbed_command(admin_token="t")
-    >>> cmd[1:4], "--admin-token" in cmd
+    >>> cmd = testbed_command(admin_token="-t")  # one argument, even for a token that starts with '-'
+    >>> cmd[1:4], "--admin-token=-t" in cmd
     (['-m', 'surgecast', 'testbed'], True)
 """
 
@@ -23,7 +23,7 @@ from surgecast.errors import TargetError
 def testbed_command(*, admin_token: str, db: str | None = None, extra: list[str] | None = None) -> list[str]:
     """The command line of an embedded testbed on a free loopback port."""
     cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", "127.0.0.1", "--port", "0",
-           "--admin-token", admin_token]
+           f"--admin-token={admin_token}"]
     if db:
         cmd += ["--db", db]
     return cmd + list(extra or [])

@@ -109,7 +109,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         if not host:
             from scenarios.embedded import EmbeddedTestbed
 
-            token = token or secrets.token_urlsafe(16)
+            token = token or secrets.token_hex(16)
             STATE.embedded = EmbeddedTestbed(admin_token=token)
             atexit.register(STATE.embedded.stop)
             host = STATE.embedded.start()

@@ -462,7 +462,7 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
         extra: list[str] = ["--seed", str(seed)]
         for kv in (*BASE_TESTBED, *drill.testbed_set):
             extra += ["--set", kv]
-        tb = TestbedServer(port=0, db=str(Path(tmp) / "testbed.sqlite"), admin_token=secrets.token_urlsafe(24),
+        tb = TestbedServer(port=0, db=str(Path(tmp) / "testbed.sqlite"), admin_token=secrets.token_hex(24),
                            extra_args=extra)
         with tb:
             say(f"{name}: testbed at {tb.url}; {drill.injects}")
@@ -470,7 +470,7 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
             scale = drill.rate_per_s * duration / 86400.0
             cmd = [sys.executable, "-m", "surgecast", "rehearse", "--profile", str(profile), "--duration",
                    repr(duration), "--scale", repr(scale), "--seed", str(seed), "--host", tb.url,
-                   "--admin-token", tb.admin_token, "--out", str(out), "--quiet"]
+                   f"--admin-token={tb.admin_token}", "--out", str(out), "--quiet"]
             if fresh_keys:
                 cmd.append("--fresh-idempotency-keys")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,

@@ -50,7 +50,7 @@ class TestbedServer:
             db = os.path.join(self._tmpdir.name, "testbed.sqlite")
         self.db_path: str = db
         self.config = config
-        self.admin_token: str = admin_token or secrets.token_urlsafe(24)
+        self.admin_token: str = admin_token or secrets.token_hex(24)
         self.extra_args = list(extra_args or [])
         self.env = dict(os.environ if env is None else env)
         self.start_timeout_s = start_timeout_s

@@ -71,7 +71,7 @@ def serve(cfg: TestbedConfig, *, host: str, port: int, db_path: str | None,
         raise FieldError("--port", port, f"cannot listen on {host}:{port} ({e.strerror}); try --port 0") from None
     url = url_of(host, sock.getsockname()[1])
     generated = admin_token is None
-    token = admin_token or secrets.token_urlsafe(24)
+    token = admin_token or secrets.token_hex(24)
     if db_path is None:
         db_path = os.path.join(tempfile.mkdtemp(prefix="surgecast-testbed-"), "testbed.sqlite")
     if not is_loopback(host):

@@ -125,7 +125,7 @@ def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
         env = dict(os.environ, SURGECAST_RESULTS_WAIT_S="5", PYTHONUNBUFFERED="1")
         master = subprocess.Popen(
             [sys.executable, "-m", "surgecast", "rehearse", "--master", "--workers", "2", "--master-bind-host",
-             "127.0.0.1", "--master-port", str(port), "--host", tb.url, "--admin-token", tb.admin_token,
+             "127.0.0.1", "--master-port", str(port), "--host", tb.url, f"--admin-token={tb.admin_token}",
              "--arrival-rate", "10", "--duration", "6", "--seed", "4", "--quiet", "--out", str(out)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         workers = [subprocess.Popen([sys.executable, "-m", "surgecast", "rehearse", "--worker", "--master-host",

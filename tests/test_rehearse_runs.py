@@ -157,7 +157,7 @@ def test_a_gate_closing_mid_run_shows_in_outcomes_and_thresholds(tmp_path):
 def test_reconciliation_catches_an_order_deleted_from_the_database(tmp_path):
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         out = tmp_path / "remote"
-        r = rehearse("--arrival-rate", "5", "--duration", "3", "--host", tb.url, "--admin-token", tb.admin_token,
+        r = rehearse("--arrival-rate", "5", "--duration", "3", "--host", tb.url, f"--admin-token={tb.admin_token}",
                      "--seed", "3", "--out", str(out))
         assert r.returncode == 0, r.stderr
         client = read_ledger_csv(out / "ledger.csv")
@@ -198,7 +198,7 @@ def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
         out = tmp_path / "lf"
         cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
                "--profile", str(prof), "--duration", "3", "--scale", "0.0003", "--seed", "1",
-               "--host", tb.url, "--admin-token", tb.admin_token, "--out", str(out), "--quiet"]
+               "--host", tb.url, f"--admin-token={tb.admin_token}", "--out", str(out), "--quiet"]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=80, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert {p.name for p in out.iterdir()} >= RUN_FILES

@@ -219,7 +219,7 @@ def test_no_password_or_token_in_the_run_directory_or_output(tmp_path: Path) -> 
             "--set", "issuer.workers=16", "--set", "issuer.service.mean=0.02"]
     with TestbedServer(port=0, admin_token=admin_token, extra_args=fast) as tb:
         r = subprocess.run([sys.executable, "-m", "surgecast", "rehearse", "--arrival-rate", "4", "--duration", "4",
-                            "--host", tb.url, "--admin-token", admin_token, "--seed", str(seed), "--out", str(out)],
+                            "--host", tb.url, f"--admin-token={admin_token}", "--seed", str(seed), "--out", str(out)],
                            capture_output=True, text=True, timeout=90, cwd=ROOT)
         assert r.returncode == 0, r.stderr[-2000:]
         rep = subprocess.run([sys.executable, "-m", "surgecast", "report", str(out)], capture_output=True,

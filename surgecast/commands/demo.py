@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(PROFILE)
     me = [sys.executable, "-m", "surgecast"]
     t0 = time.monotonic()
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_hex(16)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if host is None:
         from testbed.process import TestbedServer
 
-        token = token or secrets.token_urlsafe(16)
+        token = token or secrets.token_hex(16)
         server = TestbedServer(port=0, admin_token=token).start()
         host = server.url
         say(f"[surgecast] embedded testbed at {host}")

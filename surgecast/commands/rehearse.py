@@ -56,7 +56,7 @@ def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str 
     if s.max_rate is not None:
         argv += ["--max-rate", repr(s.max_rate)]
     if token:
-        argv += ["--admin-token", token]
+        argv += [f"--admin-token={token}"]
     for t in s.thresholds:
         argv += ["--threshold", t.expr]
     for flag, on in (("--fresh-idempotency-keys", not s.reuse_idempotency_keys),
