@@ -91,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
                      max_wait_s=parse_duration(args.max_wait, "--max-wait"))
     plan = make_plan(profile, cfg)
-    atomic.write_json(out / "plan.json", plan.as_json())
+    # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
+    # and gate schedule beside it even if a write fails part way (a disk filling up, say).
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
+    atomic.write_json(out / "plan.json", plan.as_json())
     print(plan.render())
     print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}")
     return 0
