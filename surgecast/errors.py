@@ -45,7 +45,22 @@ class FieldError(UsageError):
         self.field = field
         self.value = value
         self.fix = fix
-        super().__init__(f"{field} = {value!r}: {fix}")
+        super().__init__(f"{field} = {shown(value)}: {fix}")
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as the user wrote it: dates in ISO form, one line, at most `limit` characters.
+
+    >>> import datetime
+    >>> shown(datetime.datetime(2024, 9, 2, 0, 0)), shown("x"), shown(list(range(40)))[-5:]
+    ("'2024-09-02T00:00:00'", "'x'", '21, …')
+    """
+    import datetime as _dt
+
+    if isinstance(value, _dt.date | _dt.time):
+        value = value.isoformat()
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ProfileError(FieldError):
