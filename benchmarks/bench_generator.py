@@ -15,14 +15,23 @@ each of 2 documents stamp, poll every 0.1 s, download.
   recorder (arrival and ledger rows, HDR histograms on both clocks, latency
   history), thresholds off, queue sampling each second, run directory written at
   the end (audit, server ledger, reconciliation).
-* **bare**: a plain FastHttpUser with `constant_pacing` sending, applicant by
-  applicant, the *same* identities (the ones surgecast draws for seed 1, worker
-  0; only the per-run email tag differs) and the *same* documents (a PDF per
-  document with the applicant's name), made outside the measured process and
-  read from a JSON file. It quits when the last journey ends.
+* **bare**: a plain FastHttpUser (`python -m locust -f bare.py -u 3R`) replaying the
+  *same* arrivals: the arrival times surgecast draws for seed 1 (computed with
+  its own schedule code), and per applicant the *same* identity (only the per-run
+  email tag differs) and the *same* documents (a PDF per document with the
+  applicant's name), all made outside the measured process and read from a JSON
+  file. Each user takes the next applicant, sleeps until its time and plays the
+  journey (JSON bodies parsed where it needs a token or id, uuid4 idempotency
+  keys); the process quits when the last journey ends. No recorder, no files but
+  Locust's CSVs.
 
-The sides run alternately (S, B, S, B, ...) `--repeats` times each, each on its
-own fresh testbed, and the medians are reported. CPU is user + system of the
+With the same arrival times both sides wake up as often; an earlier version paced
+the bare users in lock-step bursts (`constant_pacing`), whose batched requests
+cost about 40 % less CPU each and made the comparison unfair.
+
+The sides run alternately (S, B, B, S, S, B, ...) `--repeats` times each, each on
+its own fresh testbed; the testbed is pinned to CPU 0 and the Locust process to
+CPU 1 (`taskset`; `--no-pin` to let them float), and the medians are reported. CPU is user + system of the
 Locust process: **whole life** from `os.wait4` (start-up, set-up, the run and the
 end, e.g. writing files) divided by the requests in its locust_stats.csv, and
 **steady state**: the parent reads the process's CPU from /proc every 0.2 s and
@@ -273,11 +282,17 @@ def applicants(times: list[float], *, seed: int = SEED, run_tag: str = "bare00")
 def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], run: int) -> dict[str, float]:
     """One run of `side` ("surgecast" or "bare") on a fresh testbed."""
     from testbed.process import TestbedServer
+
+    class Pinned(TestbedServer):
+        def command(self) -> list[str]:
+            return (["taskset", "-c", "0"] if a.pin else []) + super().command()
+
+    pin = ["taskset", "-c", "1"] if a.pin else []
     extra = sum((["--set", kv] for kv in FAST), [])
-    with TestbedServer(port=0, extra_args=extra) as tb:
+    with Pinned(port=0, extra_args=extra) as tb:
         if side == "surgecast":
             out = tmp / f"surgecast-{run}"
-            cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
+            cmd = pin + [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
                    "--loglevel", "WARNING", "--profile", str(tmp / "p.toml"), "--duration", str(a.duration),
                    "--scale", repr(a.rate * a.duration / TOTAL), "--seed", str(SEED), "--host", tb.url,
                    f"--admin-token={tb.admin_token}", "--user-cap", "5000", "--quiet", "--out", str(out)]
@@ -288,7 +303,7 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], r
             res["note"] = f"{s['completed']}/{s['scheduled']} completed, dropped {s['dropped']}"
         else:
             prefix = tmp / f"bare-{run}"
-            cmd = [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless", "--only-summary",
+            cmd = pin + [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless", "--only-summary",
                    "--loglevel", "WARNING", "-u", str(a.users), "-r", str(a.users), "-t",
                    f"{int(a.duration + 30)}s", "--host", tb.url, "--csv", str(prefix), "--exit-code-on-error", "0"]
             res = _run(cmd, env, tmp)
@@ -305,6 +320,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin the testbed to CPU 0 and the Locust process to CPU 1 (taskset)")
     ap.add_argument("--prepare", help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
     if a.prepare:

@@ -193,6 +193,35 @@ def feed_watch(w: ThresholdWatch, rows: list[list[Any]]) -> None:
 
 
 # ---- the worker's side ---------------------------------------------------------------------------
+def cache_locust_default_args() -> None:
+    """Make `locust.argument_parser.default_args_dict` build Locust's parser once per process.
+
+    Locust 2.47's worker, on every `spawn` message, filters the master's options with
+    `k not in argument_parser.default_args_dict()` evaluated once *per option*, and each
+    call builds and parses Locust's whole argument parser (about 1 ms). With the
+    rehearsal's ~100 options that blocked a worker's event loop for ~100 ms each time
+    the master's shape resized the pool (up to once a second), and arrivals due in that
+    time were handed over late (a dispatch-lag tail seen only with workers). The
+    defaults do not change within a process, so one copy is returned each time.
+
+        >>> from locust import argument_parser
+        >>> cache_locust_default_args(); a = argument_parser.default_args_dict()
+        >>> a == argument_parser.default_args_dict() and "host" in a
+        True
+    """
+    from locust import argument_parser
+
+    if getattr(argument_parser.default_args_dict, "surgecast_cached", False):
+        return
+    defaults = argument_parser.default_args_dict()
+
+    def default_args_dict() -> dict[str, Any]:
+        return dict(defaults)
+
+    default_args_dict.surgecast_cached = True  # type: ignore[attr-defined]
+    argument_parser.default_args_dict = default_args_dict
+
+
 class WorkerSide:
     """A Locust worker's part of a rehearsal (see the module docstring)."""
 
@@ -203,6 +232,7 @@ class WorkerSide:
         self.index = -1
         self.origin = AsyncResult()
         self.sent = False
+        cache_locust_default_args()
         runner.register_message(MSG_SETUP, self.on_setup)
         runner.register_message(MSG_GO, self.on_go)
         runner.register_message(MSG_FINISH, self.on_finish, concurrent=True)

@@ -97,6 +97,15 @@ def pdf_document(title: str) -> bytes:
     return out
 
 
+def document_title(i: int) -> str:
+    """The title of an applicant's document `i` (0-based).
+
+    >>> document_title(0), document_title(5)
+    ('Surat Lamaran', 'Surat Pernyataan Tambahan')
+    """
+    return ("Surat Lamaran", "Surat Pernyataan", "Surat Pernyataan Tambahan")[min(i, 2)]
+
+
 def build_multipart(data: bytes, filename: str, *, boundary: str | None = None) -> tuple[str, bytes]:
     """(content type, body) of a multipart/form-data upload with one field `document`."""
     b = boundary or uuid.uuid4().hex
@@ -219,8 +228,7 @@ class JourneyRun:
 
     def stamp_document(self, i: int, *, last: bool = False) -> None:
         """stamp (upload), poll_stamp, download for document `i`."""
-        title = ("Surat Lamaran", "Surat Pernyataan", "Surat Pernyataan Tambahan")[min(i, 2)]
-        pdf = pdf_document(f"{title} - {self.plan.identity.name}")
+        pdf = pdf_document(f"{document_title(i)} - {self.plan.identity.name}")
         r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"), ok=(200, 201, 202),
                       idempotent=True)
         body = _json(r)
@@ -304,7 +312,7 @@ class JourneyRun:
              multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True) -> Any:
         """One step with retries per the applicant's policy; returns the successful response."""
         self._step_start(step)
-        key = uuid.UUID(int=self.plan.rng.getrandbits(128)).hex if idempotent else None
+        key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None  # = uuid.UUID(int=...).hex
         attempt = 0
         while True:
             attempt += 1
@@ -325,7 +333,7 @@ class JourneyRun:
             if attempt >= self.cfg.max_attempts:
                 raise GiveUp("abandoned", step, f"{attempt} attempts")
             if key is not None and not self.reuse_keys:
-                key = uuid.UUID(int=self.plan.rng.getrandbits(128)).hex
+                key = f"{self.plan.rng.getrandbits(128):032x}"
             if self.plan.retry_policy == "backoff":
                 delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
                 delay = max(delay * self.plan.rng.uniform(0.5, 1.5), _retry_after(r))

@@ -58,8 +58,10 @@ class ArrivalDispatcher:
 
     def __init__(self, times: np.ndarray, *, make_plan: Callable[[int, float], Any], recorder: Any,
                  headroom_s: float = 3.0, rate_at: Callable[[float], float] | None = None,
-                 on_drop: Callable[[Any, float], None] | None = None) -> None:
+                 on_drop: Callable[[Any, float], None] | None = None,
+                 between: Callable[[int, float], None] | None = None) -> None:
         self.times = times
+        self.between = between
         self.make_plan = make_plan
         self.recorder = recorder
         self.headroom_s = headroom_s
@@ -79,6 +81,9 @@ class ArrivalDispatcher:
             for i, t in enumerate(self.times):
                 due = origin_unix + float(t)
                 delay = due - time.time()
+                if delay > 0 and self.between is not None:
+                    self.between(i, delay)  # quiet time before arrival i (e.g. make identities ahead)
+                    delay = due - time.time()
                 if delay > 0:
                     gevent.sleep(delay)
                 plan = self.make_plan(i, due)

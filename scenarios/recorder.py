@@ -60,7 +60,10 @@ class Recorder:
         self.arrivals: dict[str, dict[str, Any]] = {}
         self.ledger: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.queue_rows: list[list[Any]] = []
-        self.latency = StepLatency()
+        self._latency = StepLatency()
+        # Latencies not yet in the histograms: (clock, step) -> seconds. The hot path only appends;
+        # `latency` records them into the HDR histograms when something reads them (the end of the run).
+        self._pending: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.counts: dict[str, int] = defaultdict(int)
         self.requests = 0
         self.errors = 0
@@ -102,7 +105,8 @@ class Recorder:
         if row is None:
             row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
                                       "kind": kind, "ref": ref, "quantity": quantity, "amount": amount}
-        row.update(status=status, at=iso_utc(unix))
+        row["status"] = status
+        row["at"] = unix  # Unix seconds until written out: ledger_rows() formats it (ISO UTC)
         if account_id:
             row["account_id"] = account_id
 
@@ -114,10 +118,20 @@ class Recorder:
             slot = w[step] = {"service": [], "intended": [], "errors": 0}
         return slot
 
+    @property
+    def latency(self) -> StepLatency:
+        """The HDR histograms per step and clock, with every latency recorded so far."""
+        if self._pending:
+            lat, pending = self._latency, self._pending
+            self._pending = defaultdict(list)
+            for (clock, step), values in pending.items():
+                lat.record_many(clock, step, values)
+        return self._latency
+
     def request_done(self, step: str, sent_unix: float, seconds: float, ok: bool) -> None:
         """One request of `step`, `seconds` from its actual send (service clock)."""
         self.requests += 1
-        self.latency.record_service(step, seconds)
+        self._pending["service", step].append(seconds)
         slot = self._window(sent_unix + seconds, step)
         slot["service"].append(seconds)
         if not ok:
@@ -126,7 +140,7 @@ class Recorder:
 
     def step_done(self, step: str, end_unix: float, seconds: float) -> None:
         """One step ended, `seconds` after the applicant intended to start it."""
-        self.latency.record_intended(step, seconds)
+        self._pending["intended", step].append(seconds)
         self._window(end_unix, step)["intended"].append(seconds)
 
     # ---- queue -------------------------------------------------------------------------------
@@ -154,8 +168,15 @@ class Recorder:
         return out
 
     def ledger_rows(self) -> list[dict[str, Any]]:
-        """ledger.csv rows as dicts (the client side of reconciliation)."""
-        return list(self.ledger.values())
+        """ledger.csv rows as dicts (the client side of reconciliation), `at` as UTC ISO text.
+
+        >>> r = Recorder(origin_unix=0.0, calendar_of=None)
+        >>> r.ledger_row("0-1", "order", "ord_1", quantity=2, status="created", unix=1.5)
+        >>> r.ledger_rows()[0]["at"]
+        '1970-01-01T00:00:01.500Z'
+        """
+        return [{**r, "at": iso_utc(r["at"])} if isinstance(r["at"], (int, float)) else dict(r)
+                for r in self.ledger.values()]
 
     def history_rows(self) -> list[list[Any]]:
         """latency_history.csv rows: per 10 s window and step."""

@@ -27,7 +27,7 @@ from gevent.pool import Pool
 
 from scenarios.arrivals import ArrivalSchedule, constant_schedule, profile_schedule
 from scenarios.curve import ArrivalCurve
-from scenarios.identities import make_identity
+from scenarios.identities import IdentitiesAhead, make_identity
 from scenarios.journeys import DEFAULT_JOURNEYS, Account, ApplicantPlan
 from scenarios.options import RunSettings
 from scenarios.pool import ArrivalDispatcher
@@ -42,6 +42,9 @@ from surgecast import atomic
 SETUP_CONCURRENCY = 16
 PROGRESS_EVERY_S = 5.0
 POOL_WARMUP_MAX_S = 10.0
+IDENTITIES_BEFORE_START = 20_000  # Faker parts made in one batch before the origin (about 35 us each)
+IDENTITIES_AHEAD = 64             # during the run, keep this many made ahead of the dispatcher ...
+IDENTITY_SLACK_S = 0.005          # ... topping up only when the next arrival is at least this far off
 PROGRESS_PREFIX = "[surgecast]"
 
 
@@ -133,6 +136,7 @@ class Rehearsal:
         self.kinds, self.docs, self.policies = draw_plan_vectors(
             self.journeys.mix, stamps, self.journeys.retry_mix, len(self.times), self.rng)
         self.run_tag = uuid.uuid4().hex[:6]
+        self.ahead = IdentitiesAhead(self._plan_rng, total=len(self.times))
         self.accounts: dict[int, Account | None] = {}
         self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso, worker=worker)
         self.watch = ThresholdWatch(list(settings.thresholds), window_s=settings.threshold_window_s)
@@ -158,11 +162,14 @@ class Rehearsal:
         """The id of arrival `i` of this process."""
         return f"{self.worker}-{i + 1:06d}"
 
+    def _plan_rng(self, i: int) -> random.Random:
+        return random.Random(f"{self.s.seed}:{self.worker}:{i}")
+
     def plan(self, i: int, intended_unix: float) -> ApplicantPlan:
         """The plan of arrival `i`: identity and behaviour come from a seed of (seed, worker, i)."""
-        rng = random.Random(f"{self.s.seed}:{self.worker}:{i}")
+        rng = self._plan_rng(i)
         aid = self.applicant_id(i)
-        ident = make_identity(rng, applicant_id=aid, run_tag=self.run_tag)
+        ident = make_identity(rng, applicant_id=aid, run_tag=self.run_tag, ahead=self.ahead.made)
         return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]), intended_unix=intended_unix,
                              documents=int(self.docs[i]), retry_policy=str(self.policies[i]), rng=rng,
                              identity=ident, account=self.accounts.get(i))
@@ -172,6 +179,12 @@ class Rehearsal:
         p = self.plan(i, due)
         self.recorder.arrival_scheduled(p.applicant_id, p.journey, due)
         return p
+
+    def between_arrivals(self, i: int, slack_s: float) -> None:
+        """Called by the dispatcher before it sleeps until arrival `i`: make identities ahead while it is quiet."""
+        a = self.ahead
+        if slack_s >= IDENTITY_SLACK_S and a.next < i + IDENTITIES_AHEAD // 2:
+            a.fill(i + IDENTITIES_AHEAD, limit=max(1, int(slack_s / 4 / 50e-6)))
 
     # ---- the run -----------------------------------------------------------------------------
     def setup_accounts(self) -> None:
@@ -211,9 +224,11 @@ class Rehearsal:
             m = self.admin.metrics()
             self.gates_before = (m or {}).get("gates")
         self.setup_accounts()
+        self.ahead.fill(IDENTITIES_BEFORE_START, limit=IDENTITIES_BEFORE_START)
         d = ArrivalDispatcher(self.times, make_plan=self.make_plan, recorder=self.recorder,
                               headroom_s=self.s.headroom_s, rate_at=self.schedule.rate_at,
-                              on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)))
+                              on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
+                              between=self.between_arrivals)
         self.dispatcher = d  # the shape now sizes the pool for the first seconds
         want = min(self.s.user_cap, d.desired_idle(0.0))
         wait_until = time.time() + POOL_WARMUP_MAX_S
