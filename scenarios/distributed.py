@@ -63,7 +63,13 @@ from gevent.event import AsyncResult
 from scenarios.options import RunSettings
 from scenarios.pool import MIN_IDLE, PoolStatus
 from scenarios.recorder import Recorder
-from scenarios.run import PROGRESS_EVERY_S, PROGRESS_PREFIX, Rehearsal, build_schedule, conclude
+from scenarios.run import (
+    PROGRESS_PREFIX,
+    Rehearsal,
+    build_schedule,
+    conclude,
+    monitor_loop,
+)
 from scenarios.schedule import admin_actions, play
 from scenarios.target import AdminClient, check_host
 from scenarios.thresholds import ThresholdWatch, parse_threshold
@@ -465,27 +471,7 @@ class MasterSide:
 
     def monitor(self) -> None:
         """Each second: queue sample, thresholds over all workers' samples, progress every 5 s."""
-        last_print = 0.0
-        while not self.finished:
-            gevent.sleep(1.0)
-            now = time.time()
-            if self.admin is not None:
-                m = self.admin.metrics()
-                if m is not None:
-                    self.recorder.queue_sample(now, m)
-            cpu = getattr(self.runner, "current_cpu_usage", None)
-            if cpu is not None:
-                self.cpu_max = max(self.cpu_max or 0.0, float(cpu))
-            assert self.origin is not None
-            t = now - self.origin
-            abort = self.watch.evaluate(t)
-            if abort and self.aborted_by is None:
-                self.aborted_by = abort[0].threshold.expr
-                print(f"{PROGRESS_PREFIX} threshold {self.aborted_by} breached: stopping the run", flush=True)
-                gevent.spawn(self.runner.quit)
-            if not self.s.quiet and now - last_print >= PROGRESS_EVERY_S:
-                last_print = now
-                print(self.progress_line(t), flush=True)
+        monitor_loop(self, lambda: self.origin)
 
     def progress_line(self, t: float) -> str:
         """Like the single-process line, summed over the workers."""

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,39 @@ def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout
             return account
         gevent.sleep(0.2)
     return None
+
+
+def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
+    """The once-a-second loop of a rehearsal's coordinator (a single process, or the master).
+
+    Samples the target's queues into `owner.recorder`, keeps the generator's peak CPU,
+    evaluates thresholds (stopping the run on an ':abort' breach) and prints
+    `owner.progress_line(t)` every PROGRESS_EVERY_S, until `owner.finished`. `owner`
+    is a `Rehearsal` or `scenarios.distributed.MasterSide`; `origin()` is its wall-clock
+    start of the arrivals.
+    """
+    last_print = 0.0
+    while not owner.finished:
+        gevent.sleep(1.0)
+        now = time.time()
+        if owner.admin is not None:
+            m = owner.admin.metrics()
+            if m is not None:
+                owner.recorder.queue_sample(now, m)
+        cpu = getattr(owner.runner, "current_cpu_usage", None)
+        if cpu is not None:
+            owner.cpu_max = max(owner.cpu_max or 0.0, float(cpu))
+        start = origin()
+        assert start is not None
+        t = now - start
+        abort = owner.watch.evaluate(t)
+        if abort and owner.aborted_by is None and owner.runner is not None:
+            owner.aborted_by = abort[0].threshold.expr
+            print(f"{PROGRESS_PREFIX} threshold {owner.aborted_by} breached: stopping the run", flush=True)
+            gevent.spawn(owner.runner.quit)
+        if not owner.s.quiet and now - last_print >= PROGRESS_EVERY_S:
+            last_print = now
+            print(owner.progress_line(t), flush=True)
 
 
 class Rehearsal:
@@ -251,27 +285,7 @@ class Rehearsal:
 
     def monitor(self) -> None:
         """Each second: sample the target's queues, check thresholds, print progress every 5 s."""
-        last_print = 0.0
-        while not self.finished:
-            gevent.sleep(1.0)
-            now = time.time()
-            if self.admin is not None:
-                m = self.admin.metrics()
-                if m is not None:
-                    self.recorder.queue_sample(now, m)
-            cpu = getattr(self.runner, "current_cpu_usage", None)
-            if cpu is not None:
-                self.cpu_max = max(self.cpu_max or 0.0, float(cpu))
-            assert self.origin_unix is not None
-            t = now - self.origin_unix
-            abort = self.watch.evaluate(t)
-            if abort and self.aborted_by is None and self.runner is not None:
-                self.aborted_by = abort[0].threshold.expr
-                print(f"{PROGRESS_PREFIX} threshold {self.aborted_by} breached: stopping the run", flush=True)
-                gevent.spawn(self.runner.quit)
-            if not self.s.quiet and now - last_print >= PROGRESS_EVERY_S:
-                last_print = now
-                print(self.progress_line(t), flush=True)
+        monitor_loop(self, lambda: self.origin_unix)
 
     def progress_line(self, t: float) -> str:
         """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the issuer queue."""
