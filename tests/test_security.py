@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testbed_fixtures import FAST, Client, register_and_login
+from testbed_fixtures import FAST, Client, register_and_login, send_chunks_until_answer
 
 from scenarios.identities import make_identity
 from scenarios.recorder import read_ledger_csv
@@ -167,19 +167,7 @@ def test_chunked_json_past_the_limit_is_refused_before_the_end(tb: TestbedServer
                   "Transfer-Encoding: chunked\r\n\r\n")
     chunk = b'{"name": "' + b"x" * 4000
     s.settimeout(0.05)
-    sent, reply = 0, b""
-    try:
-        while sent < 200 * JSON_LIMIT and not reply:       # we would send 3 MiB
-            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sent += len(chunk)
-            with contextlib.suppress(TimeoutError):
-                reply = s.recv(4096)
-    except OSError:
-        pass
-    if not reply:
-        s.settimeout(5)
-        reply = s.recv(4096)
-    s.close()
+    sent, reply = send_chunks_until_answer(s, chunk, 200 * JSON_LIMIT)   # we would send 3 MiB
     assert reply.startswith(b"HTTP/1.1 413"), reply[:120]
     assert sent <= 8 * JSON_LIMIT, sent                    # refused soon after the limit
 

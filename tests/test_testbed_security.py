@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import socket
 import time
@@ -19,6 +18,7 @@ from testbed_fixtures import (
     identity,
     multipart,
     register_and_login,
+    send_chunks_until_answer,
     stamp,
     wait_for,
 )
@@ -217,19 +217,8 @@ def test_chunked_upload_is_cut_off_at_the_limit(tb: TestbedServer, alice: dict[s
     pre = b'--b\r\nContent-Disposition: form-data; name="document"; filename="a.pdf"\r\n\r\n%PDF-1.4\n'
     s.sendall(b"%x\r\n%s\r\n" % (len(pre), pre))
     s.settimeout(0.02)
-    chunk, sent, reply = b"x" * 16384, 0, b""
-    try:
-        while sent < 50 * UPLOAD_LIMIT and not reply:      # we would send 3 MiB; the server stops us early
-            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sent += len(chunk)
-            with contextlib.suppress(TimeoutError):
-                reply = s.recv(4096)
-    except OSError:
-        pass
-    if not reply:
-        s.settimeout(5)
-        reply = s.recv(4096)
-    s.close()
+    # we would send 3 MiB; the server stops us early
+    sent, reply = send_chunks_until_answer(s, b"x" * 16384, 50 * UPLOAD_LIMIT)
     assert reply.startswith(b"HTTP/1.1 413"), reply[:100]
     assert sent <= 4 * UPLOAD_LIMIT                          # refused soon after the limit, not at the end
     c = Client(tb.url)

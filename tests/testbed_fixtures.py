@@ -9,10 +9,12 @@ Tests import these directly (no conftest magic)::
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
 import secrets
+import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -151,3 +153,24 @@ def wait_for(pred: Callable[[], Any], timeout: float = 15.0, every: float = 0.05
 def admin(c: Client, tb: Any, method: str, path: str, body: Any = None) -> Reply:
     """An admin request with the testbed's admin token."""
     return c.request(method, path, json_body=body, token=tb.admin_token)
+
+
+def send_chunks_until_answer(s: socket.socket, chunk: bytes, max_bytes: int) -> tuple[int, bytes]:
+    """Send `chunk` as HTTP chunks until the server answers or `max_bytes` went out; (sent, reply).
+
+    The socket should have a short timeout, so each round checks for an early answer.
+    """
+    sent, reply = 0, b""
+    try:
+        while sent < max_bytes and not reply:
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+            with contextlib.suppress(TimeoutError):
+                reply = s.recv(4096)
+    except OSError:
+        pass  # the server closed the connection after answering
+    if not reply:
+        s.settimeout(5)
+        reply = s.recv(4096)
+    s.close()
+    return sent, reply
