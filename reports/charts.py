@@ -27,6 +27,7 @@ from matplotlib import dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from analysis.usl import usl_throughput
 from reports.i18n import Translator
 from reports.load import STEPS, RunData
 
@@ -343,13 +344,13 @@ def usl_steps(run: RunData) -> list[str]:
 
 
 def usl_x(n: np.ndarray | float, alpha: float, beta: float, gamma: float) -> np.ndarray:
-    """The Universal Scalability Law: X(N) = gamma N / (1 + alpha (N - 1) + beta N (N - 1)).
+    """analysis.usl's X(N) for drawing; values that overflow come out as inf and are not drawn.
 
     >>> float(usl_x(1.0, 0.1, 0.01, 5.0))
     5.0
     """
-    n = np.asarray(n, dtype=float)
-    return gamma * n / (1 + alpha * (n - 1) + beta * n * (n - 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return usl_throughput(n, alpha=alpha, beta=beta, gamma=gamma)
 
 
 def usl_chart(run: RunData, tr: Translator) -> Chart | None:
