@@ -59,6 +59,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scenarios.profile import flat_profile_toml  # noqa: E402 (after the path)
+
 FAST = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=64",
         "issuer.service.mean=0.005", "payments.workers=64", "payments.service.mean=0.005"]
 TOTAL = 100_000
@@ -67,33 +69,10 @@ STEADY_SKIP_START_S = 10.0
 STEADY_SKIP_END_S = 5.0
 TICK = os.sysconf("SC_CLK_TCK")
 
-PROFILE = """
-[profile]
-name = "bench-generator"
-timezone = "Asia/Jakarta"
-[calendar]
-window_start = 2024-09-01T00:00:00
-deadline = 2024-09-02T00:00:00
-[applicants]
-total = 100000
-stamps_per_applicant = { 2 = 1.0 }
-[arrivals]
-base = [[0, 1.0], [1, 1.0]]
-daily_cycle = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-[journeys]
-mix = { new_applicant = 1.0 }
-think_time_s = [0.0, 0.0]
-patience_s = 60
-poll_interval_s = 0.1
-retry_mix = { backoff = 1.0 }
-backoff_base_s = 0.2
-backoff_max_s = 1
-max_attempts = 3
-request_timeout_s = 10
-[capacity]
-stamps_per_second = 10
-"""
+PROFILE = flat_profile_toml("bench-generator", total=TOTAL, stamps_per_applicant={2: 1.0}, journeys={
+    "mix": {"new_applicant": 1.0}, "think_time_s": [0.0, 0.0], "patience_s": 60, "poll_interval_s": 0.1,
+    "retry_mix": {"backoff": 1.0}, "backoff_base_s": 0.2, "backoff_max_s": 1, "max_attempts": 3,
+    "request_timeout_s": 10})
 
 BARE = r'''
 import json, os, time, uuid

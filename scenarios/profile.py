@@ -564,3 +564,38 @@ class _Reader:
         if not isinstance(value, datetime):
             raise ProfileError(name, value, fix)
         return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
+
+
+# ---------------------------------------------------------------- flat profiles
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def flat_profile_toml(name: str, *, total: int, stamps_per_applicant: dict[int, float],
+                      journeys: dict[str, Any], stamps_per_second: float = 10.0) -> str:
+    """A one-day profile with a flat arrival rate (total / 86,400 per calendar second), as TOML.
+
+    Drills, tests and benchmarks use it where the arrival curve is not the point:
+    with compress x scale = c, the test arrival rate is c x total / 86,400 per second.
+
+    >>> text = flat_profile_toml("t", total=86400, stamps_per_applicant={2: 1.0},
+    ...                          journeys={"mix": {"new_applicant": 1.0}, "patience_s": 10})
+    >>> p = parse_profile(tomllib.loads(text)); p.name, p.applicants_total, p.journeys.patience_s
+    ('t', 86400, 10.0)
+    """
+    return "\n".join([
+        "[profile]", f"name = {_toml_value(name)}", 'timezone = "Asia/Jakarta"',
+        "[calendar]", "window_start = 2024-09-01T00:00:00", "deadline = 2024-09-02T00:00:00",
+        "[applicants]", f"total = {int(total)}", f"stamps_per_applicant = {_toml_value(stamps_per_applicant)}",
+        "[arrivals]", "base = [[0, 1.0], [1, 1.0]]", f"daily_cycle = {_toml_value([1.0] * 24)}",
+        "[journeys]", *(f"{k} = {_toml_value(v)}" for k, v in journeys.items()),
+        "[capacity]", f"stamps_per_second = {_toml_value(float(stamps_per_second))}", "",
+    ])

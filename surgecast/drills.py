@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scenarios.profile import flat_profile_toml
 from surgecast import atomic
 from surgecast.errors import FieldError, SurgecastError
 
@@ -62,34 +63,6 @@ BASE_TESTBED = ("security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations
                 "issuer.workers=8", "issuer.service.mean=0.05", "payments.workers=8",
                 "payments.service.mean=0.05")
 
-PROFILE_TEMPLATE = """# A flat surge for fault drills: 86,400 applicants over one calendar day,
-# i.e. one per calendar second, so the arrival rate is compress x scale.
-[profile]
-name = "drill-{name}"
-timezone = "Asia/Jakarta"
-[calendar]
-window_start = 2024-09-01T00:00:00
-deadline = 2024-09-02T00:00:00
-[applicants]
-total = 86400
-stamps_per_applicant = {{ 1 = 0.5, 2 = 0.5 }}
-[arrivals]
-base = [[0, 1.0], [1, 1.0]]
-daily_cycle = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-[journeys]
-mix = {{ new_applicant = 1.0 }}
-think_time_s = [0.0, 0.1]
-patience_s = {patience_s}
-poll_interval_s = 0.2
-retry_mix = {{ backoff = 1.0 }}
-backoff_base_s = {backoff_base_s}
-backoff_max_s = {backoff_max_s}
-max_attempts = {max_attempts}
-request_timeout_s = {request_timeout_s}
-[capacity]
-stamps_per_second = 10
-"""
 
 
 # ---- the admin API of the drill's testbed (stdlib only) ------------------------------------
@@ -156,9 +129,13 @@ class Drill:
 
     def profile_toml(self) -> str:
         """The drill's surge profile (flat arrivals, new applicants, its client timeouts)."""
-        j = {"patience_s": 20, "backoff_base_s": 0.3, "backoff_max_s": 2, "max_attempts": 8,
+        # 86,400 applicants over one calendar day: one per calendar second, so the arrival
+        # rate is compress x scale.
+        j = {"mix": {"new_applicant": 1.0}, "think_time_s": [0.0, 0.1], "patience_s": 20, "poll_interval_s": 0.2,
+             "retry_mix": {"backoff": 1.0}, "backoff_base_s": 0.3, "backoff_max_s": 2, "max_attempts": 8,
              "request_timeout_s": 5, **self.journeys}
-        return PROFILE_TEMPLATE.format(name=self.name, **j)
+        return flat_profile_toml(f"drill-{self.name}", total=86400, stamps_per_applicant={1: 0.5, 2: 0.5},
+                                 journeys=j)
 
 
 # ---- the faults ----------------------------------------------------------------------------------

@@ -15,38 +15,16 @@ from pathlib import Path
 import pytest
 
 from scenarios.latency import CLOCKS, read_hdr
+from scenarios.profile import flat_profile_toml
 from testbed.process import TestbedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTBED = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=16",
                 "issuer.service.mean=0.02", "payments.service.mean=0.05"]
-PROFILE = """
-[profile]
-name = "test-distributed"
-timezone = "Asia/Jakarta"
-[calendar]
-window_start = 2024-09-01T00:00:00
-deadline = 2024-09-02T00:00:00
-[applicants]
-total = 100000
-stamps_per_applicant = { 2 = 0.5, 3 = 0.5 }
-[arrivals]
-base = [[0, 1.0], [1, 1.0]]
-daily_cycle = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-[journeys]
-mix = { new_applicant = 0.6, returning_applicant = 0.2, stamp_only = 0.2 }
-think_time_s = [0.0, 0.05]
-patience_s = 10
-poll_interval_s = 0.1
-retry_mix = { refresh = 0.5, backoff = 0.5 }
-backoff_base_s = 0.2
-backoff_max_s = 1
-max_attempts = 3
-request_timeout_s = 5
-[capacity]
-stamps_per_second = 10
-"""
+PROFILE = flat_profile_toml("test-distributed", total=100000, stamps_per_applicant={2: 0.5, 3: 0.5}, journeys={
+    "mix": {"new_applicant": 0.6, "returning_applicant": 0.2, "stamp_only": 0.2}, "think_time_s": [0.0, 0.05],
+    "patience_s": 10, "poll_interval_s": 0.1, "retry_mix": {"refresh": 0.5, "backoff": 0.5},
+    "backoff_base_s": 0.2, "backoff_max_s": 1, "max_attempts": 3, "request_timeout_s": 5})
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from scenarios.profile import flat_profile_toml
 from scenarios.reconcile import reconcile
 from scenarios.recorder import read_ledger_csv
 from testbed.process import TestbedServer
@@ -23,38 +24,14 @@ RUN_FILES = {"run.json", "profile.toml", "locust_stats.csv", "locust_stats_histo
              "locust_exceptions.csv", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "audit.json",
              "server_ledger.json", "reconciliation.json", "summary.json"}
 
-PROFILE = """
-[profile]
-name = "test-{name}"
-timezone = "Asia/Jakarta"
-[calendar]
-window_start = 2024-09-01T00:00:00
-deadline = 2024-09-02T00:00:00
-[applicants]
-total = 100000
-stamps_per_applicant = {{ 2 = 0.5, 3 = 0.5 }}
-[arrivals]
-base = [[0, 1.0], [1, 1.0]]
-daily_cycle = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
-               1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
-[journeys]
-mix = {{ {mix} }}
-think_time_s = [0.0, 0.05]
-patience_s = {patience}
-poll_interval_s = 0.1
-retry_mix = {{ refresh = 0.5, backoff = 0.5 }}
-backoff_base_s = 0.2
-backoff_max_s = 1
-max_attempts = 3
-request_timeout_s = 5
-[capacity]
-stamps_per_second = 10
-"""
 
 
-def write_profile(tmp: Path, name: str, mix: str, patience: float = 15) -> Path:
+def write_profile(tmp: Path, name: str, mix: dict[str, float], patience: float = 15) -> Path:
     p = tmp / f"{name}.toml"
-    p.write_text(PROFILE.format(name=name, mix=mix, patience=patience))
+    p.write_text(flat_profile_toml(f"test-{name}", total=100000, stamps_per_applicant={2: 0.5, 3: 0.5}, journeys={
+        "mix": mix, "think_time_s": [0.0, 0.05], "patience_s": patience, "poll_interval_s": 0.1,
+        "retry_mix": {"refresh": 0.5, "backoff": 0.5}, "backoff_base_s": 0.2, "backoff_max_s": 1,
+        "max_attempts": 3, "request_timeout_s": 5}))
     return p
 
 
@@ -78,7 +55,7 @@ def rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("journey", ["new_applicant", "returning_applicant", "stamp_only"])
 def test_each_journey_completes_and_reconciles(tmp_path, journey):
-    prof = write_profile(tmp_path, journey, f"{journey} = 1.0")
+    prof = write_profile(tmp_path, journey, {journey: 1.0})
     out = tmp_path / "run"
     # 1 day into 4 s at 1/2000 of 100,000 applicants: about 50 arrivals at ~12/s.
     r = rehearse("--profile", str(prof), "--duration", "4", "--scale", "0.0005", "--seed", "7",
@@ -128,7 +105,7 @@ def test_arrivals_match_the_schedule_and_a_small_pool_drops(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_a_gate_closing_mid_run_shows_in_outcomes_and_thresholds(tmp_path):
-    prof = write_profile(tmp_path, "gate", "new_applicant = 1.0", patience=4)
+    prof = write_profile(tmp_path, "gate", {"new_applicant": 1.0}, patience=4)
     gates = tmp_path / "gate_schedule.json"
     # Registration closes at 12:00 calendar = 3 s into a 6 s run.
     gates.write_text(json.dumps([{"at": "2024-09-01T12:00:00+07:00", "gate": "registration", "mode": "closed",
@@ -193,7 +170,7 @@ def test_a_remote_host_is_refused_and_nothing_is_written(tmp_path):
 
 @pytest.mark.timeout(90)
 def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
-    prof = write_profile(tmp_path, "lf", "new_applicant = 0.6, stamp_only = 0.4")
+    prof = write_profile(tmp_path, "lf", {"new_applicant": 0.6, "stamp_only": 0.4})
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         out = tmp_path / "lf"
         cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
