@@ -691,7 +691,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         if w[2] > 0:
             wait = w[2] / rate[2] if rate[2] > 0 else inf
         if qs > 0:
-            wait += qs / (cs / dt) if cs > 0 else inf
+            wait += qs / (cs / dt) if cs / dt > 0 else inf
         out_wait[k] = wait
         out_ab[k] = ab0 + ab1 + ab2 + ab_s
         out_away[k] = aw0 + aw1 + aw2

@@ -13,7 +13,9 @@
     True
 
 Rates are applicants per calendar second. The curve is demand: what applicants
-want, not what a failing service served.
+want, not what a failing service served. A profile with a [demand] accounts series
+(casn2024) takes its shape from `AccountsCurve` instead (rush and spikes unused), scaled
+to `applicants.total`, so rehearsals and the model play the same demand.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ class ArrivalCurve:
         self._cycle = cycle / cycle.mean()
         self._spikes = [(cal.seconds(s.at), cal.seconds(s.at) + s.duration_hours * 3600, s.factor)
                         for s in shape.spikes]
+        self._accounts = AccountsCurve(profile) if profile.demand is not None else None
         # Normalise on a fine grid; the cumulative curve is the running integral.
         n = max(1, int(np.ceil(self.span_s / _GRID_S)))
         edges = np.linspace(0.0, self.span_s, n + 1)
         mids = (edges[:-1] + edges[1:]) / 2
-        mass = self.shape(mids) * np.diff(edges)
+        mass = (np.diff(self._accounts.cumulative(edges)) if self._accounts is not None
+                else self.shape(mids) * np.diff(edges))
         total_mass = float(mass.sum())
         if total_mass <= 0:
             from surgecast.errors import ProfileError
@@ -59,6 +63,10 @@ class ArrivalCurve:
     def shape(self, t: np.ndarray | float) -> np.ndarray:
         """The unnormalised relative rate at calendar seconds `t`."""
         t = np.asarray(t, dtype=float)
+        if self._accounts is not None:
+            k = np.clip(np.floor(t / _GRID_S).astype(int), 0, len(self._edges) - 2)
+            per = np.diff(self._accounts.cumulative(self._edges))[k] / np.diff(self._edges)[k]
+            return np.where((t >= 0) & (t <= self.span_s), per, 0.0)
         base = np.interp(t, self._knot_t, self._knot_w)
         hours = (self._hour0 + t / 3600.0) % 24.0
         # Linear between hour centres, periodic over the day.
