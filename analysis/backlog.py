@@ -139,12 +139,14 @@ class FluidInputs:
     total_applicants: float
     origin: datetime | None = None
     # Two clocks of patience: with persistence_s set, everyone who gives up in a session
-    # (patience_s, minutes) is deferred, and the deferred leave for good at hazard
-    # 1/persistence_s per unit of elapsed time, however often they retry
-    # (retry_probability is then unused). None keeps the older loss per attempt.
+    # (patience_s, minutes) is deferred, and everyone delayed (deferred, in a waiting room
+    # or a queue) leaves for good at hazard 1/persistence_s per unit of elapsed time,
+    # however often they retry (retry_probability is then unused). None keeps the older
+    # loss per attempt.
     persistence_s: float | None = None
     return_weight: np.ndarray | None = None   # per step: the return rate x this (daily cycle, announcements)
-    bypass_share: np.ndarray | None = None    # per step: share of new offers at each gate that bypass (physical stamps)
+    bypass_share: np.ndarray | None = None    # per step: share of new arrivals that bypass (physical stamps); when
+                                              # it rises, that share of the waiting and deferred switch too
     waste: bool = False                       # unbounded issuer: work on abandoned requests is still done
     usl: tuple[float, float, float] | None = None  # (alpha, beta, peak concurrency): throughput falls past the peak
     timeout_s: float = 60.0                   # queued work (s of capacity) the issuer holds at its peak concurrency
@@ -511,6 +513,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     f_ab = -math.expm1(-dt / inputs.patience_s)
     p_ret = inputs.retry_probability if inputs.persistence_s is None else 1.0
     fr, fl = _orbit_factors(inputs)
+    f_p = 0.0 if inputs.persistence_s is None else -math.expm1(-dt / inputs.persistence_s)
     byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
     waste = inputs.waste
     usl = inputs.usl
@@ -535,7 +538,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     last_want = [0.0, 0.0, 0.0]
     thr_s = thr_p = 1.0
     qs = qp = ghost = 0.0
-    lost = served_tot = byp_tot = 0.0
+    lost = served_tot = byp_tot = byp_prev = 0.0
 
     m = n if record else 0
     out_ret = [0.0] * m
@@ -618,20 +621,39 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             orb[0] -= orb[0] * f_l
             orb[1] -= orb[1] * f_l
             orb[2] -= orb[2] * f_l
+            # the persistence clock runs for everyone delayed, in a session or not
+            gone = (w[0] + w[1] + w[2] + qs + qp) * f_p
+            lost += gone
+            w[0] -= w[0] * f_p
+            w[1] -= w[1] * f_p
+            w[2] -= w[2] * f_p
+            if waste:
+                ghost += qs * f_p
+            qs -= qs * f_p
+            qp -= qp * f_p
         orb[0] -= r0
         orb[1] -= r1
         orb[2] -= r2
         # ---- registration -> ordering -> payments -> stamping -> issuer
-        o0 = a_reg[k] + r0
         b = byp[k]
-        o1_new = a_ord[k] + r1
-        o2_new = a_st[k] + r2
+        n0, n1, n2 = a_reg[k], a_ord[k], a_st[k]
         if b:
-            bp = b * (o0 + o1_new + o2_new)
-            byp_tot += bp
-            o0 -= b * o0
-            o1_new -= b * o1_new
-            o2_new -= b * o2_new
+            # Per applicant, not per attempt: a share b of new arrivals takes the bypass, and
+            # when it opens the same share of everyone waiting or deferred does, once.
+            byp_tot += b * (n0 + n1 + n2)
+            n0, n1, n2 = n0 - b * n0, n1 - b * n1, n2 - b * n2
+            if b > byp_prev:
+                sw = (b - byp_prev) / (1.0 - byp_prev)
+                moved = sw * (orb[0] + orb[1] + orb[2] + r0 + r1 + r2 + w[0] + w[1] + w[2])
+                byp_tot += moved
+                r0, r1, r2 = r0 - sw * r0, r1 - sw * r1, r2 - sw * r2
+                for j in range(3):
+                    orb[j] -= sw * orb[j]
+                    w[j] -= sw * w[j]
+        byp_prev = b
+        o0 = n0 + r0
+        o1_new = n1 + r1
+        o2_new = n2 + r2
         last_want[0] = w[0] + o0
         if mode[0] == 0:
             adm0 = w[0] + o0
