@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.backlog import FluidInputs, Gate, Stage, inputs_from_profile, run_fluid, usl_factor
+from analysis.backlog import FluidInputs, Gate, Stage, run_fluid, usl_factor
 from analysis.calibrate import fit_profile, holdouts, in_sample
 from analysis.forecast import apply_params, forecast, predict_point
 from scenarios.curve import AccountsCurve
