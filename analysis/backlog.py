@@ -445,6 +445,11 @@ def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: b
     return ss, qs, ghost, ab
 
 
+def _arr(values: list[float]) -> np.ndarray:
+    """A list of floats as an array (fromiter: twice as fast as np.array on long lists)."""
+    return np.fromiter(values, dtype=float, count=len(values))
+
+
 def _first_step(at_s: float, t0: float, dt: float) -> int:
     """The first step index whose start is at or after at_s."""
     return max(0, int(math.ceil((at_s - t0) / dt - 1e-9)))
@@ -514,6 +519,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     p_ret = inputs.retry_probability if inputs.persistence_s is None else 1.0
     fr, fl = _orbit_factors(inputs)
     f_p = 0.0 if inputs.persistence_s is None else -math.expm1(-dt / inputs.persistence_s)
+    keep_p = 1.0 - f_p
     byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
     waste = inputs.waste
     usl = inputs.usl
@@ -617,20 +623,20 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         f_r, f_l = fr[k], fl[k]
         r0, r1, r2 = orb[0] * f_r, orb[1] * f_r, orb[2] * f_r
         if f_l:
-            lost += (orb[0] + orb[1] + orb[2]) * f_l
-            orb[0] -= orb[0] * f_l
-            orb[1] -= orb[1] * f_l
-            orb[2] -= orb[2] * f_l
+            lost += (orb[0] + orb[1] + orb[2]) * f_l + (w[0] + w[1] + w[2] + qs + qp) * f_p
+            kl = 1.0 - f_l
+            orb[0] *= kl
+            orb[1] *= kl
+            orb[2] *= kl
             # the persistence clock runs for everyone delayed, in a session or not
-            gone = (w[0] + w[1] + w[2] + qs + qp) * f_p
-            lost += gone
-            w[0] -= w[0] * f_p
-            w[1] -= w[1] * f_p
-            w[2] -= w[2] * f_p
+            if w[0] or w[1] or w[2]:
+                w[0] *= keep_p
+                w[1] *= keep_p
+                w[2] *= keep_p
             if waste:
                 ghost += qs * f_p
-            qs -= qs * f_p
-            qp -= qp * f_p
+            qs *= keep_p
+            qp *= keep_p
         orb[0] -= r0
         orb[1] -= r1
         orb[2] -= r2
@@ -728,12 +734,12 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
     return FluidResult(
         inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,
-        retry_per_s=np.array(out_ret) / dt, issuer_capacity_per_s=np.asarray(inputs.issuer_per_s, dtype=float),
-        served_per_s=np.array(out_srv) / dt, payments_served_per_s=np.array(out_psrv) / dt,
-        queue=np.array(out_q), issuer_queue=np.array(out_qs), payments_queue=np.array(out_qp),
-        rooms={g: np.array(out_w[i]) for i, g in enumerate(GATES)}, orbit=np.array(out_orb),
-        wait_s=np.array(out_wait), abandoned_per_s=np.array(out_ab) / dt,
-        turned_away_per_s=np.array(out_away) / dt, lost_cum=np.array(out_lost),
-        served_cum=np.array(out_cum), stage=np.array(out_stage), stages=log,
-        orbits={g: np.array(out_o[i]) for i, g in enumerate(GATES)}, ghost=np.array(out_ghost),
-        bypass_cum=np.array(out_byp), arrived_cum=np.cumsum(a_all))
+        retry_per_s=_arr(out_ret) / dt, issuer_capacity_per_s=np.asarray(inputs.issuer_per_s, dtype=float),
+        served_per_s=_arr(out_srv) / dt, payments_served_per_s=_arr(out_psrv) / dt,
+        queue=_arr(out_q), issuer_queue=_arr(out_qs), payments_queue=_arr(out_qp),
+        rooms={g: _arr(out_w[i]) for i, g in enumerate(GATES)}, orbit=_arr(out_orb),
+        wait_s=_arr(out_wait), abandoned_per_s=_arr(out_ab) / dt,
+        turned_away_per_s=_arr(out_away) / dt, lost_cum=_arr(out_lost),
+        served_cum=_arr(out_cum), stage=np.array(out_stage), stages=log,
+        orbits={g: _arr(out_o[i]) for i, g in enumerate(GATES)}, ghost=_arr(out_ghost),
+        bypass_cum=_arr(out_byp), arrived_cum=np.cumsum(a_all))

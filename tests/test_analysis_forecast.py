@@ -317,3 +317,13 @@ def test_params_have_ranges_and_apply() -> None:
         assert lo <= hi
         apply_params(P, {name: lo})
     assert apply_params(P, {"bypass.share": 0.3}).bypass.share == 0.3
+
+
+@pytest.mark.parametrize("closes", [None, [], [(16.8 * 86400, 23 * 86400.0), (16.8 * 86400, 25 * 86400.0)],
+                                    [(17 * 86400.0, 23 * 86400.0), (19 * 86400.0, 25 * 86400.0)]])
+@pytest.mark.parametrize("retarget", [0.0, 0.5, 1.0])
+def test_vectorised_readiness_equals_the_step_by_step_reference(closes, retarget) -> None:
+    c = AccountsCurve(P, closes=closes, retarget=retarget)
+    fast, slow = c._ready_fast(P), c._ready(P, 60.0)
+    assert np.abs(np.cumsum(fast) - np.cumsum(slow)).max() < 1e-3
+    assert (fast >= 0).all()
