@@ -327,3 +327,15 @@ def test_vectorised_readiness_equals_the_step_by_step_reference(closes, retarget
     fast, slow = c._ready_fast(P), c._ready(P, 60.0)
     assert np.abs(np.cumsum(fast) - np.cumsum(slow)).max() < 1e-3
     assert (fast >= 0).all()
+
+
+def test_fifo_waste_useful_work_stops_once_the_queue_outgrows_patience() -> None:
+    # As measured on the testbed (docs/benchmarks.md): an unbounded FIFO issuer at twice its
+    # capacity serves the same few useful requests whether the window is short or long.
+    def useful(minutes: int, waste: bool) -> float:
+        n = minutes
+        return run_fluid(_inputs(n, stamping=np.full(n, 1200.0), cap=np.full(n, 10.0), retry_after_s=300.0,
+                                 persistence_s=None, p_retry=0.5, waste=waste)).served_cum[-1]
+    short, long = useful(60, True), useful(120, True)
+    assert long - short < 0.05 * 10.0 * 3600            # almost nothing useful in the second hour
+    assert useful(120, False) - useful(60, False) == pytest.approx(10.0 * 3600, rel=1e-6)   # shedding keeps serving
