@@ -250,9 +250,10 @@ class FluidResult:
         return max(0, min(k, len(self.t_s)))
 
     def served_by(self, t_s: float) -> float:
-        """Applicants fully stamped by calendar second t_s."""
+        """Applicants through by calendar second t_s: fully stamped, or by the bypass
+        (the same count as `fluid_totals`'s served)."""
         k = self._index(t_s)
-        return float(self.served_cum[k - 1]) if k > 0 else 0.0
+        return float(self.done_cum[k - 1]) if k > 0 else 0.0
 
     def served_share_by(self, t_s: float) -> float:
         """Share of all applicants stamped by t_s.
