@@ -250,10 +250,9 @@ class FluidResult:
         return max(0, min(k, len(self.t_s)))
 
     def served_by(self, t_s: float) -> float:
-        """Applicants through by calendar second t_s: fully stamped, or by the bypass
-        (the same count as `fluid_totals`'s served)."""
+        """Applicants fully stamped by calendar second t_s."""
         k = self._index(t_s)
-        return float(self.done_cum[k - 1]) if k > 0 else 0.0
+        return float(self.served_cum[k - 1]) if k > 0 else 0.0
 
     def served_share_by(self, t_s: float) -> float:
         """Share of all applicants stamped by t_s.
@@ -505,7 +504,8 @@ def _gate_step(mode: int, rate_dt: float, burst: float, room: float, tokens: flo
 
 
 def fluid_totals(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> tuple[float, float]:
-    """(served, lost) applicants over all steps, without keeping the per-step series
+    """(served, lost) applicants over all steps (served = stamped by the issuer, as
+    `served_cum`; the bypass is in `FluidResult.bypass_cum`), without keeping the per-step series
     (the planner's searches use it; about a third faster than `run_fluid`).
 
     >>> from scenarios.profile import load_profile
@@ -756,7 +756,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_byp[k] = byp_tot
 
     if not record:
-        return served_tot + byp_tot, lost
+        return served_tot, lost
     a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
     return FluidResult(
         inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,
