@@ -339,3 +339,15 @@ def test_fifo_waste_useful_work_stops_once_the_queue_outgrows_patience() -> None
     short, long = useful(60, True), useful(120, True)
     assert long - short < 0.05 * 10.0 * 3600            # almost nothing useful in the second hour
     assert useful(120, False) - useful(60, False) == pytest.approx(10.0 * 3600, rel=1e-6)   # shedding keeps serving
+
+
+def test_calibrate_says_what_it_fitted_on() -> None:
+    proc = subprocess.run([sys.executable, "-m", "analysis.calibrate", "casn2024"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "in-sample points only" in out and "demand.pull" in out and "outages.capacity_factor" in out
+    fitted = [ln for ln in out.splitlines() if ln.strip().startswith("in-sample")]
+    predicted = [ln for ln in out.splitlines() if ln.strip().startswith("holdout")]
+    assert len(fitted) == len(in_sample(P)) and len(predicted) == len(holdouts(P))
+    assert "never fitted on" in out
