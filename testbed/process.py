@@ -31,6 +31,7 @@ from typing import IO
 from surgecast.errors import TargetError
 
 START_TIMEOUT_S = 20.0
+MUTANT_ENV = "SURGECAST_TESTBED_MUTANT"  # test-only, see TestbedServer.command
 
 
 class TestbedServer:
@@ -66,7 +67,11 @@ class TestbedServer:
         >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:4]
         ['-m', 'surgecast', 'testbed']
         """
-        cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", self.host, "--port", str(self.port),
+        # Test-only: SURGECAST_TESTBED_MUTANT=NAME starts a deliberately broken testbed through
+        # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle; docs/reliability.md).
+        mutant = self.env.get(MUTANT_ENV)
+        launcher = ["tests.mutants", mutant] if mutant else ["surgecast"]
+        cmd = [sys.executable, "-m", *launcher, "testbed", "--host", self.host, "--port", str(self.port),
                f"--db={self.db_path}", f"--admin-token={self.admin_token}"]  # '=' form: a token may start with '-'
         if self.config:
             cmd.append(f"--config={self.config}")
