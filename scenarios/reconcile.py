@@ -117,11 +117,11 @@ class _Notes:
         self.counts: Counter[str] = Counter()
         self.details: list[dict[str, Any]] = []
 
-    def add(self, count: str, n: int, problem: str, **kw: Any) -> None:
+    def add(self, count: str, n: int, problem: str, *, note: bool = True, **kw: Any) -> None:
         if n <= 0:
             return
         self.counts[count] += n
-        if len(self.details) < _MAX_DETAILS:
+        if note and len(self.details) < _MAX_DETAILS:
             self.details.append({"problem": problem, "count": count, **kw})
 
 
@@ -207,27 +207,29 @@ def _check_payments(c: dict[str, Any], s: dict[str, Any], n: _Notes, settled: bo
             expected[aid] += qty
             if not acked:
                 n.add("unanswered_payments", 1, "payment_taken_without_answer", order_id=oid)
-            if p is not None and r.get("amount") not in ("", None) and p.get("amount") is not None \
-                    and _int(p.get("amount")) != _int(r.get("amount")):
+            told = r.get("amount")
+            order_agrees = o is not None and _int(o.get("amount")) == _int(told)  # else counted as order_amount
+            if p is not None and told not in ("", None) and p.get("amount") is not None and order_agrees \
+                    and _int(p.get("amount")) != _int(told):
                 n.add("wrong_amounts", 1, "payment_amount", order_id=oid, told=r.get("amount"), charged=p.get("amount"))
             if o is None or o.get("status") != "paid" or oid not in s["credits"]:
                 n.add("lost_payments", 1, "confirmed_not_credited", order_id=oid)
         elif status == "failed":
             if r.get("status") == "credited":
                 n.add("lost_payments", 1, "credited_then_failed", order_id=oid)
-                n.add("lost_quota", qty, "credited_then_failed", order_id=oid)
+                n.add("lost_quota", qty, "credited_then_failed", note=False)
             else:
                 n.add("declined_payments", 1, "declined", order_id=oid)
         elif status == "pending" or (o is not None and o.get("status") == "paying"):
             if r.get("status") == "credited":
                 n.add("lost_payments", 1, "credit_vanished", order_id=oid, server_order_status=(o or {}).get("status"))
-                n.add("lost_quota", qty, "credit_vanished", order_id=oid)
+                n.add("lost_quota", qty, "credit_vanished", note=False)
             elif settled:
                 n.add("stuck_payments", 1, "payment_stuck_paying", order_id=oid, payment_id=(p or {}).get("payment_id"))
         elif acked or r.get("status") == "credited":
             n.add("lost_payments", 1, "acknowledged_payment_vanished", order_id=oid,
                   payment_id=r.get("payment_id"), server_order_status=(o or {}).get("status"))
-            n.add("lost_quota", qty, "acknowledged_payment_vanished", order_id=oid)
+            n.add("lost_quota", qty, "acknowledged_payment_vanished", note=False)
     return expected
 
 
