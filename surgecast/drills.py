@@ -15,9 +15,12 @@ It passes only when every check holds (each is in DIR/drill.json):
 * `load_ran`: the rehearsal wrote its summary and some applicants completed;
 * `fault_observed`: the fault really happened and the clients felt it (a drill
   whose fault did not bite proves nothing, so it fails);
-* `reconciliation`: `scenarios.reconcile` of the run's ledger.csv against the
-  drained server ledger finds zero lost and zero duplicated quota, no orphaned
-  payment, no unknown order, no lost stamp;
+* `reconciliation`: `scenarios.reconcile` of the run's ledger.csv (what the
+  clients were told) against the drained server's durable records
+  (`GET /admin/records`, settled) finds every count zero: each acknowledged
+  payment settled or refunded, each acknowledged stamp done or failed with its
+  quota returned, quantities, amounts and serials as told, balances equal to
+  the client's evidence, no job without a client, nothing stuck;
 * `no_duplicate_jobs`: no account holds two stamp jobs for the same document or
   two orders (each drill applicant buys once and stamps distinct documents), so
   no e-Meterai was charged twice by a retried request;
