@@ -197,7 +197,7 @@ class JourneyRun:
         if r.status_code == 409:
             return  # login records the account (status existing) once it knows its id
         self.account_id = _json(r).get("account_id", "")
-        self.ledger("account", self.account_id, status="created")
+        self.ledger("account", self.account_id, status="created", http_status=r.status_code)
 
     def login(self, email: str, password: str) -> None:
         """POST /v1/sessions."""
@@ -207,7 +207,7 @@ class JourneyRun:
         self.token = body.get("token", "")
         self.account_id = body.get("account_id", self.account_id)
         if self.plan.journey != "new_applicant" or not known:
-            self.ledger("account", self.account_id, status="existing")
+            self.ledger("account", self.account_id, status="existing", http_status=r.status_code)
 
     def buy(self) -> None:
         """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids, amounts)."""

@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_rehearse_runs import FAST_TESTBED, write_profile
 
+from scenarios.recorder import read_ledger_csv
 from testbed.process import MUTANT_ENV, TestbedServer
 from tests.mutants import MUTANTS
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from test_rehearse_runs import FAST_TESTBED, write_profile  # noqa: E402
-
 REHEARSAL_MUTANTS = [m for m in MUTANTS if m != "drop-unconfirmed-payments-on-restart"]  # needs a restart
 DRILL_MUTANTS = [("kill-testbed", "drop-unconfirmed-payments-on-restart"), ("issuer-outage", "drop-stamp-job"),
                  ("payment-chaos", "credit-twice"), ("client-retries", "misprice")]
@@ -60,12 +59,29 @@ def test_a_mutant_testbed_turns_the_rehearsal_reconciliation_red(tmp_path: Path,
     assert audit["balanced"], audit["checks"]             # the server's own audit is blind to every mutant
     if mutant is None:
         assert r.returncode == 0 and rec["ok"] and rec["checked_stamps"] > 20, (r.stdout[-800:], rec["problems"])
+        _assert_the_ledger_holds_the_clients_evidence(out)
         return
     expect = MUTANTS[mutant].expect
     assert r.returncode == 3, (r.stdout[-800:], r.stderr[-800:])
     assert not rec["ok"] and set(expect) <= set(rec["problems"]), (rec["problems"], expect)
     verdict = r.stdout.strip().splitlines()[-1]
     assert "RECONCILIATION FAILED (" in verdict and all(f"{k}=" in verdict for k in expect), verdict
+
+
+def _assert_the_ledger_holds_the_clients_evidence(out: Path) -> None:
+    """Every acknowledged step of a clean run: its HTTP status, the ids given, keys sent, serials seen."""
+    rows = read_ledger_csv(out / "ledger.csv")
+    by = {k: [r for r in rows if r["kind"] == k] for k in ("account", "order", "payment", "stamp")}
+    assert all(r["http_status"] == "201" for r in by["account"]) and by["account"]
+    assert all(r["http_status"] == "201" and r["ref"].startswith("ord_") and len(r["idempotency_keys"]) == 32
+               and r["quantity_told"] == r["quantity"] and int(r["amount"]) > 0 for r in by["order"])
+    assert all(r["http_status"] in ("200", "202") and r["payment_id"].startswith("pay_") for r in by["payment"])
+    done = [r for r in by["stamp"] if r["status"] == "downloaded"]
+    assert done and all(r["http_status"] == "202" and len(r["serial_number"]) == 22
+                        and r["document_serial"] == r["serial_number"] for r in done)
+    records = json.loads((out / "server_records.json").read_text())
+    serial = {s["stamp_id"]: s["serial_number"] for s in records["stamps"]}
+    assert all(serial[r["ref"]] == r["document_serial"] for r in done)
 
 
 @pytest.mark.timeout(90)
