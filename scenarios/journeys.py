@@ -38,6 +38,7 @@ from scenarios.profile import Journeys
 
 RETRYABLE = {0, 408, 425, 429, 500, 502, 503, 504}
 DECLINED = "the payment was declined"
+GAVE_UP = "gave_up"  # ledger status: the client stopped sending this request without an answer
 SERIAL_RE = re.compile(rb"\(SN: ([A-Z0-9]{8,64})\)")
 
 
@@ -226,7 +227,11 @@ class JourneyRun:
                     http_status=r.status_code, quantity_told=order.get("quantity", ""),
                     idempotency_keys=" ".join(slot))
         self.ledger("payment", oid, quantity=n, amount=amount, status="sent")
-        r = self.call("pay", "POST", f"/v1/orders/{oid}/pay", ok=(200, 202))
+        try:
+            r = self.call("pay", "POST", f"/v1/orders/{oid}/pay", ok=(200, 202))
+        except GiveUp:
+            self.ledger("payment", oid, quantity=n, amount=amount, status=GAVE_UP)
+            raise
         paid = _json(r)
         self.ledger("payment", oid, quantity=n, amount=amount, status=paid.get("status", "paying"),
                     http_status=r.status_code, payment_id=paid.get("payment_id", ""))
@@ -264,8 +269,13 @@ class JourneyRun:
         def sent(keys: list[str]) -> None:
             slot[:] = keys
             self.ledger("stamp", "", quantity=1, status="sent", idempotency_keys=" ".join(keys))
-        r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"), ok=(200, 201, 202),
-                      idempotent=True, sent=sent)
+        try:
+            r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"),
+                          ok=(200, 201, 202), idempotent=True, sent=sent)
+        except GiveUp:
+            if slot:  # the client stops here: anything the server charges for these keys later is unknown to it
+                self.ledger("stamp", "", quantity=1, status=GAVE_UP, idempotency_keys=" ".join(slot))
+            raise
         body = _json(r)
         sid = body.get("stamp_id", "")
         keys = " ".join(slot)

@@ -56,10 +56,13 @@ Counts (quota in e-Meterai units, the rest in rows); every one but `declined_pay
 * `stuck_payments` (pending, or an order left `paying`) and `unfinished_stamps` (queued or
   processing): with `settled=True` (the queues were drained) these are failures; a rehearsal
   that ends mid-surge passes `settled=False` and they are only reported.
+* `charged_after_giving_up`: a stamp job or payment the server made more than `GIVE_UP_GRACE_S`
+  after its client gave up on the request (ledger status `gave_up`): charged behind the back of
+  an applicant who had stopped waiting (issue 11's lost wakeup).
 * Reported, not failed: `declined_payments` (refunded); `unanswered_payments` (the client sent pay
   but got no answer and the server took it: the client still holds the order id and sees the
   quota); `unanswered_stamps` (jobs whose Idempotency-Key a client sent but whose answer it never
-  got: the client gave up, or the run's end cut it off; they are listed in `details`).
+  got, made before it gave up or when the run's end cut it off; they are listed in `details`).
 
     >>> server = good
     >>> server["stamps"] = [{"stamp_id": "S9", "account_id": "A", "status": "done", "serial_number": "X",
@@ -75,6 +78,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 ACK_STATUSES = {"account": (200, 201), "order": (200, 201), "payment": (200, 202), "stamp": (200, 201, 202)}
@@ -83,9 +87,27 @@ SEEN_DONE = ("done", "downloaded")
 _MAX_DETAILS = 200
 FAILURES = ("unknown_orders", "lost_payments", "lost_quota", "duplicated_quota", "orphaned_payments",
             "wrong_quantities", "wrong_amounts", "lost_stamps", "serial_mismatches", "reissued_serials",
-            "unclaimed_stamps", "duplicated_stamps", "overcharged_quota", "undercharged_quota",
-            "stuck_payments", "unfinished_stamps")
+            "unclaimed_stamps", "charged_after_giving_up", "duplicated_stamps", "overcharged_quota",
+            "undercharged_quota", "stuck_payments", "unfinished_stamps")
 INFORMATION = ("declined_payments", "unanswered_payments", "unanswered_stamps")
+
+
+GIVE_UP_GRACE_S = 1.0  # a job created this long after the client gave up was charged behind its back
+
+
+def _unix(text: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _after_giving_up(row: Mapping[str, Any] | None, created_at: Any) -> bool:
+    """True if the client gave up on this request and the server made the job well after that."""
+    if row is None or row.get("status") != "gave_up":
+        return False
+    gave_up, created = _unix(row.get("at")), _unix(created_at)
+    return gave_up is not None and created is not None and created > gave_up + GIVE_UP_GRACE_S
 
 
 def _int(v: Any) -> int:
@@ -157,7 +179,7 @@ def _client(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     by_kind: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in rows:
         by_kind[str(r.get("kind"))].append(r)
-    keys = {k for r in rows for k in str(r.get("idempotency_keys") or "").split()}
+    keys = {k: r for r in rows for k in str(r.get("idempotency_keys") or "").split()}
     return {"accounts": {r["account_id"] for r in rows if r.get("account_id")},
             "orders": {r["ref"]: r for r in by_kind["order"] if acknowledged(r)},
             "payments": {r["ref"]: r for r in by_kind["payment"] if r.get("ref")},  # sent or acknowledged
@@ -205,7 +227,10 @@ def _check_payments(c: dict[str, Any], s: dict[str, Any], n: _Notes, settled: bo
         status = (p or {}).get("status")
         if status == "confirmed":
             expected[aid] += qty
-            if not acked:
+            if not acked and _after_giving_up(r, (p or {}).get("created_at")):
+                n.add("charged_after_giving_up", 1, "payment_made_after_the_client_gave_up", order_id=oid,
+                      created_at=(p or {}).get("created_at"), client_gave_up_at=r.get("at"))
+            elif not acked:
                 n.add("unanswered_payments", 1, "payment_taken_without_answer", order_id=oid)
             told = r.get("amount")
             order_agrees = o is not None and _int(o.get("amount")) == _int(told)  # else counted as order_amount
@@ -295,6 +320,10 @@ def _check_stamps(c: dict[str, Any], s: dict[str, Any], n: _Notes, settled: bool
             n.counts["unfinished_stamps_reported"] += 1
         if sid in c["stamps"]:
             pass
+        elif _after_giving_up(c["keys"].get(st.get("idempotency_key")), st.get("created_at")):
+            n.add("charged_after_giving_up", 1, "stamp_made_after_the_client_gave_up", stamp_id=sid,
+                  account_id=st.get("account_id"), created_at=st.get("created_at"),
+                  client_gave_up_at=c["keys"][st["idempotency_key"]].get("at"))
         elif st.get("idempotency_key") in c["keys"]:
             n.add("unanswered_stamps", 1, "stamp_answer_never_arrived", stamp_id=sid, account_id=st.get("account_id"),
                   server_status=st.get("status"))

@@ -247,3 +247,32 @@ def test_balances_use_client_evidence_not_the_servers_own_numbers(tmp_path: Path
     assert self_consistent == _find(records["accounts"], "account_id", "A")["credited"]
     r = reconcile(*write_run(tmp_path, client, records))
     assert r["duplicated_quota"] == 2 and not r["ok"]
+
+
+@pytest.mark.parametrize("delay_s, charged_behind_its_back", [(5.0, True), (-0.5, False)])
+def test_a_stamp_made_after_its_client_gave_up_is_a_charge_behind_its_back(tmp_path: Path, delay_s: float,
+                                                                          charged_behind_its_back: bool) -> None:
+    # Issue 11's lost wakeup: a stamp request waited for room, the client gave up, and the job ran
+    # (and was charged) long after. Made before the give-up, it is an answer lost in flight.
+    client, records = copy.deepcopy(CLIENT), copy.deepcopy(RECORDS)
+    client.append(_row("2", "B", "stamp", "", "gave_up", quantity=1, idempotency_keys="ks9",
+                       at="2024-09-05T01:00:10.000Z"))
+    created = f"2024-09-05T01:00:{10 + delay_s:06.3f}Z"
+    records["stamps"].append({"stamp_id": "S9", "account_id": "B", "idempotency_key": "ks9", "status": "done",
+                              "serial_number": "QQQQQQQQQQQQQQQQQQQQQQ", "document_sha256": "d9",
+                              "created_at": created})
+    _find(records["accounts"], "account_id", "B")["used"] = 1
+    r = reconcile(*write_run(tmp_path, client, records))
+    assert r["ok"] is not charged_behind_its_back, r
+    assert r["charged_after_giving_up"] == int(charged_behind_its_back)
+    assert r["unanswered_stamps"] == int(not charged_behind_its_back)
+
+
+def test_a_payment_taken_after_its_client_gave_up_is_a_charge_behind_its_back(tmp_path: Path) -> None:
+    client, records = copy.deepcopy(CLIENT), copy.deepcopy(RECORDS)
+    for row in client:
+        if row["ref"] == "O2" and row["kind"] == "payment":
+            row.update(status="gave_up", http_status="", payment_id="", at="2024-09-05T01:00:10.000Z")
+    _find(records["payments"], "payment_id", "P2")["created_at"] = "2024-09-05T01:00:40.000Z"
+    r = reconcile(*write_run(tmp_path, client, records))
+    assert not r["ok"] and r["problems"] == ["charged_after_giving_up"], r
