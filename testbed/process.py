@@ -7,6 +7,9 @@ benchmarks, rehearsals) uses to get a target::
         tb.kill(); tb.restart()            # kill -9, then the same db on the same port
 
 ``TestbedProcess`` is the same class (``__test__ = False`` keeps pytest off it).
+Test-only: with ``SURGECAST_TESTBED_MUTANT=NAME`` in its environment it starts a deliberately
+broken testbed (``python -m tests.mutants NAME testbed ...``) for the oracle's mutation tests
+(docs/reliability.md); nothing else reads the variable.
 ``start`` waits for ``/healthz`` and raises ``TargetError`` (with the stderr
 tail) if the server does not come up in time.
 """
