@@ -21,8 +21,10 @@ from reports.i18n import Translator
 from reports.load import RunData
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
-INTEGRITY_FAILURES = ("lost_quota", "duplicated_quota", "lost_stamps", "duplicated_stamps", "orphaned_payments",
-                      "unknown_orders")
+INTEGRITY_FAILURES = ("lost_payments", "lost_quota", "duplicated_quota", "lost_stamps", "duplicated_stamps",
+                      "orphaned_payments", "unknown_orders", "wrong_quantities", "wrong_amounts",
+                      "serial_mismatches", "reissued_serials", "unclaimed_stamps", "charged_after_giving_up",
+                      "overcharged_quota", "undercharged_quota", "stuck_payments")
 
 
 @dataclass(frozen=True, kw_only=True)

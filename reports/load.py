@@ -293,8 +293,9 @@ def load_run(run_dir: Path) -> RunData:
         d.reconciliation = read_json(p("reconciliation.json"))
         need(d.reconciliation, "ok", p("reconciliation.json"), bool)
         for k in ("lost_quota", "duplicated_quota", "lost_stamps", "duplicated_stamps", "orphaned_payments",
-                  "unknown_orders",
-                  "unfinished_stamps", "checked_orders", "checked_stamps"):
+                  "unknown_orders", "lost_payments", "wrong_quantities", "wrong_amounts", "serial_mismatches",
+                  "reissued_serials", "unclaimed_stamps", "charged_after_giving_up", "overcharged_quota",
+                  "undercharged_quota", "stuck_payments", "unfinished_stamps", "checked_orders", "checked_stamps"):
             need(d.reconciliation, k, p("reconciliation.json"), int, optional=True)
     if has("audit.json"):
         d.audit = read_json(p("audit.json"))

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,19 @@ from scenarios.identities import Identity
 from scenarios.profile import Journeys
 
 RETRYABLE = {0, 408, 425, 429, 500, 502, 503, 504}
+DECLINED = "the payment was declined"
+GAVE_UP = "gave_up"  # ledger status: the client stopped sending this request without an answer
+SERIAL_RE = re.compile(rb"\(SN: ([A-Z0-9]{8,64})\)")
+
+
+def document_serial(pdf: bytes) -> str:
+    """The e-Meterai serial number printed on a stamped PDF ('' if none is found).
+
+    >>> document_serial(b"%PDF-1.4 BT (e-Meterai 10000) ' (SN: ABCDEFGHJKLMNPQRSTUV23) ' ET")
+    'ABCDEFGHJKLMNPQRSTUV23'
+    """
+    m = SERIAL_RE.search(pdf)
+    return m.group(1).decode("ascii") if m else ""
 DEFAULT_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.5, 2.0), patience_s=30.0,
                             poll_interval_s=0.5, retry_mix={"backoff": 1.0}, backoff_base_s=0.5,
                             backoff_max_s=10.0, max_attempts=5, request_timeout_s=10.0)
@@ -183,7 +198,7 @@ class JourneyRun:
         if r.status_code == 409:
             return  # login records the account (status existing) once it knows its id
         self.account_id = _json(r).get("account_id", "")
-        self.ledger("account", self.account_id, status="created")
+        self.ledger("account", self.account_id, status="created", http_status=r.status_code)
 
     def login(self, email: str, password: str) -> None:
         """POST /v1/sessions."""
@@ -193,20 +208,40 @@ class JourneyRun:
         self.token = body.get("token", "")
         self.account_id = body.get("account_id", self.account_id)
         if self.plan.journey != "new_applicant" or not known:
-            self.ledger("account", self.account_id, status="existing")
+            self.ledger("account", self.account_id, status="existing", http_status=r.status_code)
 
     def buy(self) -> None:
-        """order, pay, wait_quota."""
+        """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids, amounts)."""
         n = self.plan.documents
-        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201), idempotent=True)
+        slot: list[str] = []
+
+        def sent(keys: list[str]) -> None:
+            slot[:] = keys
+            self.ledger("order", "", quantity=n, status="sent", idempotency_keys=" ".join(keys))
+        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201), idempotent=True,
+                      sent=sent)
         order = _json(r)
         oid = order.get("order_id", "")
-        self.ledger("order", oid, quantity=n, amount=order.get("amount", ""), status=order.get("status", "created"))
-        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status="sent")
-        r = self.call("pay", "POST", f"/v1/orders/{oid}/pay", ok=(200, 202))
-        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status=_json(r).get("status", "paying"))
-        self.wait_quota(oid, n)
-        self.ledger("payment", oid, quantity=n, amount=order.get("amount", ""), status="credited")
+        amount = order.get("amount", "")
+        self.ledger("order", oid, quantity=n, amount=amount, status=order.get("status", "created"),
+                    http_status=r.status_code, quantity_told=order.get("quantity", ""),
+                    idempotency_keys=" ".join(slot))
+        self.ledger("payment", oid, quantity=n, amount=amount, status="sent")
+        try:
+            r = self.call("pay", "POST", f"/v1/orders/{oid}/pay", ok=(200, 202))
+        except GiveUp:
+            self.ledger("payment", oid, quantity=n, amount=amount, status=GAVE_UP)
+            raise
+        paid = _json(r)
+        self.ledger("payment", oid, quantity=n, amount=amount, status=paid.get("status", "paying"),
+                    http_status=r.status_code, payment_id=paid.get("payment_id", ""))
+        try:
+            self.wait_quota(oid, n)
+        except GiveUp as g:
+            if g.why == DECLINED:
+                self.ledger("payment", oid, quantity=n, amount=amount, status="declined")
+            raise
+        self.ledger("payment", oid, quantity=n, amount=amount, status="credited")
 
     def wait_quota(self, order_id: str, needed: int) -> None:
         """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the order)."""
@@ -218,7 +253,7 @@ class JourneyRun:
                 r = self.send("wait_quota", "GET", f"/v1/orders/{order_id}", ok=(200,))
                 if r.status_code == 200 and _json(r).get("status") == "failed":
                     self._record_step("wait_quota", time.time())
-                    raise GiveUp("failed", "wait_quota", "the payment was declined")
+                    raise GiveUp("failed", "wait_quota", DECLINED)
             else:
                 r = self.send("wait_quota", "GET", "/v1/quota", ok=(200,))
                 if r.status_code == 200 and int(_json(r).get("available", 0) or 0) >= needed:
@@ -227,19 +262,33 @@ class JourneyRun:
         self._step_end("wait_quota", time.time())
 
     def stamp_document(self, i: int, *, last: bool = False) -> None:
-        """stamp (upload), poll_stamp, download for document `i`."""
+        """stamp (upload), poll_stamp, download for document `i`; the ledger keeps the id, keys and serials."""
         pdf = pdf_document(f"{document_title(i)} - {self.plan.identity.name}")
-        r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"), ok=(200, 201, 202),
-                      idempotent=True)
+        slot: list[str] = []
+
+        def sent(keys: list[str]) -> None:
+            slot[:] = keys
+            self.ledger("stamp", "", quantity=1, status="sent", idempotency_keys=" ".join(keys))
+        try:
+            r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"),
+                          ok=(200, 201, 202), idempotent=True, sent=sent)
+        except GiveUp:
+            if slot:  # the client stops here: anything the server charges for these keys later is unknown to it
+                self.ledger("stamp", "", quantity=1, status=GAVE_UP, idempotency_keys=" ".join(slot))
+            raise
         body = _json(r)
         sid = body.get("stamp_id", "")
-        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"))
+        keys = " ".join(slot)
+        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"), http_status=r.status_code,
+                    idempotency_keys=keys)
         self._step_start("poll_stamp")
         while True:
             r = self.send("poll_stamp", "GET", f"/v1/stamps/{sid}", ok=(200,))
-            status = _json(r).get("status") if r.status_code == 200 else None
+            polled = _json(r) if r.status_code == 200 else {}
+            status = polled.get("status")
             if status in ("done", "failed"):
-                self.ledger("stamp", sid, quantity=1, status=status)
+                self.ledger("stamp", sid, quantity=1, status=status, idempotency_keys=keys,
+                            serial_number=polled.get("serial_number") or "")
                 break
             self._pause(self.cfg.poll_interval_s)
         if status == "failed":
@@ -249,15 +298,17 @@ class JourneyRun:
         r = self.call("download", "GET", f"/v1/stamps/{sid}/document", ok=(200,), think=not last)
         if not (r.content or b"").startswith(b"%PDF"):
             raise GiveUp("failed", "download", "the document is not a PDF")
-        self.ledger("stamp", sid, quantity=1, status="downloaded")
+        self.ledger("stamp", sid, quantity=1, status="downloaded", idempotency_keys=keys,
+                    document_serial=document_serial(r.content or b""))
 
     # ---- plumbing ---------------------------------------------------------------------------
-    def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str) -> None:
-        """Record the client's view of an account, order, payment or stamp."""
+    def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str,
+               **evidence: Any) -> None:
+        """Record the client's view of an account, order, payment or stamp (see `Recorder.ledger_row`)."""
         email = self.plan.identity.email if self.plan.journey == "new_applicant" else (
             self.plan.account.email if self.plan.account else "")
         self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id, email=email,
-                            quantity=quantity, amount=amount, status=status, unix=time.time())
+                            quantity=quantity, amount=amount, status=status, unix=time.time(), **evidence)
 
     def _step_start(self, step: str) -> None:
         self.step = step
@@ -309,16 +360,25 @@ class JourneyRun:
         return r
 
     def call(self, step: str, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None,
-             multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True) -> Any:
-        """One step with retries per the applicant's policy; returns the successful response."""
+             multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True,
+             sent: Callable[[list[str]], None] | None = None) -> Any:
+        """One step with retries per the applicant's policy; returns the successful response.
+
+        `sent(keys)`, if given, is called before each attempt with every Idempotency-Key sent so far.
+        """
         self._step_start(step)
         key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None  # = uuid.UUID(int=...).hex
+        keys: list[str] = []
         attempt = 0
         while True:
             attempt += 1
             headers: dict[str, str] = {}
             if key is not None:
                 headers["Idempotency-Key"] = key
+                if key not in keys:
+                    keys.append(key)
+            if sent is not None:
+                sent(keys)
             data = None
             if multipart is not None:
                 ctype, data = build_multipart(*multipart)

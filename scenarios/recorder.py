@@ -29,7 +29,24 @@ from surgecast import atomic
 
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
                    "outcome", "ended_step", "attempts", "worker")
-LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount", "status", "at")
+LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount", "status", "at",
+                  "http_status", "payment_id", "quantity_told", "serial_number", "document_serial",
+                  "idempotency_keys")
+# What the server told the client, kept once told (a later update never blanks it).
+LEDGER_EVIDENCE = ("http_status", "payment_id", "quantity_told", "serial_number", "document_serial",
+                   "idempotency_keys")
+
+
+def ledger_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    """The identity of a ledger row: (applicant, kind, first Idempotency-Key sent, else the server's id).
+
+    A stamp or order row exists from its first send, before the server's id is known.
+
+    >>> ledger_key({"applicant_id": "0-1", "kind": "stamp", "ref": "stp_1", "idempotency_keys": "k1 k2"})
+    ('0-1', 'stamp', 'k1')
+    """
+    keys = str(row.get("idempotency_keys") or "").split()
+    return (row["applicant_id"], row["kind"], keys[0] if keys else row["ref"])
 QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers", "issuer_completed",
                  "issuer_failed", "issuer_paused", "payments_queue", "payments_busy", "payments_workers",
                  "gate_registration", "gate_ordering", "gate_stamping")
@@ -98,17 +115,32 @@ class Recorder:
 
     # ---- ledger -------------------------------------------------------------------------------
     def ledger_row(self, applicant_id: str, kind: str, ref: str, *, account_id: str = "", email: str = "",
-                   quantity: int | str = "", amount: int | str = "", status: str, unix: float) -> None:
-        """Add or update the client's view of an account, order, payment or stamp."""
-        key = (applicant_id, kind, ref)
+                   quantity: int | str = "", amount: int | str = "", status: str, unix: float,
+                   **evidence: Any) -> None:
+        """Add or update the client's view of an account, order, payment or stamp.
+
+        `evidence` holds what the server told the client (`LEDGER_EVIDENCE`: the HTTP status
+        that acknowledged the step, the payment id, the quantity in the order's answer, the
+        serial numbers seen, the Idempotency-Keys sent); a field once told is kept.
+
+            >>> r = Recorder(origin_unix=0.0, calendar_of=None)
+            >>> r.ledger_row("0-1", "stamp", "", status="sent", unix=1.0, idempotency_keys="k1")
+            >>> r.ledger_row("0-1", "stamp", "stp_1", status="queued", unix=2.0, idempotency_keys="k1",
+            ...              http_status=202)
+            >>> [(x["ref"], x["status"], x["http_status"]) for x in r.ledger_rows()]
+            [('stp_1', 'queued', 202)]
+        """
+        key = ledger_key({"applicant_id": applicant_id, "kind": kind, "ref": ref, **evidence})
         row = self.ledger.get(key)
         if row is None:
             row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
                                       "kind": kind, "ref": ref, "quantity": quantity, "amount": amount}
         row["status"] = status
         row["at"] = unix  # Unix seconds until written out: ledger_rows() formats it (ISO UTC)
-        if account_id:
-            row["account_id"] = account_id
+        for name, value in (("account_id", account_id), ("ref", ref), ("quantity", quantity), ("amount", amount),
+                            *((k, evidence.get(k, "")) for k in LEDGER_EVIDENCE)):
+            if value not in ("", None):
+                row[name] = value
 
     # ---- latency ------------------------------------------------------------------------------
     def _window(self, unix: float, step: str) -> dict[str, Any]:
@@ -233,7 +265,7 @@ class Recorder:
                                      "each worker needs its own index (restart the run)")
             self.arrivals[a["applicant_id"]] = dict(a)
         for r in data["ledger"]:
-            self.ledger[(r["applicant_id"], r["kind"], r["ref"])] = dict(r)
+            self.ledger[ledger_key(r)] = dict(r)
         for k, n in data["counts"].items():
             self.counts[k] += int(n)
         self.requests += int(data["requests"])

@@ -102,10 +102,11 @@ def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout
     token = body.get("token")
     if code != 200 or not token:
         return None
-    code, order = _http(host, "POST", "/v1/orders", {"quantity": plan.documents}, token, key=uuid.uuid4().hex)
+    key = uuid.uuid4().hex
+    code, order = _http(host, "POST", "/v1/orders", {"quantity": plan.documents}, token, key=key)
     if code != 201:
         return None
-    code, _ = _http(host, "POST", f"/v1/orders/{order['order_id']}/pay", {}, token)
+    code, paid = _http(host, "POST", f"/v1/orders/{order['order_id']}/pay", {}, token)
     if code not in (200, 202):
         return None
     deadline = time.time() + timeout_s
@@ -114,7 +115,9 @@ def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout
         if code == 200 and int(q.get("available", 0)) >= plan.documents:
             account.quota = plan.documents
             plan.extra["setup_order"] = {"order_id": order["order_id"], "quantity": plan.documents,
-                                         "amount": order.get("amount", "")}
+                                         "amount": order.get("amount", ""), "quantity_told": order.get("quantity"),
+                                         "payment_id": paid.get("payment_id", ""), "pay_status": code,
+                                         "idempotency_key": key}
             return account
         gevent.sleep(0.2)
     return None
@@ -238,10 +241,13 @@ class Rehearsal:
                 o = plan.extra.get("setup_order")
                 if o:
                     for kind in ("order", "payment"):
+                        told = ({"http_status": o["pay_status"], "payment_id": o["payment_id"]} if kind == "payment"
+                                else {"http_status": 201, "quantity_told": o["quantity_told"],
+                                      "idempotency_keys": o["idempotency_key"]})
                         self.recorder.ledger_row(aid, kind, o["order_id"], account_id=acc.account_id,
                                                  email=acc.email, quantity=o["quantity"], amount=o["amount"],
                                                  status="credited" if kind == "payment" else "pending_payment",
-                                                 unix=time.time())
+                                                 unix=time.time(), **told)
         for i in need:
             pool.spawn(one, i)
         pool.join()
@@ -342,13 +348,16 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
     have the same format. `lost_workers` (distributed only: workers whose results never
     came) forces exit 3 and is written to run.json and summary.json. Returns the exit code.
     """
-    audit = server_ledger = None
+    audit = server_ledger = server_records = None
     if admin is not None:
         restore(admin, gates_before, action_log)
         audit = admin.get_optional("/admin/audit")
         server_ledger = admin.get_optional("/admin/ledger")
+        server_records = admin.get_optional("/admin/records")
     rows = recorder.ledger_rows()
-    recon = reconcile(rows, server_ledger) if server_ledger is not None else None
+    evidence = server_records if server_records is not None else server_ledger
+    # The run ends mid-surge: work still paying or queued is reported, not failed (a drill drains first).
+    recon = reconcile(rows, evidence, settled=False) if evidence is not None else None
     thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
     code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
     if lost_workers:
@@ -365,6 +374,8 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
             atomic.write_json(out / "audit.json", audit)
         if server_ledger is not None:
             atomic.write_json(out / "server_ledger.json", server_ledger)
+        if server_records is not None:
+            atomic.write_json(out / "server_records.json", server_records)
         if recon is not None:
             atomic.write_json(out / "reconciliation.json", recon)
         more = {"lost_workers": lost_workers} if lost_workers is not None else {}

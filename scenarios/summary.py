@@ -92,6 +92,8 @@ def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, el
         "requests": rec.requests, "request_errors": rec.errors,
         "steps": steps, "thresholds": thresholds, "generator_cpu_percent_max": cpu_max,
         "reconciliation_ok": None if reconciliation is None else reconciliation.get("ok"),
+        "reconciliation_problems": None if reconciliation is None else {
+            k: reconciliation.get(k) for k in reconciliation.get("problems", [])},
         "elapsed_s": round(elapsed_s, 3), "exit_code": exit_code, "parameters": parameters(s),
         **(extra or {}),
     }

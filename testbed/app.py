@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from testbed.audit import audit, ledger_listing, metrics, prometheus
+from testbed.audit import audit, ledger_listing, metrics, prometheus, records
 from testbed.config import GATE_MODES, GATE_NAMES, TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
@@ -233,6 +233,11 @@ async def admin_ledger(request: Request) -> Response:
     return JSONResponse(ledger_listing(_ledger(request)))
 
 
+async def admin_records(request: Request) -> Response:
+    _admin(request)
+    return JSONResponse(records(_ledger(request)))
+
+
 async def admin_config(request: Request) -> Response:
     _admin(request)
     return JSONResponse(_cfg(request).to_dict())
@@ -304,6 +309,7 @@ routes = [
     Route("/admin/metrics", admin_metrics, methods=["GET"]),
     Route("/admin/audit", admin_audit, methods=["GET"]),
     Route("/admin/ledger", admin_ledger, methods=["GET"]),
+    Route("/admin/records", admin_records, methods=["GET"]),
     Route("/admin/config", admin_config, methods=["GET"]),
     Route("/admin/gates", admin_gates, methods=["GET"]),
     Route("/admin/gates/{name}", admin_set_gate, methods=["PUT"]),

@@ -5,6 +5,7 @@ All three read one consistent snapshot (they run without yielding the loop)::
     report = audit(ledger)        # GET /admin/audit
     report["balanced"]            # True when every invariant holds
     rows = ledger_listing(ledger) # GET /admin/ledger
+    recs = records(ledger)        # GET /admin/records (durable state, for the client-evidence oracle)
     m = metrics(ledger); text = prometheus(m)   # GET /admin/metrics[?format=prometheus]
 """
 
@@ -113,6 +114,39 @@ def ledger_listing(ledger: Ledger) -> dict[str, Any]:
         accounts.append({"account_id": aid, "email": email, "available": q.available, "used": q.used,
                          "reserved": q.reserved, "credited": q.credited})
     return {"time": now_iso(), "orders": orders, "stamps": stamps, "accounts": accounts}
+
+
+def _rows(ledger: Ledger, keys: tuple[str, ...], sql: str) -> list[dict[str, Any]]:
+    return [dict(zip(keys, r, strict=True)) for r in ledger.db.execute(sql)]
+
+
+def records(ledger: Ledger) -> dict[str, Any]:
+    """The durable state, straight from SQLite: the body of ``GET /admin/records``.
+
+    Every order, payment, credit and stamp job with its state, amount, quantity,
+    serial number and the client's Idempotency-Key, and each account's stored
+    quota counters. Memory is not consulted, so this is what survives ``kill -9``;
+    ``scenarios.reconcile`` checks it against what the clients were told.
+    """
+    orders = _rows(ledger, ("order_id", "account_id", "idempotency_key", "quantity", "amount", "status",
+                            "payment_id", "created_at", "credited_at"),
+                   "SELECT order_id, account_id, idem_key, quantity, amount, status, payment_id, created_at, "
+                   "credited_at FROM orders ORDER BY rowid")
+    payments = _rows(ledger, ("payment_id", "order_id", "account_id", "status", "amount", "quantity",
+                              "deliveries", "created_at", "resolved_at"),
+                     "SELECT p.payment_id, p.order_id, o.account_id, p.status, o.amount, o.quantity, p.deliveries, "
+                     "p.created_at, p.resolved_at FROM payments p LEFT JOIN orders o USING(order_id) "
+                     "ORDER BY p.rowid")
+    credits = _rows(ledger, ("order_id", "account_id", "quantity", "payment_id", "credited_at"),
+                    "SELECT order_id, account_id, quantity, payment_id, credited_at FROM credits ORDER BY rowid")
+    stamps = _rows(ledger, ("stamp_id", "account_id", "idempotency_key", "status", "serial_number",
+                            "document_sha256", "created_at", "finished_at"),
+                   "SELECT stamp_id, account_id, idem_key, status, serial_number, doc_sha256, created_at, "
+                   "finished_at FROM stamps ORDER BY rowid")
+    accounts = _rows(ledger, ("account_id", "credited", "used", "reserved"),
+                     "SELECT account_id, credited, used, reserved FROM quota ORDER BY rowid")
+    return {"time": now_iso(), "orders": orders, "payments": payments, "credits": credits, "stamps": stamps,
+            "accounts": accounts}
 
 
 def metrics(ledger: Ledger) -> dict[str, Any]:

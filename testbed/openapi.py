@@ -107,6 +107,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Every order, stamp and account (reconciliation)", "security": [{"admin": []}],
         "responses": {"200": _json(_obj({"orders": {"type": "array"}, "stamps": {"type": "array"},
                                          "accounts": {"type": "array"}}), "ledger")} | _errors(401)},
+    ("GET", "/admin/records"): {
+        "summary": "The durable state from SQLite: every order, payment, credit and stamp job with states, amounts, "
+                   "quantities, serial numbers and Idempotency-Keys, and each account's stored quota (reconciliation)",
+        "security": [{"admin": []}],
+        "responses": {"200": _json(_obj({"time": S, "orders": {"type": "array"}, "payments": {"type": "array"},
+                                         "credits": {"type": "array"}, "stamps": {"type": "array"},
+                                         "accounts": {"type": "array"}}), "records")} | _errors(401)},
     ("GET", "/admin/config"): {
         "summary": "The effective configuration", "security": [{"admin": []}],
         "responses": {"200": _json({"type": "object"}, "config")} | _errors(401)},

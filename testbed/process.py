@@ -7,6 +7,9 @@ benchmarks, rehearsals) uses to get a target::
         tb.kill(); tb.restart()            # kill -9, then the same db on the same port
 
 ``TestbedProcess`` is the same class (``__test__ = False`` keeps pytest off it).
+Test-only: with ``SURGECAST_TESTBED_MUTANT=NAME`` in its environment it starts a deliberately
+broken testbed (``python -m tests.mutants NAME testbed ...``) for the oracle's mutation tests
+(docs/reliability.md); nothing else reads the variable.
 ``start`` waits for ``/healthz`` and raises ``TargetError`` (with the stderr
 tail) if the server does not come up in time.
 """
@@ -31,6 +34,7 @@ from typing import IO
 from surgecast.errors import TargetError
 
 START_TIMEOUT_S = 20.0
+MUTANT_ENV = "SURGECAST_TESTBED_MUTANT"  # test-only, see TestbedServer.command
 
 
 class TestbedServer:
@@ -66,7 +70,11 @@ class TestbedServer:
         >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:4]
         ['-m', 'surgecast', 'testbed']
         """
-        cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", self.host, "--port", str(self.port),
+        # Test-only: SURGECAST_TESTBED_MUTANT=NAME starts a deliberately broken testbed through
+        # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle; docs/reliability.md).
+        mutant = self.env.get(MUTANT_ENV)
+        launcher = ["tests.mutants", mutant] if mutant else ["surgecast"]
+        cmd = [sys.executable, "-m", *launcher, "testbed", "--host", self.host, "--port", str(self.port),
                f"--db={self.db_path}", f"--admin-token={self.admin_token}"]  # '=' form: a token may start with '-'
         if self.config:
             cmd.append(f"--config={self.config}")

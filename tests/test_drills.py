@@ -63,7 +63,10 @@ def _passes(tmp_path: Path, name: str) -> dict[str, Any]:
     assert d["name"] == name and d["verdict"]["passed"] is True
     assert [c["name"] for c in d["checks"]] == CHECKS and all(c["ok"] for c in d["checks"])
     rec = d["reconciliation"]
-    assert rec["ok"] and rec["lost_quota"] == 0 and rec["duplicated_quota"] == 0 and rec["checked_stamps"] > 10
+    assert rec["ok"] and rec["problems"] == [] and rec["settled"] is True and rec["server_evidence"] == "records"
+    assert rec["lost_quota"] == 0 and rec["duplicated_quota"] == 0 and rec["lost_payments"] == 0
+    assert rec["checked_stamps"] > 10 and rec["checked_payments"] > 10
+    assert (out / "drill_server_records.json").is_file()
     assert d["duplicates"]["duplicate_stamp_jobs"] == 0 and d["duplicates"]["duplicate_orders"] == 0
     assert d["audit"]["balanced"] and d["audit"]["totals"]["stamps_pending"] == 0
     assert (out / "summary.json").is_file() and (out / "drill_server_ledger.json").is_file()
@@ -79,6 +82,9 @@ def test_kill_testbed(tmp_path: Path) -> None:
     back = next(e for e in d["timeline"] if e["event"] == "back")
     kill = next(e for e in d["timeline"] if e["event"] == "sigkill")
     assert back["same_port"] and back["port"] == kill["port"]
+    # The kill found work answered 202 but unfinished (held for the last second), and none of it was lost.
+    assert kill["payments_pending"] > 0 and kill["stamps_pending"] > 0
+    assert ev.index("hold_before_kill") < ev.index("sigkill")
     # Clients saw the outage (connection errors, retried) and the surge went on after it.
     s = json.loads((tmp_path / "kill-testbed" / "summary.json").read_text())
     assert sum(v["errors"] for v in s["steps"].values()) > 0 and s["completed"] > 20

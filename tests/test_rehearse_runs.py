@@ -22,7 +22,7 @@ FAST_TESTBED = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations
                 "issuer.service.mean=0.02", "payments.service.mean=0.05"]
 RUN_FILES = {"run.json", "profile.toml", "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
              "locust_exceptions.csv", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "audit.json",
-             "server_ledger.json", "reconciliation.json", "summary.json"}
+             "server_ledger.json", "server_records.json", "reconciliation.json", "summary.json"}
 
 
 

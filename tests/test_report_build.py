@@ -113,7 +113,7 @@ def test_warnings_with_remedies(run_copy) -> None:
     keys = re.findall(r'data-warning="([^"]+)"', html)
     assert keys[:2] == ["reconciliation", "generator_cpu"]  # the severe ones first
     assert {"dropped", "usl_extrapolated", "thin_percentiles"} <= set(keys)
-    assert "3 paid orders were not credited" in html
+    assert "3 e-Meterai paid for were not credited" in html
     assert html.count("Remedy") >= 5
 
 

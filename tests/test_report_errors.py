@@ -118,7 +118,7 @@ def test_reconciliation_failure_in_words(tmp_path: Path) -> None:
     (d / "reconciliation.json").write_text(json.dumps(r))
     build_report(d)
     html = (d / "report.html").read_text(encoding="utf-8")
-    assert "3 paid orders were not credited; 1 orders were credited twice" in html
+    assert "3 e-Meterai paid for were not credited; 1 e-Meterai were credited beyond what was paid for" in html
 
 
 def test_unfinished_stamps_alone_are_not_a_failure(tmp_path: Path) -> None:

@@ -169,5 +169,6 @@ def _verdict(r: dict[str, Any], out: Path) -> str:
     if bad:
         parts.append("thresholds failed: " + ", ".join(bad))
     if r.get("reconciliation_ok") is False:
-        parts.append("RECONCILIATION FAILED")
+        named = ", ".join(f"{k}={v}" for k, v in (r.get("reconciliation_problems") or {}).items())
+        parts.append("RECONCILIATION FAILED" + (f" ({named})" if named else ""))
     return f"rehearsal: {'; '.join(parts)}; exit {r['exit_code']}; files in {out}"
