@@ -262,7 +262,8 @@ async def admin_audit(request: Request) -> Response:
 
 async def admin_ledger(request: Request) -> Response:
     _admin(request)
-    return JSONResponse(ledger_listing(_ledger(request)))
+    async with _ledger(request).store.quiesced():
+        return JSONResponse(ledger_listing(_ledger(request)))
 
 
 async def admin_config(request: Request) -> Response:

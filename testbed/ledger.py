@@ -107,6 +107,8 @@ class Ledger:
     def load(self) -> None:
         """Rebuild memory from SQLite and re-queue unfinished stamps and payments."""
         db = self.db
+        now = time.time()
+        self.store.write_now(lambda w: w.execute("DELETE FROM sessions WHERE expires_unix <= ?", (now,)))
         for digest, aid, expires in db.execute("SELECT token, account_id, expires_unix FROM sessions"):
             self.tokens[digest] = (aid, expires if expires is not None else self._expiry())
         for aid, credited, used, reserved in db.execute("SELECT account_id, credited, used, reserved FROM quota"):
