@@ -57,7 +57,14 @@ def _catalog_problem(data: bytes) -> str | None:
         root = root.get_object() if root is not None else None
         if not isinstance(root, pypdf.generic.DictionaryObject) or "/Pages" not in root:
             return "the document has no catalog with a page tree (trailer /Root)"
-        if not reader.is_encrypted and len(reader.pages) < 1:
+        if reader.is_encrypted:
+            return None   # the page tree may be readable only with the password
+        pages = root["/Pages"].get_object()   # the page tree's root; its /Count and /Kids, not every page
+        if not isinstance(pages, pypdf.generic.DictionaryObject):
+            return "the document's page tree is not a dictionary"
+        count, kids = pages.get("/Count"), pages.get("/Kids")
+        kids = kids.get_object() if kids is not None else None
+        if not isinstance(count, int) or count < 1 or not isinstance(kids, list) or not kids:
             return "the document has no pages"
     except Exception as e:  # noqa: BLE001 - any parse failure of untrusted bytes is the client's problem
         return f"the document is not a readable PDF ({type(e).__name__})"

@@ -115,6 +115,7 @@ _GOOD = stamped_pdf(b"letter", serial="S", stamp_id="stp_1")
     (_GOOD.replace(b"startxref\n", b"startxref\n9"), "cross-reference"),  # offset points nowhere
     (_GOOD.replace(b"/Root 1 0 R", b"/Rxxx 1 0 R"), "catalog"),
     (_GOOD.replace(b"/Pages 2 0 R", b"/Pagez 2 0 R"), "catalog"),
+    (_GOOD.replace(b"/Kids [3 0 R] /Count 1", b"/Kids []      /Count 0"), "no pages"),   # offsets kept
     (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", "startxref"),
 ])
 def test_pdf_structure_check_refuses_what_is_not_a_pdf(doc: bytes, says: str) -> None:
