@@ -77,3 +77,23 @@ def test_write_lock_held_past_busy_timeout_drops_nothing_and_blocks_no_one() -> 
         m = admin(c, tb, "GET", "/admin/metrics").json
         assert m["resources"]["issuer"]["failed"] == 0
         assert m["storage"]["write_retries"] > 0          # the hold was really felt
+
+
+def test_a_request_write_past_its_deadline_is_503_and_stores_nothing() -> None:
+    with TestbedServer(extra_args=[*FAST, "--set", "storage.write_deadline_s=0.5"]) as tb:
+        c = Client(tb.url)
+        token, *_ = register_and_login(c)
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(tb.db_path, 3.0, held))
+        holder.start()
+        assert held.wait(10)
+        t0 = time.monotonic()
+        r = c.post("/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"})
+        waited = time.monotonic() - t0
+        assert r.status == 503 and r.json["error"] == "storage_busy" and r.headers["retry-after"] == "1", r.json
+        assert waited < 2.5, f"the refusal took {waited:.1f} s (deadline 0.5 s)"
+        assert c.get("/healthz").status == 200
+        holder.join()
+        again = c.post("/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"})
+        assert again.status == 201 and again.headers["idempotent-replayed"] == "false"   # nothing was stored
+        assert len(admin(c, tb, "GET", "/admin/ledger").json["orders"]) == 1
