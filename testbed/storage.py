@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -226,9 +227,19 @@ class Storage:
                 self._barrier = None
                 barrier.set_result(None)
 
-    def write_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a write synchronously on the caller's thread (start-up only, before serving)."""
-        return self._pool.submit(self._run, fn).result()
+    def write_now(self, fn: Callable[[sqlite3.Connection], T], *, patience_s: float = 30.0) -> T:
+        """Run a write on the writer and wait for it (start-up only, before serving); retried like any write."""
+        delay, deadline = 0.02, time.monotonic() + patience_s
+        while True:
+            try:
+                return self._pool.submit(self._run, fn).result()
+            except sqlite3.OperationalError as e:
+                self.retries += 1
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("storage write at start-up failed (%s); retrying in %.2f s", e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def close(self) -> None:
         """Finish queued writes, then close both connections."""
