@@ -17,6 +17,8 @@ import contextlib
 import hmac
 import json
 import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,8 +36,8 @@ from testbed.config import GATE_MODES, GATE_NAMES, TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
 from testbed.passwords import hash_password, verify_password
-from testbed.pdf import looks_like_pdf
-from testbed.storage import open_db
+from testbed.pdf import pdf_problem
+from testbed.storage import Storage
 from testbed.validation import (
     EMAIL_RE,
     PHONE_RE,
@@ -46,6 +48,7 @@ from testbed.validation import (
     idempotency_key,
     invalid,
     limited_stream,
+    media_type,
     missing,
     read_json,
 )
@@ -63,13 +66,28 @@ def _cfg(request: Request) -> TestbedConfig:
 
 
 def _applicant(request: Request) -> str:
-    """The account of the bearer token, or 401."""
+    """The account of a live bearer token, or 401 (missing, unknown, logged out or expired)."""
     token = bearer(request)
     account = _ledger(request).account_for(token) if token else None
     if account is None:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> from POST /v1/sessions",
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> from POST /v1/sessions "
+                       "(tokens end at logout and session_ttl_s after login)",
                        field="Authorization", headers={"WWW-Authenticate": "Bearer"})
     return account
+
+
+def _client_gone(request: Request) -> Callable[[], Any]:
+    """An awaitable factory that completes when the client disconnects (the body already read)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return gone
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _admin(request: Request) -> None:
@@ -117,7 +135,7 @@ async def create_account(request: Request) -> Response:
     if ledger.email_taken(email):
         raise ApiError(409, "email_taken", "an account with this email exists", field="email")
     pw_hash = await _in_thread(request, hash_password, password, _cfg(request).security)
-    account_id = ledger.create_account(nik=nik, name=name, email=email, phone=phone, password_hash=pw_hash)
+    account_id = await ledger.create_account(nik=nik, name=name, email=email, phone=phone, password_hash=pw_hash)
     return JSONResponse({"account_id": account_id}, status_code=201)
 
 
@@ -126,12 +144,26 @@ async def create_session(request: Request) -> Response:
     email = get_str(body, "email", max_len=254)
     password = get_str(body, "password", max_len=128)
     ledger = _ledger(request)
+    client = _client_address(request)
+    if (refused := ledger.throttle.refused(email, client)) is not None:
+        raise ApiError(429, "rate_limited", f"too many failed logins for this {refused[0]}; retry later",
+                       field="email" if refused[0] == "email" else None,
+                       headers={"Retry-After": str(refused[1])})
     found = ledger.credentials(email)
     stored = found[1] if found else request.app.state.dummy_hash  # same cost either way
     ok = await _in_thread(request, verify_password, password, stored)
     if not found or not ok:
+        ledger.throttle.failed(email, client)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
-    return JSONResponse({"token": ledger.create_session(found[0]), "account_id": found[0]})
+    token, expires = await ledger.create_session(found[0])
+    return JSONResponse({"token": token, "account_id": found[0],
+                         "expires_in": round(expires - time.time())})
+
+
+async def logout(request: Request) -> Response:
+    _applicant(request)
+    await _ledger(request).end_session(bearer(request) or "")
+    return Response(status_code=204)
 
 
 # ---- applicant ---------------------------------------------------------------------------
@@ -145,7 +177,7 @@ async def create_order(request: Request) -> Response:
     key = idempotency_key(request)
     body = await read_json(request, _cfg(request).limits.max_json_bytes)
     quantity = get_int(body, "quantity", lo=1, hi=_cfg(request).pricing.max_quantity)
-    order, replayed = _ledger(request).create_order(account, key, quantity)
+    order, replayed = await _ledger(request).create_order(account, key, quantity)
     return JSONResponse(order, status_code=201, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
@@ -156,14 +188,13 @@ async def get_order(request: Request) -> Response:
 async def pay_order(request: Request) -> Response:
     account = _applicant(request)
     _gate(request, "ordering", consume=False)  # the order already took this purchase's token
-    status, body = await _ledger(request).pay(account, request.path_params["order_id"])
+    status, body = await _ledger(request).pay(account, request.path_params["order_id"], _client_gone(request))
     return JSONResponse(body, status_code=status)
 
 
 async def _read_document(request: Request) -> tuple[bytes, str]:
     limit = _cfg(request).limits.max_upload_bytes
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
+    if media_type(request) != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a field 'document'",
                        field="document")
     stream = limited_stream(request, limit + MULTIPART_OVERHEAD, field="document")
@@ -186,8 +217,8 @@ async def _read_document(request: Request) -> tuple[bytes, str]:
         raise ApiError(413, "payload_too_large", f"the document is larger than {limit} bytes", field="document")
     if not data:
         raise invalid("document", "the document is empty")
-    if not looks_like_pdf(data):
-        raise ApiError(415, "unsupported_media_type", "the document is not a PDF (no %PDF- header)", field="document")
+    if (problem := await _in_thread(request, pdf_problem, data)) is not None:
+        raise ApiError(415, "unsupported_media_type", problem, field="document")
     return data, name
 
 
@@ -196,7 +227,7 @@ async def create_stamp(request: Request) -> Response:
     _gate(request, "stamping")
     key = idempotency_key(request)
     data, name = await _read_document(request)
-    body, replayed = await _ledger(request).create_stamp(account, key, data, name)
+    body, replayed = await _ledger(request).create_stamp(account, key, data, name, _client_gone(request))
     return JSONResponse(body, status_code=202, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
@@ -225,12 +256,14 @@ async def admin_metrics(request: Request) -> Response:
 
 async def admin_audit(request: Request) -> Response:
     _admin(request)
-    return JSONResponse(audit(_ledger(request)))
+    async with _ledger(request).store.quiesced():   # no write half-mirrored while it reads
+        return JSONResponse(audit(_ledger(request)))
 
 
 async def admin_ledger(request: Request) -> Response:
     _admin(request)
-    return JSONResponse(ledger_listing(_ledger(request)))
+    async with _ledger(request).store.quiesced():
+        return JSONResponse(ledger_listing(_ledger(request)))
 
 
 async def admin_records(request: Request) -> Response:
@@ -287,7 +320,7 @@ async def admin_confirm(request: Request) -> Response:
     outcome = get_str(body, "outcome", max_len=16)
     if outcome not in ("confirmed", "failed"):
         raise invalid("outcome", 'outcome must be "confirmed" or "failed"')
-    result = _ledger(request).deliver(pid, outcome)
+    result = await _ledger(request).deliver(pid, outcome)
     if result == "unknown":
         raise ApiError(404, "not_found", "no such payment", field="payment_id")
     return JSONResponse({"result": result})
@@ -299,6 +332,7 @@ routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/v1/accounts", create_account, methods=["POST"]),
     Route("/v1/sessions", create_session, methods=["POST"]),
+    Route("/v1/logout", logout, methods=["POST"]),
     Route("/v1/quota", get_quota, methods=["GET"]),
     Route("/v1/orders", create_order, methods=["POST"]),
     Route("/v1/orders/{order_id}", get_order, methods=["GET"]),
@@ -332,6 +366,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         status_code=exc.status_code, headers=exc.headers)
 
 
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "storage_busy", "field": None, "detail": "the database is busy; retry later"},
+                        status_code=503, headers={"Retry-After": "1"})
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal", "field": None, "detail": "internal error; see the server log"},
                         status_code=500)
@@ -348,8 +387,8 @@ def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = open_db(db_path, synchronous=cfg.storage.synchronous)
-        ledger = Ledger(db, cfg)
+        store = Storage(db_path, synchronous=cfg.storage.synchronous)
+        ledger = Ledger(store, cfg)
         ledger.load()
         ledger.start()
         app.state.ledger = ledger
@@ -361,10 +400,11 @@ def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
         finally:
             await ledger.stop()
             app.state.hasher.shutdown(wait=False)
-            db.close()
+            store.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        ApiError: _api_error, HTTPException: _http_error, Exception: _server_error})
+        ApiError: _api_error, HTTPException: _http_error, sqlite3.OperationalError: _storage_error,
+        Exception: _server_error})
     app.state.config = cfg
     app.state.admin_token = admin_token
     app.state.hasher = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="hash")

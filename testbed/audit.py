@@ -163,6 +163,8 @@ def metrics(ledger: Ledger) -> dict[str, Any]:
         "counts": {"accounts": len(ledger.quotas), "sessions": len(ledger.tokens), "orders": orders, "stamps": stamps},
         "gates": {name: g.state() for name, g in ledger.gates.items()},
         "confirmations": dict(ledger.confirmations),
+        "storage": {"write_retries": ledger.store.retries, "writes_pending": ledger.store.pending},
+        "logins_throttled": ledger.throttle.refusals,
     }
 
 

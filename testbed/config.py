@@ -92,6 +92,7 @@ class LimitsConfig:
     max_upload_bytes: int = 2 * 1024 * 1024
     max_json_bytes: int = 16 * 1024
     body_timeout_s: float = 30.0   # a request body must arrive whole within this (slow-body guard)
+    header_timeout_s: float = 10.0  # request line and headers must arrive within this (slowloris guard)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,13 +104,24 @@ class SecurityConfig:
     scrypt_r: int = 8
     scrypt_p: int = 1
     pbkdf2_iterations: int = 200000
+    session_ttl_s: float = 28800.0        # a token stops working this long after login
+    login_failures_per_account: int = 5   # failed logins per email in the window, then 429 (0 = off)
+    login_failures_per_client: int = 50   # failed logins per client address in the window (0 = off)
+    login_window_s: float = 300.0
+    unique_nik: bool = True               # one account per NIK (409 nik_taken)
 
 
 @dataclass(frozen=True, kw_only=True)
 class StorageConfig:
-    """SQLite durability: NORMAL survives kill -9 (process crash); FULL survives power loss."""
+    """SQLite durability: NORMAL survives kill -9 (process crash); FULL survives power loss.
+
+    ``write_deadline_s``: a request whose write cannot commit this soon (the write
+    lock held elsewhere, a full disk) is answered 503 ``storage_busy``, nothing
+    stored; a worker's write is retried with backoff for as long as it takes.
+    """
 
     synchronous: str = "NORMAL"
+    write_deadline_s: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,18 +286,25 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     li = root.sub("limits")
     limits = LimitsConfig(max_upload_bytes=li.int("max_upload_bytes", 2 * 1024 * 1024, 1024),
                           max_json_bytes=li.int("max_json_bytes", 16 * 1024, 1024),
-                          body_timeout_s=li.float("body_timeout_s", 30.0, 0.1, 3600.0))
+                          body_timeout_s=li.float("body_timeout_s", 30.0, 0.1, 3600.0),
+                          header_timeout_s=li.float("header_timeout_s", 10.0, 0.1, 3600.0))
     li.done()
     s = root.sub("security")
     security = SecurityConfig(
         password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
         scrypt_n=s.int("scrypt_n", 4096, 2), scrypt_r=s.int("scrypt_r", 8, 1),
-        scrypt_p=s.int("scrypt_p", 1, 1), pbkdf2_iterations=s.int("pbkdf2_iterations", 200000, 1))
+        scrypt_p=s.int("scrypt_p", 1, 1), pbkdf2_iterations=s.int("pbkdf2_iterations", 200000, 1),
+        session_ttl_s=s.float("session_ttl_s", 28800.0, 1.0, 365 * 86400.0),
+        login_failures_per_account=s.int("login_failures_per_account", 5, 0),
+        login_failures_per_client=s.int("login_failures_per_client", 50, 0),
+        login_window_s=s.float("login_window_s", 300.0, 1.0, 86400.0),
+        unique_nik=s.bool("unique_nik", True))
     s.done()
     if security.scrypt_n & (security.scrypt_n - 1):
         raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
     st = root.sub("storage")
-    storage = StorageConfig(synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")))
+    storage = StorageConfig(synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")),
+                            write_deadline_s=st.float("write_deadline_s", 10.0, 0.1, 3600.0))
     st.done()
     ir = root.sub("issuer")
     issuer = ResourceConfig(**_resource_fields(ir))

@@ -32,7 +32,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed body or header", 401: "missing or wrong token", 402: "no quota available",
             404: "no such resource (or another applicant's)", 409: "conflict", 413: "body too large",
             415: "not a PDF / not multipart", 422: "a field is missing or invalid",
-            429: "rate gate: bucket empty (Retry-After)", 503: "gate closed or queue full when shedding (Retry-After)"}
+            429: "rate gate: bucket empty, or too many failed logins (Retry-After)", 503: "gate closed or queue full when shedding (Retry-After)"}
     return {str(c): _json(ERR, text[c]) for c in codes}
 
 
@@ -60,7 +60,12 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/sessions"): {
         "summary": "Log in; returns a bearer token",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _obj({"email": S, "password": S})}}},
-        "responses": {"200": _json(_obj({"token": S, "account_id": S}, ["token"]), "logged in")} | _errors(400, 401, 413, 422)},
+        "responses": {"200": _json(_obj({"token": S, "account_id": S, "expires_in": INT}, ["token"]),
+                                   "logged in; the token works for expires_in seconds (security.session_ttl_s)")}
+        | _errors(400, 401, 413, 422, 429)},
+    ("POST", "/v1/logout"): {
+        "summary": "Log out: the bearer token stops working at once", "security": APPLICANT,
+        "responses": {"204": {"description": "logged out"}} | _errors(401)},
     ("GET", "/v1/quota"): {
         "summary": "The applicant's e-Meterai quota", "security": APPLICANT,
         "responses": {"200": _json(_obj({"available": INT, "used": INT, "pending": INT, "reserved": INT},

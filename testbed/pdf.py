@@ -11,15 +11,64 @@ SHA-256 is printed on the page, so the stamp is tied to the document::
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
+import re
+
+import pypdf
+import pypdf.generic
+
+_HEADER = re.compile(rb"%PDF-[12]\.[0-9]")
+_STARTXREF = re.compile(rb"startxref\s+([0-9]{1,12})\s+%%EOF\s*\Z")
+_XREF_AT = re.compile(rb"\s*(?:xref\b|[0-9]+\s+[0-9]+\s+obj\b)")
+logging.getLogger("pypdf").setLevel(logging.ERROR)   # malformed uploads are answered, not logged
 
 
-def looks_like_pdf(data: bytes) -> bool:
-    """True if ``data`` starts like a PDF file (``%PDF-`` within the first 1 KiB).
+def pdf_problem(data: bytes) -> str | None:
+    """Why ``data`` is not a well-formed PDF, or None.
 
-    >>> looks_like_pdf(b"%PDF-1.7\\n..."), looks_like_pdf(b"hello")
-    (True, False)
+    Checks the structure, not just the magic bytes: a ``%PDF-x.y`` header in the
+    first 1 KiB; a ``startxref`` whose offset points at a cross-reference table or
+    stream and is followed by ``%%EOF`` at the end (after the last incremental
+    update); then pypdf reads the trailer, the document catalog and its page tree
+    (at least one page, unless the file is encrypted)::
+
+        >>> pdf_problem(stamped_pdf(b"x", serial="S", stamp_id="stp_1")) is None
+        True
+        >>> pdf_problem(b"%PDF-1.4 but nothing else")
+        'the document has no startxref / %%EOF trailer at its end (a truncated or non-PDF file)'
     """
-    return b"%PDF-" in data[:1024]
+    head = data.find(b"%PDF-", 0, 1024)
+    if head < 0 or not _HEADER.match(data, head):
+        return "the document is not a PDF (no %PDF-x.y header in its first 1 KiB)"
+    m = _STARTXREF.search(data[-1024:])
+    if m is None:
+        return "the document has no startxref / %%EOF trailer at its end (a truncated or non-PDF file)"
+    offset = head + int(m.group(1))   # offsets count from the header (garbage before it is tolerated)
+    if not (offset < len(data) and _XREF_AT.match(data, offset)) and not _XREF_AT.match(data, int(m.group(1))):
+        return "the document's startxref does not point at a cross-reference table"
+    return _catalog_problem(data)
+
+
+def _catalog_problem(data: bytes) -> str | None:
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        root = reader.trailer.get("/Root")
+        root = root.get_object() if root is not None else None
+        if not isinstance(root, pypdf.generic.DictionaryObject) or "/Pages" not in root:
+            return "the document has no catalog with a page tree (trailer /Root)"
+        if reader.is_encrypted:
+            return None   # the page tree may be readable only with the password
+        pages = root["/Pages"].get_object()   # the page tree's root; its /Count and /Kids, not every page
+        if not isinstance(pages, pypdf.generic.DictionaryObject):
+            return "the document's page tree is not a dictionary"
+        count, kids = pages.get("/Count"), pages.get("/Kids")
+        kids = kids.get_object() if kids is not None else None
+        if not isinstance(count, int) or count < 1 or not isinstance(kids, list) or not kids:
+            return "the document has no pages"
+    except Exception as e:  # noqa: BLE001 - any parse failure of untrusted bytes is the client's problem
+        return f"the document is not a readable PDF ({type(e).__name__})"
+    return None
 
 
 def _escape(text: str) -> bytes:

@@ -22,6 +22,7 @@ import uvicorn
 from surgecast.errors import FieldError
 from testbed.app import create_app
 from testbed.config import TestbedConfig
+from testbed.header_timeout import protocol_with_header_timeout
 
 
 def is_loopback(host: str) -> bool:
@@ -85,7 +86,8 @@ def serve(cfg: TestbedConfig, *, host: str, port: int, db_path: str | None,
         print(f"database: {db_path}", file=sys.stderr, flush=True)
 
     app = create_app(cfg, db_path=db_path, admin_token=token, on_ready=ready)
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+    config = uvicorn.Config(app, loop="uvloop", http=protocol_with_header_timeout(cfg.limits.header_timeout_s),
+                            lifespan="on", access_log=False,
                             log_level="warning", server_header=False, date_header=False,
                             timeout_keep_alive=30, backlog=2048,
                             timeout_graceful_shutdown=3)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 
-EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$")
-PHONE_RE = re.compile(r"^(?:\+62|62|0)8[0-9]{7,12}$")
-IDEM_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Patterns are applied with fullmatch (a trailing newline does not pass, unlike ``$`` with match).
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+")
+PHONE_RE = re.compile(r"(?:\+62|62|0)8[0-9]{7,12}")
+IDEM_RE = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 class ApiError(Exception):
@@ -104,6 +106,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply; send a flat JSON object") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
@@ -137,11 +141,26 @@ def get_str(body: dict[str, Any], field: str, *, min_len: int = 1, max_len: int 
         raise invalid(field, f"{field} must be a string")
     if not min_len <= len(v) <= max_len:
         raise invalid(field, f"{field} must be {min_len} to {max_len} characters")
-    if "\x00" in v:
-        raise invalid(field, f"{field} must not contain NUL characters")
-    if pattern is not None and not pattern.match(v):
+    if (problem := text_problem(v)) is not None:
+        raise invalid(field, f"{field} {problem}")
+    if pattern is not None and not pattern.fullmatch(v):
         raise invalid(field, hint or f"{field} has the wrong format")
     return v
+
+
+def text_problem(v: str) -> str | None:
+    """Why ``v`` is not clean text (a lone surrogate, a control character), or None.
+
+    >>> text_problem("Siti Aminah"), text_problem("Siti\\n"), text_problem("\\ud800")
+    (None, 'must not contain control characters (found U+000A)', 'must be valid Unicode text (found a lone surrogate U+D800)')
+    """
+    for ch in v:
+        cat = unicodedata.category(ch)
+        if cat == "Cs":
+            return f"must be valid Unicode text (found a lone surrogate U+{ord(ch):04X})"
+        if cat == "Cc":
+            return f"must not contain control characters (found U+{ord(ch):04X})"
+    return None
 
 
 def get_int(body: dict[str, Any], field: str, *, lo: int, hi: int) -> int:
@@ -165,10 +184,18 @@ def idempotency_key(request: Request) -> str:
     key = request.headers.get("idempotency-key")
     if key is None:
         raise ApiError(400, "missing_header", "send an Idempotency-Key header", field="Idempotency-Key")
-    if not IDEM_RE.match(key):
+    if not IDEM_RE.fullmatch(key):
         raise ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 128 printable ASCII characters",
                        field="Idempotency-Key")
     return key
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower-cased, without parameters (``Multipart/Form-Data; b=x`` -> ``multipart/form-data``).
+
+    Media types are case-insensitive (RFC 9110 8.3.1).
+    """
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def bearer(request: Request) -> str | None:

@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testbed_fixtures import FAST, PDF, Client, admin, register_and_login, stamp, wait_for
+from testbed_fixtures import (
+    FAST,
+    PDF_OTHER,
+    Client,
+    admin,
+    register_and_login,
+    stamp,
+    wait_for,
+)
 
 from testbed.process import TestbedServer
 
@@ -79,7 +87,7 @@ def test_idempotent_orders_and_stamps(tb: TestbedServer) -> None:
 
     s1, s2 = stamp(c, token, "s"), stamp(c, token, "s")
     assert s1.status == s2.status == 202 and s1.json["stamp_id"] == s2.json["stamp_id"]
-    assert stamp(c, token, "s", PDF + b"other").status == 409
+    assert stamp(c, token, "s", PDF_OTHER).status == 409
     q = c.get("/v1/quota", token=token).json
     assert q["available"] + q["reserved"] + q["used"] == 2 and q["used"] + q["reserved"] == 1
     # the other applicant may reuse the same key: keys are per applicant

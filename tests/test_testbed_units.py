@@ -15,7 +15,7 @@ from testbed.config import ConfigError, ServiceTime, load_config
 from testbed.gates import Gate
 from testbed.nik import nik_problem
 from testbed.passwords import hash_password, verify_password
-from testbed.pdf import looks_like_pdf, stamped_pdf
+from testbed.pdf import pdf_problem, stamped_pdf
 from testbed.storage import open_db
 
 
@@ -98,9 +98,35 @@ def test_service_time_mean(dist: str) -> None:
 
 def test_stamped_pdf_carries_serial() -> None:
     pdf = stamped_pdf(b"%PDF-1.7 my letter", serial="SN0123456789ABCDEFGHJK", stamp_id="stp_x")
-    assert looks_like_pdf(pdf) and b"SN0123456789ABCDEFGHJK" in pdf and b"my letter" in pdf
+    assert pdf_problem(pdf) is None and b"SN0123456789ABCDEFGHJK" in pdf and b"my letter" in pdf
     xref = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
     assert pdf[xref:xref + 4] == b"xref"
+
+
+_GOOD = stamped_pdf(b"letter", serial="S", stamp_id="stp_1")
+
+
+@pytest.mark.parametrize("doc, says", [
+    (b"%PDF-1.4\n" + b"x" * 2000, "startxref"),                        # the old check passed this
+    (b"hello %PDF-1.4\n%%EOF", "startxref"),
+    (b"%PDF-x.y\n", "header"),
+    (_GOOD[:-200], "startxref"),                                        # truncated
+    (_GOOD + b"trailing junk" * 100, "startxref"),                     # %%EOF not at the end
+    (_GOOD.replace(b"startxref\n", b"startxref\n9"), "cross-reference"),  # offset points nowhere
+    (_GOOD.replace(b"/Root 1 0 R", b"/Rxxx 1 0 R"), "catalog"),
+    (_GOOD.replace(b"/Pages 2 0 R", b"/Pagez 2 0 R"), "catalog"),
+    (_GOOD.replace(b"/Kids [3 0 R] /Count 1", b"/Kids []      /Count 0"), "no pages"),   # offsets kept
+    (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", "startxref"),
+])
+def test_pdf_structure_check_refuses_what_is_not_a_pdf(doc: bytes, says: str) -> None:
+    problem = pdf_problem(doc)
+    assert problem is not None and (says in problem or says == "header" and "%PDF-x.y" in problem), problem
+
+
+def test_pdf_structure_check_accepts_real_pdfs() -> None:
+    assert pdf_problem(_GOOD) is None
+    assert pdf_problem(b"garbage before\n" + _GOOD) is None          # tolerated within 1 KiB, offsets still fine
+    assert pdf_problem(_GOOD + b"\n\n") is None
 
 
 def test_passwords_are_salted_and_verified() -> None:

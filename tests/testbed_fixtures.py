@@ -21,8 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.pdf import stamped_pdf
+
 FAST = ["--set", "security.password_hash=pbkdf2", "--set", "security.pbkdf2_iterations=1000"]
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+# well-formed one-page PDFs (the testbed checks the structure: header, xref, trailer, catalog, pages)
+PDF = stamped_pdf(b"fixture letter", serial="FIXTURE", stamp_id="stp_fixture")
+PDF_OTHER = stamped_pdf(b"another letter", serial="FIXTURE", stamp_id="stp_fixture")
 _seq = itertools.count(1)
 
 
