@@ -4,7 +4,13 @@ The body may hold any subset of::
 
     {"issuer": "pause"|"resume", "issuer_slow_factor": 3.0, "issuer_failure_ratio": 0.1,
      "payments": "pause"|"resume", "payment_failure_ratio": 0.2,
-     "payment_duplicate_ratio": 0.5, "payment_reorder": true}
+     "payment_duplicate_ratio": 0.5, "payment_reorder": true, "answer_delay_s": 2.0}
+
+``answer_delay_s`` holds the answer to a committed write (order, pay, stamp) that long
+before it is sent, like a slow gateway between the service and its clients: a client
+whose timeout is shorter loses an answer to work that was done, the way applicants in
+2024 paid twice. A retry with the same Idempotency-Key gets a replay; a fresh key
+does the work again.
 
 Everything is validated before anything changes, so a bad body changes nothing::
 
@@ -33,6 +39,7 @@ class Faults:
     payment_failure_ratio: float
     payment_duplicate_ratio: float
     payment_reorder: bool
+    answer_delay_s: float = 0.0
 
     def validate(self, body: dict[str, Any]) -> dict[str, Any]:
         """Check a /admin/faults body; return it, or raise ApiError naming the field."""
@@ -51,6 +58,9 @@ class Faults:
             elif key == "payment_reorder":
                 if not isinstance(v, bool):
                     raise invalid(key, "payment_reorder must be true or false")
+            elif key == "answer_delay_s":
+                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 60:
+                    raise invalid(key, "answer_delay_s must be a number of seconds in [0, 60]")
             else:
                 raise ApiError(422, "unknown_field", f"unknown fault {key!r}", field=key)
         return body
@@ -68,6 +78,8 @@ class Faults:
                 setattr(self, key, float(v))
             elif key == "payment_reorder":
                 self.payment_reorder = v
+            elif key == "answer_delay_s":
+                self.answer_delay_s = float(v)
         return self.state(issuer, payments)
 
     def state(self, issuer: Resource, payments: Resource) -> dict[str, Any]:
@@ -78,4 +90,5 @@ class Faults:
                 "payments": "paused" if payments.paused else "running",
                 "payment_failure_ratio": self.payment_failure_ratio,
                 "payment_duplicate_ratio": self.payment_duplicate_ratio,
-                "payment_reorder": self.payment_reorder}
+                "payment_reorder": self.payment_reorder,
+                "answer_delay_s": self.answer_delay_s}
