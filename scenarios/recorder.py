@@ -133,8 +133,11 @@ class Recorder:
         key = ledger_key({"applicant_id": applicant_id, "kind": kind, "ref": ref, **evidence})
         row = self.ledger.get(key)
         if row is None:
+            # every evidence column from the start, as in ledger.csv: in memory and on disk the
+            # rows read the same ("no http_status column" means an old file to `acknowledged`)
             row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
-                                      "kind": kind, "ref": ref, "quantity": quantity, "amount": amount}
+                                      "kind": kind, "ref": ref, "quantity": quantity, "amount": amount,
+                                      **dict.fromkeys(LEDGER_EVIDENCE, "")}
         row["status"] = status
         row["at"] = unix  # Unix seconds until written out: ledger_rows() formats it (ISO UTC)
         for name, value in (("account_id", account_id), ("ref", ref), ("quantity", quantity), ("amount", amount),

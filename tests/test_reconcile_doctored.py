@@ -276,3 +276,33 @@ def test_a_payment_taken_after_its_client_gave_up_is_a_charge_behind_its_back(tm
     _find(records["payments"], "payment_id", "P2")["created_at"] = "2024-09-05T01:00:40.000Z"
     r = reconcile(*write_run(tmp_path, client, records))
     assert not r["ok"] and r["problems"] == ["charged_after_giving_up"], r
+
+
+def test_memory_and_file_evidence_agree_on_an_unanswered_payment(tmp_path: Path) -> None:
+    """A pay the client gave up on (a 503, no answer) is not an acknowledged payment, whether
+    reconciliation reads the recorder's rows in memory (as a rehearsal does) or ledger.csv.
+    Found in a demo: in memory such a row had no http_status key, which `acknowledged` took
+    for an old file, so an unpaid order was reported as a vanished payment (exit 3)."""
+    from scenarios.recorder import Recorder
+
+    rec = Recorder(origin_unix=0.0, calendar_of=None)
+    rec.ledger_row("0-1", "account", "A", account_id="A", status="created", unix=1.0, http_status=201)
+    rec.ledger_row("0-1", "order", "O1", account_id="A", quantity=2, amount=25000, status="pending_payment",
+                   unix=2.0, http_status=201, quantity_told=2, idempotency_keys="k1")
+    rec.ledger_row("0-1", "payment", "O1", account_id="A", quantity=2, amount=25000, status="sent", unix=3.0)
+    rec.ledger_row("0-1", "payment", "O1", account_id="A", quantity=2, amount=25000, status="gave_up", unix=4.0)
+    server = {"orders": [{"order_id": "O1", "account_id": "A", "idempotency_key": "k1", "quantity": 2,
+                          "amount": 25000, "status": "pending_payment", "payment_id": None}],
+              "payments": [], "credits": [], "stamps": [],
+              "accounts": [{"account_id": "A", "credited": 0, "used": 0, "reserved": 0}]}
+    in_memory = reconcile(rec.ledger_rows(), server, settled=False)
+    rec.write_files(tmp_path)
+    on_disk = reconcile(read_ledger_csv(tmp_path / "ledger.csv"), server, settled=False)
+    assert in_memory["problems"] == on_disk["problems"] == []
+    assert in_memory["lost_payments"] == on_disk["lost_payments"] == 0
+    # and the same pay acknowledged (202) then vanished is caught both ways
+    rec.ledger_row("0-1", "payment", "O1", account_id="A", quantity=2, amount=25000, status="paying",
+                   unix=5.0, http_status=202)
+    rec.write_files(tmp_path)
+    assert reconcile(rec.ledger_rows(), server, settled=False)["lost_payments"] == 1
+    assert reconcile(read_ledger_csv(tmp_path / "ledger.csv"), server, settled=False)["lost_payments"] == 1
