@@ -169,7 +169,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     if STATE.settings is None:
         return
     STATE.rehearsal = Rehearsal(STATE.settings, runner=environment.runner)
-    gevent.spawn(STATE.rehearsal.start)
+    STATE.rehearsal._greenlets.append(gevent.spawn(STATE.rehearsal.start))
 
 
 @events.test_stop.add_listener
@@ -191,14 +191,26 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     if STATE.master is not None:
         if not STATE.master.finished:
-            STATE.master.finish(STATE.out, environment.stop_timeout)
+            STATE.master.interrupted = True
+            STATE.master.finish(STATE.out, min(environment.stop_timeout or 0, 5))
         environment.process_exit_code = STATE.master.exit_code
         return
     r = STATE.rehearsal
     if r is not None:
-        if not r.finished:
+        if not r.finished:  # a signal (SIGTERM, Ctrl-C) stops Locust before the run's end
+            stop_load_now(environment)
+            r.interrupted = True
             r.finish(STATE.out)
         environment.process_exit_code = r.exit_code
+
+
+def stop_load_now(environment: Any) -> None:
+    """Kill every user at once (no stop_timeout): after a signal no more load goes to the target."""
+    environment.stop_timeout = 0
+    runner = environment.runner
+    if runner is not None:
+        with contextlib.suppress(Exception):
+            runner.user_greenlets.kill(block=True, timeout=5)
 
 
 class Applicant(FastHttpUser):
@@ -223,7 +235,7 @@ class Applicant(FastHttpUser):
         rec.arrival_started(plan.applicant_id, started)
         run = JourneyRun(self.client, plan, r.journeys, rec, watch=r.watch,
                          to_test_s=lambda u: u - (r.origin_unix or 0.0),
-                         reuse_keys=r.s.reuse_idempotency_keys)
+                         reuse_keys=r.s.reuse_idempotency_keys, on_refused=r.refuse)
         outcome, step = "abandoned", ""
         try:
             outcome, step = run.run()
