@@ -96,6 +96,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:  # used as a library (tests of the user class); nothing to set up
         return
+    from surgecast.children import watch_parent
+
+    watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
     if isinstance(environment.runner, WorkerRunner):
         from scenarios.distributed import WorkerSide
 

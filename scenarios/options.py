@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
+from surgecast.children import TOKEN_ENV
 from surgecast.errors import FieldError, InputFileError
 
 DEFAULT_DURATION_S = 120.0
@@ -102,7 +104,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--duration", default=None, metavar="T", help="run length, e.g. 120, 90s, 5m (default 120 s)")
     add("--window", default=None, metavar="START/END", help="calendar window to rehearse, e.g. "
         "2024-09-02T00:00/2024-09-07T00:00 (profile zone); default the whole registration window")
-    add("--admin-token", default=None, metavar="T", help="bearer token of the target's admin API")
+    add("--admin-token", default=os.environ.get(TOKEN_ENV) or None, metavar="T", web=False,
+        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in the environment)")
     add("--seed", type=int, default=None, metavar="N", help="seed of arrivals, identities and behaviour")
     add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N", help="most Locust users in the pool")
     add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R", help="cap on arrivals per second")

@@ -443,11 +443,6 @@ def run_problems(s: RunSettings, recorder: Recorder, *, admin: AdminClient | Non
     problems = [f"refused: {m}" for m in dict.fromkeys([*refused, *(admin.refused if admin else [])])]
     if interrupted:
         problems.append("interrupted by a signal before the end: the results are incomplete")
-    if c.get("scheduled", 0) == 0:
-        problems.append("nothing arrived: no applicant was scheduled in the run")
-    elif c.get("completed", 0) == 0:
-        problems.append(f"nothing succeeded: none of {c.get('scheduled', 0)} applicants completed a journey "
-                        f"({recorder.errors} of {recorder.requests} requests failed)")
     if admin is not None and not refused and not admin.refused:
         if recon_error:
             problems.append(f"reconciliation could not run: {recon_error}")
@@ -456,6 +451,11 @@ def run_problems(s: RunSettings, recorder: Recorder, *, admin: AdminClient | Non
                             f"(the target died or refused); nothing can be said about lost data")
     elif not refused and not _alive(s.host):
         problems.append(f"the target {s.host} did not answer GET /healthz at the end: it died during the run")
+    if c.get("scheduled", 0) == 0:
+        problems.append("nothing arrived: no applicant was scheduled in the run")
+    elif c.get("completed", 0) == 0:
+        problems.append(f"nothing succeeded: none of {c.get('scheduled', 0)} applicants completed a journey "
+                        f"({recorder.errors} of {recorder.requests} requests failed)")
     return problems
 
 

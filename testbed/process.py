@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import IO
 
+from surgecast.children import child_env
 from surgecast.errors import TargetError
 
 START_TIMEOUT_S = 20.0
@@ -66,8 +67,9 @@ class TestbedServer:
         >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:4]
         ['-m', 'surgecast', 'testbed']
         """
+        # The admin token goes in the environment (SURGECAST_ADMIN_TOKEN), never on argv: ps shows argv.
         cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", self.host, "--port", str(self.port),
-               f"--db={self.db_path}", f"--admin-token={self.admin_token}"]  # '=' form: a token may start with '-'
+               f"--db={self.db_path}"]
         if self.config:
             cmd.append(f"--config={self.config}")
         return cmd + self.extra_args
@@ -77,8 +79,7 @@ class TestbedServer:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self._stderr.clear()
-        env = dict(self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = child_env(self.admin_token, base=self.env)  # and it stops itself if this process dies
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env, start_new_session=True)
         threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()

@@ -76,5 +76,8 @@ def run(args: argparse.Namespace) -> int:
     token = args.admin_token or os.environ.get("SURGECAST_ADMIN_TOKEN") or None
     if args.db is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.db))):
         raise FieldError("--db", args.db, "its folder does not exist; create it or give another path")
+    from surgecast.children import watch_parent
+
+    watch_parent()  # started by a harness that then died (even kill -9): stop, never linger
     serve(cfg, host=args.host, port=args.port, db_path=args.db, admin_token=token)
     return 0
