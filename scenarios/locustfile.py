@@ -25,6 +25,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -164,8 +165,29 @@ def _publish() -> None:
         publish_locust_csvs(STATE.staging, STATE.out)
 
 
+def _on_sigterm(environment: Any) -> None:
+    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files published)."""
+    if STATE.master is not None:
+        STATE.master.interrupted = True
+    r = STATE.rehearsal
+    stop_load_now(environment)
+    if r is not None and not r.finished:
+        r.interrupted = True
+        environment.process_exit_code = r.finish(STATE.out)
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
+def _install_sigterm(environment: Any) -> None:
+    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy users
+    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both right.
+    if STATE.worker is None:
+        signal.signal(signal.SIGTERM, lambda *_a: gevent.spawn(_on_sigterm, environment))
+
+
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
+    _install_sigterm(environment)
     if STATE.master is not None:
         STATE.master.begin()
         return
@@ -204,6 +226,9 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
             stop_load_now(environment)
             r.interrupted = True
             r.finish(STATE.out)
+        end = time.time() + 60
+        while not r.concluded and time.time() < end:  # another greenlet is writing the run directory
+            gevent.sleep(0.05)
         environment.process_exit_code = r.exit_code
 
 

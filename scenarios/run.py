@@ -348,9 +348,11 @@ class Rehearsal:
             started_unix=self.started_unix, scheduled_expected=self.schedule.expected(), cpu_max=self.cpu_max,
             extra={**self.setup_extra(), "aborted_by": self.aborted_by},
             refused=self.refused, interrupted=self.interrupted)
+        self.concluded = True
         return self.exit_code
 
     exit_code = 0
+    concluded = False
 
 
 def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: AdminClient | None,

@@ -53,6 +53,8 @@ def signals_raise() -> Iterator[None]:
         if fired:
             return  # already stopping: let the clean-up finish
         fired.append(signal.Signals(signum).name)
+        if _deliver_in_gevent(Interrupted(fired[0])):
+            return
         raise Interrupted(fired[0])
 
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -63,6 +65,27 @@ def signals_raise() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+def _deliver_in_gevent(exc: BaseException) -> bool:
+    """In a gevent process whose hub is running, throw `exc` into the main greenlet; False otherwise.
+
+    A handler that raises while gevent's hub runs would only print a traceback from the hub;
+    gevent itself delivers KeyboardInterrupt this way.
+    """
+    import sys
+
+    if "gevent" not in sys.modules:
+        return False
+    import gevent
+    import greenlet
+
+    hub = gevent.get_hub()
+    main = hub.parent
+    if main is None or greenlet.getcurrent() is main:
+        return False
+    hub.loop.run_callback(main.throw, exc)
+    return True
 
 
 def child_env(token: str | None, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
