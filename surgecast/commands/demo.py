@@ -28,7 +28,7 @@ from surgecast import atomic
 from surgecast.atomic import check_writable
 from surgecast.children import TOKEN_ENV, child_env
 from surgecast.children import stop as stop_child
-from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, SurgecastError, UsageError
+from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
 PROFILE = "casn2024"
 
@@ -98,15 +98,15 @@ def run(args: argparse.Namespace) -> int:
         probe += ["--step-duration", "3", "--warmup", "1", "--max-concurrency", "16"] if args.quick else \
                  ["--step-duration", "6", "--warmup", "2", "--max-concurrency", "64"]
         if _run(probe, "probe", token) != 0:
-            raise SurgecastError("the probe failed; see its output above")
+            raise RunFailed("the probe failed; see its output above")
         capacity = json.loads((out / "capacity.json").read_text())
         if not capacity.get("stamps_per_second"):
-            raise SurgecastError("the probe measured no sustainable capacity; see capacity.json")
+            raise RunFailed("the probe measured no sustainable capacity; see capacity.json")
 
         _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
         if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
                 "plan") != 0:
-            raise SurgecastError("the planner failed; see its output above")
+            raise RunFailed("the planner failed; see its output above")
 
         start, end = _window(profile)
         cal = profile.calendar
@@ -138,5 +138,5 @@ def run(args: argparse.Namespace) -> int:
     if code == EXIT_INTEGRITY or not check["checks"][2]["ok"]:
         return EXIT_INTEGRITY
     if code not in (0, EXIT_THRESHOLD) and code != 0:
-        raise SurgecastError(f"the rehearsal ended with exit code {code}; see its output above")
+        raise RunFailed(f"the rehearsal ended with exit code {code}; see its output above")
     return 0 if check["follows"] else EXIT_THRESHOLD

@@ -26,7 +26,7 @@ from surgecast import atomic
 from surgecast.atomic import check_writable
 from surgecast.children import child_env
 from surgecast.children import stop as stop_child
-from surgecast.errors import FieldError, SurgecastError, UsageError
+from surgecast.errors import FieldError, RunFailed, UsageError
 
 RELAY_PREFIX = "[surgecast]"
 LOCUST_GRACE_S = 7.0   # after SIGTERM, Locust kills its users at once and writes what it collected
@@ -153,7 +153,8 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
         last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
         if code == 2 and ": " in last[0]:
             raise UsageError(last[0].split(": ", 1)[1])
-        raise SurgecastError(f"the Locust run ended with code {code} and no summary.json; last line: {last[0]}")
+        raise RunFailed(f"the Locust run crashed (exit code {code}) and wrote no summary.json; last line: "
+                        f"{last[0][:300]}; see {out / 'locust.log'}")
     result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
     for w in result.get("lost_workers") or []:  # distributed: a worker's results never reached the master
         print(f"IntegrityError: worker {w.get('index')} ({w.get('client_id') or w.get('error', '')}) sent no results; "
