@@ -166,8 +166,9 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"--gates {path}: cannot read it as JSON ({e}); give a plan's gate_schedule.json") from None
+    except (OSError, ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise InputFileError(f"--gates {path}: cannot read it as JSON ({why}); give a plan's gate_schedule.json") from None
     if isinstance(data, dict):
         data = data.get("gate_schedule", data.get("gates"))
     if not isinstance(data, list):
@@ -189,12 +190,14 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
         rate = burst = None
         if row["mode"] == "rate":
             rate = row.get("rate_per_s")
-            if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
-                raise FieldError(f"{f}.rate_per_s", rate, "give a rate above 0 (applicants per calendar second)")
+            if (not isinstance(rate, int | float) or isinstance(rate, bool) or not math.isfinite(rate)
+                    or not 1e-9 <= rate <= 1e9):
+                raise FieldError(f"{f}.rate_per_s", rate, "give a finite rate from 1e-9 to 1e9 (applicants per "
+                                                          "calendar second)")
             rate = float(rate)
             b = row.get("burst") or max(1, math.ceil(rate))
-            if not isinstance(b, int | float) or isinstance(b, bool) or b < 1:
-                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number >= 1")
+            if not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b) or not 1 <= b <= 1e9:
+                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number from 1 to 1e9")
             burst = int(b)
         out.append(GateChange(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
                              label=str(row.get("label", ""))))

@@ -70,6 +70,18 @@ def build_parser(name: str) -> OneLineParser:
     return parser
 
 
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    r"""`text` with every character that breaks a line escaped, so an error is always one line.
+
+    >>> one_line("a\nb\x1ec")
+    'a\\nb\\x1ec'
+    """
+    return text.translate(str.maketrans(_LINE_BREAKS))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
@@ -93,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals_raise():
             return int(ns._run(ns) or 0)
     except SurgecastError as e:
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:  # SIGINT or SIGTERM (surgecast.children.Interrupted); children stopped
         how = getattr(e, "signame", "SIGINT")
