@@ -22,14 +22,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Mapping
 from typing import IO
 
 from surgecast.children import child_env
 from surgecast.errors import TargetError
+from surgecast.jsonhttp import HttpError, JsonClient
 
 START_TIMEOUT_S = 20.0
 
@@ -160,10 +159,9 @@ class TestbedServer:
             if self.proc is not None and self.proc.poll() is not None:
                 self._fail("the server exited")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
+                if JsonClient(self.url, deadline_s=2.0).request("GET", "/healthz").status == 200:
+                    return
+            except HttpError:
                 pass
             time.sleep(0.05)
         self._fail("GET /healthz did not answer 200 in time")

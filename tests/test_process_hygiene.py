@@ -200,3 +200,29 @@ def test_sigterm_of_a_probe_publishes_the_levels_measured_marked_incomplete(tmp_
     assert cap["complete"] is False
     time.sleep(0.5)
     assert [p for p in family if Path(f"/proc/{p}").exists()] == []
+
+
+@pytest.mark.timeout(60)
+def test_a_testbed_that_fails_to_start_names_no_token_in_its_error() -> None:
+    from surgecast.errors import TargetError
+
+    server = TestbedServer(port=0, admin_token=SECRET, extra_args=["--set", "issuer.workers=-3"])
+    with pytest.raises(TargetError) as e:
+        server.start()
+    assert SECRET not in str(e.value) and "testbed did not start" in str(e.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_without_master_gives_up_within_its_wait(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `rehearse --worker` with no master waited silently (Locust retries for 300 s)."""
+    from surgecast.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    code = main(["rehearse", "--worker", "--master-port", str(port), "--master-wait", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and time.monotonic() - t0 < 10
+    assert err[0].startswith("[surgecast] waiting up to 2 s for the master")
+    assert err[-1].startswith("TargetError: no master listens on 127.0.0.1:")
