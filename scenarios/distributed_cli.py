@@ -119,7 +119,7 @@ def wait_for_master(host: str, port: int, wait_s: float) -> None:
             print(f"[surgecast] waiting up to {wait_s:g} s for the master at {host}:{port} ...", file=sys.stderr,
                   flush=True)
             said = True
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 def run_worker_process(args: Any, locust_file: str) -> int:
