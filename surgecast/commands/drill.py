@@ -18,6 +18,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from surgecast.atomic import check_writable
 from surgecast.errors import FieldError, IntegrityError, RunFailed
 
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         raise FieldError("NAME", None, "give a drill name; see surgecast drill --list")
     out = args.out or Path("runs") / f"drill-{args.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    check_writable(out)
     result = run_drill(args.name, out=out, duration_s=args.duration, seed=args.seed,
                        fresh_keys=args.fresh_idempotency_keys, quiet=args.quiet)
     v = result["verdict"]
