@@ -126,6 +126,7 @@ def test_trickling_healthz_is_cut_at_the_preflight_deadline(tb: TestbedServer, t
         else:
             r, elapsed = _surgecast("probe", "--host", front.url, "--out", str(tmp_path / "out"),
                                     "--step-duration", "1", timeout=50)
+    print(f"{command} against a trickling /healthz ended in {elapsed:.1f} s")
     assert r.returncode == 2, r.stderr[-800:]
     assert _lines(r.stderr)[-1].startswith("TargetError: ") and "within 5 s" in r.stderr
     assert elapsed < 5 + 12, elapsed
@@ -150,6 +151,7 @@ def test_huge_admin_answers_are_capped_not_buffered(tb: TestbedServer, tmp_path:
         r, _ = _rehearse(front.url, tmp_path / "out", "--admin-token", TOKEN, duration="3", timeout=140)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     assert r.returncode == 0, (r.returncode, r.stderr[-1000:])
+    print(f"largest child process: {peak_mb:.0f} MB")
     assert peak_mb < 600, peak_mb                       # the largest child process, in MB
 
 
