@@ -95,7 +95,8 @@ class AdminClient:
         return f"AdminClient({self.host!r}, token={'***' if self.token else None})"
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        reply = self.client.request(method, path, json_body=body)
+        big = path.startswith(("/admin/ledger", "/admin/audit"))  # a big run's ledger; the rest is small
+        reply = self.client.request(method, path, json_body=body, max_bytes=None if big else ADMIN_SMALL_BYTES)
         if reply.status >= 400:
             raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}", method=method,
                               url=self.host + path)
@@ -158,7 +159,8 @@ class AdminClient:
         return self.send("POST", "/admin/faults", changes)
 
 
-ADMIN_MAX_BYTES = 256 << 20   # a big run's /admin/ledger; anything larger is refused, never buffered
+ADMIN_MAX_BYTES = 256 << 20   # a big run's /admin/ledger or audit; anything larger is refused
+ADMIN_SMALL_BYTES = 4 << 20   # metrics, config, gates, faults
 PREFLIGHT_TIMEOUT_S = 5.0
 _PREFLIGHT_MAX_BYTES = 1 << 20
 

@@ -211,7 +211,7 @@ class JsonClient:
         return f"JsonClient({self.base!r}, token={'***' if self.token else None})"
 
     def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
-                deadline_s: float | None = None) -> Reply:
+                deadline_s: float | None = None, max_bytes: int | None = None) -> Reply:
         """Send one request (path relative to the base); follow redirects only within the origin."""
         deadline = time.monotonic() + (self.deadline_s if deadline_s is None else deadline_s)
         url = self.base + path
@@ -225,7 +225,8 @@ class JsonClient:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DeadlineExceeded(f"{method} {url}: no whole answer within the deadline", method=method, url=url)
-            reply = exchange(method, url, body=data, headers=h, deadline_s=left, max_bytes=self.max_bytes)
+            reply = exchange(method, url, body=data, headers=h, deadline_s=left,
+                             max_bytes=self.max_bytes if max_bytes is None else max_bytes)
             if reply.status not in (301, 302, 303, 307, 308) or not reply.location:
                 return reply
             nxt = urljoin(url, reply.location)
