@@ -182,11 +182,23 @@ def test_every_request_failing_is_not_exit_0(tb: TestbedServer, tmp_path: Path) 
 def test_a_target_dying_mid_run_is_not_exit_0(tmp_path: Path, with_token: bool) -> None:
     """Before: with --admin-token, reconciliation was skipped silently and the run exited 0."""
     with TestbedServer(port=0, admin_token=TOKEN, extra_args=FAST) as server:
-        killer = threading.Timer(5.0, server.kill)
+        def kill_once_loaded() -> None:  # after the first registrations, not at a fixed time (slow start-ups)
+            admin = JsonClient(server.url, token=TOKEN, deadline_s=2)
+            end = time.monotonic() + 100
+            while time.monotonic() < end:
+                try:
+                    if int(admin.json("GET", "/admin/metrics")["counts"]["accounts"]) > 0:
+                        break
+                except Exception:  # noqa: BLE001 (not up yet)
+                    pass
+                time.sleep(0.1)
+            time.sleep(1.0)
+            server.kill()
+        killer = threading.Thread(target=kill_once_loaded, daemon=True)
         killer.start()
         extra = ("--admin-token", TOKEN) if with_token else ()
-        r, _ = _rehearse(server.url, tmp_path / "out", *extra, duration="8", timeout=140)
-        killer.cancel()
+        r, _ = _rehearse(server.url, tmp_path / "out", *extra, duration="10", timeout=140)
+        killer.join(5)
     assert r.returncode in (1, 3), (r.returncode, r.stderr[-1000:])
     assert "Traceback" not in r.stderr
     want = "reconciliation could not run" if with_token else "did not answer GET /healthz at the end"
