@@ -229,3 +229,23 @@ def test_a_worker_without_master_gives_up_within_its_wait(capsys: pytest.Capture
     assert code == 2 and time.monotonic() - t0 < 10
     assert err[0].startswith("[surgecast] waiting up to 2 s for the master")
     assert err[-1].startswith("TargetError: no master listens on 127.0.0.1:")
+
+
+@pytest.mark.timeout(150)
+def test_sigterm_of_the_demo_stops_its_phase_and_its_testbed(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run = _Run("demo", "--quick", "--out", str(out))
+    # signal during the probe phase (a child `surgecast probe` loading the demo's testbed)
+    assert run.wait_for(lambda: any(" probe" in c for _, c, _ in _descendants(run.proc.pid).values()), 90)
+    assert run.wait_for(lambda: False, 6) is False
+    family = dict(run.family)
+    assert not [c for _, c, _ in family.values() if "--admin-token" in c]
+    t0 = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    _, err = run.proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert run.proc.returncode == 1, (run.proc.returncode, err[-1500:])
+    assert err.strip().splitlines()[-1].startswith("Interrupted: demo"), err[-800:]
+    time.sleep(0.5)
+    alive = [family[p][1][:100] for p in family if Path(f"/proc/{p}").exists()]
+    assert alive == [], alive
