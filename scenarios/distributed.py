@@ -377,6 +377,8 @@ class MasterSide:
         self.gates_before: dict[str, Any] | None = None
         self.cpu_max: float | None = None
         self.aborted_by: str | None = None
+        self.refused: list[str] = []
+        self.interrupted = False
         self.failed: str | None = None
         self.finished = False
         self.exit_code = 0
@@ -391,6 +393,14 @@ class MasterSide:
             from scenarios.recorder import iso_utc
             return iso_utc((self.origin or self.started_unix) + test_s).replace("Z", "+00:00")
         return at.isoformat(timespec="milliseconds")
+
+    def refuse(self, message: str) -> None:
+        """The target redirected off its origin: record it and stop the run."""
+        if message not in self.refused:
+            self.refused.append(message)
+        if len(self.refused) == 1:
+            print(f"[surgecast] refused: {message}; stopping the run", flush=True)
+            gevent.spawn(self.runner.quit)
 
     def gone(self, index: int) -> bool:
         """Locust lost worker `index` (no heartbeat for 3 s, or it quit)."""
@@ -534,7 +544,8 @@ class MasterSide:
             started_unix=self.started_unix, scheduled_expected=build_schedule(self.s).expected(),
             cpu_max=self.cpu_max, lost_workers=lost,
             extra={**setup, "aborted_by": self.aborted_by,
-                   "worker_clients": [self.clients[i] for i in range(self.n)]})
+                   "worker_clients": [self.clients[i] for i in range(self.n)]},
+            refused=self.refused, interrupted=self.interrupted)
         return self.exit_code
 
 

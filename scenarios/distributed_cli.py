@@ -12,6 +12,8 @@ from typing import Any
 
 # Seconds the master waits for every worker to finish its set-up.
 READY_WAIT_S = float(os.environ.get("SURGECAST_READY_WAIT_S", "300"))
+# Seconds a worker waits for its master to listen before giving up (exit 2), never for ever.
+MASTER_WAIT_S = 60.0
 
 
 def add_distributed_arguments(parser: Any) -> None:
@@ -32,6 +34,8 @@ def add_distributed_arguments(parser: Any) -> None:
                         help="the master's port (default 5557, Locust's)")
     parser.add_argument("--master-bind-host", default="*", metavar="H",
                         help="(--master) interface to listen on (default all)")
+    parser.add_argument("--master-wait", type=float, default=MASTER_WAIT_S, metavar="S",
+                        help=f"(--worker) seconds to wait for the master to listen (default {MASTER_WAIT_S:g})")
 
 
 def check_distributed_flags(args: Any) -> None:
@@ -51,6 +55,9 @@ def check_distributed_flags(args: Any) -> None:
         raise FieldError("--worker", True, "give either --master or --worker")
     if not 1 <= args.master_port <= 65535:
         raise FieldError("--master-port", args.master_port, "give a TCP port from 1 to 65535")
+    wait = getattr(args, "master_wait", MASTER_WAIT_S)
+    if not (isinstance(wait, int | float) and 0 < wait <= 3600):
+        raise FieldError("--master-wait", wait, "give seconds above 0 and at most 3600")
     if args.master and not getattr(args, "host", None):
         raise FieldError("--master", True, "give --host: workers on other machines cannot reach the embedded "
                          "testbed, which listens on loopback (or use --workers N on one machine)")
@@ -90,10 +97,36 @@ def locust_distributed_args(args: Any) -> list[str]:
     return []
 
 
+def wait_for_master(host: str, port: int, wait_s: float) -> None:
+    """Block until the master listens on host:port, saying so; TargetError (exit 2) after `wait_s`."""
+    import socket
+    import time
+
+    from surgecast.errors import TargetError
+
+    end = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=min(2.0, wait_s)).close()
+            return
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+        if time.monotonic() >= end:
+            raise TargetError(f"no master listens on {host}:{port} after waiting {wait_s:g} s ({why}); start "
+                              f"`surgecast rehearse --master ...` first, or fix --master-host/--master-port")
+        if not said:
+            print(f"[surgecast] waiting up to {wait_s:g} s for the master at {host}:{port} ...", file=sys.stderr,
+                  flush=True)
+            said = True
+        time.sleep(0.1)
+
+
 def run_worker_process(args: Any, locust_file: str) -> int:
     """`surgecast rehearse --worker`: a Locust worker of the master at --master-host; returns its exit code."""
     import subprocess
 
+    wait_for_master(args.master_host, args.master_port, getattr(args, "master_wait", MASTER_WAIT_S))
     cmd = [sys.executable, "-m", "locust", "-f", locust_file, "--worker", "--headless", "--master-host",
            args.master_host, "--master-port", str(args.master_port), "--loglevel", "WARNING"]
     try:

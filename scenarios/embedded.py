@@ -4,9 +4,9 @@ It runs `python -m surgecast testbed --port 0` as a subprocess and reads its URL
 from the first stdout line: the target is reached only over HTTP, so nothing
 here imports `testbed/`. (`surgecast rehearse` uses `testbed.process.TestbedServer`.)
 
-    >>> cmd = testbed_command(admin_token="-t")  # one argument, even for a token that starts with '-'
-    >>> cmd[1:4], "--admin-token=-t" in cmd
-    (['-m', 'surgecast', 'testbed'], True)
+    >>> cmd = testbed_command(admin_token="-t")  # the token goes in the environment, never on argv
+    >>> cmd[1:4], any("-t" == a or "token" in a for a in cmd)
+    (['-m', 'surgecast', 'testbed'], False)
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import sys
 import tempfile
 import threading
 
+from surgecast.children import child_env
 from surgecast.errors import TargetError
 
 
 def testbed_command(*, admin_token: str, db: str | None = None, extra: list[str] | None = None) -> list[str]:
     """The command line of an embedded testbed on a free loopback port."""
-    cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", "127.0.0.1", "--port", "0",
-           f"--admin-token={admin_token}"]
+    cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", "127.0.0.1", "--port", "0"]
     if db:
         cmd += ["--db", db]
     return cmd + list(extra or [])
@@ -45,7 +45,7 @@ class EmbeddedTestbed:
         db = os.path.join(self._dir.name, "testbed.sqlite")
         self.proc = subprocess.Popen(testbed_command(admin_token=self.admin_token, db=db, extra=self.extra),
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env=child_env(self.admin_token))
         box: list[str] = []
         t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
         t.start()

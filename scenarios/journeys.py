@@ -22,6 +22,7 @@ stamp) ends it as `failed`. `run_journey` returns (outcome, ended_step, requests
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -144,6 +145,75 @@ def _json(resp: Any) -> dict[str, Any]:
         return {}
 
 
+MAX_RESPONSE_BYTES = 8 << 20   # a stamped PDF is kilobytes; a bigger answer is refused, never buffered
+
+
+@dataclass
+class Reply:
+    """What a journey reads of an answer: status (0 = no answer), headers, the capped body."""
+
+    status_code: int
+    headers: Any
+    content: bytes
+    error: str = ""
+
+
+def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
+                    json_body: Any = None, headers: dict[str, str] | None = None, deadline_s: float = 10.0,
+                    max_bytes: int = MAX_RESPONSE_BYTES) -> Reply:
+    """One request on a Locust FastHttpSession: redirects not followed, a total deadline, the body capped.
+
+    The body is streamed and refused past `max_bytes`; the whole exchange (headers and
+    body) must end within `deadline_s` (geventhttpclient's own timeout is per read). A
+    refused or timed-out answer is status 0 and its connections are closed.
+    """
+    h = {"Accept-Encoding": "identity", **(headers or {})}
+    kw: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
+    timer = gevent.Timeout(deadline_s)
+    timer.start()
+    try:
+        r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw)
+        status = int(r.status_code or 0)
+        hdrs = r.headers
+        raw = getattr(r, "_response", None)
+        if status == 0 or raw is None:
+            return Reply(0, hdrs, b"", "no answer")
+        declared = (hdrs or {}).get("content-length")
+        if declared and str(declared).isdigit() and int(declared) > max_bytes:
+            _drop_connections(client)
+            return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
+        chunks, size = [], 0
+        while True:
+            chunk = raw.read(64 << 10)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                _drop_connections(client)
+                return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
+            chunks.append(chunk)
+        raw.release()
+        return Reply(status, hdrs, b"".join(chunks))
+    except gevent.Timeout as t:
+        if t is not timer:
+            raise
+        _drop_connections(client)
+        return Reply(0, None, b"", f"no whole answer within {deadline_s:g} s")
+    except (OSError, ValueError) as e:  # the connection broke while reading the body
+        _drop_connections(client)
+        return Reply(0, None, b"", f"{type(e).__name__}")
+    finally:
+        timer.close()
+
+
+def _drop_connections(client: Any) -> None:
+    """Close a session's pooled connections (one may hold a half-read answer)."""
+    pool = getattr(getattr(client, "client", None), "clientpool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):  # closing is best effort
+            pool.close()
+
+
 class JourneyRun:
     """Runs one applicant's journey on a Locust FastHttpUser client; see the module docstring.
 
@@ -152,8 +222,11 @@ class JourneyRun:
     """
 
     def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *, watch: Any = None,
-                 to_test_s: Any = None, reuse_keys: bool = True) -> None:
+                 to_test_s: Any = None, reuse_keys: bool = True, on_refused: Any = None,
+                 max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.client, self.plan, self.cfg, self.rec = client, plan, cfg, recorder
+        self.on_refused = on_refused
+        self.max_bytes = max_bytes
         self.watch = watch
         self.to_test_s = to_test_s or (lambda u: u)
         self.reuse_keys = reuse_keys
@@ -348,11 +421,17 @@ class JourneyRun:
         self.requests += 1
         sent = time.time()
         t0 = time.perf_counter()
-        if data is not None:
-            r = self.client.request(method, path, name=step, data=data, headers=h)
-        else:
-            r = self.client.request(method, path, name=step, json=json_body, headers=h)
+        r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body, headers=h,
+                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes)
         seconds = time.perf_counter() - t0
+        if 300 <= r.status_code < 400:
+            where = (r.headers or {}).get("location") or "(no Location)"
+            msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to {str(where)[:120]}; surgecast "
+                   f"follows no redirect off its target")
+            if self.on_refused is not None:
+                self.on_refused(msg)
+            self.rec.request_done(step, sent, seconds, False)
+            raise GiveUp("failed", step, msg)
         good = r.status_code in ok
         self.rec.request_done(step, sent, seconds, good)
         if self.watch is not None:

@@ -25,6 +25,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:  # used as a library (tests of the user class); nothing to set up
         return
+    from surgecast.children import watch_parent
+
+    watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
     if isinstance(environment.runner, WorkerRunner):
         from scenarios.distributed import WorkerSide
 
@@ -161,15 +165,36 @@ def _publish() -> None:
         publish_locust_csvs(STATE.staging, STATE.out)
 
 
+def _on_sigterm(environment: Any) -> None:
+    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files published)."""
+    if STATE.master is not None:
+        STATE.master.interrupted = True
+    r = STATE.rehearsal
+    stop_load_now(environment)
+    if r is not None and not r.finished:
+        r.interrupted = True
+        environment.process_exit_code = r.finish(STATE.out)
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
+def _install_sigterm(environment: Any) -> None:
+    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy users
+    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both right.
+    if STATE.worker is None:
+        signal.signal(signal.SIGTERM, lambda *_a: gevent.spawn(_on_sigterm, environment))
+
+
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
+    _install_sigterm(environment)
     if STATE.master is not None:
         STATE.master.begin()
         return
     if STATE.settings is None:
         return
     STATE.rehearsal = Rehearsal(STATE.settings, runner=environment.runner)
-    gevent.spawn(STATE.rehearsal.start)
+    STATE.rehearsal._greenlets.append(gevent.spawn(STATE.rehearsal.start))
 
 
 @events.test_stop.add_listener
@@ -191,14 +216,29 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     if STATE.master is not None:
         if not STATE.master.finished:
-            STATE.master.finish(STATE.out, environment.stop_timeout)
+            STATE.master.interrupted = True
+            STATE.master.finish(STATE.out, min(environment.stop_timeout or 0, 5))
         environment.process_exit_code = STATE.master.exit_code
         return
     r = STATE.rehearsal
     if r is not None:
-        if not r.finished:
+        if not r.finished:  # a signal (SIGTERM, Ctrl-C) stops Locust before the run's end
+            stop_load_now(environment)
+            r.interrupted = True
             r.finish(STATE.out)
+        end = time.time() + 60
+        while not r.concluded and time.time() < end:  # another greenlet is writing the run directory
+            gevent.sleep(0.05)
         environment.process_exit_code = r.exit_code
+
+
+def stop_load_now(environment: Any) -> None:
+    """Kill every user at once (no stop_timeout): after a signal no more load goes to the target."""
+    environment.stop_timeout = 0
+    runner = environment.runner
+    if runner is not None:
+        with contextlib.suppress(Exception):
+            runner.user_greenlets.kill(block=True, timeout=5)
 
 
 class Applicant(FastHttpUser):
@@ -223,7 +263,7 @@ class Applicant(FastHttpUser):
         rec.arrival_started(plan.applicant_id, started)
         run = JourneyRun(self.client, plan, r.journeys, rec, watch=r.watch,
                          to_test_s=lambda u: u - (r.origin_unix or 0.0),
-                         reuse_keys=r.s.reuse_idempotency_keys)
+                         reuse_keys=r.s.reuse_idempotency_keys, on_refused=r.refuse)
         outcome, step = "abandoned", ""
         try:
             outcome, step = run.run()

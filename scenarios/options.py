@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
+from surgecast.children import TOKEN_ENV
 from surgecast.errors import FieldError, InputFileError
 
 DEFAULT_DURATION_S = 120.0
@@ -102,7 +104,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--duration", default=None, metavar="T", help="run length, e.g. 120, 90s, 5m (default 120 s)")
     add("--window", default=None, metavar="START/END", help="calendar window to rehearse, e.g. "
         "2024-09-02T00:00/2024-09-07T00:00 (profile zone); default the whole registration window")
-    add("--admin-token", default=None, metavar="T", help="bearer token of the target's admin API")
+    add("--admin-token", default=os.environ.get(TOKEN_ENV) or None, metavar="T", web=False,
+        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in the environment)")
     add("--seed", type=int, default=None, metavar="N", help="seed of arrivals, identities and behaviour")
     add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N", help="most Locust users in the pool")
     add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R", help="cap on arrivals per second")
@@ -163,8 +166,9 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
     """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"--gates {path}: cannot read it as JSON ({e}); give a plan's gate_schedule.json") from None
+    except (OSError, ValueError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise InputFileError(f"--gates {path}: cannot read it as JSON ({why}); give a plan's gate_schedule.json") from None
     if isinstance(data, dict):
         data = data.get("gate_schedule", data.get("gates"))
     if not isinstance(data, list):
@@ -186,12 +190,14 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
         rate = burst = None
         if row["mode"] == "rate":
             rate = row.get("rate_per_s")
-            if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
-                raise FieldError(f"{f}.rate_per_s", rate, "give a rate above 0 (applicants per calendar second)")
+            if (not isinstance(rate, int | float) or isinstance(rate, bool) or not math.isfinite(rate)
+                    or not 1e-9 <= rate <= 1e9):
+                raise FieldError(f"{f}.rate_per_s", rate, "give a finite rate from 1e-9 to 1e9 (applicants per "
+                                                          "calendar second)")
             rate = float(rate)
             b = row.get("burst") or max(1, math.ceil(rate))
-            if not isinstance(b, int | float) or isinstance(b, bool) or b < 1:
-                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number >= 1")
+            if not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b) or not 1 <= b <= 1e9:
+                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number from 1 to 1e9")
             burst = int(b)
         out.append(GateChange(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
                              label=str(row.get("label", ""))))

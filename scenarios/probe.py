@@ -32,6 +32,7 @@ from locust.env import Environment
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
 from scenarios.profile import Journeys
+from surgecast.errors import TargetError
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
@@ -133,6 +134,7 @@ def _r(x: Any) -> float | None:
 
 
 RECORDER = LevelRecorder()
+REFUSED: list[str] = []   # redirects the journeys refused: the probe stops at the first
 _IDS = itertools.count(1)
 _RUN_TAG = f"probe{int(time.time())}"
 
@@ -157,14 +159,35 @@ class ProbeApplicant(FastHttpUser):
                              identity=make_identity(rng, applicant_id=f"p{n}", run_tag=_RUN_TAG))
         t0 = time.time()
         try:
-            outcome, _ = JourneyRun(self.client, plan, PROBE_JOURNEYS, RECORDER).run()
+            outcome, _ = JourneyRun(self.client, plan, PROBE_JOURNEYS, RECORDER, on_refused=REFUSED.append).run()
         except GiveUp as g:  # run() turns these into outcomes; kept for safety
             outcome = g.outcome
         RECORDER.journey_done(time.time() - t0, outcome == "completed")
 
 
+class ProbeInterrupted(KeyboardInterrupt):
+    """SIGTERM/SIGINT during the probe; `rows` holds the levels measured before it."""
+
+    def __init__(self, signame: str, rows: list[dict[str, Any]]) -> None:
+        super().__init__(signame)
+        self.signame, self.rows = signame, rows
+
+
+def _sleep_watching(seconds: float) -> None:
+    end = time.time() + seconds
+    while time.time() < end and not REFUSED:
+        gevent.sleep(min(0.2, max(0.0, end - time.time())))
+    if REFUSED:
+        raise TargetError(f"{REFUSED[0]}; the probe stopped (no load follows a redirect)")
+
+
 def run_probe(s: ProbeSettings, *, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Step the load and return the probe.csv rows of every measured level."""
+    """Step the load and return the probe.csv rows of every measured level.
+
+    A redirect from the target stops it with a TargetError; SIGTERM/SIGINT stop it with
+    `ProbeInterrupted` carrying the rows measured so far (users stopped first).
+    """
+    REFUSED.clear()
     ProbeApplicant.host = s.host
     ProbeApplicant.documents = s.documents
     ProbeApplicant.seed = s.seed
@@ -176,9 +199,9 @@ def run_probe(s: ProbeSettings, *, progress: Callable[[str], None] | None = None
     try:
         for n in s.levels():
             runner.start(n, spawn_rate=max(10, n))
-            gevent.sleep(s.warmup_s)
+            _sleep_watching(s.warmup_s)
             RECORDER.reset()
-            gevent.sleep(s.step_duration_s)
+            _sleep_watching(s.step_duration_s)
             level = RECORDER.rows(n)
             rows.extend(level)
             stamps = next(r for r in level if r["step"] == "stamps")
@@ -193,6 +216,9 @@ def run_probe(s: ProbeSettings, *, progress: Callable[[str], None] | None = None
                 flat += 1
                 if flat >= s.patience_levels:
                     break
+    except KeyboardInterrupt as e:
+        runner.quit()
+        raise ProbeInterrupted(getattr(e, "signame", "SIGINT"), rows) from None
     finally:
         runner.quit()
         env.runner = None

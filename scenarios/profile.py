@@ -307,6 +307,8 @@ def load_profile(name_or_file: str | Path) -> Profile:
         raise ProfileError(str(path), "TOML", f"not valid TOML ({e}); fix the syntax at that line") from None
     except UnicodeDecodeError:
         raise ProfileError(str(path), "bytes", "not UTF-8 text; save the profile as UTF-8 TOML") from None
+    except RecursionError:
+        raise ProfileError(str(path), "TOML", "nested too deeply to read; a profile is a few flat tables") from None
     return parse_profile(data, source=str(path))
 
 
@@ -500,11 +502,13 @@ def _reopening(r: _Reader, cal: Calendar) -> tuple[GateChange, ...]:
         if mode == "rate" and "rate_share" in g:
             if "rate_per_s" in g:
                 raise ProfileError(f"{f}.rate_share", g["rate_share"], "give rate_per_s or rate_share, not both")
-            share = r.number(f"{f}.rate_share", value=g.get("rate_share"), minimum=0, exclusive=True)
-            burst = int(r.number(f"{f}.burst", value=g["burst"], minimum=1, integer=True)) if "burst" in g else None
+            share = r.number(f"{f}.rate_share", value=g.get("rate_share"), minimum=1e-9, maximum=1e3)
+            burst = (int(r.number(f"{f}.burst", value=g["burst"], minimum=1, maximum=1e9, integer=True))
+                     if "burst" in g else None)
         elif mode == "rate":
-            rate = r.number(f"{f}.rate_per_s", value=g.get("rate_per_s"), minimum=0, exclusive=True)
-            burst = int(r.number(f"{f}.burst", value=g.get("burst", max(1, math.ceil(rate))), minimum=1, integer=True))
+            rate = r.number(f"{f}.rate_per_s", value=g.get("rate_per_s"), minimum=1e-9, maximum=1e9)
+            burst = int(r.number(f"{f}.burst", value=g.get("burst", max(1, math.ceil(rate))), minimum=1,
+                                 maximum=1e9, integer=True))
         out.append(GateChange(at=r.when(f"{f}.at", cal.tz, value=g.get("at")), gate=gate, mode=mode,
                               rate_per_s=rate, burst=burst, label=str(g.get("label", "")), rate_share=share))
     return tuple(sorted(out, key=lambda g: g.at))

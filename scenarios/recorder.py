@@ -181,11 +181,13 @@ class Recorder:
     # ---- queue -------------------------------------------------------------------------------
     def queue_sample(self, unix: float, m: dict[str, Any]) -> None:
         """One `GET /admin/metrics` sample -> a queue.csv row."""
-        res = m.get("resources", {})
-        iss, pay, gates = res.get("issuer", {}), res.get("payments", {}), m.get("gates", {})
+        def obj(x: Any) -> dict[str, Any]:  # a target may answer wrong-typed JSON: never crash the monitor
+            return x if isinstance(x, dict) else {}
+        res = obj(obj(m).get("resources"))
+        iss, pay, gates = obj(res.get("issuer")), obj(res.get("payments")), obj(obj(m).get("gates"))
 
         def gate(name: str) -> str:
-            g = gates.get(name, {})
+            g = obj(gates.get(name))
             return f"rate:{g.get('rate_per_s')}" if g.get("mode") == "rate" else g.get("mode", "")
         self.queue_rows.append([iso_utc(unix), self.calendar_iso(unix), iss.get("queue_depth"), iss.get("busy"),
                                 iss.get("workers"), iss.get("completed"), iss.get("failed"),

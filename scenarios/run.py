@@ -11,12 +11,10 @@ own CSVs, which Locust writes itself and `publish_locust_csvs` moves in at exit.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
+import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +37,7 @@ from scenarios.summary import exit_code_for, run_json, summary_json
 from scenarios.target import AdminClient
 from scenarios.thresholds import ThresholdWatch
 from surgecast import atomic
+from surgecast.jsonhttp import HttpError, JsonClient, RedirectRefused
 
 SETUP_CONCURRENCY = 16
 PROGRESS_EVERY_S = 5.0
@@ -47,6 +46,7 @@ IDENTITIES_BEFORE_START = 20_000  # Faker parts made in one batch before the ori
 IDENTITIES_AHEAD = 64             # during the run, keep this many made ahead of the dispatcher ...
 IDENTITY_SLACK_S = 0.005          # ... topping up only when the next arrival is at least this far off
 PROGRESS_PREFIX = "[surgecast]"
+SETUP_MAX_BYTES = 1 << 20
 
 
 def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float], n: int,
@@ -72,20 +72,19 @@ def build_schedule(s: RunSettings, share: float = 1.0) -> ArrivalSchedule:
 
 def _http(host: str, method: str, path: str, body: Any = None, token: str | None = None,
           key: str | None = None, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(host + path, method=method,
-                                 data=None if body is None else json.dumps(body).encode())
-    req.add_header("Content-Type", "application/json")
+    """(status, JSON object) of one set-up request; (0, {}) when it failed, RedirectRefused propagates."""
+    headers = {"Idempotency-Key": key} if key else {}
     if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if key:
-        req.add_header("Idempotency-Key", key)
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (checked host)
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, {}
-    except (urllib.error.URLError, OSError, ValueError):
+        reply = JsonClient(host, deadline_s=timeout, max_bytes=SETUP_MAX_BYTES).request(
+            method, path, json_body={} if body is None and method != "GET" else body, headers=headers)
+    except RedirectRefused:
+        raise
+    except HttpError:
         return 0, {}
+    value = reply.json_or_none() if reply.status < 400 else None
+    return reply.status, value if isinstance(value, dict) else {}
 
 
 def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout_s: float = 30.0) -> Account | None:
@@ -140,6 +139,8 @@ def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
             m = owner.admin.metrics()
             if m is not None:
                 owner.recorder.queue_sample(now, m)
+            for msg in owner.admin.refused:
+                owner.refuse(msg)
         cpu = getattr(owner.runner, "current_cpu_usage", None)
         if cpu is not None:
             owner.cpu_max = max(owner.cpu_max or 0.0, float(cpu))
@@ -185,8 +186,20 @@ class Rehearsal:
         self.setup_s = 0.0
         self.cpu_max: float | None = None
         self.aborted_by: str | None = None
+        self.refused: list[str] = []        # redirects off the target, refused (the run stops at the first)
+        self.interrupted = False            # stopped by a signal before its end: results incomplete
         self.finished = False
         self._greenlets: list[gevent.Greenlet] = []
+        self._setup_pool: Pool | None = None
+
+    def refuse(self, message: str) -> None:
+        """The target redirected off its origin: record it and stop the run (no more load goes there)."""
+        if message not in self.refused:
+            self.refused.append(message)
+        if len(self.refused) == 1:
+            print(f"{PROGRESS_PREFIX} refused: {message}; stopping the run", flush=True)
+            if self.runner is not None:
+                gevent.spawn(self.runner.quit)
 
     # ---- plans ---------------------------------------------------------------------------
     def _calendar_iso(self, test_s: float) -> str:
@@ -228,11 +241,15 @@ class Rehearsal:
         """Make the accounts of returning and stamp-only applicants before the run (un-timed)."""
         t0 = time.time()
         need = [i for i, k in enumerate(self.kinds) if k != "new_applicant"]
-        pool = Pool(SETUP_CONCURRENCY)
+        pool = self._setup_pool = Pool(SETUP_CONCURRENCY)
 
         def one(i: int) -> None:
             plan = self.plan(i, 0.0)
-            acc = prepare_account(self.s.host, plan, with_quota=plan.journey == "stamp_only")
+            try:
+                acc = prepare_account(self.s.host, plan, with_quota=plan.journey == "stamp_only")
+            except RedirectRefused as e:
+                self.refuse(str(e))
+                acc = None
             self.accounts[i] = acc
             if acc is not None:
                 aid = plan.applicant_id
@@ -249,6 +266,8 @@ class Rehearsal:
                                                  status="credited" if kind == "payment" else "pending_payment",
                                                  unix=time.time(), **told)
         for i in need:
+            if self.refused or self.finished:
+                break
             pool.spawn(one, i)
         pool.join()
         self.setup_s = time.time() - t0
@@ -311,6 +330,8 @@ class Rehearsal:
         self.finished = True
         for g in self._greenlets:
             g.kill(block=False)
+        if self._setup_pool is not None:
+            self._setup_pool.kill(block=False)
         now = time.time()
         for a in self.recorder.arrivals.values():
             if not a["outcome"] and a["started"] is not None:
@@ -331,45 +352,57 @@ class Rehearsal:
             self.s, self.recorder, out=out, admin=self.admin, gates_before=self.gates_before,
             action_log=self.action_log, watch=self.watch, origin_unix=self.origin_unix or self.started_unix,
             started_unix=self.started_unix, scheduled_expected=self.schedule.expected(), cpu_max=self.cpu_max,
-            extra={**self.setup_extra(), "aborted_by": self.aborted_by})
+            extra={**self.setup_extra(), "aborted_by": self.aborted_by},
+            refused=self.refused, interrupted=self.interrupted)
+        self.concluded = True
         return self.exit_code
 
     exit_code = 0
+    concluded = False
 
 
 def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: AdminClient | None,
              gates_before: dict[str, Any] | None, action_log: list[dict[str, Any]], watch: ThresholdWatch,
              origin_unix: float, started_unix: float, scheduled_expected: float, cpu_max: float | None,
-             extra: dict[str, Any], lost_workers: list[dict[str, Any]] | None = None) -> int:
+             extra: dict[str, Any], lost_workers: list[dict[str, Any]] | None = None,
+             refused: list[str] | None = None, interrupted: bool = False) -> int:
     """Put the target back, fetch its audit and ledger, reconcile, and write the run directory.
 
     The one writer of a rehearsal's files, used by a single process (`Rehearsal.finish`)
     and by a distributed master after merging its workers' recorders, so both directories
     have the same format. `lost_workers` (distributed only: workers whose results never
-    came) forces exit 3 and is written to run.json and summary.json. Returns the exit code.
+    came) forces exit 3 and is written to run.json and summary.json.
+
+    Honest outcomes: the client's files are written first, whatever the target answers
+    afterwards; `run_problems` lists why a run that lost nothing still failed (exit 1):
+    a redirect refused, an interruption, nothing arriving or completing, reconciliation
+    that could not run, a target that died. summary.json carries `complete` and
+    `problems`. Returns the exit code; a run directory that cannot be written is one
+    line on stderr and exit 1.
     """
     audit = server_ledger = server_records = None
-    if admin is not None:
-        restore(admin, gates_before, action_log)
-        audit = admin.get_optional("/admin/audit")
-        server_ledger = admin.get_optional("/admin/ledger")
-        server_records = admin.get_optional("/admin/records")
-    rows = recorder.ledger_rows()
-    evidence = server_records if server_records is not None else server_ledger
-    # The run ends mid-surge: work still paying or queued is reported, not failed (a drill drains first).
-    recon = reconcile(rows, evidence, settled=False) if evidence is not None else None
-    thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
-    code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
-    if lost_workers:
-        code = 3
     finished = time.time()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        recorder.write_files(out)
-        if s.profile is not None:
-            src = Path(s.profile.source)
-            if src.is_file():
-                atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
+    try:
+        if out is not None:
+            _write_client_files(s, recorder, out)
+        if admin is not None and not (refused or admin.refused):
+            restore(admin, gates_before, action_log)
+            audit = admin.get_optional("/admin/audit", dict)
+            server_ledger = admin.get_optional("/admin/ledger", dict)
+            server_records = admin.get_optional("/admin/records", dict)
+        evidence = server_records if server_records is not None else server_ledger
+        recon, recon_error = _reconcile(recorder.ledger_rows(), evidence)
+        thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
+        code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
+        if lost_workers:
+            code = 3
+        problems = run_problems(s, recorder, admin=admin, refused=list(refused or []), interrupted=interrupted,
+                                server_ledger=evidence, recon_error=recon_error)
+        if problems and code == 0:
+            code = 1
+        finished = time.time()
+        if out is None:
+            return code
         if audit is not None:
             atomic.write_json(out / "audit.json", audit)
         if server_ledger is not None:
@@ -378,14 +411,75 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
             atomic.write_json(out / "server_records.json", server_records)
         if recon is not None:
             atomic.write_json(out / "reconciliation.json", recon)
-        more = {"lost_workers": lost_workers} if lost_workers is not None else {}
+        more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
+        more.update(complete=not interrupted, problems=problems)
+        if admin is not None and admin.problems:
+            more["admin_problems"] = list(admin.problems)
         atomic.write_json(out / "run.json", run_json(s, origin_unix=origin_unix, started_unix=started_unix,
                                                      finished_unix=finished,
                                                      extra={"admin_actions": action_log, **extra, **more}))
         atomic.write_json(out / "summary.json", summary_json(
             s, recorder, scheduled_expected=scheduled_expected, elapsed_s=finished - origin_unix,
             thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more))
+    except OSError as e:
+        print(f"OutputError: cannot write the run directory {out} ({e.strerror or e}); free space or give "
+              f"another --out", file=sys.stderr, flush=True)
+        return 1
     return code
+
+
+def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
+    """What the client collected (arrivals, ledger, latencies, queue samples): written before anything else."""
+    out.mkdir(parents=True, exist_ok=True)
+    recorder.write_files(out)
+    if s.profile is not None:
+        src = Path(s.profile.source)
+        if src.is_file():
+            atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
+
+
+def _reconcile(rows: list[dict[str, Any]], evidence: Any) -> tuple[dict[str, Any] | None, str]:
+    """(reconciliation, "") or (None, why it could not run) for server evidence of the wrong shape.
+
+    The run ends mid-surge: work still paying or queued is reported, not failed (a drill drains first).
+    """
+    if evidence is None:
+        return None, ""
+    try:
+        return reconcile(rows, evidence, settled=False), ""
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        return None, f"GET /admin/records answered records of the wrong shape ({type(e).__name__}: {e})"
+
+
+def run_problems(s: RunSettings, recorder: Recorder, *, admin: AdminClient | None, refused: list[str],
+                 interrupted: bool, server_ledger: Any, recon_error: str) -> list[str]:
+    """Why a run failed although nothing was found lost (each makes the exit code at least 1)."""
+    c = recorder.counts
+    problems = [f"refused: {m}" for m in dict.fromkeys([*refused, *(admin.refused if admin else [])])]
+    if interrupted:
+        problems.append("interrupted by a signal before the end: the results are incomplete")
+    if admin is not None and not refused and not admin.refused:
+        if recon_error:
+            problems.append(f"reconciliation could not run: {recon_error}")
+        elif server_ledger is None:
+            problems.append(f"reconciliation could not run: GET {admin.host}/admin/records failed at the end "
+                            f"(the target died or refused); nothing can be said about lost data")
+    elif not refused and not _alive(s.host):
+        problems.append(f"the target {s.host} did not answer GET /healthz at the end: it died during the run")
+    if c.get("scheduled", 0) == 0:
+        problems.append("nothing arrived: no applicant was scheduled in the run")
+    elif c.get("completed", 0) == 0:
+        problems.append(f"nothing succeeded: none of {c.get('scheduled', 0)} applicants completed a journey "
+                        f"({recorder.errors} of {recorder.requests} requests failed)")
+    return problems
+
+
+def _alive(host: str) -> bool:
+    try:
+        JsonClient(host, deadline_s=5.0, max_bytes=SETUP_MAX_BYTES).request("GET", "/healthz")
+    except HttpError:
+        return False
+    return True
 
 
 def publish_locust_csvs(staging: Path, out: Path) -> None:

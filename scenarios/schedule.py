@@ -127,7 +127,12 @@ def restore(admin: AdminClient, gates_before: dict[str, Any] | None, log: list[d
         return
     try:
         admin.faults(issuer="resume", issuer_slow_factor=1.0)
-        for name, g in (gates_before or {}).items():
-            admin.set_gate(name, g.get("mode", "open"), g.get("rate_per_s"), g.get("burst"))
+        for name, g in (gates_before if isinstance(gates_before, dict) else {}).items():
+            if isinstance(g, dict) and isinstance(g.get("mode", "open"), str):
+                admin.set_gate(name, g.get("mode", "open"), _number(g.get("rate_per_s")), _number(g.get("burst")))
     except SurgecastError:
         pass
+
+
+def _number(x: Any) -> Any:
+    return x if isinstance(x, int | float) and not isinstance(x, bool) else None

@@ -9,7 +9,7 @@ Load goes only to loopback unless the user says otherwise::
     ...
     surgecast.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
 
-The admin client uses only the standard library (urllib), so it works both in
+The admin client uses `surgecast.jsonhttp` (standard library only), so it works both in
 the command's process and inside Locust (where gevent patches sockets).
 """
 
@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
 from surgecast.errors import FieldError, TargetError
+from surgecast.jsonhttp import (
+    BadResponse,
+    BodyTooLarge,
+    DeadlineExceeded,
+    HttpError,
+    JsonClient,
+    RedirectRefused,
+    Unreachable,
+)
 
 
 def is_loopback(url: str) -> bool:
@@ -47,9 +54,17 @@ def check_host(url: str, *, allow_remote: bool) -> str:
     >>> check_host("http://localhost:8080/", allow_remote=False)
     'http://localhost:8080'
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port outside 0..65535 or not a number
+    except ValueError:
+        raise FieldError("--host", url, "not a valid URL (check the brackets of an IPv6 address and the port "
+                                        "0..65535); give a URL such as http://127.0.0.1:8080") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise FieldError("--host", url, "give a URL such as http://127.0.0.1:8080")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise FieldError("--host", url, "give only scheme, host, port and path: no user, password, query or "
+                                        "fragment (e.g. http://127.0.0.1:8080)")
     if not allow_remote and not is_loopback(url):
         raise FieldError("--host", url, "not a loopback address; load goes only to 127.0.0.0/8, ::1 "
                                         "or localhost unless you add --allow-remote")
@@ -59,55 +74,78 @@ def check_host(url: str, *, allow_remote: bool) -> str:
 class AdminClient:
     """The target's admin API (`/admin/...`), or None-returning calls when it has none.
 
-    >>> c = AdminClient("http://127.0.0.1:9", token="t", timeout=0.2)
-    >>> c.get_optional("/admin/config") is None
-    True
+    Every call has a total deadline and a capped body, follows no redirect off the
+    target's origin and sends the token only there (`surgecast.jsonhttp`). What went
+    wrong with optional calls (a refused redirect, a wrong-typed answer) is kept in
+    `problems`, so the run can report it instead of hiding it::
+
+        >>> c = AdminClient("http://127.0.0.1:9", token="t", timeout=0.2)
+        >>> c.get_optional("/admin/config") is None
+        True
     """
 
     def __init__(self, host: str, *, token: str | None, timeout: float = 5.0) -> None:
         self.host = host.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.client = JsonClient(self.host, token=token, deadline_s=timeout, max_bytes=ADMIN_MAX_BYTES)
+        self.problems: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.host!r}, token={'***' if self.token else None})"
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.host + path, data=data, method=method)
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (checked host)
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        big = path.startswith(("/admin/ledger", "/admin/audit"))  # a big run's ledger; the rest is small
+        reply = self.client.request(method, path, json_body=body, max_bytes=None if big else ADMIN_SMALL_BYTES)
+        if reply.status >= 400:
+            raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}", method=method,
+                              url=self.host + path)
+        return reply.json()
+
+    @property
+    def refused(self) -> list[str]:
+        """Messages of the redirects this client refused (empty when none)."""
+        return self.client.refused
 
     def get(self, path: str) -> Any:
         """GET an admin path; raise TargetError when it fails."""
         try:
             return self._request("GET", path)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise TargetError(f"GET {self.host}{path} failed ({e}); check --host and --admin-token") from None
+        except HttpError as e:
+            raise TargetError(f"{e}; check --host and --admin-token") from None
 
-    def get_optional(self, path: str) -> Any:
-        """GET an admin path; None when the target has no admin API or refuses."""
+    def get_optional(self, path: str, kind: type | None = None) -> Any:
+        """GET an admin path; None when the target has no admin API, refuses, or (with `kind`) answers another type."""
         try:
-            return self._request("GET", path)
-        except (urllib.error.URLError, OSError, ValueError):
+            value = self._request("GET", path)
+        except RedirectRefused as e:
+            self._note(str(e))
             return None
+        except HttpError:
+            return None
+        if kind is not None and value is not None and not isinstance(value, kind):
+            self._note(f"GET {self.host}{path} answered a JSON {type(value).__name__}, not an {kind.__name__}; ignored")
+            return None
+        return value
+
+    def _note(self, problem: str) -> None:
+        if problem not in self.problems and len(self.problems) < 20:
+            self.problems.append(problem)
 
     def send(self, method: str, path: str, body: Any) -> Any:
         """PUT/POST an admin change; raise TargetError when it fails."""
         try:
             return self._request(method, path, body)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            raise TargetError(f"{method} {self.host}{path} failed ({e}); check --admin-token") from None
+        except HttpError as e:
+            raise TargetError(f"{e}; check --admin-token") from None
 
     def metrics(self) -> dict[str, Any] | None:
         """`GET /admin/metrics`, or None."""
-        return self.get_optional("/admin/metrics")
+        return self.get_optional("/admin/metrics", dict)
 
     def config(self) -> dict[str, Any] | None:
         """`GET /admin/config`, or None."""
-        return self.get_optional("/admin/config")
+        return self.get_optional("/admin/config", dict)
 
     def set_gate(self, gate: str, mode: str, rate_per_s: float | None = None, burst: int | None = None) -> Any:
         """`PUT /admin/gates/{gate}`."""
@@ -121,6 +159,8 @@ class AdminClient:
         return self.send("POST", "/admin/faults", changes)
 
 
+ADMIN_MAX_BYTES = 256 << 20   # a big run's /admin/ledger or audit; anything larger is refused
+ADMIN_SMALL_BYTES = 4 << 20   # metrics, config, gates, faults
 PREFLIGHT_TIMEOUT_S = 5.0
 _PREFLIGHT_MAX_BYTES = 1 << 20
 
@@ -133,40 +173,34 @@ def _endpoint(host: str) -> str:
 
 def _preflight_get(host: str, path: str, token: str | None, timeout_s: float) -> tuple[int, str, bytes]:
     """(status, content type, body) of one GET, or TargetError naming what went wrong and the fix."""
-    req = urllib.request.Request(host + path, method="GET", headers={"Accept": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
+    client = JsonClient(host, token=token, deadline_s=timeout_s, max_bytes=_PREFLIGHT_MAX_BYTES)
     try:
-        try:
-            resp = urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 (checked host)
-        except urllib.error.HTTPError as e:  # a status >= 400 still tells us what the target speaks
-            resp = e
-        with resp:
-            body = resp.read(_PREFLIGHT_MAX_BYTES)
-            return int(resp.status or 0), resp.headers.get("Content-Type", "") or "", body
-    except TimeoutError:
-        raise TargetError(f"{host} accepted the connection but did not answer GET {path} within {timeout_s:g} s; "
-                          f"the target hangs: check that --host is the API (not a stuck proxy) and that it is "
+        reply = client.request("GET", path)
+    except DeadlineExceeded:
+        raise TargetError(f"{host} did not answer GET {path} in full within {timeout_s:g} s; the target "
+                          f"hangs or trickles: check that --host is the API (not a stuck proxy) and that it is "
                           f"not overloaded") from None
-    except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, ConnectionRefusedError):
+    except RedirectRefused as e:
+        raise TargetError(f"{e}; give the API's own base URL as --host") from None
+    except BodyTooLarge:
+        raise TargetError(f"{host} answered GET {path} with more than {_PREFLIGHT_MAX_BYTES:,} bytes; it is not "
+                          f"the stamping API: fix --host") from None
+    except Unreachable as e:
+        if "refused" in str(e):
             raise TargetError(f"{host} refused the connection: nothing listens on {_endpoint(host)}; start the "
                               f"target (e.g. surgecast testbed --port {_endpoint(host).rsplit(':', 1)[1]}) "
                               f"or fix --host") from None
-        if isinstance(reason, TimeoutError):
-            raise TargetError(f"{host} did not accept or answer GET {path} within {timeout_s:g} s; the target "
-                              f"hangs or a firewall drops the packets: check --host") from None
-        raise TargetError(f"{host}: cannot reach it ({reason}); fix --host") from None
-    except (OSError, ValueError) as e:  # reset, broken HTTP (e.g. not an HTTP server at all)
-        raise TargetError(f"{host}: GET {path} failed ({type(e).__name__}: {e}); check that --host is "
+        raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); fix --host") from None
+    except HttpError as e:  # broken HTTP (e.g. not an HTTP server at all)
+        raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that --host is "
                           f"the target's HTTP API") from None
+    return reply.status, reply.content_type, reply.body
 
 
 def _json_or_none(ctype: str, body: bytes) -> Any:
     try:
         return json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
@@ -174,11 +208,12 @@ def preflight(host: str, *, admin_token: str | None = None,
               timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str, Any] | None:
     """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config` or None.
 
-    `GET /healthz` must answer within `timeout_s` with a JSON body (any status: a
-    service without /healthz still answers a JSON 404). With `admin_token`,
-    `GET /admin/config` must not refuse the token (401/403); a target without an
-    admin API (404) gives None. Everything else raises `TargetError` (exit 2) in
-    one line naming the host, what was wrong and the fix::
+    `GET /healthz` must answer in full within `timeout_s` (a total deadline) with a
+    JSON body (any status: a service without /healthz still answers a JSON 404), and
+    without redirecting to another origin. With `admin_token`, `GET /admin/config`
+    must not refuse the token (401/403); a target without an admin API (404) gives
+    None. Everything else raises `TargetError` (exit 2) in one line naming the host,
+    what was wrong and the fix::
 
         >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
         >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS

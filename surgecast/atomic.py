@@ -9,7 +9,7 @@ leaves the old file or none::
     >>> (d / "x.json").read_text()
     '{\\n  "ok": true\\n}\\n'
 
-This module imports nothing of the project, so every room may import it.
+This module imports nothing of the project (but `surgecast.errors`, lazily), so every room may import it.
 """
 
 from __future__ import annotations
@@ -90,3 +90,42 @@ def write_csv(
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)
+
+
+def check_writable(path: Path | str, flag: str = "--out") -> Path:
+    """Refuse (FieldError, exit 2) a directory that cannot be made or written, before any work; creates nothing.
+
+    The nearest existing ancestor must be a writable directory (not a file, not on a
+    read-only file system, not /proc or /sys)::
+
+        >>> check_writable("/proc/x")
+        Traceback (most recent call last):
+        ...
+        surgecast.errors.FieldError: --out = '/proc/x': cannot write there (a kernel file system); give a directory on a writable disk
+    """
+    from surgecast.errors import FieldError
+
+    p = Path(path)
+    try:
+        resolved = p.resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise FieldError(flag, str(path), "not a usable path; give a directory such as runs/x") from None
+    if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise FieldError(flag, str(path), "cannot write there (a kernel file system); give a directory on a "
+                                          "writable disk")
+    probe = resolved
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FieldError(flag, str(path), f"{probe} is a file, not a directory; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        why = "read-only file system" if _read_only(probe) else "no permission to write"
+        raise FieldError(flag, str(path), f"cannot write in {probe} ({why}); give a writable directory")
+    return p
+
+
+def _read_only(p: Path) -> bool:
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

@@ -21,7 +21,8 @@ import sys
 from collections.abc import Sequence
 
 from surgecast import __version__
-from surgecast.errors import EXIT_USAGE, SurgecastError, UsageError
+from surgecast.children import signals_raise
+from surgecast.errors import EXIT_THRESHOLD, EXIT_USAGE, SurgecastError, UsageError
 
 # name -> (module, one-line help). The order is the order of a surge's work.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -70,6 +71,18 @@ def build_parser(name: str) -> OneLineParser:
     return parser
 
 
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    r"""`text` with every character that breaks a line escaped, so an error is always one line.
+
+    >>> one_line("a\nb\x1ec")
+    'a\\nb\\x1ec'
+    """
+    return text.translate(str.maketrans(_LINE_BREAKS))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
@@ -90,15 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
         parser = build_parser(name)
         ns = parser.parse_args(args[1:])
-        return int(ns._run(ns) or 0)
+        with signals_raise():
+            return int(ns._run(ns) or 0)
     except SurgecastError as e:
-        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("Interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (surgecast.children.Interrupted); children stopped
+        how = getattr(e, "signame", "SIGINT")
+        print(f"Interrupted: {args[0]} stopped by {how} before its end; what it wrote is incomplete (exit 1)",
+              file=sys.stderr)
+        return EXIT_THRESHOLD
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a full or read-only disk met while writing: one line, the run failed
+        where = f" {e.filename}" if e.filename else ""
+        print(f"OutputError: cannot write{where} ({e.strerror or e}); free space or give another --out",
+              file=sys.stderr)
+        return EXIT_THRESHOLD
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import secrets
 import sqlite3
 import subprocess
@@ -44,8 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +52,10 @@ from typing import Any
 
 from scenarios.profile import flat_profile_toml
 from surgecast import atomic
+from surgecast.children import child_env
+from surgecast.children import stop as stop_child
 from surgecast.errors import FieldError, SurgecastError
+from surgecast.jsonhttp import HttpError, JsonClient
 
 DRAIN_TIMEOUT_S = 30.0
 LOAD_START_TIMEOUT_S = 60.0
@@ -70,17 +70,14 @@ BASE_TESTBED = ("security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations
 
 # ---- the admin API of the drill's testbed (stdlib only) ------------------------------------
 def _admin(url: str, token: str, method: str, path: str, body: Any = None, timeout: float = 5.0) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (loopback testbed)
-        return json.loads(r.read() or b"null")
+    client = JsonClient(url, token=token, deadline_s=timeout, max_bytes=256 << 20)
+    return client.json(method, path, json_body=body, ok=(200, 201, 202))
 
 
 def _admin_optional(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
     try:
         return _admin(url, token, method, path, body)
-    except (urllib.error.URLError, OSError, ValueError):
+    except HttpError:
         return None
 
 
@@ -465,11 +462,11 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
             scale = drill.rate_per_s * duration / 86400.0
             cmd = [sys.executable, "-m", "surgecast", "rehearse", "--profile", str(profile), "--duration",
                    repr(duration), "--scale", repr(scale), "--seed", str(seed), "--host", tb.url,
-                   f"--admin-token={tb.admin_token}", "--out", str(out), "--quiet"]
+                   "--out", str(out), "--quiet"]  # the admin token goes in the environment, not argv
             if fresh_keys:
                 cmd.append("--fresh-idempotency-keys")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                    env=child_env(tb.admin_token))
             fault_error: list[str] = []
             thread: threading.Thread | None = None
             try:
@@ -491,6 +488,12 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
                     proc.kill()
                     stdout, stderr = proc.communicate()
                     stderr += f"\n(rehearsal killed after {limit:.0f} s)"
+            except KeyboardInterrupt as e:  # SIGTERM/SIGINT: stop the load, say so, leave no testbed behind
+                ctx.stop.set()
+                stop_child(proc, 7.0)
+                ctx.event("interrupted", signal=getattr(e, "signame", "SIGINT"), rehearse_exit=proc.returncode)
+                _write_interrupted(drill, ctx, out, e, started, seed=seed, duration=duration)
+                raise
             finally:
                 ctx.stop.set()
                 if thread is not None:
@@ -509,7 +512,7 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
             if name == "payment-chaos" and not fault_error:
                 try:
                     _chaos_after(ctx)
-                except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+                except (HttpError, KeyError, TypeError) as e:
                     fault_error.append(f"late confirmations: {e}")
             audit, waited = _drain(tb.url, tb.admin_token, DRAIN_TIMEOUT_S)
             ctx.event("drained" if audit and audit["totals"].get("stamps_pending") == 0
@@ -530,6 +533,21 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
     if out.is_dir() or not out.exists():
         atomic.write_json(out / "drill.json", ordered)
     return ordered
+
+
+def _write_interrupted(drill: Drill, ctx: DrillContext, out: Path, e: BaseException, started: float, *,
+                       seed: int, duration: float) -> None:
+    """drill.json of a drill stopped by a signal: not passed, and saying it was interrupted."""
+    how = getattr(e, "signame", "SIGINT")
+    result = {"name": drill.name, "proves": drill.proves, "injects": drill.injects,
+              "verdict": {"passed": False, "interrupted": True, "failed_checks": [],
+                          "reason": f"interrupted by {how} before the drill ended: nothing was judged"},
+              "checks": [], "timeline": ctx.timeline, "seed": seed, "duration_s": duration,
+              "started_at": _iso(started), "finished_at": _iso(time.time()),
+              "elapsed_s": round(time.time() - started, 2)}
+    if out.is_dir() or not out.exists():
+        with contextlib.suppress(OSError):
+            atomic.write_json(out / "drill.json", result)
 
 
 def _reconciliation_check(client: list[dict[str, str]], records: dict[str, Any] | None,

@@ -85,3 +85,9 @@ class IntegrityError(SurgecastError):
     """Reconciliation or audit found data lost or duplicated (exit 3)."""
 
     exit_code = EXIT_INTEGRITY
+
+
+class RunFailed(SurgecastError):
+    """A run crashed, was cut short, or achieved nothing (exit 1): not a usage error, nothing found lost."""
+
+    exit_code = EXIT_THRESHOLD

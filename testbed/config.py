@@ -166,6 +166,8 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # a bare word such as shed or lognormal
+    except RecursionError:
+        raise ConfigError("--set", item, "the value is nested too deeply; give a number, word or flat list") from None
     return key.strip().split("."), value
 
 
@@ -341,4 +343,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = _merge(data, tomllib.loads(text))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError("--config", str(path), f"not valid TOML: {e}") from None
+        except RecursionError:
+            raise ConfigError("--config", str(path), "nested too deeply to read; give flat tables") from None
     return config_from_dict(apply_overrides(data, overrides or []))

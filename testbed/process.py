@@ -25,13 +25,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Mapping
 from typing import IO
 
+from surgecast.children import child_env
 from surgecast.errors import TargetError
+from surgecast.jsonhttp import HttpError, JsonClient
 
 START_TIMEOUT_S = 20.0
 MUTANT_ENV = "SURGECAST_TESTBED_MUTANT"  # test-only, see TestbedServer.command
@@ -72,10 +72,11 @@ class TestbedServer:
         """
         # Test-only: SURGECAST_TESTBED_MUTANT=NAME starts a deliberately broken testbed through
         # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle; docs/reliability.md).
+        # The admin token goes in the environment (SURGECAST_ADMIN_TOKEN), never on argv: ps shows argv.
         mutant = self.env.get(MUTANT_ENV)
         launcher = ["tests.mutants", mutant] if mutant else ["surgecast"]
         cmd = [sys.executable, "-m", *launcher, "testbed", "--host", self.host, "--port", str(self.port),
-               f"--db={self.db_path}", f"--admin-token={self.admin_token}"]  # '=' form: a token may start with '-'
+               f"--db={self.db_path}"]
         if self.config:
             cmd.append(f"--config={self.config}")
         return cmd + self.extra_args
@@ -85,8 +86,7 @@ class TestbedServer:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self._stderr.clear()
-        env = dict(self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = child_env(self.admin_token, base=self.env)  # and it stops itself if this process dies
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env, start_new_session=True)
         threading.Thread(target=self._drain, args=(self.proc.stderr, self._stderr), daemon=True).start()
@@ -167,10 +167,9 @@ class TestbedServer:
             if self.proc is not None and self.proc.poll() is not None:
                 self._fail("the server exited")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
+                if JsonClient(self.url, deadline_s=2.0).request("GET", "/healthz").status == 200:
+                    return
+            except HttpError:
                 pass
             time.sleep(0.05)
         self._fail("GET /healthz did not answer 200 in time")

@@ -25,7 +25,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from surgecast import atomic
-from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, SurgecastError, UsageError
+from surgecast.atomic import check_writable
+from surgecast.children import TOKEN_ENV, child_env
+from surgecast.children import stop as stop_child
+from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
 PROFILE = "casn2024"
 
@@ -45,10 +48,16 @@ def _phase(n: int, title: str) -> None:
     print(f"\n== [{n}/5] {title}", flush=True)
 
 
-def _run(cmd: list[str], what: str) -> int:
-    shown = " ".join(c if not c.startswith("--admin-token=") else "--admin-token=***" for c in cmd[2:])
-    print(f"   $ surgecast {shown.removeprefix('surgecast ')}", flush=True)
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL)
+def _run(cmd: list[str], what: str, token: str | None = None) -> int:
+    shown = " ".join(cmd[2:])
+    pre = f"{TOKEN_ENV}=*** " if token else ""
+    print(f"   $ {pre}surgecast {shown.removeprefix('surgecast ')}", flush=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token))
+    try:
+        proc.wait()
+    except KeyboardInterrupt:  # SIGTERM/SIGINT: the phase publishes what it has, then the testbed stops
+        stop_child(proc, 8.0)
+        raise
     if proc.returncode == 2:
         raise UsageError(f"the {what} phase stopped with a usage error (see the line above)")
     return proc.returncode
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise FieldError("--out", str(out), "is a file; give a directory")
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     from scenarios.profile import load_profile
     from testbed.process import TestbedServer
@@ -84,19 +94,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"   testbed at {tb.url}", flush=True)
 
         _phase(2, "probe its capacity: closed-model load at concurrency 1, 2, 4, ... until it stops rising")
-        probe = [*me, "probe", "--host", tb.url, f"--admin-token={token}", "--out", str(out), "--seed", str(args.seed)]
+        probe = [*me, "probe", "--host", tb.url, "--out", str(out), "--seed", str(args.seed)]
         probe += ["--step-duration", "3", "--warmup", "1", "--max-concurrency", "16"] if args.quick else \
                  ["--step-duration", "6", "--warmup", "2", "--max-concurrency", "64"]
-        if _run(probe, "probe") != 0:
-            raise SurgecastError("the probe failed; see its output above")
+        if _run(probe, "probe", token) != 0:
+            raise RunFailed("the probe failed; see its output above")
         capacity = json.loads((out / "capacity.json").read_text())
         if not capacity.get("stamps_per_second"):
-            raise SurgecastError("the probe measured no sustainable capacity; see capacity.json")
+            raise RunFailed("the probe measured no sustainable capacity; see capacity.json")
 
         _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
         if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
                 "plan") != 0:
-            raise SurgecastError("the planner failed; see its output above")
+            raise RunFailed("the planner failed; see its output above")
 
         start, end = _window(profile)
         cal = profile.calendar
@@ -107,11 +117,11 @@ def run(args: argparse.Namespace) -> int:
         scale = 1.0 / compress  # demand multiplier 1: the plan's capacity is this testbed's
         _phase(4, f"rehearse {start} .. {end} in {args.duration:g} s (compress {compress:,.0f}x, "
                   f"scale {scale:.3g}): the outage and the plan's reopening played on the testbed")
-        code = _run([*me, "rehearse", "--profile", PROFILE, "--host", tb.url, f"--admin-token={token}",
+        code = _run([*me, "rehearse", "--profile", PROFILE, "--host", tb.url,
                      "--embedded-testbed", "--window", f"{start}/{end}", "--duration", f"{args.duration:g}",
                      "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
                      "--gates", str(out / "gate_schedule.json"), "--seed", str(args.seed), "--out", str(out)],
-                    "rehearse")
+                    "rehearse", token)
 
     _phase(5, "check the rehearsal against the plan, and build the report")
     from analysis.follow import check_plan_followed
@@ -128,5 +138,5 @@ def run(args: argparse.Namespace) -> int:
     if code == EXIT_INTEGRITY or not check["checks"][2]["ok"]:
         return EXIT_INTEGRITY
     if code not in (0, EXIT_THRESHOLD) and code != 0:
-        raise SurgecastError(f"the rehearsal ended with exit code {code}; see its output above")
+        raise RunFailed(f"the rehearsal ended with exit code {code}; see its output above")
     return 0 if check["follows"] else EXIT_THRESHOLD

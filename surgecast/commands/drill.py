@@ -8,7 +8,8 @@ Each drill starts its own testbed on loopback, runs `surgecast rehearse` against
 it, injects its fault, drains the queues and checks that nothing was lost or
 duplicated. It writes the rehearsal's run directory plus DIR/drill.json (fault
 timeline, checks, verdict; see docs/drills.md). Exit 0 when the drill passes,
-3 when any check fails (one line naming what failed), 2 for bad flags.
+3 when any check fails (one line naming what failed), 1 when its load did not run
+(a crash proves nothing, but is not data lost) or it was interrupted, 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from surgecast.errors import FieldError, IntegrityError
+from surgecast.atomic import check_writable
+from surgecast.errors import FieldError, IntegrityError, RunFailed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +47,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.name:
         raise FieldError("NAME", None, "give a drill name; see surgecast drill --list")
     out = args.out or Path("runs") / f"drill-{args.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    check_writable(out)
     result = run_drill(args.name, out=out, duration_s=args.duration, seed=args.seed,
                        fresh_keys=args.fresh_idempotency_keys, quiet=args.quiet)
     v = result["verdict"]
+    recon = result.get("reconciliation") or {}
+    if not v["passed"] and "load_ran" in (v.get("failed_checks") or []) and recon.get("ok", True):
+        # the load itself did not run (a crash, not data lost): exit 1, not 3
+        raise RunFailed(f"drill {args.name} proved nothing: {v['reason']}; see {out / 'drill.json'}")
     if not v["passed"]:
         raise IntegrityError(f"drill {args.name} failed: {v['reason']}; see {out / 'drill.json'}")
     by = {c["name"]: c["detail"] for c in result["checks"]}

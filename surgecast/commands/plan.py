@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
+    atomic.check_writable(out)
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
                      max_wait_s=parse_duration(args.max_wait, "--max-wait"))
     plan = make_plan(profile, cfg)

@@ -9,6 +9,8 @@ testbed on loopback and stops it after.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from surgecast import __version__, atomic
+from surgecast.atomic import check_writable
+from surgecast.children import TOKEN_ENV
 from surgecast.errors import FieldError
 
 
@@ -23,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast probe`."""
     parser.add_argument("--host", help="target base URL (default: start the embedded testbed)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
-    parser.add_argument("--admin-token", help="the target's admin token, to record its configured capacity")
+    parser.add_argument("--admin-token", default=os.environ.get(TOKEN_ENV) or None,
+                        help=f"the target's admin token, to record its configured capacity (default ${TOKEN_ENV})")
     parser.add_argument("--step-duration", type=float, default=8.0, metavar="S",
                         help="measured seconds per concurrency level (default 8)")
     parser.add_argument("--warmup", type=float, default=2.0, metavar="S",
@@ -49,6 +54,11 @@ def _check(args: argparse.Namespace) -> None:
         raise FieldError("--max-error-ratio", args.max_error_ratio, "give a ratio in (0, 1]")
     if args.out.exists() and not args.out.is_dir():
         raise FieldError("--out", str(args.out), "is a file; give a directory")
+    check_writable(args.out)
+    for flag, v in (("--step-duration", args.step_duration), ("--warmup", args.warmup),
+                    ("--max-error-ratio", args.max_error_ratio)):
+        if not math.isfinite(v):
+            raise FieldError(flag, v, "give a finite number")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,16 +91,21 @@ def run(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: Any, say: Any) -> int:
     from analysis.probe import PROBE_COLUMNS, capacity_from_probe
-    from scenarios.probe import ProbeSettings, run_probe
+    from scenarios.probe import ProbeInterrupted, ProbeSettings, run_probe
 
     configured = admin_cls(host, token=token).config() if token else None
     settings = ProbeSettings(host=host, step_duration_s=args.step_duration, warmup_s=args.warmup,
                              max_concurrency=args.max_concurrency, max_error_ratio=args.max_error_ratio,
                              seed=args.seed)
     started = datetime.now(UTC)
-    rows = run_probe(settings, progress=say)
+    interrupted: Any = None
+    try:
+        rows = run_probe(settings, progress=say)
+    except ProbeInterrupted as e:  # publish the levels measured so far, marked incomplete
+        interrupted, rows = e, e.rows
     capacity = capacity_from_probe(rows, configured=configured,
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
+    capacity["complete"] = interrupted is None
     capacity["parameters"] = {
         "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in rows}),
         "step_duration_s": args.step_duration, "warmup_s": args.warmup,
@@ -112,4 +127,12 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     elif usl.get("note"):
         print(f"USL (stamps): {usl['note']}")
     print(f"wrote {out / 'probe.csv'}, {out / 'capacity.json'}")
+    if interrupted is not None:
+        print(f"Interrupted: the probe was stopped by {interrupted.signame} after {len(capacity['parameters']['levels'])} "
+              f"levels; capacity.json is marked incomplete (complete=false)", file=sys.stderr)
+        return 1
+    if x is None:
+        print("RunFailed: the probe measured no sustainable capacity (no stamp completed); see probe.csv",
+              file=sys.stderr)
+        return 1
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,9 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from surgecast import atomic
-from surgecast.errors import FieldError, SurgecastError, UsageError
+from surgecast.atomic import check_writable
+from surgecast.children import child_env
+from surgecast.children import stop as stop_child
+from surgecast.errors import FieldError, RunFailed, UsageError
 
 RELAY_PREFIX = "[surgecast]"
+LOCUST_GRACE_S = 7.0   # after SIGTERM, Locust kills its users at once and writes what it collected
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,8 +58,6 @@ def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str 
         argv += ["--arrival-rate", repr(s.arrival_rate)]
     if s.max_rate is not None:
         argv += ["--max-rate", repr(s.max_rate)]
-    if token:
-        argv += [f"--admin-token={token}"]
     for t in s.thresholds:
         argv += ["--threshold", t.expr]
     for flag, on in (("--fresh-idempotency-keys", not s.reuse_idempotency_keys),
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise FieldError("--out", args.out, "exists and is not a directory")
     if out.is_dir() and (out / "summary.json").exists():
         raise FieldError("--out", args.out, "already holds a rehearsal; give a new directory")
+    check_writable(out)
     if args.host:
         host = check_host(args.host, allow_remote=args.allow_remote)
         token = args.admin_token
@@ -121,7 +123,8 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
     from scenarios.distributed_cli import locust_distributed_args
 
     cmd += locust_distributed_args(args)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = child_env(token)  # the token goes in the environment, never on argv (ps shows argv)
+    interrupted: KeyboardInterrupt | None = None
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -135,28 +138,40 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
         t.start()
         try:
             code = proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(30)
-            raise
+        except KeyboardInterrupt as e:  # SIGTERM/SIGINT: Locust stops its users at once and publishes
+            interrupted = e
+            code = stop_child(proc, LOCUST_GRACE_S) or 0
         t.join(10)
         log.seek(0)
         text = log.read()
     if out.is_dir():
         atomic.write_text(out / "locust.log", text)
     summary = out / "summary.json"
+    if interrupted is not None and not summary.is_file():
+        raise interrupted
     if code == 2 or not summary.is_file():
         last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
         if code == 2 and ": " in last[0]:
             raise UsageError(last[0].split(": ", 1)[1])
-        raise SurgecastError(f"the Locust run ended with code {code} and no summary.json; last line: {last[0]}")
+        raise RunFailed(f"the Locust run crashed (exit code {code}) and wrote no summary.json; last line: "
+                        f"{last[0][:300]}; see {out / 'locust.log'}")
     result: dict[str, Any] = json.loads(summary.read_text(encoding="utf-8"))
     for w in result.get("lost_workers") or []:  # distributed: a worker's results never reached the master
         print(f"IntegrityError: worker {w.get('index')} ({w.get('client_id') or w.get('error', '')}) sent no results; "
               f"its arrivals, ledger and latencies are missing from {out} (data lost, exit 3)", file=sys.stderr)
     if not settings.quiet:
         print(_verdict(result, out))
-    return int(result.get("exit_code", code))
+    final = int(result.get("exit_code", code))
+    problems = result.get("problems") or []
+    if interrupted is not None:
+        how = getattr(interrupted, "signame", "SIGINT")
+        print(f"Interrupted: the rehearsal was stopped by {how}; what it collected is in {out}, marked "
+              f"incomplete (summary.json complete=false)", file=sys.stderr)
+        return max(final, 1)
+    if problems and final != 0:
+        more = f" (and {len(problems) - 1} more; see {summary})" if len(problems) > 1 else ""
+        print(f"RunFailed: {problems[0]}{more}", file=sys.stderr)
+    return final
 
 
 def _verdict(r: dict[str, Any], out: Path) -> str:

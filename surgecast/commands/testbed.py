@@ -65,6 +65,36 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     return out
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_db_file(path: str) -> None:
+    """Refuse (exit 2) a --db that exists but is not an SQLite database, or cannot be written.
+
+    >>> import tempfile; p = tempfile.mktemp(); _ = open(p, "w").write("hello")
+    >>> check_db_file(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    surgecast.errors.FieldError: --db = '...': not an SQLite database (it does not start with 'SQLite format 3'); give a new path or a testbed database
+    """
+    if os.path.isdir(path):
+        raise FieldError("--db", path, "is a directory; give a file path such as runs/testbed.sqlite")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+            raise FieldError("--db", path, "its folder is not writable; give another path")
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as e:
+        raise FieldError("--db", path, f"cannot read it ({e.strerror}); give another path") from None
+    if head != SQLITE_MAGIC:
+        raise FieldError("--db", path, "not an SQLite database (it does not start with 'SQLite format 3'); "
+                                      "give a new path or a testbed database")
+    if not os.access(path, os.W_OK):
+        raise FieldError("--db", path, "is read-only; give a writable database file")
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the testbed and serve until interrupted."""
     from testbed.config import load_config
@@ -76,5 +106,10 @@ def run(args: argparse.Namespace) -> int:
     token = args.admin_token or os.environ.get("SURGECAST_ADMIN_TOKEN") or None
     if args.db is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.db))):
         raise FieldError("--db", args.db, "its folder does not exist; create it or give another path")
+    if args.db is not None:
+        check_db_file(args.db)
+    from surgecast.children import watch_parent
+
+    watch_parent()  # started by a harness that then died (even kill -9): stop, never linger
     serve(cfg, host=args.host, port=args.port, db_path=args.db, admin_token=token)
     return 0

@@ -1,0 +1,263 @@
+"""JSON over HTTP for every call the harness makes outside Locust: admin API, pre-flight, set-up, drills.
+
+One small client with three promises, and foreign exceptions mapped once, here:
+
+* **a total deadline** per request (connect, send, status line, headers and body
+  together), not a per-read timeout: a server trickling one byte every 2 s is cut
+  at the deadline;
+* **a capped, streamed body**: it is read in chunks and refused past `max_bytes`,
+  so a 300 MB answer never sits in memory;
+* **confinement to one origin**: no redirect is followed to another origin
+  (scheme, host, port), and the bearer token is sent only to the origin the
+  client was made for. A redirect within the origin is followed (at most 3).
+
+Errors are `TargetError`s (exit 2) of a small family (`Unreachable`,
+`DeadlineExceeded`, `RedirectRefused`, `BodyTooLarge`, `BadResponse`); their
+messages name the method and URL, never a header or token::
+
+    >>> origin_of("http://LOCALHOST:80/x") == origin_of("http://localhost/y")
+    True
+    >>> c = JsonClient("http://127.0.0.1:9", deadline_s=0.5)
+    >>> try:
+    ...     c.request("GET", "/healthz")
+    ... except Unreachable as e:
+    ...     print(type(e).__name__, e.url)
+    Unreachable http://127.0.0.1:9/healthz
+
+It imports only the standard library and `surgecast.errors`, so every room may use
+it; it works in gevent-patched processes too (Locust), where its timer is a greenlet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from surgecast.errors import TargetError
+
+DEFAULT_DEADLINE_S = 10.0
+DEFAULT_MAX_BYTES = 8 << 20
+MAX_SAME_ORIGIN_REDIRECTS = 3
+_CHUNK = 64 << 10
+
+
+class HttpError(TargetError):
+    """A request to the target failed; `method` and `url` say which (never a header or token)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class Unreachable(HttpError):
+    """Refused, reset or not resolvable before any answer."""
+
+
+class DeadlineExceeded(HttpError):
+    """No whole answer within the request's total deadline."""
+
+
+class RedirectRefused(HttpError):
+    """The target redirected off its origin (or too often); not followed."""
+
+
+class BodyTooLarge(HttpError):
+    """The answer's body passed the cap."""
+
+
+class BadResponse(HttpError):
+    """Not HTTP, or not the JSON the caller asked for."""
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of `url`, with default ports filled in; ValueError for a bad URL."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return scheme, parts.hostname.lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer: status, content type, the body (at most the cap) and, for a redirect, its Location."""
+
+    status: int
+    content_type: str
+    body: bytes
+    url: str
+    location: str = ""
+
+    def json(self) -> Any:
+        """The body as JSON (None when empty); BadResponse when it is not JSON."""
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise BadResponse(f"{self.url} answered HTTP {self.status} that is not JSON", url=self.url) from None
+
+    def json_or_none(self) -> Any:
+        """The body as JSON, or None when it is empty or not JSON."""
+        try:
+            return self.json()
+        except BadResponse:
+            return None
+
+
+class _Cutter:
+    """Shuts a connection's socket at the deadline, so a blocked read returns at once."""
+
+    def __init__(self, conn: http.client.HTTPConnection, seconds: float) -> None:
+        self.conn = conn
+        self.fired = False
+        self.timer = threading.Timer(max(0.0, seconds), self._cut)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _cut(self) -> None:
+        self.fired = True
+        sock = self.conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def exchange(method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
+             deadline_s: float = DEFAULT_DEADLINE_S, max_bytes: int = DEFAULT_MAX_BYTES) -> Reply:
+    """One HTTP request, redirects not followed, within `deadline_s` in total, body capped at `max_bytes`."""
+    scheme, host, port = origin_of(url)
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    start = time.monotonic()
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = cls(host, port, timeout=deadline_s)
+    cutter = _Cutter(conn, deadline_s)
+    what = f"{method} {url}"
+    try:
+        conn.request(method, target, body=body, headers=dict(headers or {}))
+        resp = conn.getresponse()
+        declared = resp.getheader("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise BodyTooLarge(f"{what}: the answer declares {int(declared):,} bytes, over the cap of "
+                               f"{max_bytes:,}; refused without reading it", method=method, url=url)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = resp.read(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(f"{what}: the answer passed the cap of {max_bytes:,} bytes; refused "
+                                   f"(read {size:,})", method=method, url=url)
+            chunks.append(chunk)
+            if time.monotonic() - start > deadline_s:
+                raise TimeoutError
+        if cutter.fired:
+            raise TimeoutError
+        return Reply(status=int(resp.status), content_type=resp.getheader("Content-Type", "") or "",
+                     body=b"".join(chunks), url=url, location=resp.getheader("Location", "") or "")
+    except HttpError:
+        raise
+    except TimeoutError:
+        raise DeadlineExceeded(f"{what}: no whole answer within {deadline_s:g} s", method=method, url=url) from None
+    except ConnectionRefusedError:
+        raise Unreachable(f"{what}: connection refused", method=method, url=url) from None
+    except (http.client.HTTPException, ConnectionError, ssl.SSLError, OSError, ValueError) as e:
+        if cutter.fired:
+            raise DeadlineExceeded(f"{what}: no whole answer within {deadline_s:g} s", method=method,
+                                   url=url) from None
+        if isinstance(e, socket.gaierror):
+            raise Unreachable(f"{what}: cannot resolve the host ({e.strerror})", method=method, url=url) from None
+        if isinstance(e, http.client.HTTPException | ValueError) and not isinstance(e, ConnectionError):
+            raise BadResponse(f"{what}: not a valid HTTP answer ({type(e).__name__})", method=method,
+                              url=url) from None
+        raise Unreachable(f"{what}: {type(e).__name__}: {e}", method=method, url=url) from None
+    finally:
+        cutter.cancel()
+        conn.close()
+
+
+class JsonClient:
+    """A JSON client confined to the origin of `base` (see the module docstring).
+
+    `token` goes as `Authorization: Bearer` only to that origin. `refused` keeps
+    the message of every redirect refused, for the caller to report.
+    """
+
+    def __init__(self, base: str, *, token: str | None = None, deadline_s: float = DEFAULT_DEADLINE_S,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.base = base.rstrip("/")
+        self.origin = origin_of(self.base)
+        self.token = token
+        self.deadline_s = deadline_s
+        self.max_bytes = max_bytes
+        self.refused: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"JsonClient({self.base!r}, token={'***' if self.token else None})"
+
+    def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
+                deadline_s: float | None = None, max_bytes: int | None = None) -> Reply:
+        """Send one request (path relative to the base); follow redirects only within the origin."""
+        deadline = time.monotonic() + (self.deadline_s if deadline_s is None else deadline_s)
+        url = self.base + path
+        data = None if json_body is None else json.dumps(json_body).encode()
+        for _hop in range(MAX_SAME_ORIGIN_REDIRECTS + 1):
+            h = {"Accept": "application/json", **(headers or {})}
+            if data is not None:
+                h.setdefault("Content-Type", "application/json")
+            if self.token and origin_of(url) == self.origin:
+                h["Authorization"] = f"Bearer {self.token}"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(f"{method} {url}: no whole answer within the deadline", method=method, url=url)
+            reply = exchange(method, url, body=data, headers=h, deadline_s=left,
+                             max_bytes=self.max_bytes if max_bytes is None else max_bytes)
+            if reply.status not in (301, 302, 303, 307, 308) or not reply.location:
+                return reply
+            nxt = urljoin(url, reply.location)
+            try:
+                same = origin_of(nxt) == self.origin
+            except ValueError:
+                same = False
+            if not same:
+                msg = (f"{method} {url} redirected (HTTP {reply.status}) to another origin "
+                       f"{_origin_text(nxt)}; surgecast follows no redirect off its target {self.base}")
+                self.refused.append(msg)
+                raise RedirectRefused(msg, method=method, url=url)
+            url = nxt
+            if reply.status == 303:
+                method, data = "GET", None
+        msg = f"{method} {self.base + path} redirected more than {MAX_SAME_ORIGIN_REDIRECTS} times; not followed"
+        self.refused.append(msg)
+        raise RedirectRefused(msg, method=method, url=self.base + path)
+
+    def json(self, method: str, path: str, *, json_body: Any = None, ok: tuple[int, ...] = (200, 201, 202),
+             headers: dict[str, str] | None = None) -> Any:
+        """The JSON of an answer whose status is in `ok`; HttpError otherwise."""
+        reply = self.request(method, path, json_body=json_body, headers=headers)
+        if reply.status not in ok:
+            raise BadResponse(f"{method} {reply.url} answered HTTP {reply.status}", method=method, url=reply.url)
+        return reply.json()
+
+
+def _origin_text(url: str) -> str:
+    try:
+        scheme, host, port = origin_of(url)
+    except ValueError:
+        return repr(url[:80])
+    return f"{scheme}://{host}:{port}"
