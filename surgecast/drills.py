@@ -259,7 +259,11 @@ def _retries_fault(ctx: DrillContext) -> None:
 
     Payments pause first (pay requests wait for room in a 2-job queue), then the
     database stalls, then, as the paid applicants rush to stamp, the issuer runs
-    10x slower behind a 4-job queue (stamp requests wait for room).
+    10x slower behind a 4-job queue (stamp requests wait for room). From 2.5 s to 9.5 s
+    every accepted stamp is answered 1.5 s late (`answer_delay_s`), past
+    the clients' 1 s timeout: work done whose answer is lost, as when applicants paid
+    twice in 2024. Retries with the same Idempotency-Key are replays; with fresh keys
+    (the control run) they do the work again, and the drill must fail.
     """
     peak = 0
 
@@ -272,10 +276,13 @@ def _retries_fault(ctx: DrillContext) -> None:
 
     plan: list[tuple[float, str, Callable[[], Any]]] = [
         (1.5, "payments_pause", lambda: ctx.admin("POST", "/admin/faults", {"payments": "pause"})),
+        (2.5, "answers_late", lambda: ctx.admin("POST", "/admin/faults", {"answer_delay_s": 1.5,
+                                                                                "answer_delay_on": ["stamp"]})),
         (3.0, "", stall),
         (4.0, "issuer_slow", lambda: ctx.admin("POST", "/admin/faults", {"issuer_slow_factor": 10.0})),
         (4.5, "payments_resume", lambda: ctx.admin("POST", "/admin/faults", {"payments": "resume"})),
         (7.0, "", stall),
+        (9.5, "answers_on_time", lambda: ctx.admin("POST", "/admin/faults", {"answer_delay_s": 0})),
     ]
     for at, label, act in plan:
         while time.time() < ctx.load_start + at:       # sample while waiting for the next phase
@@ -325,6 +332,7 @@ DRILLS: dict[str, Drill] = {d.name: d for d in (
           proves="Idempotency-Keys stop retried orders and stamps from charging twice (with "
                  "--fresh-idempotency-keys the same drill must fail)",
           injects="client timeout 1 s; payments paused 1.5-4.5 s behind a 2-job queue (pay requests wait), "
+                  "accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
                   "1.5 s database stalls at 3 s and 7 s, issuer 10x slower 4-10 s behind a 4-job queue "
                   "(stamp requests wait for room)",
           fault=_retries_fault, observe=_retries_observe, rate_per_s=4.0,
@@ -507,7 +515,8 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
                 ctx.event("restart_after_load", port=tb.port)
             # Heal: everything running again, then let the queues drain.
             healed = _admin_optional(tb.url, tb.admin_token, "POST", "/admin/faults",
-                                     {"issuer": "resume", "payments": "resume", "issuer_slow_factor": 1.0})
+                                     {"issuer": "resume", "payments": "resume", "issuer_slow_factor": 1.0,
+                                      "answer_delay_s": 0})
             ctx.event("healed", ok=healed is not None)
             if name == "payment-chaos" and not fault_error:
                 try:

@@ -110,9 +110,10 @@ async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> An
 
 
 # ---- public ----------------------------------------------------------------------------
-async def _answer(request: Request, body: Any, status: int, **kw: Any) -> Response:
-    """The answer to a committed write, held by the ``answer_delay_s`` fault if it is set."""
-    delay = _ledger(request).faults.answer_delay_s
+async def _answer(request: Request, step: str, body: Any, status: int, **kw: Any) -> Response:
+    """The answer to a committed write, held by the ``answer_delay_s`` fault if it is set for ``step``."""
+    faults = _ledger(request).faults
+    delay = faults.answer_delay_s if step in faults.answer_delay_on else 0.0
     if delay > 0:
         await asyncio.sleep(delay)
     return JSONResponse(body, status_code=status, **kw)
@@ -186,7 +187,7 @@ async def create_order(request: Request) -> Response:
     body = await read_json(request, _cfg(request).limits.max_json_bytes)
     quantity = get_int(body, "quantity", lo=1, hi=_cfg(request).pricing.max_quantity)
     order, replayed = await _ledger(request).create_order(account, key, quantity)
-    return await _answer(request, order, 201, headers={"Idempotent-Replayed": str(replayed).lower()})
+    return await _answer(request, "order", order, 201, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
 async def get_order(request: Request) -> Response:
@@ -197,7 +198,7 @@ async def pay_order(request: Request) -> Response:
     account = _applicant(request)
     _gate(request, "ordering", consume=False)  # the order already took this purchase's token
     status, body = await _ledger(request).pay(account, request.path_params["order_id"], _client_gone(request))
-    return await _answer(request, body, status)
+    return await _answer(request, "pay", body, status)
 
 
 async def _read_document(request: Request) -> tuple[bytes, str]:
@@ -236,7 +237,7 @@ async def create_stamp(request: Request) -> Response:
     key = idempotency_key(request)
     data, name = await _read_document(request)
     body, replayed = await _ledger(request).create_stamp(account, key, data, name, _client_gone(request))
-    return await _answer(request, body, 202, headers={"Idempotent-Replayed": str(replayed).lower()})
+    return await _answer(request, "stamp", body, 202, headers={"Idempotent-Replayed": str(replayed).lower()})
 
 
 async def get_stamp(request: Request) -> Response:

@@ -138,7 +138,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
             "issuer": {"type": "string", "enum": ["pause", "resume"]}, "issuer_slow_factor": N,
             "issuer_failure_ratio": N, "payments": {"type": "string", "enum": ["pause", "resume"]},
-            "payment_failure_ratio": N, "payment_duplicate_ratio": N, "payment_reorder": B, "answer_delay_s": N}}}}},
+            "payment_failure_ratio": N, "payment_duplicate_ratio": N, "payment_reorder": B, "answer_delay_s": N,
+            "answer_delay_on": {"type": "array", "items": {"type": "string", "enum": ["order", "pay", "stamp"]}}}}}}},
         "responses": {"200": _json({"type": "object"}, "the new fault state")} | _errors(400, 401, 422)},
     ("POST", "/admin/gateway/confirmations"): {
         "summary": "Deliver one payment-gateway confirmation by hand (tests, drills)", "security": [{"admin": []}],
