@@ -75,7 +75,7 @@ class Gate:
     so nobody admitted waits longer than room_s in that room).
 
     >>> Gate(mode="rate", rate_per_s=4.0, burst=40, room=7200)
-    Gate(mode='rate', rate_per_s=4.0, rate_share=None, burst=40, room=7200, room_s=None)
+    Gate(mode='rate', rate_per_s=4.0, rate_share=None, burst=40, room=7200, room_s=None, keep=False)
     """
 
     mode: str = "open"
@@ -84,6 +84,7 @@ class Gate:
     burst: float | None = None
     room: float | None = None
     room_s: float | None = None
+    keep: bool = False                    # a booked queue: its room never abandons nor turns away (planner)
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -196,6 +197,11 @@ class FluidResult:
     served_cum: np.ndarray
     stage: np.ndarray
     stages: list[StageRecord]
+    # Added for the planner (additive): per-gate orbits and admissions per step, and
+    # applicants who held quota (at the stamping gate or the issuer) lost for good.
+    orbits: dict[str, np.ndarray] = field(default_factory=dict)
+    admitted: dict[str, np.ndarray] = field(default_factory=dict)
+    lost_paid_cum: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"FluidResult(steps={len(self.t_s)}, served={self.served_cum[-1]:,.0f}, "
@@ -403,6 +409,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     orb = [0.0, 0.0, 0.0]
     rate = [inf, inf, inf]
     rate_since = [0, 0, 0]
+    fab = [f_ab, f_ab, f_ab]
+    lost_paid = 0.0
     last_want = [0.0, 0.0, 0.0]
     thr_s = thr_p = 1.0
     qs = qp = 0.0
@@ -423,6 +431,9 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     out_lost = [0.0] * m
     out_cum = [0.0] * m
     out_stage = [-1] * m
+    out_orbs = ([0.0] * m, [0.0] * m, [0.0] * m)
+    out_adm = ([0.0] * m, [0.0] * m, [0.0] * m)
+    out_lp = [0.0] * m
     log: list[StageRecord] = []
     pending = list(stages)
     si = -1
@@ -460,12 +471,16 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                     rdt[j] = r * dt
                     burst[j] = gate.burst if gate.burst is not None else max(1.0, r * dt)
                     room[j] = gate.room if gate.room is not None else (r * gate.room_s if gate.room_s is not None else inf)
+                    if gate.keep:
+                        room[j] = inf
+                    fab[j] = 0.0 if gate.keep else f_ab
                     rec[g] = {"mode": "rate", "rate_per_s": r, "burst": burst[j],
                               "room": None if room[j] == inf else room[j]}
                     tok[j] = min(tok[j], burst[j])
                     rate_since[j] = k
                 else:
                     rate[j] = inf if gate.mode == "open" else 0.0
+                    fab[j] = f_ab
                     rdt[j], burst[j], room[j] = inf, inf, inf
                     rec[g] = {"mode": gate.mode, "rate_per_s": None, "burst": None, "room": None}
             if st.issuer_share is not None:
@@ -492,14 +507,14 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             adm0 = w[0] + o0
             w[0] = ab0 = aw0 = 0.0
         else:
-            adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, f_ab)
+            adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, fab[0])
         o1 = a_ord[k] + adm0 + r1
         last_want[1] = w[1] + o1
         if mode[1] == 0:
             adm1 = w[1] + o1
             w[1] = ab1 = aw1 = 0.0
         else:
-            adm1, w[1], tok[1], ab1, aw1 = _gate_step(mode[1], rdt[1], burst[1], room[1], tok[1], w[1], o1, f_ab)
+            adm1, w[1], tok[1], ab1, aw1 = _gate_step(mode[1], rdt[1], burst[1], room[1], tok[1], w[1], o1, fab[1])
         qp += adm1
         cp = cap_p[k] * thr_p
         sp = qp if qp < cp else cp
@@ -510,12 +525,12 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             adm2 = w[2] + o2
             w[2] = ab2 = aw2 = 0.0
         else:
-            adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, f_ab)
+            adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
         qs += adm2
         cs = cap_s[k] * thr_s
         ss = qs if qs < cs else cs
         qs -= ss
-        ab_s = qs * f_ab
+        ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
         qs -= ab_s
         served_tot += ss
         # ---- who gives up goes to the orbit (share p) or is lost
@@ -526,6 +541,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         orb[1] += p_ret * g1
         orb[2] += p_ret * g2
         lost += (1.0 - p_ret) * (g0 + g1 + g2)
+        lost_paid += (1.0 - p_ret) * g2
 
         if not record:
             continue
@@ -539,6 +555,12 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_w[1][k] = w[1]
         out_w[2][k] = w[2]
         out_orb[k] = orb[0] + orb[1] + orb[2]
+        for j in range(3):
+            out_orbs[j][k] = orb[j]
+        out_adm[0][k] = adm0
+        out_adm[1][k] = adm1
+        out_adm[2][k] = adm2
+        out_lp[k] = lost_paid
         wait = 0.0
         if w[2] > 0:
             wait = w[2] / rate[2] if rate[2] > 0 else inf
@@ -561,4 +583,6 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         rooms={g: np.array(out_w[i]) for i, g in enumerate(GATES)}, orbit=np.array(out_orb),
         wait_s=np.array(out_wait), abandoned_per_s=np.array(out_ab) / dt,
         turned_away_per_s=np.array(out_away) / dt, lost_cum=np.array(out_lost),
-        served_cum=np.array(out_cum), stage=np.array(out_stage), stages=log)
+        served_cum=np.array(out_cum), stage=np.array(out_stage), stages=log,
+        orbits={g: np.array(out_orbs[i]) for i, g in enumerate(GATES)},
+        admitted={g: np.array(out_adm[i]) for i, g in enumerate(GATES)}, lost_paid_cum=np.array(out_lp))

@@ -4,7 +4,7 @@
         --outage 2024-09-03T08:00/2024-09-05T20:00 --out runs/p
 
 Times are ISO local times in the profile's zone (Asia/Jakarta for casn2024);
-durations take 90s, 30m, 2h. Writes plan.json, timeline.csv and gate_schedule.json
+durations take 90s, 30m, 2h. Writes plan.json, timeline.csv, gate_schedule.json and waiting_room.json
 (docs/run-directory.md) and prints the plan.
 """
 
@@ -26,9 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--stamps-per-second", metavar="X", help="issuer capacity in stamps per second")
     parser.add_argument("--outage", metavar="START/END", help="issuer outage, ISO local times (default: the profile's)")
     parser.add_argument("--reopen-at", metavar="TIME", help="when reopening starts (default: the outage end)")
-    parser.add_argument("--max-utilisation", default="0.8", metavar="U", help="share of capacity never exceeded (default 0.8)")
-    parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a waiting room (default 30m)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for plan.json, timeline.csv, gate_schedule.json")
+    parser.add_argument("--max-utilisation", default="1", metavar="U",
+                        help="admission share of capacity for the paced candidate (default 1: no throttle)")
+    parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a paced waiting room (default 30m)")
+    parser.add_argument("--extend", default="0d", metavar="DAYS", help="evaluate the close moved by whole days, e.g. 2d")
+    parser.add_argument("--target", metavar="SHARE",
+                        help="share of applicants to serve by the close (default: within 0.5 points of an unlimited issuer)")
+    parser.add_argument("--no-bands", action="store_true", help="skip the p5/p50/p95 bands (faster; the verdict uses the nominal run)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for plan.json, timeline.csv, gate_schedule.json, waiting_room.json")
 
 
 def _float(flag: str, text: str) -> float:
@@ -60,6 +66,7 @@ def _capacity_file(path: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Plan, write the three files atomically, print the plan."""
+    from analysis.extension import parse_days
     from analysis.planner import (
         TIMELINE_COLUMNS,
         PlanConfig,
@@ -88,14 +95,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
+    target = None if args.target is None else _float("--target", args.target)
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
-                     max_wait_s=parse_duration(args.max_wait, "--max-wait"))
+                     max_wait_s=parse_duration(args.max_wait, "--max-wait"), extend_days=parse_days(args.extend),
+                     target=target, bands=not args.no_bands)
     plan = make_plan(profile, cfg)
     # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
     # and gate schedule beside it even if a write fails part way (a disk filling up, say).
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
+    atomic.write_json(out / "waiting_room.json", plan.waiting_room())
     atomic.write_json(out / "plan.json", plan.as_json())
     print(plan.render())
-    print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}")
+    print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}, {out / 'waiting_room.json'}")
     return 0
