@@ -55,12 +55,13 @@ from datetime import datetime
 
 import numpy as np
 
-from scenarios.curve import ArrivalCurve
+from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile import GATES, Outage, Profile
 from surgecast.errors import FieldError
 
 __all__ = ["Gate", "Stage", "FluidInputs", "FluidResult", "StageRecord", "inputs_from_profile",
-           "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule"]
+           "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule",
+           "return_weights", "usl_factor"]
 
 _MODES = {"open": 0, "closed": 1, "rate": 2}
 _ENTRY = {"new_applicant": "registration", "returning_applicant": "ordering", "stamp_only": "stamping"}
@@ -138,6 +139,16 @@ class FluidInputs:
     retry_after_s: float
     total_applicants: float
     origin: datetime | None = None
+    # Two clocks of patience: with persistence_s set, everyone who gives up in a session
+    # (patience_s, minutes) is deferred, and the deferred leave for good at hazard
+    # 1/persistence_s per unit of elapsed time, however often they retry
+    # (retry_probability is then unused). None keeps the older loss per attempt.
+    persistence_s: float | None = None
+    return_weight: np.ndarray | None = None   # per step: the return rate x this (daily cycle, announcements)
+    bypass_share: np.ndarray | None = None    # per step: share of new offers at each gate that bypass (physical stamps)
+    waste: bool = False                       # unbounded issuer: work on abandoned requests is still done
+    usl: tuple[float, float, float] | None = None  # (alpha, beta, peak concurrency): throughput falls past the peak
+    timeout_s: float = 60.0                   # queued work (s of capacity) the issuer holds at its peak concurrency
 
     def __repr__(self) -> str:
         return (f"FluidInputs(steps={self.n} x {self.step_s:g} s, applicants={self.total_applicants:,.0f}, "
@@ -197,11 +208,25 @@ class FluidResult:
     served_cum: np.ndarray
     stage: np.ndarray
     stages: list[StageRecord]
-    # Added for the planner (additive): per-gate orbits and admissions per step, and
-    # applicants who held quota (at the stamping gate or the issuer) lost for good.
     orbits: dict[str, np.ndarray] = field(default_factory=dict)
+    ghost: np.ndarray | None = None          # work for requests whose client has gone (unbounded issuer)
+    bypass_cum: np.ndarray | None = None     # applicants through by the bypass (no stamp from the issuer)
+    arrived_cum: np.ndarray | None = None    # applicants arrived by the end of each step
+    # Added for the planner: admissions per gate per step, and applicants who held quota
+    # (stamping gate, issuer queue, stamping orbit) lost for good.
     admitted: dict[str, np.ndarray] = field(default_factory=dict)
     lost_paid_cum: np.ndarray | None = None
+
+    @property
+    def in_system(self) -> np.ndarray:
+        """Applicants arrived, neither served (stamped or bypassed) nor lost, at the end of each step."""
+        return (sum(self.rooms.values()) + sum(self.orbits.values()) + self.payments_queue
+                + self.issuer_queue)
+
+    @property
+    def done_cum(self) -> np.ndarray:
+        """Applicants through by the end of each step: stamped by the issuer or bypassed."""
+        return self.served_cum + (self.bypass_cum if self.bypass_cum is not None else 0.0)
 
     def __repr__(self) -> str:
         return (f"FluidResult(steps={len(self.t_s)}, served={self.served_cum[-1]:,.0f}, "
@@ -284,7 +309,8 @@ def inputs_from_profile(profile: Profile, *, stamps_per_second: float | None = N
     horizon = cal.span_s if horizon_s is None else float(horizon_s)
     n = max(1, int(math.ceil(horizon / step_s - 1e-9)))
     edges = step_s * np.arange(n + 1)
-    curve = curve or ArrivalCurve(profile)
+    if curve is None:
+        curve = AccountsCurve(profile) if profile.demand is not None else ArrivalCurve(profile)
     per_step = np.maximum(np.diff(curve.cumulative(edges)), 0.0)
     mix = profile.journeys.mix
     arrivals = {g: np.zeros(n) for g in GATES}
@@ -300,11 +326,48 @@ def inputs_from_profile(profile: Profile, *, stamps_per_second: float | None = N
     pay_base = profile.capacity.payments_per_second if payments_per_second is None else payments_per_second
     payments = capacity_schedule(t + step_s / 2, profile, base=pay_base, resource="payments", outages=outs)
     b = profile.behaviour
+    ov = profile.overload
+    unbounded = ov.mode == "unbounded"
     return FluidInputs(step_s=float(step_s), t0_s=0.0, arrivals=arrivals, issuer_per_s=issuer,
                        payments_per_s=payments, stamps_per_applicant=m,
                        patience_s=b.patience_minutes * 60.0, retry_probability=b.retry_probability,
                        retry_after_s=b.retry_after_minutes * 60.0,
-                       total_applicants=float(per_step.sum()), origin=cal.window_start)
+                       total_applicants=float(per_step.sum()), origin=cal.window_start,
+                       persistence_s=None if b.persistence_days is None else b.persistence_days * 86400.0,
+                       return_weight=return_weights(profile, t, step_s),
+                       bypass_share=None if profile.bypass is None else
+                       np.where(t + step_s / 2 >= cal.seconds(profile.bypass.at), profile.bypass.share, 0.0),
+                       waste=unbounded, timeout_s=ov.timeout_s,
+                       usl=(ov.alpha, ov.beta, ov.peak_concurrency) if unbounded and (ov.alpha or ov.beta) else None)
+
+
+def return_weights(profile: Profile, t_s: np.ndarray, step_s: float) -> np.ndarray | None:
+    """Per step multiplier of the return rate of deferred applicants: the daily cycle
+    (normalised to mean 1) when the profile has persistence (two clocks), times
+    `behaviour.return_boost` for `announcement_hours` after each [[reopening]] change
+    that opens or paces a gate (a return wave). None for older profiles (flat returns).
+
+    >>> from scenarios.profile import load_profile
+    >>> p = load_profile("casn2024")
+    >>> w = return_weights(p, np.arange(0.0, 86400.0, 3600.0), 3600.0)
+    >>> round(float(w.mean()), 6)
+    1.0
+    """
+    b = profile.behaviour
+    if b.persistence_days is None:
+        return None
+    cal = profile.calendar
+    cycle = np.asarray(profile.arrivals.daily_cycle, dtype=float)
+    cycle = cycle / cycle.mean()
+    hour0 = cal.window_start.hour + cal.window_start.minute / 60
+    mids = np.asarray(t_s, dtype=float) + step_s / 2
+    w = cycle[(np.floor(hour0 + mids / 3600.0) % 24).astype(int)]
+    if b.return_boost != 1.0 and b.announcement_hours > 0:
+        for g in profile.reopening:
+            if g.mode != "closed":
+                a = cal.seconds(g.at)
+                w = np.where((mids >= a) & (mids < a + b.announcement_hours * 3600), w * b.return_boost, w)
+    return w
 
 
 def stages_from_profile(profile: Profile) -> list[Stage]:
@@ -317,12 +380,74 @@ def stages_from_profile(profile: Profile) -> list[Stage]:
     cal = profile.calendar
     out = []
     for g in profile.reopening:
-        gate = Gate(mode=g.mode, rate_per_s=g.rate_per_s, burst=g.burst)
+        gate = Gate(mode=g.mode, rate_per_s=g.rate_per_s, rate_share=g.rate_share, burst=g.burst)
         out.append(Stage(name=g.label or f"{g.gate} {g.mode}", at_s=cal.seconds(g.at), gates={g.gate: gate}))
     return out
 
 
 # ---------------------------------------------------------------- the model
+def _orbit_factors(inputs: FluidInputs) -> tuple[list[float], list[float]]:
+    """Per step: the share of an orbit that returns, and the share that leaves for good.
+
+    Returning (rate w_k / retry_after) and leaving (rate 1 / persistence) compete; over a
+    step the orbit keeps e^{-(a+b)Δ} and the rest splits in proportion to the rates, so
+    the loss per unit of time does not depend on how often people come back.
+    """
+    n, dt = inputs.n, inputs.step_s
+    w = np.ones(n) if inputs.return_weight is None else np.asarray(inputs.return_weight, dtype=float)
+    a = w / inputs.retry_after_s
+    b = 0.0 if inputs.persistence_s is None else 1.0 / inputs.persistence_s
+    tot = -np.expm1(-(a + b) * dt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fr = np.where(a + b > 0, tot * a / (a + b), 0.0)
+    fl = tot - fr if b > 0 else np.zeros(n)
+    return fr.tolist(), fl.tolist()
+
+
+def usl_factor(load: float, alpha: float, beta: float, peak: float) -> float:
+    """Throughput at `load` x the peak concurrency, as a share of throughput at the peak (1 up to it).
+
+    X(N) = N / (1 + α(N−1) + βN(N−1)); the factor is X(load·N*) / X(N*) for load > 1.
+
+    >>> usl_factor(0.5, 0.1, 0.001, 30.0), round(usl_factor(4.0, 0.1, 0.001, 30.0), 3)
+    (1.0, 0.53)
+    """
+    if load <= 1.0:
+        return 1.0
+    n = load * peak
+
+    def x(v: float) -> float:
+        return v / (1.0 + alpha * (v - 1.0) + beta * v * (v - 1.0))
+
+    return min(1.0, x(n) / x(peak))
+
+
+def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: bool,
+                       usl: tuple[float, float, float] | None, timeout_steps: float) -> tuple[float, float, float, float]:
+    """One issuer step with overload physics: (served, queue, ghost work, abandoned).
+
+    FIFO over live and ghost requests alike: the capacity (lowered by the USL once the
+    pending work exceeds `timeout_steps` of capacity) is shared in proportion; with
+    `waste` the requests of clients who gave up stay in the queue as ghost work.
+    """
+    work = qs + ghost
+    cap = cs
+    if usl is not None and cs > 0:
+        cap = cs * usl_factor(work / (cs * timeout_steps), *usl)
+    done = work if work < cap else cap
+    if work > 0:
+        ss = done * qs / work
+        ghost -= done * ghost / work
+    else:
+        ss = 0.0
+    qs -= ss
+    ab = qs * f_ab
+    qs -= ab
+    if waste:
+        ghost += ab
+    return ss, qs, ghost, ab
+
+
 def _first_step(at_s: float, t0: float, dt: float) -> int:
     """The first step index whose start is at or after at_s."""
     return max(0, int(math.ceil((at_s - t0) / dt - 1e-9)))
@@ -389,8 +514,11 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         raise FieldError("behaviour", (inputs.patience_s, inputs.retry_probability, inputs.retry_after_s),
                          "patience and retry_after must be > 0 and retry_probability in [0, 1]")
     f_ab = -math.expm1(-dt / inputs.patience_s)
-    f_ret = -math.expm1(-dt / inputs.retry_after_s)
-    p_ret = inputs.retry_probability
+    p_ret = inputs.retry_probability if inputs.persistence_s is None else 1.0
+    fr, fl = _orbit_factors(inputs)
+    byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
+    waste = inputs.waste
+    usl = inputs.usl
     a_reg = inputs.arrivals["registration"].tolist()
     a_ord = inputs.arrivals["ordering"].tolist()
     a_st = inputs.arrivals["stamping"].tolist()
@@ -413,8 +541,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     lost_paid = 0.0
     last_want = [0.0, 0.0, 0.0]
     thr_s = thr_p = 1.0
-    qs = qp = 0.0
-    lost = served_tot = 0.0
+    qs = qp = ghost = 0.0
+    lost = served_tot = byp_tot = 0.0
 
     m = n if record else 0
     out_ret = [0.0] * m
@@ -430,8 +558,10 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     out_away = [0.0] * m
     out_lost = [0.0] * m
     out_cum = [0.0] * m
+    out_o = ([0.0] * m, [0.0] * m, [0.0] * m)
+    out_ghost = [0.0] * m
+    out_byp = [0.0] * m
     out_stage = [-1] * m
-    out_orbs = ([0.0] * m, [0.0] * m, [0.0] * m)
     out_adm = ([0.0] * m, [0.0] * m, [0.0] * m)
     out_lp = [0.0] * m
     log: list[StageRecord] = []
@@ -493,22 +623,36 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         if record:
             out_stage[k] = si
 
-        # ---- retries out of the orbits
-        r0 = orb[0] * f_ret
-        r1 = orb[1] * f_ret
-        r2 = orb[2] * f_ret
+        # ---- retries out of the orbits (and, with persistence, leaving for good)
+        f_r, f_l = fr[k], fl[k]
+        r0, r1, r2 = orb[0] * f_r, orb[1] * f_r, orb[2] * f_r
+        if f_l:
+            lost += (orb[0] + orb[1] + orb[2]) * f_l
+            lost_paid += orb[2] * f_l
+            orb[0] -= orb[0] * f_l
+            orb[1] -= orb[1] * f_l
+            orb[2] -= orb[2] * f_l
         orb[0] -= r0
         orb[1] -= r1
         orb[2] -= r2
         # ---- registration -> ordering -> payments -> stamping -> issuer
         o0 = a_reg[k] + r0
+        b = byp[k]
+        o1_new = a_ord[k] + r1
+        o2_new = a_st[k] + r2
+        if b:
+            bp = b * (o0 + o1_new + o2_new)
+            byp_tot += bp
+            o0 -= b * o0
+            o1_new -= b * o1_new
+            o2_new -= b * o2_new
         last_want[0] = w[0] + o0
         if mode[0] == 0:
             adm0 = w[0] + o0
             w[0] = ab0 = aw0 = 0.0
         else:
             adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, fab[0])
-        o1 = a_ord[k] + adm0 + r1
+        o1 = o1_new + adm0
         last_want[1] = w[1] + o1
         if mode[1] == 0:
             adm1 = w[1] + o1
@@ -519,7 +663,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         cp = cap_p[k] * thr_p
         sp = qp if qp < cp else cp
         qp -= sp
-        o2 = a_st[k] + sp + r2
+        o2 = o2_new + sp
         last_want[2] = w[2] + o2
         if mode[2] == 0:
             adm2 = w[2] + o2
@@ -528,10 +672,19 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
         qs += adm2
         cs = cap_s[k] * thr_s
-        ss = qs if qs < cs else cs
-        qs -= ss
-        ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
-        qs -= ab_s
+        if waste or usl is not None:
+            ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt)
+        else:
+            ss = qs if qs < cs else cs
+            qs -= ss
+            ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
+            qs -= ab_s
+        if f_l and mode[2] == 2 and fab[2] == 0.0:
+            # booked: no session abandonment, but the persistence hazard still applies (leave for good)
+            x = w[2] * f_l
+            w[2] -= x
+            lost += x
+            lost_paid += x
         served_tot += ss
         # ---- who gives up goes to the orbit (share p) or is lost
         g0 = ab0 + aw0
@@ -555,8 +708,6 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_w[1][k] = w[1]
         out_w[2][k] = w[2]
         out_orb[k] = orb[0] + orb[1] + orb[2]
-        for j in range(3):
-            out_orbs[j][k] = orb[j]
         out_adm[0][k] = adm0
         out_adm[1][k] = adm1
         out_adm[2][k] = adm2
@@ -571,9 +722,12 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_away[k] = aw0 + aw1 + aw2
         out_lost[k] = lost
         out_cum[k] = served_tot
+        out_o[0][k], out_o[1][k], out_o[2][k] = orb[0], orb[1], orb[2]
+        out_ghost[k] = ghost
+        out_byp[k] = byp_tot
 
     if not record:
-        return served_tot, lost
+        return served_tot + byp_tot, lost
     a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
     return FluidResult(
         inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,
@@ -584,5 +738,6 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         wait_s=np.array(out_wait), abandoned_per_s=np.array(out_ab) / dt,
         turned_away_per_s=np.array(out_away) / dt, lost_cum=np.array(out_lost),
         served_cum=np.array(out_cum), stage=np.array(out_stage), stages=log,
-        orbits={g: np.array(out_orbs[i]) for i, g in enumerate(GATES)},
+        orbits={g: np.array(out_o[i]) for i, g in enumerate(GATES)}, ghost=np.array(out_ghost),
+        bypass_cum=np.array(out_byp), arrived_cum=np.cumsum(a_all),
         admitted={g: np.array(out_adm[i]) for i, g in enumerate(GATES)}, lost_paid_cum=np.array(out_lp))

@@ -109,3 +109,99 @@ class ArrivalCurve:
         starts, counts = self.buckets(bucket_s)
         i = int(np.argmax(counts))
         return self.profile.calendar.at(float(starts[i])), float(counts[i])
+
+
+class AccountsCurve:
+    """Demand from the registered-accounts series (a signal the outage did not censor).
+
+    Each new account is, with probability `conversion`, an applicant who will want to
+    submit. They become ready after a lag with hazard `pull / (time left to their close)`
+    measured on the daily-cycle clock u(t) = ∫ cycle, so everyone is ready by the close and
+    readiness follows the day. Survival over a step is ((u_C − u_{t+Δ}) / (u_C − u_t))^pull.
+    `closes` is the sequence of (decision time, new close) in calendar seconds after the
+    first close: at each decision a share `retarget` of those not yet ready (and every later
+    account) aims at the new close; the rest keep the old one. Arrivals before a decision
+    never change. Accounts beyond the last series point stay flat.
+
+    >>> from scenarios.profile import load_profile
+    >>> p = load_profile("casn2024")
+    >>> c = AccountsCurve(p)
+    >>> total = float(c.cumulative(c.span_s))
+    >>> round(total / (p.demand.conversion * p.demand.accounts[-1][1]), 6)
+    1.0
+    """
+
+    def __init__(self, profile: Profile, *, closes: list[tuple[float, float]] | None = None,
+                 retarget: float | None = None, conversion: float | None = None, pull: float | None = None,
+                 step_s: float = _GRID_S) -> None:
+        d = profile.demand
+        if d is None:
+            from surgecast.errors import ProfileError
+            raise ProfileError("demand", None, "this profile has no [demand] accounts series; add one")
+        self.profile = profile
+        cal = profile.calendar
+        if closes is None:
+            closes = []
+            if cal.extension is not None:
+                at = cal.seconds(d.extension_announced) if d.extension_announced is not None else 0.0
+                closes.append((at, cal.seconds(cal.extension)))
+        self.first_close_s = cal.seconds(cal.deadline)
+        self.closes = [(float(a), float(c)) for a, c in closes]
+        self.span_s = max([self.first_close_s] + [c for _, c in self.closes])
+        self.conversion = d.conversion if conversion is None else float(conversion)
+        self.pull = d.pull if pull is None else float(pull)
+        self.retarget = d.retarget_share if retarget is None else float(retarget)
+        n = max(1, int(np.ceil(self.span_s / step_s - 1e-9)))
+        self._edges = np.minimum(step_s * np.arange(n + 1), self.span_s)
+        ready = self._ready(profile, step_s)
+        self._cum = np.concatenate([[0.0], np.cumsum(ready)])
+
+    def accounts(self, t: np.ndarray | float) -> np.ndarray:
+        """Registered accounts by calendar second `t` (linear between series points)."""
+        cal = self.profile.calendar
+        xs = np.array([cal.seconds(a) for a, _ in self.profile.demand.accounts])
+        ys = np.array([v for _, v in self.profile.demand.accounts])
+        return np.interp(np.asarray(t, dtype=float), xs, ys, left=0.0)
+
+    def _ready(self, profile: Profile, step_s: float) -> np.ndarray:
+        edges = self._edges
+        inflow = self.conversion * np.diff(self.accounts(edges))
+        hour0 = profile.calendar.window_start.hour + profile.calendar.window_start.minute / 60
+        cycle = np.asarray(profile.arrivals.daily_cycle, dtype=float)
+        cycle = cycle / cycle.mean()
+        mids = (edges[:-1] + edges[1:]) / 2
+        w = cycle[(np.floor(hour0 + mids / 3600.0) % 24).astype(int)]
+        u = np.concatenate([[0.0], np.cumsum(w * np.diff(edges))])
+        targets = [self.first_close_s] + [c for _, c in self.closes]
+        u_close = np.interp(targets, edges, u)
+        decide = [int(np.ceil(a / step_s - 1e-9)) for a, _ in self.closes]
+        pops = [0.0] * len(targets)
+        cur = 0
+        out = np.zeros(len(inflow))
+        k = self.pull
+        for j in range(len(inflow)):
+            while cur + 1 < len(targets) and j >= decide[cur]:
+                moved = pops[cur] * self.retarget  # earlier populations keep their close
+                pops[cur] -= moved
+                cur += 1
+                pops[cur] += moved
+            pops[cur] += inflow[j]
+            total = 0.0
+            for i in range(cur + 1):
+                if pops[i] <= 0.0:
+                    continue
+                left0, left1 = u_close[i] - u[j], u_close[i] - u[j + 1]
+                s = (left1 / left0) ** k if left1 > 0 and left0 > 0 else 0.0
+                r = pops[i] * (1.0 - s)
+                pops[i] -= r
+                total += r
+            out[j] = total
+        return out
+
+    def cumulative(self, t: np.ndarray | float) -> np.ndarray:
+        """Applicants ready to submit by calendar second `t`."""
+        return np.interp(np.asarray(t, dtype=float), self._edges, self._cum)
+
+    def cumulative_at(self, when: datetime) -> float:
+        """Applicants ready to submit by the aware datetime `when`."""
+        return float(self.cumulative(self.profile.calendar.seconds(when)))

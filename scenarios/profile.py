@@ -129,6 +129,7 @@ class GateChange:
     rate_per_s: float | None = None
     burst: int | None = None
     label: str = ""
+    rate_share: float | None = None   # rate as a share of the issuer's capacity (applicants/s), instead of rate_per_s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +156,9 @@ class Behaviour:
     patience_minutes: float
     retry_probability: float
     retry_after_minutes: float
+    persistence_days: float | None = None   # mean days an applicant keeps coming back (None: loss per attempt)
+    return_boost: float = 1.0               # returns x this for announcement_hours after each reopening change
+    announcement_hours: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,12 +178,54 @@ class Journeys:
 
 @dataclass(frozen=True, kw_only=True)
 class CalibrationPoint:
-    """A published cumulative count the arrival curve should pass near."""
+    """A published cumulative count. `role` "in-sample" may be fitted on; "holdout" may not
+    (it is only predicted). `kind`: "submitted" (cumulative submitted applications) or
+    "stamps_day" (stamps on the local day of `at`, at least `cumulative`)."""
 
     at: datetime
     cumulative: float
     label: str = ""
     source: str = ""
+    role: str = "in-sample"
+    kind: str = "submitted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsDemand:
+    """Demand from an uncensored signal: registered accounts (a cumulative series), times
+    `conversion` (the share who will want to submit), each ready to submit after a lag
+    whose hazard is `pull` / (time left to the close) in the daily-cycle clock.
+    An extension announced at `extension_announced` retargets `retarget_share` of those
+    not yet ready (and every later account) to the new close; the rest keep the old one."""
+
+    accounts: tuple[tuple[datetime, float], ...]
+    conversion: float
+    pull: float
+    extension_announced: datetime | None = None
+    retarget_share: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bypass:
+    """From `at`, a `share` of applicants who would stamp use another route (physical stamps)."""
+
+    at: datetime
+    share: float
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overload:
+    """Issuer overload physics. mode "shed": excess waits or is refused, throughput stays at
+    capacity. mode "unbounded": every pending request is in flight; work on requests whose
+    client gave up is still done (waste), and past `timeout_s` of queued work per unit of
+    capacity the USL (alpha, beta, peak concurrency) says throughput falls."""
+
+    mode: str = "shed"
+    alpha: float = 0.0
+    beta: float = 0.0
+    peak_concurrency: float = 1.0
+    timeout_s: float = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +246,10 @@ class Profile:
     outages: tuple[Outage, ...] = ()
     reopening: tuple[GateChange, ...] = ()
     calibration: tuple[CalibrationPoint, ...] = ()
+    demand: AccountsDemand | None = None
+    bypass: Bypass | None = None
+    overload: Overload = field(default_factory=Overload)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -270,7 +320,8 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
     """
     r = _Reader(data)
     _known(r, "", data, {"profile", "calendar", "applicants", "arrivals", "behaviour", "journeys",
-                         "capacity", "outages", "reopening", "calibration"})
+                         "capacity", "outages", "reopening", "calibration",
+                         "demand", "bypass", "overload", "ranges"})
     meta = r.table("profile")
     _known(r, "profile", meta, {"name", "title", "description", "timezone"})
     name = r.string("profile.name")
@@ -304,13 +355,18 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
     outages = _outages(r, calendar)
     reopening = _reopening(r, calendar)
     calibration = _calibration(r, calendar)
+    demand = _demand(r, calendar)
+    bypass = _bypass(r, calendar)
+    overload = _overload(r)
+    ranges = _ranges(r)
 
     return Profile(
         name=name, title=r.string("profile.title", default=name),
         description=r.string("profile.description") if "description" in meta else "", source=source,
         calendar=calendar, applicants_total=int(total), stamps_per_applicant=stamps,
         arrivals=arrivals, behaviour=behaviour, journeys=journeys, capacity=capacity,
-        outages=outages, reopening=reopening, calibration=calibration, raw=data,
+        outages=outages, reopening=reopening, calibration=calibration, demand=demand, bypass=bypass,
+        overload=overload, ranges=ranges, raw=data,
     )
 
 
@@ -359,11 +415,16 @@ def _arrivals(r: _Reader, cal: Calendar) -> ArrivalShape:
 
 def _behaviour(r: _Reader) -> Behaviour:
     b = r.table("behaviour", default={})
-    _known(r, "behaviour", b, {"patience_minutes", "retry_probability", "retry_after_minutes"})
+    _known(r, "behaviour", b, {"patience_minutes", "retry_probability", "retry_after_minutes",
+                               "persistence_days", "return_boost", "announcement_hours"})
+    pers = b.get("persistence_days")
     return Behaviour(
         patience_minutes=r.number("behaviour.patience_minutes", default=120.0, minimum=0, exclusive=True),
         retry_probability=r.number("behaviour.retry_probability", default=0.8, minimum=0, maximum=1),
         retry_after_minutes=r.number("behaviour.retry_after_minutes", default=150.0, minimum=0, exclusive=True),
+        persistence_days=None if pers is None else r.number("behaviour.persistence_days", minimum=0, exclusive=True),
+        return_boost=r.number("behaviour.return_boost", default=1.0, minimum=0),
+        announcement_hours=r.number("behaviour.announcement_hours", default=0.0, minimum=0),
     )
 
 
@@ -428,19 +489,24 @@ def _reopening(r: _Reader, cal: Calendar) -> tuple[GateChange, ...]:
     out = []
     for i, g in enumerate(r.array_of_tables("reopening")):
         f = f"reopening[{i}]"
-        _known(r, f, g, {"at", "gate", "mode", "rate_per_s", "burst", "label"})
+        _known(r, f, g, {"at", "gate", "mode", "rate_per_s", "rate_share", "burst", "label"})
         gate = g.get("gate")
         if gate not in GATES:
             raise ProfileError(f"{f}.gate", gate, f"choose one of: {', '.join(GATES)}")
         mode = g.get("mode")
         if mode not in GATE_MODES:
             raise ProfileError(f"{f}.mode", mode, f"choose one of: {', '.join(GATE_MODES)}")
-        rate = burst = None
-        if mode == "rate":
+        rate = burst = share = None
+        if mode == "rate" and "rate_share" in g:
+            if "rate_per_s" in g:
+                raise ProfileError(f"{f}.rate_share", g["rate_share"], "give rate_per_s or rate_share, not both")
+            share = r.number(f"{f}.rate_share", value=g.get("rate_share"), minimum=0, exclusive=True)
+            burst = int(r.number(f"{f}.burst", value=g["burst"], minimum=1, integer=True)) if "burst" in g else None
+        elif mode == "rate":
             rate = r.number(f"{f}.rate_per_s", value=g.get("rate_per_s"), minimum=0, exclusive=True)
             burst = int(r.number(f"{f}.burst", value=g.get("burst", max(1, math.ceil(rate))), minimum=1, integer=True))
         out.append(GateChange(at=r.when(f"{f}.at", cal.tz, value=g.get("at")), gate=gate, mode=mode,
-                              rate_per_s=rate, burst=burst, label=str(g.get("label", ""))))
+                              rate_per_s=rate, burst=burst, label=str(g.get("label", "")), rate_share=share))
     return tuple(sorted(out, key=lambda g: g.at))
 
 
@@ -448,11 +514,77 @@ def _calibration(r: _Reader, cal: Calendar) -> tuple[CalibrationPoint, ...]:
     out = []
     for i, c in enumerate(r.array_of_tables("calibration")):
         f = f"calibration[{i}]"
-        _known(r, f, c, {"at", "cumulative", "label", "source"})
+        _known(r, f, c, {"at", "cumulative", "label", "source", "role", "kind"})
+        role = c.get("role", "in-sample")
+        if role not in ("in-sample", "holdout"):
+            raise ProfileError(f"{f}.role", role, "choose in-sample or holdout")
+        kind = c.get("kind", "submitted")
+        if kind not in ("submitted", "stamps_day"):
+            raise ProfileError(f"{f}.kind", kind, "choose submitted or stamps_day")
         out.append(CalibrationPoint(at=r.when(f"{f}.at", cal.tz, value=c.get("at")),
                                     cumulative=r.number(f"{f}.cumulative", value=c.get("cumulative"), minimum=0),
-                                    label=str(c.get("label", "")), source=str(c.get("source", ""))))
+                                    label=str(c.get("label", "")), source=str(c.get("source", "")),
+                                    role=role, kind=kind))
     return tuple(out)
+
+
+def _demand(r: _Reader, cal: Calendar) -> AccountsDemand | None:
+    d = r.get("demand", None)
+    if d is None:
+        return None
+    d = r.table("demand")
+    _known(r, "demand", d, {"accounts", "conversion", "pull", "extension_announced", "retarget_share"})
+    raw = r.get("demand.accounts")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ProfileError("demand.accounts", raw, "give at least 2 [date-time, cumulative accounts] pairs")
+    series: list[tuple[datetime, float]] = []
+    for i, pair in enumerate(raw):
+        fname = f"demand.accounts[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ProfileError(fname, pair, "give a [date-time, cumulative accounts] pair")
+        at = r.when(fname, cal.tz, value=pair[0])
+        n = r.number(fname, value=pair[1], minimum=0)
+        if series and (at <= series[-1][0] or n < series[-1][1]):
+            raise ProfileError(fname, pair, "times must increase and counts never fall")
+        series.append((at, n))
+    return AccountsDemand(
+        accounts=tuple(series),
+        conversion=r.number("demand.conversion", minimum=0, maximum=1, exclusive=True),
+        pull=r.number("demand.pull", minimum=0, exclusive=True),
+        extension_announced=r.when("demand.extension_announced", cal.tz, optional=True),
+        retarget_share=r.number("demand.retarget_share", default=1.0, minimum=0, maximum=1))
+
+
+def _bypass(r: _Reader, cal: Calendar) -> Bypass | None:
+    b = r.get("bypass", None)
+    if b is None:
+        return None
+    b = r.table("bypass")
+    _known(r, "bypass", b, {"at", "share", "label"})
+    return Bypass(at=r.when("bypass.at", cal.tz), share=r.number("bypass.share", minimum=0, maximum=1),
+                  label=str(b.get("label", "")))
+
+
+def _overload(r: _Reader) -> Overload:
+    o = r.table("overload", default={})
+    _known(r, "overload", o, {"mode", "alpha", "beta", "peak_concurrency", "timeout_s"})
+    mode = o.get("mode", "shed")
+    if mode not in ("shed", "unbounded"):
+        raise ProfileError("overload.mode", mode, "choose shed or unbounded")
+    return Overload(mode=mode, alpha=r.number("overload.alpha", default=0.0, minimum=0, maximum=1),
+                    beta=r.number("overload.beta", default=0.0, minimum=0),
+                    peak_concurrency=r.number("overload.peak_concurrency", default=1.0, minimum=1),
+                    timeout_s=r.number("overload.timeout_s", default=60.0, minimum=0, exclusive=True))
+
+
+def _ranges(r: _Reader) -> dict[str, tuple[float, float]]:
+    t = r.table("ranges", default={})
+    out: dict[str, tuple[float, float]] = {}
+    for key, v in t.items():
+        if not (isinstance(v, list) and len(v) == 2 and all(_is_num(x) for x in v) and v[0] <= v[1]):
+            raise ProfileError(f"ranges.{key}", v, "give [low, high] numbers with low <= high")
+        out[key] = (float(v[0]), float(v[1]))
+    return out
 
 
 # ---------------------------------------------------------------- helpers

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("surgecast.commands.probe", "measure a target's capacity with stepped load"),
     "usl": ("surgecast.commands.usl", "fit the Universal Scalability Law to load,throughput"),
     "queue": ("surgecast.commands.queue", "Erlang B/C/A figures for one resource"),
+    "forecast": ("surgecast.commands.forecast", "run the surge model as the profile says (served, lost, waiting)"),
     "plan": ("surgecast.commands.plan", "backlog forecast and a staged-reopening plan"),
     "report": ("surgecast.commands.report", "build the capacity report from a run directory"),
     "drill": ("surgecast.commands.drill", "a rehearsal with a fault injected, then reconciliation"),

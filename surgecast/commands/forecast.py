@@ -1,0 +1,102 @@
+"""`surgecast forecast`: run the surge model as the profile says it happens.
+
+    surgecast forecast --profile casn2024 --out runs/f
+    surgecast forecast --profile casn2024 --stamps-per-second 20 --extend 2d --out runs/f2
+    surgecast forecast --profile casn2024 --capacity runs/probe/capacity.json --overload unbounded --out runs/f3
+
+Writes forecast.json (with `outcome: {served, lost, waiting}` at the close in force) and
+timeline.csv (docs/run-directory.md), then prints a short summary. Times are ISO local
+times in the profile's zone; `--extend` takes whole days (2d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+from surgecast.errors import FieldError, InputFileError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `surgecast forecast`."""
+    parser.add_argument("--profile", required=True, metavar="NAME|FILE", help="a shipped profile name or a TOML file")
+    cap = parser.add_mutually_exclusive_group()
+    cap.add_argument("--capacity", metavar="capacity.json", help="stamps/s and the USL fit measured by a probe")
+    cap.add_argument("--stamps-per-second", metavar="C", help="issuer capacity in stamps per second")
+    parser.add_argument("--outage", metavar="START/END", help="issuer outage times, ISO local (default: the profile's)")
+    parser.add_argument("--extend", metavar="Nd", help="extend the close in force by whole days, e.g. 2d")
+    parser.add_argument("--decided-at", metavar="TIME",
+                        help="when the extension is announced (default: the outage end); arrivals before it are kept")
+    parser.add_argument("--overload", choices=("shed", "unbounded"),
+                        help="issuer overload physics (default: the profile's [overload] mode)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for forecast.json and timeline.csv")
+
+
+def parse_days(text: str) -> int:
+    """'2d' or '2' -> 2 whole days; anything else is a FieldError on --extend.
+
+    >>> parse_days("2d"), parse_days("0")
+    (2, 0)
+    """
+    m = re.fullmatch(r"\s*(\d+)\s*d?\s*", str(text))
+    if not m:
+        raise FieldError("--extend", text, "give whole days, e.g. 2d (extensions are whole days)")
+    return int(m.group(1))
+
+
+def _sps(text: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second") from None
+    if not (math.isfinite(v) and v > 0):
+        raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second")
+    return v
+
+
+def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityModel
+    from analysis.forecast import capacity_from_json
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"--capacity {path}: no such file; give the capacity.json of a probe run")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError(f"--capacity {path}: not UTF-8 text; give the capacity.json of a probe run") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise InputFileError(f"--capacity {path}: not valid JSON ({e}); give the capacity.json of a probe run") from None
+    return capacity_from_json(data, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Forecast, write forecast.json and timeline.csv atomically, print the summary."""
+    from analysis.forecast import TIMELINE_COLUMNS, forecast
+    from analysis.planner import parse_local_time, parse_outage
+    from scenarios.profile import load_profile
+    from surgecast import atomic
+
+    profile = load_profile(args.profile)
+    cal = profile.calendar
+    sps = _sps(args.stamps_per_second) if args.stamps_per_second is not None else None
+    capacity = _capacity(args.capacity) if args.capacity else None
+    outage = parse_outage(args.outage, cal.tz) if args.outage else None
+    if outage is not None and (outage[0] >= cal.close or outage[1] <= cal.window_start):
+        raise FieldError("--outage", args.outage, f"lies outside the window {cal.window_start:%Y-%m-%d} to "
+                         f"{cal.close:%Y-%m-%d}; give times inside it")
+    days = parse_days(args.extend) if args.extend is not None else 0
+    decided = parse_local_time(args.decided_at, cal.tz, "--decided-at") if args.decided_at else None
+    if decided is not None and not days:
+        raise FieldError("--decided-at", args.decided_at, "only means something with --extend Nd")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FieldError("--out", args.out, "is a file; give a directory")
+    f = forecast(profile, stamps_per_second=sps, capacity=capacity, outage=outage, extend_days=days,
+                 decided_at=decided, overload=args.overload)
+    atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, f.timeline_rows())
+    atomic.write_json(out / "forecast.json", f.as_json())
+    print(f.render())
+    print(f"\n  wrote {out / 'forecast.json'}, {out / 'timeline.csv'}")
+    return 0
