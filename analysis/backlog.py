@@ -85,7 +85,8 @@ class Gate:
     burst: float | None = None
     room: float | None = None
     room_s: float | None = None
-    keep: bool = False                    # a booked queue: its room never abandons nor turns away (planner)
+    keep: bool = False                    # booked (planner): the room never abandons nor turns away, and the
+                                          # gate's orbit is given slots (joins the room) when the stage starts
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -603,6 +604,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                     room[j] = gate.room if gate.room is not None else (r * gate.room_s if gate.room_s is not None else inf)
                     if gate.keep:
                         room[j] = inf
+                        w[j] += orb[j]   # booked: those deferred from this gate are given a slot too
+                        orb[j] = 0.0
                     fab[j] = 0.0 if gate.keep else f_ab
                     rec[g] = {"mode": "rate", "rate_per_s": r, "burst": burst[j],
                               "room": None if room[j] == inf else room[j]}
@@ -646,6 +649,12 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             o0 -= b * o0
             o1_new -= b * o1_new
             o2_new -= b * o2_new
+        if b and fab[2] == 0.0 and mode[2] == 2 and w[2] > 0:
+            # a booked stamping queue: its holders look again at the return rate, and a share b
+            # of those looks takes the bypass, as the deferred in the orbit do (planner addition)
+            bp = w[2] * f_r * b
+            w[2] -= bp
+            byp_tot += bp
         last_want[0] = w[0] + o0
         if mode[0] == 0:
             adm0 = w[0] + o0
@@ -679,12 +688,6 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             qs -= ss
             ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
             qs -= ab_s
-        if f_l and mode[2] == 2 and fab[2] == 0.0:
-            # booked: no session abandonment, but the persistence hazard still applies (leave for good)
-            x = w[2] * f_l
-            w[2] -= x
-            lost += x
-            lost_paid += x
         served_tot += ss
         # ---- who gives up goes to the orbit (share p) or is lost
         g0 = ab0 + aw0

@@ -1,10 +1,9 @@
 """Extensions of the close in whole days, with the past fixed, and the brute-force search.
 
 An extension of `days` moves the close by that many days. What is already known stays:
-arrivals before the decision time are exactly those of the close in force. Of the demand
-still to come, a stated share `RETARGET_SHARE` follows the new close (the rush re-aims at
-the new deadline, as it did in 2024), the rest arrives as it would have; the total is
-unchanged (an extension brings no new applicants, it gives time to those who want to come).
+arrivals before the decision time are exactly those of the close in force; of the demand
+still to come, the profile's `demand.retarget_share` re-aims at the new close (the model's
+rule, shared with `surgecast forecast`).
 
 `smallest_meeting(values, target)` is the minimum extension: the smallest whole day on
 the grid whose value meets the target, found by trying every day (the served share need
@@ -24,16 +23,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-import numpy as np
-
 from analysis.backlog import FluidInputs, inputs_from_profile
-from scenarios.curve import ArrivalCurve
+from analysis.forecast import _closes, _ExtendedCurve
+from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile import Outage, Profile
 from surgecast.errors import FieldError
 
-__all__ = ["RETARGET_SHARE", "extended_inputs", "smallest_meeting", "parse_days"]
-
-RETARGET_SHARE = 0.5   # stated default: half of the demand still to come re-aims at the new close
+__all__ = ["extended_inputs", "smallest_meeting", "parse_days"]
 
 
 def parse_days(text: str, flag: str = "--extend") -> int:
@@ -59,42 +55,32 @@ def parse_days(text: str, flag: str = "--extend") -> int:
     return int(round(v))
 
 
-def extended_inputs(profile: Profile, base: FluidInputs, days: int, decision_s: float, *,
-                    stamps_per_second: float | None, outages: Sequence[Outage],
-                    retarget_share: float = RETARGET_SHARE) -> FluidInputs:
+def extended_inputs(profile: Profile, days: int, decision_s: float, *, stamps_per_second: float | None,
+                    outages: Sequence[Outage], step_s: float = 60.0) -> FluidInputs:
     """Fluid inputs for the close moved by `days`, the past before `decision_s` fixed.
+
+    Demand follows the model's own extension rule (`analysis.forecast`): with a [demand]
+    accounts series, a share `demand.retarget_share` of those not yet ready re-aim at the
+    new close; without one, the rest of the curve stretches onto the new close.
 
     >>> from scenarios.profile import load_profile
     >>> p = load_profile("casn2024")
-    >>> b = inputs_from_profile(p)
-    >>> e = extended_inputs(p, b, 2, 1_400_000.0, stamps_per_second=None, outages=p.outages)
+    >>> b = extended_inputs(p, 0, 1_400_000.0, stamps_per_second=None, outages=p.outages)
+    >>> e = extended_inputs(p, 2, 1_400_000.0, stamps_per_second=None, outages=p.outages)
     >>> e.n - b.n, bool(np.allclose(e.arrivals["registration"][:23333], b.arrivals["registration"][:23333]))
     (2880, True)
-    >>> round(sum(float(v.sum()) for v in e.arrivals.values())) == round(b.total_applicants)
-    True
     """
-    if days == 0:
-        return base
-    cal = replace(profile.calendar, extension=profile.calendar.close + timedelta(days=days))
-    p = replace(profile, calendar=cal)
-    ext = inputs_from_profile(p, stamps_per_second=stamps_per_second, outages=outages, curve=ArrivalCurve(p))
-    n0, n1 = base.n, ext.n
-    k = max(0, min(n0, int(math.ceil((decision_s - base.t0_s) / base.step_s - 1e-9))))
-    arrivals = {}
-    for g, a0 in base.arrivals.items():
-        a0 = np.asarray(a0, dtype=float)
-        a1 = np.asarray(ext.arrivals[g], dtype=float)
-        rest0 = float(a0[k:].sum())
-        new = np.zeros(n1)
-        new[:k] = a0[:k]
-        stay = np.zeros(n1)
-        stay[k:n0] = a0[k:]
-        moved = a1[k:].copy()
-        tot = float(moved.sum())
-        moved = moved * (rest0 / tot) if tot > 0 else np.zeros_like(moved)
-        new[k:] = (1.0 - retarget_share) * stay[k:] + retarget_share * moved
-        arrivals[g] = new
-    return replace(ext, arrivals=arrivals, total_applicants=base.total_applicants)
+    cal = profile.calendar
+    curve = None
+    if days:
+        new_close = cal.close + timedelta(days=days)
+        if profile.demand is not None:
+            curve = AccountsCurve(profile, closes=_closes(profile, decision_s, cal.seconds(new_close)))
+        else:
+            curve = _ExtendedCurve(ArrivalCurve(profile), decision_s, cal.seconds(new_close))
+        profile = replace(profile, calendar=replace(cal, extension=new_close))
+    return inputs_from_profile(profile, stamps_per_second=stamps_per_second, outages=outages, curve=curve,
+                               step_s=step_s)
 
 
 def smallest_meeting(values: Sequence[float], target: float) -> int | None:

@@ -17,6 +17,7 @@ from typing import Any
 from analysis import timetable as tt
 from analysis import waiting_room as wr
 from analysis.backlog import GATES
+from analysis.planner import DEFAULT_TARGET
 
 __all__ = ["plan_json", "render", "timeline_rows", "gate_schedule", "waiting_room_json", "stage_views"]
 
@@ -121,7 +122,8 @@ def plan_json(plan: Any) -> dict[str, Any]:
                             "p5_set": plan.p5_set} if plan.bands else None,
         "lost_paid": round(plan.lost_paid), "lost_paid_before_decision": round(plan.lost_paid_before_decision),
         "target_share": _r(plan.target_share, 5), "attainable_share": _r(plan.attainable_share, 5),
-        "target_rule": ("given by --target" if cfg.target is not None else
+        "target_rule": (("the stated default (--target to change)" if cfg.target == DEFAULT_TARGET else "given by --target")
+                        if cfg.target is not None else
                         f"within {cfg.target_gap:.1%} of the share an unlimited issuer would serve after this outage"),
         "meets_target": plan.meets_target,
         "verdict_served": round(plan.verdict_served),

@@ -28,6 +28,7 @@ from analysis.extension import smallest_meeting
 __all__ = ["search", "smallest_day", "workers"]
 
 MAX_FACTOR = 16.0
+SEARCH_STEP_S = 300.0   # the searches run the model at 5-minute steps (the headline outcome at 1 minute)
 
 
 def smallest_day(shares: Sequence[float], target: float) -> tuple[int | None, str | None]:
@@ -39,19 +40,19 @@ def smallest_day(shares: Sequence[float], target: float) -> tuple[int | None, st
                   f"target {target:.1%}")
 
 
-def _share(model: Any, chosen: Any, days: int, factor: float = 1.0, params: dict[str, float] | None = None) -> dict[str, float]:
-    inp: FluidInputs = model.inputs(days, factor)
-    if params:
-        inp = bands_mod.apply_set(inp, params)
+def _share(model: Any, chosen: Any, days: int, factor: float = 1.0, params: dict[str, float] | None = None,
+           step_s: float = SEARCH_STEP_S) -> dict[str, float]:
+    inp: FluidInputs = model.inputs(days, factor, params, step_s)
     return model.outcome(inp, chosen.stages)
 
 
-_CTX: tuple[Any, Any] | None = None   # (model, chosen), inherited by forked workers
+_CTX: tuple[Any, Any, Any] | None = None   # (function, model, extra), inherited by forked workers
 
 
-def _task(job: tuple[int, float, dict[str, float] | None]) -> dict[str, float]:
+def _task(job: Any) -> Any:
     assert _CTX is not None
-    return _share(_CTX[0], _CTX[1], *job)
+    fn, model, extra = _CTX
+    return fn(model, extra, *job) if extra is not None else fn(model, job)
 
 
 def workers() -> int:
@@ -66,20 +67,23 @@ def workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _map(model: Any, chosen: Any, jobs: list[tuple[int, float, dict[str, float] | None]]) -> list[dict[str, float]]:
-    """Run the jobs (days, capacity factor, parameter set), in forked workers when there are several."""
+def pool_map(fn: Any, model: Any, jobs: list[Any], extra: Any = None) -> list[Any]:
+    """[fn(model, job)] (or fn(model, extra, *job)), in forked workers when there are several jobs."""
     global _CTX
-    for d in {j[0] for j in jobs}:
-        model.inputs(d)          # build the extended inputs once, before forking
     n = workers()
-    if n <= 1 or len(jobs) < 4 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_share(model, chosen, *j) for j in jobs]
-    _CTX = (model, chosen)
+    if n <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(model, extra, *j) if extra is not None else fn(model, j) for j in jobs]
+    _CTX = (fn, model, extra)
     try:
-        with multiprocessing.get_context("fork").Pool(n) as pool:
+        with multiprocessing.get_context("fork").Pool(min(n, len(jobs))) as pool:
             return pool.map(_task, jobs, chunksize=1)
     finally:
         _CTX = None
+
+
+def _map(model: Any, chosen: Any, jobs: list[tuple[Any, ...]]) -> list[dict[str, float]]:
+    """Run the jobs (days, capacity factor, parameter set[, step]) of the chosen plan."""
+    return pool_map(_share, model, jobs, chosen)
 
 
 def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> dict[str, Any]:
@@ -90,10 +94,10 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
     bands = p5_set = None
     caps = None
     sets = []
-    jobs: list[tuple[int, float, dict[str, float] | None]] = [(e, 1000.0, None)]
+    jobs: list[tuple[Any, ...]] = [(e, 1000.0, None)]
     if cfg.bands:
         sets = bands_mod.parameter_sets(bands_mod.profile_ranges(model.profile), cfg.band_sets)
-        jobs += [(e, 1.0, st) for st in sets]
+        jobs += [(e, 1.0, st, bands_mod.BAND_STEP_S) for st in sets]
     # Phase 1: the target, the bands and the what-if table (capacity rows need no search).
     first = _map(model, chosen, jobs)
     attainable = first[0]["served"] / total
@@ -103,23 +107,32 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
         p5 = bands["served"]["p5"]
         p5_set = min(zip(sets, outs, strict=True), key=lambda so: abs(so[1]["served"] - p5))[0]
 
-    # Phase 2: the extension grid and the trade-offs, on the p5 set.
-    days = list(range(cfg.max_extension_days + 1))
-    more = [d for d in (e, e + 1) if d not in days]
-    jobs2 = [(d, 1.0, p5_set) for d in days + more] + [(e, (base_cap + 1.0) / base_cap, p5_set)]
+    # Phase 2: the extension grid on the p5 set, in batches until a day meets the target
+    # (every day is tried, in order: the share need not grow with the extension).
+    jobs2: list[tuple[Any, ...]] = [(e, (base_cap + 1.0) / base_cap, p5_set)]
     if p5_set is not None:
         jobs2.append((e, 1000.0, p5_set))
-    res2 = _map(model, chosen, jobs2)
+    res2 = _map(model, chosen, jobs2 + [(d, 1.0, p5_set) for d in sorted({e, e + 1})])
+    more_cap = res2[0]["served"]
     if p5_set is not None:
-        attainable = res2.pop()["served"] / total
+        attainable = res2[1]["served"] / total
+    by_day = {d: o for d, o in zip(sorted({e, e + 1}), res2[len(jobs2):], strict=True)}
     # The target: stated, or within target_gap of what an unlimited issuer would serve in the
     # case the verdict uses (the p5 set: the outage loses more for good there).
     target = cfg.target if cfg.target is not None else max(0.0, attainable - cfg.target_gap)
-    by_day = dict(zip(days + more, res2[:-1], strict=True))
-    grid = [{"days": d, "served_share": by_day[d]["served"] / total, **by_day[d]} for d in days]
+    days = list(range(cfg.max_extension_days + 1))
+    batch = max(2, 2 * workers())
+    for i in range(0, len(days), batch):
+        todo = [d for d in days[i:i + batch] if d not in by_day]
+        by_day.update(zip(todo, _map(model, chosen, [(d, 1.0, p5_set) for d in todo]), strict=True))
+        if any(by_day[d]["served"] / total >= target - 1e-12 for d in days[:i + batch] if d in by_day):
+            break
+    grid = [{"days": d, "served_share": by_day[d]["served"] / total, **by_day[d]} for d in days if d in by_day]
     req_days, reason = smallest_day([g["served_share"] for g in grid], target)
+    if req_days is None and len(grid) < len(days):
+        reason = None
     trade = {"one_more_day": by_day[e + 1]["served"] - by_day[e]["served"],
-             "one_more_stamp_per_second": res2[-1]["served"] - by_day[e]["served"]}
+             "one_more_stamp_per_second": more_cap - by_day[e]["served"]}
 
     def ok(f: float) -> bool:
         return _share(model, chosen, e, f, p5_set)["served"] / total >= target - 1e-12

@@ -43,17 +43,16 @@ from analysis.backlog import (
     Gate,
     Stage,
     fluid_totals,
-    inputs_from_profile,
     run_fluid,
 )
 from analysis.extension import extended_inputs
+from analysis.forecast import apply_params
 from analysis.planparse import parse_duration, parse_local_time, parse_outage
 from analysis.stages import BASELINE, STAGES, StageSpec, validate_table
-from scenarios.curve import ArrivalCurve
 from scenarios.profile import Outage, Profile
 from surgecast.errors import FieldError
 
-__all__ = ["PlanConfig", "Plan", "make_plan", "parse_duration", "parse_local_time", "parse_outage",
+__all__ = ["PlanConfig", "Plan", "make_plan", "problems", "choose", "parse_duration", "parse_local_time", "parse_outage",
            "VARIANTS", "TIMELINE_COLUMNS", "Candidate"]
 
 VARIANTS = ("baseline", "book", "staged", "staged-paced")
@@ -62,6 +61,8 @@ TIMELINE_COLUMNS = ("calendar_at", "demand_per_s", "retry_per_s", "capacity_per_
                     "queue_stamps", "issuer_queue", "payments_queue", "orbit", "turned_away_per_s",
                     "utilisation", "served_cum", "lost_cum")
 PAID_TOLERANCE = 0.5  # applicants: below this the model's lost_paid is zero
+DEFAULT_TARGET = 0.85   # stated default: 85% of those who want to submit served by the close (--target)
+RESOLVE_STEP_S = 300.0  # stage start conditions are found on 5-minute steps, then every plan runs at 1 minute
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,8 +71,9 @@ class PlanConfig:
 
     `stamps_per_second` None: the profile's capacity; `outage` None: the profile's first
     issuer outage; `reopen_at` None: the outage end (the decision time); `extend_days`:
-    the extension to evaluate; `target` None: within `target_gap` of what an unlimited
-    issuer would serve under the same outage.
+    the extension to evaluate; `target`: the share of applicants (those who want to submit)
+    served by the close, 85% unless given; None: within `target_gap` of what an unlimited
+    issuer would serve under the same outage (rarely reachable: the rush re-aims at any new close).
 
     >>> PlanConfig(stamps_per_second=12.0).max_utilisation
     1.0
@@ -83,7 +85,7 @@ class PlanConfig:
     max_utilisation: float = 1.0
     max_wait_s: float = 1800.0
     extend_days: int = 0
-    target: float | None = None
+    target: float | None = DEFAULT_TARGET
     target_gap: float = 0.005
     max_extension_days: int = 14
     what_if_days: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -149,6 +151,7 @@ class Plan:
     lost_paid: float
     lost_paid_before_decision: float
     notes: list[str] = field(default_factory=list)
+    model: Any = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"Plan(profile={self.profile.name!r}, capacity={self.capacity_stamps_per_second:g} stamps/s, "
@@ -208,23 +211,30 @@ class Plan:
 
 # ---------------------------------------------------------------- the model runs
 class _Model:
-    """Inputs (by extension days and capacity factor) and the stage lists of each candidate."""
+    """Inputs (by extension days, capacity factor from the decision on, parameter set and
+    step) and the stage lists of each candidate."""
 
-    def __init__(self, profile: Profile, cfg: PlanConfig, outages: tuple[Outage, ...],
-                 past: list[Stage], decision_s: float | None) -> None:
-        self.profile, self.cfg, self.outages, self.past, self.decision_s = profile, cfg, outages, past, decision_s
-        self._inp: dict[int, FluidInputs] = {}
-        base = inputs_from_profile(profile, stamps_per_second=cfg.stamps_per_second, outages=outages,
-                                   curve=ArrivalCurve(profile))
-        self._inp[0] = base
+    def __init__(self, profile: Profile, cfg: PlanConfig, past: list[Stage], decision_s: float | None) -> None:
+        self.profile, self.cfg, self.past, self.decision_s = profile, cfg, past, decision_s
+        self._inp: dict[tuple[Any, ...], FluidInputs] = {}
 
-    def inputs(self, days: int, factor: float = 1.0) -> FluidInputs:
-        if days not in self._inp:
-            self._inp[days] = extended_inputs(self.profile, self._inp[0], days,
-                                              self.decision_s if self.decision_s is not None else 0.0,
-                                              stamps_per_second=self.cfg.stamps_per_second, outages=self.outages)
-        inp = self._inp[days]
-        return inp if factor == 1.0 else replace(inp, issuer_per_s=inp.issuer_per_s * factor)
+    def inputs(self, days: int, factor: float = 1.0, params: dict[str, float] | None = None,
+               step_s: float = 60.0) -> FluidInputs:
+        key = (days, tuple(sorted((params or {}).items())), step_s)
+        if key not in self._inp:
+            p = apply_params(self.profile, params) if params else self.profile
+            outages, _ = _outages(p, self.cfg)
+            self._inp[key] = extended_inputs(p, days, self.decision_s if self.decision_s is not None else p.calendar.span_s,
+                                             stamps_per_second=self.cfg.stamps_per_second, outages=outages,
+                                             step_s=step_s)
+        inp = self._inp[key]
+        if factor == 1.0:
+            return inp
+        # The past is fixed: a capacity change takes effect from the decision time on.
+        k = 0 if self.decision_s is None else int(math.ceil((self.decision_s - inp.t0_s) / inp.step_s - 1e-9))
+        cap = inp.issuer_per_s.copy()
+        cap[k:] *= factor
+        return replace(inp, issuer_per_s=cap)
 
     def gate(self, setting: str) -> Gate:
         if setting == "booked":
@@ -246,7 +256,7 @@ class _Model:
         d = self.decision_s or 0.0
         starts: dict[str, float] = {}
         by_id = {s.id: s for s in specs}
-        inp = self.inputs(self.cfg.extend_days)
+        inp = self.inputs(self.cfg.extend_days, step_s=RESOLVE_STEP_S)
         for s in specs:
             if s.after is None or together:
                 starts[s.id] = d
@@ -279,12 +289,14 @@ def _first_fit(r: FluidResult, prev: StageSpec, prev_start: float, max_wait_s: f
 
 
 def _outages(profile: Profile, cfg: PlanConfig) -> tuple[tuple[Outage, ...], tuple[datetime, datetime] | None]:
+    """The outages in force: the profile's, or its issuer outage moved to `--outage` (as `surgecast forecast`)."""
+    issuer = [o for o in profile.outages if o.resource == "issuer"]
     if cfg.outage is None:
-        issuer = [o for o in profile.outages if o.resource == "issuer"]
         return profile.outages, ((issuer[0].start, issuer[0].end) if issuer else None)
-    kept = tuple(o for o in profile.outages if o.resource != "issuer")
-    new = Outage(start=cfg.outage[0], end=cfg.outage[1], resource="issuer", capacity_factor=0.0, label="--outage")
-    return kept + (new,), cfg.outage
+    a, b = cfg.outage
+    base = issuer[0] if issuer else Outage(start=a, end=b, resource="issuer", capacity_factor=0.0, label="--outage")
+    others = tuple(o for o in profile.outages if o is not base)
+    return others + (replace(base, start=a, end=b),), cfg.outage
 
 
 def _past_stages(profile: Profile, cfg: PlanConfig, decision_s: float | None) -> list[Stage]:
@@ -317,31 +329,39 @@ def _decision(profile: Profile, cfg: PlanConfig, outage: tuple[datetime, datetim
 
 
 # ---------------------------------------------------------------- planning
-def _candidates(model: _Model, cfg: PlanConfig) -> dict[str, Candidate]:
+def _candidate(model: _Model, name: str) -> Candidate:
+    """One candidate plan, its stage times resolved, run at 1-minute steps."""
+    cfg = model.cfg
+    specs, paced, together = _PLANS[name] if name != "baseline" else ((BASELINE,), False, True)
+    specs = specs or cfg.table
     inp = model.inputs(cfg.extend_days)
     d = model.decision_s
-    out: dict[str, Candidate] = {}
-    plans: dict[str, tuple[tuple[StageSpec, ...], bool, bool]] = {"baseline": ((BASELINE,), False, True)}
-    if d is not None:
-        plans.update({"book": (cfg.table, False, True), "staged": (cfg.table, False, False),
-                      "staged-paced": (cfg.table, True, False)})
-    for name, (specs, paced, together) in plans.items():
-        if d is None:
-            starts, stages = {}, []
-            specs = ()
-        else:
-            starts = model.resolve(specs, paced, together)
-            stages = model.stages(specs, starts, paced)
-        r = run_fluid(inp, stages)
-        k_d = r._index(d) if d is not None else 0
-        lp = r.lost_paid_cum if r.lost_paid_cum is not None else np.zeros(len(r.t_s))
-        lost_paid = float(lp[-1] - (lp[k_d - 1] if k_d > 0 else 0.0))
-        served, lost = float(r.served_cum[-1]), float(r.lost_cum[-1])
-        out[name] = Candidate(variant=name, specs=specs, starts=starts, stages=stages,
-                              outcome={"served": served, "lost": lost,
-                                       "waiting": max(0.0, inp.total_applicants - served - lost)},
-                              lost_paid=max(0.0, lost_paid), result=r)
-    return out
+    if d is None:
+        specs, starts, stages = (), {}, []
+    else:
+        starts = model.resolve(specs, paced, together)
+        stages = model.stages(specs, starts, paced)
+    r = run_fluid(inp, stages)
+    k_d = r._index(d) if d is not None else 0
+    lp = r.lost_paid_cum if r.lost_paid_cum is not None else np.zeros(len(r.t_s))
+    lost_paid = float(lp[-1] - (lp[k_d - 1] if k_d > 0 else 0.0))
+    served, lost = float(r.done_cum[-1]), float(r.lost_cum[-1])
+    return Candidate(variant=name, specs=specs, starts=starts, stages=stages,
+                     outcome={"served": served, "lost": lost, "waiting": max(0.0, inp.total_applicants - served - lost)},
+                     lost_paid=max(0.0, lost_paid), result=r)
+
+
+# variant -> (stage table (None: the config's), paced, every stage at the reopening)
+_PLANS: dict[str, tuple[tuple[StageSpec, ...] | None, bool, bool]] = {
+    "book": (None, False, True), "staged": (None, False, False), "staged-paced": (None, True, False)}
+
+
+def _candidates(model: _Model, cfg: PlanConfig) -> dict[str, Candidate]:
+    from analysis.plan_search import pool_map
+    names = ["baseline"] + (list(_PLANS) if model.decision_s is not None else [])
+    model.inputs(cfg.extend_days)
+    model.inputs(cfg.extend_days, step_s=RESOLVE_STEP_S)
+    return dict(zip(names, pool_map(_candidate, model, names), strict=True))
 
 
 def choose(candidates: dict[str, Candidate]) -> str:
@@ -372,9 +392,9 @@ def make_plan(profile: Profile, cfg: PlanConfig) -> Plan:
     ('baseline', True)
     """
     cal = profile.calendar
-    outages, outage = _outages(profile, cfg)
+    _, outage = _outages(profile, cfg)
     decision_s = _decision(profile, cfg, outage)
-    model = _Model(profile, cfg, outages, _past_stages(profile, cfg, decision_s), decision_s)
+    model = _Model(profile, cfg, _past_stages(profile, cfg, decision_s), decision_s)
     cands = _candidates(model, cfg)
     rec = choose(cands)
     chosen = cands[rec]
@@ -392,4 +412,36 @@ def make_plan(profile: Profile, cfg: PlanConfig) -> Plan:
                 decision_s=decision_s, close_s=cal.span_s + cfg.extend_days * 86400.0, candidates=cands,
                 recommended=rec, result=result, baseline_result=cands["baseline"].result,
                 lost_paid=chosen.lost_paid, lost_paid_before_decision=float(lp[k_d - 1]) if k_d > 0 else 0.0,
-                **found)
+                model=model, **found)
+
+
+def problems(plan: Plan) -> list[str]:
+    """The plan's broken promises (empty when it keeps them all): never worse than doing nothing,
+    no one who paid lost when a plan exists that loses no one, bands ordered, the minimum
+    extension the first day of the grid meeting the target.
+
+    >>> from scenarios.profile import load_profile
+    >>> problems(make_plan(load_profile("steady"), PlanConfig(bands=False, what_if_days=(0,), max_extension_days=1)))
+    []
+    """
+    out = []
+    rec = plan.candidates[plan.recommended]
+    base = plan.baseline["served"]
+    if plan.outcome["served"] < base - 1e-6:
+        out.append(f"the recommended plan ({plan.recommended}) serves {base - plan.outcome['served']:,.0f} fewer: "
+                   "worse than doing nothing")
+    if rec.lost_paid > PAID_TOLERANCE:
+        safe = [c.variant for c in plan.candidates.values()
+                if c.lost_paid <= PAID_TOLERANCE and c.outcome["served"] >= base - 1e-6]
+        if safe:
+            out.append(f"the recommended plan loses {rec.lost_paid:,.0f} who paid; {safe[0]} loses none")
+    if plan.bands:
+        for k, b in plan.bands.items():
+            if not b["p5"] <= b["p50"] <= b["p95"]:
+                out.append(f"bands of {k} out of order: {b}")
+    shares = [g["served_share"] for g in plan.grid]
+    first = next((i for i, v in enumerate(shares) if v >= plan.target_share - 1e-12), None)
+    if first != plan.required_extension_days:
+        out.append(f"required_extension_days {plan.required_extension_days} is not the first day meeting the "
+                   f"target on the grid ({first})")
+    return out

@@ -31,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a paced waiting room (default 30m)")
     parser.add_argument("--extend", default="0d", metavar="DAYS", help="evaluate the close moved by whole days, e.g. 2d")
     parser.add_argument("--target", metavar="SHARE",
-                        help="share of applicants to serve by the close (default: within 0.5 points of an unlimited issuer)")
+                        help="share of those who want to submit to serve by the close (default 0.85); "
+                             "'unlimited' = within 0.5 points of what an unlimited issuer would serve")
+    parser.add_argument("--overload", choices=("shed", "unbounded"),
+                        help="issuer overload physics (default: the profile's): shed refuses the excess; "
+                             "unbounded works on requests whose client gave up, and past its peak throughput falls")
     parser.add_argument("--no-bands", action="store_true", help="skip the p5/p50/p95 bands (faster; the verdict uses the nominal run)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="directory for plan.json, timeline.csv, gate_schedule.json, waiting_room.json")
@@ -64,6 +68,18 @@ def _capacity_file(path: str) -> float:
     return float(v)
 
 
+def _with_usl(profile: object, path: str) -> object:
+    """The probe's USL of `stamps` (when it has one) as the issuer's overload curve."""
+    from dataclasses import replace
+
+    from analysis.forecast import capacity_from_json
+    cm = capacity_from_json(json.loads(Path(path).read_text(encoding="utf-8")), path)
+    if cm.alpha is None:
+        return profile
+    ov = replace(profile.overload, alpha=cm.alpha, beta=cm.beta, peak_concurrency=cm.peak_concurrency)  # type: ignore[attr-defined]
+    return replace(profile, overload=ov)  # type: ignore[type-var]
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan, write the three files atomically, print the plan."""
     from analysis.extension import parse_days
@@ -83,10 +99,14 @@ def run(args: argparse.Namespace) -> int:
     sps = None
     if args.capacity:
         sps = _capacity_file(args.capacity)
+        profile = _with_usl(profile, args.capacity)
     elif args.stamps_per_second is not None:
         sps = _float("--stamps-per-second", args.stamps_per_second)
         if sps <= 0:
             raise FieldError("--stamps-per-second", args.stamps_per_second, "give a capacity > 0 stamps per second")
+    if args.overload:
+        from dataclasses import replace
+        profile = replace(profile, overload=replace(profile.overload, mode=args.overload))
     outage = parse_outage(args.outage, tz) if args.outage else None
     reopen = parse_local_time(args.reopen_at, tz, "--reopen-at") if args.reopen_at else None
     if reopen is not None and outage is None and not any(o.resource == "issuer" for o in profile.outages):
@@ -95,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
-    target = None if args.target is None else _float("--target", args.target)
+    from analysis.planner import DEFAULT_TARGET
+    target = (DEFAULT_TARGET if args.target is None else None if args.target == "unlimited"
+              else _float("--target", args.target))
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
                      max_wait_s=parse_duration(args.max_wait, "--max-wait"), extend_days=parse_days(args.extend),
                      target=target, bands=not args.no_bands)
