@@ -172,19 +172,25 @@ def waiting_room_json(plan: Any) -> dict[str, Any]:
 
 
 def timeline_rows(plan: Any) -> list[list[Any]]:
-    """timeline.csv rows, 1-minute steps to the close in force."""
+    """timeline.csv rows, one per model step to the close in force: the forecast's columns
+    (`analysis.forecast`, its own writer), then the planner's (TIMELINE_COLUMNS)."""
+    from dataclasses import replace as _replace
+    from datetime import timedelta as _td
+
+    from analysis.forecast import Forecast
     r, cal, m = plan.result, plan.profile.calendar, plan.profile.mean_stamps_per_applicant
-    names = ["normal"] + [s.name for s in r.stages]
+    prof = plan.profile
+    if plan.config.extend_days:
+        prof = _replace(prof, calendar=_replace(cal, extension=cal.close + _td(days=plan.config.extend_days)))
+    f = Forecast(profile=prof, result=r, close_s=plan.close_s, decided_at_s=plan.decision_s,
+                 extend_days=plan.config.extend_days)
     util = r.utilisation
     rows = []
-    for k in range(len(r.t_s)):
-        rows.append([
-            cal.at(float(r.t_s[k])).isoformat(), _f(r.arrivals_per_s[k]), _f(r.retry_per_s[k]),
-            _f(r.issuer_capacity_per_s[k]), _f(r.served_per_s[k]), _f(r.queue[k]), _f(r.wait_s[k]),
-            _f(r.abandoned_per_s[k]), names[int(r.stage[k]) + 1],
-            _f(r.issuer_capacity_per_s[k] * m), _f(r.served_per_s[k] * m), _f(r.queue[k] * m),
-            _f(r.issuer_queue[k]), _f(r.payments_queue[k]), _f(r.orbit[k]), _f(r.turned_away_per_s[k]),
-            _f(util[k]), _f(r.served_cum[k]), _f(r.lost_cum[k])])
+    for k, base in enumerate(f.timeline_rows()):
+        rows.append(base + [_f(x) for x in (
+            r.arrivals_per_s[k], r.retry_per_s[k], r.issuer_capacity_per_s[k], r.served_per_s[k], r.queue[k],
+            r.wait_s[k], r.abandoned_per_s[k], r.turned_away_per_s[k], util[k], r.issuer_capacity_per_s[k] * m,
+            r.queue[k] * m)])
     return rows
 
 
