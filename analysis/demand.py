@@ -9,11 +9,11 @@ cumulative), so they add up to `applicants.total`.
     >>> from scenarios.profile import load_profile
     >>> d = demand(load_profile("casn2024"), bucket_s=3600)
     >>> round(float(d.applicants.sum()))
-    3570000
+    3765640
     >>> round(float(d.stamps.sum() / d.applicants.sum()), 2)
     2.2
     >>> d.peak()[0].isoformat()     # the busiest hour, in the profile's zone
-    '2024-09-10T20:00:00+07:00'
+    '2024-09-10T23:00:00+07:00'
 """
 
 from __future__ import annotations

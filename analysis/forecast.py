@@ -151,10 +151,15 @@ class Forecast:
         k = self._k(t_s)
         return float(series[k]) if k >= 0 else 0.0
 
+    def _k_close(self) -> int:
+        """The step holding the close (the close is a step end at the 60 s default)."""
+        dt = self.result.inputs.step_s
+        return min(len(self.result.t_s), int(math.ceil(self.close_s / dt - 1e-9))) - 1
+
     def outcome(self) -> dict[str, float]:
         """served, lost, waiting and arrived applicants at the close in force (and stamps)."""
         r = self.result
-        k = self._k(self.close_s)
+        k = self._k_close()
         return {"served": float(r.done_cum[k]), "lost": float(r.lost_cum[k]), "waiting": float(r.in_system[k]),
                 "arrived": float(r.arrived_cum[k]), "stamped": float(r.served_cum[k]),
                 "bypassed": float(r.bypass_cum[k]),
@@ -169,7 +174,7 @@ class Forecast:
         ins = r.in_system
         paid = r.orbits["stamping"] + r.rooms["stamping"] + r.issuer_queue
         rows = []
-        for k in range(self._k(self.close_s) + 1):
+        for k in range(self._k_close() + 1):
             st = int(r.stage[k])
             rows.append([cal.at(float(r.t_s[k] + r.inputs.step_s)).isoformat()] + [_g(float(x)) for x in (
                 r.arrived_cum[k], r.done_cum[k], r.lost_cum[k], ins[k], r.served_cum[k], r.bypass_cum[k],

@@ -121,6 +121,7 @@ def plan_json(plan: Any) -> dict[str, Any]:
         "band_parameters": {"ranges": {k: list(v) for k, v in _ranges(plan).items()}, "sets": cfg.band_sets,
                             "p5_set": plan.p5_set} if plan.bands else None,
         "lost_paid": round(plan.lost_paid), "lost_paid_before_decision": round(plan.lost_paid_before_decision),
+        "if_slots_do_not_hold": None if plan.unheld is None else {k: round(v) for k, v in plan.unheld.items()},
         "target_share": _r(plan.target_share, 5), "attainable_share": _r(plan.attainable_share, 5),
         "target_rule": (("the stated default (--target to change)" if cfg.target == DEFAULT_TARGET else "given by --target")
                         if cfg.target is not None else
@@ -239,6 +240,10 @@ def render(plan: Any) -> str:
     diff = j["beats_baseline_by"]
     L.append(f"  the plan serves {diff:+,} against doing nothing; lost who had paid: {j['lost_paid']:,}"
              f" (baseline {j['candidates']['baseline']['lost_paid']:,})")
+    if j["if_slots_do_not_hold"]:
+        u = j["if_slots_do_not_hold"]
+        L.append(f"  assumption: a booked slot stops the persistence clock; without it the plan serves {u['served']:,} "
+                 f"and loses {u['lost_paid']:,} who paid")
     for v, cost in j["pacing_costs"].items():
         if cost > 0 and v != "baseline":
             L.append(f"  {v}: pacing costs {cost:,} applicants against the recommendation")

@@ -154,6 +154,7 @@ class Plan:
     lost_paid_before_decision: float
     notes: list[str] = field(default_factory=list)
     model: Any = field(default=None, repr=False, compare=False)
+    unheld: dict[str, float] | None = None   # the recommended plan if a booked slot did not stop the persistence clock
 
     def __repr__(self) -> str:
         return (f"Plan(profile={self.profile.name!r}, capacity={self.capacity_stamps_per_second:g} stamps/s, "
@@ -238,17 +239,18 @@ class _Model:
         cap[k:] *= factor
         return replace(inp, issuer_per_s=cap)
 
-    def gate(self, setting: str) -> Gate:
+    def gate(self, setting: str, hold: bool = True) -> Gate:
         if setting == "booked":
-            return Gate(mode="rate", rate_share=1.0, keep=True)
+            return Gate(mode="rate", rate_share=1.0, keep=True, hold=hold)
         if setting == "paced":
             return Gate(mode="rate", rate_share=self.cfg.max_utilisation, room_s=self.cfg.max_wait_s)
         return Gate(mode=setting)
 
-    def stages(self, specs: tuple[StageSpec, ...], starts: dict[str, float], paced: bool) -> list[Stage]:
+    def stages(self, specs: tuple[StageSpec, ...], starts: dict[str, float], paced: bool,
+               hold: bool = True) -> list[Stage]:
         out = list(self.past)
         for s in specs:
-            gates = {g: self.gate("paced" if paced and v == "open" and s.after is not None else v)
+            gates = {g: self.gate("paced" if paced and v == "open" and s.after is not None else v, hold)
                      for g, v in s.gates.items()}
             out.append(Stage(name=s.id, at_s=starts[s.id], gates=gates, why=s.why["en"]))
         return out
@@ -408,13 +410,24 @@ def make_plan(profile: Profile, cfg: PlanConfig) -> Plan:
 
     from analysis.plan_search import search
     found = search(model, cfg, chosen, total, base_cap)
+    # The booked plan's promise rests on an assumption: a slot stops the persistence clock.
+    # The same plan without it, so the report can say what the assumption is worth.
+    unheld = None
+    if any("booked" in s.gates.values() for s in chosen.specs):
+        paced = rec == "staged-paced"
+        r2 = run_fluid(inp, model.stages(chosen.specs, chosen.starts, paced, hold=False))
+        lp2 = r2.lost_paid_cum if r2.lost_paid_cum is not None else np.zeros(len(r2.t_s))
+        k2 = r2._index(decision_s) if decision_s is not None else 0
+        unheld = {"served": float(r2.done_cum[-1]), "lost": float(r2.lost_cum[-1]),
+                  "waiting": max(0.0, total - float(r2.done_cum[-1]) - float(r2.lost_cum[-1])),
+                  "lost_paid": float(lp2[-1] - (lp2[k2 - 1] if k2 > 0 else 0.0))}
     k_d = result._index(decision_s) if decision_s is not None else 0
     lp = result.lost_paid_cum if result.lost_paid_cum is not None else np.zeros(len(result.t_s))
     return Plan(profile=profile, config=cfg, capacity_stamps_per_second=float(base_cap), outage=outage,
                 decision_s=decision_s, close_s=cal.span_s + cfg.extend_days * 86400.0, candidates=cands,
                 recommended=rec, result=result, baseline_result=cands["baseline"].result,
                 lost_paid=chosen.lost_paid, lost_paid_before_decision=float(lp[k_d - 1]) if k_d > 0 else 0.0,
-                model=model, **found)
+                model=model, unheld=unheld, **found)
 
 
 def problems(plan: Plan) -> list[str]:

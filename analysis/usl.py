@@ -72,6 +72,11 @@ class UslFit:
     peak_load: float | None
     peak_throughput: float | None
     limit_throughput: float | None
+    alpha_ci: tuple[float, float] | None = None   # 95 % intervals: estimate ± t(0.975, n−3) × se
+    beta_ci: tuple[float, float] | None = None
+    gamma_ci: tuple[float, float] | None = None
+    weights: str = "none"
+    warnings: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, float | int | None]:
         """The fit as a JSON-ready dict (keys of docs/run-directory.md plus errors).
@@ -79,7 +84,11 @@ class UslFit:
         >>> sorted(fit_usl([1, 2, 3, 4], [1.0, 1.9, 2.7, 3.4]).as_dict())[:3]
         ['alpha', 'alpha_se', 'beta']
         """
-        return asdict(self)
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        for k in ("alpha_ci", "beta_ci", "gamma_ci"):
+            d[k] = None if d[k] is None else list(d[k])
+        return d
 
     def describe(self) -> str:
         """A few readable lines (what `surgecast usl` prints)."""
@@ -103,15 +112,45 @@ class UslFit:
             lines.append("  ceiling gamma/alpha: none (alpha = 0)")
         else:
             lines.append(f"  ceiling gamma/alpha = {self.limit_throughput:.4g} per second")
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
-def _residuals(p: np.ndarray, n: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return usl_throughput(n, alpha=p[0], beta=p[1], gamma=p[2]) - x
+def _residuals(p: np.ndarray, n: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (usl_throughput(n, alpha=p[0], beta=p[1], gamma=p[2]) - x) * w
 
 
-def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np.ndarray) -> UslFit:
+def _warnings(n: np.ndarray, x: np.ndarray, alpha: float, beta: float, peak: float | None) -> list[str]:
+    """What a reader of the fit must know (see fit_usl)."""
+    out = []
+    order = np.argsort(n, kind="stable")
+    ns, xs = n[order], x[order]
+    per_unit = xs / ns
+    if xs[-1] <= xs[0] * 1.01 and xs.max() <= xs[0] * 1.01:
+        out.append("flat or falling data: throughput does not rise with load, so there is no peak load")
+    if per_unit.max() > per_unit[0] * 1.05:
+        out.append("superlinear data: throughput per unit of load rises above the first level's, "
+                   "which the USL (alpha >= 0) cannot describe")
+    if peak is not None and peak > ns[-1]:
+        out.append(f"peak load {peak:.1f} lies beyond the largest measured load {ns[-1]:g}: an extrapolation")
+    if alpha == 0.0:
+        out.append("alpha at its bound 0")
+    elif alpha >= 1.0 - 1e-9:
+        out.append("alpha at its bound 1")
+    if beta == 0.0:
+        out.append("beta at its bound 0")
+    return out
+
+
+def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np.ndarray,
+            *, weights: str = "relative") -> UslFit:
     """Fit the USL by bounded least squares; needs >= 4 points with load, throughput > 0.
+
+    `weights`: "relative" (default) minimises relative residuals (model − x) / x, right for
+    noise proportional to throughput, as measured throughput is; "none" is plain least
+    squares (as R's `usl` package). 95 % intervals are estimate ± t(0.975, n − 3) × se.
+    `warnings` names: a peak beyond the largest measured load, α or β at a bound, flat or
+    falling data (then no peak load is reported), superlinear data.
 
     >>> fit_usl([1, 2, 3], [1, 2, 3])
     Traceback (most recent call last):
@@ -120,6 +159,8 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     """
     n = np.asarray(load, dtype=float)
     x = np.asarray(throughput, dtype=float)
+    if weights not in ("relative", "none"):
+        raise InputFileError(f"USL weights {weights!r}: choose relative or none")
     if n.shape != x.shape or n.ndim != 1:
         raise InputFileError("load and throughput must be two columns of the same length")
     if len(n) < MIN_POINTS:
@@ -144,9 +185,10 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     i0 = int(np.argmin(n))
     g0 = float(xs[i0] / n[i0]) * (1 + 0.05 * (n[i0] - 1))
     lo, hi = [0.0, 0.0, g0 * 1e-3], [1.0, np.inf, g0 * 1e3]
+    w = 1.0 / xs if weights == "relative" else np.ones_like(xs)
     best = None
     for a0, b0 in ((0.01, 1e-4), (0.1, 1e-3), (0.5, 1e-2), (0.001, 1e-6)):
-        res = least_squares(_residuals, [a0, b0, g0], bounds=(lo, hi), args=(n, xs),
+        res = least_squares(_residuals, [a0, b0, g0], bounds=(lo, hi), args=(n, xs, w),
                             x_scale=[0.1, 1e-3, g0], method="trf", ftol=1e-14, xtol=1e-14, gtol=1e-14,
                             max_nfev=5000)
         if best is None or res.cost < best.cost:
@@ -155,8 +197,10 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     alpha, beta, gamma = (float(v) for v in best.x)
     resid = best.fun
     rss = float(resid @ resid)
+    raw = resid / w
+    rss_raw = float(raw @ raw)
     tss = float(((xs - xs.mean()) ** 2).sum())
-    r2 = 1.0 - rss / tss if tss > 0 else (1.0 if rss < 1e-12 else 0.0)
+    r2 = 1.0 - rss_raw / tss if tss > 0 else (1.0 if rss_raw < 1e-12 else 0.0)
     if not all(math.isfinite(v) for v in (alpha, beta, gamma, r2)):
         raise InputFileError(f"the USL fit did not converge on these {len(n)} points; check the load and throughput values")
     dof = len(n) - 3
@@ -184,8 +228,17 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     elif alpha > 0:
         peak_x = gamma / alpha
     limit = gamma / alpha if alpha > 0 else None
+    warns = _warnings(n, x, alpha, beta, peak)
+    if warns and warns[0].startswith("flat"):
+        peak = None
+    cis: list[tuple[float, float] | None] = [None, None, None]
+    if dof > 0:
+        from scipy.stats import t as student_t
+        q = float(student_t.ppf(0.975, dof))
+        cis = [None if se is None else (v - q * se, v + q * se) for v, se in zip((alpha, beta, gamma), ses, strict=True)]
     return UslFit(alpha=alpha, beta=beta, gamma=gamma, alpha_se=ses[0], beta_se=ses[1], gamma_se=ses[2],
-                  r2=r2, n=len(n), peak_load=peak, peak_throughput=peak_x, limit_throughput=limit)
+                  r2=r2, n=len(n), peak_load=peak, peak_throughput=peak_x, limit_throughput=limit,
+                  alpha_ci=cis[0], beta_ci=cis[1], gamma_ci=cis[2], weights=weights, warnings=tuple(warns))
 
 
 def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

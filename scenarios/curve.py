@@ -13,7 +13,9 @@
     True
 
 Rates are applicants per calendar second. The curve is demand: what applicants
-want, not what a failing service served.
+want, not what a failing service served. A profile with a [demand] accounts series
+(casn2024) takes its shape from `AccountsCurve` instead (rush and spikes unused), scaled
+to `applicants.total`, so rehearsals and the model play the same demand.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ class ArrivalCurve:
         self._cycle = cycle / cycle.mean()
         self._spikes = [(cal.seconds(s.at), cal.seconds(s.at) + s.duration_hours * 3600, s.factor)
                         for s in shape.spikes]
+        self._accounts = AccountsCurve(profile) if profile.demand is not None else None
         # Normalise on a fine grid; the cumulative curve is the running integral.
         n = max(1, int(np.ceil(self.span_s / _GRID_S)))
         edges = np.linspace(0.0, self.span_s, n + 1)
         mids = (edges[:-1] + edges[1:]) / 2
-        mass = self.shape(mids) * np.diff(edges)
+        mass = (np.diff(self._accounts.cumulative(edges)) if self._accounts is not None
+                else self.shape(mids) * np.diff(edges))
         total_mass = float(mass.sum())
         if total_mass <= 0:
             from surgecast.errors import ProfileError
@@ -59,6 +63,10 @@ class ArrivalCurve:
     def shape(self, t: np.ndarray | float) -> np.ndarray:
         """The unnormalised relative rate at calendar seconds `t`."""
         t = np.asarray(t, dtype=float)
+        if self._accounts is not None:
+            k = np.clip(np.floor(t / _GRID_S).astype(int), 0, len(self._edges) - 2)
+            per = np.diff(self._accounts.cumulative(self._edges))[k] / np.diff(self._edges)[k]
+            return np.where((t >= 0) & (t <= self.span_s), per, 0.0)
         base = np.interp(t, self._knot_t, self._knot_w)
         hours = (self._hour0 + t / 3600.0) % 24.0
         # Linear between hour centres, periodic over the day.
@@ -153,7 +161,7 @@ class AccountsCurve:
         self.retarget = d.retarget_share if retarget is None else float(retarget)
         n = max(1, int(np.ceil(self.span_s / step_s - 1e-9)))
         self._edges = np.minimum(step_s * np.arange(n + 1), self.span_s)
-        ready = self._ready(profile, step_s)
+        ready = self._ready_fast(profile)
         self._cum = np.concatenate([[0.0], np.cumsum(ready)])
 
     def accounts(self, t: np.ndarray | float) -> np.ndarray:
@@ -163,7 +171,56 @@ class AccountsCurve:
         ys = np.array([v for _, v in self.profile.demand.accounts])
         return np.interp(np.asarray(t, dtype=float), xs, ys, left=0.0)
 
+    def _clock(self, profile: Profile) -> tuple[np.ndarray, np.ndarray, list[float], list[int]]:
+        """Inflow per step, the daily-cycle clock u at the edges, u at each close, decision steps."""
+        edges = self._edges
+        inflow = self.conversion * np.diff(self.accounts(edges))
+        hour0 = profile.calendar.window_start.hour + profile.calendar.window_start.minute / 60
+        cycle = np.asarray(profile.arrivals.daily_cycle, dtype=float)
+        cycle = cycle / cycle.mean()
+        mids = (edges[:-1] + edges[1:]) / 2
+        w = cycle[(np.floor(hour0 + mids / 3600.0) % 24).astype(int)]
+        u = np.concatenate([[0.0], np.cumsum(w * np.diff(edges))])
+        targets = [self.first_close_s] + [c for _, c in self.closes]
+        u_close = [float(v) for v in np.interp(targets, edges, u)]
+        step = float(edges[1] - edges[0]) if len(edges) > 1 else 1.0
+        decide = [int(np.ceil(a / step - 1e-9)) for a, _ in self.closes]
+        return inflow, u, u_close, decide
+
+    def _ready_fast(self, profile: Profile) -> np.ndarray:
+        """Ready per step, vectorised: a population aiming at close C keeps, after step j,
+        Σ_{m<=j} in_m (L_{j+1} / L_m)^pull with L = u_C − u (the survival telescopes), so its
+        stock is L_{j+1}^pull × cumsum(in × L^−pull). At a decision the retargeted share of the
+        stock leaves one population (a negative inflow) and joins the next."""
+        inflow, u, u_close, decide = self._clock(profile)
+        n, k = len(inflow), self.pull
+        flows = [np.zeros(n) for _ in u_close]
+        bounds = [0] + [min(d, n) for d in decide] + [n]
+        for i in range(len(u_close)):               # new accounts aim at the close in force
+            flows[i][bounds[i]:max(bounds[i], bounds[i + 1])] += inflow[bounds[i]:max(bounds[i], bounds[i + 1])]
+        for i, d in enumerate(decide):               # then each decision moves a share of the stock
+            if d >= n:
+                break
+            before = self._stock(flows[i], u, u_close[i], k)[d - 1] if d > 0 else 0.0
+            moved = self.retarget * (before + (flows[i][d] - (inflow[d] if bounds[i] <= d < bounds[i + 1] else 0.0)))
+            flows[i][d] -= moved
+            flows[i + 1][d] += moved
+        stocks = [self._stock(fl, u, uc, k) for fl, uc in zip(flows, u_close, strict=True)]
+        cum = np.maximum(np.cumsum(inflow) - sum(stocks), 0.0)
+        return np.diff(np.concatenate([[0.0], cum]))
+
+    @staticmethod
+    def _stock(flow: np.ndarray, u: np.ndarray, uc: float, k: float) -> np.ndarray:
+        """Not-yet-ready stock after each step of a population aiming at clock value uc."""
+        left = np.maximum(uc - u, 0.0)           # at the edges
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(left[:-1] > 0, left[:-1] ** -k, 0.0)
+            acc = np.cumsum(flow * w)
+            out = np.where(left[1:] > 0, left[1:] ** k * acc, 0.0)
+        return out
+
     def _ready(self, profile: Profile, step_s: float) -> np.ndarray:
+        """The same as `_ready_fast`, step by step (the reference the tests compare against)."""
         edges = self._edges
         inflow = self.conversion * np.diff(self.accounts(edges))
         hour0 = profile.calendar.window_start.hour + profile.calendar.window_start.minute / 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -77,3 +78,46 @@ def test_erlang_a_limits() -> None:
     big = erlang_a(arrival_rate=2000, service_rate=1, servers=1000, patience=60)
     assert big.mean_queue == pytest.approx(1000 * 60, rel=0.01)
     assert big.throughput == pytest.approx(1000, rel=0.01)
+
+
+# ---- Erlang A at planning scale (issue 9): O(c) closed form against the independent chain ----
+@pytest.mark.parametrize("lam, patience", [(6000.0, 100.0), (4900.0, 600.0), (5000.0, 3600.0), (4000.0, 60.0)])
+def test_erlang_a_closed_form_matches_the_chain_at_c_5000(lam: float, patience: float) -> None:
+    from analysis.queueing import erlang_a_chain
+    a = erlang_a(arrival_rate=lam, service_rate=1.0, servers=5000, patience=patience)
+    b = erlang_a_chain(arrival_rate=lam, service_rate=1.0, servers=5000, patience=patience)
+    assert a.p_wait == pytest.approx(b.p_wait, rel=1e-8, abs=1e-14)
+    assert a.mean_queue == pytest.approx(b.mean_queue, rel=1e-7, abs=1e-12)
+    assert a.p_abandon == pytest.approx(b.p_abandon, rel=1e-7, abs=1e-15)
+    assert a.utilisation == pytest.approx(b.utilisation, rel=1e-9)
+
+
+def test_the_c_5000_check_can_fail() -> None:
+    # A mutated formula (Erlang C's queue, ignoring abandonment) is far from the chain.
+    from analysis.queueing import erlang_a_chain
+    b = erlang_a_chain(arrival_rate=4990.0, service_rate=1.0, servers=5000, patience=60.0)
+    c = mmc(arrival_rate=4990.0, service_rate=1.0, servers=5000)
+    assert abs(c.mean_queue / b.mean_queue - 1) > 0.05
+
+
+def test_erlang_a_long_patience_overload_is_the_fluid_limit() -> None:
+    # lambda 6000, c 5000, one day of patience: the excess abandons, the queue is (λ − cμ)/θ.
+    a = erlang_a(arrival_rate=6000.0, service_rate=1.0, servers=5000, patience=86400.0)
+    assert a.p_abandon == pytest.approx(1000 / 6000, rel=1e-6)
+    assert a.mean_queue == pytest.approx(1000 * 86400, rel=1e-6)
+    assert a.throughput == pytest.approx(5000, rel=1e-9)
+    huge = erlang_a(arrival_rate=6000.0, service_rate=1.0, servers=5000, patience=1e8)
+    assert huge.p_abandon == pytest.approx(1000 / 6000, rel=1e-6)
+    near = erlang_a(arrival_rate=4999.0, service_rate=1.0, servers=5000, patience=1e8)
+    assert near.p_wait == pytest.approx(erlang_c(5000, 4999.0), rel=1e-3)   # patience -> inf: Erlang C
+
+
+def test_queue_json_reports_erlang_b_as_p_block(capsys) -> None:
+    from surgecast.cli import main
+    assert main(["queue", "--arrival-rate", "10", "--service-rate", "1", "--servers", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert round(out["p_block"], 4) == 0.2146
+    assert main(["queue", "--arrival-rate", "6000", "--service-rate", "1", "--servers", "5000",
+                 "--patience", "1e8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["p_abandon"] == pytest.approx(1 / 6, rel=1e-6) and 0 < out["p_block"] < 1

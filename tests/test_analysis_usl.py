@@ -83,3 +83,63 @@ def test_cli_bad_inputs_one_line_exit_2(argv, needle, capsys) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---- intervals and warnings (issue 9) ----------------------------------------------------
+def _coverage(weights: str, trials: int = 200, noise: float = 0.05) -> np.ndarray:
+    n = np.array([1, 2, 4, 8, 16, 24, 32, 48, 64.0])
+    truth = (0.05, 0.001, 100.0)
+    rng = np.random.default_rng(7)
+    hits = np.zeros(3)
+    for _ in range(trials):
+        x = usl_throughput(n, alpha=truth[0], beta=truth[1], gamma=truth[2]) * (1 + noise * rng.standard_normal(len(n)))
+        f = fit_usl(n, x, weights=weights)
+        for i, (v, ci) in enumerate(zip(truth, (f.alpha_ci, f.beta_ci, f.gamma_ci), strict=True)):
+            hits[i] += ci is not None and ci[0] <= v <= ci[1]
+    return hits / trials
+
+
+def test_t_intervals_cover_under_proportional_noise() -> None:
+    cov = _coverage("relative")
+    assert (cov >= 0.90).all(), cov
+
+
+def test_intervals_use_t_with_n_minus_3() -> None:
+    from scipy.stats import t
+    n = np.array([1, 2, 4, 8, 16.0])
+    x = usl_throughput(n, alpha=0.05, beta=0.001, gamma=100.0) * np.array([1.01, 0.99, 1.02, 0.98, 1.0])
+    f = fit_usl(n, x)
+    q = t.ppf(0.975, 2)
+    assert f.alpha_ci == pytest.approx((f.alpha - q * f.alpha_se, f.alpha + q * f.alpha_se))
+    # the mutated interval (normal quantile) is narrower: the check tells them apart
+    assert (f.alpha_ci[1] - f.alpha_ci[0]) / (2 * 1.96 * f.alpha_se) > 2
+
+
+@pytest.mark.parametrize("x, needle", [
+    ([10, 10, 10, 10, 10], "flat or falling"),
+    ([10, 9, 8, 7, 6], "flat or falling"),
+    ([1, 2.5, 6, 14, 30], "superlinear"),
+    (None, "beyond the largest measured load"),
+])
+def test_usl_warnings(x, needle) -> None:
+    n = np.array([1, 2, 4, 8, 16.0])
+    if x is None:   # a curve still rising at 16 whose fitted peak is far beyond it
+        x = usl_throughput(n, alpha=0.02, beta=0.0001, gamma=10.0)
+    f = fit_usl(n, np.asarray(x, dtype=float))
+    assert any(needle in w for w in f.warnings), f.warnings
+    if needle.startswith("flat"):
+        assert f.peak_load is None
+
+
+def test_clean_data_has_no_warnings() -> None:
+    n = np.array([1, 2, 4, 8, 16, 32, 64.0])
+    f = fit_usl(n, usl_throughput(n, alpha=0.05, beta=0.001, gamma=100.0))
+    assert f.warnings == ()
+
+
+def test_cli_json_has_warnings(tmp_path, capsys) -> None:
+    p = tmp_path / "flat.csv"
+    p.write_text("load,throughput\n1,10\n2,10\n4,10\n8,10\n")
+    assert main(["usl", str(p), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert isinstance(out["warnings"], list) and any("flat" in w for w in out["warnings"])

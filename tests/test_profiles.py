@@ -30,13 +30,16 @@ def test_shipped_profiles_load(name):
     assert ArrivalCurve(p).cumulative(p.calendar.span_s) == pytest.approx(p.applicants_total, rel=1e-6)
 
 
-def test_casn2024_calibration_points_lie_within_10_percent():
+def test_casn2024_marks_its_holdouts():
+    # The fit may use only the in-sample points; the rest are hold-outs (issue 9).
     p = load_profile("casn2024")
-    curve = ArrivalCurve(p)
-    assert len(p.calibration) >= 4
-    for pt in p.calibration:
-        got = curve.cumulative_at(pt.at)
-        assert abs(got / pt.cumulative - 1) <= 0.10, (pt.at, got, pt.cumulative)
+    roles = {(pt.at.strftime("%m-%d %H:%M"), pt.kind): pt.role for pt in p.calibration}
+    assert roles[("09-04 17:00", "submitted")] == "in-sample"
+    assert roles[("09-05 08:00", "submitted")] == "in-sample"
+    assert sum(r == "holdout" for r in roles.values()) == 4
+    assert sum(r == "in-sample" for r in roles.values()) == 2
+    # demand is never the final count: conversion x final accounts, at least 0.90 of them
+    assert p.applicants_total == round(p.demand.conversion * p.demand.accounts[-1][1])
 
 
 @pytest.mark.parametrize("path, value, field", [
@@ -68,9 +71,36 @@ def test_bad_outage_and_reopening_are_named():
     with pytest.raises(ProfileError, match=r"outages\[0\]\.resource"):
         parse_profile(d)
     d = _raw("casn2024")
-    d["reopening"][3]["rate_per_s"] = -1
-    with pytest.raises(ProfileError, match=r"reopening\[3\]\.rate_per_s"):
+    d["reopening"][3]["rate_share"] = -1
+    with pytest.raises(ProfileError, match=r"reopening\[3\]\.rate_share"):
         parse_profile(d)
+    d = _raw("casn2024")
+    d["reopening"][3]["rate_per_s"] = 4
+    with pytest.raises(ProfileError, match=r"not both"):
+        parse_profile(d)
+
+
+@pytest.mark.parametrize("section, key, value, field", [
+    ("demand", "conversion", 1.5, "demand.conversion"),
+    ("demand", "pull", 0, "demand.pull"),
+    ("demand", "accounts", [["2024-08-20T00:00:00", 5], ["2024-08-19T00:00:00", 6]], "demand.accounts[1]"),
+    ("demand", "accounts", [["2024-08-20T00:00:00", 5], ["2024-08-21T00:00:00", 4]], "demand.accounts[1]"),
+    ("demand", "retarget_share", -0.1, "demand.retarget_share"),
+    ("bypass", "share", 2, "bypass.share"),
+    ("overload", "mode", "melt", "overload.mode"),
+    ("behaviour", "persistence_days", 0, "behaviour.persistence_days"),
+    ("ranges", "demand.conversion", [1.0, 0.9], "ranges.demand.conversion"),
+    ("calibration", "role", "peeked", "calibration[0].role"),
+])
+def test_bad_surge_model_fields_are_named(section, key, value, field):
+    d = copy.deepcopy(_raw("casn2024"))
+    if section == "calibration":
+        d["calibration"][0][key] = value
+    else:
+        d[section][key] = value
+    with pytest.raises(ProfileError) as e:
+        parse_profile(d)
+    assert e.value.field == field, str(e.value)
 
 
 def test_unknown_profile_name_suggests_the_close_one():
@@ -89,7 +119,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["profile", "calendar", "applicants", "arrivals", "behaviour", "journeys",
-                                        "capacity", "outages", "reopening", "calibration", "extra"]),
+                                        "capacity", "outages", "reopening", "calibration", "demand",
+                                        "bypass", "overload", "ranges", "extra"]),
                        values, max_size=8))
 def test_fuzz_random_dicts_load_or_raise_profile_error(d):
     with contextlib.suppress(ProfileError):

@@ -54,7 +54,7 @@ def _clean(v: float) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the queueing figures."""
-    from analysis.queueing import check_inputs, erlang_a, mmc
+    from analysis.queueing import check_inputs, erlang_a, erlang_b, mmc
 
     check_inputs(args.arrival_rate, args.service_rate, args.servers, args.patience)
     lam, mu, c = args.arrival_rate, args.service_rate, args.servers
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         out = {"model": "M/M/c+M (Erlang A)", "p_wait": a.p_wait, "mean_wait": a.mean_wait,
                "mean_queue": a.mean_queue, "utilisation": a.utilisation, "p_abandon": a.p_abandon,
                "throughput": a.throughput}
+    out["p_block"] = erlang_b(c, lam / mu)   # Erlang B: the share refused by c servers with no queue
     out.update({"arrival_rate": lam, "service_rate": mu, "servers": c, "offered_load_erlangs": lam / mu})
     if args.patience is not None:
         out["patience"] = args.patience
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out['model']}: arrivals {lam:g}/s, {c} servers x {mu:g}/s, offered load {lam / mu:.4g} erlangs")
     print(f"  utilisation        {out['utilisation']:.1%}")
     print(f"  P(wait)            {out['p_wait']:.4f}")
+    print(f"  P(block), no queue {out['p_block']:.4f}   (Erlang B)")
     mw = out["mean_wait"]
     print(f"  mean wait          {'unbounded (lambda >= c mu: the queue grows without limit)' if mw is None else f'{mw:.4g} s'}")
     mq = out["mean_queue"]
