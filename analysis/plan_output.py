@@ -14,6 +14,8 @@ import math
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
+
 from analysis import timetable as tt
 from analysis import waiting_room as wr
 from analysis.backlog import GATES
@@ -61,8 +63,9 @@ def stage_views(plan: Any) -> list[dict[str, Any]]:
         watch = spec.watch
         peak = max(float(sum(r.rooms[g][sl].max() for g in watch)), 0.0) if k1 > k0 else 0.0
         waits = [float(x) for x in r.wait_s[sl]] if k1 > k0 else [0.0]
-        drained = next((float(r.t_s[k]) for k in range(k0, len(r.t_s))
-                        if tt.stage_backlog(r, watch, k)["visible"] <= 1.0), None)
+        visible = sum(r.rooms[g][k0:] for g in watch) + (r.issuer_queue[k0:] if "stamping" in watch else 0.0)
+        below = np.nonzero(np.asarray(visible) <= 1.0)[0]
+        drained = float(r.t_s[k0 + int(below[0])]) if len(below) else None
         util = r.utilisation[sl]
         out.append({
             "id": spec.id, "name": spec.name["en"], "serves": list(spec.serves),
@@ -163,36 +166,49 @@ def _ranges(plan: Any) -> dict[str, tuple[float, float]]:
     return profile_ranges(plan.profile)
 
 
-def waiting_room_json(plan: Any) -> dict[str, Any]:
+def waiting_room_json(plan: Any, views: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """waiting_room.json for the recommended plan's stages (analysis/waiting_room.py)."""
     cap = plan.capacity_stamps_per_second / plan.profile.mean_stamps_per_applicant
-    views = stage_views(plan)
+    views = stage_views(plan) if views is None else views
     stages = [{"id": v["id"], "start": v["start"], "admit_per_s": v["rate_per_s"] if v["rate_per_s"] else cap}
               for v in views]
     return wr.settings(stages, capacity_per_s=cap, session_minutes=plan.config.session_minutes)
 
 
+def _col(x: Any) -> list[str]:
+    """A column as the forecast writes numbers: 12 significant digits, "inf" for infinity."""
+    return np.char.mod("%.12g", np.asarray(x, dtype=float)).tolist()
+
+
+def forecast_columns(r: Any, cal: Any, n: int) -> list[list[str]]:
+    """The forecast's timeline columns (analysis.forecast.TIMELINE_COLUMNS) for the first n steps,
+    vectorised; `tests/test_analysis_planner.py` checks them equal to `Forecast.timeline_rows`."""
+    m = r.inputs.stamps_per_applicant
+    names = [s.name for s in r.stages]
+    paid = r.orbits["stamping"] + r.rooms["stamping"] + r.issuer_queue
+    ends = r.t_s[:n] + r.inputs.step_s
+    cols = [[cal.at(float(t)).isoformat() for t in ends]]
+    for x in (r.arrived_cum, r.done_cum, r.lost_cum, r.in_system, r.served_cum, r.bypass_cum,
+              r.served_per_s * m, r.issuer_capacity_per_s * m, r.arrivals_per_s,
+              r.rooms["registration"], r.rooms["ordering"], r.rooms["stamping"],
+              r.orbits["registration"], r.orbits["ordering"], r.orbits["stamping"],
+              r.payments_queue, r.issuer_queue, paid, r.ghost):
+        cols.append(_col(np.asarray(x)[:n]))
+    cols.append([names[int(st)] if st >= 0 else "normal" for st in r.stage[:n]])
+    return cols
+
+
 def timeline_rows(plan: Any) -> list[list[Any]]:
     """timeline.csv rows, one per model step to the close in force: the forecast's columns
-    (`analysis.forecast`, its own writer), then the planner's (TIMELINE_COLUMNS)."""
-    from dataclasses import replace as _replace
-    from datetime import timedelta as _td
-
-    from analysis.forecast import Forecast
+    (the shared contract, `analysis.forecast.TIMELINE_COLUMNS`), then the planner's."""
     r, cal, m = plan.result, plan.profile.calendar, plan.profile.mean_stamps_per_applicant
-    prof = plan.profile
-    if plan.config.extend_days:
-        prof = _replace(prof, calendar=_replace(cal, extension=cal.close + _td(days=plan.config.extend_days)))
-    f = Forecast(profile=prof, result=r, close_s=plan.close_s, decided_at_s=plan.decision_s,
-                 extend_days=plan.config.extend_days)
-    util = r.utilisation
-    rows = []
-    for k, base in enumerate(f.timeline_rows()):
-        rows.append(base + [_f(x) for x in (
-            r.arrivals_per_s[k], r.retry_per_s[k], r.issuer_capacity_per_s[k], r.served_per_s[k], r.queue[k],
-            r.wait_s[k], r.abandoned_per_s[k], r.turned_away_per_s[k], util[k], r.issuer_capacity_per_s[k] * m,
-            r.queue[k] * m)])
-    return rows
+    dt = r.inputs.step_s
+    n = min(len(r.t_s), int(math.ceil(plan.close_s / dt - 1e-9)))
+    cols = forecast_columns(r, cal, n)
+    for x in (r.arrivals_per_s, r.retry_per_s, r.issuer_capacity_per_s, r.served_per_s, r.queue, r.wait_s,
+              r.abandoned_per_s, r.turned_away_per_s, r.utilisation, r.issuer_capacity_per_s * m, r.queue * m):
+        cols.append(_col(np.asarray(x)[:n]))
+    return [list(row) for row in zip(*cols, strict=True)]
 
 
 def gate_schedule(plan: Any) -> list[dict[str, Any]]:
@@ -218,9 +234,9 @@ def _dur(s: float | None) -> str:
     return f"{s / 3600:.1f}h"
 
 
-def render(plan: Any) -> str:
+def render(plan: Any, j: dict[str, Any] | None = None) -> str:
     """The terminal summary: verdict, plan vs doing nothing, stages, timetable, trade-offs."""
-    j = plan_json(plan)
+    j = plan_json(plan) if j is None else j
     cal = plan.profile.calendar
     tot = plan.total
     o, b = j["outcome"], j["baseline"]

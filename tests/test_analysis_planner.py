@@ -262,3 +262,18 @@ def test_no_outage_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     plan = json.loads((tmp_path / "s" / "plan.json").read_text())
     assert plan["stages"] == [] and plan["recommended"] == "baseline"
     assert plan["outcome"] == plan["baseline"]
+
+
+def test_timeline_shares_the_forecast_contract(tmp_path: Path) -> None:
+    from analysis.forecast import TIMELINE_COLUMNS as FORECAST
+    from analysis.forecast import Forecast
+    from analysis.plan_output import forecast_columns
+    from analysis.planner import TIMELINE_COLUMNS
+    p = load_profile("flash-crowd")
+    plan = make_plan(p, PlanConfig(stamps_per_second=5.0, bands=False, what_if_days=(0,), max_extension_days=0))
+    assert TIMELINE_COLUMNS[:len(FORECAST)] == FORECAST
+    theirs = Forecast(profile=p, result=plan.result, close_s=plan.close_s).timeline_rows()
+    mine = [list(r) for r in zip(*forecast_columns(plan.result, p.calendar, len(theirs)), strict=True)]
+    assert mine == theirs
+    rows = plan.timeline_rows()
+    assert len(rows[0]) == len(TIMELINE_COLUMNS) and [r[:len(FORECAST)] for r in rows] == theirs

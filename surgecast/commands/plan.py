@@ -125,9 +125,11 @@ def run(args: argparse.Namespace) -> int:
     # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
     # and gate schedule beside it even if a write fails part way (a disk filling up, say).
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
+    from analysis.plan_output import render, waiting_room_json
+    j = plan.as_json()
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
-    atomic.write_json(out / "waiting_room.json", plan.waiting_room())
-    atomic.write_json(out / "plan.json", plan.as_json())
-    print(plan.render())
+    atomic.write_json(out / "waiting_room.json", waiting_room_json(plan, j["stages"]))
+    atomic.write_json(out / "plan.json", j)
+    print(render(plan, j))
     print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}, {out / 'waiting_room.json'}")
     return 0
