@@ -177,7 +177,7 @@ def waiting_room_json(plan: Any, views: list[dict[str, Any]] | None = None) -> d
 
 def _col(x: Any) -> list[str]:
     """A column as the forecast writes numbers: 12 significant digits, "inf" for infinity."""
-    return np.char.mod("%.12g", np.asarray(x, dtype=float)).tolist()
+    return list(map("{:.12g}".format, np.asarray(x, dtype=float).tolist()))
 
 
 def forecast_columns(r: Any, cal: Any, n: int) -> list[list[str]]:
