@@ -63,6 +63,7 @@ def extended_inputs(profile: Profile, days: int, decision_s: float, *, stamps_pe
     accounts series, a share `demand.retarget_share` of those not yet ready re-aim at the
     new close; without one, the rest of the curve stretches onto the new close.
 
+    >>> import numpy as np
     >>> from scenarios.profile import load_profile
     >>> p = load_profile("casn2024")
     >>> b = extended_inputs(p, 0, 1_400_000.0, stamps_per_second=None, outages=p.outages)
