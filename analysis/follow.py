@@ -167,7 +167,7 @@ def _gates(starts: list[tuple[str, datetime, dict[str, str]]], samples: list[Any
                    and (until is None or s[0] < until)), None)
         for g, mode in gates.items():
             want = _TARGET_MODE.get(str(mode), str(mode))
-            got = at[5].get(g) if at else None
+            got = (at[5].get(g) or "").split(":")[0] if at else None   # the target writes rate:R
             # a later stage at the same moment may set the same gate again; only the last one counts
             me = [x[0] for x in starts].index(sid)
             overridden = any(t2 == t and g in g2 and j > me for j, (_, t2, g2) in enumerate(starts))
