@@ -60,6 +60,7 @@ def test_first_screen_in_english(plan_dir: Path) -> None:
     assert timetable.count("<tr") >= 12 + 2
     assert "Waiting-room settings" in text and "Cloudflare" in text and "Queue-it" in text
     assert 'id="chart-reopening"' in dom
+    assert "rests on an assumption" in text
     for s in STAGES:
         if any(st["id"] == s.id for st in plan["stages"]):
             assert s.name["en"] in text
@@ -77,6 +78,8 @@ def test_first_screen_in_bahasa_indonesia(plan_dir: Path) -> None:
         assert spec.name["id"] in text and spec.why["id"] in text
         assert st["name"] not in text and st["why"] not in text    # the English from plan.json does not leak
     assert "pembatasan mengorbankan" in text or "lebih banyak" in text
+    assert "bergantung pada asumsi" in text                         # the plan's warning, translated
+    assert "rests on an assumption" not in text
 
 
 def test_a_twelve_hour_reopening_is_visible() -> None:
