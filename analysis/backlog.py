@@ -227,6 +227,21 @@ class FluidResult:
         return (sum(self.rooms.values()) + sum(self.orbits.values()) + self.payments_queue
                 + self.issuer_queue)
 
+    def compartments(self) -> dict[str, np.ndarray]:
+        """Every place an applicant can be, per step (they add up to `in_system`): the
+        timeline.csv columns room_GATE, orbit_GATE, payments_queue, issuer_queue.
+
+        >>> from scenarios.profile import load_profile
+        >>> r = run_fluid(inputs_from_profile(load_profile("steady")))
+        >>> bool(np.allclose(sum(r.compartments().values()), r.in_system))
+        True
+        """
+        out = {f"room_{g}": self.rooms[g] for g in GATES}
+        out.update({f"orbit_{g}": self.orbits[g] for g in GATES})
+        out["payments_queue"] = self.payments_queue
+        out["issuer_queue"] = self.issuer_queue
+        return out
+
     @property
     def done_cum(self) -> np.ndarray:
         """Applicants through by the end of each step: stamped by the issuer or bypassed."""
@@ -430,16 +445,26 @@ def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: b
                        usl: tuple[float, float, float] | None, timeout_steps: float) -> tuple[float, float, float, float]:
     """One issuer step with overload physics: (served, queue, ghost work, abandoned).
 
-    FIFO over live and ghost requests alike: the capacity (lowered by the USL once the
-    pending work exceeds `timeout_steps` of capacity) is shared in proportion; with
-    `waste` the requests of clients who gave up stay in the queue as ghost work.
+    The capacity (lowered by the USL once the pending work exceeds `timeout_steps` of
+    capacity) serves the queue FIFO. With `waste` the requests of clients who gave up stay
+    queued as ghost work, and the head of the queue, which has waited W = work / capacity
+    (in steps), is live with probability e^{-θW}; the rest of what is served is ghost
+    work. Without waste live and ghost share the capacity in proportion.
     """
     work = qs + ghost
     cap = cs
     if usl is not None and cs > 0:
         cap = cs * usl_factor(work / (cs * timeout_steps), *usl)
     done = work if work < cap else cap
-    if work > 0:
+    if waste and work > 0 and cs > 0:
+        # FIFO serves the oldest first: the head has waited W = work ahead / capacity, and
+        # its client is still there with probability e^{-W/patience} (exponential patience).
+        alive = math.exp(-(work / cs) * -math.log1p(-f_ab)) if f_ab < 1.0 else 0.0
+        ss = min(qs, done * alive)
+        g = min(ghost, done - ss)
+        ss = min(qs, done - g)
+        ghost -= g
+    elif work > 0:
         ss = done * qs / work
         ghost -= done * ghost / work
     else:
@@ -486,7 +511,8 @@ def _gate_step(mode: int, rate_dt: float, burst: float, room: float, tokens: flo
 
 
 def fluid_totals(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> tuple[float, float]:
-    """(served, lost) applicants over all steps, without keeping the per-step series
+    """(served, lost) applicants over all steps (served = stamped by the issuer, as
+    `served_cum`; the bypass is in `FluidResult.bypass_cum`), without keeping the per-step series
     (the planner's searches use it; about a third faster than `run_fluid`).
 
     >>> from scenarios.profile import load_profile
@@ -768,7 +794,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_byp[k] = byp_tot
 
     if not record:
-        return served_tot + byp_tot, lost
+        return served_tot, lost
     a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
     return FluidResult(
         inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,

@@ -61,6 +61,7 @@ PARAMS: dict[str, Any] = {
     "behaviour.persistence_days": lambda p, v: _set(p, behaviour=_set(p.behaviour, persistence_days=v)),
     "behaviour.return_boost": lambda p, v: _set(p, behaviour=_set(p.behaviour, return_boost=v)),
     "capacity.stamps_per_second": lambda p, v: _set(p, capacity=_set(p.capacity, stamps_per_second=v)),
+    "capacity.payments_per_second": lambda p, v: _set(p, capacity=_set(p.capacity, payments_per_second=v)),
     "outages.capacity_factor": _outages,
     "bypass.share": lambda p, v: _set(p, bypass=_set(_need(p, "bypass"), share=v)),
     "demand.conversion": lambda p, v: _set(p, demand=_set(_need(p, "demand"), conversion=v)),

@@ -82,7 +82,7 @@ class UslFit:
         """The fit as a JSON-ready dict (keys of docs/run-directory.md plus errors).
 
         >>> sorted(fit_usl([1, 2, 3, 4], [1.0, 1.9, 2.7, 3.4]).as_dict())[:3]
-        ['alpha', 'alpha_se', 'beta']
+        ['alpha', 'alpha_ci', 'alpha_se']
         """
         d = asdict(self)
         d["warnings"] = list(self.warnings)

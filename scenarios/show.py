@@ -79,12 +79,25 @@ def render_profile(p: Profile) -> str:
     if p.reopening:
         lines += ["", "reopening plan"]
         for g in p.reopening:
-            rate = f" {g.rate_per_s:g}/s burst {g.burst}" if g.mode == "rate" else ""
+            if g.mode == "rate" and g.rate_share is not None:
+                rate = f" {g.rate_share:g} x issuer capacity"
+            else:
+                rate = f" {g.rate_per_s:g}/s burst {g.burst}" if g.mode == "rate" else ""
             lines.append(f"  {g.at.strftime(fmt)}  {g.gate:<12} {g.mode}{rate}  {g.label}")
+    if p.demand is not None:
+        d = p.demand
+        lines += ["", "demand (registered accounts x conversion, ready by the close)",
+                  f"  accounts       {d.accounts[-1][1]:,.0f} by {d.accounts[-1][0].strftime(fmt)}; conversion "
+                  f"{d.conversion:g}; pull {d.pull:g}; {d.retarget_share:.0%} re-aim at an extension"]
+    if p.bypass is not None:
+        lines.append(f"  bypass         from {p.bypass.at.strftime(fmt)}: {p.bypass.share:.0%}  {p.bypass.label}")
     if p.calibration:
-        lines += ["", "calibration (published cumulative vs the curve)"]
+        lines += ["", "published points (demand by then; what the model serves: surgecast forecast)"]
         for pt in p.calibration:
+            if pt.kind != "submitted":
+                lines.append(f"  {pt.at.strftime(fmt)}  {pt.cumulative:>12,.0f}  {pt.label} [{pt.role}]  {pt.source}")
+                continue
             got = curve.cumulative_at(pt.at)
-            lines.append(f"  {pt.at.strftime(fmt)}  {pt.cumulative:>12,.0f}  curve {got:>12,.0f}  "
-                         f"({got / pt.cumulative - 1:+.1%})  {pt.source}")
+            lines.append(f"  {pt.at.strftime(fmt)}  {pt.cumulative:>12,.0f}  demand {got:>12,.0f}  "
+                         f"[{pt.role}]  {pt.source}")
     return "\n".join(lines)

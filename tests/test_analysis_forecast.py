@@ -327,3 +327,27 @@ def test_vectorised_readiness_equals_the_step_by_step_reference(closes, retarget
     fast, slow = c._ready_fast(P), c._ready(P, 60.0)
     assert np.abs(np.cumsum(fast) - np.cumsum(slow)).max() < 1e-3
     assert (fast >= 0).all()
+
+
+def test_fifo_waste_useful_work_stops_once_the_queue_outgrows_patience() -> None:
+    # As measured on the testbed (docs/benchmarks.md): an unbounded FIFO issuer at twice its
+    # capacity serves the same few useful requests whether the window is short or long.
+    def useful(minutes: int, waste: bool) -> float:
+        n = minutes
+        return run_fluid(_inputs(n, stamping=np.full(n, 1200.0), cap=np.full(n, 10.0), retry_after_s=300.0,
+                                 persistence_s=None, p_retry=0.5, waste=waste)).served_cum[-1]
+    short, long = useful(60, True), useful(120, True)
+    assert long - short < 0.05 * 10.0 * 3600            # almost nothing useful in the second hour
+    assert useful(120, False) - useful(60, False) == pytest.approx(10.0 * 3600, rel=1e-6)   # shedding keeps serving
+
+
+def test_calibrate_says_what_it_fitted_on() -> None:
+    proc = subprocess.run([sys.executable, "-m", "analysis.calibrate", "casn2024"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "in-sample points only" in out and "demand.pull" in out and "outages.capacity_factor" in out
+    fitted = [ln for ln in out.splitlines() if ln.strip().startswith("in-sample")]
+    predicted = [ln for ln in out.splitlines() if ln.strip().startswith("holdout")]
+    assert len(fitted) == len(in_sample(P)) and len(predicted) == len(holdouts(P))
+    assert "never fitted on" in out
