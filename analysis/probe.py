@@ -135,9 +135,8 @@ def dispersion(batches: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """(variance / mean of a batch's stamp count, degrees of freedom), pooled over levels.
 
     Each level's batches vary about that level's own mean; 1.0 (Poisson) is the
-    saturated exponential issuer, below 1 a regular (constant) one. A level of k
-    batches is judged in blocks of k // 8 batches (means per batch). With no
-    degrees of freedom yet, (1.0, 0): assume Poisson.
+    saturated exponential issuer, below 1 a regular (constant) one. With no degrees
+    of freedom yet, (1.0, 0): assume Poisson.
 
     >>> dispersion([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (10, 14, 12, 12)])
     (0.2222, 3)
@@ -147,17 +146,12 @@ def dispersion(batches: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
         grouped[int(b["concurrency"])].append(float(b["stamps"]))
     ss = mean_w = 0.0
     df = 0
-    for singles in grouped.values():
-        # A long level is cut into blocks of up to 8 batches: a client sees a stamp done
-        # a little late, which moves counts between neighbouring batches; longer blocks
-        # keep that edge jitter from passing for variability of the rate itself.
-        size = max(1, len(singles) // 8)
-        counts = [sum(singles[i:i + size]) / size for i in range(0, len(singles) - size + 1, size)]
+    for counts in grouped.values():
         k = len(counts)
         if k < 2:
             continue
         m = sum(counts) / k
-        ss += size * sum((c - m) ** 2 for c in counts)  # a block mean's variance is 1/size of a batch's
+        ss += sum((c - m) ** 2 for c in counts)
         mean_w += (k - 1) * m
         df += k - 1
     if df == 0 or mean_w <= 0:
@@ -201,19 +195,19 @@ def _rnd(x: float | None) -> float | None:
 
 def assess(below: LevelEstimate, above: LevelEstimate, *, min_gain: float = MIN_GAIN,
            confidence: float = CONFIDENCE, final: bool = False) -> str:
-    """Judge the step from level `below` to level `above`: rising, flat, falling or undecided.
+    """Judge the step from level `below` to level `above`.
 
     The gain is the ratio of the two rates, its standard error by the delta method.
-    *rising*: the ratio is significantly above 1 and above 1 + min_gain; *falling*:
-    significantly below 1 and below 1 − min_gain; *flat*: neither, and no more data
-    could make it rising (the ratio is at most 1 + min_gain); otherwise *undecided*,
-    which `final` (no more data) turns into flat: the next level's gain is not
-    significant.
+    *rising*: significantly above 1 and above 1 + min_gain; *falling*: significantly
+    below 1 and below 1 − min_gain; *flat*: significantly below 1 + min_gain.
+    Otherwise, while more data may come, *undecided*; with `final`, *flat* if the
+    ratio is at most 1 + min_gain (the doubling gained less than min_gain), else
+    *inconclusive* (a gain that is not significant).
 
     >>> lo = LevelEstimate(concurrency=8, stamps_per_second=15.0, ci_low=14, ci_high=16, se=0.5, batches=4, seconds=4)
     >>> hi = LevelEstimate(concurrency=16, stamps_per_second=16.2, ci_low=14.2, ci_high=18.2, se=1.0, batches=4, seconds=4)
     >>> assess(lo, hi), assess(lo, hi, final=True)
-    ('undecided', 'flat')
+    ('undecided', 'inconclusive')
     """
     x0, x1 = below.stamps_per_second, above.stamps_per_second
     if x0 <= 0:
@@ -221,16 +215,18 @@ def assess(below: LevelEstimate, above: LevelEstimate, *, min_gain: float = MIN_
     ratio = x1 / x0
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     if below.se is None or above.se is None:
-        spread = 0.0 if final else math.inf
+        spread = math.inf
     else:
         spread = z * ratio * math.hypot(above.se / max(x1, 1e-9), below.se / x0)
     if ratio - spread > 1 and ratio > 1 + min_gain:
         return "rising"
     if ratio + spread < 1 and ratio < 1 - min_gain:
         return "falling"
-    if final or ratio <= 1 + min_gain:
+    if ratio + spread < 1 + min_gain:
         return "flat"
-    return "undecided"
+    if not final:
+        return "undecided"
+    return "flat" if ratio <= 1 + min_gain else "inconclusive"
 
 
 def read_batches_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -289,9 +285,9 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_
     `estimates` in ascending concurrency. The capacity is the level the probe held
     (the most measured seconds), below the first level whose error ratio is too
     high (`bad`, limited_by "errors"). It stands only if throughput had levelled
-    there: the step into it from the level below is not rising, and some step
-    below it was flat or falling (limited_by "throughput"); otherwise the
-    capacity is None and limited_by None: still rising, no level is the peak.
+    there: the step into it from the level below is not significantly rising, and
+    some step up to it was flat or falling (limited_by "throughput"); otherwise
+    the capacity is None and limited_by None: still rising, no level is the peak.
     """
     bad = set(bad)
     good = []
@@ -313,7 +309,7 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_
     if errors and i == len(good) - 1:
         return held, "errors", steps
     into = steps[i - 1]["verdict"] if i > 0 else "rising"
-    levelled = any(st["verdict"] in ("flat", "falling") for st in steps[: i + 1])
+    levelled = any(st["verdict"] in ("flat", "falling") for st in steps[:i])
     if into == "rising" or not levelled:
         return None, None, steps
     return held, "throughput", steps
@@ -437,8 +433,8 @@ def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: Level
           limited_by: str | None, top: LevelEstimate | None, has_batches: bool, max_error_ratio: float) -> str | None:
     if not by_step.get("stamps") and not estimates:
         return "probe.csv has no 'stamps' rows: no sustainable stamp rate"
-    if cap is None and estimates and all(
-            r["error_ratio"] > max_error_ratio for r in (by_step.get("stamps") or {}).values()):
+    stamp_rows = (by_step.get("stamps") or {}).values()
+    if cap is None and stamp_rows and all(r["error_ratio"] > max_error_ratio for r in stamp_rows):
         return f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
     if cap is None and top is not None:
         return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was still rising "

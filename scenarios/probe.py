@@ -14,8 +14,8 @@ the caller, from `analysis.probe`) compares the level with the one below:
   **held** (more batches) until the interval is within `precision` or the time
   `budget_s` is spent;
 * falling: the level below is held instead;
-* undecided: one more batch, up to `step_duration_s` of measurement per level,
-  then the judge decides on the point estimate.
+* undecided: one more batch, up to `step_duration_s` of measurement per level;
+  then a gain of at most min_gain is flat, a larger one (not significant) climbs on.
 
 A level whose requests fail more than `max_error_ratio` stops the climb (the
 level below is held). When the target has an admin API, `server_completed`
@@ -67,7 +67,7 @@ class ProbeSettings:
     """
 
     host: str
-    step_duration_s: float = 4.0   # most measured seconds per ladder level
+    step_duration_s: float = 3.0   # most measured seconds per ladder level
     warmup_s: float = 1.0          # settling seconds after each change of level
     batch_s: float = 1.0           # one sub-window
     min_batches: int = 3           # batches before a level may be judged
@@ -395,6 +395,8 @@ class _Ladder:
                 return "rising"
             last = measured * self.s.batch_s >= self.s.step_duration_s
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
+            if verdict == "inconclusive":
+                return "rising"  # a gain not shown but not ruled out: climb on rather than stop short
             # a clear rise may be called after two batches; levelling needs min_batches
             if verdict == "rising" or (verdict != "undecided" and measured >= self.s.min_batches):
                 return verdict

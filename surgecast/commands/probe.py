@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall seconds for the whole probe: ladder and hold (default 45)")
     parser.add_argument("--precision", type=float, default=0.02, metavar="R",
                         help="hold the levelled level until the interval's half-width is this share (default 0.02)")
-    parser.add_argument("--step-duration", type=float, default=4.0, metavar="S",
-                        help="most measured seconds per ladder level before it is judged (default 4)")
+    parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
+                        help="most measured seconds per ladder level before it is judged (default 3)")
     parser.add_argument("--warmup", type=float, default=1.0, metavar="S",
                         help="unmeasured seconds after each change of level (default 1)")
     parser.add_argument("--batch", type=float, default=1.0, metavar="S",
