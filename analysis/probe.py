@@ -13,10 +13,11 @@ This module only reads; the same functions judge the ladder while it runs.
   above 1 + `min_gain`; `falling` when its upper bound is below 1; `flat` when its
   upper bound is below 1 + `min_gain`; otherwise undecided (a final judgement then
   takes the point estimate).
-* **sustainable stamps/s**: the rate at the first level that is flat against the one
-  below it (or the level below a fall), with its interval. If every level still
-  rises, nothing is called the peak: `levelled` is false, `stamps_per_second` null,
-  and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
+* **sustainable stamps/s**: the rate at the level the probe held (the most measured
+  seconds), with its interval, if throughput had levelled there: the step into it
+  is flat or falling, or gains less than `climb_gain` (25 %) and not significantly
+  more than `min_gain`. Otherwise nothing is called the peak: `levelled` is false,
+  `stamps_per_second` null, and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
   ladder; the level below it is then the capacity (`limited_by = "errors"`).
 * **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
   before; the USL is description, never the capacity.
@@ -55,6 +56,7 @@ _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
 CONFIDENCE = 0.95
 MIN_GAIN = 0.05
+CLIMB_GAIN = 0.25
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
            "plateau", "read_batches_csv", "read_probe_csv"]
 
@@ -279,14 +281,14 @@ def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_gain: float = MIN_GAIN,
-            confidence: float = CONFIDENCE) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+            confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
 
     `estimates` in ascending concurrency. The capacity is the level the probe held
     (the most measured seconds), below the first level whose error ratio is too
     high (`bad`, limited_by "errors"). It stands only if throughput had levelled
-    there: the step into it from the level below is not significantly rising, and
-    some step up to it was flat or falling (limited_by "throughput"); otherwise
+    there: the step into it from the level below is flat or falling, or its gain is
+    not significant and at most `climb_gain` (limited_by "throughput"); otherwise
     the capacity is None and limited_by None: still rising, no level is the peak.
     """
     bad = set(bad)
@@ -308,9 +310,10 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_
     i = good.index(held)
     if errors and i == len(good) - 1:
         return held, "errors", steps
-    into = steps[i - 1]["verdict"] if i > 0 else "rising"
-    levelled = any(st["verdict"] in ("flat", "falling") for st in steps[:i])
-    if into == "rising" or not levelled:
+    into = steps[i - 1] if i > 0 else {"verdict": "rising", "gain": None}
+    levelled = into["verdict"] in ("flat", "falling") or (
+        into["verdict"] == "inconclusive" and into["gain"] is not None and into["gain"] <= climb_gain)
+    if not levelled:
         return None, None, steps
     return held, "throughput", steps
 
@@ -334,7 +337,7 @@ def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
 
 def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[Mapping[str, Any]] | None = None,
                         max_error_ratio: float = 0.01, min_gain: float = MIN_GAIN,
-                        confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
+                        climb_gain: float = CLIMB_GAIN, confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
                         configured_stamps_per_second: float | None = None,
                         measured_at: str | None = None) -> dict[str, Any]:
     """The capacity.json dict from probe rows (PROBE_COLUMNS) and, better, their batches (BATCH_COLUMNS).
@@ -355,7 +358,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
                   for i, b in enumerate(batches or [])]
     estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
     cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), min_gain=min_gain,
-                                     confidence=confidence)
+                                     confidence=confidence, climb_gain=climb_gain)
     if cap is not None:
         peak["stamps"] = cap.concurrency
     top = estimates[-1] if estimates else None
@@ -375,6 +378,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
         "levels": [_level_dict(e) for e in estimates],
         "steps": steps,
         "min_gain": min_gain,
+        "climb_gain": climb_gain,
         "peak_concurrency": peak,
         "usl": usl,
         "configured": dict(configured) if configured is not None else None,

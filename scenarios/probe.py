@@ -15,7 +15,7 @@ the caller, from `analysis.probe`) compares the level with the one below:
   `budget_s` is spent;
 * falling: the level below is held instead;
 * undecided: one more batch, up to `step_duration_s` of measurement per level;
-  then a gain of at most min_gain is flat, a larger one (not significant) climbs on.
+  then a gain (not significant) above `climb_gain` climbs on, a smaller one is flat.
 
 A level whose requests fail more than `max_error_ratio` stops the climb (the
 level below is held). When the target has an admin API, `server_completed`
@@ -73,6 +73,7 @@ class ProbeSettings:
     min_batches: int = 3           # batches before a level may be judged
     budget_s: float = 45.0         # wall seconds for the whole ladder and hold
     precision: float = 0.02        # hold until the interval's half-width is this share of the rate
+    climb_gain: float = 0.25       # a gain not significant climbs on only above this share
     max_concurrency: int = 256
     max_error_ratio: float = 0.05
     documents: int = 2
@@ -325,11 +326,21 @@ class _Ladder:
         return self.deadline - time.monotonic()
 
     def go_to(self, n: int) -> None:
-        """Change the pool to n applicants and let it settle."""
+        """Change the pool to n applicants and let it settle.
+
+        Going down, the applicants stopped leave stamps queued that no client will see
+        done: wait until about that many have drained (at the rate measured so far),
+        or the client's count would fall short of what the issuer did.
+        """
         RECORDER.measure(None)
         self._edge = None
+        before = self.runner.user_count
         self.runner.start(n, spawn_rate=min(100, max(10, n)))
-        gevent.sleep(self.s.warmup_s)
+        settle = self.s.warmup_s
+        if before > n:
+            rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
+            settle += min(15.0, (before - n) / max(rate, 1.0))
+        gevent.sleep(settle)
 
     def _boundary(self) -> tuple[float, int | None, dict[str, int]]:
         """One batch edge: the server's count and the client's cut at (nearly) the same moment."""
@@ -396,7 +407,10 @@ class _Ladder:
             last = measured * self.s.batch_s >= self.s.step_duration_s
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
             if verdict == "inconclusive":
-                return "rising"  # a gain not shown but not ruled out: climb on rather than stop short
+                # a gain not shown but not ruled out: a large one climbs on; a modest one stops,
+                # and the hold one level deeper makes up for a knee that was not quite saturated
+                x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
+                return "rising" if x0 <= 0 or x1 / x0 > 1 + self.s.climb_gain else "flat"
             # a clear rise may be called after two batches; levelling needs min_batches
             if verdict == "rising" or (verdict != "undecided" and measured >= self.s.min_batches):
                 return verdict

@@ -86,7 +86,7 @@ def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> Non
     assert "not levelled by the top level (concurrency 4)" in cap["note"]
     assert "not levelled by the top level" in proc.stderr and "Traceback" not in proc.stderr
     assert cap["highest_measured"]["concurrency"] == 4
-    assert [s["verdict"] for s in cap["steps"]] == ["rising", "rising"]
+    assert len(cap["steps"]) == 2 and all(s["gain"] > 0.25 for s in cap["steps"]), cap["steps"]
     assert cap["parameters"]["stopped"] == "top"
 
 

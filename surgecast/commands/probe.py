@@ -128,6 +128,7 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     started = datetime.now(UTC)
     result = run_probe(settings, judge=judge, server_completed=server, progress=say)
     capacity = capacity_from_probe(result.rows, batches=result.batches, min_gain=args.min_gain,
+                                   climb_gain=settings.climb_gain,
                                    confidence=args.confidence, configured=configured,
                                    configured_stamps_per_second=issuer_capacity(configured),
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
