@@ -51,7 +51,8 @@ from surgecast.errors import InputFileError
 PROBE_COLUMNS = ("concurrency", "step", "requests", "errors", "error_ratio", "throughput_per_s",
                  "p50_ms", "p95_ms", "p99_ms", "duration_s")
 BATCH_COLUMNS = ("concurrency", "phase", "start_unix", "duration_s", "stamps", "server_stamps",
-                 "requests", "errors")
+                 "requests", "errors", "server_busy_share", "server_queue")
+_OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
 CONFIDENCE = 0.95
@@ -114,7 +115,7 @@ class LevelEstimate:
     """Stamps/s at one concurrency level with its batch-means confidence interval.
 
     >>> level_estimate([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (15, 17, 16, 16)])
-    LevelEstimate(concurrency=4, stamps_per_second=16.0, ci_low=14.7003, ci_high=17.2997, se=0.4084, batches=4, seconds=4.0, server_stamps_per_second=None)
+    LevelEstimate(concurrency=4, stamps_per_second=16.0, ci_low=14.7003, ci_high=17.2997, se=0.4084, batches=4, seconds=4.0, server_stamps_per_second=None, server_busy_share=None)
     """
 
     concurrency: int
@@ -125,6 +126,7 @@ class LevelEstimate:
     batches: int
     seconds: float
     server_stamps_per_second: float | None = None
+    server_busy_share: float | None = None
 
     def half_width(self) -> float:
         """Half the interval relative to the rate (inf when unknown)."""
@@ -186,9 +188,11 @@ def level_estimate(batches: Sequence[Mapping[str, Any]], *, confidence: float = 
         q = float(stats.t.ppf(0.5 + confidence / 2, df)) if df > 0 else float(stats.norm.ppf(0.5 + confidence / 2))
         se = max(math.sqrt(d * max(count, 1.0)) / seconds, 1.0 / (seconds * q))
         lo, hi = max(0.0, x - q * se), x + q * se
+    busy = [float(b["server_busy_share"]) for b in batches if b.get("server_busy_share") not in (None, "")]
     return LevelEstimate(concurrency=int(batches[0]["concurrency"]), stamps_per_second=round(x, 4),
                          ci_low=_rnd(lo), ci_high=_rnd(hi), se=_rnd(se), batches=k, seconds=round(seconds, 3),
-                         server_stamps_per_second=_rnd(srv))
+                         server_stamps_per_second=_rnd(srv),
+                         server_busy_share=_rnd(sum(busy) / len(busy)) if busy else None)
 
 
 def _rnd(x: float | None) -> float | None:
@@ -246,7 +250,7 @@ def read_batches_csv(path: str | Path) -> list[dict[str, Any]]:
     try:
         with p.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL_BATCH[1:]]
             if missing:
                 raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
                                      f"probe_batches.csv needs {', '.join(BATCH_COLUMNS)}")
@@ -261,18 +265,18 @@ def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     row: dict[str, Any] = {"phase": str(raw.get("phase", "")).strip()}
     if row["phase"] not in ("ladder", "hold"):
         raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; expected ladder or hold")
-    for c in ("concurrency", "start_unix", "duration_s", "stamps", "server_stamps", "requests", "errors"):
+    for c in BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:]:
         v = raw.get(c)
-        if c == "server_stamps" and (v is None or str(v).strip() == ""):
+        if c in _OPTIONAL_BATCH and (v is None or str(v).strip() == ""):
             row[c] = None
             continue
         try:
             x = float(v)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
-        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0):
+        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (c == "server_busy_share" and x > 1):
             raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number "
-                                 f"{'> 0' if c == 'duration_s' else '>= 0'}")
+                                 f"{'> 0' if c == 'duration_s' else 'in [0, 1]' if c == 'server_busy_share' else '>= 0'}")
         row[c] = x
     if row["concurrency"] < 1 or not row["concurrency"].is_integer():
         raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} must be a whole number >= 1")
@@ -374,6 +378,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
         "error_vs_configured": _rel(cap.stamps_per_second, configured_stamps_per_second) if cap else None,
         "server_stamps_per_second": cap.server_stamps_per_second if cap else None,
         "client_vs_server": _rel(cap.stamps_per_second, cap.server_stamps_per_second) if cap else None,
+        "server_busy_share": cap.server_busy_share if cap else None,
         "highest_measured": _level_dict(top) if top else None,
         "levels": [_level_dict(e) for e in estimates],
         "steps": steps,
@@ -426,7 +431,7 @@ def _estimates(batches: list[dict[str, Any]], stamps: Mapping[int, Mapping[str, 
 def _level_dict(e: LevelEstimate) -> dict[str, Any]:
     return {"concurrency": e.concurrency, "stamps_per_second": e.stamps_per_second, "ci_low": e.ci_low,
             "ci_high": e.ci_high, "batches": e.batches, "seconds": e.seconds,
-            "server_stamps_per_second": e.server_stamps_per_second}
+            "server_stamps_per_second": e.server_stamps_per_second, "server_busy_share": e.server_busy_share}
 
 
 def _rel(x: float | None, ref: float | None) -> float | None:

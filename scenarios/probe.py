@@ -15,12 +15,16 @@ the caller, from `analysis.probe`) compares the level with the one below:
   `budget_s` is spent;
 * falling: the level below is held instead;
 * undecided: one more batch, up to `step_duration_s` of measurement per level;
-  then a gain (not significant) above `climb_gain` climbs on, a smaller one is flat.
+  then a gain (not significant) below `climb_gain` is flat, a larger one climbs on.
+
+Flat and falling stop the climb only where stamps queue at the issuer (their
+median wait from accepted to done is `queue_factor` times the least of any
+level); without a queue the level has headroom and the ladder climbs on.
 
 A level whose requests fail more than `max_error_ratio` stops the climb (the
 level below is held). When the target has an admin API, `server_completed`
-(the issuer's `completed` counter) is read at every batch boundary, as a
-cross-check of the client's count. The result is the rows of probe.csv and
+(the issuer's `completed` counter, its busy share and queue) is read at every
+batch boundary, as a cross-check of the client's count. The result is the rows of probe.csv and
 probe_batches.csv (docs/run-directory.md); `analysis.probe` turns them into
 capacity.json. Usage::
 
@@ -71,9 +75,10 @@ class ProbeSettings:
     warmup_s: float = 1.0          # settling seconds after each change of level
     batch_s: float = 1.0           # one sub-window
     min_batches: int = 3           # batches before a level may be judged
-    budget_s: float = 45.0         # wall seconds for the whole ladder and hold
+    budget_s: float = 40.0         # wall seconds for the whole ladder and hold
     precision: float = 0.02        # hold until the interval's half-width is this share of the rate
-    climb_gain: float = 0.25       # a gain not significant climbs on only above this share
+    climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
+    queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
     max_concurrency: int = 256
     max_error_ratio: float = 0.05
     documents: int = 2
@@ -134,6 +139,7 @@ class LevelRecorder:
         self.level: int | None = None
         self.done: list[float] = []
         self.lags: list[float] = []
+        self.stampers = 0  # applicants that have had a stamp accepted (ever)
         self.cut()
 
     def measure(self, level: int | None) -> None:
@@ -255,6 +261,10 @@ class ProbeJourney(JourneyRun):
         r = super().send(step, method, path, **kw)
         if step == "poll_stamp":
             self._finished = _finished_unix(r)
+        elif step == "stamp" and 200 <= r.status_code < 300 and getattr(self, "owner", None) is not None \
+                and not self.owner.stamping:
+            self.owner.stamping = True  # this applicant has reached the issuer: the level is filling
+            self.rec.stampers += 1
         return r
 
     def ledger(self, kind: str, ref: str, **kw: Any) -> None:
@@ -293,6 +303,7 @@ class ProbeApplicant(FastHttpUser):
     connection_timeout = 30.0
     documents = 2
     seed = 1
+    stamping = False  # set once this applicant's first stamp was accepted
 
     @task
     def journey(self) -> None:
@@ -304,7 +315,9 @@ class ProbeApplicant(FastHttpUser):
                              identity=make_identity(rng, applicant_id=f"p{n}", run_tag=_RUN_TAG))
         t0 = time.time()
         try:
-            outcome, _ = ProbeJourney(self.client, plan, PROBE_JOURNEYS, RECORDER).run()
+            run = ProbeJourney(self.client, plan, PROBE_JOURNEYS, RECORDER)
+            run.owner = self
+            outcome, _ = run.run()
         except GiveUp as g:  # run() turns these into outcomes; kept for safety
             outcome = g.outcome
         RECORDER.journey_done(time.time() - t0, outcome == "completed")
@@ -313,12 +326,12 @@ class ProbeApplicant(FastHttpUser):
 class _Ladder:
     """The probe's state machine: levels, batches, the hold (see the module docstring)."""
 
-    def __init__(self, s: ProbeSettings, judge: Judge, server_completed: Callable[[], int | None] | None,
+    def __init__(self, s: ProbeSettings, judge: Judge, server_completed: Callable[[], dict[str, Any] | None] | None,
                  progress: Callable[[str], None]) -> None:
         self.s, self.judge, self.server, self.say = s, judge, server_completed, progress
         self.batches: list[dict[str, Any]] = []
         self.deadline = time.monotonic() + s.budget_s
-        self._edge: tuple[float, int | None, dict[str, int]] | None = None
+        self._edge: tuple[float, dict[str, Any] | None, dict[str, int]] | None = None
         self.env = Environment(user_classes=[ProbeApplicant], host=s.host)
         self.runner = self.env.create_local_runner()
 
@@ -326,7 +339,7 @@ class _Ladder:
         return self.deadline - time.monotonic()
 
     def go_to(self, n: int) -> None:
-        """Change the pool to n applicants and let it settle.
+        """Change the pool to n applicants and let it settle (`warmup_s` after it filled).
 
         Going down, the applicants stopped leave stamps queued that no client will see
         done: wait until about that many have drained (at the rate measured so far),
@@ -340,10 +353,17 @@ class _Ladder:
         if before > n:
             rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
             settle += min(15.0, (before - n) / max(rate, 1.0))
+        else:
+            # Going up: the new applicants register, log in and pay before their first stamp.
+            # Until every one of them has reached the issuer the level is still filling, and a
+            # window measured then reads a transient, not the level (at most 10 s more).
+            limit = time.monotonic() + 10.0
+            while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0:
+                gevent.sleep(0.1)
         gevent.sleep(settle)
 
-    def _boundary(self) -> tuple[float, int | None, dict[str, int]]:
-        """One batch edge: the server's count and the client's cut at (nearly) the same moment."""
+    def _boundary(self) -> tuple[float, dict[str, Any] | None, dict[str, int]]:
+        """One batch edge: the server's figures and the client's cut at (nearly) the same moment."""
         c = self._server()
         counts = RECORDER.cut()
         return time.time(), c, counts
@@ -357,9 +377,12 @@ class _Ladder:
         gevent.sleep(max(0.0, self.s.batch_s - (time.time() - t0)))
         self._edge = t1, c1, counts = self._boundary()
         RECORDER.levels[n].seconds += t1 - t0
+        both = c0 is not None and c1 is not None
         self.batches.append({"concurrency": n, "phase": phase, "start_unix": t0, "duration_s": t1 - t0,
                              "stamps": None, **counts,
-                             "server_stamps": (c1 - c0) if c0 is not None and c1 is not None else None})
+                             "server_stamps": (c1["completed"] - c0["completed"]) if both else None,
+                             "server_busy_share": c1.get("busy_share") if c1 else None,
+                             "server_queue": c1.get("queue") if c1 else None})
 
     def counted(self, horizon: float | None = None) -> list[dict[str, Any]]:
         """The batches with their stamps counted, each cut at `horizon` (stamps finished later
@@ -375,7 +398,7 @@ class _Ladder:
                         "server_stamps": b["server_stamps"] if full else None})
         return out
 
-    def _server(self) -> int | None:
+    def _server(self) -> dict[str, Any] | None:
         if self.server is None:
             return None
         try:
@@ -406,14 +429,29 @@ class _Ladder:
                 return "rising"
             last = measured * self.s.batch_s >= self.s.step_duration_s
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
-            if verdict == "inconclusive":
-                # a gain not shown but not ruled out: a large one climbs on; a modest one stops,
-                # and the hold one level deeper makes up for a knee that was not quite saturated
-                x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
-                return "rising" if x0 <= 0 or x1 / x0 > 1 + self.s.climb_gain else "flat"
-            # a clear rise may be called after two batches; levelling needs min_batches
-            if verdict == "rising" or (verdict != "undecided" and measured >= self.s.min_batches):
+            if verdict == "rising":  # a clear rise may be called after two batches
                 return verdict
+            # Anything else stops the climb only where stamps queue at the issuer: their wait
+            # from accepted to done is `queue_factor` times the least wait of any level. A level
+            # with no queue has headroom, whatever its short, noisy rate says.
+            queued = self.wait_ratio(n) >= self.s.queue_factor
+            if verdict == "inconclusive":
+                # a gain not shown but not ruled out: stop if modest (the hold one level deeper
+                # makes up for a knee that was not quite saturated), climb on if large
+                x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
+                return "flat" if queued and x0 > 0 and x1 / x0 <= 1 + self.s.climb_gain else "rising"
+            if verdict in ("flat", "falling") and measured >= self.s.min_batches:
+                if queued:
+                    return verdict
+                if last:
+                    return "rising"
+
+    def wait_ratio(self, n: int) -> float:
+        """Median stamp wait (accepted to seen done) at level n over the least median of any level."""
+        med = {m: float(np.median(lv.stamp_s)) for m, lv in RECORDER.levels.items() if lv.stamp_s}
+        if n not in med or not med:
+            return 0.0
+        return med[n] / max(min(med.values()), 1e-3)
 
     def hold(self, n: int, settle: bool) -> None:
         """Keep measuring level n until its interval is tight enough or the budget is spent."""
@@ -452,7 +490,8 @@ class _Ladder:
         self.env.runner = None
 
 
-def run_probe(s: ProbeSettings, *, judge: Judge, server_completed: Callable[[], int | None] | None = None,
+def run_probe(s: ProbeSettings, *, judge: Judge,
+              server_completed: Callable[[], dict[str, Any] | None] | None = None,
               progress: Callable[[str], None] | None = None) -> ProbeRun:
     """Climb the ladder, hold where it levels, and return what was measured (see the module docstring)."""
     ProbeApplicant.host = s.host

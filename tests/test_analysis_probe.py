@@ -143,3 +143,22 @@ def test_batches_csv_round_trip_and_errors(tmp_path: Path) -> None:
     p.write_text(",".join(BATCH_COLUMNS) + "\n4,hold,1700000000.5,0,16,,40,0\n")
     with pytest.raises(InputFileError, match="column duration_s: '0' must be a finite number > 0"):
         read_batches_csv(p)
+
+
+def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -> None:
+    import shutil
+
+    from reports.build import build_report
+    from surgecast import atomic
+
+    run = tmp_path / "probe"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)
+    rng = np.random.default_rng(4)
+    batches = _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
+    cap = capacity_from_probe(read_probe_csv(run / "probe.csv"), batches=batches, max_error_ratio=1.0,
+                              configured_stamps_per_second=16.0)
+    atomic.write_json(run / "capacity.json", cap)
+    html = build_report(run, lang="en").paths[0].read_text()
+    assert "configured 16/s" in html and "95% interval" in html
+    html_id = build_report(run, lang="id").paths[0].read_text()
+    assert "terkonfigurasi 16/detik" in html_id

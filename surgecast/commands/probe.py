@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="target base URL (default: start the embedded testbed)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument("--admin-token", help="the target's admin token, to record its configured capacity")
-    parser.add_argument("--budget", type=float, default=45.0, metavar="S",
-                        help="wall seconds for the whole probe: ladder and hold (default 45)")
+    parser.add_argument("--budget", type=float, default=40.0, metavar="S",
+                        help="wall seconds for the whole probe: ladder and hold (default 40)")
     parser.add_argument("--precision", type=float, default=0.02, metavar="R",
                         help="hold the levelled level until the interval's half-width is this share (default 0.02)")
     parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
@@ -151,13 +151,16 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
 
 
 def _server_counter(admin: Any) -> Any:
-    def completed() -> int | None:
+    """A callable reading the issuer's completed count, busy share and queue; None without them."""
+    def issuer() -> dict[str, Any] | None:
         m = admin.metrics()
         try:
-            return int(m["resources"]["issuer"]["completed"])
+            r = m["resources"]["issuer"]
+            return {"completed": int(r["completed"]), "queue": int(r["queue_depth"]),
+                    "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
         except (TypeError, KeyError, ValueError):
             return None
-    return completed if completed() is not None else None
+    return issuer if issuer() is not None else None
 
 
 def _print(capacity: dict[str, Any], out: Path) -> None:
@@ -176,8 +179,10 @@ def _print(capacity: dict[str, Any], out: Path) -> None:
         print(f"configured capacity: {capacity['configured_stamps_per_second']:g} stamps/s"
               + (f" (measured {err:+.1%})" if err is not None else ""))
     if capacity.get("server_stamps_per_second") is not None:
+        busy = capacity.get("server_busy_share")
         print(f"server's own count: {capacity['server_stamps_per_second']:g} stamps/s "
-              f"(client {capacity['client_vs_server']:+.1%})")
+              f"(client {capacity['client_vs_server']:+.1%})"
+              + (f"; issuer busy {busy:.0%} of the held time" if busy is not None else ""))
     usl = (capacity.get("usl") or {}).get("stamps") or {}
     if usl.get("gamma") is not None:
         print(f"USL (stamps): alpha={usl['alpha']:.4g} beta={usl['beta']:.4g} gamma={usl['gamma']:.4g} "
