@@ -76,7 +76,7 @@ class Gate:
     so nobody admitted waits longer than room_s in that room).
 
     >>> Gate(mode="rate", rate_per_s=4.0, burst=40, room=7200)
-    Gate(mode='rate', rate_per_s=4.0, rate_share=None, burst=40, room=7200, room_s=None)
+    Gate(mode='rate', rate_per_s=4.0, rate_share=None, burst=40, room=7200, room_s=None, keep=False, hold=True)
     """
 
     mode: str = "open"
@@ -85,6 +85,9 @@ class Gate:
     burst: float | None = None
     room: float | None = None
     room_s: float | None = None
+    keep: bool = False                    # booked (planner): the room never abandons nor turns away, and the
+                                          # gate's orbit is given slots (joins the room) when the stage starts
+    hold: bool = True                     # with keep: the slot holds, the persistence clock stops in the room
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -213,6 +216,10 @@ class FluidResult:
     ghost: np.ndarray | None = None          # work for requests whose client has gone (unbounded issuer)
     bypass_cum: np.ndarray | None = None     # applicants through by the bypass (no stamp from the issuer)
     arrived_cum: np.ndarray | None = None    # applicants arrived by the end of each step
+    # Added for the planner: admissions per gate per step, and applicants who held quota
+    # (stamping gate, issuer queue, stamping orbit) lost for good.
+    admitted: dict[str, np.ndarray] = field(default_factory=dict)
+    lost_paid_cum: np.ndarray | None = None
 
     @property
     def in_system(self) -> np.ndarray:
@@ -567,6 +574,9 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     orb = [0.0, 0.0, 0.0]
     rate = [inf, inf, inf]
     rate_since = [0, 0, 0]
+    fab = [f_ab, f_ab, f_ab]
+    lost_paid = 0.0
+    held = False            # the stamping room is booked and held (Gate.keep and Gate.hold)
     last_want = [0.0, 0.0, 0.0]
     thr_s = thr_p = 1.0
     qs = qp = ghost = 0.0
@@ -590,6 +600,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     out_ghost = [0.0] * m
     out_byp = [0.0] * m
     out_stage = [-1] * m
+    out_adm = ([0.0] * m, [0.0] * m, [0.0] * m)
+    out_lp = [0.0] * m
     log: list[StageRecord] = []
     pending = list(stages)
     si = -1
@@ -627,12 +639,22 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                     rdt[j] = r * dt
                     burst[j] = gate.burst if gate.burst is not None else max(1.0, r * dt)
                     room[j] = gate.room if gate.room is not None else (r * gate.room_s if gate.room_s is not None else inf)
+                    if j == 2:
+                        held = gate.keep and gate.hold
+                    if gate.keep:
+                        room[j] = inf
+                        w[j] += orb[j]   # booked: those deferred from this gate are given a slot too
+                        orb[j] = 0.0
+                    fab[j] = 0.0 if gate.keep else f_ab
                     rec[g] = {"mode": "rate", "rate_per_s": r, "burst": burst[j],
                               "room": None if room[j] == inf else room[j]}
                     tok[j] = min(tok[j], burst[j])
                     rate_since[j] = k
                 else:
                     rate[j] = inf if gate.mode == "open" else 0.0
+                    fab[j] = f_ab
+                    if j == 2:
+                        held = False
                     rdt[j], burst[j], room[j] = inf, inf, inf
                     rec[g] = {"mode": gate.mode, "rate_per_s": None, "burst": None, "room": None}
             if st.issuer_share is not None:
@@ -649,7 +671,11 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         f_r, f_l = fr[k], fl[k]
         r0, r1, r2 = orb[0] * f_r, orb[1] * f_r, orb[2] * f_r
         if f_l:
-            lost += (orb[0] + orb[1] + orb[2]) * f_l + (w[0] + w[1] + w[2] + qs + qp) * f_p
+            # held (planner: a booked stamping room): paid applicants hold a slot and their quota,
+            # in the room, at the issuer and awaiting payment confirmation: their clock stops
+            paid_p = 0.0 if held else w[2] + qs + qp
+            lost += (orb[0] + orb[1] + orb[2]) * f_l + (w[0] + w[1] + paid_p) * f_p
+            lost_paid += orb[2] * f_l + paid_p * f_p
             kl = 1.0 - f_l
             orb[0] *= kl
             orb[1] *= kl
@@ -658,11 +684,13 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             if w[0] or w[1] or w[2]:
                 w[0] *= keep_p
                 w[1] *= keep_p
-                w[2] *= keep_p
-            if waste:
-                ghost += qs * f_p
-            qs *= keep_p
-            qp *= keep_p
+                if not held:
+                    w[2] *= keep_p
+            if not held:
+                if waste:
+                    ghost += qs * f_p
+                qs *= keep_p
+                qp *= keep_p
         orb[0] -= r0
         orb[1] -= r1
         orb[2] -= r2
@@ -691,14 +719,14 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             adm0 = w[0] + o0
             w[0] = ab0 = aw0 = 0.0
         else:
-            adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, f_ab)
+            adm0, w[0], tok[0], ab0, aw0 = _gate_step(mode[0], rdt[0], burst[0], room[0], tok[0], w[0], o0, fab[0])
         o1 = o1_new + adm0
         last_want[1] = w[1] + o1
         if mode[1] == 0:
             adm1 = w[1] + o1
             w[1] = ab1 = aw1 = 0.0
         else:
-            adm1, w[1], tok[1], ab1, aw1 = _gate_step(mode[1], rdt[1], burst[1], room[1], tok[1], w[1], o1, f_ab)
+            adm1, w[1], tok[1], ab1, aw1 = _gate_step(mode[1], rdt[1], burst[1], room[1], tok[1], w[1], o1, fab[1])
         qp += adm1
         cp = cap_p[k] * thr_p
         sp = qp if qp < cp else cp
@@ -709,15 +737,20 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
             adm2 = w[2] + o2
             w[2] = ab2 = aw2 = 0.0
         else:
-            adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, f_ab)
+            if held:
+                # booked: slots are given as the issuer frees up (top the issuer queue up to one step of work)
+                top = cap_s[k] * thr_s - qs
+                adm2, w[2], _, ab2, aw2 = _gate_step(2, top if top > 0.0 else 0.0, 0.0, inf, 0.0, w[2], o2, 0.0)
+            else:
+                adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
         qs += adm2
         cs = cap_s[k] * thr_s
         if waste or usl is not None:
-            ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, f_ab, waste, usl, inputs.timeout_s / dt)
+            ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt)
         else:
             ss = qs if qs < cs else cs
             qs -= ss
-            ab_s = qs * f_ab
+            ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
             qs -= ab_s
         served_tot += ss
         # ---- who gives up goes to the orbit (share p) or is lost
@@ -728,6 +761,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         orb[1] += p_ret * g1
         orb[2] += p_ret * g2
         lost += (1.0 - p_ret) * (g0 + g1 + g2)
+        lost_paid += (1.0 - p_ret) * g2
 
         if not record:
             continue
@@ -741,6 +775,10 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_w[1][k] = w[1]
         out_w[2][k] = w[2]
         out_orb[k] = orb[0] + orb[1] + orb[2]
+        out_adm[0][k] = adm0
+        out_adm[1][k] = adm1
+        out_adm[2][k] = adm2
+        out_lp[k] = lost_paid
         wait = 0.0
         if w[2] > 0:
             wait = w[2] / rate[2] if rate[2] > 0 else inf
@@ -768,4 +806,5 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         turned_away_per_s=_arr(out_away) / dt, lost_cum=_arr(out_lost),
         served_cum=_arr(out_cum), stage=np.array(out_stage), stages=log,
         orbits={g: _arr(out_o[i]) for i, g in enumerate(GATES)}, ghost=_arr(out_ghost),
-        bypass_cum=_arr(out_byp), arrived_cum=np.cumsum(a_all))
+        bypass_cum=_arr(out_byp), arrived_cum=np.cumsum(a_all),
+        admitted={g: _arr(out_adm[i]) for i, g in enumerate(GATES)}, lost_paid_cum=_arr(out_lp))

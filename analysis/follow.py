@@ -4,12 +4,17 @@ A compressed rehearsal cannot reproduce the plan's minute-by-minute backlog (one
 test second is hours of calendar), so this checks what the plan promises and the
 rehearsal can measure, at the rehearsal's calendar resolution:
 
-1. **drain**: the stamping accepted during the outage drains by the end of the
-   plan's first stage (within two samples of calendar time);
-2. **utilisation**: after the drain, the issuer's busy share stays at or below the
-   plan's utilisation target (mean over the rest of the run, plus a tolerance for
-   sampling a few workers);
+1. **drain**: the stamping accepted during the outage drains by the time the plan says
+   the stage `finish-paid` clears its backlog (`drained_at`, within two samples of calendar
+   time);
+2. **gates**: at each stage's start (found by its `id`, never by its position) the
+   target's gates are set as the stage says (booked and paced are both `rate` on the
+   target), checked at the first sample at least one resolution after the start;
 3. **integrity**: reconciliation found no quota lost or duplicated.
+
+A plan without the `finish-paid` stage (the baseline was recommended) has nothing to
+drain first: the drain check then reports that and passes only if the issuer queue
+drains at all after the reopening.
 
 Reads `plan.json`, `run.json`, `queue.csv` and `reconciliation.json` of one run
 directory; writes nothing. `surgecast demo` saves the result as `plan_check.json`::
@@ -29,7 +34,24 @@ from typing import Any
 
 from surgecast.errors import InputFileError
 
-UTILISATION_TOLERANCE = 0.10
+DRAIN_STAGE = "finish-paid"
+CHECKS = ("drain", "gates", "integrity")
+_TARGET_MODE = {"booked": "rate", "paced": "rate", "open": "open", "closed": "closed", "rate": "rate"}
+
+
+def _table_index(stage_id: str) -> int:
+    from analysis.stages import BASELINE, STAGES
+    ids = [s.id for s in (*STAGES, BASELINE)]
+    return ids.index(stage_id) if stage_id in ids else len(ids)
+
+
+def stage(plan: dict[str, Any], stage_id: str) -> dict[str, Any] | None:
+    """The plan's stage with this id (None when the plan has none).
+
+    >>> stage({"stages": [{"id": "b"}, {"id": "a"}]}, "a")
+    {'id': 'a'}
+    """
+    return next((s for s in plan.get("stages") or [] if isinstance(s, dict) and s.get("id") == stage_id), None)
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -44,8 +66,8 @@ def _json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool]]:
-    """(calendar time, issuer queue, busy, workers, paused) per sample."""
+def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool, dict[str, str]]]:
+    """(calendar time, issuer queue, busy, workers, paused, gate modes) per sample."""
     out = []
     try:
         with path.open(encoding="utf-8", newline="") as f:
@@ -53,7 +75,8 @@ def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool]]:
                 try:
                     out.append((datetime.fromisoformat(r["calendar_at"]), float(r["issuer_queue"]),
                                 float(r["issuer_busy"]), float(r["issuer_workers"]),
-                                r.get("issuer_paused", "0") in ("1", "true", "True")))
+                                r.get("issuer_paused", "0") in ("1", "true", "True"),
+                                {g: r.get(f"gate_{g}") or "" for g in ("registration", "ordering", "stamping")}))
                 except (KeyError, TypeError, ValueError) as e:
                     raise InputFileError(f"{path}:{i}: bad sample ({e})") from None
     except FileNotFoundError:
@@ -72,10 +95,15 @@ def check_plan_followed(run_dir: Path) -> dict[str, Any]:
     stages = plan.get("stages") or []
     if not stages:
         raise InputFileError(f"{run_dir / 'plan.json'}: no stages; the plan has no reopening to check")
+    if any(not isinstance(st, dict) or not isinstance(st.get("id"), str) for st in stages):
+        raise InputFileError(f"{run_dir / 'plan.json'}: a stage without an id; re-run surgecast plan")
+    first = stage(plan, DRAIN_STAGE)
     try:
         reopen = datetime.fromisoformat(plan["reopen_at"])
-        drain_by = datetime.fromisoformat(stages[0]["end"])
-        target = float(plan["max_utilisation"])
+        drain_by = datetime.fromisoformat((first or {}).get("drained_at") or (first or {}).get("end") or plan["close"])
+        starts = [(st["id"], datetime.fromisoformat(st["start"]), dict(st["gates"])) for st in stages]
+        # by start time, then the stage table's order (by id): never the file's order
+        starts.sort(key=lambda x: (x[1], _table_index(x[0])))
     except (KeyError, TypeError, ValueError) as e:
         raise InputFileError(f"{run_dir / 'plan.json'}: missing or bad key ({e})") from None
     gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(samples, samples[1:], strict=False)]
@@ -89,20 +117,18 @@ def check_plan_followed(run_dir: Path) -> dict[str, Any]:
     drained_at = next((s[0] for s in after if s[1] == 0 and not s[4]), None)
     slack = 2 * resolution_s
     drain_ok = drained_at is not None and (drained_at - drain_by).total_seconds() <= slack
-    post = [s for s in after if drained_at is not None and s[0] > drained_at and s[3] > 0]
-    util = statistics.fmean(s[2] / s[3] for s in post) if post else None
-    util_ok = util is not None and util <= target + UTILISATION_TOLERANCE
+    gates_ok, gate_lines = _gates(starts, samples, resolution_s)
     integrity_ok = bool(recon.get("ok"))
     checks = [
-        {"name": "drain", "ok": drain_ok,
+        {"name": "drain", "ok": drain_ok, "stage": DRAIN_STAGE if first else None,
          "plan": drain_by.isoformat(), "measured": drained_at.isoformat() if drained_at else None,
          "detail": (f"accepted stamping drained at {drained_at:%Y-%m-%d %H:%M}, plan {drain_by:%Y-%m-%d %H:%M} "
                     f"(resolution {resolution_s / 3600:.1f} h of calendar)") if drained_at else
                    "the accepted stamping never drained during the rehearsal"},
-        {"name": "utilisation", "ok": util_ok, "plan": target, "measured": None if util is None else round(util, 4),
-         "detail": (f"issuer busy {util:.0%} on average after the drain; target {target:.0%} "
-                    f"(+{UTILISATION_TOLERANCE:.0%} sampling tolerance)") if util is not None else
-                   "no samples after the drain"},
+        {"name": "gates", "ok": gates_ok, "plan": {i: g for i, _, g in sorted(starts)}, "measured": gate_lines,
+         "detail": ("every stage's gates were set as planned" if gates_ok else
+                    "; ".join(f"{x['stage']}: {x['gate']} was {x['measured'] or 'not sampled'}, plan {x['plan']}"
+                              for x in gate_lines if not x["ok"]))},
         {"name": "integrity", "ok": integrity_ok, "plan": "no quota lost or duplicated",
          "measured": {k: recon.get(k) for k in ("lost_quota", "duplicated_quota", "orphaned_payments")},
          "detail": "reconciliation " + ("found no quota lost or duplicated" if integrity_ok else "FAILED")},
@@ -115,3 +141,37 @@ def check_plan_followed(run_dir: Path) -> dict[str, Any]:
         "outage_peak_issuer_queue_national_applicants": (round(peak_stamps / stamps_per_applicant / scale)
                                                           if scale else None),
     }
+
+
+def check_by_name(check: dict[str, Any], name: str) -> dict[str, Any]:
+    """One check of a plan_check.json by its name (KeyError names the known ones).
+
+    >>> check_by_name({"checks": [{"name": "gates", "ok": True}]}, "gates")["ok"]
+    True
+    """
+    for c in check.get("checks") or []:
+        if c.get("name") == name:
+            return c
+    raise KeyError(f"no check {name!r}; known: {', '.join(CHECKS)}")
+
+
+def _gates(starts: list[tuple[str, datetime, dict[str, str]]], samples: list[Any],
+           resolution_s: float) -> tuple[bool, list[dict[str, Any]]]:
+    """Each stage's gates against the first sample one resolution after its start (and before the next change)."""
+    lines = []
+    changes = sorted({t for _, t, _ in starts})
+    for sid, t, gates in starts:
+        later = [c for c in changes if c > t]
+        until = later[0] if later else None
+        at = next((s for s in samples if (s[0] - t).total_seconds() >= resolution_s
+                   and (until is None or s[0] < until)), None)
+        for g, mode in gates.items():
+            want = _TARGET_MODE.get(str(mode), str(mode))
+            got = (at[5].get(g) or "").split(":")[0] if at else None   # the target writes rate:R
+            # a later stage at the same moment may set the same gate again; only the last one counts
+            me = [x[0] for x in starts].index(sid)
+            overridden = any(t2 == t and g in g2 and j > me for j, (_, t2, g2) in enumerate(starts))
+            if overridden or at is None:
+                continue
+            lines.append({"stage": sid, "gate": g, "plan": want, "measured": got, "ok": got == want})
+    return bool(lines) and all(x["ok"] for x in lines), lines

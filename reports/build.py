@@ -169,6 +169,12 @@ def _usl_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
 
 
 def _what_if(run: RunData, tr: Translator) -> list[dict[str, str]]:
+    rows = (run.plan or {}).get("what_if") or []
+    if rows and "extension_days" in rows[0]:
+        return [{"capacity": tr.smart(w.get("capacity")),
+                 "extension": tr.t("days_n", n=tr.num(w["extension_days"])) if w.get("extension_days") else tr.t("none"),
+                 "served": f"{tr.num(w.get('served'))} / {tr.num(w.get('waiting'))} / {tr.num(w.get('lost'))}"}
+                for w in rows]
     return [{"capacity": tr.smart(w.get("capacity")),
              "extension": tr.hours(w.get("extension_hours")) if w.get("extension_hours") else tr.t("none"),
              "served": tr.pct(w.get("served_share"), 1)} for w in (run.plan or {}).get("what_if") or []]

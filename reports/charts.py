@@ -36,6 +36,7 @@ matplotlib.use("Agg")
 COLOURS = {"demand": "#1f5fbf", "retry": "#7fa7e6", "capacity": "#1a7f37", "served": "#6b7280",
            "model": "#1f5fbf", "measured": "#d9480f", "wait": "#7048e8", "error": "#c92a2a",
            "open": "#2f9e44", "rate": "#f59f00", "closed": "#c92a2a", "outage": "#c92a2a",
+           "booked": "#1971c2", "paced": "#f59f00",
            "scheduled": "#1f5fbf", "achieved": "#2f9e44", "dropped": "#c92a2a"}
 _RC = {"svg.fonttype": "none", "font.family": "sans-serif",
        "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial", "sans-serif"],
@@ -450,6 +451,71 @@ def gates_chart(run: RunData, tr: Translator) -> Chart | None:
     return Chart(id="chart-gates", title=tr.t("chart_gates_title"), svg=_svg(fig, "gates"))
 
 
+def reopening_window(reopen: datetime, starts: list[datetime]) -> tuple[datetime, datetime]:
+    """The zoom of the reopening chart: an hour before the reopening to 12 h after the last
+    stage start, at least 25 h, so a stage of 12 hours spans at least a sixth of the width.
+
+    >>> from datetime import datetime, timedelta
+    >>> a = datetime(2024, 9, 5, 20)
+    >>> b, e = reopening_window(a, [a, a + timedelta(hours=12)])
+    >>> (e - b).total_seconds() / 3600
+    25.0
+    """
+    from datetime import timedelta
+    last = max(starts, default=reopen)
+    start = reopen - timedelta(hours=1)
+    return start, max(start + timedelta(hours=25), last + timedelta(hours=12))
+
+
+def reopening_chart(run: RunData, tr: Translator) -> Chart | None:
+    """The reopening zoomed in: from an hour before the decision to 12 h after the last stage
+    start (at least a day), one band per gate by mode, stage starts marked and named."""
+    plan = run.plan or {}
+    stages = plan.get("stages") or []
+    if not stages or not plan.get("reopen_at"):
+        return None
+
+    from reports.figures import stage_text
+    tz = run.tz
+    reopen = datetime.fromisoformat(plan["reopen_at"])
+    # the fixed past from the gate schedule, then the plan's stages with their own modes (booked, paced)
+    changes = [c for c in (run.gate_schedule or []) if c["at"] < reopen]
+    order = {st.get("id"): i for i, st in enumerate(stages)}
+    for st in sorted(stages, key=lambda x: (x["start"], order.get(x.get("id"), 0))):
+        for gate, mode in (st.get("gates") or {}).items():
+            changes.append({"at": st["start"], "gate": gate, "mode": mode})
+    start, end = reopening_window(reopen, [s["start"] for s in stages])
+    x0, x1 = _local1(start, tz), _local1(end, tz)
+    gates = ["registration", "ordering", "stamping"]
+    fig = _figure(9.0, 2.8)
+    ax = fig.add_subplot()
+    seen: set[str] = set()
+    for row, gate in enumerate(gates):
+        mine = [c for c in changes if c["gate"] == gate]
+        for i, c in enumerate(mine):
+            a = max(_local1(c["at"], tz), x0)
+            b = min(_local1(mine[i + 1]["at"], tz) if i + 1 < len(mine) else x1, x1)
+            if b <= a:
+                continue
+            mode = c["mode"]
+            label = tr.t(f"mode_{mode}") if mode not in seen and f"mode_{mode}" in tr.table else None
+            seen.add(mode)
+            ax.broken_barh([(a, b - a)], (row - 0.35, 0.7), color=COLOURS.get(mode, "#999"), label=label)
+    for i, st in enumerate(sorted(stages, key=lambda s: s["start"])):
+        x = _local1(st["start"], tz)
+        ax.axvline(x, color="#111827", lw=0.8, ls="--")
+        ax.text(x, -0.5 - 0.3 * i, f" {i + 1}. {stage_text(st, 'name', tr)}", fontsize=6.5,
+                va="center", ha="left", color="#111827")
+    ax.set_yticks(range(len(gates)), [tr.t(f"gate_{g}") if f"gate_{g}" in tr.table else g for g in gates])
+    ax.set_ylim(-0.5 - 0.3 * len(stages) - 0.2, len(gates) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlim(x0, x1)
+    _time_axis(ax, tr, tz)
+    ax.set_title(tr.t("chart_reopening_title"))
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return Chart(id="chart-reopening", title=tr.t("chart_reopening_title"), svg=_svg(fig, "reopening"))
+
+
 ALL_CHARTS = (
     ("demand", demand_chart, ("timeline.csv", "profile.toml")),
     ("backlog", backlog_chart, ("timeline.csv", "queue.csv")),
@@ -458,5 +524,6 @@ ALL_CHARTS = (
     ("throughput", throughput_chart, ("latency_history.csv",)),
     ("usl", usl_chart, ("capacity.json",)),
     ("gates", gates_chart, ("gate_schedule.json", "plan.json")),
+    ("reopening", reopening_chart, ("plan.json",)),
 )
 """(name, function, the files it reads: any one of them is enough)."""

@@ -53,6 +53,11 @@ class KeyFigures:
     need: str = ""
     integrity: Verdict | None = None
     stages: list[dict[str, str]] = field(default_factory=list)
+    outcomes: list[dict[str, str]] = field(default_factory=list)    # plan against doing nothing
+    comparison: str = ""                                            # one sentence: plan vs doing nothing
+    timetable: list[dict[str, Any]] = field(default_factory=list)   # first hours of the reopening
+    rooms: list[dict[str, Any]] = field(default_factory=list)       # waiting-room settings per stage
+    manager: list[str] = field(default_factory=list)                # trade-offs, cut-off, triggers
 
 
 def _close(run: RunData) -> Any:
@@ -61,6 +66,8 @@ def _close(run: RunData) -> Any:
 
 def verdict(run: RunData, tr: Translator) -> Verdict:
     """The verdict sentence: from the plan when there is one, else the rehearsal, else the probe."""
+    if run.plan is not None and "meets_target" in run.plan:
+        return _plan_verdict(run, tr)
     if run.plan is not None:
         v = run.plan["verdict"]
         margin = v.get("margin_hours")
@@ -88,6 +95,101 @@ def verdict(run: RunData, tr: Translator) -> Verdict:
         return Verdict(level="info", text=tr.t("verdict_probe", x=tr.smart(c.get("stamps_per_second")),
                                                 n=tr.num(st.get("peak_load")), peak=tr.smart(st.get("peak_throughput"))))
     return Verdict(level="info", text=tr.t("verdict_nothing"))
+
+
+def _plan_verdict(run: RunData, tr: Translator) -> Verdict:
+    """The planner's verdict: p5 of served against the stated target, by a dated close."""
+    p = run.plan or {}
+    tz = run.tz
+    total = p.get("applicants_total") or 0
+    close = tr.when(datetime.fromisoformat(p["close"]).astimezone(tz)) if p.get("close") else tr.t("the_deadline")
+    basis = tr.t("basis_p5") if p.get("bands") else tr.t("basis_nominal")
+    served = p.get("verdict_served") or (p.get("outcome") or {}).get("served") or 0
+    fields = dict(close=close, target=tr.pct(p.get("target_share"), 1), basis=basis,
+                  share=tr.pct(served / total if total else None, 1), n=tr.num(served))
+    if p.get("meets_target"):
+        return Verdict(level="ok", text=tr.t("verdict_plan_met", **fields))
+    text = tr.t("verdict_plan_not_met", **fields)
+    ext = p.get("required_extension_days")
+    if ext:
+        text += " " + tr.t("verdict_extend", days=tr.num(ext),
+                           date=tr.when(datetime.fromisoformat(p["extended_close"]).astimezone(tz)))
+    else:
+        text += " " + tr.t("verdict_no_extension", days=tr.num(len(p.get("extension_grid") or []) - 1))
+    if p.get("required_capacity"):
+        text += " " + tr.t("verdict_or_capacity", x=tr.smart(p["required_capacity"]))
+    return Verdict(level="bad", text=text)
+
+
+def stage_text(st: dict[str, Any], what: str, tr: Translator) -> str:
+    """A stage's name or reason in the report's language, from the stage table by id.
+
+    >>> stage_text({"id": "finish-paid", "name": "x"}, "name", Translator("id"))
+    'Selesaikan pembubuhan bagi yang sudah membayar'
+    >>> stage_text({"name": "old plan"}, "name", Translator("id"))
+    'old plan'
+    """
+    from analysis.stages import stage_by_id
+    sid = st.get("id")
+    if isinstance(sid, str):
+        try:
+            return getattr(stage_by_id(sid), what).get(tr.lang) or str(st.get(what) or "")
+        except KeyError:
+            pass
+    return str(st.get(what) or "")
+
+
+def _plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
+    """Plan against doing nothing, the timetable, the waiting rooms, what a manager decides on."""
+    p = run.plan or {}
+    tz = run.tz
+    if "outcome" not in p:
+        return
+    rows = [("plan", tr.t("row_plan", name=tr.t(f"variant_{p.get('recommended')}")), p["outcome"]),
+            ("baseline", tr.t("row_baseline"), p["baseline"])]
+    for key, label, o in rows:
+        k.outcomes.append({"key": key, "label": label, "served": tr.num(o["served"]), "waiting": tr.num(o["waiting"]),
+                           "lost": tr.num(o["lost"])})
+    if p.get("bands"):
+        b = p["bands"]
+        k.outcomes.append({"key": "bands", "label": tr.t("row_bands"),
+                           **{x: f"{tr.num(b[x]['p5'])} – {tr.num(b[x]['p95'])}" for x in ("served", "waiting", "lost")}})
+    diff = p["outcome"]["served"] - p["baseline"]["served"]
+    costs = [(v, c) for v, c in (p.get("pacing_costs") or {}).items() if c > 0 and v != "baseline"]
+    k.comparison = tr.t("compare_better" if diff > 0 else "compare_same", n=tr.num(abs(diff)),
+                        paid=tr.num(p.get("lost_paid")), paid_base=tr.num(((p.get("candidates") or {}).get("baseline")
+                                                                          or {}).get("lost_paid")))
+    if costs:
+        k.comparison += " " + "; ".join(tr.t("pacing_costs", name=tr.t(f"variant_{v}"), n=tr.num(c)) for v, c in costs) + "."
+    hours = sorted({r["hour"] for r in p.get("timetable") or []})[:12]
+    for h in hours:
+        cells = {r["gate"]: r for r in p["timetable"] if r["hour"] == h}
+        gates = ("registration", "ordering", "stamping")
+        k.timetable.append({"hour": tr.when(datetime.fromisoformat(h).astimezone(tz)),
+                            "admit": [tr.num(cells[g]["admit"]) if g in cells else "–" for g in gates],
+                            "eta": tr.seconds(cells["stamping"]["eta_s"]) if "stamping" in cells else "–",
+                            "returns": tr.num(sum(c.get("returns") or 0 for c in cells.values()))})
+    names = {st.get("id"): stage_text(st, "name", tr) for st in p.get("stages") or []}
+    for st in (run.waiting_room or {}).get("stages") or []:
+        k.rooms.append({"stage": names.get(st.get("id"), st.get("id")),
+                        "start": tr.when(datetime.fromisoformat(st["start"]).astimezone(tz)),
+                        "cf_new": tr.num(st["cloudflare"]["new_users_per_minute"]),
+                        "cf_active": tr.num(st["cloudflare"]["total_active_users"]),
+                        "cf_session": tr.num(st["cloudflare"]["session_duration_minutes"]),
+                        "aws": tr.num(st["aws_virtual_waiting_room"]["increment_per_minute"]),
+                        "qit": tr.num(st["queue_it"]["max_outflow_per_minute"])})
+    t = p.get("trade_offs") or {}
+    if t:
+        k.manager.append(tr.t("mgr_trade", day=tr.num(t.get("one_more_day")), stamp=tr.num(t.get("one_more_stamp_per_second"))))
+    if p.get("cutoff"):
+        k.manager.append(tr.t("mgr_cutoff", when=tr.when(datetime.fromisoformat(p["cutoff"]).astimezone(tz))))
+    for trig in (p.get("triggers") or [])[:2]:
+        a = trig["alarm_if"]
+        k.manager.append(tr.t("mgr_trigger", when=tr.when(datetime.fromisoformat(trig["at"]).astimezone(tz)),
+                              subs=tr.num(a["submissions_per_hour_below"]), queue=tr.num(a["issuer_queue_stamps_above"]),
+                              err=tr.pct(a["error_ratio_above"])))
+    if p.get("lost_paid_before_decision"):
+        k.manager.append(tr.t("mgr_lost_paid_before", n=tr.num(p["lost_paid_before_decision"])))
 
 
 def integrity(run: RunData, tr: Translator) -> Verdict | None:
@@ -163,13 +265,20 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
                                            cap=tr.smart(c))))
     if plan is not None:
         lost = plan["verdict"].get("lost_applicants")
-        if lost is not None:
+        if lost is not None and "outcome" in plan:
+            total = plan.get("applicants_total")
+            k.figures.append(Tile(key="lost", label=tr.t("fig_lost"), value=tr.t("unit_applicants", x=tr.num(lost)),
+                                  note=tr.t("fig_lost_only", share=tr.pct(lost / total, 1)) if total else "",
+                                  level="bad" if lost > 0 else "ok"))
+        elif lost is not None:
             total = p.applicants_total if p is not None else None
             k.figures.append(Tile(key="lost", label=tr.t("fig_lost"), value=tr.t("unit_applicants", x=tr.num(lost)),
                                      note=tr.t("fig_lost_share", share=tr.pct(lost / total, 1)) if total else "",
                                      level="bad" if lost > 0 else "ok"))
         ext, req = plan.get("required_extension"), plan.get("required_capacity")
-        if plan["verdict"]["served_by_deadline"]:
+        if "outcome" in plan:
+            _plan_screen(run, tr, k)
+        elif plan["verdict"]["served_by_deadline"]:
             k.need = tr.t("need_nothing")
         else:
             opts = []
@@ -195,7 +304,8 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
     for st in (plan or {}).get("stages") or []:
         gates = st.get("gates") or {}
         k.stages.append({
-            "name": st["name"],
+            "id": st.get("id") or "",
+            "name": stage_text(st, "name", tr),
             "from": tr.when(st["start"].astimezone(tz)),
             "to": tr.when(st["end"].astimezone(tz)),
             "gates": ", ".join(f"{tr.t('gate_' + g) if 'gate_' + g in tr.table else g}: "
@@ -205,7 +315,9 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
             "peak_queue": tr.num(st.get("peak_queue")),
             "max_wait": tr.seconds(st.get("max_wait_s")),
             "utilisation": tr.pct(st.get("utilisation")),
-            "why": st.get("why") or "",
+            "why": stage_text(st, "why", tr),
+            "backlog": (f"{tr.num(st['backlog_start'])} → {tr.num(st['backlog_end'])}"
+                        if st.get("backlog_start") is not None else "–"),
         })
     return k
 
@@ -272,6 +384,8 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
         elif name == "utilisation":
             text = tr.t("check_utilisation", measured=tr.pct(measured) if measured is not None else "–",
                         plan=tr.pct(planned))
+        elif name == "gates":
+            text = tr.t("check_gates_ok") if c.get("ok") else tr.t("check_gates_failed", detail=str(c.get("detail", "")))
         elif name == "integrity":
             text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
         else:

@@ -34,7 +34,7 @@ REHEARSAL_FILES = ("run.json", "profile.toml", "summary.json", "arrivals.csv", "
                    "latency_history.csv", "latency/", "reconciliation.json", "audit.json",
                    "ledger.csv", "locust_stats.csv", "locust_failures.csv")
 PROBE_FILES = ("probe.csv", "capacity.json")
-GATE_MODES = ("open", "closed", "rate")
+GATE_MODES = ("open", "closed", "rate", "booked", "paced")
 PLAN_FILES = ("plan.json", "timeline.csv", "gate_schedule.json")
 YEARS = (1900, 2200)  # times outside are not a surge's calendar (and would overflow zone conversions)
 _FIX = "rerun the command that wrote it, or delete the file to build the report without it"
@@ -80,6 +80,7 @@ class RunData:
     timeline: Series | None = None
     gate_schedule: list[dict[str, Any]] | None = None
     plan_check: dict[str, Any] | None = None  # plan_check.json: the demo's rehearsal-vs-plan check
+    waiting_room: dict[str, Any] | None = None  # waiting_room.json: the plan's waiting-room settings
 
     @property
     def kinds(self) -> set[str]:
@@ -322,6 +323,15 @@ def load_run(run_dir: Path) -> RunData:
                                        "queue", "wait_s", "abandoned_per_s"))
     if has("gate_schedule.json"):
         d.gate_schedule = _gates(p("gate_schedule.json"))
+    if (run_dir / "waiting_room.json").is_file():
+        d.waiting_room = read_json(p("waiting_room.json"))
+        for i, st in enumerate(need(d.waiting_room, "stages", p("waiting_room.json"), list)):
+            if not isinstance(st, dict):
+                raise InputFileError(f"{p('waiting_room.json')}: key stages[{i}] is not an object; {_FIX}")
+            for k in ("cloudflare.new_users_per_minute", "cloudflare.total_active_users",
+                      "cloudflare.session_duration_minutes", "aws_virtual_waiting_room.increment_per_minute",
+                      "queue_it.max_outflow_per_minute"):
+                need(st, k, p("waiting_room.json"), float, at=f"stages[{i}].")
     _profile(d)
     for name in ("ledger.csv", "locust_stats.csv"):
         has(name)
@@ -434,7 +444,7 @@ def _plan(path: Path) -> dict[str, Any]:
             st[k] = _when(v, path, f"{where}.{k}")
         for gate, mode in (need(st, "gates", path, dict, at=f"{where}.", optional=True) or {}).items():
             if mode not in GATE_MODES:
-                raise InputFileError(f"{path}: key {_shown(f'{where}.gates.{gate}')} = {mode!r}: expected open, closed or rate; {_FIX}")
+                raise InputFileError(f"{path}: key {_shown(f'{where}.gates.{gate}')} = {mode!r}: expected one of {', '.join(GATE_MODES)}; {_FIX}")
         need(st, "why", path, str, at=f"{where}.", optional=True)
         for k in ("rate_per_s", "peak_queue", "max_wait_s", "utilisation", "burst"):
             need(st, k, path, float, at=f"{where}.", optional=True)

@@ -59,6 +59,7 @@ def find_warnings(run: RunData, tr: Translator) -> list[Warning_]:
                                 text=tr.t("warn_usl_extrapolated", step=step, peak=tr.num(peak), n=tr.num(nmax),
                                           f=tr.smart(peak / nmax)),
                                 remedy=tr.t("fix_usl_extrapolated", n=tr.num(math.ceil(peak * 1.5)))))
+    out.extend(_plan_warnings(run, tr))
     thin = []
     for step, clocks in run.hdr.items():
         h = clocks.get("service")
@@ -75,6 +76,24 @@ def find_warnings(run: RunData, tr: Translator) -> list[Warning_]:
         out.append(Warning_(key="thin_percentiles", level="warn",
                             text=tr.t("warn_thin", steps=worst), remedy=tr.t("fix_thin")))
     return sorted(out, key=lambda w: w.level != "bad")
+
+
+def _plan_warnings(run: RunData, tr: Translator) -> list[Warning_]:
+    """The planner's: the assumption behind booked slots, and bands too wide to plan on."""
+    p = run.plan or {}
+    out = []
+    u = p.get("if_slots_do_not_hold")
+    if isinstance(u, dict) and p.get("outcome") and u.get("served") is not None:
+        out.append(Warning_(key="slots_assumption", level="warn",
+                            text=tr.t("warn_slots_assumption", served=tr.num(u["served"]), paid=tr.num(u.get("lost_paid")),
+                                      plan=tr.num(p["outcome"]["served"]), base=tr.num(p["baseline"]["served"])),
+                            remedy=tr.t("fix_slots_assumption")))
+    b, total = p.get("bands"), p.get("applicants_total")
+    if isinstance(b, dict) and total and b["served"]["p95"] - b["served"]["p5"] > 0.1 * total:
+        out.append(Warning_(key="bands_wide", level="warn",
+                            text=tr.t("warn_bands_wide", p5=tr.num(b["served"]["p5"]), p95=tr.num(b["served"]["p95"])),
+                            remedy=tr.t("fix_bands_wide")))
+    return out
 
 
 def _max_measured(run: RunData, step: str) -> float | None:

@@ -18,12 +18,19 @@ TZ = "+07:00"
 REOPEN = datetime.fromisoformat(f"2024-09-05T20:00:00{TZ}")
 
 
-def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, samples_h: float = 2.0) -> Path:
-    """A rehearsal + plan directory whose issuer queue drains `drain_after_h` after reopening."""
+def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, samples_h: float = 2.0,
+             stamping_after: str = "rate") -> Path:
+    """A rehearsal + plan directory whose issuer queue drains `drain_after_h` after reopening;
+    after the reopening the target's stamping gate is `stamping_after` (the plan books it: rate)."""
     atomic.write_json(tmp / "plan.json", {
-        "reopen_at": REOPEN.isoformat(), "max_utilisation": 0.8, "stamps_per_applicant": 2.2,
-        "stages": [{"name": "drain accepted stamping", "start": REOPEN.isoformat(),
-                    "end": (REOPEN + timedelta(minutes=20)).isoformat()}]})
+        "reopen_at": REOPEN.isoformat(), "max_utilisation": 1.0, "stamps_per_applicant": 2.2,
+        "close": (REOPEN + timedelta(days=5)).isoformat(),
+        "stages": [{"id": "reopen-ordering", "name": "reopen quota purchase", "start": (REOPEN + timedelta(hours=12)).isoformat(),
+                    "end": (REOPEN + timedelta(days=5)).isoformat(), "gates": {"ordering": "open"}},
+                   {"id": "finish-paid", "name": "finish stamping for those who paid", "start": REOPEN.isoformat(),
+                    "end": (REOPEN + timedelta(hours=12)).isoformat(),
+                    "drained_at": (REOPEN + timedelta(minutes=20)).isoformat(),
+                    "gates": {"stamping": "booked", "ordering": "closed"}}]})
     atomic.write_json(tmp / "run.json", {"kind": "rehearsal", "scale": 1e-4, "compress": 7200})
     atomic.write_json(tmp / "reconciliation.json", {"ok": ok, "lost_quota": 0 if ok else 2,
                                                     "duplicated_quota": 0, "orphaned_payments": 0})
@@ -33,8 +40,10 @@ def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, sam
         h = (t - REOPEN).total_seconds() / 3600
         queue = 30 if h < 0 else (max(0, int(30 * (1 - h / drain_after_h))) if h < drain_after_h else 0)
         paused = 1 if h < 0 else 0
+        gates = (["open", "open", "open"] if h < 0 else
+                 ["open", "closed" if h < 12 else "open", stamping_after])
         rows.append(["2026-01-01T00:00:00Z", t.isoformat(), queue, 0 if paused else (4 if queue else busy), 4,
-                     0, 0, paused, 0, 0, 8, "open", "open", "open"])
+                     0, 0, paused, 0, 0, 8, *gates])
         t += timedelta(hours=samples_h)
     atomic.write_csv(tmp / "queue.csv", ["at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers",
                                          "issuer_completed", "issuer_failed", "issuer_paused", "payments_queue",
@@ -54,7 +63,7 @@ def test_follows_when_drained_in_time_below_target(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("kw", "failing"), [
     ({"drain_after_h": 12, "busy": 3}, "drain"),          # drains 12 h late: beyond 2 samples of resolution
-    ({"drain_after_h": 2, "busy": 4}, "utilisation"),     # issuer 100% busy after the drain, target 80%
+    ({"drain_after_h": 2, "busy": 3, "stamping_after": "open"}, "gates"),   # stamping left open, plan books it
     ({"drain_after_h": 2, "busy": 3, "ok": False}, "integrity"),
 ])
 def test_each_check_can_fail(tmp_path: Path, kw: dict, failing: str) -> None:

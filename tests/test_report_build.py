@@ -70,7 +70,7 @@ def test_full_report_first_screen(run_copy) -> None:
         assert f'id="fig-{key}"' in first
     assert "No quota lost or duplicated." in first
     assert "extend the deadline by 10.5 hours" in first and "raise capacity to 25 e-Meterai/s" in first
-    assert first.count("<tr><td><b>") == 5  # five stages
+    assert first.count("<tr data-stage=") == 5  # five stages
     assert 'id="chart-gates"' in first
     assert "**Verdict:** Not served in time" in result.summary_markdown
     assert "| Paced registration |" in result.summary_markdown

@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(result.summary_markdown)
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
-    if code == EXIT_INTEGRITY or not check["checks"][2]["ok"]:
+    from analysis.follow import check_by_name
+    if code == EXIT_INTEGRITY or not check_by_name(check, "integrity")["ok"]:
         return EXIT_INTEGRITY
     if code not in (0, EXIT_THRESHOLD) and code != 0:
         raise SurgecastError(f"the rehearsal ended with exit code {code}; see its output above")

@@ -4,7 +4,7 @@
         --outage 2024-09-03T08:00/2024-09-05T20:00 --out runs/p
 
 Times are ISO local times in the profile's zone (Asia/Jakarta for casn2024);
-durations take 90s, 30m, 2h. Writes plan.json, timeline.csv and gate_schedule.json
+durations take 90s, 30m, 2h. Writes plan.json, timeline.csv, gate_schedule.json and waiting_room.json
 (docs/run-directory.md) and prints the plan.
 """
 
@@ -26,9 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--stamps-per-second", metavar="X", help="issuer capacity in stamps per second")
     parser.add_argument("--outage", metavar="START/END", help="issuer outage, ISO local times (default: the profile's)")
     parser.add_argument("--reopen-at", metavar="TIME", help="when reopening starts (default: the outage end)")
-    parser.add_argument("--max-utilisation", default="0.8", metavar="U", help="share of capacity never exceeded (default 0.8)")
-    parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a waiting room (default 30m)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for plan.json, timeline.csv, gate_schedule.json")
+    parser.add_argument("--max-utilisation", default="1", metavar="U",
+                        help="admission share of capacity for the paced candidate (default 1: no throttle)")
+    parser.add_argument("--max-wait", default="30m", metavar="DURATION", help="longest wait in a paced waiting room (default 30m)")
+    parser.add_argument("--extend", default="0d", metavar="DAYS", help="evaluate the close moved by whole days, e.g. 2d")
+    parser.add_argument("--target", metavar="SHARE",
+                        help="share of those who want to submit to serve by the close (default 0.85); "
+                             "'unlimited' = within 0.5 points of what an unlimited issuer would serve")
+    parser.add_argument("--overload", choices=("shed", "unbounded"),
+                        help="issuer overload physics (default: the profile's): shed refuses the excess; "
+                             "unbounded works on requests whose client gave up, and past its peak throughput falls")
+    parser.add_argument("--no-bands", action="store_true", help="skip the p5/p50/p95 bands (faster; the verdict uses the nominal run)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for plan.json, timeline.csv, gate_schedule.json, waiting_room.json")
 
 
 def _float(flag: str, text: str) -> float:
@@ -58,8 +68,21 @@ def _capacity_file(path: str) -> float:
     return float(v)
 
 
+def _with_usl(profile: object, path: str) -> object:
+    """The probe's USL of `stamps` (when it has one) as the issuer's overload curve."""
+    from dataclasses import replace
+
+    from analysis.forecast import capacity_from_json
+    cm = capacity_from_json(json.loads(Path(path).read_text(encoding="utf-8")), path)
+    if cm.alpha is None:
+        return profile
+    ov = replace(profile.overload, alpha=cm.alpha, beta=cm.beta, peak_concurrency=cm.peak_concurrency)  # type: ignore[attr-defined]
+    return replace(profile, overload=ov)  # type: ignore[type-var]
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan, write the three files atomically, print the plan."""
+    from analysis.extension import parse_days
     from analysis.planner import (
         TIMELINE_COLUMNS,
         PlanConfig,
@@ -76,10 +99,14 @@ def run(args: argparse.Namespace) -> int:
     sps = None
     if args.capacity:
         sps = _capacity_file(args.capacity)
+        profile = _with_usl(profile, args.capacity)
     elif args.stamps_per_second is not None:
         sps = _float("--stamps-per-second", args.stamps_per_second)
         if sps <= 0:
             raise FieldError("--stamps-per-second", args.stamps_per_second, "give a capacity > 0 stamps per second")
+    if args.overload:
+        from dataclasses import replace
+        profile = replace(profile, overload=replace(profile.overload, mode=args.overload))
     outage = parse_outage(args.outage, tz) if args.outage else None
     reopen = parse_local_time(args.reopen_at, tz, "--reopen-at") if args.reopen_at else None
     if reopen is not None and outage is None and not any(o.resource == "issuer" for o in profile.outages):
@@ -88,14 +115,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
+    from analysis.planner import DEFAULT_TARGET
+    target = (DEFAULT_TARGET if args.target is None else None if args.target == "unlimited"
+              else _float("--target", args.target))
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
-                     max_wait_s=parse_duration(args.max_wait, "--max-wait"))
+                     max_wait_s=parse_duration(args.max_wait, "--max-wait"), extend_days=parse_days(args.extend),
+                     target=target, bands=not args.no_bands)
     plan = make_plan(profile, cfg)
     # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
     # and gate schedule beside it even if a write fails part way (a disk filling up, say).
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
+    from analysis.plan_output import render, waiting_room_json
+    j = plan.as_json()
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
-    atomic.write_json(out / "plan.json", plan.as_json())
-    print(plan.render())
-    print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}")
+    atomic.write_json(out / "waiting_room.json", waiting_room_json(plan, j["stages"]))
+    atomic.write_json(out / "plan.json", j)
+    print(render(plan, j))
+    print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}, {out / 'waiting_room.json'}")
     return 0
