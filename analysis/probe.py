@@ -1,25 +1,34 @@
-"""Capacity from a probe: probe.csv rows -> the capacity.json dict (docs/run-directory.md).
+"""Capacity from a probe: probe.csv + probe_batches.csv -> the capacity.json dict.
 
-A probe (`surgecast probe`) runs stepped closed-model load (concurrency 1, 2, 4, ...)
-and writes one row per concurrency level and journey step, plus `step = journey`
-(whole journeys) and `step = stamps` (completed stamps). This module only reads.
+A probe (`surgecast probe`) runs stepped closed-model load (concurrency 1, 2, 4, ...),
+measures each level in short batches (sub-windows, `probe_batches.csv`) and writes one
+row per level and journey step to probe.csv, plus `step = journey` (whole journeys) and
+`step = stamps` (stamps the client saw **done** at the issuer, not accepted 202s).
+This module only reads; the same functions judge the ladder while it runs.
 
-* **sustainable stamps/s**: the highest measured `stamps` throughput among levels whose
-  error ratio is at most `max_error_ratio` (default 1 %). Measured, never extrapolated:
-  a USL peak beyond the measured range is reported in `usl`, not used here.
-* **peak concurrency** per step: the measured level with the highest throughput among
-  acceptable levels (ties: the lowest concurrency).
-* **usl** per step: a USL fit over the acceptable levels when there are at least 4
-  distinct levels with throughput > 0; otherwise every number is null and `note` says
-  why (too few points are not fitted, a 3-point fit has no error bars and is not honest).
+* **per level**: stamps/s = stamps / measured seconds, with a batch-means confidence
+  interval (Student t over the per-batch rates; `level_estimate`).
+* **levelling** (`assess`): the gain from one level to the next is the ratio of their
+  rates, with a delta-method standard error. `rising` when the ratio's lower bound is
+  above 1 + `min_gain`; `falling` when its upper bound is below 1; `flat` when its
+  upper bound is below 1 + `min_gain`; otherwise undecided (a final judgement then
+  takes the point estimate).
+* **sustainable stamps/s**: the rate at the level the probe held (the most measured
+  seconds), with its interval, if throughput had levelled there: the step into it
+  is flat or falling, or gains less than `climb_gain` (25 %) and not significantly
+  more than `min_gain`. Otherwise nothing is called the peak: `levelled` is false,
+  `stamps_per_second` null, and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
+  ladder; the level below it is then the capacity (`limited_by = "errors"`).
+* **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
+  before; the USL is description, never the capacity.
 
-    >>> rows = [{"concurrency": n, "step": "stamps", "requests": 10 * n, "errors": 0,
-    ...          "error_ratio": 0.0, "throughput_per_s": x, "p50_ms": 10, "p95_ms": 20,
-    ...          "p99_ms": 30, "duration_s": 60} for n, x in [(1, 9.8), (2, 19), (4, 34), (8, 52), (16, 58)]]
-    >>> cap = capacity_from_probe(rows, measured_at="2024-09-01T00:00:00Z")
-    >>> cap["stamps_per_second"], cap["peak_concurrency"]["stamps"]
-    (58.0, 16)
-    >>> cap["usl"]["stamps"]["r2"] > 0.99
+    >>> batches = [{"concurrency": n, "stamps": x, "duration_s": 1.0}
+    ...            for n, xs in [(1, [5, 5, 6]), (2, [10, 9, 11]), (4, [15, 16, 16, 15, 16]),
+    ...                          (8, [16, 15, 16, 16, 17, 15, 16, 16])] for x in xs]
+    >>> cap = capacity_from_probe([], batches=batches, measured_at="2024-09-01T00:00:00Z")
+    >>> cap["stamps_per_second"], cap["levelled"], cap["capacity_concurrency"]
+    (15.875, True, 8)
+    >>> cap["ci_low"] < 15.875 < cap["ci_high"]
     True
 """
 
@@ -28,20 +37,29 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from scipy import stats
 
 from analysis.usl import MIN_POINTS, fit_usl
 from surgecast.errors import InputFileError
 
 PROBE_COLUMNS = ("concurrency", "step", "requests", "errors", "error_ratio", "throughput_per_s",
                  "p50_ms", "p95_ms", "p99_ms", "duration_s")
+BATCH_COLUMNS = ("concurrency", "phase", "start_unix", "duration_s", "stamps", "server_stamps",
+                 "requests", "errors", "server_busy_share", "server_queue")
+_OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
-
-__all__ = ["capacity_from_probe", "read_probe_csv", "PROBE_COLUMNS"]
+CONFIDENCE = 0.95
+MIN_GAIN = 0.05
+CLIMB_GAIN = 0.25
+__all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
+           "plateau", "read_batches_csv", "read_probe_csv"]
 
 
 def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -92,6 +110,218 @@ def _parse_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True, kw_only=True)
+class LevelEstimate:
+    """Stamps/s at one concurrency level with its batch-means confidence interval.
+
+    >>> level_estimate([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (15, 17, 16, 16)])
+    LevelEstimate(concurrency=4, stamps_per_second=16.0, ci_low=14.7003, ci_high=17.2997, se=0.4084, batches=4, seconds=4.0, server_stamps_per_second=None, server_busy_share=None)
+    """
+
+    concurrency: int
+    stamps_per_second: float
+    ci_low: float | None
+    ci_high: float | None
+    se: float | None
+    batches: int
+    seconds: float
+    server_stamps_per_second: float | None = None
+    server_busy_share: float | None = None
+
+    def half_width(self) -> float:
+        """Half the interval relative to the rate (inf when unknown)."""
+        if self.ci_low is None or self.ci_high is None or self.stamps_per_second <= 0:
+            return math.inf
+        return (self.ci_high - self.ci_low) / 2 / self.stamps_per_second
+
+
+def dispersion(batches: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+    """(variance / mean of a batch's stamp count, degrees of freedom), pooled over levels.
+
+    Each level's batches vary about that level's own mean; 1.0 (Poisson) is the
+    saturated exponential issuer, below 1 a regular (constant) one. With no degrees
+    of freedom yet, (1.0, 0): assume Poisson.
+
+    >>> dispersion([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (10, 14, 12, 12)])
+    (0.2222, 3)
+    """
+    grouped: dict[int, list[float]] = defaultdict(list)
+    for b in batches:
+        grouped[int(b["concurrency"])].append(float(b["stamps"]))
+    ss = mean_w = 0.0
+    df = 0
+    for counts in grouped.values():
+        k = len(counts)
+        if k < 2:
+            continue
+        m = sum(counts) / k
+        ss += sum((c - m) ** 2 for c in counts)
+        mean_w += (k - 1) * m
+        df += k - 1
+    if df == 0 or mean_w <= 0:
+        return 1.0, 0
+    return round(ss / mean_w, 4), df
+
+
+def level_estimate(batches: Sequence[Mapping[str, Any]], *, confidence: float = CONFIDENCE,
+                   spread: tuple[float, int] | None = None) -> LevelEstimate:
+    """The rate of one level's batches: total stamps / total seconds, with its interval.
+
+    The count's variance is `spread` = (dispersion, df) × count (`dispersion()` of all
+    the probe's batches, so a short ladder level borrows the variability the long
+    hold measured); without it, this level's own batches give it (k ≥ 2, else no
+    interval). The interval is ± t(df) standard errors (normal when df is 0), and is
+    never narrower than one stamp over the measured seconds (a count's edge effect).
+    """
+    if not batches:
+        raise InputFileError("no batches for this level; a level needs measured batches")
+    seconds = float(sum(float(b["duration_s"]) for b in batches))
+    count = float(sum(float(b["stamps"]) for b in batches))
+    x = count / seconds if seconds > 0 else 0.0
+    server = [b.get("server_stamps") for b in batches]
+    srv = (sum(float(s) for s in server) / seconds) if seconds > 0 and all(
+        s is not None and s != "" for s in server) else None
+    k = len(batches)
+    d, df = spread if spread is not None else dispersion(batches)
+    lo = hi = se = None
+    if seconds > 0 and (spread is not None or df > 0):
+        q = float(stats.t.ppf(0.5 + confidence / 2, df)) if df > 0 else float(stats.norm.ppf(0.5 + confidence / 2))
+        se = max(math.sqrt(d * max(count, 1.0)) / seconds, 1.0 / (seconds * q))
+        lo, hi = max(0.0, x - q * se), x + q * se
+    busy = [float(b["server_busy_share"]) for b in batches if b.get("server_busy_share") not in (None, "")]
+    return LevelEstimate(concurrency=int(batches[0]["concurrency"]), stamps_per_second=round(x, 4),
+                         ci_low=_rnd(lo), ci_high=_rnd(hi), se=_rnd(se), batches=k, seconds=round(seconds, 3),
+                         server_stamps_per_second=_rnd(srv),
+                         server_busy_share=_rnd(sum(busy) / len(busy)) if busy else None)
+
+
+def _rnd(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def assess(below: LevelEstimate, above: LevelEstimate, *, min_gain: float = MIN_GAIN,
+           confidence: float = CONFIDENCE, final: bool = False) -> str:
+    """Judge the step from level `below` to level `above`.
+
+    The gain is the ratio of the two rates, its standard error by the delta method.
+    *rising*: significantly above 1 and above 1 + min_gain; *falling*: significantly
+    below 1 and below 1 − min_gain; *flat*: significantly below 1 + min_gain.
+    Otherwise, while more data may come, *undecided*; with `final`, *flat* if the
+    ratio is at most 1 + min_gain (the doubling gained less than min_gain), else
+    *inconclusive* (a gain that is not significant).
+
+    >>> lo = LevelEstimate(concurrency=8, stamps_per_second=15.0, ci_low=14, ci_high=16, se=0.5, batches=4, seconds=4)
+    >>> hi = LevelEstimate(concurrency=16, stamps_per_second=16.2, ci_low=14.2, ci_high=18.2, se=1.0, batches=4, seconds=4)
+    >>> assess(lo, hi), assess(lo, hi, final=True)
+    ('undecided', 'inconclusive')
+    """
+    x0, x1 = below.stamps_per_second, above.stamps_per_second
+    if x0 <= 0:
+        return "rising" if x1 > 0 else "flat"
+    ratio = x1 / x0
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    if below.se is None or above.se is None:
+        spread = math.inf
+    else:
+        spread = z * ratio * math.hypot(above.se / max(x1, 1e-9), below.se / x0)
+    if ratio - spread > 1 and ratio > 1 + min_gain:
+        return "rising"
+    if ratio + spread < 1 and ratio < 1 - min_gain:
+        return "falling"
+    if ratio + spread < 1 + min_gain:
+        return "flat"
+    if not final:
+        return "undecided"
+    return "flat" if ratio <= 1 + min_gain else "inconclusive"
+
+
+def read_batches_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Read probe_batches.csv (docs/run-directory.md); errors name the line and column.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "probe_batches.csv"
+    >>> _ = p.write_text(",".join(BATCH_COLUMNS) + "\\n4,ladder,1700000000.5,1.0,16,,40,0\\n")
+    >>> read_batches_csv(p)[0]["stamps"], read_batches_csv(p)[0]["server_stamps"]
+    (16.0, None)
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: no such file; give the probe_batches.csv of a probe run")
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL_BATCH[1:]]
+            if missing:
+                raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
+                                     f"probe_batches.csv needs {', '.join(BATCH_COLUMNS)}")
+            return [_parse_batch(raw, f"{p} line {reader.line_num}") for raw in reader]
+    except UnicodeDecodeError:
+        raise InputFileError(f"{p}: not UTF-8 text; give the probe_batches.csv of a probe run") from None
+    except csv.Error as e:
+        raise InputFileError(f"{p}: not valid CSV ({e}); give the probe_batches.csv of a probe run") from None
+
+
+def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"phase": str(raw.get("phase", "")).strip()}
+    if row["phase"] not in ("ladder", "hold"):
+        raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; expected ladder or hold")
+    for c in BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:]:
+        v = raw.get(c)
+        if c in _OPTIONAL_BATCH and (v is None or str(v).strip() == ""):
+            row[c] = None
+            continue
+        try:
+            x = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
+        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (c == "server_busy_share" and x > 1):
+            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number "
+                                 f"{'> 0' if c == 'duration_s' else 'in [0, 1]' if c == 'server_busy_share' else '>= 0'}")
+        row[c] = x
+    if row["concurrency"] < 1 or not row["concurrency"].is_integer():
+        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} must be a whole number >= 1")
+    row["concurrency"] = int(row["concurrency"])
+    return row
+
+
+def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_gain: float = MIN_GAIN,
+            confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+    """(capacity level, limited_by, steps), judged on all the data.
+
+    `estimates` in ascending concurrency. The capacity is the level the probe held
+    (the most measured seconds), below the first level whose error ratio is too
+    high (`bad`, limited_by "errors"). It stands only if throughput had levelled
+    there: the step into it from the level below is flat or falling, or its gain is
+    not significant and at most `climb_gain` (limited_by "throughput"); otherwise
+    the capacity is None and limited_by None: still rising, no level is the peak.
+    """
+    bad = set(bad)
+    good = []
+    for e in estimates:
+        if e.concurrency in bad:
+            break
+        good.append(e)
+    errors = len(good) < len(estimates)
+    steps: list[dict[str, Any]] = []
+    for lo, hi in zip(good, good[1:], strict=False):
+        steps.append({"from": lo.concurrency, "to": hi.concurrency,
+                      "verdict": assess(lo, hi, min_gain=min_gain, confidence=confidence, final=True),
+                      "gain": round(hi.stamps_per_second / lo.stamps_per_second - 1, 4)
+                      if lo.stamps_per_second > 0 else None})
+    if not good:
+        return None, None, steps
+    held = max(good, key=lambda e: (e.seconds, e.concurrency))  # ties: the deeper level
+    i = good.index(held)
+    if errors and i == len(good) - 1:
+        return held, "errors", steps
+    into = steps[i - 1] if i > 0 else {"verdict": "rising", "gain": None}
+    levelled = into["verdict"] in ("flat", "falling") or (
+        into["verdict"] == "inconclusive" and into["gain"] is not None and into["gain"] <= climb_gain)
+    if not levelled:
+        return None, None, steps
+    return held, "throughput", steps
+
+
 def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
     pairs = [(n, x) for n, x in zip(levels, xs, strict=True) if x > 0]
     distinct = len({n for n, _ in pairs})
@@ -109,10 +339,15 @@ def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
     return out
 
 
-def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, max_error_ratio: float = 0.01,
-                        configured: Mapping[str, Any] | None = None,
+def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[Mapping[str, Any]] | None = None,
+                        max_error_ratio: float = 0.01, min_gain: float = MIN_GAIN,
+                        climb_gain: float = CLIMB_GAIN, confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
+                        configured_stamps_per_second: float | None = None,
                         measured_at: str | None = None) -> dict[str, Any]:
-    """The capacity.json dict from probe rows (dicts with PROBE_COLUMNS; strings or numbers).
+    """The capacity.json dict from probe rows (PROBE_COLUMNS) and, better, their batches (BATCH_COLUMNS).
+
+    Without batches the levels carry no interval and levelling is judged on point
+    estimates only (`note` says so).
 
     >>> capacity_from_probe([])["stamps_per_second"] is None
     True
@@ -122,6 +357,46 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, max_error_ratio: f
     by_step: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in parsed:
         by_step[r["step"]][r["concurrency"]] = r  # a repeated level: the last row wins
+    peak, usl, excluded = _per_step(by_step, max_error_ratio)
+    batch_rows = [b if isinstance(b.get("concurrency"), int) else _parse_batch(b, f"batch {i + 1}")
+                  for i, b in enumerate(batches or [])]
+    estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
+    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), min_gain=min_gain,
+                                     confidence=confidence, climb_gain=climb_gain)
+    if cap is not None:
+        peak["stamps"] = cap.concurrency
+    top = estimates[-1] if estimates else None
+    out: dict[str, Any] = {
+        "stamps_per_second": cap.stamps_per_second if cap else None,
+        "ci_low": cap.ci_low if cap else None,
+        "ci_high": cap.ci_high if cap else None,
+        "confidence": confidence,
+        "levelled": limited_by == "throughput",
+        "limited_by": limited_by,
+        "capacity_concurrency": cap.concurrency if cap else None,
+        "configured_stamps_per_second": configured_stamps_per_second,
+        "error_vs_configured": _rel(cap.stamps_per_second, configured_stamps_per_second) if cap else None,
+        "server_stamps_per_second": cap.server_stamps_per_second if cap else None,
+        "client_vs_server": _rel(cap.stamps_per_second, cap.server_stamps_per_second) if cap else None,
+        "server_busy_share": cap.server_busy_share if cap else None,
+        "highest_measured": _level_dict(top) if top else None,
+        "levels": [_level_dict(e) for e in estimates],
+        "steps": steps,
+        "min_gain": min_gain,
+        "climb_gain": climb_gain,
+        "peak_concurrency": peak,
+        "usl": usl,
+        "configured": dict(configured) if configured is not None else None,
+        "measured_at": measured_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "max_error_ratio": max_error_ratio,
+        "excluded_levels": excluded,
+        "note": _note(by_step, estimates, cap, limited_by, top, bool(batch_rows), max_error_ratio),
+    }
+    return out
+
+
+def _per_step(by_step: Mapping[str, Mapping[int, Mapping[str, Any]]], max_error_ratio: float
+              ) -> tuple[dict[str, int | None], dict[str, dict[str, Any]], dict[str, list[int]]]:
     peak: dict[str, int | None] = {}
     usl: dict[str, dict[str, Any]] = {}
     excluded: dict[str, list[int]] = {}
@@ -136,24 +411,48 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, max_error_ratio: f
                          "note": f"every level has error ratio above {max_error_ratio:g}: not fitted"}
             continue
         xs = [levels[n]["throughput_per_s"] for n in ok]
-        best = max(xs)
-        peak[step] = ok[xs.index(best)]
+        peak[step] = ok[xs.index(max(xs))]
         usl[step] = _usl_entry(ok, xs)
-    stamps = by_step.get("stamps", {})
-    good = [r["throughput_per_s"] for r in stamps.values() if r["error_ratio"] <= max_error_ratio]
-    sustainable = max(good) if good else None
-    note = None
-    if not stamps:
-        note = "probe.csv has no 'stamps' rows: no sustainable stamp rate"
-    elif sustainable is None:
-        note = f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
-    return {
-        "stamps_per_second": sustainable,
-        "peak_concurrency": peak,
-        "usl": usl,
-        "configured": dict(configured) if configured is not None else None,
-        "measured_at": measured_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "max_error_ratio": max_error_ratio,
-        "excluded_levels": excluded,
-        "note": note,
-    }
+    return peak, usl, excluded
+
+
+def _estimates(batches: list[dict[str, Any]], stamps: Mapping[int, Mapping[str, Any]],
+               confidence: float) -> list[LevelEstimate]:
+    if batches:
+        grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for b in batches:
+            grouped[b["concurrency"]].append(b)
+        spread = dispersion(batches)
+        return [level_estimate(grouped[n], confidence=confidence, spread=spread) for n in sorted(grouped)]
+    return [LevelEstimate(concurrency=n, stamps_per_second=float(r["throughput_per_s"]), ci_low=None, ci_high=None,
+                          se=None, batches=0, seconds=float(r["duration_s"])) for n, r in sorted(stamps.items())]
+
+
+def _level_dict(e: LevelEstimate) -> dict[str, Any]:
+    return {"concurrency": e.concurrency, "stamps_per_second": e.stamps_per_second, "ci_low": e.ci_low,
+            "ci_high": e.ci_high, "batches": e.batches, "seconds": e.seconds,
+            "server_stamps_per_second": e.server_stamps_per_second, "server_busy_share": e.server_busy_share}
+
+
+def _rel(x: float | None, ref: float | None) -> float | None:
+    return round(x / ref - 1, 4) if x is not None and ref else None
+
+
+def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: LevelEstimate | None,
+          limited_by: str | None, top: LevelEstimate | None, has_batches: bool, max_error_ratio: float) -> str | None:
+    if not by_step.get("stamps") and not estimates:
+        return "probe.csv has no 'stamps' rows: no sustainable stamp rate"
+    stamp_rows = (by_step.get("stamps") or {}).values()
+    if cap is None and stamp_rows and all(r["error_ratio"] > max_error_ratio for r in stamp_rows):
+        return f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
+    if cap is None and top is not None:
+        return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was still rising "
+                f"({top.stamps_per_second:g} stamps/s there), so no level is called the peak; the capacity is "
+                f"above that; raise --max-concurrency or --budget")
+    parts = []
+    if limited_by == "errors" and cap is not None:
+        parts.append(f"the level above concurrency {cap.concurrency} failed more than {max_error_ratio:g} of its "
+                     f"requests: the capacity is the rate below the errors")
+    if not has_batches:
+        parts.append("no probe_batches.csv: levels carry no confidence interval; levelling judged on point estimates")
+    return "; ".join(parts) or None

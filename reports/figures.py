@@ -300,7 +300,7 @@ def key_figures(run: RunData, tr: Translator) -> KeyFigures:
     if run.capacity is not None and run.capacity.get("stamps_per_second") is not None:
         k.figures.append(Tile(key="capacity", label=tr.t("fig_capacity"),
                                  value=tr.t("unit_stamps_per_s", x=tr.smart(run.capacity["stamps_per_second"])),
-                                 note=tr.t("fig_capacity_note")))
+                                 note=_capacity_note(run.capacity, tr)))
     for st in (plan or {}).get("stages") or []:
         gates = st.get("gates") or {}
         k.stages.append({
@@ -393,3 +393,14 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
         lines.append(f"{mark} {text}")
     follows = bool(pc.get("follows"))
     return ("ok" if follows else "bad", tr.t("plan_check_follows" if follows else "plan_check_not"), lines)
+
+
+def _capacity_note(cap: dict[str, Any], tr: Translator) -> str:
+    """The capacity tile's note: the probe's interval and, on a testbed, its configured capacity."""
+    note = tr.t("fig_capacity_note")
+    if cap.get("ci_low") is not None and cap.get("ci_high") is not None:
+        note += "; " + tr.t("fig_capacity_interval", lo=tr.smart(cap["ci_low"]), hi=tr.smart(cap["ci_high"]),
+                                conf=f"{float(cap.get('confidence') or 0.95):.0%}")
+    if cap.get("configured_stamps_per_second"):
+        note += "; " + tr.t("fig_capacity_configured", x=tr.smart(cap["configured_stamps_per_second"]))
+    return note

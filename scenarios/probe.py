@@ -1,14 +1,34 @@
 """The capacity probe's load: a stepped closed-model Locust run (Locust used as a library).
 
 A fixed pool of `n` applicants loops the new-applicant journey with no think
-time; `n` steps through 1, 2, 4, 8, ... Each level first warms up, then is
-measured for `step_duration_s`. The probe stops when the completed-stamp
-throughput has not risen by `min_gain` for `patience_levels` levels, when the
-error ratio passes `max_error_ratio`, or at `max_concurrency`. The result is
-rows of docs/run-directory.md's probe.csv; `analysis.probe` turns them into
+time; `n` steps through 1, 2, 4, 8, ... Each level settles for `warmup_s`, then
+is measured in batches of `batch_s` (sub-windows). A stamp counts when the
+client **sees it done** (GET /v1/stamps/{id} says `done`): completions, not
+accepted 202s, so it works on any target. It is counted at the server's
+`finished_at` when the answer carries one (else when it was seen), so the
+moment a poll happens to see it does not move it between batches. After each batch a `Judge` (given by
+the caller, from `analysis.probe`) compares the level with the one below:
+
+* rising: go to the next level; with no next level the ladder ends *not levelled*;
+* flat: the ladder has levelled; the next level up (this one at the top) is
+  **held** (more batches) until the interval is within `precision` or the time
+  `budget_s` is spent;
+* falling: the level below is held instead;
+* undecided: one more batch, up to `step_duration_s` of measurement per level;
+  then a gain (not significant) below `climb_gain` is flat, a larger one climbs on.
+
+Flat and falling stop the climb only where stamps queue at the issuer (their
+median wait from accepted to done is `queue_factor` times the least of any
+level); without a queue the level has headroom and the ladder climbs on.
+
+A level whose requests fail more than `max_error_ratio` stops the climb (the
+level below is held). When the target has an admin API, `server_completed`
+(the issuer's `completed` counter, its busy share and queue) is read at every
+batch boundary, as a cross-check of the client's count. The result is the rows of probe.csv and
+probe_batches.csv (docs/run-directory.md); `analysis.probe` turns them into
 capacity.json. Usage::
 
-    rows = run_probe(ProbeSettings(host="http://127.0.0.1:8080"))
+    run = run_probe(ProbeSettings(host="http://127.0.0.1:8080"), judge=Judge(estimate=..., assess=...))
 
 Importing this module imports Locust, which patches the standard library with
 gevent: import it only in a process that runs load.
@@ -16,12 +36,15 @@ gevent: import it only in a process that runs load.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import json
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import gevent
@@ -48,12 +71,16 @@ class ProbeSettings:
     """
 
     host: str
-    step_duration_s: float = 8.0
-    warmup_s: float = 2.0
-    max_concurrency: int = 128
+    step_duration_s: float = 3.0   # most measured seconds per ladder level
+    warmup_s: float = 1.0          # settling seconds after each change of level
+    batch_s: float = 1.0           # one sub-window
+    min_batches: int = 3           # batches before a level may be judged
+    budget_s: float = 40.0         # wall seconds for the whole ladder and hold
+    precision: float = 0.02        # hold until the interval's half-width is this share of the rate
+    climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
+    queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
+    max_concurrency: int = 256
     max_error_ratio: float = 0.05
-    min_gain: float = 0.05
-    patience_levels: int = 2
     documents: int = 2
     seed: int = 1
 
@@ -65,48 +92,129 @@ class ProbeSettings:
         return out
 
 
-class LevelRecorder:
-    """What the journeys of one level did; reset at the start of each measured window."""
+@dataclass(frozen=True, kw_only=True)
+class Judge:
+    """The statistics the ladder runs on (callables, so this module needs no analysis import).
+
+    `estimate(level_batches, all_batches)` returns an object with `stamps_per_second`
+    and `half_width()`; `assess(below, above, final=bool)` returns rising, flat,
+    falling or undecided.
+    """
+
+    estimate: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any]
+    assess: Callable[..., str]
+
+
+@dataclass
+class ProbeRun:
+    """What a probe measured: probe.csv rows, probe_batches.csv rows, and why it stopped."""
+
+    rows: list[dict[str, Any]]
+    batches: list[dict[str, Any]]
+    stopped: str
+    wall_s: float
+
+
+class _Level:
+    """What the journeys did while one level was measured (all its batches)."""
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything and start the window now."""
-        self.started = time.time()
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
         self.journey_s: list[float] = []
         self.journey_errors = 0
         self.stamps = 0
         self.stamp_s: list[float] = []
+        self.seconds = 0.0
+
+
+class LevelRecorder:
+    """Collects what the journeys did into the level being measured and the current batch.
+
+    While `level` is None (settling after a change of level) nothing is kept.
+    """
+
+    def __init__(self) -> None:
+        self.levels: dict[int, _Level] = {}
+        self.level: int | None = None
+        self.done: list[float] = []
+        self.lags: list[float] = []
+        self.stampers = 0  # applicants that have had a stamp accepted (ever)
+        self.cut()
+
+    def measure(self, level: int | None) -> None:
+        """Record into `level` from now on (None: settling, record nothing)."""
+        self.level = level
+        if level is not None:
+            self.levels.setdefault(level, _Level())
+        self.cut()
+
+    def cut(self) -> dict[str, int]:
+        """End the current batch: return its counts and start the next one."""
+        out = {"requests": getattr(self, "_requests", 0), "errors": getattr(self, "_errors", 0)}
+        self._requests = self._errors = 0
+        return out
+
+    def _cur(self) -> _Level | None:
+        return None if self.level is None else self.levels[self.level]
 
     # the recorder interface JourneyRun calls
     def request_done(self, step: str, sent_unix: float, seconds: float, ok: bool) -> None:
         """One request finished."""
-        self.latency[step].append(seconds)
+        cur = self._cur()
+        if cur is None:
+            return
+        cur.latency[step].append(seconds)
+        self._requests += 1
         if not ok:
-            self.errors[step] += 1
+            cur.errors[step] += 1
+            self._errors += 1
 
     def step_done(self, step: str, end_unix: float, seconds: float) -> None:
         """A step finished (the probe has no think time, so this is the step's own time)."""
-        if step == "poll_stamp":
-            self.stamp_s.append(seconds)
+        cur = self._cur()
+        if cur is not None and step == "poll_stamp":
+            cur.stamp_s.append(seconds)
 
     def ledger_row(self, applicant_id: str, kind: str, ref: str, *, status: str, **_: Any) -> None:
-        """Count stamps the issuer finished."""
-        if kind == "stamp" and status == "done":
-            self.stamps += 1
+        """The journey's ledger (the probe counts stamps through stamp_done instead)."""
+
+    def stamp_done(self, finished_unix: float) -> None:
+        """A stamp the client saw done (not an accepted upload), at the time the issuer finished it.
+
+        Kept while settling too: a batch's last stamps are often seen after it ended.
+        """
+        bisect.insort(self.done, finished_unix)
+        self.lags.append(max(0.0, time.time() - finished_unix))
+        del self.lags[:-200]
+
+    def lag_s(self) -> float:
+        """How late the client sees most stamps done (95th percentile of the last 200), seconds."""
+        return float(np.percentile(self.lags, 95)) if self.lags else 0.5
+
+    def count(self, t0: float, t1: float) -> int:
+        """Stamps finished in [t0, t1)."""
+        return bisect.bisect_left(self.done, t1) - bisect.bisect_left(self.done, t0)
 
     def journey_done(self, seconds: float, ok: bool) -> None:
         """A whole journey ended."""
-        self.journey_s.append(seconds)
+        cur = self._cur()
+        if cur is None:
+            return
+        cur.journey_s.append(seconds)
         if not ok:
-            self.journey_errors += 1
+            cur.journey_errors += 1
+
+    def error_ratio(self, level: int) -> float:
+        """Share of the level's requests that failed so far."""
+        lv = self.levels[level]
+        n = sum(len(v) for v in lv.latency.values())
+        return sum(lv.errors.values()) / n if n else 0.0
 
     def rows(self, concurrency: int) -> list[dict[str, Any]]:
-        """probe.csv rows of this window."""
-        duration = max(1e-9, time.time() - self.started)
+        """probe.csv rows of one level (all its measured batches)."""
+        lv = self.levels[concurrency]
+        duration = max(1e-9, lv.seconds)
 
         def row(step: str, samples: list[float], errors: int, completed: float) -> dict[str, Any]:
             n = len(samples)
@@ -117,13 +225,13 @@ class LevelRecorder:
                     "p50_ms": _r(pct[0]), "p95_ms": _r(pct[1]), "p99_ms": _r(pct[2]),
                     "duration_s": round(duration, 3)}
 
-        out = [row(s, self.latency[s], self.errors[s], len(self.latency[s]) - self.errors[s])
-               for s in STEPS if self.latency.get(s)]
-        out.append(row("journey", self.journey_s, self.journey_errors, len(self.journey_s) - self.journey_errors))
-        stamp_errors = sum(self.errors.values())
-        all_requests = sum(len(v) for v in self.latency.values())
-        out.append({**row("stamps", self.stamp_s, 0, self.stamps),
-                    "requests": self.stamps, "errors": stamp_errors,
+        out = [row(s, lv.latency[s], lv.errors[s], len(lv.latency[s]) - lv.errors[s])
+               for s in STEPS if lv.latency.get(s)]
+        out.append(row("journey", lv.journey_s, lv.journey_errors, len(lv.journey_s) - lv.journey_errors))
+        stamp_errors = sum(lv.errors.values())
+        all_requests = sum(len(v) for v in lv.latency.values())
+        out.append({**row("stamps", lv.stamp_s, 0, lv.stamps),
+                    "requests": lv.stamps, "errors": stamp_errors,
                     "error_ratio": round(stamp_errors / all_requests, 6) if all_requests else 0.0})
         return out
 
@@ -137,6 +245,55 @@ _IDS = itertools.count(1)
 _RUN_TAG = f"probe{int(time.time())}"
 
 
+class ProbeJourney(JourneyRun):
+    """The journey, polling a queued stamp less often the longer it waits (0.2 s, x1.5, at most 1 s).
+
+    Deep in saturation every applicant waits at the issuer; polling each every 0.2 s
+    would load the target (and this client) with status reads and lower the very
+    throughput being measured. Backing off bounds the reads per stamp; the count
+    of completions is unbiased in steady state (only the moment a stamp is seen shifts).
+    """
+
+    POLL_MAX_S = 1.0
+
+    def send(self, step: str, method: str, path: str, **kw: Any) -> Any:
+        """As JourneyRun.send; a poll that finds the stamp done keeps the server's `finished_at`."""
+        r = super().send(step, method, path, **kw)
+        if step == "poll_stamp":
+            self._finished = _finished_unix(r)
+        elif step == "stamp" and 200 <= r.status_code < 300 and getattr(self, "owner", None) is not None \
+                and not self.owner.stamping:
+            self.owner.stamping = True  # this applicant has reached the issuer: the level is filling
+            self.rec.stampers += 1
+        return r
+
+    def ledger(self, kind: str, ref: str, **kw: Any) -> None:
+        """As JourneyRun.ledger; a stamp seen done is counted at the moment the issuer finished it."""
+        if kind == "stamp" and kw.get("status") == "done":
+            self.rec.stamp_done(getattr(self, "_finished", None) or time.time())
+        super().ledger(kind, ref, **kw)
+
+    def _step_start(self, step: str) -> None:
+        if step == "poll_stamp":
+            self._polls = 0
+        super()._step_start(step)
+
+    def _pause(self, seconds: float, *, giving_up_ok: bool = False) -> None:
+        if self.step == "poll_stamp":
+            self._polls = getattr(self, "_polls", 0) + 1
+            seconds = min(self.POLL_MAX_S, seconds * 1.5 ** (self._polls - 1))
+        super()._pause(seconds, giving_up_ok=giving_up_ok)
+
+
+def _finished_unix(resp: Any) -> float | None:
+    """The `finished_at` of a GET /v1/stamps/{id} answer as Unix seconds, or None."""
+    try:
+        v = json.loads(resp.content or b"{}").get("finished_at")
+        return datetime.fromisoformat(v).timestamp() if isinstance(v, str) and v else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 class ProbeApplicant(FastHttpUser):
     """Loops the new-applicant journey with no think time (closed model)."""
 
@@ -146,6 +303,7 @@ class ProbeApplicant(FastHttpUser):
     connection_timeout = 30.0
     documents = 2
     seed = 1
+    stamping = False  # set once this applicant's first stamp was accepted
 
     @task
     def journey(self) -> None:
@@ -157,43 +315,201 @@ class ProbeApplicant(FastHttpUser):
                              identity=make_identity(rng, applicant_id=f"p{n}", run_tag=_RUN_TAG))
         t0 = time.time()
         try:
-            outcome, _ = JourneyRun(self.client, plan, PROBE_JOURNEYS, RECORDER).run()
+            run = ProbeJourney(self.client, plan, PROBE_JOURNEYS, RECORDER)
+            run.owner = self
+            outcome, _ = run.run()
         except GiveUp as g:  # run() turns these into outcomes; kept for safety
             outcome = g.outcome
         RECORDER.journey_done(time.time() - t0, outcome == "completed")
 
 
-def run_probe(s: ProbeSettings, *, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Step the load and return the probe.csv rows of every measured level."""
+class _Ladder:
+    """The probe's state machine: levels, batches, the hold (see the module docstring)."""
+
+    def __init__(self, s: ProbeSettings, judge: Judge, server_completed: Callable[[], dict[str, Any] | None] | None,
+                 progress: Callable[[str], None]) -> None:
+        self.s, self.judge, self.server, self.say = s, judge, server_completed, progress
+        self.batches: list[dict[str, Any]] = []
+        self.deadline = time.monotonic() + s.budget_s
+        self._edge: tuple[float, dict[str, Any] | None, dict[str, int]] | None = None
+        self.env = Environment(user_classes=[ProbeApplicant], host=s.host)
+        self.runner = self.env.create_local_runner()
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def go_to(self, n: int) -> None:
+        """Change the pool to n applicants and let it settle (`warmup_s` after it filled).
+
+        Going down, the applicants stopped leave stamps queued that no client will see
+        done: wait until about that many have drained (at the rate measured so far),
+        or the client's count would fall short of what the issuer did.
+        """
+        RECORDER.measure(None)
+        self._edge = None
+        before = self.runner.user_count
+        self.runner.start(n, spawn_rate=min(100, max(10, n)))
+        settle = self.s.warmup_s
+        if before > n:
+            rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
+            settle += min(15.0, (before - n) / max(rate, 1.0))
+        else:
+            # Going up: the new applicants register, log in and pay before their first stamp.
+            # Until every one of them has reached the issuer the level is still filling, and a
+            # window measured then reads a transient, not the level (at most 10 s more).
+            limit = time.monotonic() + 10.0
+            while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0:
+                gevent.sleep(0.1)
+        gevent.sleep(settle)
+
+    def _boundary(self) -> tuple[float, dict[str, Any] | None, dict[str, int]]:
+        """One batch edge: the server's figures and the client's cut at (nearly) the same moment."""
+        c = self._server()
+        counts = RECORDER.cut()
+        return time.time(), c, counts
+
+    def batch(self, n: int, phase: str) -> None:
+        """Measure one batch at level n; consecutive batches share their edges."""
+        if RECORDER.level != n or self._edge is None:
+            RECORDER.measure(n)
+            self._edge = self._boundary()
+        t0, c0, _ = self._edge
+        gevent.sleep(max(0.0, self.s.batch_s - (time.time() - t0)))
+        self._edge = t1, c1, counts = self._boundary()
+        RECORDER.levels[n].seconds += t1 - t0
+        both = c0 is not None and c1 is not None
+        self.batches.append({"concurrency": n, "phase": phase, "start_unix": t0, "duration_s": t1 - t0,
+                             "stamps": None, **counts,
+                             "server_stamps": (c1["completed"] - c0["completed"]) if both else None,
+                             "server_busy_share": c1.get("busy_share") if c1 else None,
+                             "server_queue": c1.get("queue") if c1 else None})
+
+    def counted(self, horizon: float | None = None) -> list[dict[str, Any]]:
+        """The batches with their stamps counted, each cut at `horizon` (stamps finished later
+        may not have been seen yet); batches wholly after it are left out."""
+        out = []
+        for b in self.batches:
+            t0 = b["start_unix"]
+            t1 = t0 + b["duration_s"] if horizon is None else min(t0 + b["duration_s"], horizon)
+            if t1 - t0 < 0.2 * self.s.batch_s:
+                continue
+            full = horizon is None or t1 >= t0 + b["duration_s"]
+            out.append({**b, "stamps": RECORDER.count(t0, t1), "duration_s": t1 - t0,
+                        "server_stamps": b["server_stamps"] if full else None})
+        return out
+
+    def _server(self) -> dict[str, Any] | None:
+        if self.server is None:
+            return None
+        try:
+            return self.server()
+        except Exception:  # the cross-check is optional: a failing admin API leaves it empty
+            return None
+
+    def estimate(self, n: int) -> Any:
+        every = self.counted(time.time() - RECORDER.lag_s())
+        mine = [b for b in every if b["concurrency"] == n] or [
+            {**b, "stamps": 0} for b in self.batches if b["concurrency"] == n]
+        return self.judge.estimate(mine, every)
+
+    def climb(self, n: int, below: int | None) -> str:
+        """Measure level n until it can be judged against `below`: the verdict."""
+        self.go_to(n)
+        measured = 0
+        while True:
+            self.batch(n, "ladder")
+            measured += 1
+            if RECORDER.error_ratio(n) > self.s.max_error_ratio:
+                return "errors"
+            if self.left() <= 0:
+                return "budget"
+            if measured < 2:
+                continue
+            if below is None:
+                return "rising"
+            last = measured * self.s.batch_s >= self.s.step_duration_s
+            verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
+            if verdict == "rising":  # a clear rise may be called after two batches
+                return verdict
+            # Anything else stops the climb only where stamps queue at the issuer: their wait
+            # from accepted to done is `queue_factor` times the least wait of any level. A level
+            # with no queue has headroom, whatever its short, noisy rate says.
+            queued = self.wait_ratio(n) >= self.s.queue_factor
+            if verdict == "inconclusive":
+                # a gain not shown but not ruled out: stop if modest (the hold one level deeper
+                # makes up for a knee that was not quite saturated), climb on if large
+                x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
+                return "flat" if queued and x0 > 0 and x1 / x0 <= 1 + self.s.climb_gain else "rising"
+            if verdict in ("flat", "falling") and measured >= self.s.min_batches:
+                if queued:
+                    return verdict
+                if last:
+                    return "rising"
+
+    def wait_ratio(self, n: int) -> float:
+        """Median stamp wait (accepted to seen done) at level n over the least median of any level."""
+        med = {m: float(np.median(lv.stamp_s)) for m, lv in RECORDER.levels.items() if lv.stamp_s}
+        if n not in med or not med:
+            return 0.0
+        return med[n] / max(min(med.values()), 1e-3)
+
+    def hold(self, n: int, settle: bool) -> None:
+        """Keep measuring level n until its interval is tight enough or the budget is spent."""
+        if settle:
+            self.go_to(n)
+        while self.left() >= self.s.batch_s * 0.5:
+            self.batch(n, "hold")
+            if self.estimate(n).half_width() <= self.s.precision:
+                break
+
+    def run(self) -> str:
+        """The whole ladder; returns why it stopped."""
+        levels = self.s.levels()
+        below: int | None = None
+        for n in levels:
+            verdict = self.climb(n, below)
+            x = self.estimate(n).stamps_per_second
+            self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, error ratio {RECORDER.error_ratio(n):.1%}, {verdict}")
+            if verdict == "rising":
+                below = n
+                continue
+            if verdict == "flat":
+                # hold one level deeper when there is one: a closed loop saturates more with more
+                # applicants, and a noisy flat step must not leave the hold short of saturation
+                deeper = n * 2 if n * 2 <= self.s.max_concurrency else None
+                self.hold(deeper or n, settle=deeper is not None)
+                return "levelled"
+            if verdict in ("falling", "errors") and below is not None:
+                self.hold(below, settle=True)
+                return "levelled" if verdict == "falling" else "errors"
+            return verdict if verdict != "falling" else "levelled"
+        return "top"
+
+    def close(self) -> None:
+        self.runner.quit()
+        self.env.runner = None
+
+
+def run_probe(s: ProbeSettings, *, judge: Judge,
+              server_completed: Callable[[], dict[str, Any] | None] | None = None,
+              progress: Callable[[str], None] | None = None) -> ProbeRun:
+    """Climb the ladder, hold where it levels, and return what was measured (see the module docstring)."""
     ProbeApplicant.host = s.host
     ProbeApplicant.documents = s.documents
     ProbeApplicant.seed = s.seed
-    env = Environment(user_classes=[ProbeApplicant], host=s.host)
-    runner = env.create_local_runner()
-    rows: list[dict[str, Any]] = []
-    best = 0.0
-    flat = 0
+    RECORDER.__init__()
+    t0 = time.monotonic()
+    ladder = _Ladder(s, judge, server_completed, progress or (lambda _m: None))
     try:
-        for n in s.levels():
-            runner.start(n, spawn_rate=max(10, n))
-            gevent.sleep(s.warmup_s)
-            RECORDER.reset()
-            gevent.sleep(s.step_duration_s)
-            level = RECORDER.rows(n)
-            rows.extend(level)
-            stamps = next(r for r in level if r["step"] == "stamps")
-            x, err = stamps["throughput_per_s"], stamps["error_ratio"]
-            if progress:
-                progress(f"concurrency {n:>4}: {x:8.2f} stamps/s, error ratio {err:.1%}")
-            if err > s.max_error_ratio:
-                break
-            if x > best * (1 + s.min_gain):
-                best, flat = x, 0
-            else:
-                flat += 1
-                if flat >= s.patience_levels:
-                    break
+        stopped = ladder.run()
+        RECORDER.measure(None)
+        gevent.sleep(min(2.0, RECORDER.lag_s()))  # let the last batch's stamps be seen
     finally:
-        runner.quit()
-        env.runner = None
-    return rows
+        ladder.close()
+    batches = ladder.counted()
+    for n, lv in RECORDER.levels.items():
+        lv.stamps = sum(b["stamps"] for b in batches if b["concurrency"] == n)
+    rows = [r for n in sorted(RECORDER.levels) for r in RECORDER.rows(n)]
+    for b in batches:
+        b["start_unix"], b["duration_s"] = round(b["start_unix"], 3), round(b["duration_s"], 4)
+    return ProbeRun(rows=rows, batches=batches, stopped=stopped, wall_s=round(time.monotonic() - t0, 3))

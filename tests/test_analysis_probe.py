@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis.probe import PROBE_COLUMNS, capacity_from_probe, read_probe_csv
@@ -54,3 +55,110 @@ def test_bad_probe_csv(tmp_path) -> None:
     p.write_text(",".join(PROBE_COLUMNS) + "\n1.5,stamps,10,0,0,1,1,2,3,60\n")
     with pytest.raises(InputFileError, match="concurrency"):
         read_probe_csv(p)
+
+
+# ---- the levelling statistics, against theory and against the failure they exist to stop ----
+
+from analysis.probe import (  # noqa: E402
+    BATCH_COLUMNS,
+    assess,
+    dispersion,
+    level_estimate,
+    read_batches_csv,
+)
+
+
+def _batches(rng: np.random.Generator, n: int, rate: float, k: int, phase: str = "ladder") -> list[dict]:
+    return [{"concurrency": n, "phase": phase, "start_unix": 0.0, "duration_s": 1.0,
+             "stamps": float(rng.poisson(rate)), "server_stamps": None, "requests": 0.0, "errors": 0.0}
+            for _ in range(k)]
+
+
+def test_interval_covers_a_poisson_rate_as_stated() -> None:
+    # A busy exponential issuer completes a Poisson stream: the 95 % interval of 30 one-second
+    # batches must hold the true rate in about 95 % of seeded trials (binomial 3 sigma: 92-98 %).
+    rng = np.random.default_rng(7)
+    hits = 0
+    trials = 600
+    for _ in range(trials):
+        b = _batches(rng, 32, 16.0, 30)
+        e = level_estimate(b, spread=dispersion(b))
+        hits += e.ci_low <= 16.0 <= e.ci_high
+    assert 0.92 <= hits / trials <= 0.98, hits / trials
+    # and it is not vacuous: half-width near 1.96 * sqrt(16 / 30) = 1.43 stamps/s
+    assert e.ci_high - e.ci_low == pytest.approx(2 * 1.96 * (16 / 30) ** 0.5, rel=0.3)
+
+
+def test_dispersion_tells_regular_from_poisson() -> None:
+    rng = np.random.default_rng(3)
+    d_poisson, df = dispersion(_batches(rng, 32, 16.0, 40))
+    assert d_poisson == pytest.approx(1.0, abs=0.5) and df > 0
+    regular = [{"concurrency": 32, "stamps": 20.0 + (i % 2), "duration_s": 1.0} for i in range(40)]
+    assert dispersion(regular)[0] < 0.1
+
+
+def test_assess_calls_a_doubling_rise_and_a_plateau_flat() -> None:
+    rng = np.random.default_rng(11)
+    lo, hi, top = _batches(rng, 8, 8.0, 4), _batches(rng, 16, 16.0, 4), _batches(rng, 32, 16.0, 30)
+    spread = dispersion(lo + hi + top)
+    e8, e16, e32 = (level_estimate(b, spread=spread) for b in (lo, hi, top))
+    assert assess(e8, e16) == "rising"
+    assert assess(e16, e32, final=True) in ("flat", "falling") or abs(e32.stamps_per_second / e16.stamps_per_second - 1) > 0.05
+
+
+def test_the_short_noisy_level_does_not_win_the_winners_curse() -> None:
+    # What the old probe did: a 2-second ladder level that happened to read 21/s on a 16/s
+    # issuer was "the peak". The held level (30 s at 16/s) is the capacity, with its interval.
+    rng = np.random.default_rng(5)
+    batches = (_batches(rng, 4, 8.0, 2) + _batches(rng, 8, 13.0, 2)
+               + [{**b, "stamps": 21.0} for b in _batches(rng, 16, 16, 2)]
+               + _batches(rng, 32, 16.0, 3) + _batches(rng, 64, 16.0, 30, "hold"))
+    cap = capacity_from_probe([], batches=batches, configured_stamps_per_second=16.0)
+    assert cap["levelled"] is True and cap["capacity_concurrency"] == 64
+    assert cap["stamps_per_second"] == pytest.approx(16.0, rel=0.1)
+    assert cap["ci_low"] < cap["stamps_per_second"] < cap["ci_high"]
+    assert cap["error_vs_configured"] == pytest.approx(cap["stamps_per_second"] / 16 - 1, abs=1e-3)
+    # mutated: the old rule (the highest level) would have said 21
+    assert max(lv["stamps_per_second"] for lv in cap["levels"]) >= 20.9
+
+
+def test_still_rising_at_the_top_is_not_called_a_peak() -> None:
+    rng = np.random.default_rng(2)
+    batches = (_batches(rng, 1, 4.0, 3) + _batches(rng, 2, 8.0, 3) + _batches(rng, 4, 16.0, 3)
+               + _batches(rng, 8, 32.0, 20, "hold"))
+    cap = capacity_from_probe([], batches=batches)
+    assert cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
+    assert "not levelled by the top level (concurrency 8)" in cap["note"]
+    assert cap["highest_measured"]["concurrency"] == 8
+
+
+def test_batches_csv_round_trip_and_errors(tmp_path: Path) -> None:
+    p = tmp_path / "probe_batches.csv"
+    p.write_text(",".join(BATCH_COLUMNS) + "\n4,hold,1700000000.5,1.0,16,15,40,0\n")
+    b = read_batches_csv(p)
+    assert b[0]["server_stamps"] == 15.0 and b[0]["phase"] == "hold"
+    p.write_text(",".join(BATCH_COLUMNS) + "\n4,warm,1700000000.5,1.0,16,,40,0\n")
+    with pytest.raises(InputFileError, match="column phase: 'warm'"):
+        read_batches_csv(p)
+    p.write_text(",".join(BATCH_COLUMNS) + "\n4,hold,1700000000.5,0,16,,40,0\n")
+    with pytest.raises(InputFileError, match="column duration_s: '0' must be a finite number > 0"):
+        read_batches_csv(p)
+
+
+def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -> None:
+    import shutil
+
+    from reports.build import build_report
+    from surgecast import atomic
+
+    run = tmp_path / "probe"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)
+    rng = np.random.default_rng(4)
+    batches = _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
+    cap = capacity_from_probe(read_probe_csv(run / "probe.csv"), batches=batches, max_error_ratio=1.0,
+                              configured_stamps_per_second=16.0)
+    atomic.write_json(run / "capacity.json", cap)
+    html = build_report(run, lang="en").paths[0].read_text()
+    assert "configured 16/s" in html and "95% interval" in html
+    html_id = build_report(run, lang="id").paths[0].read_text()
+    assert "terkonfigurasi 16/detik" in html_id

@@ -1,14 +1,20 @@
 """`surgecast probe [--host URL] --out DIR`: measure a target's capacity with stepped closed-model load.
 
-Writes DIR/probe.csv (per level and step), DIR/capacity.json (sustainable stamps/s,
-the concurrency where each step peaks, a USL fit per step, the probe's parameters),
-both described in docs/run-directory.md. With no --host it starts the embedded
-testbed on loopback and stops it after.
+Counts stamps the client sees done (not accepted uploads), climbs 1, 2, 4, ...
+applicants while throughput rises, holds the level where it levels off until the
+interval is tight (or --budget is spent), and writes DIR/probe.csv (per level and
+step), DIR/probe_batches.csv (every sub-window) and DIR/capacity.json
+(`stamps_per_second` with `ci_low`/`ci_high`, `levelled`, and with an admin token
+the target's `configured_stamps_per_second` and the server's own count), all in
+docs/run-directory.md. Exit 1 when throughput had not levelled by the top level
+(nothing is called the peak). With no --host it starts the embedded testbed on
+loopback and stops it after.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -24,14 +30,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="target base URL (default: start the embedded testbed)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument("--admin-token", help="the target's admin token, to record its configured capacity")
-    parser.add_argument("--step-duration", type=float, default=8.0, metavar="S",
-                        help="measured seconds per concurrency level (default 8)")
-    parser.add_argument("--warmup", type=float, default=2.0, metavar="S",
-                        help="unmeasured seconds at the start of each level (default 2)")
-    parser.add_argument("--max-concurrency", type=int, default=128, metavar="N",
-                        help="stop at this many concurrent applicants (default 128)")
+    parser.add_argument("--budget", type=float, default=40.0, metavar="S",
+                        help="wall seconds for the whole probe: ladder and hold (default 40)")
+    parser.add_argument("--precision", type=float, default=0.02, metavar="R",
+                        help="hold the levelled level until the interval's half-width is this share (default 0.02)")
+    parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
+                        help="most measured seconds per ladder level before it is judged (default 3)")
+    parser.add_argument("--warmup", type=float, default=1.0, metavar="S",
+                        help="unmeasured seconds after each change of level (default 1)")
+    parser.add_argument("--batch", type=float, default=1.0, metavar="S",
+                        help="seconds per batch (sub-window) of the confidence interval (default 1)")
+    parser.add_argument("--max-concurrency", type=int, default=256, metavar="N",
+                        help="stop at this many concurrent applicants (default 256)")
     parser.add_argument("--max-error-ratio", type=float, default=0.05, metavar="R",
                         help="stop when this share of requests fail (default 0.05)")
+    parser.add_argument("--min-gain", type=float, default=0.05, metavar="R",
+                        help="a doubling that gains less than this share has levelled (default 0.05)")
+    parser.add_argument("--confidence", type=float, default=0.95, metavar="P",
+                        help="confidence of the intervals and of the levelling test (default 0.95)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a host that is not loopback (load only what you own)")
@@ -39,14 +55,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if not 0.5 <= args.step_duration <= 3600:
-        raise FieldError("--step-duration", args.step_duration, "give seconds between 0.5 and 3600")
-    if not 0 <= args.warmup <= 600:
-        raise FieldError("--warmup", args.warmup, "give seconds between 0 and 600")
-    if not 1 <= args.max_concurrency <= 4096:
-        raise FieldError("--max-concurrency", args.max_concurrency, "give a whole number from 1 to 4096")
+    bounds = [("--budget", args.budget, 5, 3600, "give seconds between 5 and 3600"),
+              ("--precision", args.precision, 0.001, 0.5, "give a share between 0.001 and 0.5"),
+              ("--step-duration", args.step_duration, 0.5, 3600, "give seconds between 0.5 and 3600"),
+              ("--warmup", args.warmup, 0, 600, "give seconds between 0 and 600"),
+              ("--batch", args.batch, 0.2, 60, "give seconds between 0.2 and 60"),
+              ("--max-concurrency", args.max_concurrency, 1, 4096, "give a whole number from 1 to 4096"),
+              ("--min-gain", args.min_gain, 0, 1, "give a share between 0 and 1")]
+    for flag, v, lo, hi, fix in bounds:
+        if not (isinstance(v, int | float) and math.isfinite(v) and lo <= v <= hi):
+            raise FieldError(flag, v, fix)
     if not 0 < args.max_error_ratio <= 1:
         raise FieldError("--max-error-ratio", args.max_error_ratio, "give a ratio in (0, 1]")
+    if not 0.5 <= args.confidence < 1:
+        raise FieldError("--confidence", args.confidence, "give a probability in [0.5, 1), e.g. 0.95")
+    if args.batch > args.step_duration:
+        raise FieldError("--batch", args.batch, f"give at most --step-duration ({args.step_duration:g} s)")
     if args.out.exists() and not args.out.is_dir():
         raise FieldError("--out", str(args.out), "is a file; give a directory")
 
@@ -80,36 +104,89 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: Any, say: Any) -> int:
-    from analysis.probe import PROBE_COLUMNS, capacity_from_probe
-    from scenarios.probe import ProbeSettings, run_probe
+    from analysis.probe import (
+        BATCH_COLUMNS,
+        PROBE_COLUMNS,
+        assess,
+        capacity_from_probe,
+        dispersion,
+        level_estimate,
+    )
+    from scenarios.probe import Judge, ProbeSettings, run_probe
+    from scenarios.target import issuer_capacity
 
-    configured = admin_cls(host, token=token).config() if token else None
+    admin = admin_cls(host, token=token) if token else None
+    configured = admin.config() if admin else None
     settings = ProbeSettings(host=host, step_duration_s=args.step_duration, warmup_s=args.warmup,
+                             batch_s=args.batch, budget_s=args.budget, precision=args.precision,
                              max_concurrency=args.max_concurrency, max_error_ratio=args.max_error_ratio,
                              seed=args.seed)
+    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence, spread=dispersion(every)),
+                  assess=lambda lo, hi, final=False: assess(lo, hi, min_gain=args.min_gain,
+                                                            confidence=args.confidence, final=final))
+    server = _server_counter(admin) if admin else None
     started = datetime.now(UTC)
-    rows = run_probe(settings, progress=say)
-    capacity = capacity_from_probe(rows, configured=configured,
+    result = run_probe(settings, judge=judge, server_completed=server, progress=say)
+    capacity = capacity_from_probe(result.rows, batches=result.batches, min_gain=args.min_gain,
+                                   climb_gain=settings.climb_gain,
+                                   confidence=args.confidence, configured=configured,
+                                   configured_stamps_per_second=issuer_capacity(configured),
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
     capacity["parameters"] = {
-        "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in rows}),
-        "step_duration_s": args.step_duration, "warmup_s": args.warmup,
-        "max_error_ratio": args.max_error_ratio, "seed": args.seed, "surgecast": __version__,
+        "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in result.rows}),
+        "budget_s": args.budget, "precision": args.precision, "step_duration_s": args.step_duration,
+        "warmup_s": args.warmup, "batch_s": args.batch, "max_concurrency": args.max_concurrency,
+        "max_error_ratio": args.max_error_ratio, "min_gain": args.min_gain, "confidence": args.confidence,
+        "seed": args.seed, "stopped": result.stopped, "wall_s": result.wall_s, "surgecast": __version__,
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
     out: Path = args.out
-    atomic.write_csv(out / "probe.csv", PROBE_COLUMNS, ([r[c] for c in PROBE_COLUMNS] for r in rows))
+    atomic.write_csv(out / "probe.csv", PROBE_COLUMNS, ([r[c] for c in PROBE_COLUMNS] for r in result.rows))
+    atomic.write_csv(out / "probe_batches.csv", BATCH_COLUMNS,
+                     ([b[c] if b[c] is not None else "" for c in BATCH_COLUMNS] for b in result.batches))
     atomic.write_json(out / "capacity.json", capacity)
+    _print(capacity, out)
+    return 0 if capacity.get("stamps_per_second") is not None else 1
+
+
+def _server_counter(admin: Any) -> Any:
+    """A callable reading the issuer's completed count, busy share and queue; None without them."""
+    def issuer() -> dict[str, Any] | None:
+        m = admin.metrics()
+        try:
+            r = m["resources"]["issuer"]
+            return {"completed": int(r["completed"]), "queue": int(r["queue_depth"]),
+                    "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
+        except (TypeError, KeyError, ValueError):
+            return None
+    return issuer if issuer() is not None else None
+
+
+def _print(capacity: dict[str, Any], out: Path) -> None:
     x = capacity.get("stamps_per_second")
-    peak = (capacity.get("peak_concurrency") or {}).get("stamps")
-    print(f"sustainable capacity: {x if x is not None else 'not measured'} stamps/s"
-          + (f" (peak at concurrency {peak})" if peak else ""))
+    if x is None:
+        print(f"WARNING: {capacity.get('note') or 'no sustainable capacity measured'}", file=sys.stderr)
+        print("sustainable capacity: not measured")
+    else:
+        conf = capacity["confidence"]
+        lo, hi = capacity.get("ci_low"), capacity.get("ci_high")
+        ci = f" ({conf:.0%} interval {lo:g} .. {hi:g})" if lo is not None and hi is not None else ""
+        print(f"sustainable capacity: {x:g} stamps/s done{ci} at concurrency {capacity['capacity_concurrency']}, "
+              f"limited by {capacity['limited_by']}")
+    if capacity.get("configured_stamps_per_second"):
+        err = capacity.get("error_vs_configured")
+        print(f"configured capacity: {capacity['configured_stamps_per_second']:g} stamps/s"
+              + (f" (measured {err:+.1%})" if err is not None else ""))
+    if capacity.get("server_stamps_per_second") is not None:
+        busy = capacity.get("server_busy_share")
+        print(f"server's own count: {capacity['server_stamps_per_second']:g} stamps/s "
+              f"(client {capacity['client_vs_server']:+.1%})"
+              + (f"; issuer busy {busy:.0%} of the held time" if busy is not None else ""))
     usl = (capacity.get("usl") or {}).get("stamps") or {}
     if usl.get("gamma") is not None:
         print(f"USL (stamps): alpha={usl['alpha']:.4g} beta={usl['beta']:.4g} gamma={usl['gamma']:.4g} "
               f"R2={usl.get('r2', float('nan')):.3f}")
     elif usl.get("note"):
         print(f"USL (stamps): {usl['note']}")
-    print(f"wrote {out / 'probe.csv'}, {out / 'capacity.json'}")
-    return 0
+    print(f"wrote {out / 'probe.csv'}, {out / 'probe_batches.csv'}, {out / 'capacity.json'}")

@@ -1,0 +1,107 @@
+"""Benchmark the capacity probe: wall time and error against the configured capacity.
+
+    python benchmarks/bench_probe.py [--runs 5] [--case demo16 --case const8 ...]
+
+Each case starts a fresh testbed of known capacity (workers / mean service time,
+read back from its /admin/config), runs `surgecast probe` against it with the
+settings `surgecast demo` uses (the defaults), and records the probe's wall time,
+its error against the configured capacity, whether the configured value lies in
+the 95 % interval, and the client's count against the server's own count. Side by
+side, on the same batches, the old rule (the highest level's rate is the
+capacity) shows the winner's curse the hold removes. Prints a Markdown table;
+record it in docs/benchmarks.md under "## Probe". Loopback only, bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from testbed_fixtures import FAST  # noqa: E402
+
+from testbed.process import TestbedServer  # noqa: E402
+
+# name: (testbed flags, what it is). demo16 is the demo's own testbed (defaults, scrypt).
+CASES = {
+    "demo16": ([], "4 workers x exponential 0.25 s = 16/s (the demo's testbed, scrypt)"),
+    "exp8": ([*FAST, "--issuer-workers", "2", "--issuer-service", "exponential:0.25"], "2 x exponential 0.25 s = 8/s"),
+    "const8": ([*FAST, "--issuer-workers", "2", "--issuer-service", "constant:0.25"], "2 x constant 0.25 s = 8/s"),
+    "const16": ([*FAST, "--issuer-workers", "4", "--issuer-service", "constant:0.25"], "4 x constant 0.25 s = 16/s"),
+    "exp64": ([*FAST, "--issuer-workers", "8", "--issuer-service", "exponential:0.125"], "8 x exponential 0.125 s = 64/s"),
+    "const64": ([*FAST, "--issuer-workers", "8", "--issuer-service", "constant:0.125"], "8 x constant 0.125 s = 64/s"),
+}
+
+
+def one(flags: list[str], seed: int) -> dict:
+    """One probe against a fresh testbed; its figures."""
+    with TestbedServer(extra_args=flags) as tb, tempfile.TemporaryDirectory() as out:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "surgecast", "probe", "--host", tb.url,
+                               f"--admin-token={tb.admin_token}", "--out", out, "--seed", str(seed), "--quiet"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        wall = time.monotonic() - t0
+        cap = json.loads((Path(out) / "capacity.json").read_text())
+    conf = cap["configured_stamps_per_second"]
+    x = cap["stamps_per_second"]
+    old = max(lv["stamps_per_second"] for lv in cap["levels"])
+    return {"rc": proc.returncode, "wall_s": wall, "x": x, "configured": conf,
+            "err": (x / conf - 1) if x is not None else None, "old_err": old / conf - 1,
+            "covered": x is not None and cap["ci_low"] <= conf <= cap["ci_high"],
+            "half": (cap["ci_high"] - cap["ci_low"]) / 2 / x if x else None,
+            "client_vs_server": cap["client_vs_server"], "level": cap["capacity_concurrency"],
+            "server_err": (cap["server_stamps_per_second"] / conf - 1) if cap.get("server_stamps_per_second") else None}
+
+
+def main() -> None:
+    """Run the cases and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--case", action="append", choices=sorted(CASES), help="default: demo16 const8 exp64")
+    args = ap.parse_args()
+    cases = args.case or ["demo16", "const8", "exp64"]
+    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    rows = []
+    for name in cases:
+        flags, what = CASES[name]
+        runs = []
+        for i in range(args.runs):
+            r = one(flags, seed=i + 1)
+            runs.append(r)
+            print(f"{name} run {i + 1}: rc={r['rc']} wall={r['wall_s']:.1f}s x={r['x']} err={_pct(r['err'])} "
+                  f"ci_half={_pct(r['half'])} covered={r['covered']} client_vs_server={_pct(r['client_vs_server'])} "
+                  f"server_err={_pct(r['server_err'])} level={r['level']} old_rule_err={_pct(r['old_err'])}",
+                  flush=True)
+        errs = [abs(r["err"]) for r in runs if r["err"] is not None]
+        olds = [abs(r["old_err"]) for r in runs]
+        walls = [r["wall_s"] for r in runs]
+        srv = [abs(r["server_err"]) for r in runs if r["server_err"] is not None]
+        rows.append(f"| {name}: {what} | {statistics.median(walls):.1f} / {max(walls):.1f} | "
+                    f"{_pct(statistics.median(errs)) if errs else '–'} / {_pct(max(errs)) if errs else '–'} | "
+                    f"{sum(r['covered'] for r in runs)}/{len(runs)} | "
+                    f"{sum(r['rc'] != 0 for r in runs)} | "
+                    f"{_pct(statistics.median(srv)) if srv else '–'} | "
+                    f"{_pct(statistics.median(olds))} / {_pct(max(olds))} |")
+    print(f"\n# load average {os.getloadavg()[0]:.1f} at end")
+    print("| case | wall s (median / worst) | abs error vs configured (median / worst) | configured in 95 % CI | "
+          "not levelled | server's own count: abs error vs configured (median) | old rule, same data (median / worst) |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.1%}" if x < 0 else f"{x:.1%}"
+
+
+if __name__ == "__main__":
+    main()
