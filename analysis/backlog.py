@@ -153,6 +153,8 @@ class FluidInputs:
     waste: bool = False                       # unbounded issuer: work on abandoned requests is still done
     usl: tuple[float, float, float] | None = None  # (alpha, beta, peak concurrency): throughput falls past the peak
     timeout_s: float = 60.0                   # queued work (s of capacity) the issuer holds at its peak concurrency
+    fixed_patience: bool = False              # patience is a fixed time (a test client), not exponential: at the
+                                              # issuer only the queue beyond patience x capacity gives up (FIFO)
 
     def __repr__(self) -> str:
         return (f"FluidInputs(steps={self.n} x {self.step_s:g} s, applicants={self.total_applicants:,.0f}, "
@@ -442,7 +444,8 @@ def usl_factor(load: float, alpha: float, beta: float, peak: float) -> float:
 
 
 def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: bool,
-                       usl: tuple[float, float, float] | None, timeout_steps: float) -> tuple[float, float, float, float]:
+                       usl: tuple[float, float, float] | None, timeout_steps: float,
+                       fixed_steps: float | None = None) -> tuple[float, float, float, float]:
     """One issuer step with overload physics: (served, queue, ghost work, abandoned).
 
     The capacity (lowered by the USL once the pending work exceeds `timeout_steps` of
@@ -459,7 +462,10 @@ def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: b
     if waste and work > 0 and cs > 0:
         # FIFO serves the oldest first: the head has waited W = work ahead / capacity, and
         # its client is still there with probability e^{-W/patience} (exponential patience).
-        alive = math.exp(-(work / cs) * -math.log1p(-f_ab)) if f_ab < 1.0 else 0.0
+        if fixed_steps is not None:   # fixed patience: the head is live while its wait is below it
+            alive = 1.0 if work / cs <= fixed_steps else 0.0
+        else:
+            alive = math.exp(-(work / cs) * -math.log1p(-f_ab)) if f_ab < 1.0 else 0.0
         ss = min(qs, done * alive)
         g = min(ghost, done - ss)
         ss = min(qs, done - g)
@@ -470,7 +476,7 @@ def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: b
     else:
         ss = 0.0
     qs -= ss
-    ab = qs * f_ab
+    ab = qs * f_ab if fixed_steps is None else max(0.0, qs - fixed_steps * cs)
     qs -= ab
     if waste:
         ghost += ab
@@ -556,6 +562,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
     waste = inputs.waste
     usl = inputs.usl
+    fixed_steps = inputs.patience_s / dt if inputs.fixed_patience else None
     a_reg = inputs.arrivals["registration"].tolist()
     a_ord = inputs.arrivals["ordering"].tolist()
     a_st = inputs.arrivals["stamping"].tolist()
@@ -746,11 +753,14 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         qs += adm2
         cs = cap_s[k] * thr_s
         if waste or usl is not None:
-            ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt)
+            ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt,
+                                                     fixed_steps if fab[2] else None)
         else:
             ss = qs if qs < cs else cs
             qs -= ss
             ab_s = qs * fab[2]  # a booked stamping queue (keep) holds the issuer queue too: they hold a slot
+            if fixed_steps is not None and fab[2]:
+                ab_s = max(0.0, qs - fixed_steps * cs)
             qs -= ab_s
         served_tot += ss
         # ---- who gives up goes to the orbit (share p) or is lost
