@@ -374,3 +374,29 @@ def outcomes(run_dir: Path, *, stamps_per_second: float | None = None) -> dict[s
                  "lost": round(float(len(arrivals) - r.served_cum[-1]), 1),
                  "duplicated": 0, "p95_wait_s": pred_wait}
     return {"measured": measured, "model": predicted}
+
+
+def plan_vs_baseline(plan_dir: Path, baseline_dir: Path) -> dict[str, Any]:
+    """`plan_vs_baseline` of plan_check.json: per key {measured, model} for the plan's rehearsal
+    and the all-gates-open one (same arrivals), and a verdict in words."""
+    sides = {"plan": outcomes(plan_dir), "baseline": outcomes(baseline_dir)}
+    out: dict[str, Any] = {}
+    for side, o in sides.items():
+        out[side] = {k: {"measured": o["measured"][k], "model": o["model"][k]} for k in o["measured"]}
+        out[side]["model_vs_testbed"] = compare(plan_dir if side == "plan" else baseline_dir)
+    gain = out["plan"]["served"]["measured"] - out["baseline"]["served"]["measured"]
+    gain_m = out["plan"]["served"]["model"] - out["baseline"]["served"]["model"]
+    n = max(1, out["plan"]["served"]["measured"] + out["plan"]["lost"]["measured"])
+    noise = 2 * math.sqrt(n)  # about two binomial standard deviations of a served count
+    if gain > noise:
+        verdict = f"the plan served {gain} more applicants than doing nothing on the testbed (model {gain_m:+.0f})"
+    elif gain < -noise:
+        verdict = (f"the plan served {-gain} FEWER applicants than doing nothing on the testbed (model {gain_m:+.0f}): "
+                   "its closed gates turn away clients that, on the testbed, never come back")
+    else:
+        verdict = (f"no measurable benefit from the plan on the testbed: {gain:+d} served against doing nothing, "
+                   f"within the noise of +/-{noise:.0f} (model {gain_m:+.0f}); at this load the issuer "
+                   "keeps up once it recovers, so gates change little")
+    out["served_gain"] = {"measured": gain, "model": round(gain_m, 1), "noise": round(noise, 1)}
+    out["verdict"] = verdict
+    return out

@@ -1,16 +1,21 @@
 """`surgecast demo [--out DIR]`: the whole method end to end on the embedded testbed.
 
 1. start the reference testbed on loopback;
-2. probe its capacity (stepped closed-model Locust load, USL fit);
+2. probe its capacity (stepped closed-model Locust load, completed stamps);
 3. plan the casn2024 surge with its 2024 outage at the measured capacity;
 4. rehearse the compressed surge around the outage, with the outage and the plan's
-   staged reopening played on the testbed's gates and fault switches;
-5. check that the rehearsal followed the plan (analysis.follow), build the report.
+   staged reopening played on a fresh testbed's gates and fault switches;
+5. rehearse the same arrivals (same seed) on another fresh testbed with every gate open
+   from the reopening (doing nothing), in `OUT/baseline/`;
+6. check that the rehearsal followed the plan and that the model at the rehearsal's own
+   parameters predicted what the testbed measured (analysis.follow,
+   analysis.rehearsal_model), set plan against doing nothing, build the report.
 
 Each phase runs the same `surgecast` subcommand a user would, as a subprocess,
 so the demo shows exactly the commands to reuse. The rehearsal keeps the plan's
 ratio of demand to capacity: the plan uses the capacity the probe measured on
-this testbed, so the rehearsal's demand multiplier (compress x scale) is 1.
+this testbed, so the rehearsal's demand multiplier (compress x scale) is 1; each
+rehearsal directory records the mapping in `mapping.json` (docs/run-directory.md).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from surgecast import atomic
 from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, SurgecastError, UsageError
@@ -33,16 +39,29 @@ PROFILE = "casn2024"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast demo`."""
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default runs/demo)")
-    parser.add_argument("--duration", type=float, default=90.0, metavar="S",
-                        help="seconds of the rehearsal (default 90; the whole demo takes about 2.5 min more)")
+    parser.add_argument("--duration", type=float, default=45.0, metavar="S",
+                        help="seconds of each of the two rehearsals (default 45; the demo takes about 2 min more)")
     parser.add_argument("--lang", choices=("en", "id"), default="en", help="report language")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--quick", action="store_true",
                         help="a shorter probe (for a smoke test); figures are rougher")
 
 
+PHASES = 6
+SAMPLE_S = 0.25   # test seconds between queue samples of a rehearsal
+
+
 def _phase(n: int, title: str) -> None:
-    print(f"\n== [{n}/5] {title}", flush=True)
+    print(f"\n== [{n}/{PHASES}] {title}", flush=True)
+
+
+def estimate_s(duration: float, quick: bool) -> float:
+    """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
+
+    >>> round(estimate_s(45, False))
+    190
+    """
+    return (35.0 if quick else 50.0) + 10.0 + 2 * (duration + 25.0) + 20.0
 
 
 def _run(cmd: list[str], what: str) -> int:
@@ -64,6 +83,40 @@ def _window(profile: object) -> tuple[str, str]:
     return start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
 
 
+def baseline_schedule(plan: dict[str, Any], schedule: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Doing nothing: the schedule's fixed past (before the decision), then every gate open at the reopening.
+
+    >>> plan = {"reopen_at": "2024-09-05T20:00:00+07:00", "decision_at": "2024-09-05T20:00:00+07:00"}
+    >>> sched = [{"at": "2024-09-03T00:00:00+07:00", "gate": "ordering", "mode": "closed"},
+    ...          {"at": "2024-09-05T20:00:00+07:00", "gate": "stamping", "mode": "rate", "rate_per_s": 3}]
+    >>> [(g["gate"], g["mode"]) for g in baseline_schedule(plan, sched)]
+    [('ordering', 'closed'), ('registration', 'open'), ('ordering', 'open'), ('stamping', 'open')]
+    """
+    from datetime import datetime as _dt
+    decided = _dt.fromisoformat(plan.get("decision_at") or plan["reopen_at"])
+    past = [g for g in schedule if _dt.fromisoformat(g["at"]) < decided]
+    return past + [{"at": plan["reopen_at"], "gate": g, "mode": "open", "rate_per_s": None, "burst": None,
+                    "room": None, "label": "baseline"} for g in ("registration", "ordering", "stamping")]
+
+
+def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], compress: float, scale: float,
+              args: argparse.Namespace, what: str) -> int:
+    """One rehearsal on its own fresh embedded testbed (the same configuration every time)."""
+    return _run([*me, "rehearse", "--profile", PROFILE, "--window", f"{window[0]}/{window[1]}",
+                 "--duration", f"{args.duration:g}", "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
+                 "--gates", str(gates), "--seed", str(args.seed), "--sample-interval", f"{SAMPLE_S:g}",
+                 "--out", str(out)], what)
+
+
+def _write_mapping(out: Path, profile: Any, capacity: dict[str, Any], plan: dict[str, Any],
+                   gates: list[dict[str, Any]]) -> None:
+    from analysis.rehearsal_model import mapping
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    atomic.write_json(out / "mapping.json", mapping(
+        profile, run, plan_stamps_per_second=plan.get("capacity_stamps_per_second"),
+        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when the rehearsal followed the plan and nothing was lost."""
     if not 10 <= args.duration <= 1800:
@@ -71,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise FieldError("--out", str(out), "is a file; give a directory")
+    for d in (out, out / "baseline"):
+        if (d / "summary.json").exists():
+            raise FieldError("--out", str(out), "already holds a demo; give a new directory")
     out.mkdir(parents=True, exist_ok=True)
     from scenarios.profile import load_profile
     from testbed.process import TestbedServer
@@ -79,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "surgecast"]
     t0 = time.monotonic()
     token = secrets.token_hex(16)
+    print(f"surgecast demo: about {estimate_s(args.duration, args.quick) / 60:.1f} min on 2 idle cores "
+          f"(probe, plan, two {args.duration:g} s rehearsals, report)", flush=True)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
@@ -88,46 +146,70 @@ def run(args: argparse.Namespace) -> int:
         probe = [*me, "probe", "--host", tb.url, f"--admin-token={token}", "--out", str(out), "--seed", str(args.seed)]
         probe += ["--budget", "30", "--warmup", "0.5"] if args.quick else []  # else the defaults (--budget 40)
         probe_code = _run(probe, "probe")
-        capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
-        if probe_code != 0 or not capacity.get("stamps_per_second"):
-            raise SurgecastError("the probe measured no sustainable capacity: "
-                                 f"{capacity.get('note') or 'see its output above'}")
+    capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
+    if probe_code != 0 or not capacity.get("stamps_per_second"):
+        raise SurgecastError("the probe measured no sustainable capacity: "
+                             f"{capacity.get('note') or 'see its output above'}")
 
-        _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
-        if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
-                "plan") != 0:
-            raise SurgecastError("the planner failed; see its output above")
+    _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
+    if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
+            "plan") != 0:
+        raise SurgecastError("the planner failed; see its output above")
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    schedule = json.loads((out / "gate_schedule.json").read_text(encoding="utf-8"))
 
-        start, end = _window(profile)
-        cal = profile.calendar
-        from datetime import datetime
-        span = (datetime.fromisoformat(end).replace(tzinfo=cal.tz)
-                - datetime.fromisoformat(start).replace(tzinfo=cal.tz)).total_seconds()
-        compress = span / args.duration
-        scale = 1.0 / compress  # demand multiplier 1: the plan's capacity is this testbed's
-        _phase(4, f"rehearse {start} .. {end} in {args.duration:g} s (compress {compress:,.0f}x, "
-                  f"scale {scale:.3g}): the outage and the plan's reopening played on the testbed")
-        code = _run([*me, "rehearse", "--profile", PROFILE, "--host", tb.url, f"--admin-token={token}",
-                     "--embedded-testbed", "--window", f"{start}/{end}", "--duration", f"{args.duration:g}",
-                     "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
-                     "--gates", str(out / "gate_schedule.json"), "--seed", str(args.seed), "--out", str(out)],
-                    "rehearse")
+    window = _window(profile)
+    cal = profile.calendar
+    from datetime import datetime
+    span = (datetime.fromisoformat(window[1]).replace(tzinfo=cal.tz)
+            - datetime.fromisoformat(window[0]).replace(tzinfo=cal.tz)).total_seconds()
+    compress = span / args.duration
+    scale = 1.0 / compress  # demand multiplier 1: the plan's capacity is this testbed's
+    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s (compress {compress:,.0f}x, "
+              f"scale {scale:.3g}) on a fresh testbed: the outage and the plan's reopening")
+    code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
+    _write_mapping(out, profile, capacity, plan, schedule)
 
-    _phase(5, "check the rehearsal against the plan, and build the report")
-    from analysis.follow import check_plan_followed
+    base = out / "baseline"
+    base.mkdir(exist_ok=True)
+    for name in ("capacity.json", "plan.json"):
+        atomic.write_text(base / name, (out / name).read_text(encoding="utf-8"))
+    base_sched = baseline_schedule(plan, schedule)
+    atomic.write_json(base / "gate_schedule.json", base_sched)
+    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open from the "
+              "reopening (doing nothing)")
+    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args, "baseline")
+    _write_mapping(base, profile, capacity, plan, base_sched)
+
+    _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; build the report")
+    from analysis.follow import check_by_name, check_plan_followed
+    from analysis.rehearsal_model import plan_vs_baseline
     from reports.build import build_report
 
     check = check_plan_followed(out)
+    check["plan_vs_baseline"] = plan_vs_baseline(out, base)
     atomic.write_json(out / "plan_check.json", check)
     for c in check["checks"]:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
+    print(_pvb_lines(check["plan_vs_baseline"]))
     result = build_report(out, lang=args.lang)
     print()
     print(result.summary_markdown)
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
-    from analysis.follow import check_by_name
-    if code == EXIT_INTEGRITY or not check_by_name(check, "integrity")["ok"]:
+    if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
         return EXIT_INTEGRITY
-    if code not in (0, EXIT_THRESHOLD) and code != 0:
-        raise SurgecastError(f"the rehearsal ended with exit code {code}; see its output above")
+    for c, what in ((code, "rehearsal"), (base_code, "baseline rehearsal")):
+        if c not in (0, EXIT_THRESHOLD):
+            raise SurgecastError(f"the {what} ended with exit code {c}; see its output above")
     return 0 if check["follows"] else EXIT_THRESHOLD
+
+
+def _pvb_lines(pvb: dict[str, Any]) -> str:
+    """Plan against doing nothing, measured beside predicted, as terminal lines."""
+    rows = ["   plan against doing nothing on the testbed (measured / model):"]
+    for key in ("served", "lost", "duplicated", "p95_wait_s"):
+        p, b = pvb["plan"][key], pvb["baseline"][key]
+        rows.append(f"     {key:<11} plan {p['measured']!s:>9} / {p['model']!s:<9}  "
+                    f"baseline {b['measured']!s:>9} / {b['model']!s:<9}")
+    rows.append(f"   {pvb['verdict']}")
+    return "\n".join(rows)
