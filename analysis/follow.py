@@ -90,11 +90,13 @@ def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool, d
     return out
 
 
-def check_plan_followed(run_dir: Path, *, stamps_per_second: float | None = None) -> dict[str, Any]:
+def check_plan_followed(run_dir: Path, *, model: bool = True,
+                        stamps_per_second: float | None = None) -> dict[str, Any]:
     """Compare the rehearsal in `run_dir` with the plan in the same directory (see module doc).
 
-    `stamps_per_second` replaces the measured capacity the model runs at (test stamps/s):
-    a mis-scaled one must turn the `model` check red."""
+    `model=False` leaves out the model check (it needs arrivals.csv, run.json's
+    admin_actions and capacity.json). `stamps_per_second` replaces the measured capacity
+    the model runs at (test stamps/s): a mis-scaled one must turn the `model` check red."""
     plan = _json(run_dir / "plan.json")
     run = _json(run_dir / "run.json")
     recon = _json(run_dir / "reconciliation.json")
@@ -126,8 +128,10 @@ def check_plan_followed(run_dir: Path, *, stamps_per_second: float | None = None
     drain_ok = drained_at is not None and (drained_at - drain_by).total_seconds() <= slack
     gates_ok, gate_lines = _gates(starts, samples, resolution_s)
     integrity_ok = bool(recon.get("ok"))
-    from analysis.rehearsal_model import compare
-    mvt = compare(run_dir, stamps_per_second=stamps_per_second)
+    mvt = None
+    if model:
+        from analysis.rehearsal_model import compare
+        mvt = compare(run_dir, stamps_per_second=stamps_per_second)
     checks = [
         {"name": "drain", "ok": drain_ok, "stage": DRAIN_STAGE if first else None,
          "plan": drain_by.isoformat(), "measured": drained_at.isoformat() if drained_at else None,
@@ -141,13 +145,9 @@ def check_plan_followed(run_dir: Path, *, stamps_per_second: float | None = None
         {"name": "integrity", "ok": integrity_ok, "plan": "no quota lost or duplicated",
          "measured": {k: recon.get(k) for k in ("lost_quota", "duplicated_quota", "orphaned_payments")},
          "detail": "reconciliation " + ("found no quota lost or duplicated" if integrity_ok else "FAILED")},
-        {"name": "model", "ok": mvt["ok"], "plan": f"served and peak backlog within {mvt['tolerance']:.0%}",
-         "measured": {k: mvt[k] for k in ("served", "peak_backlog", "drain_s", "series_error")},
-         "detail": (f"model at the rehearsal's parameters: served {mvt['served']['model']:.0f} vs "
-                    f"{mvt['served']['measured']:.0f} measured ({_pct(mvt['served']['error'])}), peak backlog "
-                    f"{mvt['peak_backlog']['model']:.0f} vs {mvt['peak_backlog']['measured']:.0f} stamps "
-                    f"({_pct(mvt['peak_backlog']['error'])}), series error {mvt['series_error']:.1%}")},
     ]
+    if mvt is not None:
+        checks.append(_model_check(mvt))
     return {
         "follows": all(c["ok"] for c in checks),
         "checks": checks,
@@ -157,6 +157,16 @@ def check_plan_followed(run_dir: Path, *, stamps_per_second: float | None = None
         "outage_peak_issuer_queue_national_applicants": (round(peak_stamps / stamps_per_applicant / scale)
                                                           if scale else None),
     }
+
+
+def _model_check(mvt: dict[str, Any]) -> dict[str, Any]:
+    """The `model` check from a model_vs_testbed block."""
+    sv, pk = mvt["served"], mvt["peak_backlog"]
+    return {"name": "model", "ok": mvt["ok"], "plan": f"served and peak backlog within {mvt['tolerance']:.0%}",
+            "measured": {k: mvt[k] for k in ("served", "peak_backlog", "drain_s", "series_error")},
+            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f} vs {sv['measured']:.0f} "
+                       f"measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f} vs {pk['measured']:.0f} "
+                       f"stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
 
 
 def _pct(e: float | None) -> str:

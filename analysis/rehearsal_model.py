@@ -101,11 +101,11 @@ def mapping(profile: Any, run: dict[str, Any], *, plan_stamps_per_second: float 
         gates.append({"at": g.get("at"), "gate": g.get("gate"), "mode": g.get("mode"), "label": g.get("label"),
                       "real_rate_per_s": rate, "real_burst": g.get("burst"),
                       "testbed_tokens_per_s": None if rate is None else round(rate * mult * per, 6),
-                      "testbed_burst": None if rate is None else max(1, math.ceil((g.get("burst") or 1) * mult * per))})
+                      "testbed_burst": None if rate is None else max(1, math.ceil((g.get("burst") or 1) * scale * per))})
     return {
         "compress": compress, "scale": scale, "demand_multiplier": round(mult, 9),
-        "rule": "testbed per test second = real per calendar second x demand_multiplier (compress x scale); "
-                "real clocks / compress = testbed clocks",
+        "rule": "testbed rates (per test second) = real rates (per calendar second) x demand_multiplier "
+                "(compress x scale); counts (applicants, bursts) x scale; real clocks / compress = testbed clocks",
         "stamps_per_applicant": spa,
         "capacity": {"real_stamps_per_second": plan_stamps_per_second,
                      "testbed_stamps_per_second": testbed_stamps_per_second,
@@ -241,7 +241,7 @@ def _stages_and_capacity(acts: list[dict[str, Any]], t: np.ndarray, issuer: np.n
                          spa: float) -> tuple[list[Stage], float | None]:
     """Gate changes as model stages; outage faults applied to `issuer` in place. Returns (stages, last recovery)."""
     stages: list[Stage] = []
-    factor, paused, since = 1.0, False, 0.0
+    factor, paused, down = 1.0, False, False
     recovery = None
     base = issuer.copy()
     for a in sorted(acts, key=lambda a: float(a.get("applied_at_s", a.get("at_s", 0.0)))):
@@ -254,9 +254,9 @@ def _stages_and_capacity(acts: list[dict[str, Any]], t: np.ndarray, issuer: np.n
             if body.get("issuer") in ("pause", "resume"):
                 paused = body["issuer"] == "pause"
             issuer[sel] = 0.0 if paused else base[sel] / factor
-            if not paused and factor == 1.0 and since:
+            if down and not paused and factor == 1.0:
                 recovery = at
-            since = at if (paused or factor != 1.0) else since
+            down = paused or factor != 1.0
         elif a.get("kind") == "gate" and a.get("target") in GATES:
             mode = body.get("mode", "open")
             per = spa if a["target"] == "stamping" else 1.0

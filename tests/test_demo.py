@@ -53,7 +53,7 @@ def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, sam
 
 
 def test_follows_when_drained_in_time_below_target(tmp_path: Path) -> None:
-    check = check_plan_followed(_run_dir(tmp_path, drain_after_h=2, busy=3))
+    check = check_plan_followed(_run_dir(tmp_path, drain_after_h=2, busy=3), model=False)
     assert check["follows"] is True
     assert [c["ok"] for c in check["checks"]] == [True, True, True]
     assert check["resolution_s"] == 7200
@@ -67,7 +67,7 @@ def test_follows_when_drained_in_time_below_target(tmp_path: Path) -> None:
     ({"drain_after_h": 2, "busy": 3, "ok": False}, "integrity"),
 ])
 def test_each_check_can_fail(tmp_path: Path, kw: dict, failing: str) -> None:
-    check = check_plan_followed(_run_dir(tmp_path, **kw))
+    check = check_plan_followed(_run_dir(tmp_path, **kw), model=False)
     assert check["follows"] is False
     assert [c["name"] for c in check["checks"] if not c["ok"]] == [failing]
 
@@ -76,7 +76,7 @@ def test_missing_queue_is_a_named_input_error(tmp_path: Path) -> None:
     _run_dir(tmp_path, drain_after_h=2, busy=3)
     (tmp_path / "queue.csv").unlink()
     with pytest.raises(InputFileError, match="queue.csv: missing"):
-        check_plan_followed(tmp_path)
+        check_plan_followed(tmp_path, model=False)
 
 
 def test_report_shows_the_plan_check(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_report_shows_the_plan_check(tmp_path: Path) -> None:
 
     run = tmp_path / "full"
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "full", run)
-    check = check_plan_followed(_run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3))
+    check = check_plan_followed(_run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3), model=False)
     atomic.write_json(run / "plan_check.json", check)
     html = build_report(run).paths[0].read_text()
     assert 'id="plan-check" class="callout bad"' in html

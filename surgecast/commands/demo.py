@@ -2,7 +2,8 @@
 
 1. start the reference testbed on loopback;
 2. probe its capacity (stepped closed-model Locust load, completed stamps);
-3. plan the casn2024 surge with its 2024 outage at the measured capacity;
+3. plan the casn2024 surge with its 2024 outage at the measured capacity de-scaled by the
+   demand multiplier m = measured / the profile's capacity (so the plan is the real service's);
 4. rehearse the compressed surge around the outage, with the outage and the plan's
    staged reopening played on a fresh testbed's gates and fault switches;
 5. rehearse the same arrivals (same seed) on another fresh testbed with every gate open
@@ -13,9 +14,10 @@
 
 Each phase runs the same `surgecast` subcommand a user would, as a subprocess,
 so the demo shows exactly the commands to reuse. The rehearsal keeps the plan's
-ratio of demand to capacity: the plan uses the capacity the probe measured on
-this testbed, so the rehearsal's demand multiplier (compress x scale) is 1; each
-rehearsal directory records the mapping in `mapping.json` (docs/run-directory.md).
+ratio of demand to capacity: its demand multiplier (compress x scale) is the
+testbed's measured capacity over the real one, so real capacity x m = testbed capacity,
+gate rates scale by m and the plan's capacity is the measured one / m. Each rehearsal
+directory records the mapping in `mapping.json` (docs/run-directory.md).
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ def estimate_s(duration: float, quick: bool) -> float:
     """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
 
     >>> round(estimate_s(45, False))
-    190
+    220
     """
-    return (35.0 if quick else 50.0) + 10.0 + 2 * (duration + 25.0) + 20.0
+    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 35.0) + 25.0
 
 
 def _run(cmd: list[str], what: str) -> int:
@@ -73,13 +75,27 @@ def _run(cmd: list[str], what: str) -> int:
     return proc.returncode
 
 
-def _window(profile: object) -> tuple[str, str]:
-    """From a day before the first outage (or 7 days before the close) to the close."""
-    cal = profile.calendar  # type: ignore[attr-defined]
-    outages = profile.outages  # type: ignore[attr-defined]
-    start = (outages[0].start - timedelta(days=1)) if outages else cal.close - timedelta(days=7)
-    start = max(start.replace(hour=0, minute=0, second=0), cal.window_start)
-    end = cal.close.replace(second=0) + timedelta(minutes=1)
+def consistent_compress(profile: Any) -> float:
+    """Calendar seconds per test second that map the real session patience onto the testbed
+    client's (behaviour.patience_minutes / journeys.patience_s), so every clock maps alike.
+
+    >>> from scenarios.profile import load_profile
+    >>> consistent_compress(load_profile("casn2024"))
+    60.0
+    """
+    return profile.behaviour.patience_minutes * 60.0 / profile.journeys.patience_s
+
+
+def window_around(reopen: Any, span_s: float) -> tuple[str, str]:
+    """A rehearsal window of `span_s` calendar seconds, a third before the reopening (the outage's
+    end), two thirds after, on whole minutes.
+
+    >>> from datetime import datetime
+    >>> window_around(datetime(2024, 9, 5, 20, 0), 2700.0)
+    ('2024-09-05T19:45', '2024-09-05T20:30')
+    """
+    start = (reopen - timedelta(seconds=span_s / 3)).replace(second=0, microsecond=0)
+    end = start + timedelta(seconds=span_s)
     return start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
 
 
@@ -151,22 +167,28 @@ def run(args: argparse.Namespace) -> int:
         raise SurgecastError("the probe measured no sustainable capacity: "
                              f"{capacity.get('note') or 'see its output above'}")
 
-    _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
-    if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
+    # The mapping: the testbed stands for the real service at the profile's capacity, so the demand
+    # multiplier m = compress x scale = testbed capacity / real capacity, and the plan is made at the
+    # testbed's measured capacity de-scaled (/ m), which is the real service's.
+    real = float(profile.capacity.stamps_per_second)
+    mult = float(capacity["stamps_per_second"]) / real
+    plan_cap = float(capacity["stamps_per_second"]) / mult
+    _phase(3, f"plan {PROFILE} with its 2024 outage at the testbed's {capacity['stamps_per_second']:.1f} stamps/s "
+              f"de-scaled by m = {mult:.3g}: {plan_cap:.3g} stamps/s, the real service's")
+    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}", "--out", str(out)],
             "plan") != 0:
         raise SurgecastError("the planner failed; see its output above")
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     schedule = json.loads((out / "gate_schedule.json").read_text(encoding="utf-8"))
 
-    window = _window(profile)
-    cal = profile.calendar
+    compress = consistent_compress(profile)
     from datetime import datetime
-    span = (datetime.fromisoformat(window[1]).replace(tzinfo=cal.tz)
-            - datetime.fromisoformat(window[0]).replace(tzinfo=cal.tz)).total_seconds()
-    compress = span / args.duration
-    scale = 1.0 / compress  # demand multiplier 1: the plan's capacity is this testbed's
-    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s (compress {compress:,.0f}x, "
-              f"scale {scale:.3g}) on a fresh testbed: the outage and the plan's reopening")
+    window = window_around(datetime.fromisoformat(plan["reopen_at"]).replace(tzinfo=None),
+                           args.duration * compress)
+    scale = mult / compress
+    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s (compress {compress:,.0f}x: 20 min "
+              f"of patience = the client's {profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
+              "on a fresh testbed: the outage's end and the plan's reopening")
     code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
     _write_mapping(out, profile, capacity, plan, schedule)
 
