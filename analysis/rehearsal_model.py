@@ -388,15 +388,19 @@ def plan_vs_baseline(plan_dir: Path, baseline_dir: Path) -> dict[str, Any]:
     gain_m = out["plan"]["served"]["model"] - out["baseline"]["served"]["model"]
     n = max(1, out["plan"]["served"]["measured"] + out["plan"]["lost"]["measured"])
     noise = 2 * math.sqrt(n)  # about two binomial standard deviations of a served count
+    share = {s: out[s]["served"]["measured"] / max(1, out[s]["served"]["measured"] + out[s]["lost"]["measured"])
+             for s in ("plan", "baseline")}
+    peak = {s: out[s]["model_vs_testbed"]["peak_backlog"]["measured"] for s in ("plan", "baseline")}
+    why = (f"served {share['plan']:.0%} with the plan and {share['baseline']:.0%} doing nothing; peak issuer "
+           f"backlog {peak['plan']:.0f} and {peak['baseline']:.0f} stamps")
     if gain > noise:
-        verdict = f"the plan served {gain} more applicants than doing nothing on the testbed (model {gain_m:+.0f})"
+        verdict = f"the plan served {gain} more applicants than doing nothing on the testbed (model {gain_m:+.0f}); {why}"
     elif gain < -noise:
-        verdict = (f"the plan served {-gain} FEWER applicants than doing nothing on the testbed (model {gain_m:+.0f}): "
-                   "its closed gates turn away clients that, on the testbed, never come back")
+        verdict = (f"the plan served {-gain} FEWER applicants than doing nothing on the testbed (model {gain_m:+.0f}); "
+                   f"{why}")
     else:
         verdict = (f"no measurable benefit from the plan on the testbed: {gain:+d} served against doing nothing, "
-                   f"within the noise of +/-{noise:.0f} (model {gain_m:+.0f}); at this load the issuer "
-                   "keeps up once it recovers, so gates change little")
+                   f"within the noise of +/-{noise:.0f} (model {gain_m:+.0f}); {why}")
     out["served_gain"] = {"measured": gain, "model": round(gain_m, 1), "noise": round(noise, 1)}
     out["verdict"] = verdict
     return out

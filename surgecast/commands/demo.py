@@ -61,9 +61,9 @@ def estimate_s(duration: float, quick: bool) -> float:
     """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
 
     >>> round(estimate_s(45, False))
-    220
+    230
     """
-    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 35.0) + 25.0
+    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 25.0) + 25.0
 
 
 def _run(cmd: list[str], what: str) -> int:
