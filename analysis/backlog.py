@@ -61,7 +61,7 @@ from surgecast.errors import FieldError
 
 __all__ = ["Gate", "Stage", "FluidInputs", "FluidResult", "StageRecord", "inputs_from_profile",
            "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule",
-           "return_weights", "usl_factor"]
+           "return_weights", "usl_factor", "fluid_through"]
 
 _MODES = {"open": 0, "closed": 1, "rate": 2}
 _ENTRY = {"new_applicant": "registration", "returning_applicant": "ordering", "stamp_only": "stamping"}
@@ -527,7 +527,22 @@ def fluid_totals(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> tuple[flo
     >>> bool(abs(served - run_fluid(i).served_cum[-1]) < 1e-6)
     True
     """
-    return _run(inputs, stages, record=False)  # type: ignore[return-value]
+    served, lost, _ = _run(inputs, stages, record=False)  # type: ignore[misc]
+    return served, lost
+
+
+def fluid_through(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> tuple[float, float, float]:
+    """(stamped, bypassed, lost) applicants over all steps, without the per-step series
+    (the planner's outcome counts stamped + bypassed as served, as `surgecast forecast` does).
+
+    >>> from scenarios.profile import load_profile
+    >>> i = inputs_from_profile(load_profile("steady"))
+    >>> s, b, l = fluid_through(i)
+    >>> bool(abs(s - run_fluid(i).served_cum[-1]) < 1e-6)
+    True
+    """
+    served, lost, byp = _run(inputs, stages, record=False)  # type: ignore[misc]
+    return served, byp, lost
 
 
 def run_fluid(inputs: FluidInputs, stages: Sequence[Stage] = ()) -> FluidResult:
@@ -804,7 +819,7 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         out_byp[k] = byp_tot
 
     if not record:
-        return served_tot, lost
+        return served_tot, lost, byp_tot
     a_all = sum(np.asarray(inputs.arrivals[g]) for g in GATES)
     return FluidResult(
         inputs=inputs, t_s=inputs.t_s, arrivals_per_s=np.asarray(a_all) / dt,

@@ -170,8 +170,8 @@ def waiting_room_json(plan: Any, views: list[dict[str, Any]] | None = None) -> d
     """waiting_room.json for the recommended plan's stages (analysis/waiting_room.py)."""
     cap = plan.capacity_stamps_per_second / plan.profile.mean_stamps_per_applicant
     views = stage_views(plan) if views is None else views
-    stages = [{"id": v["id"], "start": v["start"], "admit_per_s": v["rate_per_s"] if v["rate_per_s"] else cap}
-              for v in views]
+    stages = [{"id": v["id"], "start": v["start"], "admit_per_s": v["rate_per_s"] if v["rate_per_s"] else cap,
+               "basis": "plan" if v["rate_per_s"] else "capacity"} for v in views]
     return wr.settings(stages, capacity_per_s=cap, session_minutes=plan.config.session_minutes)
 
 

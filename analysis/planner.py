@@ -42,7 +42,7 @@ from analysis.backlog import (
     FluidResult,
     Gate,
     Stage,
-    fluid_totals,
+    fluid_through,
     run_fluid,
 )
 from analysis.extension import extended_inputs
@@ -271,7 +271,9 @@ class _Model:
         return starts
 
     def outcome(self, inp: FluidInputs, stages: list[Stage]) -> dict[str, float]:
-        served, lost = fluid_totals(inp, stages)
+        """{served (stamped or bypassed, as `surgecast forecast` counts), lost, waiting} at the end of `inp`."""
+        stamped, bypassed, lost = fluid_through(inp, stages)
+        served = stamped + bypassed
         return {"served": served, "lost": lost, "waiting": max(0.0, inp.total_applicants - served - lost)}
 
 

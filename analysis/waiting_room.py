@@ -49,7 +49,9 @@ def settings(stages: Sequence[dict[str, Any]], *, capacity_per_s: float, session
         concurrent = capacity_per_s * 60.0 * session
         tau = max(CLOUDFLARE_MIN, int(round(CLOUDFLARE_SHARE * concurrent)))
         nupm = max(CLOUDFLARE_MIN, per_min)
-        why = (f"admit {per_min:,} applicants a minute (the plan's rate for this stage). Cloudflare: "
+        basis = ("the plan's rate for this stage" if s.get("basis", "plan") == "plan" else
+                 "the gate is open: the issuer's capacity, so the room only holds what the issuer cannot take")
+        why = (f"admit {per_min:,} applicants a minute ({basis}). Cloudflare: "
                f"new_users_per_minute {nupm:,}" + (" (its minimum is 200)" if nupm != per_min else "") +
                f"; total_active_users {tau:,} = 75% of the origin's concurrent capacity "
                f"({capacity_per_s * 60:,.0f} sessions a minute x {session} min, Little's law), Cloudflare's "
