@@ -15,8 +15,9 @@ This module only reads; the same functions judge the ladder while it runs.
   takes the point estimate).
 * **sustainable stamps/s**: the rate at the level the probe held (the most measured
   seconds), with its interval, if throughput had levelled there: the step into it
-  is flat or falling, or gains less than `climb_gain` (25 %) and not significantly
-  more than `min_gain`. Otherwise nothing is called the peak: `levelled` is false,
+  is flat or falling, or its gain is not significant and either below `climb_gain`
+  (25 %) or stamps queue at the held level (their median wait, the `stamps` row's
+  p50_ms, is `queue_factor` = 3 times the least of any level). Otherwise nothing is called the peak: `levelled` is false,
   `stamps_per_second` null, and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
   ladder; the level below it is then the capacity (`limited_by = "errors"`).
 * **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
@@ -58,6 +59,7 @@ USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_thr
 CONFIDENCE = 0.95
 MIN_GAIN = 0.05
 CLIMB_GAIN = 0.25
+QUEUE_FACTOR = 3.0
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
            "plateau", "read_batches_csv", "read_probe_csv"]
 
@@ -284,16 +286,18 @@ def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
-def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_gain: float = MIN_GAIN,
-            confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queued: Iterable[int] = (),
+            min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
 
     `estimates` in ascending concurrency. The capacity is the level the probe held
     (the most measured seconds), below the first level whose error ratio is too
     high (`bad`, limited_by "errors"). It stands only if throughput had levelled
     there: the step into it from the level below is flat or falling, or its gain is
-    not significant and at most `climb_gain` (limited_by "throughput"); otherwise
-    the capacity is None and limited_by None: still rising, no level is the peak.
+    not significant and either at most `climb_gain` or the held level is in `queued`
+    (stamps queued at the issuer there: saturation; limited_by "throughput");
+    otherwise the capacity is None and limited_by None: still rising, no level is
+    the peak.
     """
     bad = set(bad)
     good = []
@@ -315,8 +319,8 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), min_
     if errors and i == len(good) - 1:
         return held, "errors", steps
     into = steps[i - 1] if i > 0 else {"verdict": "rising", "gain": None}
-    levelled = into["verdict"] in ("flat", "falling") or (
-        into["verdict"] == "inconclusive" and into["gain"] is not None and into["gain"] <= climb_gain)
+    levelled = into["verdict"] in ("flat", "falling") or (into["verdict"] == "inconclusive" and (
+        held.concurrency in set(queued) or (into["gain"] is not None and into["gain"] <= climb_gain)))
     if not levelled:
         return None, None, steps
     return held, "throughput", steps
@@ -341,7 +345,8 @@ def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
 
 def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[Mapping[str, Any]] | None = None,
                         max_error_ratio: float = 0.01, min_gain: float = MIN_GAIN,
-                        climb_gain: float = CLIMB_GAIN, confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
+                        climb_gain: float = CLIMB_GAIN, queue_factor: float = QUEUE_FACTOR,
+                        confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
                         configured_stamps_per_second: float | None = None,
                         measured_at: str | None = None) -> dict[str, Any]:
     """The capacity.json dict from probe rows (PROBE_COLUMNS) and, better, their batches (BATCH_COLUMNS).
@@ -361,7 +366,10 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
     batch_rows = [b if isinstance(b.get("concurrency"), int) else _parse_batch(b, f"batch {i + 1}")
                   for i, b in enumerate(batches or [])]
     estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
-    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), min_gain=min_gain,
+    waits = {n: r["p50_ms"] for n, r in by_step.get("stamps", {}).items() if r.get("p50_ms")}
+    least = min(waits.values(), default=0.0)
+    queued = [n for n, w in waits.items() if least > 0 and w / least >= queue_factor]
+    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, min_gain=min_gain,
                                      confidence=confidence, climb_gain=climb_gain)
     if cap is not None:
         peak["stamps"] = cap.concurrency
@@ -384,6 +392,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
         "steps": steps,
         "min_gain": min_gain,
         "climb_gain": climb_gain,
+        "queued_levels": sorted(queued),
         "peak_concurrency": peak,
         "usl": usl,
         "configured": dict(configured) if configured is not None else None,

@@ -1,7 +1,8 @@
 """The capacity probe's load: a stepped closed-model Locust run (Locust used as a library).
 
 A fixed pool of `n` applicants loops the new-applicant journey with no think
-time; `n` steps through 1, 2, 4, 8, ... Each level settles for `warmup_s`, then
+time; `n` steps through 1, 2, 4, 8, ... (x4 while throughput grows near-linearly
+and no stamp queues). Each level settles for `warmup_s`, then
 is measured in batches of `batch_s` (sub-windows). A stamp counts when the
 client **sees it done** (GET /v1/stamps/{id} says `done`): completions, not
 accepted 202s, so it works on any target. It is counted at the server's
@@ -72,7 +73,7 @@ class ProbeSettings:
 
     host: str
     step_duration_s: float = 3.0   # most measured seconds per ladder level
-    warmup_s: float = 1.0          # settling seconds after each change of level
+    warmup_s: float = 0.5          # settling seconds after a level has filled
     batch_s: float = 1.0           # one sub-window
     min_batches: int = 3           # batches before a level may be judged
     budget_s: float = 40.0         # wall seconds for the whole ladder and hold
@@ -462,16 +463,27 @@ class _Ladder:
             if self.estimate(n).half_width() <= self.s.precision:
                 break
 
+    def next_level(self, n: int, below: int | None) -> int | None:
+        """Double; quadruple while throughput is near-linear and no stamp queues (nothing to find yet)."""
+        step = 2
+        if below is not None and self.wait_ratio(n) < 1.5:
+            x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
+            step = 4 if x0 > 0 and x1 / x0 >= 1 + 0.6 * (n / below - 1) else 2
+        for k in (step, 2):
+            if n * k <= self.s.max_concurrency:
+                return n * k
+        return None
+
     def run(self) -> str:
         """The whole ladder; returns why it stopped."""
-        levels = self.s.levels()
         below: int | None = None
-        for n in levels:
+        n: int | None = 1
+        while n is not None:
             verdict = self.climb(n, below)
             x = self.estimate(n).stamps_per_second
             self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, error ratio {RECORDER.error_ratio(n):.1%}, {verdict}")
             if verdict == "rising":
-                below = n
+                n, below = self.next_level(n, below), n
                 continue
             if verdict == "flat":
                 # hold one level deeper when there is one: a closed loop saturates more with more

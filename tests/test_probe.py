@@ -50,7 +50,7 @@ def test_probe_finds_a_constant_capacity_within_5_percent(tmp_path: Path) -> Non
         rows = list(csv.DictReader(f))
     stamps = [r for r in rows if r["step"] == "stamps"]
     levels = [int(r["concurrency"]) for r in stamps]
-    assert levels == sorted(levels) and levels[:3] == [1, 2, 4]
+    assert levels == sorted(levels) and levels[:2] == [1, 2]
     assert {r["step"] for r in rows} >= {"register", "login", "order", "pay", "stamp", "poll_stamp",
                                           "download", "journey", "stamps"}
     with open(tmp_path / "probe_batches.csv", newline="") as f:

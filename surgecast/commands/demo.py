@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         _phase(2, "probe its capacity: closed-model load at concurrency 1, 2, 4, ... while completed stamps/s "
                   "still rise, then hold where they level (about 50 s)")
         probe = [*me, "probe", "--host", tb.url, f"--admin-token={token}", "--out", str(out), "--seed", str(args.seed)]
-        probe += ["--budget", "30", "--warmup", "0.5"] if args.quick else []  # else the defaults (--budget 40)
+        probe += ["--budget", "30"] if args.quick else []  # else the defaults (--budget 40)
         probe_code = _run(probe, "probe")
     capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
     if probe_code != 0 or not capacity.get("stamps_per_second"):

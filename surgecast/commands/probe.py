@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hold the levelled level until the interval's half-width is this share (default 0.02)")
     parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
                         help="most measured seconds per ladder level before it is judged (default 3)")
-    parser.add_argument("--warmup", type=float, default=1.0, metavar="S",
-                        help="unmeasured seconds after each change of level (default 1)")
+    parser.add_argument("--warmup", type=float, default=0.5, metavar="S",
+                        help="unmeasured seconds after a level has filled (default 0.5)")
     parser.add_argument("--batch", type=float, default=1.0, metavar="S",
                         help="seconds per batch (sub-window) of the confidence interval (default 1)")
     parser.add_argument("--max-concurrency", type=int, default=256, metavar="N",
@@ -128,7 +128,7 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     started = datetime.now(UTC)
     result = run_probe(settings, judge=judge, server_completed=server, progress=say)
     capacity = capacity_from_probe(result.rows, batches=result.batches, min_gain=args.min_gain,
-                                   climb_gain=settings.climb_gain,
+                                   climb_gain=settings.climb_gain, queue_factor=settings.queue_factor,
                                    confidence=args.confidence, configured=configured,
                                    configured_stamps_per_second=issuer_capacity(configured),
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
