@@ -143,23 +143,18 @@ class RehearsalModel:
     transit_s: float
     recovery_s: float | None           # test second of the last outage end (or None)
 
+    workers: int = 4
+
     @property
     def backlog_stamps(self) -> np.ndarray:
         """Stamps at the issuer at the end of each step: one upload outstanding per applicant
-        queued there (live or given up: a testbed client uploads its documents one after another),
-        plus those in service (completions x mean service time, Little's law)."""
+        queued there (a testbed client uploads its documents one after another), the ghost
+        uploads of those who gave up, and those in service (every worker while a queue waits,
+        else completions x mean service time)."""
         r = self.result
         waiting = r.issuer_queue + (r.ghost if r.ghost is not None else 0.0)
-        done = self.completions_per_s * self.stamps_per_applicant
-        return waiting + done * self.service_mean_s
-
-    @property
-    def completions_per_s(self) -> np.ndarray:
-        """Issuer completions per second (applicants' worth, live and ghost)."""
-        r = self.result
-        work = r.issuer_queue + (r.ghost if r.ghost is not None else 0.0)
-        prev = np.concatenate([[0.0], work[:-1]])
-        return np.maximum(r.admitted["stamping"] - (work - prev), 0.0) / r.inputs.step_s
+        idle = r.served_per_s * self.stamps_per_applicant * self.service_mean_s
+        return waiting + np.where(waiting >= 1.0, float(self.workers), np.minimum(idle, self.workers))
 
 
 def _actions(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,19 +199,21 @@ def model_rehearsal(run_dir: Path, *, stamps_per_second: float | None = None,
         mix_w += 1.0
         transit_w += delay
     transit = transit_w / mix_w if mix_w else 0.0
-    # patience left at the issuer: the journey's patience less its pauses (before and between uploads)
+    # patience left at the issuer: the journey's patience less its pauses (before and between uploads);
+    # the issuer queue takes one upload per applicant at a time (backlog._FixedPatienceQueue)
     stamping_thinks = (2 * spa - 1) * think
     patience = max(step_s, j.patience_s - transit - stamping_thinks)
     t = step_s * np.arange(n)
     issuer = np.full(n, float(measured) / spa)
-    stages, recovery = _stages_and_capacity(_actions(run), t, issuer, spa)
+    stages, recovery = _stages_and_capacity(_actions(run), t, issuer, spa, retry_span_s(j))
     inputs = FluidInputs(step_s=step_s, t0_s=0.0, arrivals=arr, issuer_per_s=issuer,
                          payments_per_s=np.full(n, pay_per_s), stamps_per_applicant=spa,
                          patience_s=patience, retry_probability=0.0, retry_after_s=1e9,
                          total_applicants=float(len(arrivals)), waste=waste,
                          fixed_patience=True)
     return RehearsalModel(result=run_fluid(inputs, stages), stamps_per_applicant=spa, service_mean_s=service_mean,
-                          compress=float(run["compress"]), transit_s=transit, recovery_s=recovery)
+                          compress=float(run["compress"]), transit_s=transit, recovery_s=recovery,
+                          workers=int(issuer_conf.get("workers", 4)))
 
 
 def _arrival_rows(path: Path) -> list[tuple[str, float, str, float | None]]:
@@ -237,8 +234,23 @@ def _arrival_rows(path: Path) -> list[tuple[str, float, str, float | None]]:
     return out
 
 
+def retry_span_s(journeys: Any) -> float:
+    """Seconds a testbed client keeps retrying a refused step before it gives up: its
+    max_attempts, spaced by at least the gate's Retry-After (1 s for a rate gate) and, for
+    `backoff`, base x 2^k (at most backoff_max_s); averaged over the retry mix.
+
+    >>> from scenarios.profile import load_profile
+    >>> retry_span_s(load_profile("casn2024").journeys)
+    6.8
+    """
+    waits = range(journeys.max_attempts - 1)
+    span = {"refresh": float(len(waits)),
+            "backoff": sum(max(1.0, min(journeys.backoff_max_s, journeys.backoff_base_s * 2 ** k)) for k in waits)}
+    return round(sum(share * span.get(policy, span["backoff"]) for policy, share in journeys.retry_mix.items()), 6)
+
+
 def _stages_and_capacity(acts: list[dict[str, Any]], t: np.ndarray, issuer: np.ndarray,
-                         spa: float) -> tuple[list[Stage], float | None]:
+                         spa: float, room_s: float) -> tuple[list[Stage], float | None]:
     """Gate changes as model stages; outage faults applied to `issuer` in place. Returns (stages, last recovery)."""
     stages: list[Stage] = []
     factor, paused, down = 1.0, False, False
@@ -260,8 +272,9 @@ def _stages_and_capacity(acts: list[dict[str, Any]], t: np.ndarray, issuer: np.n
         elif a.get("kind") == "gate" and a.get("target") in GATES:
             mode = body.get("mode", "open")
             per = spa if a["target"] == "stamping" else 1.0
+            # a refused client retries for about room_s, then gives up: a waiting room of rate x room_s
             gate = (Gate(mode="rate", rate_per_s=float(body["rate_per_s"]) / per,
-                         burst=max(float(body.get("burst") or 1) / per, 1e-9))
+                         burst=max(float(body.get("burst") or 1) / per, 1e-9), room_s=room_s)
                     if mode == "rate" else Gate(mode=mode))
             stages.append(Stage(name=str(a.get("label") or a["target"]), at_s=at, gates={a["target"]: gate}))
     return stages, recovery
