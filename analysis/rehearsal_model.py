@@ -361,7 +361,8 @@ def outcomes(run_dir: Path, *, stamps_per_second: float | None = None) -> dict[s
 
     `p95_wait_s` is in calendar seconds: from an applicant's intended start to their last
     stamp, for those served (measured from arrivals.csv; predicted from the model's wait at
-    the stamping stage plus the journey's pauses, over those it serves).
+    the stamping stage, once per upload, plus the journey's pauses, over those it serves, at
+    most the client's patience: served means done within it).
     """
     run = _json(run_dir / "run.json")
     recon = _json(run_dir / "reconciliation.json") if (run_dir / "reconciliation.json").is_file() else {}
@@ -376,7 +377,9 @@ def outcomes(run_dir: Path, *, stamps_per_second: float | None = None) -> dict[s
     r = mr.result
     spa = mr.stamps_per_applicant
     think = sum(_profile(run_dir, run).journeys.think_time_s) / 2.0
-    total_wait = r.wait_s + mr.transit_s + (2 * spa - 1) * think
+    # served means done within the client's patience, so no served applicant waited longer than it
+    total_wait = np.minimum(r.wait_s * spa + mr.transit_s + (2 * spa - 1) * think,
+                            _profile(run_dir, run).journeys.patience_s)
     w = r.served_per_s
     pred_wait = None
     if w.sum() > 0 and np.isfinite(total_wait[w > 0]).all():
