@@ -136,7 +136,7 @@ def check_plan_followed(run_dir: Path, *, model: bool = True,
         {"name": "drain", "ok": drain_ok, "stage": DRAIN_STAGE if first else None,
          "plan": drain_by.isoformat(), "measured": drained_at.isoformat() if drained_at else None,
          "detail": (f"accepted stamping drained at {drained_at:%Y-%m-%d %H:%M}, plan {drain_by:%Y-%m-%d %H:%M} "
-                    f"(resolution {resolution_s / 3600:.1f} h of calendar)") if drained_at else
+                    f"(resolution {_span(resolution_s)} of calendar)") if drained_at else
                    "the accepted stamping never drained during the rehearsal"},
         {"name": "gates", "ok": gates_ok, "plan": {i: g for i, _, g in sorted(starts)}, "measured": gate_lines,
          "detail": ("every stage's gates were set as planned" if gates_ok else
@@ -167,6 +167,16 @@ def _model_check(mvt: dict[str, Any]) -> dict[str, Any]:
             "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f} vs {sv['measured']:.0f} "
                        f"measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f} vs {pk['measured']:.0f} "
                        f"stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+
+
+def _span(seconds: float) -> str:
+    """A calendar span in words.
+
+    >>> _span(15.0), _span(7200.0)
+    ('15 s', '2.0 h')
+    """
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:.0f} min" if seconds < 7200 else
+                                                     f"{seconds / 3600:.1f} h")
 
 
 def _pct(e: float | None) -> str:
