@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,11 +68,20 @@ def workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _gevent_patched() -> bool:
+    """True when gevent has patched the standard library (Locust imported): a forked pool would hang."""
+    mod = sys.modules.get("gevent.monkey")
+    try:
+        return bool(mod and mod.is_module_patched("threading"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - any doubt: run serially
+        return True
+
+
 def pool_map(fn: Any, model: Any, jobs: list[Any], extra: Any = None) -> list[Any]:
     """[fn(model, job)] (or fn(model, extra, *job)), in forked workers when there are several jobs."""
     global _CTX
     n = workers()
-    if n <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if n <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or _gevent_patched():
         return [fn(model, extra, *j) if extra is not None else fn(model, j) for j in jobs]
     _CTX = (fn, model, extra)
     try:
