@@ -502,6 +502,22 @@ class _FixedPatienceQueue:
         hi_share = min(1.0, max(0.0, spa - lo))
         self.split = [(lo, 1.0 - hi_share), (lo + 1, hi_share)]
         self.q: deque[list[float]] = deque()
+        self.pending: list[list[float]] = []   # next uploads refused by a rate gate, retrying client-side
+        self.gated = False
+
+    def readmit(self, budget: float) -> float:
+        """Let up to `budget` pending uploads (oldest first) into the queue; return how many."""
+        used = 0.0
+        while self.pending and budget - used > 1e-12:
+            c = self.pending[0]
+            take = min(c[0], budget - used)
+            used += take
+            if take >= c[0] - 1e-12:
+                self.q.append(self.pending.pop(0))
+            else:
+                self.q.append([take, 0.0, c[2], c[3]])
+                c[0] -= take
+        return used
 
     def step(self, k: int, admitted: float, cap: float) -> tuple[float, float, float, float]:
         """One step (cap in stamps): (applicants done, applicants who gave up, applicants queued, ghost stamps)."""
@@ -527,8 +543,17 @@ class _FixedPatienceQueue:
                     again.append([live, 0.0, c[2], c[3] - 1])
             if f < 1.0:
                 break
-        self.q.extend(again)   # the next upload joins the back of the queue
+        if self.gated:
+            self.pending.extend(again)   # the next upload needs a token of the rate gate
+        else:
+            self.q.extend(self.pending + again)   # the next upload joins the back of the queue
+            self.pending = []
         gave_up = 0.0
+        for c in self.pending:
+            if k - c[2] + 1 >= self.steps:
+                gave_up += c[0]
+                c[0] = 0.0
+        self.pending = [c for c in self.pending if c[0] > 1e-12]
         for c in self.q:
             if c[0] > 0 and k - c[2] + 1 >= self.steps:
                 gave_up += c[0]
@@ -821,8 +846,18 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                 # booked: slots are given as the issuer frees up (top the issuer queue up to one step of work)
                 top = cap_s[k] * thr_s - qs
                 adm2, w[2], _, ab2, aw2 = _gate_step(2, top if top > 0.0 else 0.0, 0.0, inf, 0.0, w[2], o2, 0.0)
+            elif fq is not None and mode[2] == 2:
+                # a testbed's rate gate spends a token on every upload: the next uploads of those
+                # already admitted take theirs first, the rest admit newcomers (one upload each)
+                spa_ = inputs.stamps_per_applicant
+                up = (tok[2] + rdt[2]) * spa_
+                up -= fq.readmit(up)
+                adm2, w[2], up, ab2, aw2 = _gate_step(2, 0.0, burst[2] * spa_, room[2], up, w[2], o2, fab[2])
+                tok[2] = up / spa_
             else:
                 adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
+        if fq is not None:
+            fq.gated = mode[2] == 2 and not held
         qs += adm2
         cs = cap_s[k] * thr_s
         if fq is not None:   # qs: applicants queued (one upload each); ghost: stamps
