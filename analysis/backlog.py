@@ -49,6 +49,7 @@ i.e. its demand has fallen below its rate), never before `at_s` and at the lates
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -153,6 +154,8 @@ class FluidInputs:
     waste: bool = False                       # unbounded issuer: work on abandoned requests is still done
     usl: tuple[float, float, float] | None = None  # (alpha, beta, peak concurrency): throughput falls past the peak
     timeout_s: float = 60.0                   # queued work (s of capacity) the issuer holds at its peak concurrency
+    fixed_patience: bool = False              # patience is a fixed time (a test client), not exponential: at the
+                                              # issuer, FIFO cohorts give up once they have waited patience_s
 
     def __repr__(self) -> str:
         return (f"FluidInputs(steps={self.n} x {self.step_s:g} s, applicants={self.total_applicants:,.0f}, "
@@ -477,6 +480,91 @@ def _issuer_overloaded(qs: float, ghost: float, cs: float, f_ab: float, waste: b
     return ss, qs, ghost, ab
 
 
+class _FixedPatienceQueue:
+    """The issuer queue of a testbed client (`FluidInputs.fixed_patience`): each applicant uploads
+    their stamps one after another, so an applicant with n stamps passes through the FIFO queue
+    n times, one upload outstanding at a time, and gives up (for good) once `steps` steps have
+    passed since it was first admitted; with `waste` its outstanding upload stays queued as ghost
+    work (a testbed keeps a job it accepted). Cohorts are [live applicants, ghost stamps, first
+    admitted step, passes left]; n is 2 or 3 in the shares that make `spa` stamps per applicant
+    on average (floor and ceiling). Capacity is in stamps per step. Under overload every queued
+    applicant progresses one pass per round, so few finish within their patience: the collapse a
+    testbed shows, which serving each applicant's whole work at once misses.
+
+    >>> q = _FixedPatienceQueue(3.0, True, 1.0)
+    >>> q.step(0, 4.0, 2.0), q.step(1, 0.0, 2.0), q.step(2, 0.0, 2.0)
+    ((2.0, 0.0, 2.0, 0.0), (2.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
+    """
+
+    def __init__(self, steps: float, waste: bool, spa: float) -> None:
+        self.steps, self.waste = steps, waste
+        lo = max(1, int(math.floor(spa)))
+        hi_share = min(1.0, max(0.0, spa - lo))
+        self.split = [(lo, 1.0 - hi_share), (lo + 1, hi_share)]
+        self.q: deque[list[float]] = deque()
+        self.pending: list[list[float]] = []   # next uploads refused by a rate gate, retrying client-side
+        self.gated = False
+
+    def readmit(self, budget: float) -> float:
+        """Let up to `budget` pending uploads (oldest first) into the queue; return how many."""
+        used = 0.0
+        while self.pending and budget - used > 1e-12:
+            c = self.pending[0]
+            take = min(c[0], budget - used)
+            used += take
+            if take >= c[0] - 1e-12:
+                self.q.append(self.pending.pop(0))
+            else:
+                self.q.append([take, 0.0, c[2], c[3]])
+                c[0] -= take
+        return used
+
+    def step(self, k: int, admitted: float, cap: float) -> tuple[float, float, float, float]:
+        """One step (cap in stamps): (applicants done, applicants who gave up, applicants queued, ghost stamps)."""
+        if admitted > 0:
+            for n, share in self.split:
+                if share > 0:
+                    self.q.append([admitted * share, 0.0, float(k), float(n)])
+        done, left, again = 0.0, cap, []
+        while self.q and left > 1e-12:
+            c = self.q[0]
+            tot = c[0] + c[1]
+            f = 1.0 if tot <= left else left / tot
+            live = c[0] * f
+            left -= tot * f
+            c[0] -= live
+            c[1] -= c[1] * f
+            if c[0] <= 1e-12 and c[1] <= 1e-12:
+                self.q.popleft()
+            if live > 0:
+                if c[3] <= 1:
+                    done += live
+                else:
+                    again.append([live, 0.0, c[2], c[3] - 1])
+            if f < 1.0:
+                break
+        if self.gated:
+            self.pending.extend(again)   # the next upload needs a token of the rate gate
+        else:
+            self.q.extend(self.pending + again)   # the next upload joins the back of the queue
+            self.pending = []
+        gave_up = 0.0
+        for c in self.pending:
+            if k - c[2] + 1 >= self.steps:
+                gave_up += c[0]
+                c[0] = 0.0
+        self.pending = [c for c in self.pending if c[0] > 1e-12]
+        for c in self.q:
+            if c[0] > 0 and k - c[2] + 1 >= self.steps:
+                gave_up += c[0]
+                if self.waste:
+                    c[1] += c[0]
+                c[0] = 0.0
+        while self.q and self.q[0][0] <= 0.0 and self.q[0][1] <= 1e-12:
+            self.q.popleft()
+        return done, gave_up, float(sum(c[0] for c in self.q)), float(sum(c[1] for c in self.q))
+
+
 def _arr(values: list[float]) -> np.ndarray:
     """A list of floats as an array (fromiter: twice as fast as np.array on long lists)."""
     return np.fromiter(values, dtype=float, count=len(values))
@@ -571,6 +659,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
     waste = inputs.waste
     usl = inputs.usl
+    fq = (_FixedPatienceQueue(inputs.patience_s / dt, waste, inputs.stamps_per_applicant)
+          if inputs.fixed_patience else None)
     a_reg = inputs.arrivals["registration"].tolist()
     a_ord = inputs.arrivals["ordering"].tolist()
     a_st = inputs.arrivals["stamping"].tolist()
@@ -756,11 +846,23 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                 # booked: slots are given as the issuer frees up (top the issuer queue up to one step of work)
                 top = cap_s[k] * thr_s - qs
                 adm2, w[2], _, ab2, aw2 = _gate_step(2, top if top > 0.0 else 0.0, 0.0, inf, 0.0, w[2], o2, 0.0)
+            elif fq is not None and mode[2] == 2:
+                # a testbed's rate gate spends a token on every upload: the next uploads of those
+                # already admitted take theirs first, the rest admit newcomers (one upload each)
+                spa_ = inputs.stamps_per_applicant
+                up = (tok[2] + rdt[2]) * spa_
+                up -= fq.readmit(up)
+                adm2, w[2], up, ab2, aw2 = _gate_step(2, 0.0, burst[2] * spa_, room[2], up, w[2], o2, fab[2])
+                tok[2] = up / spa_
             else:
                 adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
+        if fq is not None:
+            fq.gated = mode[2] == 2 and not held
         qs += adm2
         cs = cap_s[k] * thr_s
-        if waste or usl is not None:
+        if fq is not None:   # qs: applicants queued (one upload each); ghost: stamps
+            ss, ab_s, qs, ghost = fq.step(k, adm2, cs * inputs.stamps_per_applicant)
+        elif waste or usl is not None:
             ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt)
         else:
             ss = qs if qs < cs else cs

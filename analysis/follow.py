@@ -10,7 +10,11 @@ rehearsal can measure, at the rehearsal's calendar resolution:
 2. **gates**: at each stage's start (found by its `id`, never by its position) the
    target's gates are set as the stage says (booked and paced are both `rate` on the
    target), checked at the first sample at least one resolution after the start;
-3. **integrity**: reconciliation found no quota lost or duplicated.
+3. **integrity**: reconciliation found no quota lost or duplicated;
+4. **model**: the model run at the rehearsal's own parameters (analysis.rehearsal_model:
+   its arrivals, the measured capacity, the outage and gates it applied) predicts the
+   served count and the peak issuer backlog the testbed measured within 10%
+   (`model_vs_testbed`).
 
 A plan without the `finish-paid` stage (the baseline was recommended) has nothing to
 drain first: the drain check then reports that and passes only if the issuer queue
@@ -35,7 +39,7 @@ from typing import Any
 from surgecast.errors import InputFileError
 
 DRAIN_STAGE = "finish-paid"
-CHECKS = ("drain", "gates", "integrity")
+CHECKS = ("drain", "gates", "integrity", "model")
 _TARGET_MODE = {"booked": "rate", "paced": "rate", "open": "open", "closed": "closed", "rate": "rate"}
 
 
@@ -86,8 +90,13 @@ def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool, d
     return out
 
 
-def check_plan_followed(run_dir: Path) -> dict[str, Any]:
-    """Compare the rehearsal in `run_dir` with the plan in the same directory (see module doc)."""
+def check_plan_followed(run_dir: Path, *, model: bool = True,
+                        stamps_per_second: float | None = None) -> dict[str, Any]:
+    """Compare the rehearsal in `run_dir` with the plan in the same directory (see module doc).
+
+    `model=False` leaves out the model check (it needs arrivals.csv, run.json's
+    admin_actions and capacity.json). `stamps_per_second` replaces the measured capacity
+    the model runs at (test stamps/s): a mis-scaled one must turn the `model` check red."""
     plan = _json(run_dir / "plan.json")
     run = _json(run_dir / "run.json")
     recon = _json(run_dir / "reconciliation.json")
@@ -119,11 +128,15 @@ def check_plan_followed(run_dir: Path) -> dict[str, Any]:
     drain_ok = drained_at is not None and (drained_at - drain_by).total_seconds() <= slack
     gates_ok, gate_lines = _gates(starts, samples, resolution_s)
     integrity_ok = bool(recon.get("ok"))
+    mvt = None
+    if model:
+        from analysis.rehearsal_model import compare
+        mvt = compare(run_dir, stamps_per_second=stamps_per_second)
     checks = [
         {"name": "drain", "ok": drain_ok, "stage": DRAIN_STAGE if first else None,
          "plan": drain_by.isoformat(), "measured": drained_at.isoformat() if drained_at else None,
          "detail": (f"accepted stamping drained at {drained_at:%Y-%m-%d %H:%M}, plan {drain_by:%Y-%m-%d %H:%M} "
-                    f"(resolution {resolution_s / 3600:.1f} h of calendar)") if drained_at else
+                    f"(resolution {_span(resolution_s)} of calendar)") if drained_at else
                    "the accepted stamping never drained during the rehearsal"},
         {"name": "gates", "ok": gates_ok, "plan": {i: g for i, _, g in sorted(starts)}, "measured": gate_lines,
          "detail": ("every stage's gates were set as planned" if gates_ok else
@@ -133,14 +146,41 @@ def check_plan_followed(run_dir: Path) -> dict[str, Any]:
          "measured": {k: recon.get(k) for k in ("lost_quota", "duplicated_quota", "orphaned_payments")},
          "detail": "reconciliation " + ("found no quota lost or duplicated" if integrity_ok else "FAILED")},
     ]
+    if mvt is not None:
+        checks.append(_model_check(mvt))
     return {
         "follows": all(c["ok"] for c in checks),
         "checks": checks,
         "resolution_s": resolution_s,
+        "model_vs_testbed": mvt,
         "outage_peak_issuer_queue_stamps": peak_stamps,
         "outage_peak_issuer_queue_national_applicants": (round(peak_stamps / stamps_per_applicant / scale)
                                                           if scale else None),
     }
+
+
+def _model_check(mvt: dict[str, Any]) -> dict[str, Any]:
+    """The `model` check from a model_vs_testbed block."""
+    sv, pk = mvt["served"], mvt["peak_backlog"]
+    return {"name": "model", "ok": mvt["ok"], "plan": f"served and peak backlog within {mvt['tolerance']:.0%}",
+            "measured": {k: mvt[k] for k in ("served", "peak_backlog", "drain_s", "series_error")},
+            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f} vs {sv['measured']:.0f} "
+                       f"measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f} vs {pk['measured']:.0f} "
+                       f"stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+
+
+def _span(seconds: float) -> str:
+    """A calendar span in words.
+
+    >>> _span(15.0), _span(7200.0)
+    ('15 s', '2.0 h')
+    """
+    return f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:.0f} min" if seconds < 7200 else
+                                                     f"{seconds / 3600:.1f} h")
+
+
+def _pct(e: float | None) -> str:
+    return "n/a" if e is None else f"{e:+.1%}"
 
 
 def check_by_name(check: dict[str, Any], name: str) -> dict[str, Any]:

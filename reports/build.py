@@ -19,7 +19,14 @@ from typing import Any
 import jinja2
 
 from reports import charts as charts_mod
-from reports.figures import KeyFigures, error_rows, key_figures, latency_rows, plan_check_lines
+from reports.figures import (
+    KeyFigures,
+    error_rows,
+    key_figures,
+    latency_rows,
+    plan_check_lines,
+    plan_vs_baseline_rows,
+)
 from reports.i18n import Translator
 from reports.load import RunData, load_run
 from reports.warnings import find_warnings
@@ -69,7 +76,8 @@ def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
         warnings=find_warnings(run, tr), latency=latency_rows(run, tr), errors=error_rows(run, tr),
         thresholds=_thresholds(run, tr), failures=run.failures[:15], usl=_usl_rows(run, tr),
         what_if=_what_if(run, tr), params=params, css=css, version=__version__,
-        plan_check=plan_check_lines(run, tr),
+        plan_check=plan_check_lines(run, tr), pvb=plan_vs_baseline_rows(run, tr),
+        pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
         title=_title(run, tr), missing=[m for m in run.missing if m not in ("ledger.csv", "locust_stats.csv")],
     )
     return html, k

@@ -390,11 +390,50 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
             text = tr.t("check_gates_ok") if c.get("ok") else tr.t("check_gates_failed", detail=str(c.get("detail", "")))
         elif name == "integrity":
             text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
+        elif name == "model" and isinstance(measured, dict):
+            sv, pk = measured.get("served") or {}, measured.get("peak_backlog") or {}
+            text = tr.t("check_model", served_m=tr.num(sv.get("model")), served=tr.num(sv.get("measured")),
+                        served_e=_signed_pct(sv.get("error"), tr), peak_m=tr.num(pk.get("model")),
+                        peak=tr.num(pk.get("measured")), peak_e=_signed_pct(pk.get("error"), tr),
+                        tol=tr.pct((pc.get("model_vs_testbed") or {}).get("tolerance", 0.1)))
         else:
             text = str(c.get("detail", name))
         lines.append(f"{mark} {text}")
     follows = bool(pc.get("follows"))
     return ("ok" if follows else "bad", tr.t("plan_check_follows" if follows else "plan_check_not"), lines)
+
+
+def _signed_pct(e: Any, tr: Translator) -> str:
+    return "–" if e is None else ("+" if e > 0 else "") + tr.pct(e, 1)
+
+
+PVB_KEYS = ("served", "lost", "duplicated", "p95_wait_s")
+
+
+def plan_vs_baseline_rows(run: RunData, tr: Translator) -> list[dict[str, str]] | None:
+    """Plan against doing nothing on the testbed (plan_check.json `plan_vs_baseline`): one row per
+    measure, measured beside the model for the plan and for doing nothing; None without it.
+
+    >>> from pathlib import Path
+    >>> from reports.load import RunData
+    >>> plan_vs_baseline_rows(RunData(run_dir=Path(".")), Translator("en")) is None
+    True
+    """
+    pvb = (run.plan_check or {}).get("plan_vs_baseline")
+    if not isinstance(pvb, dict):
+        return None
+    def cell(side: str, key: str, which: str) -> str:
+        v = ((pvb.get(side) or {}).get(key) or {}).get(which)
+        if v is None:
+            return "–"
+        return tr.seconds(float(v)) if key == "p95_wait_s" else tr.num(v)
+
+    rows = []
+    for key in PVB_KEYS:
+        rows.append({"key": key, "label": tr.t(f"pvb_{key}"), "plan_measured": cell("plan", key, "measured"),
+                     "plan_model": cell("plan", key, "model"), "baseline_measured": cell("baseline", key, "measured"),
+                     "baseline_model": cell("baseline", key, "model")})
+    return rows
 
 
 def _capacity_note(cap: dict[str, Any], tr: Translator) -> str:

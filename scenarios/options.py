@@ -67,6 +67,7 @@ class RunSettings:
     headroom_s: float = 3.0
     workers: int = 1
     scale_note: str = ""
+    sample_interval_s: float = 1.0             # test seconds between samples of the target's queues
 
     @property
     def demand_multiplier(self) -> float:
@@ -112,6 +113,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--threshold", action="append", default=None, metavar="EXPR", web=False,
         help="e.g. 'stamp.p95<2s', 'errors<1%%', 'dropped<5%%:abort' (repeatable)")
     add("--threshold-window", type=float, default=30.0, metavar="S", help="sliding window of thresholds, s")
+    add("--sample-interval", type=float, default=1.0, metavar="S",
+        help="test seconds between samples of the target's queues into queue.csv (default 1; 0.05 to 10)")
     add("--gates", default=None, metavar="FILE", help="a plan's gate_schedule.json to replay")
     add("--fresh-idempotency-keys", action="store_true", default=False,
         help="send a new Idempotency-Key on each retry (shows double ordering; for drills)")
@@ -226,6 +229,10 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
     if not (ns.threshold_window and 1 <= ns.threshold_window <= 3600):
         raise FieldError("--threshold-window", ns.threshold_window, "give seconds from 1 to 3600")
     thresholds = tuple(parse_threshold(t) for t in (ns.threshold or []))
+    sample = getattr(ns, "sample_interval", None)
+    sample = 1.0 if sample is None else sample
+    if not (math.isfinite(sample) and 0.05 <= sample <= 10):
+        raise FieldError("--sample-interval", sample, "give test seconds between queue samples, 0.05 to 10")
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(2**31)
     if ns.compress is not None and (not math.isfinite(ns.compress) or ns.compress <= 0):
         raise FieldError("--compress", ns.compress, "give calendar seconds per test second, above 0")
@@ -235,7 +242,7 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         host=host, embedded=embedded, seed=int(seed), user_cap=int(ns.user_cap), max_rate=max_rate,
         thresholds=thresholds, threshold_window_s=float(ns.threshold_window), admin_token=ns.admin_token,
         reuse_idempotency_keys=not ns.fresh_idempotency_keys, out=ns.out, quiet=bool(ns.quiet),
-        gates_file=ns.gates)
+        gates_file=ns.gates, sample_interval_s=float(sample))
     embedded = embedded or bool(getattr(ns, "embedded_testbed", False))
     common["embedded"] = embedded
     if rate is not None:

@@ -123,7 +123,8 @@ def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout
 
 
 def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
-    """The once-a-second loop of a rehearsal's coordinator (a single process, or the master).
+    """The sampling loop of a rehearsal's coordinator (a single process, or the master): every
+    `--sample-interval` test seconds (default 1).
 
     Samples the target's queues into `owner.recorder`, keeps the generator's peak CPU,
     evaluates thresholds (stopping the run on an ':abort' breach) and prints
@@ -132,8 +133,9 @@ def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
     start of the arrivals.
     """
     last_print = 0.0
+    every = float(getattr(owner.s, "sample_interval_s", 1.0) or 1.0)
     while not owner.finished:
-        gevent.sleep(1.0)
+        gevent.sleep(every)
         now = time.time()
         if owner.admin is not None:
             m = owner.admin.metrics()

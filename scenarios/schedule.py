@@ -14,8 +14,10 @@ seconds; events before the rehearsed window are folded into the state at second
 
 Outages: capacity_factor 0 pauses the issuer, f > 0 slows it by 1/f; the end
 resumes it. Gate rates are applicants per calendar second times the demand
-multiplier (compress x scale), times the mean stamps per applicant for the
-stamping gate (it admits uploads, not applicants). The player runs as a greenlet inside Locust.
+multiplier (compress x scale); bursts are counts of applicants, so they scale by
+`scale` alone (a burst is rate x time, and time compresses by `compress`); both
+times the mean stamps per applicant for the stamping gate (it admits uploads, not
+applicants). The player runs as a greenlet inside Locust.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
             per = gate_requests_per_applicant(g.gate, p)
             rate = float(g.rate_per_s or 0) * s.demand_multiplier * per
             body.update(rate_per_s=round(rate, 6),
-                        burst=max(1, math.ceil((g.burst or 1) * s.demand_multiplier * per)))
+                        burst=max(1, math.ceil((g.burst or 1) * s.scale * per)))
         raw.append((g.at, 1, "gate", g.gate, body, g.label))
     raw.sort(key=lambda r: (r[0], r[1]))
     out: list[AdminAction] = []

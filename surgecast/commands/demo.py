@@ -1,16 +1,23 @@
 """`surgecast demo [--out DIR]`: the whole method end to end on the embedded testbed.
 
 1. start the reference testbed on loopback;
-2. probe its capacity (stepped closed-model Locust load, USL fit);
-3. plan the casn2024 surge with its 2024 outage at the measured capacity;
+2. probe its capacity (stepped closed-model Locust load, completed stamps);
+3. plan the casn2024 surge with its 2024 outage at the measured capacity de-scaled by the
+   demand multiplier m = measured / the profile's capacity (so the plan is the real service's);
 4. rehearse the compressed surge around the outage, with the outage and the plan's
-   staged reopening played on the testbed's gates and fault switches;
-5. check that the rehearsal followed the plan (analysis.follow), build the report.
+   staged reopening played on a fresh testbed's gates and fault switches;
+5. rehearse the same arrivals (same seed) on another fresh testbed with every gate open
+   from the reopening (doing nothing), in `OUT/baseline/`;
+6. check that the rehearsal followed the plan and that the model at the rehearsal's own
+   parameters predicted what the testbed measured (analysis.follow,
+   analysis.rehearsal_model), set plan against doing nothing, build the report.
 
 Each phase runs the same `surgecast` subcommand a user would, as a subprocess,
 so the demo shows exactly the commands to reuse. The rehearsal keeps the plan's
-ratio of demand to capacity: the plan uses the capacity the probe measured on
-this testbed, so the rehearsal's demand multiplier (compress x scale) is 1.
+ratio of demand to capacity: its demand multiplier (compress x scale) is the
+testbed's measured capacity over the real one, so real capacity x m = testbed capacity,
+gate rates scale by m and the plan's capacity is the measured one / m. Each rehearsal
+directory records the mapping in `mapping.json` (docs/run-directory.md).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from surgecast import atomic
 from surgecast.atomic import check_writable
@@ -36,16 +44,29 @@ PROFILE = "casn2024"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast demo`."""
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default runs/demo)")
-    parser.add_argument("--duration", type=float, default=90.0, metavar="S",
-                        help="seconds of the rehearsal (default 90; the whole demo takes about 2.5 min more)")
+    parser.add_argument("--duration", type=float, default=45.0, metavar="S",
+                        help="seconds of each of the two rehearsals (default 45; the demo takes about 2 min more)")
     parser.add_argument("--lang", choices=("en", "id"), default="en", help="report language")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--quick", action="store_true",
                         help="a shorter probe (for a smoke test); figures are rougher")
 
 
+PHASES = 6
+SAMPLE_S = 0.25   # test seconds between queue samples of a rehearsal
+
+
 def _phase(n: int, title: str) -> None:
-    print(f"\n== [{n}/5] {title}", flush=True)
+    print(f"\n== [{n}/{PHASES}] {title}", flush=True)
+
+
+def estimate_s(duration: float, quick: bool) -> float:
+    """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
+
+    >>> round(estimate_s(45, False))
+    230
+    """
+    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 25.0) + 25.0
 
 
 def _run(cmd: list[str], what: str, token: str | None = None) -> int:
@@ -63,14 +84,62 @@ def _run(cmd: list[str], what: str, token: str | None = None) -> int:
     return proc.returncode
 
 
-def _window(profile: object) -> tuple[str, str]:
-    """From a day before the first outage (or 7 days before the close) to the close."""
-    cal = profile.calendar  # type: ignore[attr-defined]
-    outages = profile.outages  # type: ignore[attr-defined]
-    start = (outages[0].start - timedelta(days=1)) if outages else cal.close - timedelta(days=7)
-    start = max(start.replace(hour=0, minute=0, second=0), cal.window_start)
-    end = cal.close.replace(second=0) + timedelta(minutes=1)
+def consistent_compress(profile: Any) -> float:
+    """Calendar seconds per test second that map the real session patience onto the testbed
+    client's (behaviour.patience_minutes / journeys.patience_s), so every clock maps alike.
+
+    >>> from scenarios.profile import load_profile
+    >>> consistent_compress(load_profile("casn2024"))
+    60.0
+    """
+    return profile.behaviour.patience_minutes * 60.0 / profile.journeys.patience_s
+
+
+def window_around(reopen: Any, span_s: float) -> tuple[str, str]:
+    """A rehearsal window of `span_s` calendar seconds, a third before the reopening (the outage's
+    end), two thirds after, on whole minutes.
+
+    >>> from datetime import datetime
+    >>> window_around(datetime(2024, 9, 5, 20, 0), 2700.0)
+    ('2024-09-05T19:45', '2024-09-05T20:30')
+    """
+    start = (reopen - timedelta(seconds=span_s / 3)).replace(second=0, microsecond=0)
+    end = start + timedelta(seconds=span_s)
     return start.strftime("%Y-%m-%dT%H:%M"), end.strftime("%Y-%m-%dT%H:%M")
+
+
+def baseline_schedule(plan: dict[str, Any], schedule: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Doing nothing: the schedule's fixed past (before the decision), then every gate open at the reopening.
+
+    >>> plan = {"reopen_at": "2024-09-05T20:00:00+07:00", "decision_at": "2024-09-05T20:00:00+07:00"}
+    >>> sched = [{"at": "2024-09-03T00:00:00+07:00", "gate": "ordering", "mode": "closed"},
+    ...          {"at": "2024-09-05T20:00:00+07:00", "gate": "stamping", "mode": "rate", "rate_per_s": 3}]
+    >>> [(g["gate"], g["mode"]) for g in baseline_schedule(plan, sched)]
+    [('ordering', 'closed'), ('registration', 'open'), ('ordering', 'open'), ('stamping', 'open')]
+    """
+    from datetime import datetime as _dt
+    decided = _dt.fromisoformat(plan.get("decision_at") or plan["reopen_at"])
+    past = [g for g in schedule if _dt.fromisoformat(g["at"]) < decided]
+    return past + [{"at": plan["reopen_at"], "gate": g, "mode": "open", "rate_per_s": None, "burst": None,
+                    "room": None, "label": "baseline"} for g in ("registration", "ordering", "stamping")]
+
+
+def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], compress: float, scale: float,
+              args: argparse.Namespace, what: str) -> int:
+    """One rehearsal on its own fresh embedded testbed (the same configuration every time)."""
+    return _run([*me, "rehearse", "--profile", PROFILE, "--window", f"{window[0]}/{window[1]}",
+                 "--duration", f"{args.duration:g}", "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
+                 "--gates", str(gates), "--seed", str(args.seed), "--sample-interval", f"{SAMPLE_S:g}",
+                 "--out", str(out)], what)
+
+
+def _write_mapping(out: Path, profile: Any, capacity: dict[str, Any], plan: dict[str, Any],
+                   gates: list[dict[str, Any]]) -> None:
+    from analysis.rehearsal_model import mapping
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    atomic.write_json(out / "mapping.json", mapping(
+        profile, run, plan_stamps_per_second=plan.get("capacity_stamps_per_second"),
+        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise FieldError("--out", str(out), "is a file; give a directory")
+    for d in (out, out / "baseline"):
+        if (d / "summary.json").exists():
+            raise FieldError("--out", str(out), "already holds a demo; give a new directory")
     check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     from scenarios.profile import load_profile
@@ -89,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     me = [sys.executable, "-m", "surgecast"]
     t0 = time.monotonic()
     token = secrets.token_hex(16)
+    print(f"surgecast demo: about {estimate_s(args.duration, args.quick) / 60:.1f} min on 2 idle cores "
+          f"(probe, plan, two {args.duration:g} s rehearsals, report)", flush=True)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
@@ -98,46 +172,76 @@ def run(args: argparse.Namespace) -> int:
         probe = [*me, "probe", "--host", tb.url, "--out", str(out), "--seed", str(args.seed)]
         probe += ["--budget", "30"] if args.quick else []  # else the defaults (--budget 40)
         probe_code = _run(probe, "probe", token)
-        capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
-        if probe_code != 0 or not capacity.get("stamps_per_second"):
-            raise RunFailed("the probe measured no sustainable capacity: "
-                            f"{capacity.get('note') or 'see its output above'}")
+    capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
+    if probe_code != 0 or not capacity.get("stamps_per_second"):
+        raise RunFailed("the probe measured no sustainable capacity: "
+                        f"{capacity.get('note') or 'see its output above'}")
 
-        _phase(3, f"plan {PROFILE} with its 2024 outage at the measured {capacity['stamps_per_second']:.1f} stamps/s")
-        if _run([*me, "plan", "--profile", PROFILE, "--capacity", str(out / "capacity.json"), "--out", str(out)],
-                "plan") != 0:
-            raise RunFailed("the planner failed; see its output above")
+    # The mapping: the testbed stands for the real service at the profile's capacity, so the demand
+    # multiplier m = compress x scale = testbed capacity / real capacity, and the plan is made at the
+    # testbed's measured capacity de-scaled (/ m), which is the real service's.
+    real = float(profile.capacity.stamps_per_second)
+    mult = float(capacity["stamps_per_second"]) / real
+    plan_cap = float(capacity["stamps_per_second"]) / mult
+    _phase(3, f"plan {PROFILE} with its 2024 outage at the testbed's {capacity['stamps_per_second']:.1f} stamps/s "
+              f"de-scaled by m = {mult:.3g}: {plan_cap:.3g} stamps/s, the real service's")
+    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}", "--out", str(out)],
+            "plan") != 0:
+        raise RunFailed("the planner failed; see its output above")
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    schedule = json.loads((out / "gate_schedule.json").read_text(encoding="utf-8"))
 
-        start, end = _window(profile)
-        cal = profile.calendar
-        from datetime import datetime
-        span = (datetime.fromisoformat(end).replace(tzinfo=cal.tz)
-                - datetime.fromisoformat(start).replace(tzinfo=cal.tz)).total_seconds()
-        compress = span / args.duration
-        scale = 1.0 / compress  # demand multiplier 1: the plan's capacity is this testbed's
-        _phase(4, f"rehearse {start} .. {end} in {args.duration:g} s (compress {compress:,.0f}x, "
-                  f"scale {scale:.3g}): the outage and the plan's reopening played on the testbed")
-        code = _run([*me, "rehearse", "--profile", PROFILE, "--host", tb.url,
-                     "--embedded-testbed", "--window", f"{start}/{end}", "--duration", f"{args.duration:g}",
-                     "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
-                     "--gates", str(out / "gate_schedule.json"), "--seed", str(args.seed), "--out", str(out)],
-                    "rehearse", token)
+    compress = consistent_compress(profile)
+    from datetime import datetime
+    window = window_around(datetime.fromisoformat(plan["reopen_at"]).replace(tzinfo=None),
+                           args.duration * compress)
+    scale = mult / compress
+    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s (compress {compress:,.0f}x: 20 min "
+              f"of patience = the client's {profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
+              "on a fresh testbed: the outage's end and the plan's reopening")
+    code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
+    _write_mapping(out, profile, capacity, plan, schedule)
 
-    _phase(5, "check the rehearsal against the plan, and build the report")
-    from analysis.follow import check_plan_followed
+    base = out / "baseline"
+    base.mkdir(exist_ok=True)
+    for name in ("capacity.json", "plan.json"):
+        atomic.write_text(base / name, (out / name).read_text(encoding="utf-8"))
+    base_sched = baseline_schedule(plan, schedule)
+    atomic.write_json(base / "gate_schedule.json", base_sched)
+    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open from the "
+              "reopening (doing nothing)")
+    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args, "baseline")
+    _write_mapping(base, profile, capacity, plan, base_sched)
+
+    _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; build the report")
+    from analysis.follow import check_by_name, check_plan_followed
+    from analysis.rehearsal_model import plan_vs_baseline
     from reports.build import build_report
 
     check = check_plan_followed(out)
+    check["plan_vs_baseline"] = plan_vs_baseline(out, base)
     atomic.write_json(out / "plan_check.json", check)
     for c in check["checks"]:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
+    print(_pvb_lines(check["plan_vs_baseline"]))
     result = build_report(out, lang=args.lang)
     print()
     print(result.summary_markdown)
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
-    from analysis.follow import check_by_name
-    if code == EXIT_INTEGRITY or not check_by_name(check, "integrity")["ok"]:
+    if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
         return EXIT_INTEGRITY
-    if code not in (0, EXIT_THRESHOLD) and code != 0:
-        raise RunFailed(f"the rehearsal ended with exit code {code}; see its output above")
+    for c, what in ((code, "rehearsal"), (base_code, "baseline rehearsal")):
+        if c not in (0, EXIT_THRESHOLD):
+            raise RunFailed(f"the {what} ended with exit code {c}; see its output above")
     return 0 if check["follows"] else EXIT_THRESHOLD
+
+
+def _pvb_lines(pvb: dict[str, Any]) -> str:
+    """Plan against doing nothing, measured beside predicted, as terminal lines."""
+    rows = ["   plan against doing nothing on the testbed (measured / model):"]
+    for key in ("served", "lost", "duplicated", "p95_wait_s"):
+        p, b = pvb["plan"][key], pvb["baseline"][key]
+        rows.append(f"     {key:<11} plan {p['measured']!s:>9} / {p['model']!s:<9}  "
+                    f"baseline {b['measured']!s:>9} / {b['model']!s:<9}")
+    rows.append(f"   {pvb['verdict']}")
+    return "\n".join(rows)

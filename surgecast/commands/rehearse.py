@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> list[str]:
     s = settings
     argv = ["--host", host, "--out", str(out), "--seed", str(s.seed), "--duration", repr(s.duration_s),
-            "--user-cap", str(s.user_cap), "--threshold-window", repr(s.threshold_window_s)]
+            "--user-cap", str(s.user_cap), "--threshold-window", repr(s.threshold_window_s),
+            "--sample-interval", repr(s.sample_interval_s)]
     if s.profile is not None:
         argv += ["--profile", s.profile.source, "--compress", repr(s.compress), "--scale", repr(s.scale)]
         if args.window:
