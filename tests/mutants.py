@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import secrets
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from testbed.ledger import SERIAL_ALPHABET, Ledger
-from testbed.storage import transaction
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,9 +40,10 @@ def _drop_unconfirmed_payments_on_restart() -> None:
     load = Ledger.load
 
     def mutant(self: Ledger) -> None:
-        with transaction(self.db) as db:   # a start-up "clean-up" that forgets 202-accepted payments
+        def forget(db: sqlite3.Connection) -> None:   # a start-up "clean-up" that forgets 202-accepted payments
             db.execute("DELETE FROM payments WHERE status='pending'")
             db.execute("UPDATE orders SET status='pending_payment', payment_id=NULL WHERE status='paying'")
+        self.store.write_now(forget)
         load(self)
     Ledger.load = mutant  # type: ignore[method-assign]
 
@@ -50,16 +51,19 @@ def _drop_unconfirmed_payments_on_restart() -> None:
 def _drop_stamp_job() -> None:
     create, n = Ledger.create_stamp, itertools.count(1)
 
-    async def mutant(self: Ledger, account_id: str, key: str, document: bytes, name: str):  # type: ignore[no-untyped-def]
-        body, replayed = await create(self, account_id, key, document, name)
+    async def mutant(self: Ledger, account_id: str, key: str, document: bytes, name: str,  # type: ignore[no-untyped-def]
+                     *args, **kw):
+        body, replayed = await create(self, account_id, key, document, name, *args, **kw)
         if not replayed and next(n) % 3 == 0:          # every third accepted job, after its 202 is decided
             sid = body["stamp_id"]
             with contextlib.suppress(ValueError):
                 self.issuer.queue.remove(sid)
-            with transaction(self.db) as db:
+
+            def drop(db: sqlite3.Connection) -> None:
                 db.execute("DELETE FROM documents WHERE stamp_id=?", (sid,))
                 db.execute("DELETE FROM stamps WHERE stamp_id=?", (sid,))
                 db.execute("UPDATE quota SET reserved=reserved-1 WHERE account_id=?", (account_id,))
+            await self._write(drop, request=False)
             self.quotas[account_id].reserved -= 1
         return body, replayed
     Ledger.create_stamp = mutant  # type: ignore[method-assign]
@@ -68,8 +72,9 @@ def _drop_stamp_job() -> None:
 def _double_stamp() -> None:
     create, n = Ledger.create_stamp, itertools.count(1)
 
-    async def mutant(self: Ledger, account_id: str, key: str, document: bytes, name: str):  # type: ignore[no-untyped-def]
-        body, replayed = await create(self, account_id, key, document, name)
+    async def mutant(self: Ledger, account_id: str, key: str, document: bytes, name: str,  # type: ignore[no-untyped-def]
+                     *args, **kw):
+        body, replayed = await create(self, account_id, key, document, name, *args, **kw)
         if not replayed and self.quotas[account_id].available >= 1 and next(n) % 2 == 1:
             await create(self, account_id, f"mutant-{key}", document, name)   # a second job, a second serial
         return body, replayed
@@ -79,17 +84,19 @@ def _double_stamp() -> None:
 def _rescale_credit(change: Callable[[int], int]) -> None:
     deliver = Ledger.deliver
 
-    def mutant(self: Ledger, payment_id: str, outcome: str) -> str:
-        result = deliver(self, payment_id, outcome)
+    async def mutant(self: Ledger, payment_id: str, outcome: str, **kw) -> str:  # type: ignore[no-untyped-def]
+        result = await deliver(self, payment_id, outcome, **kw)
         row = self.db.execute("SELECT order_id, account_id, quantity FROM credits WHERE payment_id=?",
                               (payment_id,)).fetchone()
         if result == "applied" and outcome == "confirmed" and row is not None:
             oid, aid, qty = row
             new = change(qty)
-            with transaction(self.db) as db:   # every table agrees, so the server's own audit balances
+
+            def rescale(db: sqlite3.Connection) -> None:   # every table agrees: the server's own audit balances
                 db.execute("UPDATE credits SET quantity=? WHERE order_id=?", (new, oid))
                 db.execute("UPDATE orders SET quantity=? WHERE order_id=?", (new, oid))
                 db.execute("UPDATE quota SET credited=credited+? WHERE account_id=?", (new - qty, aid))
+            await self._write(rescale, request=False)
             self.quotas[aid].credited += new - qty
         return result
     Ledger.deliver = mutant  # type: ignore[method-assign]
@@ -98,12 +105,14 @@ def _rescale_credit(change: Callable[[int], int]) -> None:
 def _misprice() -> None:
     pay = Ledger.pay
 
-    async def mutant(self: Ledger, account_id: str, order_id: str):  # type: ignore[no-untyped-def]
-        status, body = await pay(self, account_id, order_id)
+    async def mutant(self: Ledger, account_id: str, order_id: str, *args, **kw):  # type: ignore[no-untyped-def]
+        status, body = await pay(self, account_id, order_id, *args, **kw)
         price = self.cfg.pricing.duty + self.cfg.pricing.service_fee
-        with transaction(self.db) as db:          # the charge is one e-Meterai more than quoted
+
+        def overcharge(db: sqlite3.Connection) -> None:   # the charge is one e-Meterai more than quoted
             db.execute("UPDATE orders SET amount=amount+? WHERE order_id=? AND amount=quantity*?",
                        (price, order_id, price))
+        await self._write(overcharge, request=False)
         return status, body
     Ledger.pay = mutant  # type: ignore[method-assign]
 
@@ -115,8 +124,8 @@ def _reissue_serial() -> None:
         pdf = fetch(self, account_id, stamp_id)
         if next(n) % 2 == 0:                       # the served serial is replaced by a new one afterwards
             serial = "".join(secrets.choice(SERIAL_ALPHABET) for _ in range(22))
-            with transaction(self.db) as db:
-                db.execute("UPDATE stamps SET serial_number=? WHERE stamp_id=?", (serial, stamp_id))
+            self.store.write_now(lambda db: db.execute("UPDATE stamps SET serial_number=? WHERE stamp_id=?",
+                                                       (serial, stamp_id)))
         return pdf
     Ledger.stamped_document = mutant  # type: ignore[method-assign]
 

@@ -136,7 +136,7 @@ def test_trickling_healthz_is_cut_at_the_preflight_deadline(tb: TestbedServer, t
 def test_trickling_admin_api_cannot_hang_a_rehearsal(tb: TestbedServer, tmp_path: Path) -> None:
     """Before: `rehearse --duration 10` against a trickling admin API never ended."""
     with FaultyFront(tb.url, {"/admin/metrics": ("trickle", 1.0), "/admin/audit": ("trickle", 1.0),
-                              "/admin/ledger": ("trickle", 1.0)}) as front:
+                              "/admin/ledger": ("trickle", 1.0), "/admin/records": ("trickle", 1.0)}) as front:
         r, elapsed = _rehearse(front.url, tmp_path / "out", "--admin-token", TOKEN, duration="10", timeout=140)
     assert r.returncode == 1, (r.returncode, r.stderr[-1000:])
     assert "reconciliation could not run" in _lines(r.stderr)[-1]
@@ -159,6 +159,7 @@ def test_huge_admin_answers_are_capped_not_buffered(tb: TestbedServer, tmp_path:
 def test_wrong_typed_admin_json_keeps_the_client_data_and_fails_honestly(tb: TestbedServer, tmp_path: Path) -> None:
     with FaultyFront(tb.url, {"/admin/metrics": ("json", {"resources": [1, 2], "gates": "open"}),
                               "/admin/ledger": ("json", {"orders": 5, "accounts": "x"}),
+                              "/admin/records": ("json", {"orders": 5, "accounts": "x"}),
                               "/admin/audit": ("json", [1, 2, 3])}) as front:
         r, _ = _rehearse(front.url, tmp_path / "out", "--admin-token", TOKEN)
     out = tmp_path / "out"
