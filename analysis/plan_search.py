@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -77,6 +78,16 @@ def _gevent_patched() -> bool:
         return True
 
 
+def _default_signals() -> None:
+    """In a forked worker: the default SIGTERM/SIGINT, not the parent's (which raise to stop a command).
+
+    The pool ends its workers with SIGTERM; an inherited handler would print a traceback
+    from each worker at the end of every plan.
+    """
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def pool_map(fn: Any, model: Any, jobs: list[Any], extra: Any = None) -> list[Any]:
     """[fn(model, job)] (or fn(model, extra, *job)), in forked workers when there are several jobs."""
     global _CTX
@@ -85,7 +96,7 @@ def pool_map(fn: Any, model: Any, jobs: list[Any], extra: Any = None) -> list[An
         return [fn(model, extra, *j) if extra is not None else fn(model, j) for j in jobs]
     _CTX = (fn, model, extra)
     try:
-        with multiprocessing.get_context("fork").Pool(min(n, len(jobs))) as pool:
+        with multiprocessing.get_context("fork").Pool(min(n, len(jobs)), initializer=_default_signals) as pool:
             return pool.map(_task, jobs, chunksize=1)
     finally:
         _CTX = None

@@ -277,3 +277,17 @@ def test_timeline_shares_the_forecast_contract(tmp_path: Path) -> None:
     assert mine == theirs
     rows = plan.timeline_rows()
     assert len(rows[0]) == len(TIMELINE_COLUMNS) and [r[:len(FORECAST)] for r in rows] == theirs
+
+
+def test_plan_command_as_a_process_prints_no_traceback(tmp_path) -> None:
+    """The real command line: the planner's forked workers are ended by the pool with SIGTERM;
+    they must not inherit the command's SIGTERM handler (it raised in each worker and printed
+    a traceback per worker at the end of every plan)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "surgecast", "plan", "--profile", "casn2024", "--out",
+                        str(tmp_path / "p")], capture_output=True, text=True, timeout=170)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
+    assert (tmp_path / "p" / "plan.json").is_file()
