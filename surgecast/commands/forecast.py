@@ -12,12 +12,11 @@ times in the profile's zone; `--extend` takes whole days (2d).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from pathlib import Path
 
-from surgecast.errors import FieldError, InputFileError
+from surgecast.errors import FieldError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,16 +58,8 @@ def _sps(text: str) -> float:
 
 def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityModel
     from analysis.forecast import capacity_from_json
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"--capacity {path}: no such file; give the capacity.json of a probe run")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise InputFileError(f"--capacity {path}: not UTF-8 text; give the capacity.json of a probe run") from None
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise InputFileError(f"--capacity {path}: not valid JSON ({e}); give the capacity.json of a probe run") from None
-    return capacity_from_json(data, path)
+    from surgecast.commands.capacity_file import read_capacity_json
+    return capacity_from_json(read_capacity_json(path), path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,15 +52,8 @@ def _float(flag: str, text: str) -> float:
 
 
 def _capacity_file(path: str) -> float:
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"--capacity {path}: no such file; give the capacity.json of a probe run")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise InputFileError(f"--capacity {path}: not UTF-8 text; give the capacity.json of a probe run") from None
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise InputFileError(f"--capacity {path}: not valid JSON ({e}); give the capacity.json of a probe run") from None
+    from surgecast.commands.capacity_file import read_capacity_json
+    data = read_capacity_json(path)
     v = data.get("stamps_per_second") if isinstance(data, dict) else None
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
         raise InputFileError(f"--capacity {path}: stamps_per_second = {v!r}; the probe found no sustainable rate, "
