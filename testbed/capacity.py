@@ -37,6 +37,7 @@ from typing import Any
 from testbed.config import ResourceConfig, ServiceTime
 
 log = logging.getLogger("testbed.capacity")
+MAX_CATCH_UP_S = 5.0   # a busy worker catches up at most this much lateness (seconds)
 
 
 def draw_service_time(st: ServiceTime, rng: random.Random) -> float:
@@ -78,6 +79,7 @@ class Slot:
             self._open = False
             self._res._held -= 1
         self._res.queue.append(job)   # (after a release only if the caller was cancelled mid-commit)
+        self._res.queued_at[job] = asyncio.get_running_loop().time()
         self._res._wake(self._res._idle, 1)
 
     def release(self) -> None:
@@ -100,6 +102,7 @@ class Resource:
         self.on_start = on_start
         self.on_finish = on_finish
         self.queue: deque[Any] = deque()
+        self.queued_at: dict[Any, float] = {}   # loop time a job was put (a service never starts before)
         self.in_service: set[Any] = set()
         self.busy = 0
         self.completed = 0
@@ -219,9 +222,21 @@ class Resource:
                 n -= 1
 
     async def _worker(self) -> None:
+        """Serve jobs on a virtual service clock.
+
+        Each job's completion is due one service time after the previous one's *due*
+        moment while the worker stays busy (after an idle spell or a pause, after now).
+        The storage writes around a job and a late wake-up of a busy event loop are thus
+        caught up by the next job instead of adding to every service time: the issuer keeps
+        its configured rate (workers / mean service time) on a loaded machine. The draws,
+        and so the service time distribution, are unchanged. A worker never runs more than
+        `MAX_CATCH_UP_S` behind (a machine too slow to keep up is then simply slower).
+        """
         loop = asyncio.get_running_loop()
+        due: float | None = None          # the virtual clock: when the last job was due to finish
         while True:
             if self.paused or not self.queue:
+                due = None                    # idle (or an outage): the clock restarts from now
                 fut = loop.create_future()
                 self._idle.append(fut)
                 await fut
@@ -230,9 +245,13 @@ class Resource:
             self._grant()
             self.busy += 1
             self.in_service.add(job)
+            now = loop.time()
+            queued = self.queued_at.pop(job, None)
+            start = now if due is None else max(due, queued or due, now - MAX_CATCH_UP_S)
+            due = start + draw_service_time(self.cfg.service, self.rng) * self.slow_factor
             try:
                 await self.on_start(job)
-                await asyncio.sleep(draw_service_time(self.cfg.service, self.rng) * self.slow_factor)
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 if await self.on_finish(job):
                     self.completed += 1
                 else:

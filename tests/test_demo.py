@@ -121,12 +121,13 @@ def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "surgecast", "demo", "--quick", "--duration", "25",
                            "--out", str(out)], capture_output=True, text=True, timeout=290)
-    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    tails = f"exit {proc.returncode}\n--- stdout (tail)\n{proc.stdout[-3000:]}\n--- stderr (tail)\n{proc.stderr[-3000:]}"
+    assert proc.returncode in (0, 1), tails
     for name in ("capacity.json", "probe.csv", "plan.json", "timeline.csv", "gate_schedule.json",
                  "arrivals.csv", "queue.csv", "summary.json", "reconciliation.json", "plan_check.json",
                  "mapping.json", "report.html", "baseline/summary.json", "baseline/queue.csv",
                  "baseline/mapping.json", "baseline/gate_schedule.json"):
-        assert (out / name).is_file(), name
+        assert (out / name).is_file(), f"{name} missing; {tails}"
     check = json.loads((out / "plan_check.json").read_text())
     # exit 0 exactly when every check (the model's included) passed; 1 when one failed
     assert (proc.returncode == 0) == check["follows"], check["checks"]
