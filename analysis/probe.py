@@ -14,10 +14,12 @@ This module only reads; the same functions judge the ladder while it runs.
   upper bound is below 1 + `min_gain`; otherwise undecided (a final judgement then
   takes the point estimate).
 * **sustainable stamps/s**: the rate at the level the probe held (the most measured
-  seconds), with its interval, if throughput had levelled there: the step into it
-  is flat or falling, or its gain is not significant and either below `climb_gain`
-  (25 %) or stamps queue at the held level (their median wait, the `stamps` row's
-  p50_ms, is `queue_factor` = 3 times the least of any level). Otherwise nothing is called the peak: `levelled` is false,
+  seconds), with its interval (the held level's own batch variability), if throughput
+  had levelled there (`levelled_at`): a step next to it is flat or falling, or stamps
+  queued at the issuer there (`queued_levels`: the server's queue non-empty at 90 % of
+  the level's batch edges; without the server's figures the client's median stamp wait
+  is `queue_factor` = 3 times the least of any level) and the step into it is not a
+  significant rise, its gain at most `climb_gain` (25 %). Otherwise nothing is called the peak: `levelled` is false,
   `stamps_per_second` null, and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
   ladder; the level below it is then the capacity (`limited_by = "errors"`).
 * **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
@@ -60,8 +62,10 @@ CONFIDENCE = 0.95
 MIN_GAIN = 0.05
 CLIMB_GAIN = 0.25
 QUEUE_FACTOR = 3.0
+QUEUED_SHARE = 0.9
+OWN_DF = 8
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
-           "plateau", "read_batches_csv", "read_probe_csv"]
+           "level_spread", "levelled_at", "plateau", "queued_levels", "read_batches_csv", "read_probe_csv"]
 
 
 def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -286,6 +290,45 @@ def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     return row
 
 
+def queued_levels(batches: Sequence[Mapping[str, Any]], waits_ms: Mapping[int, float], *,
+                  queue_factor: float = QUEUE_FACTOR, share: float = QUEUED_SHARE) -> set[int]:
+    """The levels where stamps queued at the issuer: saturation evidence, the ladder's and the analysis's.
+
+    Where the target reported its issuer queue at the batch edges (`server_queue`), a level
+    is queued when at least `share` of its edges found stamps waiting (a work-conserving
+    issuer with a queue has every worker busy). Without the server's figures, the client's
+    median stamp wait (accepted to seen done, `waits_ms`) must be `queue_factor` times the
+    least of any level.
+
+    >>> b = [{"concurrency": n, "server_queue": q} for n, q in [(8, 0), (8, 2), (16, 5), (16, 9)]]
+    >>> sorted(queued_levels(b, {}))
+    [16]
+    >>> sorted(queued_levels([], {1: 500.0, 8: 520.0, 32: 1700.0}))
+    [32]
+    """
+    edges: dict[int, list[float]] = defaultdict(list)
+    for b in batches:
+        q = b.get("server_queue")
+        if q is not None and q != "":
+            edges[int(b["concurrency"])].append(float(q))
+    if edges:
+        return {n for n, qs in edges.items() if sum(q > 0 for q in qs) >= share * len(qs)}
+    least = min((w for w in waits_ms.values() if w > 0), default=0.0)
+    return {n for n, w in waits_ms.items() if least > 0 and w / least >= queue_factor}
+
+
+def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+    """The dispersion a level's interval uses: its own when it has `OWN_DF` degrees of freedom
+    (a held level: its own variability, not the ladder's), else pooled over all the batches.
+
+    >>> own = [{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (10, 14) * 5]
+    >>> level_spread(own, own)
+    (0.3704, 9)
+    """
+    own = dispersion(level)
+    return own if own[1] >= OWN_DF else dispersion(every)
+
+
 def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queued: Iterable[int] = (),
             min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
@@ -293,11 +336,9 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
     `estimates` in ascending concurrency. The capacity is the level the probe held
     (the most measured seconds), below the first level whose error ratio is too
     high (`bad`, limited_by "errors"). It stands only if throughput had levelled
-    there: the step into it from the level below is flat or falling, or its gain is
-    not significant and either at most `climb_gain` or the held level is in `queued`
-    (stamps queued at the issuer there: saturation; limited_by "throughput");
-    otherwise the capacity is None and limited_by None: still rising, no level is
-    the peak.
+    there (`levelled_at`: a flat or falling step next to it, or stamps queued there,
+    `queued`, and no significant rise into it; limited_by "throughput"); otherwise
+    the capacity is None and limited_by None: still rising, no level is the peak.
     """
     bad = set(bad)
     good = []
@@ -319,11 +360,33 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
     if errors and i == len(good) - 1:
         return held, "errors", steps
     into = steps[i - 1] if i > 0 else {"verdict": "rising", "gain": None}
-    levelled = into["verdict"] in ("flat", "falling") or (into["verdict"] == "inconclusive" and (
-        held.concurrency in set(queued) or (into["gain"] is not None and into["gain"] <= climb_gain)))
-    if not levelled:
+    out = steps[i] if i < len(steps) else {"verdict": None, "gain": None}
+    if not levelled_at(held, into, out, held.concurrency in set(queued), climb_gain):
         return None, None, steps
     return held, "throughput", steps
+
+
+def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, Any], queued: bool,
+                climb_gain: float = CLIMB_GAIN) -> bool:
+    """Had throughput levelled at the held level? The evidence, with confidence:
+
+    * a step into or out of it is *flat* or *falling* (significantly below 1 + min_gain), or
+    * stamps queued at the issuer there (saturation: a work-conserving issuer with a queue
+      has every worker busy) and the step into it is not a significant rise, its gain at
+      most `climb_gain`.
+
+    A significant rise into the held level, or no evidence either way, is not levelled:
+    nothing is then called the peak.
+
+    >>> e = LevelEstimate(concurrency=64, stamps_per_second=16.0, ci_low=15, ci_high=17, se=0.5, batches=30, seconds=30)
+    >>> levelled_at(e, {"verdict": "inconclusive", "gain": 0.08}, {"verdict": None}, queued=True)
+    True
+    >>> levelled_at(e, {"verdict": "inconclusive", "gain": 0.08}, {"verdict": None}, queued=False)
+    False
+    """
+    if "flat" in (into["verdict"], out["verdict"]) or "falling" in (into["verdict"], out["verdict"]):
+        return into["verdict"] != "rising"
+    return queued and into["verdict"] == "inconclusive" and into["gain"] is not None and into["gain"] <= climb_gain
 
 
 def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
@@ -367,8 +430,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
                   for i, b in enumerate(batches or [])]
     estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
     waits = {n: r["p50_ms"] for n, r in by_step.get("stamps", {}).items() if r.get("p50_ms")}
-    least = min(waits.values(), default=0.0)
-    queued = [n for n, w in waits.items() if least > 0 and w / least >= queue_factor]
+    queued = sorted(queued_levels(batch_rows, waits, queue_factor=queue_factor))
     cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, min_gain=min_gain,
                                      confidence=confidence, climb_gain=climb_gain)
     if cap is not None:
@@ -431,8 +493,8 @@ def _estimates(batches: list[dict[str, Any]], stamps: Mapping[int, Mapping[str, 
         grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for b in batches:
             grouped[b["concurrency"]].append(b)
-        spread = dispersion(batches)
-        return [level_estimate(grouped[n], confidence=confidence, spread=spread) for n in sorted(grouped)]
+        return [level_estimate(grouped[n], confidence=confidence, spread=level_spread(grouped[n], batches))
+                for n in sorted(grouped)]
     return [LevelEstimate(concurrency=n, stamps_per_second=float(r["throughput_per_s"]), ci_low=None, ci_high=None,
                           se=None, batches=0, seconds=float(r["duration_s"])) for n, r in sorted(stamps.items())]
 

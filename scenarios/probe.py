@@ -79,6 +79,7 @@ class ProbeSettings:
     min_batches: int = 3           # batches before a level may be judged
     budget_s: float = 40.0         # wall seconds for the whole ladder and hold
     precision: float = 0.02        # hold until the interval's half-width is this share of the rate
+    hold_share: float = 0.4        # share of the budget the climb leaves for the hold
     climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
     queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
     max_concurrency: int = 256
@@ -100,11 +101,13 @@ class Judge:
 
     `estimate(level_batches, all_batches)` returns an object with `stamps_per_second`
     and `half_width()`; `assess(below, above, final=bool)` returns rising, flat,
-    falling or undecided.
+    falling, undecided or inconclusive; `queued(batches, median_wait_ms_by_level)`
+    the levels where stamps queue at the issuer.
     """
 
     estimate: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any]
     assess: Callable[..., str]
+    queued: Callable[[list[dict[str, Any]], dict[int, float]], set[int]]
 
 
 @dataclass
@@ -375,11 +378,16 @@ class _Ladder:
         else:
             # Going up: the new applicants register, log in and pay before their first stamp.
             # Until every one of them has reached the issuer the level is still filling, and a
-            # window measured then reads a transient, not the level (at most 10 s more).
-            limit = time.monotonic() + 10.0
+            # window measured then reads a transient, not the level (at most 10 s more, and
+            # never into the time kept for the hold).
+            limit = time.monotonic() + min(10.0, max(1.0, self.climb_left()))
             while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0:
                 _sleep_watching(0.1)
         _sleep_watching(settle)
+
+    def climb_left(self) -> float:
+        """Seconds the ladder may still climb: the budget less the share kept for the hold."""
+        return self.left() - self.s.hold_share * self.s.budget_s
 
     def _boundary(self) -> tuple[float, dict[str, Any] | None, dict[str, int]]:
         """One batch edge: the server's figures and the client's cut at (nearly) the same moment."""
@@ -432,7 +440,13 @@ class _Ladder:
         return self.judge.estimate(mine, every)
 
     def climb(self, n: int, below: int | None) -> str:
-        """Measure level n until it can be judged against `below`: the verdict."""
+        """Measure level n until it can be judged against `below`: the verdict.
+
+        rising: climb on. flat / falling: stamps queue at the issuer at n (saturation) and
+        the step into n is not a significant rise (a gain not shown counts as flat only up
+        to `climb_gain`). A level without a queue has headroom whatever its short, noisy
+        rate says, so it is never flat. errors / budget: stop.
+        """
         self.go_to(n)
         measured = 0
         while True:
@@ -446,31 +460,21 @@ class _Ladder:
                 continue
             if below is None:
                 return "rising"
-            last = measured * self.s.batch_s >= self.s.step_duration_s
+            last = measured * self.s.batch_s >= self.s.step_duration_s or self.climb_left() <= 0
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
-            if verdict == "rising":  # a clear rise may be called after two batches
-                return verdict
-            # Anything else stops the climb only where stamps queue at the issuer: their wait
-            # from accepted to done is `queue_factor` times the least wait of any level. A level
-            # with no queue has headroom, whatever its short, noisy rate says.
-            queued = self.wait_ratio(n) >= self.s.queue_factor
+            if verdict == "rising" or (not self.saturated(n) and last):
+                return "rising"   # a clear rise may be called after two batches
+            if measured < self.s.min_batches or not self.saturated(n) or verdict == "undecided":
+                continue
             if verdict == "inconclusive":
-                # a gain not shown but not ruled out: stop if modest (the hold one level deeper
-                # makes up for a knee that was not quite saturated), climb on if large
                 x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
-                return "flat" if queued and x0 > 0 and x1 / x0 <= 1 + self.s.climb_gain else "rising"
-            if verdict in ("flat", "falling") and measured >= self.s.min_batches:
-                if queued:
-                    return verdict
-                if last:
-                    return "rising"
+                return "flat" if x0 > 0 and x1 / x0 <= 1 + self.s.climb_gain else "rising"
+            return verdict
 
-    def wait_ratio(self, n: int) -> float:
-        """Median stamp wait (accepted to seen done) at level n over the least median of any level."""
-        med = {m: float(np.median(lv.stamp_s)) for m, lv in RECORDER.levels.items() if lv.stamp_s}
-        if n not in med or not med:
-            return 0.0
-        return med[n] / max(min(med.values()), 1e-3)
+    def saturated(self, n: int) -> bool:
+        """Stamps queue at the issuer at level n (the judge's rule: the server's queue, else client waits)."""
+        waits = {m: float(np.median(lv.stamp_s)) * 1000 for m, lv in RECORDER.levels.items() if lv.stamp_s}
+        return n in self.judge.queued(self.batches, waits)
 
     def hold(self, n: int, settle: bool) -> None:
         """Keep measuring level n until its interval is tight enough or the budget is spent."""
@@ -482,9 +486,10 @@ class _Ladder:
                 break
 
     def next_level(self, n: int, below: int | None) -> int | None:
-        """Double; quadruple while throughput is near-linear and no stamp queues (nothing to find yet)."""
+        """Double; quadruple while throughput is near-linear and no stamp queues (below the knee
+        a level says nothing about the capacity, and each costs its filling time)."""
         step = 2
-        if below is not None and self.wait_ratio(n) < 1.5:
+        if below is not None and not self.saturated(n):
             x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
             step = 4 if x0 > 0 and x1 / x0 >= 1 + 0.6 * (n / below - 1) else 2
         for k in (step, 2):
@@ -493,27 +498,38 @@ class _Ladder:
         return None
 
     def run(self) -> str:
-        """The whole ladder; returns why it stopped."""
+        """The whole ladder; returns why it stopped (levelled, errors, budget, top)."""
         below: int | None = None
-        n: int | None = 1
-        while n is not None:
+        n = 1
+        while True:
             verdict = self.climb(n, below)
             x = self.estimate(n).stamps_per_second
-            self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, error ratio {RECORDER.error_ratio(n):.1%}, {verdict}")
-            if verdict == "rising":
-                n, below = self.next_level(n, below), n
-                continue
-            if verdict == "flat":
-                # hold one level deeper when there is one: a closed loop saturates more with more
-                # applicants, and a noisy flat step must not leave the hold short of saturation
-                deeper = n * 2 if n * 2 <= self.s.max_concurrency else None
-                self.hold(deeper or n, settle=deeper is not None)
-                return "levelled"
-            if verdict in ("falling", "errors") and below is not None:
+            self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, error ratio {RECORDER.error_ratio(n):.1%}, "
+                     f"{'stamps queue, ' if self.saturated(n) else ''}{verdict}")
+            if verdict == "errors":
+                if below is not None:
+                    self.hold(below, settle=True)
+                return "errors"
+            if verdict == "falling" and below is not None:
                 self.hold(below, settle=True)
-                return "levelled" if verdict == "falling" else "errors"
-            return verdict if verdict != "falling" else "levelled"
-        return "top"
+                return "levelled"
+            if verdict in ("flat", "falling"):
+                # saturated here: hold here when the level below queued too (past the knee by a
+                # level already), else one level deeper, so a random lull cannot empty the queue
+                deeper = n * 2 if n * 2 <= self.s.max_concurrency else None
+                past = below is not None and self.saturated(below)
+                self.hold(n if past or deeper is None else deeper, settle=not past and deeper is not None)
+                return "levelled"
+            if verdict == "budget" or self.climb_left() <= 0:
+                # out of climbing time while still rising: measure on where we are, and let the
+                # analysis judge (a significant rise into it is never called the peak)
+                self.hold(n, settle=False)
+                return "budget"
+            nxt = self.next_level(n, below)
+            if nxt is None:
+                self.hold(n, settle=False)
+                return "top"
+            n, below = nxt, n
 
     def close(self) -> None:
         self.runner.quit()

@@ -118,8 +118,9 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
         PROBE_COLUMNS,
         assess,
         capacity_from_probe,
-        dispersion,
         level_estimate,
+        level_spread,
+        queued_levels,
     )
     from scenarios.probe import Judge, ProbeInterrupted, ProbeSettings, run_probe
     from scenarios.target import issuer_capacity
@@ -130,9 +131,10 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
                              batch_s=args.batch, budget_s=args.budget, precision=args.precision,
                              max_concurrency=args.max_concurrency, max_error_ratio=args.max_error_ratio,
                              seed=args.seed)
-    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence, spread=dispersion(every)),
+    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence, spread=level_spread(b, every)),
                   assess=lambda lo, hi, final=False: assess(lo, hi, min_gain=args.min_gain,
-                                                            confidence=args.confidence, final=final))
+                                                            confidence=args.confidence, final=final),
+                  queued=lambda b, waits: queued_levels(b, waits, queue_factor=settings.queue_factor))
     server = _server_counter(admin) if admin else None
     started = datetime.now(UTC)
     interrupted: Any = None
