@@ -25,7 +25,7 @@ This module only reads; the same functions judge the ladder while it runs.
 * **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
   before; the USL is description, never the capacity.
 
-    >>> batches = [{"concurrency": n, "stamps": x, "duration_s": 1.0}
+    >>> batches = [{"concurrency": n, "stamps": x, "duration_s": 1.0, "server_queue": 5 if n >= 4 else 0}
     ...            for n, xs in [(1, [5, 5, 6]), (2, [10, 9, 11]), (4, [15, 16, 16, 15, 16]),
     ...                          (8, [16, 15, 16, 16, 17, 15, 16, 16])] for x in xs]
     >>> cap = capacity_from_probe([], batches=batches, measured_at="2024-09-01T00:00:00Z")
@@ -351,6 +351,7 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
     for lo, hi in zip(good, good[1:], strict=False):
         steps.append({"from": lo.concurrency, "to": hi.concurrency,
                       "verdict": assess(lo, hi, min_gain=min_gain, confidence=confidence, final=True),
+                      "significant": assess(lo, hi, min_gain=min_gain, confidence=confidence),
                       "gain": round(hi.stamps_per_second / lo.stamps_per_second - 1, 4)
                       if lo.stamps_per_second > 0 else None})
     if not good:
@@ -370,23 +371,29 @@ def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, 
                 climb_gain: float = CLIMB_GAIN) -> bool:
     """Had throughput levelled at the held level? The evidence, with confidence:
 
-    * a step into or out of it is *flat* or *falling* (significantly below 1 + min_gain), or
+    * the step into it is *flat* with confidence (`significant`: the gain's upper bound below
+      min_gain; a final point estimate under min_gain is not enough), or the step out of it
+      flat or *falling* with confidence, or
     * stamps queued at the issuer there (saturation: a work-conserving issuer with a queue
       has every worker busy) and the step into it is not a significant rise, its gain at
       most `climb_gain`.
 
-    A significant rise into the held level, or no evidence either way, is not levelled:
-    nothing is then called the peak.
+    A significant rise into the held level (still rising), or no evidence either way (e.g.
+    a hold that fell below a short lucky level while its queue ran dry: a disturbed hold,
+    or a client that could not drive the target) is not levelled: nothing is then called
+    the peak.
 
     >>> e = LevelEstimate(concurrency=64, stamps_per_second=16.0, ci_low=15, ci_high=17, se=0.5, batches=30, seconds=30)
-    >>> levelled_at(e, {"verdict": "inconclusive", "gain": 0.08}, {"verdict": None}, queued=True)
-    True
-    >>> levelled_at(e, {"verdict": "inconclusive", "gain": 0.08}, {"verdict": None}, queued=False)
-    False
+    >>> step = {"verdict": "inconclusive", "significant": "undecided", "gain": 0.08}
+    >>> levelled_at(e, step, {"verdict": None}, queued=True), levelled_at(e, step, {"verdict": None}, queued=False)
+    (True, False)
     """
-    if "flat" in (into["verdict"], out["verdict"]) or "falling" in (into["verdict"], out["verdict"]):
-        return into["verdict"] != "rising"
-    return queued and into["verdict"] == "inconclusive" and into["gain"] is not None and into["gain"] <= climb_gain
+    sig_in, sig_out = into.get("significant", into["verdict"]), out.get("significant", out["verdict"])
+    if sig_in == "rising":
+        return False     # still rising
+    if sig_in == "flat" or sig_out in ("flat", "falling"):
+        return True
+    return queued and into["gain"] is not None and into["gain"] <= climb_gain
 
 
 def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
@@ -511,11 +518,17 @@ def _rel(x: float | None, ref: float | None) -> float | None:
 
 def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: LevelEstimate | None,
           limited_by: str | None, top: LevelEstimate | None, has_batches: bool, max_error_ratio: float) -> str | None:
+    held = max(estimates, key=lambda e: (e.seconds, e.concurrency)) if estimates else None
     if not by_step.get("stamps") and not estimates:
         return "probe.csv has no 'stamps' rows: no sustainable stamp rate"
     stamp_rows = (by_step.get("stamps") or {}).values()
     if cap is None and stamp_rows and all(r["error_ratio"] > max_error_ratio for r in stamp_rows):
         return f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
+    if cap is None and held is not None and held is not top:
+        return (f"throughput had not levelled with confidence at the held level (concurrency {held.concurrency}, "
+                f"{held.stamps_per_second:g} stamps/s): no flat step next to it and stamps did not queue at the "
+                f"issuer at {QUEUED_SHARE:.0%} of its batch edges, so no level is called the peak; "
+                f"raise --budget or look for another bottleneck (the client, the machine)")
     if cap is None and top is not None:
         return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was still rising "
                 f"({top.stamps_per_second:g} stamps/s there), so no level is called the peak; the capacity is "

@@ -380,7 +380,7 @@ class _Ladder:
             # Until every one of them has reached the issuer the level is still filling, and a
             # window measured then reads a transient, not the level (at most 10 s more, and
             # never into the time kept for the hold).
-            limit = time.monotonic() + min(10.0, max(1.0, self.climb_left()))
+            limit = time.monotonic() + min(10.0, max(4.0, self.climb_left()))
             while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0:
                 _sleep_watching(0.1)
         _sleep_watching(settle)
@@ -476,6 +476,19 @@ class _Ladder:
         waits = {m: float(np.median(lv.stamp_s)) * 1000 for m, lv in RECORDER.levels.items() if lv.stamp_s}
         return n in self.judge.queued(self.batches, waits)
 
+    def wait_ratio(self, n: int) -> float:
+        """Median stamp wait (accepted to seen done) at level n over the least median of any level."""
+        med = {m: float(np.median(lv.stamp_s)) for m, lv in RECORDER.levels.items() if lv.stamp_s}
+        if n not in med:
+            return 0.0
+        return med[n] / max(min(med.values()), 1e-3)
+
+    def thin(self, n: int) -> bool:
+        """The issuer's queue at level n was short at some batch edge (fewer than 2 stamps waiting);
+        without the server's figures, the client's waits under twice `queue_factor` x the least."""
+        edges = [b["server_queue"] for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
+        return min(edges) < 2 if edges else self.wait_ratio(n) < 2 * self.s.queue_factor
+
     def hold(self, n: int, settle: bool) -> None:
         """Keep measuring level n until its interval is tight enough or the budget is spent."""
         if settle:
@@ -514,11 +527,10 @@ class _Ladder:
                 self.hold(below, settle=True)
                 return "levelled"
             if verdict in ("flat", "falling"):
-                # saturated here: hold here when the level below queued too (past the knee by a
-                # level already), else one level deeper, so a random lull cannot empty the queue
-                deeper = n * 2 if n * 2 <= self.s.max_concurrency else None
-                past = below is not None and self.saturated(below)
-                self.hold(n if past or deeper is None else deeper, settle=not past and deeper is not None)
+                # saturated here: hold here (no new applicants, so no filling transient), unless the
+                # queue was thin (a random lull could empty it): then one level deeper
+                deeper = n * 2 if n * 2 <= self.s.max_concurrency and self.thin(n) else None
+                self.hold(deeper or n, settle=deeper is not None)
                 return "levelled"
             if verdict == "budget" or self.climb_left() <= 0:
                 # out of climbing time while still rising: measure on where we are, and let the

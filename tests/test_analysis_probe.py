@@ -113,6 +113,7 @@ def test_the_short_noisy_level_does_not_win_the_winners_curse() -> None:
     batches = (_batches(rng, 4, 8.0, 2) + _batches(rng, 8, 13.0, 2)
                + [{**b, "stamps": 21.0} for b in _batches(rng, 16, 16, 2)]
                + _batches(rng, 32, 16.0, 3) + _batches(rng, 64, 16.0, 30, "hold"))
+    batches = _with_queue(batches, {4: 0, 8: 0, 16: 2, 32: 10, 64: 40})   # the issuer saturated from 32
     cap = capacity_from_probe([], batches=batches, configured_stamps_per_second=16.0)
     assert cap["levelled"] is True and cap["capacity_concurrency"] == 64
     assert cap["stamps_per_second"] == pytest.approx(16.0, rel=0.1)
@@ -155,6 +156,7 @@ def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)
     rng = np.random.default_rng(4)
     batches = _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
+    batches = [{**b, "server_queue": 0.0 if b["concurrency"] == 8 else 9.0} for b in batches]
     cap = capacity_from_probe(read_probe_csv(run / "probe.csv"), batches=batches, max_error_ratio=1.0,
                               configured_stamps_per_second=16.0)
     atomic.write_json(run / "capacity.json", cap)
@@ -162,3 +164,44 @@ def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -
     assert "configured 16/s" in html and "95% interval" in html
     html_id = build_report(run, lang="id").paths[0].read_text()
     assert "terkonfigurasi 16/detik" in html_id
+
+
+# ---- levelling needs evidence: a flat step, or the issuer's queue and no significant rise ----
+
+from analysis.probe import queued_levels  # noqa: E402
+
+
+def _with_queue(batches: list[dict], queue: dict[int, int]) -> list[dict]:
+    return [{**b, "server_queue": float(queue[b["concurrency"]])} for b in batches]
+
+
+def test_a_short_inconclusive_step_levels_only_where_stamps_queue() -> None:
+    # The knee: 16 and 32 applicants on a 16/s issuer, 3 ladder seconds at 16 and a 30-s hold at 32.
+    # The step 16 -> 32 cannot be shown flat from 3 seconds of Poisson counts; what shows that
+    # 32 is saturated is the issuer's queue at its batch edges.
+    rng = np.random.default_rng(8)
+    ladder = [{**b, "stamps": x} for b, x in zip(_batches(rng, 16, 15, 3), (15.0, 17.0, 14.0), strict=True)]
+    base = _batches(rng, 8, 10.0, 3) + ladder + _batches(rng, 32, 16.0, 30, "hold")
+    queued = capacity_from_probe([], batches=_with_queue(base, {8: 0, 16: 3, 32: 20}))
+    assert queued["levelled"] is True and queued["capacity_concurrency"] == 32, queued["steps"]
+    assert queued["queued_levels"] == [16, 32] and queued["steps"][-1]["significant"] == "undecided"
+    # mutated: no queue anywhere (a client that cannot drive the issuer): the same rates are not a peak
+    idle = capacity_from_probe([], batches=_with_queue(base, {8: 0, 16: 0, 32: 0}))
+    assert idle["levelled"] is False and idle["stamps_per_second"] is None, idle["steps"]
+
+
+def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
+    # Stamps queue at 16 and 32, but 32 does 40 % more than 16: still rising, whatever the queue says.
+    rng = np.random.default_rng(9)
+    base = _batches(rng, 16, 16.0, 6) + _batches(rng, 32, 22.4, 30, "hold")
+    cap = capacity_from_probe([], batches=_with_queue(base, {16: 5, 32: 30}))
+    assert cap["steps"][-1]["verdict"] == "rising"
+    assert cap["levelled"] is False and cap["stamps_per_second"] is None
+
+
+def test_queued_levels_needs_a_queue_at_most_edges() -> None:
+    edges = [(16, q) for q in (4, 0, 3)] + [(32, q) for q in [9] * 19 + [0]] + [(64, 0)] * 5
+    b = [{"concurrency": n, "server_queue": float(q)} for n, q in edges]
+    assert queued_levels(b, {}) == {32}                      # 16: one edge in 3 found none
+    # without the server's figures: the client's median waits, 3x the least
+    assert queued_levels([], {1: 500.0, 16: 1200.0, 32: 1600.0}) == {32}
