@@ -1,6 +1,6 @@
 """Benchmark the capacity probe: wall time and error against the configured capacity.
 
-    python benchmarks/bench_probe.py [--runs 5] [--case demo16 --case const8 ...]
+    python benchmarks/bench_probe.py [--runs 5] [--case demo16 --case const8 ...] [--budget S]
 
 Each case starts a fresh testbed of known capacity (workers / mean service time,
 read back from its /admin/config), runs `surgecast probe` against it with the
@@ -40,14 +40,16 @@ CASES = {
     "exp64": ([*FAST, "--issuer-workers", "8", "--issuer-service", "exponential:0.125"], "8 x exponential 0.125 s = 64/s"),
     "const64": ([*FAST, "--issuer-workers", "8", "--issuer-service", "constant:0.125"], "8 x constant 0.125 s = 64/s"),
 }
+GRID = ("const8", "const16", "const64", "exp8", "demo16", "exp64")
 
 
-def one(flags: list[str], seed: int) -> dict:
+def one(flags: list[str], seed: int, budget: list[str]) -> dict:
     """One probe against a fresh testbed; its figures."""
     with TestbedServer(extra_args=flags) as tb, tempfile.TemporaryDirectory() as out:
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "surgecast", "probe", "--host", tb.url,
-                               f"--admin-token={tb.admin_token}", "--out", out, "--seed", str(seed), "--quiet"],
+                               f"--admin-token={tb.admin_token}", "--out", out, "--seed", str(seed), "--quiet",
+                               *budget],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         wall = time.monotonic() - t0
@@ -67,20 +69,23 @@ def main() -> None:
     """Run the cases and print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--case", action="append", choices=sorted(CASES), help="default: demo16 const8 exp64")
+    ap.add_argument("--case", action="append", choices=sorted(CASES), help="default: the grid, " + " ".join(GRID))
+    ap.add_argument("--budget", type=float, default=None, help="the probe's --budget (default: its own, as the demo)")
     args = ap.parse_args()
-    cases = args.case or ["demo16", "const8", "exp64"]
+    cases = args.case or list(GRID)
+    budget = ["--budget", str(args.budget)] if args.budget else []
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     rows = []
     for name in cases:
         flags, what = CASES[name]
         runs = []
         for i in range(args.runs):
-            r = one(flags, seed=i + 1)
+            r = one(flags, seed=i + 1, budget=budget)
             runs.append(r)
             print(f"{name} run {i + 1}: rc={r['rc']} wall={r['wall_s']:.1f}s x={r['x']} err={_pct(r['err'])} "
                   f"ci_half={_pct(r['half'])} covered={r['covered']} client_vs_server={_pct(r['client_vs_server'])} "
-                  f"server_err={_pct(r['server_err'])} level={r['level']} old_rule_err={_pct(r['old_err'])}",
+                  f"server_err={_pct(r['server_err'])} level={r['level']} old_rule_err={_pct(r['old_err'])} "
+                  f"load={os.getloadavg()[0]:.1f}",
                   flush=True)
         errs = [abs(r["err"]) for r in runs if r["err"] is not None]
         olds = [abs(r["old_err"]) for r in runs]
