@@ -330,7 +330,7 @@ def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str
 
 
 def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queued: Iterable[int] = (),
-            min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+            by_server: bool = False, min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
 
     `estimates` in ascending concurrency. The capacity is the level the probe held
@@ -362,21 +362,26 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
         return held, "errors", steps
     into = steps[i - 1] if i > 0 else {"verdict": "rising", "gain": None}
     out = steps[i] if i < len(steps) else {"verdict": None, "gain": None}
-    if not levelled_at(held, into, out, held.concurrency in set(queued), climb_gain):
+    queued = set(queued)
+    if not levelled_at(held, into, out, held.concurrency in queued, climb_gain, by_server=by_server,
+                       below_queued=i > 0 and good[i - 1].concurrency in queued):
         return None, None, steps
     return held, "throughput", steps
 
 
 def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, Any], queued: bool,
-                climb_gain: float = CLIMB_GAIN) -> bool:
+                climb_gain: float = CLIMB_GAIN, *, below_queued: bool = False, by_server: bool = False) -> bool:
     """Had throughput levelled at the held level? The evidence, with confidence:
 
     * the step into it is *flat* with confidence (`significant`: the gain's upper bound below
       min_gain; a final point estimate under min_gain is not enough), or the step out of it
       flat or *falling* with confidence, or
     * stamps queued at the issuer there (saturation: a work-conserving issuer with a queue
-      has every worker busy) and the step into it is not a significant rise, its gain at
-      most `climb_gain`.
+      has every worker busy) as the server reported it (`by_server`), and the step into it
+      is no significant rise from a level that queued too (`below_queued`: two saturated
+      levels cannot differ; a rise from below the knee is the knee crossed), or
+    * stamps queued there by the client's waits only (weaker: a slow client waits too), and
+      the step into it is not a significant rise, its gain at most `climb_gain`.
 
     A significant rise into the held level (still rising), or no evidence either way (e.g.
     a hold that fell below a short lucky level while its queue ran dry: a disturbed hold,
@@ -390,8 +395,12 @@ def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, 
     """
     sig_in, sig_out = into.get("significant", into["verdict"]), out.get("significant", out["verdict"])
     if sig_in == "rising":
-        return False     # still rising
+        # still rising, unless it rose from below the knee into a level the server showed saturated:
+        # that is the knee crossed, not a rise past it (a saturated issuer cannot do more)
+        return by_server and queued and not below_queued
     if sig_in == "flat" or sig_out in ("flat", "falling"):
+        return True
+    if by_server and queued:
         return True
     return queued and into["gain"] is not None and into["gain"] <= climb_gain
 
@@ -438,7 +447,9 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
     estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
     waits = {n: r["p50_ms"] for n, r in by_step.get("stamps", {}).items() if r.get("p50_ms")}
     queued = sorted(queued_levels(batch_rows, waits, queue_factor=queue_factor))
-    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, min_gain=min_gain,
+    by_server = any(b.get("server_queue") not in (None, "") for b in batch_rows)
+    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, by_server=by_server,
+                                     min_gain=min_gain,
                                      confidence=confidence, climb_gain=climb_gain)
     if cap is not None:
         peak["stamps"] = cap.concurrency

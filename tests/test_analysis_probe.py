@@ -197,6 +197,15 @@ def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
     cap = capacity_from_probe([], batches=_with_queue(base, {16: 5, 32: 30}))
     assert cap["steps"][-1]["verdict"] == "rising"
     assert cap["levelled"] is False and cap["stamps_per_second"] is None
+    # the knee crossed: from 16 without a queue into 32 where the server's queue never emptied
+    knee = capacity_from_probe([], batches=_with_queue(base, {16: 0, 32: 30}))
+    assert knee["levelled"] is True and knee["capacity_concurrency"] == 32
+    # but the same rise seen only through the client's waits is not enough
+    rows = [{"concurrency": n, "step": "stamps", "requests": 10, "errors": 0, "error_ratio": 0.0,
+             "throughput_per_s": x, "p50_ms": w, "p95_ms": w, "p99_ms": w, "duration_s": 6.0}
+            for n, x, w in [(16, 16.0, 400.0), (32, 22.4, 1600.0)]]
+    client = capacity_from_probe(rows, batches=base)
+    assert client["queued_levels"] == [32] and client["levelled"] is False
 
 
 def test_queued_levels_needs_a_queue_at_most_edges() -> None:
