@@ -57,7 +57,7 @@ def one(flags: list[str], seed: int, budget: list[str]) -> dict:
     conf = cap["configured_stamps_per_second"]
     x = cap["stamps_per_second"]
     old = max(lv["stamps_per_second"] for lv in cap["levels"])
-    return {"rc": proc.returncode, "wall_s": wall, "x": x, "configured": conf,
+    return {"rc": proc.returncode, "wall_s": wall, "x": x, "configured": conf, "ladder_s": cap["parameters"]["wall_s"],
             "err": (x / conf - 1) if x is not None else None, "old_err": old / conf - 1,
             "covered": x is not None and cap["ci_low"] <= conf <= cap["ci_high"],
             "half": (cap["ci_high"] - cap["ci_low"]) / 2 / x if x else None,
@@ -82,7 +82,8 @@ def main() -> None:
         for i in range(args.runs):
             r = one(flags, seed=i + 1, budget=budget)
             runs.append(r)
-            print(f"{name} run {i + 1}: rc={r['rc']} wall={r['wall_s']:.1f}s x={r['x']} err={_pct(r['err'])} "
+            print(f"{name} run {i + 1}: rc={r['rc']} wall={r['wall_s']:.1f}s (ladder and hold {r['ladder_s']:.1f}s) "
+                  f"x={r['x']} err={_pct(r['err'])} "
                   f"ci_half={_pct(r['half'])} covered={r['covered']} client_vs_server={_pct(r['client_vs_server'])} "
                   f"server_err={_pct(r['server_err'])} level={r['level']} old_rule_err={_pct(r['old_err'])} "
                   f"load={os.getloadavg()[0]:.1f}",

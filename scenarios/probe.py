@@ -59,6 +59,7 @@ from scenarios.profile import Journeys
 from surgecast.errors import TargetError
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
+TAIL_S = 2.0   # at most this long, after the last batch, for its stamps to be seen done
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
                           poll_interval_s=0.2, retry_mix={"backoff": 1.0}, backoff_base_s=0.2,
                           backoff_max_s=2.0, max_attempts=3, request_timeout_s=30.0)
@@ -352,7 +353,8 @@ class _Ladder:
                  progress: Callable[[str], None]) -> None:
         self.s, self.judge, self.server, self.say = s, judge, server_completed, progress
         self.batches: list[dict[str, Any]] = []
-        self.deadline = time.monotonic() + s.budget_s
+        # the budget holds the whole probe: keep the last stamps' sighting (run_probe) inside it
+        self.deadline = time.monotonic() + s.budget_s - TAIL_S
         self._edge: tuple[float, dict[str, Any] | None, dict[str, int]] | None = None
         self.env = Environment(user_classes=[ProbeApplicant], host=s.host)
         self.runner = self.env.create_local_runner()
@@ -374,7 +376,7 @@ class _Ladder:
         settle = self.s.warmup_s
         if before > n:
             rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
-            settle += min(15.0, (before - n) / max(rate, 1.0))
+            settle += max(0.0, min(15.0, (before - n) / max(rate, 1.0), self.left() - 3 * self.s.batch_s))
         else:
             # Going up: the new applicants register, log in and pay before their first stamp.
             # Until every one of them has reached the issuer the level is still filling, and a
@@ -566,7 +568,7 @@ def run_probe(s: ProbeSettings, *, judge: Judge,
     try:
         stopped = ladder.run()
         RECORDER.measure(None)
-        gevent.sleep(min(2.0, RECORDER.lag_s()))  # let the last batch's stamps be seen
+        gevent.sleep(min(TAIL_S, RECORDER.lag_s()))  # let the last batch's stamps be seen
     except KeyboardInterrupt as e:
         raise ProbeInterrupted(getattr(e, "signame", "SIGINT"), _measured(ladder, "interrupted", t0)) from None
     finally:
