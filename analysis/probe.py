@@ -535,7 +535,8 @@ def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: Level
     stamp_rows = (by_step.get("stamps") or {}).values()
     if cap is None and stamp_rows and all(r["error_ratio"] > max_error_ratio for r in stamp_rows):
         return f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
-    if cap is None and held is not None and held is not top:
+    rising_top = len(estimates) < 2 or assess(estimates[-2], estimates[-1]) == "rising"
+    if cap is None and held is not None and held is not top and not rising_top:
         return (f"throughput had not levelled with confidence at the held level (concurrency {held.concurrency}, "
                 f"{held.stamps_per_second:g} stamps/s): no flat step next to it and stamps did not queue at the "
                 f"issuer at {QUEUED_SHARE:.0%} of its batch edges, so no level is called the peak; "

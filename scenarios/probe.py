@@ -444,7 +444,8 @@ class _Ladder:
     def climb(self, n: int, below: int | None) -> str:
         """Measure level n until it can be judged against `below`: the verdict.
 
-        rising: climb on. flat / falling: stamps queue at the issuer at n (saturation) and
+        rising: climb on (headroom: no clear rise, but no queue either: climb on too).
+        flat / falling: stamps queue at the issuer at n (saturation) and
         the step into n is not a significant rise (a gain not shown counts as flat only up
         to `climb_gain`). A level without a queue has headroom whatever its short, noisy
         rate says, so it is never flat. errors / budget: stop.
@@ -464,8 +465,10 @@ class _Ladder:
                 return "rising"
             last = measured * self.s.batch_s >= self.s.step_duration_s or self.climb_left() <= 0
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
-            if verdict == "rising" or (not self.saturated(n) and last):
+            if verdict == "rising":
                 return "rising"   # a clear rise may be called after two batches
+            if not self.saturated(n) and last:
+                return "headroom"  # no clear rise, but no queue either: climb on
             if measured < self.s.min_batches or not self.saturated(n) or verdict == "undecided":
                 continue
             if verdict == "inconclusive":
@@ -541,7 +544,8 @@ class _Ladder:
                 return "budget"
             nxt = self.next_level(n, below)
             if nxt is None:
-                self.hold(n, settle=False)
+                if verdict != "rising":      # more data may show it flat; a clear rise will not level
+                    self.hold(n, settle=False)
                 return "top"
             n, below = nxt, n
 
