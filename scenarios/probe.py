@@ -2,25 +2,28 @@
 
 A fixed pool of `n` applicants loops the new-applicant journey with no think
 time; `n` steps through 1, 2, 4, 8, ... (x4 while throughput grows near-linearly
-and no stamp queues). Each level settles for `warmup_s`, then
-is measured in batches of `batch_s` (sub-windows). A stamp counts when the
+and no stamp queues: below the knee a level says nothing about the capacity and
+each costs its filling time; that is why a ladder may read 1, 2, 8, 32). Each
+level fills (every new applicant has reached the issuer), settles for `warmup_s`,
+then is measured in batches of `batch_s` (sub-windows). A stamp counts when the
 client **sees it done** (GET /v1/stamps/{id} says `done`): completions, not
 accepted 202s, so it works on any target. It is counted at the server's
 `finished_at` when the answer carries one (else when it was seen), so the
 moment a poll happens to see it does not move it between batches. After each batch a `Judge` (given by
 the caller, from `analysis.probe`) compares the level with the one below:
 
-* rising: go to the next level; with no next level the ladder ends *not levelled*;
-* flat: the ladder has levelled; the next level up (this one at the top) is
-  **held** (more batches) until the interval is within `precision` or the time
-  `budget_s` is spent;
-* falling: the level below is held instead;
-* undecided: one more batch, up to `step_duration_s` of measurement per level;
-  then a gain (not significant) below `climb_gain` is flat, a larger one climbs on.
-
-Flat and falling stop the climb only where stamps queue at the issuer (their
-median wait from accepted to done is `queue_factor` times the least of any
-level); without a queue the level has headroom and the ladder climbs on.
+* rising (significantly): go to the next level;
+* no queue at the issuer: the level has headroom whatever its short, noisy rate
+  says: after `step_duration_s` climb on;
+* stamps queue at the issuer (the judge's `queued`: the server's queue non-empty at
+  the batch edges, else the client's waits `queue_factor` x the least) and the step
+  is flat (or a gain not shown, at most `climb_gain`): levelled. That level is
+  **held** (more batches, no new applicants, so no filling transient; one level
+  deeper if its queue was thin) until the interval is within `precision` or the
+  budget is spent; falling: the level below is held instead;
+* the climb stops at `1 - hold_share` of `budget_s`, so the hold always gets its
+  share; out of climbing time, the current level is held and the analysis judges
+  it (a clear rise into it is never called the peak).
 
 A level whose requests fail more than `max_error_ratio` stops the climb (the
 level below is held). When the target has an admin API, `server_completed`
@@ -29,7 +32,7 @@ batch boundary, as a cross-check of the client's count. The result is the rows o
 probe_batches.csv (docs/run-directory.md); `analysis.probe` turns them into
 capacity.json. Usage::
 
-    run = run_probe(ProbeSettings(host="http://127.0.0.1:8080"), judge=Judge(estimate=..., assess=...))
+    run = run_probe(ProbeSettings(host="http://127.0.0.1:8080"), judge=Judge(estimate=..., assess=..., queued=...))
 
 Importing this module imports Locust, which patches the standard library with
 gevent: import it only in a process that runs load.
