@@ -1,9 +1,10 @@
 """The capacity probe's load: a stepped closed-model Locust run (Locust used as a library).
 
 A fixed pool of `n` applicants loops the new-applicant journey with no think
-time; `n` steps through 1, 2, 4, 8, ... (x4 while throughput grows near-linearly
-and no stamp queues: below the knee a level says nothing about the capacity and
-each costs its filling time; that is why a ladder may read 1, 2, 8, 32). Each
+time; `n` steps through 1, 2, 4, 8, ... (x4 while the server's issuer queue stays
+empty, or throughput grows near-linearly and no stamp queues: below the knee a level
+says nothing about the capacity and each costs its filling time; that is why a
+ladder may read 1, 4, 16, 32 or 1, 2, 8, 32). Each
 level fills (every new applicant has reached the issuer), settles for `warmup_s`,
 then is measured in batches of `batch_s` (sub-windows). A stamp counts when the
 client **sees it done** (GET /v1/stamps/{id} says `done`): completions, not
@@ -14,7 +15,8 @@ the caller, from `analysis.probe`) compares the level with the one below:
 
 * rising (significantly): go to the next level;
 * no queue at the issuer: the level has headroom whatever its short, noisy rate
-  says: after `step_duration_s` climb on;
+  says: climb on (after two batches when the server's queue stayed empty, else
+  after `step_duration_s`);
 * stamps queue at the issuer (the judge's `queued`: the server's queue non-empty at
   the batch edges, else the client's waits `queue_factor` x the least) and the step
   is flat (or a gain not shown, at most `climb_gain`): levelled. That level is
@@ -385,10 +387,17 @@ class _Ladder:
             # Until every one of them has reached the issuer the level is still filling, and a
             # window measured then reads a transient, not the level (at most 10 s more, and
             # never into the time kept for the hold).
+            # The server's queue may end the wait sooner: an issuer already saturated (stamps
+            # waiting, every worker busy) stays so as the rest arrive, so its rate is the level's.
             limit = time.monotonic() + min(10.0, max(4.0, self.climb_left()))
-            while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0:
-                _sleep_watching(0.1)
+            while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0 and not self.busy_now():
+                _sleep_watching(0.25)
         _sleep_watching(settle)
+
+    def busy_now(self) -> bool:
+        """The server says its issuer is saturated right now: 2 or more stamps waiting, every worker busy."""
+        c = self._server()
+        return c is not None and c.get("queue", 0) >= 2 and (c.get("busy_share") or 0.0) >= 1.0
 
     def climb_left(self) -> float:
         """Seconds the ladder may still climb: the budget less the share kept for the hold."""
@@ -470,8 +479,8 @@ class _Ladder:
             verdict = self.judge.assess(self.estimate(below), self.estimate(n), final=last)
             if verdict == "rising":
                 return "rising"   # a clear rise may be called after two batches
-            if not self.saturated(n) and last:
-                return "headroom"  # no clear rise, but no queue either: climb on
+            if not self.saturated(n) and (last or self.idle(n)):
+                return "headroom"  # no clear rise, but no queue either (the server's never held one): climb on
             if measured < self.s.min_batches or not self.saturated(n) or verdict == "undecided":
                 continue
             if verdict == "inconclusive":
@@ -491,11 +500,18 @@ class _Ladder:
             return 0.0
         return med[n] / max(min(med.values()), 1e-3)
 
-    def thin(self, n: int) -> bool:
-        """The issuer's queue at level n was short at some batch edge (fewer than 2 stamps waiting);
-        without the server's figures, the client's waits under twice `queue_factor` x the least."""
+    def idle(self, n: int) -> bool:
+        """The server reported its issuer queue at level n, and it was empty at every batch edge."""
         edges = [b["server_queue"] for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
-        return min(edges) < 2 if edges else self.wait_ratio(n) < 2 * self.s.queue_factor
+        return bool(edges) and max(edges) == 0
+
+    def thin(self, n: int) -> bool:
+        """Level n is not robustly saturated: at some batch edge fewer than 2 stamps waited or a
+        worker idled; without the server's figures, client waits under 2 x `queue_factor` x the least."""
+        mine = [b for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
+        if not mine:
+            return self.wait_ratio(n) < 2 * self.s.queue_factor
+        return min(b["server_queue"] for b in mine) < 2 or min(b["server_busy_share"] or 0.0 for b in mine) < 1.0
 
     def hold(self, n: int, settle: bool) -> None:
         """Keep measuring level n until its interval is tight enough or the budget is spent."""
@@ -510,7 +526,9 @@ class _Ladder:
         """Double; quadruple while throughput is near-linear and no stamp queues (below the knee
         a level says nothing about the capacity, and each costs its filling time)."""
         step = 2
-        if below is not None and not self.saturated(n):
+        if self.idle(n):
+            step = 4          # the issuer never queued: far from the knee
+        elif below is not None and not self.saturated(n):
             x0, x1 = self.estimate(below).stamps_per_second, self.estimate(n).stamps_per_second
             step = 4 if x0 > 0 and x1 / x0 >= 1 + 0.6 * (n / below - 1) else 2
         for k in (step, 2):
@@ -541,9 +559,11 @@ class _Ladder:
                 self.hold(deeper or n, settle=deeper is not None)
                 return "levelled"
             if verdict == "budget" or self.climb_left() <= 0:
-                # out of climbing time while still rising: measure on where we are, and let the
-                # analysis judge (a significant rise into it is never called the peak)
-                self.hold(n, settle=False)
+                # out of climbing time while still rising: hold here, or one level deeper if this
+                # one is not robustly saturated (a closed loop saturates with more applicants), and
+                # let the analysis judge (a significant rise into it is never called the peak)
+                deeper = n * 2 if n * 2 <= self.s.max_concurrency and self.thin(n) and verdict != "budget" else None
+                self.hold(deeper or n, settle=deeper is not None)
                 return "budget"
             nxt = self.next_level(n, below)
             if nxt is None:
