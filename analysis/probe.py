@@ -65,7 +65,7 @@ QUEUE_FACTOR = 3.0
 QUEUED_SHARE = 0.9
 OWN_DF = 8
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
-           "level_spread", "levelled_at", "plateau", "queued_levels", "read_batches_csv", "read_probe_csv"]
+           "level_spread", "levelled_at", "plateau", "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv"]
 
 
 def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -317,6 +317,27 @@ def queued_levels(batches: Sequence[Mapping[str, Any]], waits_ms: Mapping[int, f
     return {n for n, w in waits_ms.items() if least > 0 and w / least >= queue_factor}
 
 
+def robust_levels(batches: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Levels the server showed saturated at every batch edge: 2 or more stamps waiting, no worker idle.
+
+    A significant rise *out of* such a level is a rise past saturation (still rising); a
+    rise out of a level that merely queued at a few edges may be the knee being crossed.
+
+    >>> sorted(robust_levels([{"concurrency": 4, "server_queue": 1}, {"concurrency": 16, "server_queue": 6}]))
+    [16]
+    """
+    out: dict[int, bool] = {}
+    for b in batches:
+        q = b.get("server_queue")
+        if q is None or q == "":
+            continue
+        busy = b.get("server_busy_share")
+        ok = float(q) >= 2 and (busy is None or busy == "" or float(busy) >= 1.0)
+        n = int(b["concurrency"])
+        out[n] = out.get(n, True) and ok
+    return {n for n, ok in out.items() if ok}
+
+
 def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """The dispersion a level's interval uses: its own when it has `OWN_DF` degrees of freedom
     (a held level: its own variability, not the ladder's), else pooled over all the batches.
@@ -330,7 +351,7 @@ def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str
 
 
 def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queued: Iterable[int] = (),
-            by_server: bool = False, min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+            robust: Iterable[int] = (), by_server: bool = False, min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
 
     `estimates` in ascending concurrency. The capacity is the level the probe held
@@ -364,7 +385,7 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
     out = steps[i] if i < len(steps) else {"verdict": None, "gain": None}
     queued = set(queued)
     if not levelled_at(held, into, out, held.concurrency in queued, climb_gain, by_server=by_server,
-                       below_queued=i > 0 and good[i - 1].concurrency in queued):
+                       below_queued=i > 0 and good[i - 1].concurrency in set(robust)):
         return None, None, steps
     return held, "throughput", steps
 
@@ -378,8 +399,9 @@ def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, 
       flat or *falling* with confidence, or
     * stamps queued at the issuer there (saturation: a work-conserving issuer with a queue
       has every worker busy) as the server reported it (`by_server`), and the step into it
-      is no significant rise from a level that queued too (`below_queued`: two saturated
-      levels cannot differ; a rise from below the knee is the knee crossed), or
+      is no significant rise from a level the server showed robustly saturated
+      (`below_queued`, `robust_levels`: two saturated levels cannot differ; a rise from
+      below the knee is the knee crossed), or
     * stamps queued there by the client's waits only (weaker: a slow client waits too), and
       the step into it is not a significant rise, its gain at most `climb_gain`.
 
@@ -449,6 +471,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
     queued = sorted(queued_levels(batch_rows, waits, queue_factor=queue_factor))
     by_server = any(b.get("server_queue") not in (None, "") for b in batch_rows)
     cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, by_server=by_server,
+                                     robust=robust_levels(batch_rows),
                                      min_gain=min_gain,
                                      confidence=confidence, climb_gain=climb_gain)
     if cap is not None:
