@@ -65,7 +65,8 @@ def test_probe_finds_a_constant_capacity_within_5_percent(tmp_path: Path, const2
         rows = list(csv.DictReader(f))
     stamps = [r for r in rows if r["step"] == "stamps"]
     levels = [int(r["concurrency"]) for r in stamps]
-    assert levels == sorted(levels) and levels[:2] == [1, 2]
+    # 1 first; then x4 while the issuer's queue stays empty (below the knee), x2 once stamps queue
+    assert levels == sorted(levels) and levels[0] == 1 and len(levels) >= 3
     assert {r["step"] for r in rows} >= {"register", "login", "order", "pay", "stamp", "poll_stamp",
                                           "download", "journey", "stamps"}
     batches = read_batches_csv(tmp_path / "probe_batches.csv")
@@ -129,7 +130,8 @@ def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> Non
     assert "not levelled by the top level (concurrency 4)" in cap["note"]
     assert "not levelled by the top level" in proc.stderr and "Traceback" not in proc.stderr
     assert cap["highest_measured"]["concurrency"] == 4
-    assert len(cap["steps"]) == 2 and all(s["gain"] > 0.25 for s in cap["steps"]), cap["steps"]
+    assert cap["steps"] and all(s["gain"] > 0.25 for s in cap["steps"]), cap["steps"]
+    assert cap["steps"][-1]["significant"] == "rising", cap["steps"]
     assert cap["parameters"]["stopped"] == "top"
 
 
