@@ -43,6 +43,7 @@ class ReportResult:
     paths: list[Path] = field(default_factory=list)
     summary_markdown: str = ""
     verdict_level: str = "info"
+    integrity_level: str = ""  # "bad" when reconciliation found data lost or duplicated
 
 
 def _env() -> jinja2.Environment:
@@ -106,7 +107,8 @@ def build_report(run_dir: Path, *, lang: str = "en", pdf: bool = False) -> Repor
         from reports.pdf import print_pdf
 
         paths.append(print_pdf(out, run_dir / "report.pdf"))
-    return ReportResult(paths=paths, summary_markdown=summary, verdict_level=k.verdict.level)
+    return ReportResult(paths=paths, summary_markdown=summary, verdict_level=k.verdict.level,
+                        integrity_level=k.integrity.level if k.integrity is not None else "")
 
 
 def summary_markdown(run: RunData, k: KeyFigures, tr: Translator, html: Path | None = None) -> str:
