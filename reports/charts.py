@@ -57,7 +57,7 @@ class Chart:
 PIXEL_COLUMNS = 900  # a chart is 9 in x 100 dpi wide: more points per series than 2 per column cannot show
 
 
-def pixel_envelope(x: Any, y: Any, columns: int = PIXEL_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+def pixel_envelope(x: Any, y: Any, columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Downsample a series to what `columns` pixel columns can show: per column its min and its max
     (in their order), plus the first and last point; a series that fits is returned as it is.
 
@@ -69,6 +69,7 @@ def pixel_envelope(x: Any, y: Any, columns: int = PIXEL_COLUMNS) -> tuple[np.nda
         >>> len(x2) <= 2 * PIXEL_COLUMNS + 2, float(y2.max()), float(y2.min()) == float(y.min())
         (True, 9.0, True)
     """
+    columns = columns or PIXEL_COLUMNS
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n = x.size
@@ -383,6 +384,30 @@ def _ms(v: float) -> str:
     return f"{v:g}"
 
 
+def window_steps(starts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window values as a step line (drawstyle steps-post): each holds from its window's start
+    to the next start, and the last window is closed one window later.
+
+    >>> xs, ys = window_steps(np.array([0.0, 10.0, 20.0]), np.array([0.0, 0.0, 5.0]))
+    >>> xs.tolist(), ys.tolist()
+    ([0.0, 10.0, 20.0, 30.0], [0.0, 0.0, 5.0, 5.0])
+    """
+    starts = np.asarray(starts, dtype=float)
+    values = np.asarray(values, dtype=float)
+    step = starts[-1] - starts[-2] if starts.size > 1 else 10.0 / 86400
+    return np.r_[starts, starts[-1] + step], np.r_[values, values[-1:]]
+
+
+def step_value(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
+    """The value a steps-post line shows at `at` (what the eye reads off the chart).
+
+    >>> step_value(np.array([0.0, 10.0, 20.0]), np.array([0.0, 0.0, 5.0]), 19.9)
+    0.0
+    """
+    i = int(np.searchsorted(xs, at, side="right")) - 1
+    return float(ys[max(i, 0)])
+
+
 def throughput_chart(run: RunData, tr: Translator) -> Chart | None:
     """Requests and errors per wall second (all steps), per latency-history window."""
     h = run.latency_history
@@ -400,15 +425,13 @@ def throughput_chart(run: RunData, tr: Translator) -> Chart | None:
     x = mdates.date2num([datetime.fromtimestamp(s, tz).replace(tzinfo=None) for s in uniq])
     fig = _figure()
     ax = fig.add_subplot()
-    # Each window's rate is drawn flat from its start to its end (steps-post, the last window closed
-    # at its end): a line from point to point would show errors rising before the window they fell in.
-    end = x[-1] + (x[-1] - x[-2] if x.size > 1 else 10.0 / 86400)
-    xs = np.r_[x, end]
-    ax.plot(xs, np.r_[count, count[-1:]] / window_s, color=COLOURS["demand"], linewidth=1.2,
+    # Each window's rate is drawn flat from its start to its end (steps-post): a line from point to
+    # point would show errors rising before the window they fell in.
+    ax.plot(*window_steps(x, count / window_s), color=COLOURS["demand"], linewidth=1.2,
             drawstyle="steps-post", label=tr.t("chart_requests_per_s"))
     tw = ax.twinx()
     tw.spines["right"].set_visible(True)
-    tw.plot(xs, np.r_[errors, errors[-1:]] / window_s, color=COLOURS["error"], linewidth=1.0,
+    tw.plot(*window_steps(x, errors / window_s), color=COLOURS["error"], linewidth=1.0,
             drawstyle="steps-post", label=tr.t("chart_errors_per_s"))
     ax.set_ylim(bottom=0)
     tw.set_ylim(bottom=0)
