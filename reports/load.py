@@ -255,7 +255,9 @@ def load_run(run_dir: Path) -> RunData:
     if not run_dir.is_dir():
         raise InputFileError(f"{run_dir}: no such directory; give a run directory written by "
                              "surgecast rehearse, probe, plan or demo")
-    d = RunData(run_dir=run_dir)
+    # Files of another run, or changed since their run wrote them: BlendedRun (exit 2) naming the file,
+    # before anything is parsed (a directory without manifest.json: None, JSON run_ids must agree).
+    d = RunData(run_dir=run_dir, run_id=verify(run_dir))
 
     def has(name: str) -> bool:
         p = run_dir / name
@@ -341,7 +343,6 @@ def load_run(run_dir: Path) -> RunData:
     if not d.kinds and d.run is None:
         raise InputFileError(f"{run_dir}: holds none of the run files (run.json, summary.json, probe.csv, "
                              "plan.json, ...); give a directory written by surgecast rehearse, probe, plan or demo")
-    d.run_id = verify(run_dir)  # files of another run, or changed since: BlendedRun (exit 2) naming the file
     return d
 
 
