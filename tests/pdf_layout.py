@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 DPI = 30
-ORPHAN_ROOM = 0.06     # a heading needs this share of the page height of ink below it on its page
+ORPHAN_ROOM = 0.02     # a heading needs at least a line (2% of the page height) of ink below it on its page
 LEAST_FILL = 0.5       # every page but the last has ink down to at least half its height
 
 
