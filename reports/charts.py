@@ -345,14 +345,17 @@ def latency_chart(run: RunData, tr: Translator) -> Chart | None:
 LOG_TICKS = np.array([1, 2, 5])  # ms ticks per decade: 1, 2, 5, 10, 20, 50, ...
 
 
-def log_ticks(lo: float, hi: float, *, least: int = 3) -> list[float]:
+def log_ticks(lo: float, hi: float, *, least: int = 3, most: int = 6) -> list[float]:
     """Ticks for a log axis over [lo, hi]: 1-2-5 per decade, padded out to at least `least` ticks,
-    so a sub-chart spanning less than a decade still reads (a bare log axis gives it one or two).
+    so a sub-chart spanning less than a decade still reads (a bare log axis gives it one or two);
+    over `most`, 1-5 or decades only.
 
     >>> log_ticks(30, 90)
     [20.0, 50.0, 100.0]
     >>> log_ticks(1, 1000)
-    [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+    [1.0, 10.0, 100.0, 1000.0]
+    >>> log_ticks(120, 130)
+    [50.0, 100.0, 200.0]
     """
     lo, hi = max(lo, 1e-3), max(hi, lo * 1.0001)
     grid = [float(m * 10.0 ** e) for e in range(math.floor(math.log10(lo)) - 2, math.ceil(math.log10(hi)) + 3)
@@ -360,12 +363,21 @@ def log_ticks(lo: float, hi: float, *, least: int = 3) -> list[float]:
     inside = [g for g in grid if lo <= g <= hi]
     below = [g for g in grid if g < lo]
     above = [g for g in grid if g > hi]
-    while len(inside) < least and (below or above):
-        if above and (len(inside) % 2 == 0 or not below):
+    while len(inside) < least and (below or above):  # pad with the mark nearest the data (in log terms)
+        up = math.log10(above[0] / hi) if above else math.inf
+        down = math.log10(lo / below[-1]) if below else math.inf
+        if up <= down:
             inside.append(above.pop(0))
-        elif below:
+        else:
             inside.insert(0, below.pop())
+    for keep in ((1, 5), (1,)):  # a wide range: fewer marks per decade, so the labels do not crowd
+        if len(inside) > most and len([g for g in inside if _mantissa(g) in keep]) >= least:
+            inside = [g for g in inside if _mantissa(g) in keep]
     return inside
+
+
+def _mantissa(v: float) -> int:
+    return round(v / 10.0 ** math.floor(math.log10(v) + 1e-9))
 
 
 def _log_ticks(ax: Any, d: dict[str, np.ndarray]) -> None:

@@ -204,10 +204,10 @@ def test_throughput_shows_errors_only_from_their_window(dirs: dict[str, Path]) -
     assert np.interp(starts[k - 1] + 0.5 * (starts[k] - starts[k - 1]), starts, errors) > 0
 
 
-@pytest.mark.parametrize(("lo", "hi"), [(30, 90), (5, 7), (0.2, 0.9), (120, 130), (1, 10_000), (999, 1001)])
+@pytest.mark.parametrize(("lo", "hi"), [(30, 90), (5, 7), (0.2, 0.9), (120, 130), (1, 10_000), (999, 1001), (5, 6000)])
 def test_latency_axes_get_at_least_three_ticks(lo: float, hi: float) -> None:
     ticks = charts.log_ticks(lo, hi)
-    assert len(ticks) >= 3 and ticks == sorted(ticks)
+    assert 3 <= len(ticks) <= 6 and ticks == sorted(ticks)  # enough to read, few enough not to crowd
     assert ticks[0] <= hi and ticks[-1] >= lo  # they are about the data, not elsewhere
 
 
