@@ -20,7 +20,7 @@ after their run wrote them::
     >>> claim(d, what="probe", run_id="20261202T000000Z-123456")
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory (or delete this one)
+    surgecast.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory for the probe (or delete this one)
 
 Imports nothing of the project but `surgecast.errors` and `surgecast.atomic`.
 """
@@ -150,14 +150,13 @@ def claim(out: Path, *, what: str, flag: str = "--out", run_id: str | None = Non
     if m is not None and m["run_id"] != rid:
         kinds = ", ".join(sorted({str(f.get("by", "?")) for f in m["files"].values() if isinstance(f, dict)}))
         raise FieldError(flag, str(out), f"holds files of another run ({m['run_id']}: {kinds or 'nothing listed'}); "
-                                         "give a new directory (or delete this one)")
+                                         f"give a new directory for the {what} (or delete this one)")
     if m is None:
         found = run_files(out)
         if found:
             raise FieldError(flag, str(out), f"holds files of an earlier run ({', '.join(found[:3])}"
-                                             f"{', ...' if len(found) > 3 else ''}); give a new directory "
-                                             "(or delete this one)")
-    del what
+                                             f"{', ...' if len(found) > 3 else ''}); give a new directory for "
+                                             f"the {what} (or delete this one)")
     return rid
 
 
