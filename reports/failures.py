@@ -37,5 +37,10 @@ def explain(error: str, tr: Translator) -> str:
 
 
 def failure_rows(failures: list[dict[str, str]], tr: Translator, limit: int = 15) -> list[dict[str, str]]:
-    """The failures table: method, endpoint, the error in words (the raw text kept for a tooltip), count."""
-    return [{**f, "words": explain(f["error"], tr)} for f in failures[:limit]]
+    """The failures table: method, the journey step in words, the error in words (the raw text kept for a
+    tooltip), count.
+
+    >>> failure_rows([{"method": "POST", "name": "wait_quota", "error": "x", "occurrences": "2"}], Translator("id"))[0]["step"]
+    'tunggu kuota'
+    """
+    return [{**f, "step": tr.step(f["name"]), "words": explain(f["error"], tr)} for f in failures[:limit]]

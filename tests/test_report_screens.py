@@ -161,7 +161,9 @@ def test_bahasa_indonesia_in_words(dirs: dict[str, Path]) -> None:
     html = (dirs["full-id"] / "report.html").read_text(encoding="utf-8")
     assert "(md)" not in html and "p99 (ms)" in html
     assert "Direktori hasil pengujian" in html and "Direktori run" not in html
-    assert "HTTP 500: server gagal" in html and "HTTPError(" not in html.split('title="')[0]
+    table = html[html.index('id="error-table"'):html.index('id="thresholds"')]
+    assert "HTTP 500: server gagal" in table and ">HTTPError(" not in table
+    assert ">tunggu kuota<" in table and ">wait_quota<" not in table  # the step in words, the id in a tooltip
     thin = html[html.index('data-warning="thin_percentiles"'):]
     thin = thin[:thin.index("</div>")]
     assert "bubuhkan (n=" in thin and "poll_stamp" not in thin and "wait_quota" not in thin
