@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 
 from reports import charts as charts_mod
+from reports.failures import failure_rows
 from reports.figures import (
     KeyFigures,
     error_rows,
@@ -43,6 +44,7 @@ class ReportResult:
     paths: list[Path] = field(default_factory=list)
     summary_markdown: str = ""
     verdict_level: str = "info"
+    integrity_level: str = ""  # "bad" when reconciliation found data lost or duplicated
 
 
 def _env() -> jinja2.Environment:
@@ -74,7 +76,7 @@ def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
         t=tr.t, tr=tr, lang=tr.lang, run=run, k=k, kinds=kinds,
         kind_names=[tr.t(f"kind_{x}") for x in ("rehearsal", "probe", "plan") if x in kinds], charts=charts, absent=absent,
         warnings=find_warnings(run, tr), latency=latency_rows(run, tr), errors=error_rows(run, tr),
-        thresholds=_thresholds(run, tr), failures=run.failures[:15], usl=_usl_rows(run, tr),
+        thresholds=_thresholds(run, tr), failures=failure_rows(run.failures, tr), usl=_usl_rows(run, tr),
         what_if=_what_if(run, tr), params=params, css=css, version=__version__,
         plan_check=plan_check_lines(run, tr), pvb=plan_vs_baseline_rows(run, tr),
         pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
@@ -106,7 +108,8 @@ def build_report(run_dir: Path, *, lang: str = "en", pdf: bool = False) -> Repor
         from reports.pdf import print_pdf
 
         paths.append(print_pdf(out, run_dir / "report.pdf"))
-    return ReportResult(paths=paths, summary_markdown=summary, verdict_level=k.verdict.level)
+    return ReportResult(paths=paths, summary_markdown=summary, verdict_level=k.verdict.level,
+                        integrity_level=k.integrity.level if k.integrity is not None else "")
 
 
 def summary_markdown(run: RunData, k: KeyFigures, tr: Translator, html: Path | None = None) -> str:
@@ -134,17 +137,21 @@ def _title(run: RunData, tr: Translator) -> str:
 
 
 def _params(run: RunData, tr: Translator) -> list[tuple[str, str]]:
+    """The run's parameters as (name, value) rows: numbers exact (as a command line takes them),
+    lists joined, objects as `key value` pairs; never a Python repr."""
     r = run.run or {}
     s = run.summary or {}
     src = {**s, **r}
     out = []
+    if run.run_id:
+        out.append(("run_id", run.run_id))
     for key in ("kind", "profile", "host", "embedded_testbed", "compress", "scale", "demand_multiplier", "seed",
                 "duration_s", "max_rate", "user_cap", "workers", "steps", "step_duration_s",
                 "wall_origin_at", "calendar_origin_at", "started_at", "finished_at"):
-        if key in src and src[key] is not None:
-            v = src[key]
-            text = tr.smart(v) if isinstance(v, float) else ", ".join(map(str, v)) if isinstance(v, list) else str(v)
-            out.append((key, text))
+        v = src.get(key)
+        if v is None or (key == "steps" and not isinstance(v, list)):  # summary.json's steps: the latency table
+            continue
+        out.append((key, _param_text(v, tr)))
     versions = src.get("versions") or {}
     if versions:
         out.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
@@ -155,6 +162,23 @@ def _params(run: RunData, tr: Translator) -> list[tuple[str, str]]:
     if run.profile is not None:
         out.append(("profile source", "profile.toml" if "profile.toml" in run.present else tr.t("profile_shipped")))
     return out
+
+
+def _param_text(v: Any, tr: Translator) -> str:
+    """One parameter value in words a user can type again.
+
+    >>> _param_text(0.034848, Translator("id")), _param_text([1, 2.5], Translator("en"))
+    ('0.034848', '1, 2.5')
+    >>> _param_text({"a": 1, "b": [2, 3]}, Translator("en"))
+    'a 1; b 2, 3'
+    """
+    if isinstance(v, bool | int | float):
+        return tr.exact(v)
+    if isinstance(v, list | tuple):
+        return ", ".join(_param_text(x, tr) for x in v)
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_param_text(x, tr)}" for k, x in v.items())
+    return str(v)
 
 
 def _thresholds(run: RunData, tr: Translator) -> list[dict[str, Any]]:
@@ -169,7 +193,7 @@ def _thresholds(run: RunData, tr: Translator) -> list[dict[str, Any]]:
 def _usl_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
     out = []
     for step, f in ((run.capacity or {}).get("usl") or {}).items():
-        out.append({"step": tr.t(f"step_{step}") if f"step_{step}" in tr.table else step,
+        out.append({"step": tr.step(step),
                     "alpha": tr.num(f["alpha"], 4), "beta": tr.num(f["beta"], 6), "gamma": tr.smart(f["gamma"]),
                     "peak_load": tr.num(f.get("peak_load")), "peak": tr.smart(f.get("peak_throughput")),
                     "limit": tr.smart(f.get("limit_throughput")), "r2": tr.num(f.get("r2"), 3)})

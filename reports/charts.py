@@ -50,9 +50,46 @@ class Chart:
     id: str
     title: str
     svg: str
+    notes: tuple[str, ...] = ()  # translation keys the caption adds for what this drawing holds
 
 
 # ---------------------------------------------------------------- helpers
+PIXEL_COLUMNS = 900  # a chart is 9 in x 100 dpi wide: more points per series than 2 per column cannot show
+
+
+def pixel_envelope(x: Any, y: Any, columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Downsample a series to what `columns` pixel columns can show: per column its min and its max
+    (in their order), plus the first and last point; a series that fits is returned as it is.
+
+    The drawn line covers the same pixels: every peak and trough survives (the planner's
+    timeline has 31,679 one-minute points; the chart is 900 pixels wide)::
+
+        >>> x = np.arange(31_679.0); y = np.sin(x / 500.0); y[12_345] = 9.0
+        >>> x2, y2 = pixel_envelope(x, y)
+        >>> len(x2) <= 2 * PIXEL_COLUMNS + 2, float(y2.max()), float(y2.min()) == float(y.min())
+        (True, 9.0, True)
+    """
+    columns = columns or PIXEL_COLUMNS
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = x.size
+    if n <= 2 * columns + 2:
+        return x, y
+    lo, hi = x[0], x[-1]
+    col = np.clip(((x - lo) / ((hi - lo) or 1.0) * columns).astype(int), 0, columns - 1)
+    starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+    ends = np.r_[starts[1:], n]
+    keep = [0, n - 1]
+    finite = np.where(np.isnan(y), np.inf, y), np.where(np.isnan(y), -np.inf, y)
+    for a, b in zip(starts, ends, strict=True):
+        keep.append(a + int(np.argmin(finite[0][a:b])))
+        keep.append(a + int(np.argmax(finite[1][a:b])))
+        if np.isnan(y[a:b]).any():  # keep a gap a gap
+            keep.append(a + int(np.flatnonzero(np.isnan(y[a:b]))[0]))
+    idx = np.unique(np.array(keep))
+    return x[idx], y[idx]
+
+
 def _figure(width: float = 9.0, height: float = 3.6) -> Figure:
     with matplotlib.rc_context(_RC):
         return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -142,13 +179,14 @@ def demand_chart(run: RunData, tr: Translator) -> Chart | None:
     if run.timeline is not None and len(run.timeline):
         tl = run.timeline
         x = _local(tl["calendar_at"], tz)
-        ax.fill_between(x, 0, tl["demand_per_s"], color=COLOURS["demand"], alpha=0.25, linewidth=0,
-                        label=tr.t("chart_demand_new"))
-        ax.plot(x, tl["demand_per_s"] + tl["retry_per_s"], color=COLOURS["demand"], linewidth=1.2,
+        ax.fill_between(*pixel_envelope(x, tl["demand_per_s"]), 0, color=COLOURS["demand"], alpha=0.25,
+                        linewidth=0, label=tr.t("chart_demand_new"))
+        ax.plot(*pixel_envelope(x, tl["demand_per_s"] + tl["retry_per_s"]), color=COLOURS["demand"], linewidth=1.2,
                 label=tr.t("chart_demand_with_retries"))
-        ax.plot(x, tl["served_per_s"], color=COLOURS["served"], linewidth=1.0, label=tr.t("chart_served"))
-        ax.plot(x, tl["capacity_per_s"], color=COLOURS["capacity"], linewidth=1.8, drawstyle="steps-post",
-                label=tr.t("chart_capacity"))
+        ax.plot(*pixel_envelope(x, tl["served_per_s"]), color=COLOURS["served"], linewidth=1.0,
+                label=tr.t("chart_served"))
+        ax.plot(*pixel_envelope(x, tl["capacity_per_s"]), color=COLOURS["capacity"], linewidth=1.8,
+                drawstyle="steps-post", label=tr.t("chart_capacity"))
     elif run.profile is not None:
         from scenarios.curve import ArrivalCurve
 
@@ -187,10 +225,12 @@ def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
     twin = None
     if tl is not None and len(tl):
         x = _local(tl["calendar_at"], tz)
-        ax.fill_between(x, 0, tl["queue"], color=COLOURS["model"], alpha=0.25, linewidth=0)
-        ax.plot(x, tl["queue"], color=COLOURS["model"], linewidth=1.2, label=tr.t("chart_backlog_model"))
+        xq_, q_ = pixel_envelope(x, tl["queue"])
+        ax.fill_between(xq_, 0, q_, color=COLOURS["model"], alpha=0.25, linewidth=0)
+        ax.plot(xq_, q_, color=COLOURS["model"], linewidth=1.2, label=tr.t("chart_backlog_model"))
         ax.set_ylabel(tr.t("axis_backlog_applicants"))
-        ax_w.plot(x, tl["wait_s"] / 3600, color=COLOURS["wait"], linewidth=1.2, label=tr.t("chart_wait_model"))
+        ax_w.plot(*pixel_envelope(x, tl["wait_s"] / 3600), color=COLOURS["wait"], linewidth=1.2,
+                  label=tr.t("chart_wait_model"))
         ax_w.set_ylabel(tr.t("axis_wait_hours"))
         ax_w.set_ylim(bottom=0)
         _num_axis(ax_w, tr)
@@ -206,8 +246,8 @@ def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
             twin = ax.twinx()
             twin.spines["right"].set_visible(True)
             target = twin
-        label = tr.t("chart_backlog_measured", scale=tr.smart(scale) if scale else "?")
-        target.plot(xq, q["issuer_queue"], color=COLOURS["measured"], linewidth=1.0, label=label)
+        label = tr.t("chart_backlog_measured", scale=tr.exact(scale) if scale else "?")
+        target.plot(*pixel_envelope(xq, q["issuer_queue"]), color=COLOURS["measured"], linewidth=1.0, label=label)
         target.set_ylabel(tr.t("axis_measured_queue"), color=COLOURS["measured"])
         target.set_ylim(bottom=0)
         _num_axis(target, tr)
@@ -289,8 +329,7 @@ def latency_chart(run: RunData, tr: Translator) -> Chart | None:
         ax.plot(x, d["intended_p99_ms"], color="#d9480f", linewidth=1.0, linestyle=":",
                 label=tr.t("chart_p99_intended"))
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: tr.smart(v)))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        _log_ticks(ax, d)
         ax.set_title(tr.t(f"step_{step}") if f"step_{step}" in tr.table else step, fontsize=9, loc="left")
         ax.set_ylabel(tr.t("axis_ms"))
         _time_axis(ax, tr, tz, label=False, maxticks=5)
@@ -301,6 +340,84 @@ def latency_chart(run: RunData, tr: Translator) -> Chart | None:
     fig.suptitle(tr.t("chart_latency_title"), fontsize=10)
     fig.supxlabel(tr.t("axis_calendar_time", zone=_zone_name(tz)), fontsize=9)
     return Chart(id="chart-latency", title=tr.t("chart_latency_title"), svg=_svg(fig, "latency"))
+
+
+LOG_TICKS = np.array([1, 2, 5])  # ms ticks per decade: 1, 2, 5, 10, 20, 50, ...
+
+
+def log_ticks(lo: float, hi: float, *, least: int = 3, most: int = 6) -> list[float]:
+    """Ticks for a log axis over [lo, hi]: 1-2-5 per decade, padded out to at least `least` ticks,
+    so a sub-chart spanning less than a decade still reads (a bare log axis gives it one or two);
+    over `most`, 1-5 or decades only.
+
+    >>> log_ticks(30, 90)
+    [20.0, 50.0, 100.0]
+    >>> log_ticks(1, 1000)
+    [1.0, 10.0, 100.0, 1000.0]
+    >>> log_ticks(120, 130)
+    [50.0, 100.0, 200.0]
+    """
+    lo, hi = max(lo, 1e-3), max(hi, lo * 1.0001)
+    grid = [float(m * 10.0 ** e) for e in range(math.floor(math.log10(lo)) - 2, math.ceil(math.log10(hi)) + 3)
+            for m in LOG_TICKS]
+    inside = [g for g in grid if lo <= g <= hi]
+    below = [g for g in grid if g < lo]
+    above = [g for g in grid if g > hi]
+    while len(inside) < least and (below or above):  # pad with the mark nearest the data (in log terms)
+        up = math.log10(above[0] / hi) if above else math.inf
+        down = math.log10(lo / below[-1]) if below else math.inf
+        if up <= down:
+            inside.append(above.pop(0))
+        else:
+            inside.insert(0, below.pop())
+    for keep in ((1, 5), (1,)):  # a wide range: fewer marks per decade, so the labels do not crowd
+        if len(inside) > most and len([g for g in inside if _mantissa(g) in keep]) >= least:
+            inside = [g for g in inside if _mantissa(g) in keep]
+    return inside
+
+
+def _mantissa(v: float) -> int:
+    return round(v / 10.0 ** math.floor(math.log10(v) + 1e-9))
+
+
+def _log_ticks(ax: Any, d: dict[str, np.ndarray]) -> None:
+    """At least three labelled ticks on a latency sub-chart's log axis; the limits take them in."""
+    vals = np.concatenate([d[k] for k in ("p50_ms", "p99_ms", "intended_p99_ms")])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    if not vals.size:
+        return
+    ticks = log_ticks(float(vals.min()), float(vals.max()))
+    ax.set_yticks(ticks, [_ms(t) for t in ticks])
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(min(ticks[0], float(vals.min())) * 0.9, max(ticks[-1], float(vals.max())) * 1.1)
+
+
+def _ms(v: float) -> str:
+    return f"{v:g}"
+
+
+def window_steps(starts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window values as a step line (drawstyle steps-post): each holds from its window's start
+    to the next start, and the last window is closed one window later.
+
+    >>> xs, ys = window_steps(np.array([0.0, 10.0, 20.0]), np.array([0.0, 0.0, 5.0]))
+    >>> xs.tolist(), ys.tolist()
+    ([0.0, 10.0, 20.0, 30.0], [0.0, 0.0, 5.0, 5.0])
+    """
+    starts = np.asarray(starts, dtype=float)
+    values = np.asarray(values, dtype=float)
+    step = starts[-1] - starts[-2] if starts.size > 1 else 10.0 / 86400
+    return np.r_[starts, starts[-1] + step], np.r_[values, values[-1:]]
+
+
+def step_value(xs: np.ndarray, ys: np.ndarray, at: float) -> float:
+    """The value a steps-post line shows at `at` (what the eye reads off the chart).
+
+    >>> step_value(np.array([0.0, 10.0, 20.0]), np.array([0.0, 0.0, 5.0]), 19.9)
+    0.0
+    """
+    i = int(np.searchsorted(xs, at, side="right")) - 1
+    return float(ys[max(i, 0)])
 
 
 def throughput_chart(run: RunData, tr: Translator) -> Chart | None:
@@ -320,10 +437,14 @@ def throughput_chart(run: RunData, tr: Translator) -> Chart | None:
     x = mdates.date2num([datetime.fromtimestamp(s, tz).replace(tzinfo=None) for s in uniq])
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(x, count / window_s, color=COLOURS["demand"], linewidth=1.2, label=tr.t("chart_requests_per_s"))
+    # Each window's rate is drawn flat from its start to its end (steps-post): a line from point to
+    # point would show errors rising before the window they fell in.
+    ax.plot(*window_steps(x, count / window_s), color=COLOURS["demand"], linewidth=1.2,
+            drawstyle="steps-post", label=tr.t("chart_requests_per_s"))
     tw = ax.twinx()
     tw.spines["right"].set_visible(True)
-    tw.plot(x, errors / window_s, color=COLOURS["error"], linewidth=1.0, label=tr.t("chart_errors_per_s"))
+    tw.plot(*window_steps(x, errors / window_s), color=COLOURS["error"], linewidth=1.0,
+            drawstyle="steps-post", label=tr.t("chart_errors_per_s"))
     ax.set_ylim(bottom=0)
     tw.set_ylim(bottom=0)
     ax.set_ylabel(tr.t("axis_requests_per_wall_s"))
@@ -362,6 +483,7 @@ def usl_chart(run: RunData, tr: Translator) -> Chart | None:
     usl = run.capacity["usl"]  # type: ignore[index]
     fig = _figure(9.0, 3.4)
     axes = np.atleast_1d(fig.subplots(1, len(steps)))
+    stars = 0
     for ax, step in zip(axes, steps, strict=True):
         f = usl[step]
         nmax = 1.0
@@ -380,6 +502,7 @@ def usl_chart(run: RunData, tr: Translator) -> Chart | None:
             xp = f.get("peak_throughput") or float(usl_x(peak, f["alpha"], f["beta"], f["gamma"]))
             ax.plot([peak], [xp], marker="*", markersize=13, color="#111827", linestyle="none",
                     label=tr.t("chart_usl_peak", n=tr.num(peak), x=tr.smart(xp)))
+            stars += 1
             if peak > nmax:
                 ax.axvspan(nmax, top, color="#f59f00", alpha=0.08, label=tr.t("chart_usl_extrapolated"))
         if step == "stamps" and (run.capacity or {}).get("stamps_per_second"):
@@ -394,7 +517,8 @@ def usl_chart(run: RunData, tr: Translator) -> Chart | None:
         label = tr.t(f"step_{step}") if f"step_{step}" in tr.table else step
         ax.set_title(tr.t("chart_usl_title_step", step=label), fontsize=9)
         ax.legend(fontsize=7, frameon=False, loc="lower right")
-    return Chart(id="chart-usl", title=tr.t("chart_usl_title"), svg=_svg(fig, "usl"))
+    return Chart(id="chart-usl", title=tr.t("chart_usl_title"), svg=_svg(fig, "usl"),
+                 notes=("caption_usl_star",) if stars else ("caption_usl_nostar",))
 
 
 def gate_changes(run: RunData) -> list[dict[str, Any]]:

@@ -59,6 +59,28 @@ class Translator:
 
     __call__ = t
 
+    def step(self, step: str) -> str:
+        """A journey step's name in words (`step_ID` in the table), else the id as it is.
+
+        >>> Translator("id").step("wait_quota"), Translator("en").step("other")
+        ('tunggu kuota', 'other')
+        """
+        key = f"step_{step}"
+        return self.table.get(key, step)
+
+    def exact(self, x: float | int) -> str:
+        """A parameter as it can be given again on the command line: every digit kept, a dot as
+        the decimal mark in every language (a rounded scale cannot be reproduced).
+
+        >>> Translator("id").exact(0.034848), Translator("en").exact(60.0), Translator("en").exact(True)
+        ('0.034848', '60', 'true')
+        """
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, float) and x.is_integer():
+            return str(int(x))
+        return repr(x)
+
     def num(self, x: float | int | None, digits: int = 0) -> str:
         """`x` with thousands separators and `digits` decimals ('–' for None or NaN).
 

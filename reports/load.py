@@ -27,6 +27,7 @@ import numpy as np
 
 from scenarios.profile import Profile, load_profile, parse_profile
 from surgecast.errors import InputFileError, ProfileError
+from surgecast.rundir import verify
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 
@@ -81,6 +82,7 @@ class RunData:
     gate_schedule: list[dict[str, Any]] | None = None
     plan_check: dict[str, Any] | None = None  # plan_check.json: the demo's rehearsal-vs-plan check
     waiting_room: dict[str, Any] | None = None  # waiting_room.json: the plan's waiting-room settings
+    run_id: str | None = None  # the run every file belongs to (surgecast.rundir.verify); None: no manifest.json
 
     @property
     def kinds(self) -> set[str]:
@@ -253,7 +255,9 @@ def load_run(run_dir: Path) -> RunData:
     if not run_dir.is_dir():
         raise InputFileError(f"{run_dir}: no such directory; give a run directory written by "
                              "surgecast rehearse, probe, plan or demo")
-    d = RunData(run_dir=run_dir)
+    # Files of another run, or changed since their run wrote them: BlendedRun (exit 2) naming the file,
+    # before anything is parsed (a directory without manifest.json: None, JSON run_ids must agree).
+    d = RunData(run_dir=run_dir, run_id=verify(run_dir))
 
     def has(name: str) -> bool:
         p = run_dir / name

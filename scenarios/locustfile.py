@@ -124,6 +124,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         opts.admin_token = token
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
                                     profile_value=opts.profile)
+        if settings.out:  # another run's files there: exit 2 before any load (same run id: the parent's)
+            from surgecast.rundir import claim, process_run_id
+            claim(Path(settings.out), what="rehearsal", run_id=process_run_id())
     except SurgecastError as e:
         if STATE.embedded is not None:
             STATE.embedded.stop()

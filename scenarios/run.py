@@ -36,7 +36,7 @@ from scenarios.schedule import admin_actions, play, restore
 from scenarios.summary import exit_code_for, run_json, summary_json
 from scenarios.target import AdminClient
 from scenarios.thresholds import ThresholdWatch
-from surgecast import atomic
+from surgecast import atomic, rundir
 from surgecast.jsonhttp import HttpError, JsonClient, RedirectRefused
 
 SETUP_CONCURRENCY = 16
@@ -405,29 +405,32 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
         finished = time.time()
         if out is None:
             return code
-        if audit is not None:
-            atomic.write_json(out / "audit.json", audit)
-        if server_ledger is not None:
-            atomic.write_json(out / "server_ledger.json", server_ledger)
-        if server_records is not None:
-            atomic.write_json(out / "server_records.json", server_records)
-        if recon is not None:
-            atomic.write_json(out / "reconciliation.json", recon)
+        rid = rundir.process_run_id()
+        for name, obj in (("audit.json", audit), ("server_ledger.json", server_ledger),
+                          ("server_records.json", server_records), ("reconciliation.json", recon)):
+            if obj is not None:
+                atomic.write_json(out / name, rundir.stamp(obj, rid))
         more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
         more.update(complete=not interrupted, problems=problems)
         if admin is not None and admin.problems:
             more["admin_problems"] = list(admin.problems)
-        atomic.write_json(out / "run.json", run_json(s, origin_unix=origin_unix, started_unix=started_unix,
-                                                     finished_unix=finished,
-                                                     extra={"admin_actions": action_log, **extra, **more}))
-        atomic.write_json(out / "summary.json", summary_json(
+        atomic.write_json(out / "run.json", rundir.stamp(run_json(
+            s, origin_unix=origin_unix, started_unix=started_unix, finished_unix=finished,
+            extra={"admin_actions": action_log, **extra, **more}), rid))
+        atomic.write_json(out / "summary.json", rundir.stamp(summary_json(
             s, recorder, scheduled_expected=scheduled_expected, elapsed_s=finished - origin_unix,
-            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more))
+            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more), rid))
+        rundir.record(out, REHEARSAL_FILES + tuple(n for n in rundir.run_files(out) if n.startswith("latency/")),
+                      run_id=rid, by="rehearsal")
     except OSError as e:
         print(f"OutputError: cannot write the run directory {out} ({e.strerror or e}); free space or give "
               f"another --out", file=sys.stderr, flush=True)
         return 1
     return code
+
+
+REHEARSAL_FILES = ("arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "profile.toml", "audit.json",
+                   "server_ledger.json", "server_records.json", "reconciliation.json", "run.json", "summary.json")
 
 
 def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
@@ -488,9 +491,13 @@ def publish_locust_csvs(staging: Path, out: Path) -> None:
     """Move Locust's CSVs from the staging prefix directory into `out` atomically, then remove staging."""
     if not staging.is_dir():
         return
+    names = []
     for f in sorted(staging.glob("locust_*.csv")):
         atomic.write_bytes(out / f.name, f.read_bytes())
+        names.append(f.name)
     shutil.rmtree(staging, ignore_errors=True)
+    if (out / rundir.MANIFEST).is_file():  # the run wrote its files (conclude): Locust's belong to the same run
+        rundir.record(out, names, run_id=rundir.process_run_id(), by="rehearsal")
 
 
 def stamp_time() -> str:

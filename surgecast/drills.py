@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.profile import flat_profile_toml
-from surgecast import atomic
+from surgecast import atomic, rundir
 from surgecast.children import child_env
 from surgecast.children import stop as stop_child
 from surgecast.errors import FieldError, SurgecastError
@@ -452,7 +452,16 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
     duration = float(duration_s or drill.duration_s)
     if not 8 <= duration <= 600:
         raise FieldError("--duration", duration_s, "give 8 to 600 seconds (the faults play in the first 9 s)")
+    with rundir.exported(rundir.claim(out, what="drill")):  # the rehearsal and the drill's files: one run id
+        return _run_drill(drill, out=out, duration=duration, seed=seed, fresh_keys=fresh_keys, quiet=quiet)
+
+
+def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_keys: bool,
+               quiet: bool) -> dict[str, Any]:
+    """run_drill after its checks, under the run id exported in the environment."""
     from testbed.process import TestbedServer
+
+    name = drill.name
 
     say = (lambda _m: None) if quiet else (lambda m: print(f"[drill] {m}", file=sys.stderr, flush=True))
     started = time.time()
@@ -540,7 +549,9 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
                                       "finished_at", "elapsed_s", "rehearse_exit_code", "reconciliation",
                                       "duplicates", "audit")}
     if out.is_dir() or not out.exists():
-        atomic.write_json(out / "drill.json", ordered)
+        atomic.write_json(out / "drill.json", rundir.stamp(ordered, rundir.process_run_id()))
+        rundir.record(out, ["drill.json", "drill_server_records.json", "drill_server_ledger.json"],
+                      run_id=rundir.process_run_id(), by="drill")
     return ordered
 
 
@@ -556,7 +567,8 @@ def _write_interrupted(drill: Drill, ctx: DrillContext, out: Path, e: BaseExcept
               "elapsed_s": round(time.time() - started, 2)}
     if out.is_dir() or not out.exists():
         with contextlib.suppress(OSError):
-            atomic.write_json(out / "drill.json", result)
+            atomic.write_json(out / "drill.json", rundir.stamp(result, rundir.process_run_id()))
+            rundir.record(out, ["drill.json"], run_id=rundir.process_run_id(), by="drill")
 
 
 def _reconciliation_check(client: list[dict[str, str]], records: dict[str, Any] | None,
@@ -566,7 +578,7 @@ def _reconciliation_check(client: list[dict[str, str]], records: dict[str, Any] 
 
     if records is None:
         return _check("reconciliation", False, "GET /admin/records failed after the load"), None
-    atomic.write_json(out / "drill_server_records.json", records)
+    atomic.write_json(out / "drill_server_records.json", rundir.stamp(records, rundir.process_run_id()))
     recon = reconcile(client, records, settled=True)
     bad = ", ".join(f"{k}={recon[k]}" for k in recon["problems"])
     first = Counter(d["problem"] for d in recon["details"] if d.get("count") in recon["problems"])
@@ -610,7 +622,7 @@ def _judge(drill: Drill, ctx: DrillContext, out: Path, *, audit: dict[str, Any] 
     if server is None:
         checks.append(_check("no_duplicate_jobs", False, "GET /admin/ledger failed after the load"))
     else:
-        atomic.write_json(out / "drill_server_ledger.json", server)
+        atomic.write_json(out / "drill_server_ledger.json", rundir.stamp(server, rundir.process_run_id()))
         dups = duplicate_jobs(client, server, db_path)
         n = dups["duplicate_orders"] + dups["duplicate_stamp_jobs"]
         checks.append(_check("no_duplicate_jobs", n == 0,

@@ -72,7 +72,7 @@ def test_acceptance_prints_and_writes_the_contract(accepted) -> None:
     hours = sorted({r["hour"] for r in plan["timetable"]})
     assert len(hours) >= 12 and hours[0] == plan["reopen_at"]
     room = json.loads((out / "waiting_room.json").read_text())
-    assert list(room) == ["stages"]
+    assert list(room) == ["run_id", "stages"]  # run_id: docs/run-directory.md, "Run ids"
     for s in room["stages"]:
         assert list(s) == ["id", "start", "cloudflare", "aws_virtual_waiting_room", "queue_it", "why"]
         assert set(s["cloudflare"]) == {"total_active_users", "new_users_per_minute", "session_duration_minutes"}
@@ -215,8 +215,11 @@ def test_stage_ids_are_stable_and_the_table_validated() -> None:
 def test_reordering_stages_cannot_silently_break_the_plan_check(tmp_path: Path) -> None:
     d = tmp_path / "run"
     shutil.copytree(FIXTURES / "full", d)
-    code, _ = _run(["plan", "--profile", "casn2024", "--no-bands", "--out", str(d)])
+    # plan refuses a directory holding another run's files: plan apart, then lay its files over the rehearsal's
+    code, _ = _run(["plan", "--profile", "casn2024", "--no-bands", "--out", str(tmp_path / "plan")])
     assert code == 0
+    for name in ("plan.json", "timeline.csv", "gate_schedule.json", "waiting_room.json"):
+        shutil.copy(tmp_path / "plan" / name, d / name)
     plan = json.loads((d / "plan.json").read_text())
     first = check_plan_followed(d)
     plan["stages"] = list(reversed(plan["stages"]))

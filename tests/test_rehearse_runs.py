@@ -184,3 +184,8 @@ def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
     assert s["scheduled"] > 5 and s["exit_code"] == 0
     history = rows(out / "locust_stats_history.csv")
     assert len(history) > 3   # full history, not just the aggregate
+    # one run id over every file, Locust's CSVs (published at exit) included
+    from surgecast import rundir
+
+    listed = json.loads((out / "manifest.json").read_text())["files"]
+    assert rundir.verify(out) is not None and "locust_stats_history.csv" in listed and "arrivals.csv" in listed

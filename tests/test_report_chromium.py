@@ -58,7 +58,7 @@ def test_dump_dom_holds_the_verdict_text(full_report: Path) -> None:
 def test_pdf_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "plan"
     shutil.copytree(FIXTURES / "plan", d, ignore=shutil.ignore_patterns("report.*"))
-    assert main(["report", str(d), "--pdf", "--lang", "id"]) == 0
+    assert main(["report", str(d), "--pdf", "--lang", "id"]) == 1  # printed; the plan's verdict is red
     pdf = (d / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
     assert "PDF:" in capsys.readouterr().out

@@ -75,7 +75,7 @@ def test_bad_histogram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_old_report_survives_a_failed_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = _copy(tmp_path, "plan")
-    assert main(["report", str(d)]) == 0
+    assert main(["report", str(d)]) == 1  # written; the plan's verdict is red
     before = (d / "report.html").read_bytes()
     (d / "plan.json").write_text("{")
     _fails(["report", str(d)], capsys, "plan.json")
@@ -87,7 +87,7 @@ def test_any_subset_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     for name in ("timeline.csv", "queue.csv", "latency", "probe.csv", "reconciliation.json", "profile.toml"):
         p = d / name
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-    assert main(["report", str(d)]) == 0
+    assert main(["report", str(d)]) == 1  # written; the full fixture's plan verdict is red
     html = (d / "report.html").read_text(encoding="utf-8")
     assert "not checked: this directory has no reconciliation.json" in html
     assert 'data-absent="latency-table"' in html

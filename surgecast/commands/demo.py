@@ -32,7 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from surgecast import atomic
+from surgecast import atomic, rundir
 from surgecast.atomic import check_writable
 from surgecast.children import TOKEN_ENV, child_env
 from surgecast.children import stop as stop_child
@@ -137,9 +137,10 @@ def _write_mapping(out: Path, profile: Any, capacity: dict[str, Any], plan: dict
                    gates: list[dict[str, Any]]) -> None:
     from analysis.rehearsal_model import mapping
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    atomic.write_json(out / "mapping.json", mapping(
+    atomic.write_json(out / "mapping.json", rundir.stamp(mapping(
         profile, run, plan_stamps_per_second=plan.get("capacity_stamps_per_second"),
-        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates))
+        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates), rundir.process_run_id()))
+    rundir.record(out, ["mapping.json"], run_id=rundir.process_run_id(), by="demo")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,7 +154,16 @@ def run(args: argparse.Namespace) -> int:
         if (d / "summary.json").exists():
             raise FieldError("--out", str(out), "already holds a demo; give a new directory")
     check_writable(out)
+    # Another run's files in --out or --out/baseline: exit 2 before anything is written (never half old, half new).
+    run_id = rundir.claim(out, what="demo")
+    rundir.claim(out / "baseline", what="demo", run_id=run_id)
     out.mkdir(parents=True, exist_ok=True)
+    with rundir.exported(run_id):  # every phase writes its files under the demo's run id
+        return _demo(args, out, run_id)
+
+
+def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
+    """The six phases (see the module docstring) in `out`, every child under `run_id`."""
     from scenarios.profile import load_profile
     from testbed.process import TestbedServer
 
@@ -208,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         atomic.write_text(base / name, (out / name).read_text(encoding="utf-8"))
     base_sched = baseline_schedule(plan, schedule)
     atomic.write_json(base / "gate_schedule.json", base_sched)
+    rundir.record(base, ["capacity.json", "plan.json", "gate_schedule.json"], run_id=run_id, by="demo")
     _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open from the "
               "reopening (doing nothing)")
     base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args, "baseline")
@@ -220,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
 
     check = check_plan_followed(out)
     check["plan_vs_baseline"] = plan_vs_baseline(out, base)
-    atomic.write_json(out / "plan_check.json", check)
+    atomic.write_json(out / "plan_check.json", rundir.stamp(check, run_id))
+    rundir.record(out, ["plan_check.json"], run_id=run_id, by="demo")
     for c in check["checks"]:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
     print(_pvb_lines(check["plan_vs_baseline"]))

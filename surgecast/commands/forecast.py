@@ -84,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
+    from surgecast import rundir
+    run_id = rundir.claim(out, what="forecast")  # another run's files there: exit 2, nothing written
     f = forecast(profile, stamps_per_second=sps, capacity=capacity, outage=outage, extend_days=days,
                  decided_at=decided, overload=args.overload)
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, f.timeline_rows())
-    atomic.write_json(out / "forecast.json", f.as_json())
+    atomic.write_json(out / "forecast.json", rundir.stamp(f.as_json(), run_id))
+    rundir.record(out, ["timeline.csv", "forecast.json"], run_id=run_id, by="forecast")
     print(f.render())
     print(f"\n  wrote {out / 'forecast.json'}, {out / 'timeline.csv'}")
     return 0

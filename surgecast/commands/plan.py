@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         parse_outage,
     )
     from scenarios.profile import load_profile
-    from surgecast import atomic
+    from surgecast import atomic, rundir
 
     profile = load_profile(args.profile)
     tz = profile.calendar.tz
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
     atomic.check_writable(out)
+    run_id = rundir.claim(out, what="plan")  # another run's files there: exit 2, nothing written
     from analysis.planner import DEFAULT_TARGET
     target = (DEFAULT_TARGET if args.target is None else None if args.target == "unlimited"
               else _float("--target", args.target))
@@ -122,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
     from analysis.plan_output import render, waiting_room_json
     j = plan.as_json()
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
-    atomic.write_json(out / "waiting_room.json", waiting_room_json(plan, j["stages"]))
-    atomic.write_json(out / "plan.json", j)
+    atomic.write_json(out / "waiting_room.json", rundir.stamp(waiting_room_json(plan, j["stages"]), run_id))
+    atomic.write_json(out / "plan.json", rundir.stamp(j, run_id))
+    rundir.record(out, ["timeline.csv", "gate_schedule.json", "waiting_room.json", "plan.json"], run_id=run_id,
+                  by="plan")
     print(render(plan, j))
     print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}, {out / 'waiting_room.json'}")
     return 0

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from surgecast import __version__, atomic
+from surgecast import __version__, atomic, rundir
 from surgecast.atomic import check_writable
 from surgecast.children import TOKEN_ENV
 from surgecast.errors import FieldError
@@ -78,6 +78,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.out.exists() and not args.out.is_dir():
         raise FieldError("--out", str(args.out), "is a file; give a directory")
     check_writable(args.out)
+    args.run_id = rundir.claim(args.out, what="probe")  # another run's files there: exit 2 before any load
     for flag, v in (("--step-duration", args.step_duration), ("--warmup", args.warmup),
                     ("--max-error-ratio", args.max_error_ratio)):
         if not math.isfinite(v):
@@ -161,7 +162,8 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     atomic.write_csv(out / "probe.csv", PROBE_COLUMNS, ([r[c] for c in PROBE_COLUMNS] for r in result.rows))
     atomic.write_csv(out / "probe_batches.csv", BATCH_COLUMNS,
                      ([b[c] if b[c] is not None else "" for c in BATCH_COLUMNS] for b in result.batches))
-    atomic.write_json(out / "capacity.json", capacity)
+    atomic.write_json(out / "capacity.json", rundir.stamp(capacity, args.run_id))
+    rundir.record(out, ["probe.csv", "probe_batches.csv", "capacity.json"], run_id=args.run_id, by="probe")
     _print(capacity, out)
     if interrupted is not None:
         print(f"Interrupted: the probe was stopped by {interrupted.signame} after "

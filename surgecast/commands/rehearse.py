@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from surgecast import atomic
+from surgecast import atomic, rundir
 from surgecast.atomic import check_writable
 from surgecast.children import child_env
 from surgecast.children import stop as stop_child
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir() and (out / "summary.json").exists():
         raise FieldError("--out", args.out, "already holds a rehearsal; give a new directory")
     check_writable(out)
+    args.run_id = rundir.claim(out, what="rehearsal")  # another run's files there: exit 2 before any load
     if args.host:
         host = check_host(args.host, allow_remote=args.allow_remote)
         token = args.admin_token
@@ -125,6 +126,7 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
 
     cmd += locust_distributed_args(args)
     env = child_env(token)  # the token goes in the environment, never on argv (ps shows argv)
+    env[rundir.RUN_ID_ENV] = args.run_id  # the Locust process writes the files under this command's run id
     interrupted: KeyboardInterrupt | None = None
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -147,6 +149,8 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
         text = log.read()
     if out.is_dir():
         atomic.write_text(out / "locust.log", text)
+        if (out / rundir.MANIFEST).is_file():  # the run wrote its files: the log is one of them
+            rundir.record(out, ["locust.log"], run_id=args.run_id, by="rehearsal")
     summary = out / "summary.json"
     if interrupted is not None and not summary.is_file():
         raise interrupted

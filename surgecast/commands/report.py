@@ -3,14 +3,19 @@
     surgecast report runs/demo               # English, prints a Markdown summary
     surgecast report runs/demo --lang id --pdf
 
-Exit 0 when the report is written; 2 for a missing or malformed file (nothing
-written) or when --pdf cannot run Chromium (report.html is still written).
+Exit 0 when the report is written and its verdict is not red; 1 when the verdict
+is red (target not met, thresholds failed) and 3 when reconciliation found data
+lost or duplicated, like the other commands (the report is still written); 2 for a missing or malformed file, or a directory whose files come
+from different runs (nothing written), or when --pdf cannot run Chromium
+(report.html is still written).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,4 +39,6 @@ def run(args: argparse.Namespace) -> int:
 
         pdf = print_pdf(result.paths[0], args.dir / "report.pdf")
         print(f"PDF: {pdf}")
-    return 0
+    if result.integrity_level == "bad":
+        return EXIT_INTEGRITY  # data lost or duplicated (3), as rehearse and demo say
+    return EXIT_THRESHOLD if result.verdict_level == "bad" else 0
