@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.errors import TargetError
 
 
 def testbed_command(*, admin_token: str, db: str | None = None, extra: list[str] | None = None) -> list[str]:
     """The command line of an embedded testbed on a free loopback port."""
-    cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [*python_module("surgecast"), "testbed", "--host", "127.0.0.1", "--port", "0"]
     if db:
         cmd += ["--db", db]
     return cmd + list(extra or [])

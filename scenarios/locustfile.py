@@ -31,6 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Locust puts the working directory first on sys.path before it loads this file; a folder named
+# `scenarios` or `surgecast` where the user stands must not shadow ours (tests/test_term_start.py).
+if sys.path[0] != str(Path(__file__).resolve().parent.parent):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner

@@ -16,9 +16,11 @@ its `exit_code` is returned; argparse's own usage errors become one line too.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from surgecast import __version__
 from surgecast.children import signals_raise
@@ -40,11 +42,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """` (did you mean X?)` for the closest of `choices` to `word`, or "" when none is close.
+
+    >>> did_you_mean("--durtion", ["--duration", "--out"])
+    ' (did you mean --duration?)'
+    >>> did_you_mean("forcast", ["forecast", "plan"]) + did_you_mean("--zzz", ["--out"])
+    ' (did you mean forecast?)'
+    """
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2."""
+    """argparse that reports usage errors as one line and exit code 2, with "did you mean" for a
+    mistyped flag (Python 3.12's suggest_on_error does this; we support 3.11)."""
+
+    _argv: Sequence[str] = ()
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{self.prog}: {message}{self._flag_hint()} (see '{self.prog} --help')")
+
+    def _flag_hint(self) -> str:
+        """"did you mean" for the first given flag that is neither an option nor an abbreviation of one."""
+        flags = [o for a in self._actions for o in a.option_strings]
+        for token in self._argv:
+            if token == "--":
+                break
+            flag = token.split("=", 1)[0]
+            if flag.startswith("--") and not any(f.startswith(flag) for f in flags):
+                hint = did_you_mean(flag, flags)
+                if hint:
+                    return hint
+        return ""
 
 
 def _top_help() -> str:
@@ -100,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         name = args[0]
         if name not in COMMANDS:
-            raise UsageError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
+            raise UsageError(f"unknown command {name!r}{did_you_mean(name, list(COMMANDS))}; "
+                             f"choose one of: {', '.join(COMMANDS)}")
         parser = build_parser(name)
         ns = parser.parse_args(args[1:])
         with signals_raise():

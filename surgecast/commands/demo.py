@@ -26,7 +26,6 @@ import argparse
 import json
 import secrets
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from surgecast import atomic
 from surgecast.atomic import check_writable
-from surgecast.children import TOKEN_ENV, child_env
+from surgecast.children import TOKEN_ENV, child_env, python_module
 from surgecast.children import stop as stop_child
 from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
@@ -70,7 +69,7 @@ def estimate_s(duration: float, quick: bool) -> float:
 
 
 def _run(cmd: list[str], what: str, token: str | None = None) -> int:
-    shown = " ".join(cmd[2:])
+    shown = " ".join(cmd[3:])  # after python -P -m
     pre = f"{TOKEN_ENV}=*** " if token else ""
     print(f"   $ {pre}surgecast {shown.removeprefix('surgecast ')}", flush=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token))
@@ -158,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     from testbed.process import TestbedServer
 
     profile = load_profile(PROFILE)
-    me = [sys.executable, "-m", "surgecast"]
+    me = python_module("surgecast")
     t0 = time.monotonic()
     token = secrets.token_hex(16)
     print(f"surgecast demo: about {estimate_s(args.duration, args.quick) / 60:.1f} min on 2 idle cores "

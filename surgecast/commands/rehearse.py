@@ -24,7 +24,7 @@ from typing import Any
 
 from surgecast import atomic
 from surgecast.atomic import check_writable
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.children import stop as stop_child
 from surgecast.errors import FieldError, RunFailed, UsageError
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> int:
-    cmd = [sys.executable, "-m", "locust", "-f", _locust_file(), "--headless", "--only-summary",
+    cmd = [*python_module("locust"), "-f", _locust_file(), "--headless", "--only-summary",
            "--loglevel", "WARNING", "--exit-code-on-error", "0"] + _passthrough(args, settings, host, token, out)
     from scenarios.distributed_cli import locust_distributed_args
 
