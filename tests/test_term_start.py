@@ -77,3 +77,23 @@ def test_no_suggestion_for_a_far_typo_or_a_valid_abbreviation(capsys: pytest.Cap
     assert "did you mean" not in capsys.readouterr().err
     assert main(["queue", "--arrival", "2", "--service-rate", "1", "--servers", "3", "--bogus-flag-x"]) == 2
     assert "did you mean --arrival-rate" not in capsys.readouterr().err  # --arrival is a valid abbreviation
+
+
+@pytest.mark.timeout(120)
+def test_tool_locust_in_pyproject_sets_our_options(tmp_path: Path) -> None:
+    """Locust reads [tool.locust] from pyproject.toml in the cwd, our custom options included."""
+    import tomllib
+
+    root = Path(CODE_ROOT)
+    ours = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["locust"]
+    assert ours["locustfile"] == "locustfile.py" and ours["web-host"] == "127.0.0.1"
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.locust]\n"
+        f"locustfile = {json.dumps(str(root / 'locustfile.py'))}\n"
+        'headless = true\nonly-summary = true\nloglevel = "WARNING"\n'
+        'arrival-rate = 3\nduration = "3"\nseed = 7\nout = "run"\n')
+    r = subprocess.run([*python_module("locust")], cwd=tmp_path, env=child_env(None), capture_output=True,
+                       text=True, timeout=110)
+    assert r.returncode in (0, 1), r.stdout[-2000:] + r.stderr[-2000:]
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (run["arrival_rate"], run["duration_s"], run["seed"]) == (3.0, 3.0, 7)
