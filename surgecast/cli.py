@@ -16,10 +16,14 @@ its `exit_code` is returned; argparse's own usage errors become one line too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
+import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from surgecast import __version__
@@ -91,6 +95,12 @@ def _top_help() -> str:
     return "\n".join(lines)
 
 
+# Commands with --quiet and --json (surgecast.console.add_script_flags), and the file in --out (or
+# DIR) whose content is the JSON document's "result".
+SCRIPTED: dict[str, str | None] = {"demo": "plan_check.json", "plan": "plan.json", "forecast": "forecast.json",
+                                   "probe": "capacity.json", "report": None}
+
+
 def build_parser(name: str) -> OneLineParser:
     """Build the parser of one subcommand, importing its module.
 
@@ -101,6 +111,10 @@ def build_parser(name: str) -> OneLineParser:
     module = importlib.import_module(module_name)
     parser = OneLineParser(prog=f"surgecast {name}", description=help_)
     module.add_arguments(parser)
+    if name in SCRIPTED:
+        from surgecast.console import add_script_flags
+
+        add_script_flags(parser)
     parser.set_defaults(_run=module.run)
     return parser
 
@@ -115,6 +129,26 @@ def one_line(text: str) -> str:
     'a\\nb\\x1ec'
     """
     return text.translate(str.maketrans(_LINE_BREAKS))
+
+
+def name_wants_json(args: Sequence[str]) -> bool:
+    """Did a scripted command get --json (so even its error is a JSON document on stdout)?"""
+    return bool(args) and args[0] in SCRIPTED and "--json" in args[1:]
+
+
+def _scripted(name: str, ns: argparse.Namespace) -> int:
+    """Run with nothing on stdout (--quiet), then print one JSON document (--json)."""
+    with open(os.devnull, "w", encoding="utf-8") as devnull, contextlib.redirect_stdout(devnull):
+        code = int(ns._run(ns) or 0)
+    if ns.json:
+        where = Path(getattr(ns, "out", None) or getattr(ns, "dir", None) or ".")
+        doc: dict[str, Any] = {"command": name, "exit_code": code, "out": str(where)}
+        main_file = SCRIPTED[name]
+        if main_file and (where / main_file).is_file():
+            doc["result"] = json.loads((where / main_file).read_text(encoding="utf-8"))
+        doc["files"] = sorted(str(p) for p in where.glob("*") if p.is_file() and not p.name.startswith("."))
+        print(json.dumps(doc))
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,9 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(name)
         ns = parser.parse_args(args[1:])
         with signals_raise():
+            if name in SCRIPTED and (ns.json or ns.quiet):
+                return _scripted(name, ns)
             return int(ns._run(ns) or 0)
     except SurgecastError as e:
         print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
+        if name_wants_json(args):
+            print(json.dumps({"command": args[0], "exit_code": e.exit_code, "error": type(e).__name__,
+                              "message": str(e)}))
         return e.exit_code
     except KeyboardInterrupt as e:  # SIGINT or SIGTERM (surgecast.children.Interrupted); children stopped
         how = getattr(e, "signame", "SIGINT")

@@ -129,12 +129,16 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
+        from surgecast.console import RehearsalProgress
+        bar = RehearsalProgress(settings.duration_s, quiet=settings.quiet)
+
         def relay() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
-                if line.startswith(RELAY_PREFIX) and not settings.quiet:
-                    print(line.rstrip(), flush=True)
+                if line.startswith(RELAY_PREFIX):
+                    bar.feed(line.rstrip())
+            bar.close()
         t = threading.Thread(target=relay, daemon=True)
         t.start()
         try:
