@@ -73,12 +73,12 @@ class _Bar:
         if self.live:
             self.progress.update(self.task, description=description, completed=completed, note=note)
         elif not self.quiet:
-            self.console.print(line, markup=False)
+            self.console.print(line, markup=False, soft_wrap=True)
 
     def say(self, line: str) -> None:
         """A line that is not progress (a warning, a threshold breach): printed above the bar."""
         if not self.quiet:
-            self.console.print(line, markup=False)
+            self.console.print(line, markup=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.progress is not None:
