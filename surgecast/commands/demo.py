@@ -67,10 +67,13 @@ def estimate_text(duration: float, quick: bool) -> str:
 
     >>> estimate_text(45, False)
     'about 3.4-4.0 min on 2 idle cores (measured: 3.4-3.7 min; a busy machine takes longer)'
+    >>> estimate_text(15, True)
+    'about 2.3-2.7 min on 2 idle cores (a busy machine takes longer)'
     """
     est = estimate_s(duration, quick)
+    measured = "measured: 3.4-3.7 min; " if (duration, quick) == (45, False) else ""
     return (f"about {est * 0.88 / 60:.1f}-{est * 1.05 / 60:.1f} min on 2 idle cores "
-            f"(measured: 3.4-3.7 min; a busy machine takes longer)")
+            f"({measured}a busy machine takes longer)")
 
 
 def estimate_s(duration: float, quick: bool) -> float:
