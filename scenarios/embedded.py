@@ -1,12 +1,12 @@
 """Start the embedded testbed for `locust -f locustfile.py` with no --host.
 
-It runs `python -m surgecast testbed --port 0` as a subprocess and reads its URL
+It runs `python -P -m surgecast testbed --port 0` as a subprocess and reads its URL
 from the first stdout line: the target is reached only over HTTP, so nothing
 here imports `testbed/`. (`surgecast rehearse` uses `testbed.process.TestbedServer`.)
 
     >>> cmd = testbed_command(admin_token="-t")  # the token goes in the environment, never on argv
-    >>> cmd[1:4], any("-t" == a or "token" in a for a in cmd)
-    (['-m', 'surgecast', 'testbed'], False)
+    >>> cmd[1:5], any("-t" == a or "token" in a for a in cmd)
+    (['-P', '-m', 'surgecast', 'testbed'], False)
 """
 
 from __future__ import annotations
