@@ -68,6 +68,8 @@ from scenarios.run import (
     Rehearsal,
     build_schedule,
     conclude,
+    done_text,
+    draining,
     monitor_loop,
 )
 from scenarios.schedule import admin_actions, play
@@ -491,11 +493,11 @@ class MasterSide:
                 c[k] = c.get(k, 0) + int(v)
         busy = self.view.status().busy
         q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
-        done = c.get("completed", 0) + c.get("abandoned", 0) + c.get("failed", 0)
         cal = self._calendar_iso(min(t, self.s.duration_s))
-        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s  calendar {cal[:16].replace('T', ' ')}"
+        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s" + draining(t, self.s.duration_s)
+                + f"  calendar {cal[:16].replace('T', ' ')}"
                 f"  workers {len(self.view._live())}/{self.n}  arrivals {c.get('scheduled', 0)}"
-                f"  dropped {c.get('dropped', 0)}  in journey {busy}  done {done}  issuer queue {q}")
+                f"  dropped {c.get('dropped', 0)}  in journey {busy}  {done_text(c)}  issuer queue {q}")
 
     # ---- the end ----------------------------------------------------------------------------------
     def finish(self, out: Path | None, stop_timeout: float) -> int:

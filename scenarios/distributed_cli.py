@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Any
 
+from surgecast.children import TOKEN_ENV, child_env, python_module
+
 # Seconds the master waits for every worker to finish its set-up.
 READY_WAIT_S = float(os.environ.get("SURGECAST_READY_WAIT_S", "300"))
 # Seconds a worker waits for its master to listen before giving up (exit 2), never for ever.
@@ -127,9 +129,9 @@ def run_worker_process(args: Any, locust_file: str) -> int:
     import subprocess
 
     wait_for_master(args.master_host, args.master_port, getattr(args, "master_wait", MASTER_WAIT_S))
-    cmd = [sys.executable, "-m", "locust", "-f", locust_file, "--worker", "--headless", "--master-host",
+    cmd = [*python_module("locust"), "-f", locust_file, "--worker", "--headless", "--master-host",
            args.master_host, "--master-port", str(args.master_port), "--loglevel", "WARNING"]
     try:
-        return subprocess.call(cmd)
+        return subprocess.call(cmd, env=child_env(os.environ.get(TOKEN_ENV)))
     except KeyboardInterrupt:
         return 130

@@ -1,29 +1,28 @@
 """Start the embedded testbed for `locust -f locustfile.py` with no --host.
 
-It runs `python -m surgecast testbed --port 0` as a subprocess and reads its URL
+It runs `python -P -m surgecast testbed --port 0` as a subprocess and reads its URL
 from the first stdout line: the target is reached only over HTTP, so nothing
 here imports `testbed/`. (`surgecast rehearse` uses `testbed.process.TestbedServer`.)
 
     >>> cmd = testbed_command(admin_token="-t")  # the token goes in the environment, never on argv
-    >>> cmd[1:4], any("-t" == a or "token" in a for a in cmd)
-    (['-m', 'surgecast', 'testbed'], False)
+    >>> cmd[1:5], any("-t" == a or "token" in a for a in cmd)
+    (['-P', '-m', 'surgecast', 'testbed'], False)
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.errors import TargetError
 
 
 def testbed_command(*, admin_token: str, db: str | None = None, extra: list[str] | None = None) -> list[str]:
     """The command line of an embedded testbed on a free loopback port."""
-    cmd = [sys.executable, "-m", "surgecast", "testbed", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [*python_module("surgecast"), "testbed", "--host", "127.0.0.1", "--port", "0"]
     if db:
         cmd += ["--db", db]
     return cmd + list(extra or [])

@@ -20,6 +20,7 @@ directory; workers get everything from it (see `scenarios.distributed`)::
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import os
@@ -31,12 +32,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Locust puts the working directory first on sys.path before it loads this file; a folder named
+# `scenarios` or `surgecast` where the user stands must not shadow ours (tests/test_term_start.py).
+if sys.path[0] != str(Path(__file__).resolve().parent.parent):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from scenarios.journeys import JourneyRun
-from scenarios.options import add_options, resolve_settings
+from scenarios.options import (
+    NO_SURGE_PROFILE,
+    add_options,
+    rehearsal_dests,
+    resolve_settings,
+    web_value,
+)
 from scenarios.pool import OpenModelShape
 from scenarios.run import Rehearsal, publish_locust_csvs
 from scenarios.target import check_host, preflight
@@ -54,6 +66,7 @@ class _State:
     out: Path | None = None
     staging: Path | None = None
     settings: Any = None
+    target: Any = None      # (host, its /admin/config, embedded) found at init
 
 
 STATE = _State()
@@ -123,7 +136,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         config = preflight(host, admin_token=token)
         opts.admin_token = token
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
-                                    profile_value=opts.profile)
+                                    profile_value=_profile_value(opts))
         if settings.out:  # another run's files there: exit 2 before any load (same run id: the parent's)
             from surgecast.rundir import claim, process_run_id
             claim(Path(settings.out), what="rehearsal", run_id=process_run_id())
@@ -132,6 +145,13 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             STATE.embedded.stop()
         _fail(e)
         return
+    STATE.target = (host, config, embedded)
+    web_ui = _kw.get("web_ui")
+    if web_ui is not None and not isinstance(environment.runner, MasterRunner):
+        from scenarios.webui import explain_open_model, guard_swarm
+
+        guard_swarm(web_ui.app, lambda form: _resettle(environment, form))
+        explain_open_model(web_ui.app)
     STATE.settings = settings
     _configure(environment, settings)
     if isinstance(environment.runner, MasterRunner):
@@ -143,6 +163,42 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         STATE.staging = STATE.out / STAGING
         atexit.register(_publish)
     OpenModelShape.source = staticmethod(_source)
+
+
+def _profile_value(opts: Any) -> str | None:
+    """The surge profile: --surge-profile when chosen (the web UI's list), else Locust's --profile."""
+    chosen = getattr(opts, "surge_profile", NO_SURGE_PROFILE)
+    return opts.profile if chosen in (None, NO_SURGE_PROFILE) else chosen
+
+
+def _resettle(environment: Any, form: dict[str, str]) -> str | None:
+    """START in the web UI: resolve the settings again from the edited form; None or why not to start."""
+    if STATE.rehearsal is not None and not STATE.rehearsal.finished:
+        return "a rehearsal is running; its parameters are fixed once it starts. Press STOP first"
+    if STATE.rehearsal is not None:
+        where = f" into {STATE.out}" if STATE.out else ""
+        return (f"this Locust process has already run its rehearsal{where}; the testbed's accounts and the "
+                "run directory belong to that run. Stop Locust and start it again (with a new --out) to run another")
+    opts = environment.parsed_options
+    ns = argparse.Namespace(**vars(opts))
+    try:
+        for key, text in form.items():
+            if key in rehearsal_dests() and key not in ("out", "admin_token", "embedded_testbed"):
+                setattr(ns, key, web_value(key, text))
+        host, config, embedded = STATE.target
+        given = (form.get("host") or "").strip().rstrip("/")
+        if given and given != host:
+            host = check_host(given, allow_remote=bool(ns.allow_remote))
+            config, embedded = preflight(host, admin_token=ns.admin_token), False
+        chosen = getattr(ns, "surge_profile", NO_SURGE_PROFILE)
+        profile = chosen if chosen not in (None, NO_SURGE_PROFILE) else (form.get("profile", ns.profile) or None)
+        settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded, profile_value=profile)
+    except SurgecastError as e:
+        return f"{type(e).__name__}: {e}"
+    STATE.settings = settings
+    STATE.target = (host, config, embedded)
+    _configure(environment, settings)
+    return None
 
 
 def _configure(environment: Any, settings: Any) -> None:

@@ -86,16 +86,29 @@ class RunSettings:
         return (calendar - self.calendar_origin).total_seconds() / self.compress
 
 
+# dest -> the type of its value, for values that arrive as text (Locust's web UI form).
+_TYPES: dict[str, Any] = {}
+NO_SURGE_PROFILE = "-"
+
+
 def add_options(parser: Any, *, locust: bool) -> None:
-    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile, --host)."""
+    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile, --host)
+    and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
     def add(*names: str, web: bool = True, **kw: Any) -> None:
         if locust:
             kw["include_in_web_ui"] = web
-        parser.add_argument(*names, **kw)
+        action = parser.add_argument(*names, **kw)
+        _TYPES[action.dest] = bool if kw.get("action") == "store_true" else kw.get("type", str)
 
     if not locust:
         parser.add_argument("--profile", metavar="NAME|FILE", help="surge profile (shipped name or TOML file)")
         parser.add_argument("--host", help="target base URL; none = start the embedded testbed")
+    if locust:
+        from scenarios.profile import available_profiles
+
+        add("--surge-profile", default=NO_SURGE_PROFILE, choices=(NO_SURGE_PROFILE, *available_profiles()),
+            help="surge profile to rehearse ('-': the one given with --profile, or none with --arrival-rate); "
+                 "Locust's own Profile field only labels the run")
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
     add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
@@ -119,10 +132,35 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--fresh-idempotency-keys", action="store_true", default=False,
         help="send a new Idempotency-Key on each retry (shows double ordering; for drills)")
     add("--allow-remote", action="store_true", default=False, help="allow a non-loopback --host")
-    add("--out", default=None, metavar="DIR", help="run directory to write")
+    add("--out", default=None, metavar="DIR", web=False, help="run directory to write")
     add("--quiet", action="store_true", default=False, help="no progress line")
     add("--embedded-testbed", action="store_true", default=False, web=False,
         help="(set by surgecast rehearse) --host is the embedded testbed it started")
+
+
+def web_value(dest: str, text: str) -> Any:
+    """A rehearsal option's value from the text of a web form field ("" = not given).
+
+    >>> import argparse; add_options(argparse.ArgumentParser(), locust=False)
+    >>> web_value("arrival_rate", "2.5"), web_value("seed", ""), web_value("quiet", "true")
+    (2.5, None, True)
+    """
+    kind = _TYPES.get(dest, str)
+    text = text.strip()
+    if kind is bool:
+        return text.lower() in ("true", "on", "1", "yes")
+    if text == "":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        flag = "--" + dest.replace("_", "-")
+        raise FieldError(flag, text, f"give a {getattr(kind, '__name__', 'value')}") from None
+
+
+def rehearsal_dests() -> tuple[str, ...]:
+    """The option names (argparse dests) that `add_options` registered."""
+    return tuple(_TYPES)
 
 
 _DUR = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")

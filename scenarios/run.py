@@ -159,6 +159,25 @@ def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
             print(owner.progress_line(t), flush=True)
 
 
+def done_text(counts: dict[str, int]) -> str:
+    """Finished journeys, completed apart from abandoned and failed.
+
+    >>> done_text({"completed": 5, "abandoned": 2})
+    'done 7 (completed 5, abandoned 2, failed 0)'
+    """
+    c, a, f = (int(counts.get(k, 0)) for k in ("completed", "abandoned", "failed"))
+    return f"done {c + a + f} (completed {c}, abandoned {a}, failed {f})"
+
+
+def draining(t: float, duration_s: float) -> str:
+    """' draining' past the run's end: arrivals are over and journeys in flight are finishing.
+
+    >>> draining(101, 90), draining(30, 90)
+    (' (arrivals over; draining)', '')
+    """
+    return " (arrivals over; draining)" if t > duration_s else ""
+
+
 class Rehearsal:
     """One process's rehearsal (see the module docstring)."""
 
@@ -320,11 +339,10 @@ class Rehearsal:
         d = self.dispatcher
         cal = self._calendar_iso(min(t, self.s.duration_s))
         q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
-        done = c.get("completed", 0) + c.get("abandoned", 0) + c.get("failed", 0)
-        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s"
+        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s" + draining(t, self.s.duration_s)
                 + (f"  calendar {cal[:16].replace('T', ' ')}" if cal else "")
                 + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}  dropped {c.get('dropped', 0)}"
-                f"  in journey {d.busy if d else 0}  done {done}  issuer queue {q}")
+                f"  in journey {d.busy if d else 0}  {done_text(c)}  issuer queue {q}")
 
     # ---- the end -----------------------------------------------------------------------------
     def close_journeys(self) -> None:

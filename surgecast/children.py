@@ -25,6 +25,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -88,9 +89,29 @@ def _deliver_in_gevent(exc: BaseException) -> bool:
     return True
 
 
+# The folder that holds the `surgecast` package (the repository root in a checkout or an editable install).
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python_module(module: str) -> list[str]:
+    """The command line that runs `python -m module` in a child whatever its working directory.
+
+    `-P` (Python 3.11+) keeps the working directory off `sys.path`, so a folder named `surgecast`
+    (or `locust`, `scenarios`) where the user stands cannot shadow the real package; `child_env`
+    puts CODE_ROOT first on the child's PYTHONPATH, so the child imports the same code as its parent.
+
+    >>> python_module("surgecast")[1:]
+    ['-P', '-m', 'surgecast']
+    """
+    return [sys.executable, "-P", "-m", module]
+
+
 def child_env(token: str | None, *, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child process: the token (or none), and this process as its parent."""
+    """The environment of a child process: the token (or none), this process as its parent, and
+    CODE_ROOT first on PYTHONPATH (see `python_module`)."""
     env = dict(os.environ if base is None else base)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.abspath(p) != CODE_ROOT]
+    env["PYTHONPATH"] = os.pathsep.join([CODE_ROOT, *paths])
     env.pop(TOKEN_ENV, None)
     if token:
         env[TOKEN_ENV] = token

@@ -52,7 +52,7 @@ from typing import Any
 
 from scenarios.profile import flat_profile_toml
 from surgecast import atomic, rundir
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.children import stop as stop_child
 from surgecast.errors import FieldError, SurgecastError
 from surgecast.jsonhttp import HttpError, JsonClient
@@ -477,7 +477,7 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
             say(f"{name}: testbed at {tb.url}; {drill.injects}")
             ctx = DrillContext(tb=tb)
             scale = drill.rate_per_s * duration / 86400.0
-            cmd = [sys.executable, "-m", "surgecast", "rehearse", "--profile", str(profile), "--duration",
+            cmd = [*python_module("surgecast"), "rehearse", "--profile", str(profile), "--duration",
                    repr(duration), "--scale", repr(scale), "--seed", str(seed), "--host", tb.url,
                    "--out", str(out), "--quiet"]  # the admin token goes in the environment, not argv
             if fresh_keys:

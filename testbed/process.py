@@ -21,7 +21,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,7 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import IO
 
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.errors import TargetError
 from surgecast.jsonhttp import HttpError, JsonClient
 
@@ -67,15 +66,15 @@ class TestbedServer:
     def command(self) -> list[str]:
         """The command line that starts the server.
 
-        >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:4]
-        ['-m', 'surgecast', 'testbed']
+        >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:5]
+        ['-P', '-m', 'surgecast', 'testbed']
         """
         # Test-only: SURGECAST_TESTBED_MUTANT=NAME starts a deliberately broken testbed through
         # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle; docs/reliability.md).
         # The admin token goes in the environment (SURGECAST_ADMIN_TOKEN), never on argv: ps shows argv.
         mutant = self.env.get(MUTANT_ENV)
         launcher = ["tests.mutants", mutant] if mutant else ["surgecast"]
-        cmd = [sys.executable, "-m", *launcher, "testbed", "--host", self.host, "--port", str(self.port),
+        cmd = [*python_module(launcher[0]), *launcher[1:], "testbed", "--host", self.host, "--port", str(self.port),
                f"--db={self.db_path}"]
         if self.config:
             cmd.append(f"--config={self.config}")

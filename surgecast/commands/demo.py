@@ -26,7 +26,6 @@ import argparse
 import json
 import secrets
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 from surgecast import atomic, rundir
 from surgecast.atomic import check_writable
-from surgecast.children import TOKEN_ENV, child_env
+from surgecast.children import TOKEN_ENV, child_env, python_module
 from surgecast.children import stop as stop_child
 from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
@@ -45,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast demo`."""
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default runs/demo)")
     parser.add_argument("--duration", type=float, default=45.0, metavar="S",
-                        help="seconds of each of the two rehearsals (default 45; the demo takes about 2 min more)")
+                        help="seconds of each of the two rehearsals (default 45; the demo takes about 2 x S + 140 s "
+                             "in all on 2 idle cores)")
     parser.add_argument("--lang", choices=("en", "id"), default="en", help="report language")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--quick", action="store_true",
@@ -53,11 +53,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 PHASES = 6
+_CHILD_STDOUT: list[int | None] = [None]  # subprocess.DEVNULL under --quiet/--json
 SAMPLE_S = 0.25   # test seconds between queue samples of a rehearsal
 
 
 def _phase(n: int, title: str) -> None:
     print(f"\n== [{n}/{PHASES}] {title}", flush=True)
+
+
+def estimate_text(duration: float, quick: bool) -> str:
+    """The estimate printed first: a range around `estimate_s`, as the benchmark measured it (docs/benchmarks.md:
+    median 216 s, 206-223 s, for the default 45 s rehearsals on 2 shared cores).
+
+    >>> estimate_text(45, False)
+    'about 3.4-4.0 min on 2 idle cores (measured: 3.4-3.7 min; a busy machine takes longer)'
+    >>> estimate_text(15, True)
+    'about 2.3-2.7 min on 2 idle cores (a busy machine takes longer)'
+    """
+    est = estimate_s(duration, quick)
+    measured = "measured: 3.4-3.7 min; " if (duration, quick) == (45, False) else ""
+    return (f"about {est * 0.88 / 60:.1f}-{est * 1.05 / 60:.1f} min on 2 idle cores "
+            f"({measured}a busy machine takes longer)")
 
 
 def estimate_s(duration: float, quick: bool) -> float:
@@ -70,10 +86,10 @@ def estimate_s(duration: float, quick: bool) -> float:
 
 
 def _run(cmd: list[str], what: str, token: str | None = None) -> int:
-    shown = " ".join(cmd[2:])
+    shown = " ".join(cmd[3:])  # after python -P -m
     pre = f"{TOKEN_ENV}=*** " if token else ""
     print(f"   $ {pre}surgecast {shown.removeprefix('surgecast ')}", flush=True)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token), stdout=_CHILD_STDOUT[0])
     try:
         proc.wait()
     except KeyboardInterrupt:  # SIGTERM/SIGINT: the phase publishes what it has, then the testbed stops
@@ -168,11 +184,12 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     from testbed.process import TestbedServer
 
     profile = load_profile(PROFILE)
-    me = [sys.executable, "-m", "surgecast"]
+    me = python_module("surgecast")
     t0 = time.monotonic()
     token = secrets.token_hex(16)
-    print(f"surgecast demo: about {estimate_s(args.duration, args.quick) / 60:.1f} min on 2 idle cores "
-          f"(probe, plan, two {args.duration:g} s rehearsals, report)", flush=True)
+    _CHILD_STDOUT[0] = subprocess.DEVNULL if getattr(args, "quiet", False) or getattr(args, "json", False) else None
+    print(f"surgecast demo: {estimate_text(args.duration, args.quick)}: probe, plan, two {args.duration:g} s "
+          "rehearsals, report", flush=True)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
@@ -195,10 +212,12 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     plan_cap = float(capacity["stamps_per_second"]) / mult
     _phase(3, f"plan {PROFILE} with its 2024 outage at the testbed's {capacity['stamps_per_second']:.1f} stamps/s "
               f"de-scaled by m = {mult:.3g}: {plan_cap:.3g} stamps/s, the real service's")
-    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}", "--out", str(out)],
-            "plan") != 0:
+    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}", "--out", str(out),
+             "--quiet"], "plan") != 0:
         raise RunFailed("the planner failed; see its output above")
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    from surgecast.console import plan_digest, print_renderable
+    print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command above without --quiet
     schedule = json.loads((out / "gate_schedule.json").read_text(encoding="utf-8"))
 
     compress = consistent_compress(profile)
@@ -238,7 +257,8 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     print(_pvb_lines(check["plan_vs_baseline"]))
     result = build_report(out, lang=args.lang)
     print()
-    print(result.summary_markdown)
+    from surgecast.console import summary
+    summary(result.summary_markdown)
     print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
     if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
         return EXIT_INTEGRITY

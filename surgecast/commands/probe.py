@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     # or subprocess exists (the embedded testbed's), or gevent's hub waits on them forever.
     import scenarios.probe  # noqa: F401
     from scenarios.target import AdminClient, check_host, preflight
+    from surgecast.console import ProbeProgress
 
-    say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    say = ProbeProgress(args.budget, quiet=args.quiet)  # a bar with an ETA on a terminal; lines on stderr elsewhere
     server: Any = None
     host, token = args.host, args.admin_token
     if host is None:
@@ -143,6 +144,8 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
         result = run_probe(settings, judge=judge, server_completed=server, progress=say)
     except ProbeInterrupted as e:  # publish what was measured so far, marked incomplete
         interrupted, result = e, e.run
+    finally:
+        getattr(say, "close", lambda: None)()
     capacity = capacity_from_probe(result.rows, batches=result.batches, min_gain=args.min_gain,
                                    climb_gain=settings.climb_gain, queue_factor=settings.queue_factor,
                                    confidence=args.confidence, configured=configured,

@@ -24,7 +24,7 @@ from typing import Any
 
 from surgecast import atomic, rundir
 from surgecast.atomic import check_writable
-from surgecast.children import child_env
+from surgecast.children import child_env, python_module
 from surgecast.children import stop as stop_child
 from surgecast.errors import FieldError, RunFailed, UsageError
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str | None, out: Path) -> int:
-    cmd = [sys.executable, "-m", "locust", "-f", _locust_file(), "--headless", "--only-summary",
+    cmd = [*python_module("locust"), "-f", _locust_file(), "--headless", "--only-summary",
            "--loglevel", "WARNING", "--exit-code-on-error", "0"] + _passthrough(args, settings, host, token, out)
     from scenarios.distributed_cli import locust_distributed_args
 
@@ -131,12 +131,16 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
     with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
+        from surgecast.console import RehearsalProgress
+        bar = RehearsalProgress(settings.duration_s, quiet=settings.quiet)
+
         def relay() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
-                if line.startswith(RELAY_PREFIX) and not settings.quiet:
-                    print(line.rstrip(), flush=True)
+                if line.startswith(RELAY_PREFIX):
+                    bar.feed(line.rstrip())
+            bar.close()
         t = threading.Thread(target=relay, daemon=True)
         t.start()
         try:
