@@ -61,7 +61,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from scenarios.options import RunSettings
-from scenarios.pool import MIN_IDLE, PoolStatus
+from scenarios.pool import MIN_IDLE, PoolStatus, chunked_spawning
 from scenarios.recorder import Recorder
 from scenarios.run import (
     PROGRESS_PREFIX,
@@ -102,7 +102,7 @@ def settings_to_wire(s: RunSettings, *, index: int, workers: int, allow_remote: 
     (4.0, 3, 2, None)
     """
     d: dict[str, Any] = {"index": index, "workers": workers, "allow_remote": allow_remote, "host": s.host, "embedded": s.embedded,
-                         "arrival_rate": s.arrival_rate, "compress": s.compress, "scale": s.scale,
+                         "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "compress": s.compress, "scale": s.scale,
                          "duration_s": s.duration_s, "seed": s.seed, "user_cap": s.user_cap, "max_rate": s.max_rate,
                          "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
                          "reuse_idempotency_keys": s.reuse_idempotency_keys, "headroom_s": s.headroom_s,
@@ -130,6 +130,7 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
         return t.astimezone(profile.calendar.tz) if profile is not None else t
     return RunSettings(host=d["host"], embedded=bool(d["embedded"]), profile=profile,
                        profile_name=profile.name if profile else None, arrival_rate=d["arrival_rate"],
+                       arrival_shape=str(d.get("arrival_shape") or "constant"),
                        compress=float(d["compress"]), scale=float(d["scale"]), duration_s=float(d["duration_s"]),
                        calendar_origin=when(d["calendar_origin"]), window_end=when(d["window_end"]),
                        seed=int(d["seed"]), user_cap=int(d["user_cap"]), max_rate=d["max_rate"],
@@ -239,6 +240,7 @@ class WorkerSide:
         self.origin = AsyncResult()
         self.sent = False
         cache_locust_default_args()
+        chunked_spawning(runner)  # a worker spawns what the master's shape asks for, in chunks
         runner.register_message(MSG_SETUP, self.on_setup)
         runner.register_message(MSG_GO, self.on_go)
         runner.register_message(MSG_FINISH, self.on_finish, concurrent=True)
@@ -282,6 +284,7 @@ class WorkerSide:
             self.send(MSG_STATUS, {
                 "index": self.index, "busy": d.busy if d else 0, "idle": len(d.idle) if d else 0,
                 "desired": d.desired_idle(d.now_s()) if d else MIN_IDLE,
+                "rate": d.rate_at(d.now_s()) if d else 0.0,
                 "finished": bool(d and d.finished), "counts": dict(r.recorder.counts),
                 "cpu": getattr(self.runner, "current_cpu_usage", None), "watch": drain_watch(r.watch)})
             gevent.sleep(STATUS_EVERY_S)
@@ -351,7 +354,7 @@ class PoolView:
         """Busy and idle users summed over the workers."""
         live = self._live()
         return PoolStatus(busy=sum(int(st["busy"]) for st in live), idle=sum(int(st["idle"]) for st in live),
-                          rate_per_s=0.0, finished=self.finished)
+                          rate_per_s=sum(float(st.get("rate", 0.0)) for st in live), finished=self.finished)
 
 
 class MasterSide:

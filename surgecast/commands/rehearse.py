@@ -56,7 +56,7 @@ def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str 
         if args.gates:
             argv += ["--gates", args.gates]
     else:
-        argv += ["--arrival-rate", repr(s.arrival_rate)]
+        argv += ["--arrival-rate", repr(s.arrival_rate), "--arrival-shape", s.arrival_shape]
     if s.max_rate is not None:
         argv += ["--max-rate", repr(s.max_rate)]
     for t in s.thresholds:
@@ -176,7 +176,9 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
 
 
 def _verdict(r: dict[str, Any], out: Path) -> str:
-    parts = [f"scheduled {r['scheduled']}", f"dropped {r['dropped']}", f"completed {r['completed']}",
+    why = ", ".join(f"{k} {v}" for k, v in (r.get("dropped_by_reason") or {}).items() if v)
+    parts = [f"scheduled {r['scheduled']}", f"dropped {r['dropped']}" + (f" ({why})" if why else ""),
+             f"completed {r['completed']}",
              f"abandoned {r['abandoned']}", f"failed {r['failed']}"]
     stamp = r.get("steps", {}).get("stamp") or {}
     if stamp:
