@@ -140,6 +140,17 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
                        headroom_s=float(d["headroom_s"]), workers=int(d["workers"]))
 
 
+def surgecast_version() -> str:
+    """The version this process runs (workers and master must match).
+
+    >>> surgecast_version() == __import__("surgecast").__version__
+    True
+    """
+    import surgecast
+
+    return str(surgecast.__version__)
+
+
 # ---- chunked payloads ---------------------------------------------------------------------------
 def encode_payload(obj: Any, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[list[bytes], str]:
     """JSON -> zlib -> chunks of at most `chunk_bytes`, and the SHA-256 of the compressed bytes."""
@@ -266,7 +277,7 @@ class WorkerSide:
 
     def ready_then_wait(self) -> float | None:
         """Tell the master this worker is set up; block until it gives the origin (None: stopped)."""
-        self.send(MSG_READY, {"index": self.index})
+        self.send(MSG_READY, {"index": self.index, "version": surgecast_version()})
         return self.origin.get()
 
     def on_go(self, environment: Any, msg: Any, **_kw: Any) -> None:
@@ -418,7 +429,17 @@ class MasterSide:
 
     # ---- messages ----------------------------------------------------------------------------
     def on_ready(self, environment: Any, msg: Any, **_kw: Any) -> None:
-        self.ready.add(int(msg.data["index"]))
+        i = int(msg.data["index"])
+        theirs, ours = msg.data.get("version"), surgecast_version()
+        if theirs != ours:
+            # Settings, messages and the merge are only known to match within one version: refuse the run.
+            self.failed = (f"VersionMismatch: {self.name(i)} runs surgecast {theirs or 'older than 0.1.0'}, the "
+                           f"master {ours}; install the same surgecast version on every machine")
+            print(self.failed, file=sys.stderr, flush=True)
+            self.exit_code = 2
+            gevent.spawn(self.runner.quit)
+            return
+        self.ready.add(i)
 
     def on_status(self, environment: Any, msg: Any, **_kw: Any) -> None:
         d = dict(msg.data)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,9 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
     if interrupted is not None and not summary.is_file():
         raise interrupted
     if code == 2 or not summary.is_file():
-        last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        named = [ln for ln in lines if re.match(r"^[A-Z]\w*(Error|Mismatch): ", ln)]
+        last = (named if code == 2 and named else lines)[-1:] or ["(no output)"]  # Locust's table comes after
         if code == 2 and ": " in last[0]:
             raise UsageError(last[0].split(": ", 1)[1])
         raise RunFailed(f"the Locust run crashed (exit code {code}) and wrote no summary.json; last line: "
