@@ -92,7 +92,15 @@ def chunked_spawning(runner: Any, chunk: int = SPAWN_CHUNK) -> None:
     Locust spawns floor(spawn rate) users per one-second step without yielding; at a flash
     crowd's rates a step of ~1,000 users kept the dispatcher from its next arrival for
     ~100 ms. Chunks keep each stall to a few milliseconds. Wraps the instance's
-    `spawn_users` (Locust 2.x); idempotent.
+    `spawn_users` (Locust 2.x); idempotent::
+
+        >>> class Runner:
+        ...     calls = []
+        ...     def spawn_users(self, counts, wait=False):
+        ...         self.calls.append(counts); return []
+        >>> r = Runner(); chunked_spawning(r, chunk=50); chunked_spawning(r, chunk=50)
+        >>> _ = r.spawn_users({"Applicant": 120}); r.calls
+        [{'Applicant': 50}, {'Applicant': 50}, {'Applicant': 20}]
     """
     if runner is None or getattr(runner, "_surgecast_chunked", False):
         return
