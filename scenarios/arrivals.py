@@ -107,6 +107,41 @@ def constant_schedule(*, rate: float, duration_s: float, max_rate: float | None 
     return _clip(grid, rate * grid, max_rate, share)
 
 
+ARRIVAL_SHAPES = ("constant", "flash-crowd")
+FLASH_QUIET_S = 5.0   # a flash crowd: nobody for this long (at most a quarter of the run) ...
+FLASH_RISE_S = 1.0    # ... then 0 -> R arrivals/s within this long, held to the end
+
+
+def flash_crowd_schedule(*, rate: float, duration_s: float, quiet_s: float | None = None,
+                         rise_s: float = FLASH_RISE_S, max_rate: float | None = None,
+                         share: float = 1.0) -> ArrivalSchedule:
+    """A flash crowd: 0 arrivals/s for `quiet_s`, a linear rise to `rate` within `rise_s`, then `rate`.
+
+    Λ(τ) is exact on the grid: 0, then rate·(τ−q)²/2r, then rate·(τ−q−r/2)::
+
+        >>> s = flash_crowd_schedule(rate=100.0, duration_s=20.0)
+        >>> round(s.expected(0, 5), 6), round(s.expected(5, 6), 3), round(s.rate_at(10.0), 3)
+        (0.0, 50.0, 100.0)
+    """
+    q = min(FLASH_QUIET_S, duration_s / 4) if quiet_s is None else quiet_s
+    grid = _grid(duration_s)
+    x = np.clip(grid - q, 0.0, None)
+    cum = rate * np.where(x < rise_s, x * x / (2 * rise_s), x - rise_s / 2)
+    return _clip(grid, cum, max_rate, share)
+
+
+def shaped_schedule(shape: str, *, rate: float, duration_s: float, max_rate: float | None = None,
+                    share: float = 1.0) -> ArrivalSchedule:
+    """The schedule of an `--arrival-rate R --arrival-shape SHAPE` run (one of `ARRIVAL_SHAPES`).
+
+    >>> round(shaped_schedule("constant", rate=2.0, duration_s=10.0).expected()), round(shaped_schedule("flash-crowd", rate=2.0, duration_s=10.0).expected())
+    (20, 14)
+    """
+    if shape == "flash-crowd":
+        return flash_crowd_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
+    return constant_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
+
+
 def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress: float, scale: float,
                      duration_s: float, max_rate: float | None = None, share: float = 1.0) -> ArrivalSchedule:
     """The schedule of a profile: calendar t = origin + compress x τ, rate x scale x compress.

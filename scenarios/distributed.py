@@ -61,7 +61,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from scenarios.options import RunSettings
-from scenarios.pool import MIN_IDLE, PoolStatus
+from scenarios.pool import MIN_IDLE, PoolStatus, chunked_spawning
 from scenarios.recorder import Recorder
 from scenarios.run import (
     PROGRESS_PREFIX,
@@ -104,7 +104,7 @@ def settings_to_wire(s: RunSettings, *, index: int, workers: int, allow_remote: 
     (4.0, 3, 2, None)
     """
     d: dict[str, Any] = {"index": index, "workers": workers, "allow_remote": allow_remote, "host": s.host, "embedded": s.embedded,
-                         "arrival_rate": s.arrival_rate, "compress": s.compress, "scale": s.scale,
+                         "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "compress": s.compress, "scale": s.scale,
                          "duration_s": s.duration_s, "seed": s.seed, "user_cap": s.user_cap, "max_rate": s.max_rate,
                          "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
                          "reuse_idempotency_keys": s.reuse_idempotency_keys, "headroom_s": s.headroom_s,
@@ -132,6 +132,7 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
         return t.astimezone(profile.calendar.tz) if profile is not None else t
     return RunSettings(host=d["host"], embedded=bool(d["embedded"]), profile=profile,
                        profile_name=profile.name if profile else None, arrival_rate=d["arrival_rate"],
+                       arrival_shape=str(d.get("arrival_shape") or "constant"),
                        compress=float(d["compress"]), scale=float(d["scale"]), duration_s=float(d["duration_s"]),
                        calendar_origin=when(d["calendar_origin"]), window_end=when(d["window_end"]),
                        seed=int(d["seed"]), user_cap=int(d["user_cap"]), max_rate=d["max_rate"],
@@ -139,6 +140,17 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
                        threshold_window_s=float(d["threshold_window_s"]),
                        reuse_idempotency_keys=bool(d["reuse_idempotency_keys"]), quiet=True,
                        headroom_s=float(d["headroom_s"]), workers=int(d["workers"]))
+
+
+def surgecast_version() -> str:
+    """The version this process runs (workers and master must match).
+
+    >>> surgecast_version() == __import__("surgecast").__version__
+    True
+    """
+    import surgecast
+
+    return str(surgecast.__version__)
 
 
 # ---- chunked payloads ---------------------------------------------------------------------------
@@ -241,6 +253,7 @@ class WorkerSide:
         self.origin = AsyncResult()
         self.sent = False
         cache_locust_default_args()
+        chunked_spawning(runner)  # a worker spawns what the master's shape asks for, in chunks
         runner.register_message(MSG_SETUP, self.on_setup)
         runner.register_message(MSG_GO, self.on_go)
         runner.register_message(MSG_FINISH, self.on_finish, concurrent=True)
@@ -266,7 +279,7 @@ class WorkerSide:
 
     def ready_then_wait(self) -> float | None:
         """Tell the master this worker is set up; block until it gives the origin (None: stopped)."""
-        self.send(MSG_READY, {"index": self.index})
+        self.send(MSG_READY, {"index": self.index, "version": surgecast_version()})
         return self.origin.get()
 
     def on_go(self, environment: Any, msg: Any, **_kw: Any) -> None:
@@ -284,6 +297,7 @@ class WorkerSide:
             self.send(MSG_STATUS, {
                 "index": self.index, "busy": d.busy if d else 0, "idle": len(d.idle) if d else 0,
                 "desired": d.desired_idle(d.now_s()) if d else MIN_IDLE,
+                "rate": d.rate_at(d.now_s()) if d else 0.0,
                 "finished": bool(d and d.finished), "counts": dict(r.recorder.counts),
                 "cpu": getattr(self.runner, "current_cpu_usage", None), "watch": drain_watch(r.watch)})
             gevent.sleep(STATUS_EVERY_S)
@@ -353,7 +367,7 @@ class PoolView:
         """Busy and idle users summed over the workers."""
         live = self._live()
         return PoolStatus(busy=sum(int(st["busy"]) for st in live), idle=sum(int(st["idle"]) for st in live),
-                          rate_per_s=0.0, finished=self.finished)
+                          rate_per_s=sum(float(st.get("rate", 0.0)) for st in live), finished=self.finished)
 
 
 class MasterSide:
@@ -417,7 +431,17 @@ class MasterSide:
 
     # ---- messages ----------------------------------------------------------------------------
     def on_ready(self, environment: Any, msg: Any, **_kw: Any) -> None:
-        self.ready.add(int(msg.data["index"]))
+        i = int(msg.data["index"])
+        theirs, ours = msg.data.get("version"), surgecast_version()
+        if theirs != ours:
+            # Settings, messages and the merge are only known to match within one version: refuse the run.
+            self.failed = (f"VersionMismatch: {self.name(i)} runs surgecast {theirs or 'older than 0.1.0'}, the "
+                           f"master {ours}; install the same surgecast version on every machine")
+            print(self.failed, file=sys.stderr, flush=True)
+            self.exit_code = 2
+            gevent.spawn(self.runner.quit)
+            return
+        self.ready.add(i)
 
     def on_status(self, environment: Any, msg: Any, **_kw: Any) -> None:
         d = dict(msg.data)

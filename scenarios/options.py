@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from scenarios.arrivals import ARRIVAL_SHAPES
 from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
@@ -48,6 +49,7 @@ class RunSettings:
     profile: Profile | None = field(default=None, repr=False)
     profile_name: str | None = None
     arrival_rate: float | None = None
+    arrival_shape: str = "constant"             # --arrival-shape of an --arrival-rate run
     compress: float = 1.0
     scale: float = 1.0
     duration_s: float = DEFAULT_DURATION_S
@@ -111,6 +113,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
                  "Locust's own Profile field only labels the run")
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
+    add("--arrival-shape", default=None, metavar="SHAPE",
+        help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then 0 -> R/s within 1 s)")
     add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
         "(default: fit the window into --duration)")
     add("--scale", type=float, default=None, metavar="Y", help="fraction of the profile's applicants "
@@ -289,12 +293,17 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         for flag, v in (("--compress", ns.compress), ("--scale", ns.scale), ("--window", ns.window)):
             if v is not None:
                 raise FieldError(flag, v, "only with --profile; --arrival-rate runs in wall time")
+        shape = getattr(ns, "arrival_shape", None) or "constant"
+        if shape not in ARRIVAL_SHAPES:
+            raise FieldError("--arrival-shape", shape, f"choose one of: {', '.join(ARRIVAL_SHAPES)}")
         gates = ()
         if ns.gates:
             raise FieldError("--gates", ns.gates, "a gate schedule needs a profile's calendar; add --profile")
-        return RunSettings(arrival_rate=float(rate), duration_s=duration or DEFAULT_DURATION_S,
+        return RunSettings(arrival_rate=float(rate), arrival_shape=shape, duration_s=duration or DEFAULT_DURATION_S,
                            gate_events=gates, **common)
 
+    if getattr(ns, "arrival_shape", None) is not None:
+        raise FieldError("--arrival-shape", ns.arrival_shape, "only with --arrival-rate; a profile has its own curve")
     profile = load_profile(prof_arg)
     cal = profile.calendar
     start, end = cal.window_start, cal.close

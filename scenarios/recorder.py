@@ -3,9 +3,9 @@ and written to the run directory's plain files at the end (see docs/run-director
 
     >>> r = Recorder(origin_unix=1_700_000_000.0, calendar_of=None, worker=0)
     >>> r.arrival_scheduled("0-1", "new_applicant", 1_700_000_000.5)
-    >>> r.arrival_dropped("0-1")
-    >>> r.counts["dropped"], r.arrivals["0-1"]["outcome"]
-    (1, 'dropped')
+    >>> r.arrival_dropped("0-1", "spawn_lag")
+    >>> r.counts["dropped"], r.counts["dropped_spawn_lag"], r.arrivals["0-1"]["outcome"]
+    (1, 1, 'dropped')
 
 Everything held here merges across processes: rows concatenate and the
 histograms add exactly (`scenarios.latency`).
@@ -28,7 +28,7 @@ from scenarios.latency import STEPS, StepLatency
 from surgecast import atomic
 
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
-                   "outcome", "ended_step", "attempts", "worker")
+                   "outcome", "ended_step", "attempts", "worker", "drop_reason")
 LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount", "status", "at",
                   "http_status", "payment_id", "quantity_told", "serial_number", "document_serial",
                   "idempotency_keys")
@@ -53,6 +53,7 @@ QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_wor
 HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors", "p50_ms", "p95_ms",
                    "p99_ms", "intended_p50_ms", "intended_p95_ms", "intended_p99_ms")
 OUTCOMES = ("completed", "abandoned", "failed", "dropped")
+DROP_REASONS = ("pool_cap", "spawn_lag", "cpu")  # why an arrival found no idle user (scenarios.pool)
 HISTORY_WINDOW_S = 10.0
 
 
@@ -98,10 +99,16 @@ class Recorder:
                                        "started": None, "finished": None, "outcome": "", "ended_step": "",
                                        "attempts": 0, "worker": self.worker}
 
-    def arrival_dropped(self, applicant_id: str) -> None:
-        """No idle user was free: the arrival is dropped at once, never delayed."""
+    def arrival_dropped(self, applicant_id: str, reason: str = "") -> None:
+        """No idle user was free: the arrival is dropped at once, never delayed.
+
+        `reason` is one of `DROP_REASONS` (pool_cap, spawn_lag, cpu); it is
+        counted as `dropped_REASON` and written in arrivals.csv's `drop_reason`.
+        """
         self.counts["dropped"] += 1
-        self.arrivals[applicant_id]["outcome"] = "dropped"
+        if reason:
+            self.counts[f"dropped_{reason}"] += 1
+        self.arrivals[applicant_id].update(outcome="dropped", drop_reason=reason)
 
     def arrival_started(self, applicant_id: str, unix: float) -> None:
         """A user took the arrival and starts its journey."""
@@ -201,7 +208,7 @@ class Recorder:
         for a in sorted(self.arrivals.values(), key=lambda a: a["intended"]):
             out.append([a["applicant_id"], a["journey"], iso_utc(a["intended"]), iso_utc(a["started"]),
                         iso_utc(a["finished"]), self.calendar_iso(a["intended"]), a["outcome"] or "abandoned",
-                        a["ended_step"], a["attempts"], a.get("worker", self.worker)])
+                        a["ended_step"], a["attempts"], a.get("worker", self.worker), a.get("drop_reason", "")])
         return out
 
     def ledger_rows(self) -> list[dict[str, Any]]:
@@ -258,7 +265,7 @@ class Recorder:
             >>> a.arrival_scheduled("0-000001", "new_applicant", 1.0); b.arrival_scheduled("1-000001", "stamp_only", 2.0)
             >>> b.request_done("login", 2.0, 0.05, True)
             >>> m = Recorder(origin_unix=0.0, calendar_of=None); m.absorb(a.export()); m.absorb(b.export())
-            >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[-1] for r in m.arrival_rows()]
+            >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[9] for r in m.arrival_rows()]
             (2, 1, 1, [0, 1])
         """
         from surgecast.errors import IntegrityError

@@ -24,7 +24,7 @@ import gevent
 import numpy as np
 from gevent.pool import Pool
 
-from scenarios.arrivals import ArrivalSchedule, constant_schedule, profile_schedule
+from scenarios.arrivals import ArrivalSchedule, profile_schedule, shaped_schedule
 from scenarios.curve import ArrivalCurve
 from scenarios.identities import IdentitiesAhead, make_identity
 from scenarios.journeys import DEFAULT_JOURNEYS, Account, ApplicantPlan
@@ -62,7 +62,8 @@ def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix
 def build_schedule(s: RunSettings, share: float = 1.0) -> ArrivalSchedule:
     """The arrival schedule of the settings (constant rate or the profile's curve)."""
     if s.arrival_rate is not None:
-        return constant_schedule(rate=s.arrival_rate, duration_s=s.duration_s, max_rate=s.max_rate, share=share)
+        return shaped_schedule(s.arrival_shape, rate=s.arrival_rate, duration_s=s.duration_s, max_rate=s.max_rate,
+                               share=share)
     assert s.profile is not None and s.calendar_origin is not None
     cal = s.profile.calendar
     return profile_schedule(ArrivalCurve(s.profile), calendar_origin_s=cal.seconds(s.calendar_origin),
@@ -308,7 +309,7 @@ class Rehearsal:
         d = ArrivalDispatcher(self.times, make_plan=self.make_plan, recorder=self.recorder,
                               headroom_s=self.s.headroom_s, rate_at=self.schedule.rate_at,
                               on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
-                              between=self.between_arrivals)
+                              between=self.between_arrivals, pool_size=self.pool_size)
         self.dispatcher = d  # the shape now sizes the pool for the first seconds
         want = min(self.s.user_cap, d.desired_idle(0.0))
         wait_until = time.time() + POOL_WARMUP_MAX_S
@@ -328,6 +329,14 @@ class Rehearsal:
             if acts:
                 self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep))
         self._greenlets.append(gevent.spawn(self.monitor))
+
+    def pool_size(self) -> tuple[int, int, float | None]:
+        """(live Locust users, this process's share of --user-cap, Locust's CPU %): for drop reasons."""
+        r = self.runner
+        live = int(getattr(r, "user_count", 0) or 0)
+        cap = -(-self.s.user_cap // max(1, self.s.workers))  # Locust spreads the pool evenly over workers
+        cpu = getattr(r, "current_cpu_usage", None)
+        return live, cap, float(cpu) if isinstance(cpu, int | float) else None
 
     def monitor(self) -> None:
         """Each second: sample the target's queues, check thresholds, print progress every 5 s."""

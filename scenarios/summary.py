@@ -13,7 +13,7 @@ from typing import Any
 
 from scenarios.latency import STEPS
 from scenarios.options import RunSettings
-from scenarios.recorder import Recorder, iso_utc
+from scenarios.recorder import DROP_REASONS, Recorder, iso_utc
 
 
 def exit_code_for(*, reconciliation: dict[str, Any] | None, audit: dict[str, Any] | None,
@@ -30,7 +30,7 @@ def exit_code_for(*, reconciliation: dict[str, Any] | None, audit: dict[str, Any
 def parameters(s: RunSettings) -> dict[str, Any]:
     """The run's parameters as written in run.json and summary.json."""
     return {
-        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "host": s.host, "embedded_testbed": s.embedded,
+        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "host": s.host, "embedded_testbed": s.embedded,
         "compress": s.compress, "scale": s.scale, "demand_multiplier": s.demand_multiplier, "seed": s.seed,
         "duration_s": s.duration_s, "max_rate": s.max_rate, "user_cap": s.user_cap, "workers": s.workers,
         "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
@@ -85,6 +85,7 @@ def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, el
     span = max(s.duration_s, 1e-9)
     return {
         "scheduled": c.get("scheduled", 0), "started": c.get("started", 0), "dropped": c.get("dropped", 0),
+        "dropped_by_reason": {r: c.get(f"dropped_{r}", 0) for r in DROP_REASONS},
         "completed": c.get("completed", 0), "abandoned": c.get("abandoned", 0), "failed": c.get("failed", 0),
         "scheduled_expected": round(scheduled_expected, 3),
         "achieved_rate_per_s": round(c.get("scheduled", 0) / span, 4),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from surgecast.errors import FieldError
+from testbed.latency_law import LatencyLaw, law_from_table
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal")
@@ -138,6 +139,7 @@ class TestbedConfig:
     issuer: ResourceConfig
     payments: PaymentsConfig
     gates: dict[str, GateConfig]
+    latency_law: LatencyLaw = field(default_factory=LatencyLaw)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain JSON-able data.
@@ -322,9 +324,12 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     gr = root.sub("gates")
     gates = {name: _gate(gr.sub(name)) for name in GATE_NAMES}
     gr.done()
+    lr = root.sub("latency_law")
+    latency_law = law_from_table(lr)
+    lr.done()
     root.done()
     return TestbedConfig(seed=seed, pricing=pricing, limits=limits, security=security,
-                         storage=storage, issuer=issuer, payments=payments, gates=gates)
+                         storage=storage, issuer=issuer, payments=payments, gates=gates, latency_law=latency_law)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TestbedConfig:

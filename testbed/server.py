@@ -16,6 +16,7 @@ import secrets
 import socket
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -85,7 +86,11 @@ def serve(cfg: TestbedConfig, *, host: str, port: int, db_path: str | None,
             print(f"admin token: {token}", flush=True)
         print(f"database: {db_path}", file=sys.stderr, flush=True)
 
-    app = create_app(cfg, db_path=db_path, admin_token=token, on_ready=ready)
+    app: Any = create_app(cfg, db_path=db_path, admin_token=token, on_ready=ready)
+    if cfg.latency_law.enabled:
+        from testbed.latency_law import LatencyLawMiddleware
+
+        app = LatencyLawMiddleware(app, cfg.latency_law, admin_token=token)
     config = uvicorn.Config(app, loop="uvloop", http=protocol_with_header_timeout(cfg.limits.header_timeout_s),
                             lifespan="on", access_log=False,
                             log_level="warning", server_header=False, date_header=False,

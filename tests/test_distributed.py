@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,22 +101,29 @@ def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         port = _free_port()
         out = tmp_path / "lost"
-        env = dict(os.environ, SURGECAST_RESULTS_WAIT_S="5", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, SURGECAST_RESULTS_WAIT_S="5", SURGECAST_READY_WAIT_S="60", PYTHONUNBUFFERED="1")
         master = subprocess.Popen(
             [sys.executable, "-m", "surgecast", "rehearse", "--master", "--workers", "2", "--master-bind-host",
              "127.0.0.1", "--master-port", str(port), "--host", tb.url, f"--admin-token={tb.admin_token}",
-             "--arrival-rate", "10", "--duration", "6", "--seed", "4", "--quiet", "--out", str(out)],
+             "--arrival-rate", "10", "--duration", "6", "--seed", "4", "--out", str(out)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(master.stdout), daemon=True).start()  # type: ignore[arg-type]
         workers = [subprocess.Popen([sys.executable, "-m", "surgecast", "rehearse", "--worker", "--master-host",
                                      "127.0.0.1", "--master-port", str(port)], cwd=ROOT, env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
                    for _ in range(2)]
         try:
-            # Kill one worker once arrivals are flowing (queue.csv is written only at the end,
-            # so wait for the master to get going instead: a few seconds after start).
-            time.sleep(8)
+            # Kill one worker once arrivals are flowing: the master's progress line counts them (a
+            # fixed sleep killed it during its set-up on a loaded machine, and the master waited for it).
+            end = time.time() + 60
+            while time.time() < end and not any("arrivals" in x and not x.split("arrivals ")[1].startswith("0/")
+                                                for x in lines):
+                time.sleep(0.2)
+            time.sleep(1)
             os.killpg(workers[1].pid, signal.SIGKILL)
-            stdout, stderr = master.communicate(timeout=90)
+            master.wait(90)
+            stderr = master.stderr.read() if master.stderr else ""
         finally:
             for w in workers:
                 if w.poll() is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ def _passthrough(args: argparse.Namespace, settings: Any, host: str, token: str 
         if args.gates:
             argv += ["--gates", args.gates]
     else:
-        argv += ["--arrival-rate", repr(s.arrival_rate)]
+        argv += ["--arrival-rate", repr(s.arrival_rate), "--arrival-shape", s.arrival_shape]
     if s.max_rate is not None:
         argv += ["--max-rate", repr(s.max_rate)]
     for t in s.thresholds:
@@ -159,7 +160,9 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
     if interrupted is not None and not summary.is_file():
         raise interrupted
     if code == 2 or not summary.is_file():
-        last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        named = [ln for ln in lines if re.match(r"^[A-Z]\w*(Error|Mismatch): ", ln)]
+        last = (named if code == 2 and named else lines)[-1:] or ["(no output)"]  # Locust's table comes after
         if code == 2 and ": " in last[0]:
             raise UsageError(last[0].split(": ", 1)[1])
         raise RunFailed(f"the Locust run crashed (exit code {code}) and wrote no summary.json; last line: "
@@ -184,7 +187,9 @@ def _run_locust(args: argparse.Namespace, settings: Any, host: str, token: str |
 
 
 def _verdict(r: dict[str, Any], out: Path) -> str:
-    parts = [f"scheduled {r['scheduled']}", f"dropped {r['dropped']}", f"completed {r['completed']}",
+    why = ", ".join(f"{k} {v}" for k, v in (r.get("dropped_by_reason") or {}).items() if v)
+    parts = [f"scheduled {r['scheduled']}", f"dropped {r['dropped']}" + (f" ({why})" if why else ""),
+             f"completed {r['completed']}",
              f"abandoned {r['abandoned']}", f"failed {r['failed']}"]
     stamp = r.get("steps", {}).get("stamp") or {}
     if stamp:

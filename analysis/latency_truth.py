@@ -1,0 +1,148 @@
+"""The harness's latency figures against a target whose latency law is known (testbed/latency_law.py).
+
+The law on a route: each answer `base` after the request arrived (every 100th: `tail`),
+and a stall of S seconds in every period of P seconds of Unix time ([kP − S, kP)), an
+answer due in a stall waiting for its end (a frozen process). Two checks:
+
+**Service clock** (from the actual send to the answer): the harness's HDR percentiles of the
+step must equal the server's own record of the same requests (answer sent − request
+received) within HDR precision (3 significant digits: one HDR bucket, 0.1 %) plus the
+loopback allowance `loopback_s` (the client's send → server's receive and answer →
+client's read, which the server cannot see).
+
+**Intended clock and coordinated omission.** In an open model the applicant's first request
+is sent at its intended time τ whatever the target does, so its latency is L(τ, d) =
+answer_at(τ, d) − τ. With τ uniform over the period (Poisson arrivals), d = b with
+probability 0.99 and T with 0.01, and d̄ = 0.99 b + 0.01 T, an answer is held past x ≥ T
+exactly when τ ∈ [P − S − d, P − x) of its period, so::
+
+    P(L > x) = (S + d̄ − x) / P          for T ≤ x ≤ S + b
+    x_q      = S + d̄ − P (1 − q)       for q ≥ 1 − (S + d̄ − T) / P
+
+With b = 50 ms, T = 500 ms, S = 2 s, P = 10 s (the defaults): d̄ = 54.5 ms, and
+p90 = 1.0545 s, p95 = 1.5545 s, p99 = 1.9545 s, p99.9 = 2.0445 s, while p50 = b (79.2 % of
+requests are answered in exactly b). A closed-loop tester that sends its next request only
+after the last answer sees one stalled request per connection per stall (coordinated
+omission): for a connection sending every Δ seconds, a fraction Δ/P of its samples, not
+S/P, and its p99 falls to the tail T or below. `predicted_quantiles` applies the law to the
+run's realised intended start times (so sampling noise of the arrival times cancels);
+`analytic_quantile` is the closed form above::
+
+    >>> law = Law()
+    >>> [round(analytic_quantile(law, q), 4) for q in (0.90, 0.95, 0.99, 0.999)]
+    [1.0545, 1.5545, 1.9545, 2.0445]
+    >>> analytic_quantile(law, 0.5)
+    0.05
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+
+@dataclass(frozen=True, kw_only=True)
+class Law:
+    """The latency law's parameters (the testbed's `[latency_law]`), in seconds."""
+
+    base_s: float = 0.05
+    tail_s: float = 0.5
+    tail_every: int = 100
+    stall_s: float = 2.0
+    stall_every_s: float = 10.0
+
+    @property
+    def mean_delay_s(self) -> float:
+        """d̄: the law's mean delay before stalls."""
+        p = 1 / self.tail_every if self.tail_every else 0.0
+        return (1 - p) * self.base_s + p * self.tail_s
+
+    def latency(self, start_unix: np.ndarray, delay_s: np.ndarray | float) -> np.ndarray:
+        """L = answer_at − start for requests received at `start_unix` with law delays `delay_s`.
+
+        >>> Law().latency(np.array([1000.0, 1008.5, 1009.99]), 0.05).round(3).tolist()
+        [0.05, 1.5, 0.05]
+        """
+        due = start_unix + delay_s
+        p, s = self.stall_every_s, self.stall_s
+        phase = np.mod(due, p)
+        held = phase >= p - s
+        return np.where(held, due - phase + p, due) - start_unix
+
+
+def analytic_quantile(law: Law, q: float) -> float:
+    """The q-quantile of L for uniformly phased starts (the closed form of the module docstring)."""
+    p_tail = 1 / law.tail_every if law.tail_every else 0.0
+    d_bar = law.mean_delay_s
+    if 1 - q <= (law.stall_s + d_bar - law.tail_s) / law.stall_every_s:
+        return law.stall_s + d_bar - law.stall_every_s * (1 - q)
+    # below the stall's range: the atom at b holds (1 − p_tail)(1 − (S)/P) of the mass
+    atom_b = (1 - p_tail) * (1 - law.stall_s / law.stall_every_s)
+    if q <= atom_b:
+        return law.base_s
+    return math.nan  # between b and T: not used by the checks
+
+
+def predicted_quantiles(law: Law, intended_unix: Sequence[float], pcts: Iterable[float]) -> dict[float, float]:
+    """Quantiles of L over the run's own intended starts, with the tail's 1 % spread evenly (every 100th).
+
+    >>> predicted_quantiles(Law(), np.linspace(0, 100, 100001), [50, 95])[95]  # doctest: +ELLIPSIS
+    1.55...
+    """
+    t = np.sort(np.asarray(intended_unix, dtype=float))
+    n = np.arange(len(t))
+    d = np.where((n % law.tail_every) == law.tail_every - 1, law.tail_s, law.base_s) if law.tail_every else law.base_s
+    lat = law.latency(t, d)
+    return {p: float(np.percentile(lat, p, method="higher")) for p in pcts}
+
+
+def hdr_of(values_s: Iterable[float]) -> HdrHistogram:
+    """An HDR histogram (us, 1 us .. 1 h, 3 digits: the run directory's settings) of `values_s`."""
+    h = HdrHistogram(1, 3600 * 1_000_000, 3)
+    for v in values_s:
+        h.record_value(int(min(3600e6, max(1, round(v * 1e6)))))
+    return h
+
+
+def service_clock_gaps(harness: HdrHistogram, truth: HdrHistogram, pcts: Iterable[float],
+                       *, loopback_s: float) -> list[dict[str, float]]:
+    """Per percentile: harness, truth, difference, allowed (HDR precision + loopback), ok.
+
+    The harness measures a little more than the server's truth (the loopback legs), never less
+    than one HDR bucket below it.
+
+    >>> t = hdr_of([0.05] * 99 + [0.5]); h = hdr_of([0.0505] * 99 + [0.5006])
+    >>> all(r["ok"] for r in service_clock_gaps(h, t, [50, 99, 100], loopback_s=0.002))
+    True
+    >>> all(r["ok"] for r in service_clock_gaps(hdr_of([0.06] * 100), t, [50], loopback_s=0.002))
+    False
+    """
+    out = []
+    for p in pcts:
+        hv = harness.get_value_at_percentile(p) / 1e6
+        tv = truth.get_value_at_percentile(p) / 1e6
+        bucket = tv * 1e-3 + 1e-6
+        diff = hv - tv
+        ok = -bucket <= diff <= bucket + loopback_s
+        out.append({"pct": p, "harness_s": hv, "truth_s": tv, "diff_s": diff, "allowed_s": bucket + loopback_s,
+                    "ok": ok})
+    return out
+
+
+def relative_gaps(measured: dict[float, float], predicted: dict[float, float], *, tolerance: float = 0.05
+                  ) -> list[dict[str, float]]:
+    """Per percentile: measured, predicted, relative error, ok (|error| ≤ tolerance).
+
+    >>> relative_gaps({95: 1.50}, {95: 1.5545})[0]["ok"], relative_gaps({95: 1.0}, {95: 1.5545})[0]["ok"]
+    (True, False)
+    """
+    rows = []
+    for p, want in predicted.items():
+        got = measured[p]
+        err = (got - want) / want
+        rows.append({"pct": p, "measured_s": got, "predicted_s": want, "error": err, "ok": abs(err) <= tolerance})
+    return rows

@@ -1,0 +1,184 @@
+"""Several machines for real: master and workers in separate Linux network namespaces joined by a veth pair.
+
+The test makes its own two namespaces (`ip netns add`), a veth pair between them with
+addresses of its own (10.231.X.1/24 for the master's side, .2 for the workers'), runs the
+testbed and `surgecast rehearse --master` in one and `--worker` processes in the other, so
+every Locust message and every journey request crosses real TCP between two interfaces
+(the veth's byte counters show it), and deletes everything at the end. It skips, saying
+why, where namespaces cannot be made (not root, no `ip`, no CAP_SYS_ADMIN).
+
+Three runs side by side, each on its own port: two workers whose merge stays exact, a
+worker killed mid-run that is named (exit 3), and a worker of another surgecast version
+that the master refuses (exit 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from scenarios.latency import read_hdr
+from surgecast.children import child_env
+from tests.test_rehearse_runs import FAST_TESTBED, ROOT
+
+TAG = f"{os.getpid() % 100000}"
+NS_M, NS_W = f"scm{TAG}", f"scw{TAG}"
+VETH_M, VETH_W = f"vm{TAG}", f"vw{TAG}"
+NET = f"10.231.{os.getpid() % 250}"
+A_M, A_W = f"{NET}.1", f"{NET}.2"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20, check=check)
+
+
+def _teardown() -> None:
+    for ns in (NS_M, NS_W):
+        _ip("netns", "del", ns, check=False)   # deleting a namespace deletes its end of the veth
+
+
+@pytest.fixture(scope="module")
+def netns():
+    """The two namespaces and the veth pair, or a skip with the reason."""
+    if sys.platform != "linux" or shutil.which("ip") is None:
+        pytest.skip("needs Linux and iproute2's `ip`")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make network namespaces")
+    r = _ip("netns", "add", NS_M, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"`ip netns add` is not permitted here: {r.stderr.strip()}")
+    try:
+        _ip("netns", "add", NS_W)
+        _ip("link", "add", VETH_M, "type", "veth", "peer", "name", VETH_W)
+        _ip("link", "set", VETH_M, "netns", NS_M)
+        _ip("link", "set", VETH_W, "netns", NS_W)
+        for ns, dev, addr in ((NS_M, VETH_M, A_M), (NS_W, VETH_W, A_W)):
+            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        yield
+    finally:
+        _teardown()
+
+
+def _in(ns: str, *cmd: str, env: dict[str, str] | None = None, cwd: str | Path = ROOT,
+        **kw) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", ns, *cmd], cwd=cwd, text=True, env=env,
+                            start_new_session=True, **kw)
+
+
+def _veth_bytes() -> int:
+    data = json.loads(_ip("-n", NS_W, "-s", "-j", "link", "show", VETH_W).stdout)[0]["stats64"]
+    return int(data["rx"]["bytes"]) + int(data["tx"]["bytes"])
+
+
+class Run:
+    """A testbed and a master in the master's namespace, workers in the workers' namespace."""
+
+    def __init__(self, tmp: Path, port: int, *, worker_path: str | None = None, quiet: bool = True) -> None:
+        self.out = tmp / f"run{port}"
+        self.token = os.urandom(12).hex()
+        flags = sum((["--set", kv] for kv in FAST_TESTBED), [])
+        self.env = {**child_env(self.token), "PYTHONPATH": str(ROOT), "SURGECAST_RESULTS_WAIT_S": "5",
+                    "SURGECAST_READY_WAIT_S": "60", "PYTHONUNBUFFERED": "1"}
+        self.tb = _in(NS_M, sys.executable, "-m", "surgecast", "testbed", "--host", A_M, "--port", "0",
+                      "--db", str(tmp / f"tb{port}.sqlite"), *flags, env=self.env,
+                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.tb.stdout is not None
+        line = self.tb.stdout.readline().strip()
+        assert line.startswith("listening on http://" + A_M), line
+        threading.Thread(target=lambda: [None for _ in self.tb.stdout], daemon=True).start()  # type: ignore[union-attr]
+        self.url = line.removeprefix("listening on ")
+        self.master = _in(NS_M, sys.executable, "-m", "surgecast", "rehearse", "--master", "--workers", "2",
+                          "--master-bind-host", A_M, "--master-port", str(port), "--host", self.url,
+                          "--allow-remote", f"--admin-token={self.token}", "--arrival-rate", "10",
+                          "--duration", "6", "--seed", "4", *(["--quiet"] if quiet else []), "--out", str(self.out),
+                          env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: list[str] = []
+        if not quiet:  # read the progress lines as they come (the test waits for arrivals to flow)
+            threading.Thread(target=lambda: self.lines.extend(self.master.stdout), daemon=True).start()  # type: ignore[arg-type]
+        wenv = dict(self.env, PYTHONPATH=worker_path or str(ROOT))
+        self.workers = [_in(NS_W, sys.executable, "-m", "surgecast", "rehearse", "--worker", "--master-host", A_M,
+                            "--master-port", str(port), env=wenv, cwd=worker_path or ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL) for _ in range(2)]
+        self.stdout = self.stderr = ""
+
+    def arrivals_flowing(self, timeout: float = 90) -> None:
+        """Block until the master's progress line shows arrivals being dispatched."""
+        end = time.time() + timeout
+        while time.time() < end and not any("arrivals" in x and not x.split("arrivals ")[1].startswith("0/")
+                                            for x in self.lines):
+            time.sleep(0.2)
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            if self.lines or self.master.stdout is None or self.master.stdout.closed:
+                self.master.wait(timeout)
+                self.stderr = self.master.stderr.read() if self.master.stderr else ""
+                self.stdout = "".join(self.lines)
+            else:
+                self.stdout, self.stderr = self.master.communicate(timeout=timeout)
+        finally:
+            for p in [*self.workers, self.tb, self.master]:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+        return self.master.returncode
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.timeout(200)
+def test_master_and_workers_in_two_namespaces(netns, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(ROOT, other, ignore=shutil.ignore_patterns(".git", "tests", "runs", "docs", "benchmarks",
+                                                               "__pycache__", "*.pyc", ".locust-staging"))
+    init = other / "surgecast" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0.0.0-other+'))
+    before = _veth_bytes()
+    exact, killed = Run(tmp_path, 5557), Run(tmp_path, 5558, quiet=False)
+    stranger = Run(tmp_path, 5559, worker_path=str(other))
+    killed.arrivals_flowing()  # then kill one worker of the second run mid-run
+    time.sleep(1)
+    os.killpg(killed.workers[1].pid, signal.SIGKILL)
+    codes = [r.wait() for r in (exact, killed, stranger)]
+
+    # 1. two workers across the veth: one run directory, merged exactly, reconciled
+    assert codes[0] == 0, exact.stderr[-2000:]
+    s = json.loads((exact.out / "summary.json").read_text())
+    run = json.loads((exact.out / "run.json").read_text())
+    assert run["workers"] == 2 and run["lost_workers"] == [] and s["reconciliation_ok"] is True
+    arrivals = _rows(exact.out / "arrivals.csv")
+    assert {a["worker"] for a in arrivals} == {"0", "1"} and len({a["applicant_id"] for a in arrivals}) == s["scheduled"]
+    stats = {x["Name"]: int(x["Request Count"]) for x in _rows(exact.out / "locust_stats.csv") if x["Name"] != "Aggregated"}
+    assert stats and sum(stats.values()) == s["requests"]
+    for step, n in stats.items():
+        assert read_hdr(str(exact.out / "latency" / f"{step}.service.hdr")).get_total_count() == n, step
+    # every request and every message crossed the veth: well over a kilobyte per request
+    assert _veth_bytes() - before > 1000 * s["requests"]
+
+    # 2. a worker killed mid-run is named, what the other sent is kept, exit 3
+    assert codes[1] == 3, killed.stderr[-2000:]
+    k = json.loads((killed.out / "summary.json").read_text())
+    lost = k["lost_workers"][0]["index"]
+    assert len(k["lost_workers"]) == 1 and f"IntegrityError: worker {lost} (" in killed.stderr, killed.stderr[-1500:]
+    assert {a["worker"] for a in _rows(killed.out / "arrivals.csv")} == {str(1 - lost)}
+
+    # 3. workers of another surgecast version: refused by the master, one line, exit 2, nothing written
+    assert codes[2] == 2, stranger.stderr[-2000:]
+    assert "runs surgecast 0.0.0-other+" in stranger.stderr and "the same surgecast version" in stranger.stderr
+    assert "Traceback" not in stranger.stderr and len(stranger.stderr.strip().splitlines()) == 1, stranger.stderr
+    assert not (stranger.out / "summary.json").exists()
