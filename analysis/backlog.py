@@ -56,9 +56,9 @@ from datetime import datetime
 
 import numpy as np
 
+from floor.errors import FieldError
 from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile import GATES, Outage, Profile
-from surgecast.errors import FieldError
 
 __all__ = ["Gate", "Stage", "FluidInputs", "FluidResult", "StageRecord", "inputs_from_profile",
            "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule",

@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 __all__ = ["parse_duration", "parse_local_time", "parse_outage"]
 

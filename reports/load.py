@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from floor.errors import InputFileError, ProfileError
 from scenarios.profile import Profile, load_profile, parse_profile
-from surgecast.errors import InputFileError, ProfileError
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 
@@ -114,7 +114,7 @@ def read_json(path: Path) -> Any:
     >>> read_json(p)
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); rerun ...
+    floor.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); rerun ...
     """
     try:
         return json.loads(path.read_text(encoding="utf-8"))

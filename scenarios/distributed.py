@@ -60,6 +60,7 @@ from typing import Any
 import gevent
 from gevent.event import AsyncResult
 
+from floor.errors import SurgecastError
 from scenarios.options import RunSettings
 from scenarios.pool import MIN_IDLE, PoolStatus
 from scenarios.recorder import Recorder
@@ -73,7 +74,6 @@ from scenarios.run import (
 from scenarios.schedule import admin_actions, play
 from scenarios.target import AdminClient, check_host
 from scenarios.thresholds import ThresholdWatch, parse_threshold
-from surgecast.errors import SurgecastError
 
 MSG_SETUP = "surgecast_setup"
 MSG_READY = "surgecast_ready"
@@ -165,7 +165,7 @@ class Assembler:
         """The decoded payload; `SurgecastError` (exit 3) when the bytes do not match the digest."""
         raw = b"".join(self.parts[i] for i in range(self.total or 0))
         if hashlib.sha256(raw).hexdigest() != self.digest:
-            from surgecast.errors import IntegrityError
+            from floor.errors import IntegrityError
             raise IntegrityError("a worker's results arrived damaged (SHA-256 mismatch); rerun")
         return json.loads(zlib.decompress(raw))
 

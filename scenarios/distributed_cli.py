@@ -45,9 +45,9 @@ def check_distributed_flags(args: Any) -> None:
     >>> check_distributed_flags(p.parse_args(["--workers", "0"]))
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --workers = 0: give a whole number from 1 to 64
+    floor.errors.FieldError: --workers = 0: give a whole number from 1 to 64
     """
-    from surgecast.errors import FieldError
+    from floor.errors import FieldError
 
     if not 1 <= args.workers <= 64:
         raise FieldError("--workers", args.workers, "give a whole number from 1 to 64")
@@ -102,7 +102,7 @@ def wait_for_master(host: str, port: int, wait_s: float) -> None:
     import socket
     import time
 
-    from surgecast.errors import TargetError
+    from floor.errors import TargetError
 
     end = time.monotonic() + wait_s
     said = False

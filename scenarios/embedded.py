@@ -17,8 +17,8 @@ import sys
 import tempfile
 import threading
 
-from surgecast.children import child_env
-from surgecast.errors import TargetError
+from floor.children import child_env
+from floor.errors import TargetError
 
 
 def testbed_command(*, admin_token: str, db: str | None = None, extra: list[str] | None = None) -> list[str]:

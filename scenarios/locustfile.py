@@ -35,12 +35,12 @@ import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from floor.errors import SurgecastError
 from scenarios.journeys import JourneyRun
 from scenarios.options import add_options, resolve_settings
 from scenarios.pool import OpenModelShape
 from scenarios.run import Rehearsal, publish_locust_csvs
 from scenarios.target import check_host, preflight
-from surgecast.errors import SurgecastError
 
 STAGING = ".locust-staging"
 _OUT_EXISTED: list[bool] = []  # did --out exist before Locust made its staging folder?
@@ -97,7 +97,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:  # used as a library (tests of the user class); nothing to set up
         return
-    from surgecast.children import watch_parent
+    from floor.children import watch_parent
 
     watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
     if isinstance(environment.runner, WorkerRunner):

@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from floor.children import TOKEN_ENV
+from floor.errors import FieldError, InputFileError
 from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
-from surgecast.children import TOKEN_ENV
-from surgecast.errors import FieldError, InputFileError
 
 DEFAULT_DURATION_S = 120.0
 DEFAULT_USER_CAP = 1000

@@ -53,10 +53,10 @@ import numpy as np
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
+from floor.errors import TargetError
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
 from scenarios.profile import Journeys
-from surgecast.errors import TargetError
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,

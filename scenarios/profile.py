@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from surgecast.errors import ProfileError
+from floor.errors import ProfileError
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 GATES = ("registration", "ordering", "stamping")

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from floor import atomic
 from scenarios.latency import STEPS, StepLatency
-from surgecast import atomic
 
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
                    "outcome", "ended_step", "attempts", "worker")
@@ -261,7 +261,7 @@ class Recorder:
             >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[-1] for r in m.arrival_rows()]
             (2, 1, 1, [0, 1])
         """
-        from surgecast.errors import IntegrityError
+        from floor.errors import IntegrityError
 
         who = f"worker {data.get('worker')}"
         for a in data["arrivals"]:

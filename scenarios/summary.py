@@ -44,7 +44,7 @@ def versions() -> dict[str, str]:
     """Versions of surgecast, Locust and Python."""
     import locust
 
-    from surgecast import __version__
+    from floor.version import __version__
     return {"surgecast": __version__, "locust": locust.__version__, "python": platform.python_version()}
 
 

@@ -20,9 +20,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from surgecast import __version__
-from surgecast.children import signals_raise
-from surgecast.errors import EXIT_THRESHOLD, EXIT_USAGE, SurgecastError, UsageError
+from floor.children import signals_raise
+from floor.errors import EXIT_THRESHOLD, EXIT_USAGE, SurgecastError, UsageError
+from floor.version import __version__
 
 # name -> (module, one-line help). The order is the order of a surge's work.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SurgecastError as e:
         print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (surgecast.children.Interrupted); children stopped
+    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (floor.children.Interrupted); children stopped
         how = getattr(e, "signame", "SIGINT")
         print(f"Interrupted: {args[0]} stopped by {how} before its end; what it wrote is incomplete (exit 1)",
               file=sys.stderr)

@@ -50,12 +50,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from floor import atomic
+from floor.children import child_env
+from floor.children import stop as stop_child
+from floor.errors import FieldError, SurgecastError
+from floor.jsonhttp import HttpError, JsonClient
 from scenarios.profile import flat_profile_toml
-from surgecast import atomic
-from surgecast.children import child_env
-from surgecast.children import stop as stop_child
-from surgecast.errors import FieldError, SurgecastError
-from surgecast.jsonhttp import HttpError, JsonClient
 
 DRAIN_TIMEOUT_S = 30.0
 LOAD_START_TIMEOUT_S = 60.0
@@ -442,7 +442,7 @@ def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: in
     >>> run_drill("no-such-drill", out=Path("/tmp/never"))
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: NAME = 'no-such-drill': choose one of: kill-testbed, issuer-outage, payment-chaos, client-retries (see surgecast drill --list)
+    floor.errors.FieldError: NAME = 'no-such-drill': choose one of: kill-testbed, issuer-outage, payment-chaos, client-retries (see surgecast drill --list)
     """
     drill = DRILLS.get(name)
     if drill is None:

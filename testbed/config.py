@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal")

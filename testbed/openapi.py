@@ -190,7 +190,7 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) > 1:
-        from surgecast.atomic import write_text
+        from floor.atomic import write_text
 
         write_text(sys.argv[1], spec_json())
     else:

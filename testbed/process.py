@@ -29,9 +29,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import IO
 
-from surgecast.children import child_env
-from surgecast.errors import TargetError
-from surgecast.jsonhttp import HttpError, JsonClient
+from floor.children import child_env
+from floor.errors import TargetError
+from floor.jsonhttp import HttpError, JsonClient
 
 START_TIMEOUT_S = 20.0
 MUTANT_ENV = "SURGECAST_TESTBED_MUTANT"  # test-only, see TestbedServer.command

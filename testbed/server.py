@@ -19,7 +19,7 @@ import tempfile
 
 import uvicorn
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 from testbed.app import create_app
 from testbed.config import TestbedConfig
 from testbed.header_timeout import protocol_with_header_timeout

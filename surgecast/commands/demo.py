@@ -32,11 +32,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from surgecast import atomic
-from surgecast.atomic import check_writable
-from surgecast.children import TOKEN_ENV, child_env
-from surgecast.children import stop as stop_child
-from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
+from floor import atomic
+from floor.atomic import check_writable
+from floor.children import TOKEN_ENV, child_env
+from floor.children import stop as stop_child
+from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
 PROFILE = "casn2024"
 

@@ -18,8 +18,8 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from surgecast.atomic import check_writable
-from surgecast.errors import FieldError, IntegrityError, RunFailed
+from floor.atomic import check_writable
+from floor.errors import FieldError, IntegrityError, RunFailed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

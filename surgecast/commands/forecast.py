@@ -16,7 +16,7 @@ import math
 import re
 from pathlib import Path
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     """Forecast, write forecast.json and timeline.csv atomically, print the summary."""
     from analysis.forecast import TIMELINE_COLUMNS, forecast
     from analysis.planner import parse_local_time, parse_outage
+    from floor import atomic
     from scenarios.profile import load_profile
-    from surgecast import atomic
 
     profile = load_profile(args.profile)
     cal = profile.calendar
