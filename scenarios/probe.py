@@ -54,11 +54,11 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 from floor.errors import TargetError
+from floor.vocabulary import STEPS
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
 from scenarios.profile import Journeys
 
-STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
                           poll_interval_s=0.2, retry_mix={"backoff": 1.0}, backoff_base_s=0.2,
                           backoff_max_s=2.0, max_attempts=3, request_timeout_s=30.0)

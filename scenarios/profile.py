@@ -32,12 +32,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from floor.errors import ProfileError
+from floor.vocabulary import GATE_MODES, GATES, JOURNEYS, RESOURCES
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
-GATES = ("registration", "ordering", "stamping")
-GATE_MODES = ("open", "closed", "rate")
-RESOURCES = ("issuer", "payments")
-JOURNEYS = ("new_applicant", "returning_applicant", "stamp_only")
 RETRY_POLICIES = ("refresh", "backoff")
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from floor import atomic
-from scenarios.latency import STEPS, StepLatency
+from floor.vocabulary import STEPS
+from scenarios.latency import StepLatency
 
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
                    "outcome", "ended_step", "attempts", "worker")
@@ -52,7 +53,6 @@ QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_wor
                  "gate_registration", "gate_ordering", "gate_stamping")
 HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors", "p50_ms", "p95_ms",
                    "p99_ms", "intended_p50_ms", "intended_p95_ms", "intended_p99_ms")
-OUTCOMES = ("completed", "abandoned", "failed", "dropped")
 HISTORY_WINDOW_S = 10.0
 
 

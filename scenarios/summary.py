@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from scenarios.latency import STEPS
+from floor.vocabulary import STEPS
 from scenarios.options import RunSettings
 from scenarios.recorder import Recorder, iso_utc
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from floor.errors import FieldError
-from scenarios.latency import STEPS
+from floor.vocabulary import STEPS
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

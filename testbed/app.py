@@ -31,8 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from floor.vocabulary import GATE_MODES, GATES
 from testbed.audit import audit, ledger_listing, metrics, prometheus, records
-from testbed.config import GATE_MODES, GATE_NAMES, TestbedConfig
+from testbed.config import TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
 from testbed.passwords import hash_password, verify_password
@@ -293,8 +294,8 @@ async def admin_gates(request: Request) -> Response:
 async def admin_set_gate(request: Request) -> Response:
     _admin(request)
     name = request.path_params["name"]
-    if name not in GATE_NAMES:
-        raise ApiError(404, "not_found", f"no gate {name!r}; gates: {', '.join(GATE_NAMES)}", field="name")
+    if name not in GATES:
+        raise ApiError(404, "not_found", f"no gate {name!r}; gates: {', '.join(GATES)}", field="name")
     body = await read_json(request, _cfg(request).limits.max_json_bytes)
     mode = get_str(body, "mode", max_len=10)
     if mode not in GATE_MODES:

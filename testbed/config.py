@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from floor.errors import FieldError
+from floor.vocabulary import GATE_MODES, GATES
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal")
 OVERLOAD_MODES = ("unbounded", "shed")
-GATE_MODES = ("open", "closed", "rate")
-GATE_NAMES = ("registration", "ordering", "stamping")
 
 
 class ConfigError(FieldError):
@@ -320,7 +319,7 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     )
     pr.done()
     gr = root.sub("gates")
-    gates = {name: _gate(gr.sub(name)) for name in GATE_NAMES}
+    gates = {name: _gate(gr.sub(name)) for name in GATES}
     gr.done()
     root.done()
     return TestbedConfig(seed=seed, pricing=pricing, limits=limits, security=security,
