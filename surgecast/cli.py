@@ -15,19 +15,18 @@ its `exit_code` is returned; argparse's own usage errors become one line too.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
-from floor.children import signals_raise
-from floor.errors import EXIT_THRESHOLD, EXIT_USAGE, SurgecastError, UsageError
+from floor.entry import OneLineParser, run_entry
+from floor.errors import EXIT_USAGE, UsageError
 from floor.version import __version__
 
 # name -> (module, one-line help). The order is the order of a surge's work.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("surgecast.commands.demo", "the whole method end to end on the embedded testbed"),
-    "testbed": ("surgecast.commands.testbed", "run the reference e-Meterai-like service"),
+    "testbed": ("testbed.cli", "run the reference e-Meterai-like service"),
     "profile": ("surgecast.commands.profile", "show or check a surge profile"),
     "rehearse": ("surgecast.commands.rehearse", "play a surge with Locust against a target"),
     "probe": ("surgecast.commands.probe", "measure a target's capacity with stepped load"),
@@ -38,13 +37,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("surgecast.commands.report", "build the capacity report from a run directory"),
     "drill": ("surgecast.commands.drill", "a rehearsal with a fault injected, then reconciliation"),
 }
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
 def _top_help() -> str:
@@ -71,18 +63,6 @@ def build_parser(name: str) -> OneLineParser:
     return parser
 
 
-_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
-
-
-def one_line(text: str) -> str:
-    r"""`text` with every character that breaks a line escaped, so an error is always one line.
-
-    >>> one_line("a\nb\x1ec")
-    'a\\nb\\x1ec'
-    """
-    return text.translate(str.maketrans(_LINE_BREAKS))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
@@ -91,35 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if not args or args[0] in ("-h", "--help", "help"):
-            print(_top_help())
-            return 0 if args else EXIT_USAGE
-        if args[0] == "--version":
-            print(f"surgecast {__version__}")
-            return 0
-        name = args[0]
-        if name not in COMMANDS:
-            raise UsageError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
-        parser = build_parser(name)
-        ns = parser.parse_args(args[1:])
-        with signals_raise():
-            return int(ns._run(ns) or 0)
-    except SurgecastError as e:
-        print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (floor.children.Interrupted); children stopped
-        how = getattr(e, "signame", "SIGINT")
-        print(f"Interrupted: {args[0]} stopped by {how} before its end; what it wrote is incomplete (exit 1)",
-              file=sys.stderr)
-        return EXIT_THRESHOLD
-    except BrokenPipeError:
+    return run_entry(lambda: _dispatch(args), name=args[0] if args else "surgecast")
+
+
+def _dispatch(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0 if args else EXIT_USAGE
+    if args[0] == "--version":
+        print(f"surgecast {__version__}")
         return 0
-    except OSError as e:  # a full or read-only disk met while writing: one line, the run failed
-        where = f" {e.filename}" if e.filename else ""
-        print(f"OutputError: cannot write{where} ({e.strerror or e}); free space or give another --out",
-              file=sys.stderr)
-        return EXIT_THRESHOLD
+    name = args[0]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
+    ns = build_parser(name).parse_args(args[1:])
+    return int(ns._run(ns) or 0)
 
 
 if __name__ == "__main__":
