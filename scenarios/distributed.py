@@ -61,6 +61,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from floor.errors import SurgecastError
+from scenarios.locust_compat import cache_locust_default_args, send_last_stats
 from scenarios.options import RunSettings
 from scenarios.pool import MIN_IDLE, PoolStatus
 from scenarios.recorder import Recorder
@@ -199,35 +200,6 @@ def feed_watch(w: ThresholdWatch, rows: list[list[Any]]) -> None:
 
 
 # ---- the worker's side ---------------------------------------------------------------------------
-def cache_locust_default_args() -> None:
-    """Make `locust.argument_parser.default_args_dict` build Locust's parser once per process.
-
-    Locust 2.47's worker, on every `spawn` message, filters the master's options with
-    `k not in argument_parser.default_args_dict()` evaluated once *per option*, and each
-    call builds and parses Locust's whole argument parser (about 1 ms). With the
-    rehearsal's ~100 options that blocked a worker's event loop for ~100 ms each time
-    the master's shape resized the pool (up to once a second), and arrivals due in that
-    time were handed over late (a dispatch-lag tail seen only with workers). The
-    defaults do not change within a process, so one copy is returned each time.
-
-        >>> from locust import argument_parser
-        >>> cache_locust_default_args(); a = argument_parser.default_args_dict()
-        >>> a == argument_parser.default_args_dict() and "host" in a
-        True
-    """
-    from locust import argument_parser
-
-    if getattr(argument_parser.default_args_dict, "surgecast_cached", False):
-        return
-    defaults = argument_parser.default_args_dict()
-
-    def default_args_dict() -> dict[str, Any]:
-        return dict(defaults)
-
-    default_args_dict.surgecast_cached = True  # type: ignore[attr-defined]
-    argument_parser.default_args_dict = default_args_dict
-
-
 class WorkerSide:
     """A Locust worker's part of a rehearsal (see the module docstring)."""
 
@@ -305,7 +277,7 @@ class WorkerSide:
         payload = {"index": self.index, "recorder": r.recorder.export(), "setup": r.setup_extra(),
                    "dispatched": r.dispatcher.dispatched if r.dispatcher else 0, "drawn": len(r.times),
                    "watch": drain_watch(r.watch)}
-        self.runner._send_stats()  # Locust's own last report goes before our results (same socket, in order)
+        send_last_stats(self.runner)  # Locust's own last report goes before our results (same socket, in order)
         chunks, digest = encode_payload(payload)
         for i, c in enumerate(chunks):
             self.send(MSG_RESULT, {"index": self.index, "seq": i, "total": len(chunks), "sha256": digest, "data": c})

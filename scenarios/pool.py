@@ -37,7 +37,8 @@ import numpy as np
 from gevent.event import AsyncResult
 from locust import LoadTestShape
 from locust.exception import StopUser
-from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
+
+from scenarios.locust_compat import mark_running, mark_waiting, nudged
 
 MIN_IDLE = 2
 RETIRE = object()  # handed to an idle user to make it leave the pool
@@ -119,7 +120,7 @@ class ArrivalDispatcher:
             raise StopUser()
         slot: AsyncResult = AsyncResult()
         self.idle.append(slot)
-        user._state = LOCUST_STATE_WAITING      # Locust may stop a waiting user at once
+        mark_waiting(user)                      # Locust may stop a waiting user at once
         try:
             plan = slot.get()
         except BaseException:
@@ -135,7 +136,7 @@ class ArrivalDispatcher:
             raise
         if plan is RETIRE:
             raise StopUser()
-        user._state = LOCUST_STATE_RUNNING
+        mark_running(user)
         self.busy += 1
         return plan
 
@@ -190,11 +191,11 @@ class OpenModelShape(LoadTestShape):
         st = dispatcher.status()
         want = min(cap, st.busy + dispatcher.desired_idle(dispatcher.now_s()))
         target = min(cap, max(want, live))
-        tick = (target, self.spawn_rate + self._flip * 0.001)
+        tick = nudged(target, self.spawn_rate, self._flip)
         if tick == self._last and live < want:
             # Locust calls start() only when the tick changes; flip the spawn rate by a hair so
             # users that retired themselves are replaced.
             self._flip ^= 1
-            tick = (target, self.spawn_rate + self._flip * 0.001)
+            tick = nudged(target, self.spawn_rate, self._flip)
         self._last = tick
         return tick
