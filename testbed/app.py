@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import os
 import sqlite3
 import time
@@ -36,6 +35,7 @@ from testbed.audit import audit, ledger_listing, metrics, prometheus, records
 from testbed.config import TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
+from testbed.openapi import spec_json
 from testbed.passwords import hash_password, verify_password
 from testbed.pdf import pdf_problem
 from testbed.storage import Storage
@@ -418,7 +418,5 @@ def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
     app.state.config = cfg
     app.state.admin_token = admin_token
     app.state.hasher = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="hash")
-    from testbed.openapi import build_spec, route_paths
-
-    app.state.openapi = (json.dumps(build_spec(route_paths()), indent=2, ensure_ascii=False) + "\n").encode()
+    app.state.openapi = spec_json(routes).encode()
     return app
