@@ -60,7 +60,7 @@ from typing import Any
 import gevent
 from gevent.event import AsyncResult
 
-from floor.errors import SurgecastError
+from floor.errors import IntegrityError, RunFailed, SurgecastError, render
 from scenarios.locust_compat import cache_locust_default_args, send_last_stats
 from scenarios.options import RunSettings
 from scenarios.pool import MIN_IDLE, PoolStatus
@@ -166,7 +166,6 @@ class Assembler:
         """The decoded payload; `SurgecastError` (exit 3) when the bytes do not match the digest."""
         raw = b"".join(self.parts[i] for i in range(self.total or 0))
         if hashlib.sha256(raw).hexdigest() != self.digest:
-            from floor.errors import IntegrityError
             raise IntegrityError("a worker's results arrived damaged (SHA-256 mismatch); rerun")
         return json.loads(zlib.decompress(raw))
 
@@ -405,8 +404,8 @@ class MasterSide:
 
     def on_error(self, environment: Any, msg: Any, **_kw: Any) -> None:
         self.failed = f"{self.name(int(msg.data['index']))}: {msg.data['message']}"
-        print(self.failed, file=sys.stderr, flush=True)
-        self.exit_code = 2
+        print(render(RunFailed(self.failed)), file=sys.stderr, flush=True)
+        self.exit_code = RunFailed.exit_code     # a run that failed (1), not a usage error
         gevent.spawn(self.runner.quit)
 
     # ---- the run -------------------------------------------------------------------------------
@@ -436,8 +435,8 @@ class MasterSide:
         if len(self.ready) < self.n:
             missing = ", ".join(self.name(i) for i in range(self.n) if i not in self.ready)
             self.failed = f"{missing} did not finish its set-up within {READY_WAIT_S:g} s; stopping"
-            print(f"SurgecastError: {self.failed}", file=sys.stderr, flush=True)
-            self.exit_code = 2
+            print(render(RunFailed(self.failed)), file=sys.stderr, flush=True)
+            self.exit_code = RunFailed.exit_code
             gevent.spawn(self.runner.quit)
             return
         origin = time.time() + GO_LEAD_S
@@ -478,7 +477,7 @@ class MasterSide:
         for g in self._greenlets:
             g.kill(block=False)
         if self.failed is not None or self.n == 0:
-            return self.exit_code or 2
+            return self.exit_code or RunFailed.exit_code
         for c in self.clients.values():
             self.runner.send_message(MSG_FINISH, {}, client_id=c)
         wait_s = stop_timeout + RESULTS_GRACE_S
@@ -493,9 +492,9 @@ class MasterSide:
             got = self.parts.get(w["index"])
             more = f" ({len(got.parts)} of {got.total} chunks)" if got else ""
             why = "stopped answering (no heartbeat)" if self.gone(w["index"]) else "did not send its results"
-            print(f"IntegrityError: {self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s{more}; its "
-                  "arrivals, ledger and latencies are missing from the run directory (data lost, exit 3)",
-                  file=sys.stderr, flush=True)
+            print(render(IntegrityError(f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
+                                        f"{more}; its arrivals, ledger and latencies are missing from the run "
+                                        "directory (data lost, exit 3)")), file=sys.stderr, flush=True)
         setup = {"setup_s": 0.0, "setup_accounts": 0, "setup_failed": 0}
         try:
             for i in sorted(self.results):
@@ -506,7 +505,7 @@ class MasterSide:
                 setup["setup_accounts"] += int(r["setup"]["setup_accounts"])
                 setup["setup_failed"] += int(r["setup"]["setup_failed"])
         except SurgecastError as e:
-            print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            print(render(e), file=sys.stderr, flush=True)
             lost.append({"index": -1, "client_id": "", "error": str(e)})
         if self.origin is not None:
             self.watch.evaluate(time.time() - self.origin)

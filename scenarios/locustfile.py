@@ -37,7 +37,7 @@ import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from floor.errors import FieldError, SurgecastError
+from floor.errors import FieldError, SurgecastError, render
 from scenarios.journeys import JourneyRun
 from scenarios.options import add_options, resolve_settings
 from scenarios.pool import OpenModelShape
@@ -86,7 +86,7 @@ def _add_arguments(parser: Any) -> None:
 
 
 def _fail(e: SurgecastError) -> None:
-    print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    print(render(e), file=sys.stderr, flush=True)
     # Locust opened its CSV files in our staging folder before init ran: leave --out as it was.
     out = _argv_value("--out") or os.environ.get("LOCUST_OUT")
     if out:
