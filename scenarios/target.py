@@ -15,7 +15,6 @@ the command's process and inside Locust (where gevent patches sockets).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,22 +29,7 @@ from floor.jsonhttp import (
     RedirectRefused,
     Unreachable,
 )
-
-
-def is_loopback(url: str) -> bool:
-    """True when `url`'s host is 127.0.0.0/8, ::1 or localhost."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from floor.netaddr import is_loopback
 
 
 def check_host(url: str, *, allow_remote: bool) -> str:
