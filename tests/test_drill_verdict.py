@@ -32,5 +32,5 @@ def test_a_failed_drill_exits_with_what_failed(failed: tuple[str, ...], recon_ok
 
 def test_a_passed_drill_raises_nothing_and_every_data_check_is_a_real_check() -> None:
     assert verdict_error("d", _result(), Path("out")) is None
-    src = (Path(__file__).resolve().parents[1] / "surgecast" / "drills.py").read_text()
+    src = "".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "surgecast" / "drills").glob("*.py"))
     assert all(f'_check("{c}"' in src for c in DATA_CHECKS), DATA_CHECKS   # a renamed check would silently drop
