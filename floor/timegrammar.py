@@ -21,7 +21,7 @@ from datetime import datetime, tzinfo
 
 from floor.errors import FieldError
 
-__all__ = ["parse_duration", "parse_local_time", "DURATION_EXAMPLES"]
+__all__ = ["parse_duration", "parse_local_time", "unix_seconds", "DURATION_EXAMPLES"]
 
 DURATION_EXAMPLES = "90s, 5m, 1h30m or 1d"
 _NUM = r"(\d+(?:\.\d*)?|\.\d+)"
@@ -82,3 +82,15 @@ def parse_local_time(text: str, tz: tzinfo, flag: str) -> datetime:
         zone = getattr(tz, "key", None) or str(tz)
         raise FieldError(flag, text, f"write an ISO local time like 2024-09-05T20:00 ({zone})") from None
     return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
+
+
+def unix_seconds(text: object) -> float | None:
+    """Unix seconds of an ISO 8601 time as the run files write it ('...Z' or an offset); None if it is not one.
+
+    >>> unix_seconds("1970-01-01T00:00:01.500Z"), unix_seconds("1970-01-01T07:00:00+07:00"), unix_seconds("")
+    (1.5, 0.0, None)
+    """
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -8,11 +8,11 @@ import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from floor import atomic
+from floor.timegrammar import unix_seconds
 from surgecast.drills.context import DRAIN_TIMEOUT_S, Drill, DrillContext, _admin_optional
 
 
@@ -25,10 +25,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _unix(iso: str) -> float:
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    at = unix_seconds(iso)
+    return 0.0 if at is None else at
 
 
 def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any], db_path: str) -> dict[str, Any]:
