@@ -56,15 +56,16 @@ from datetime import datetime
 
 import numpy as np
 
+from floor.errors import FieldError
+from floor.vocabulary import GATES, GateMode
 from scenarios.curve import AccountsCurve, ArrivalCurve
-from scenarios.profile import GATES, Outage, Profile
-from surgecast.errors import FieldError
+from scenarios.profile import Outage, Profile
 
 __all__ = ["Gate", "Stage", "FluidInputs", "FluidResult", "StageRecord", "inputs_from_profile",
            "stages_from_profile", "run_fluid", "fluid_totals", "GATES", "capacity_schedule",
            "return_weights", "usl_factor", "fluid_through"]
 
-_MODES = {"open": 0, "closed": 1, "rate": 2}
+_MODES = {m.value: i for i, m in enumerate(GateMode)}  # open 0, closed 1, rate 2 (the engine's ints)
 _ENTRY = {"new_applicant": "registration", "returning_applicant": "ordering", "stamp_only": "stamping"}
 
 

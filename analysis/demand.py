@@ -23,9 +23,9 @@ from datetime import datetime
 
 import numpy as np
 
+from floor.errors import FieldError
 from scenarios.curve import ArrivalCurve
 from scenarios.profile import Profile
-from surgecast.errors import FieldError
 
 __all__ = ["Demand", "demand", "per_minute", "per_hour"]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 __all__ = ["DesConfig", "DesResult", "simulate", "mmc_waits", "poisson_arrivals", "nhpp_arrivals"]
 

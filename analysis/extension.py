@@ -25,9 +25,9 @@ from datetime import timedelta
 
 from analysis.backlog import FluidInputs, inputs_from_profile
 from analysis.forecast import _closes, _ExtendedCurve
+from floor.errors import FieldError
 from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile import Outage, Profile
-from surgecast.errors import FieldError
 
 __all__ = ["extended_inputs", "smallest_meeting", "parse_days"]
 

@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 DRAIN_STAGE = "finish-paid"
 CHECKS = ("drain", "gates", "integrity", "model")

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from analysis.backlog import FluidResult, inputs_from_profile, run_fluid, stages_from_profile
+from floor.errors import FieldError
 from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile import Outage, Profile
-from surgecast.errors import FieldError
 
 __all__ = ["PARAMS", "apply_params", "forecast", "Forecast", "TIMELINE_COLUMNS", "CapacityModel",
            "capacity_from_json", "predict_point"]
@@ -101,7 +101,7 @@ def capacity_from_json(data: Any, source: str = "capacity.json") -> CapacityMode
     ...                     "peak_load": 44.0}}}).peak_concurrency
     44.0
     """
-    from surgecast.errors import InputFileError
+    from floor.errors import InputFileError
     v = data.get("stamps_per_second") if isinstance(data, dict) else None
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
         raise InputFileError(f"--capacity {source}: stamps_per_second = {v!r}; the probe found no sustainable rate, "

@@ -48,10 +48,11 @@ from analysis.backlog import (
 from analysis.extension import extended_inputs
 from analysis.forecast import TIMELINE_COLUMNS as FORECAST_COLUMNS
 from analysis.forecast import apply_params
-from analysis.planparse import parse_duration, parse_local_time, parse_outage
+from analysis.planparse import parse_outage
 from analysis.stages import BASELINE, STAGES, StageSpec, validate_table
+from floor.errors import FieldError
+from floor.timegrammar import parse_duration, parse_local_time
 from scenarios.profile import Outage, Profile
-from surgecast.errors import FieldError
 
 __all__ = ["PlanConfig", "Plan", "make_plan", "problems", "choose", "parse_duration", "parse_local_time", "parse_outage",
            "VARIANTS", "TIMELINE_COLUMNS", "Candidate"]

@@ -1,47 +1,19 @@
-"""Parsing of the planner's flags: durations, local times, outages.
+"""Parsing of the planner's --outage flag (durations and times: floor.timegrammar).
 
-    >>> parse_duration("30m")
-    1800.0
+    >>> from zoneinfo import ZoneInfo
+    >>> a, b = parse_outage("2024-09-03T08:00/2024-09-03T20:00", ZoneInfo("Asia/Jakarta")); (b - a).seconds
+    43200
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
+from floor.timegrammar import parse_local_time
 
-__all__ = ["parse_duration", "parse_local_time", "parse_outage"]
-
-
-def parse_duration(text: str, flag: str = "--max-wait") -> float:
-    """'90s', '30m', '2h', '1.5h', '1d' or plain seconds -> seconds.
-
-    >>> parse_duration("30m"), parse_duration("2h"), parse_duration("90s"), parse_duration("45")
-    (1800.0, 7200.0, 90.0, 45.0)
-    """
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*", str(text))
-    if not m:
-        raise FieldError(flag, text, "give a duration like 90s, 30m, 2h or 1d")
-    value = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if value <= 0:
-        raise FieldError(flag, text, "give a duration > 0, like 30m")
-    return value
-
-
-def parse_local_time(text: str, tz: ZoneInfo, flag: str) -> datetime:
-    """An ISO local time (in the profile's zone unless it carries an offset) -> aware datetime.
-
-    >>> from zoneinfo import ZoneInfo
-    >>> parse_local_time("2024-09-05T20:00", ZoneInfo("Asia/Jakarta"), "--reopen-at").isoformat()
-    '2024-09-05T20:00:00+07:00'
-    """
-    try:
-        dt = datetime.fromisoformat(str(text).strip())
-    except ValueError:
-        raise FieldError(flag, text, f"write an ISO local time like 2024-09-05T20:00 ({tz.key})") from None
-    return dt.replace(tzinfo=tz) if dt.tzinfo is None else dt.astimezone(tz)
+__all__ = ["parse_outage"]
 
 
 def parse_outage(text: str, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -49,7 +49,7 @@ from typing import Any
 from scipy import stats
 
 from analysis.usl import MIN_POINTS, fit_usl
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 PROBE_COLUMNS = ("concurrency", "step", "requests", "errors", "error_ratio", "throughput_per_s",
                  "p50_ms", "p95_ms", "p99_ms", "duration_s")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 __all__ = ["erlang_b", "erlang_c", "mmc", "erlang_a", "erlang_a_chain", "MMcResult", "ErlangAResult", "check_inputs"]
 
@@ -42,7 +42,7 @@ def check_inputs(arrival_rate: float, service_rate: float, servers: int,
     >>> check_inputs(1.0, 0.0, 1)
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --service-rate = 0.0: give a rate > 0 (services per second per server)
+    floor.errors.FieldError: --service-rate = 0.0: give a rate > 0 (services per second per server)
     """
     if not (isinstance(arrival_rate, int | float) and math.isfinite(arrival_rate) and arrival_rate >= 0):
         raise FieldError("--arrival-rate", arrival_rate, "give a rate >= 0 (arrivals per second)")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from analysis.backlog import GATES, FluidInputs, FluidResult, Gate, Stage, run_fluid
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 __all__ = ["TOLERANCE", "mapping", "model_rehearsal", "compare", "outcomes", "RehearsalModel"]
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 __all__ = ["StageSpec", "STAGES", "BASELINE", "stage_by_id", "text", "validate_table", "GATE_SETTINGS"]
 
@@ -119,7 +119,7 @@ def validate_table(table: tuple[StageSpec, ...]) -> None:
     >>> validate_table(tuple(reversed(STAGES)))
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: stage reopen-registration.start = 'fits:reopen-ordering': it must name an earlier stage; order the table so each stage follows the one it waits for
+    floor.errors.FieldError: stage reopen-registration.start = 'fits:reopen-ordering': it must name an earlier stage; order the table so each stage follows the one it waits for
     """
     seen: set[str] = set()
     for s in table:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 MIN_POINTS = 4
 MIN_LOAD, MAX_LOAD = 1e-6, 1e12  # load levels the fit handles in floating point
@@ -155,7 +155,7 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     >>> fit_usl([1, 2, 3], [1, 2, 3])
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: USL needs at least 4 points (load, throughput); got 3
+    floor.errors.InputFileError: USL needs at least 4 points (load, throughput); got 3
     """
     n = np.asarray(load, dtype=float)
     x = np.asarray(throughput, dtype=float)
@@ -250,7 +250,7 @@ def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     >>> read_load_throughput(p)
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: ...u.csv line 3, column throughput: 'x' is not a number; give a positive number
+    floor.errors.InputFileError: ...u.csv line 3, column throughput: 'x' is not a number; give a positive number
     """
     p = Path(path)
     if not p.is_file():

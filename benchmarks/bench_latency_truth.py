@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.latency_truth import Law, analytic_quantile, hdr_of, predicted_quantiles  # noqa: E402
+from floor.jsonhttp import JsonClient  # noqa: E402
 from scenarios.latency import read_hdr  # noqa: E402
-from surgecast.jsonhttp import JsonClient  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
 FAST = ['security.password_hash="pbkdf2"', "security.pbkdf2_iterations=1000", "issuer.workers=16",

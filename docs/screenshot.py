@@ -6,7 +6,7 @@
 
 The report is built into a temporary copy of the run directory (the run itself is not touched) and
 opened in headless Chromium (apt-get install chromium) at 1280 x 800 with --screenshot. The PNG is
-written whole or not at all (surgecast.atomic).
+written whole or not at all (floor.atomic).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from floor.atomic import write_bytes  # noqa: E402
 from reports.build import build_report  # noqa: E402
 from reports.pdf import run_chromium  # noqa: E402
-from surgecast.atomic import write_bytes  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "fixtures" / "runs" / "full"
 DEFAULT_OUT = ROOT / "docs" / "report-first-screen.png"

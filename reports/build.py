@@ -18,6 +18,8 @@ from typing import Any
 
 import jinja2
 
+from floor.atomic import write_text
+from floor.version import __version__
 from reports import charts as charts_mod
 from reports.failures import failure_rows
 from reports.figures import (
@@ -31,8 +33,6 @@ from reports.figures import (
 from reports.i18n import Translator
 from reports.load import RunData, load_run
 from reports.warnings import find_warnings
-from surgecast import __version__
-from surgecast.atomic import write_text
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 

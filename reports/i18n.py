@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 LANGUAGES = ("en", "id")
 TRANSLATIONS_DIR = Path(__file__).with_name("translations")

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from floor.errors import InputFileError, ProfileError
+from floor.rundir import verify
 from scenarios.profile import Profile, load_profile, parse_profile
-from surgecast.errors import InputFileError, ProfileError
-from surgecast.rundir import verify
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 
@@ -82,7 +82,7 @@ class RunData:
     gate_schedule: list[dict[str, Any]] | None = None
     plan_check: dict[str, Any] | None = None  # plan_check.json: the demo's rehearsal-vs-plan check
     waiting_room: dict[str, Any] | None = None  # waiting_room.json: the plan's waiting-room settings
-    run_id: str | None = None  # the run every file belongs to (surgecast.rundir.verify); None: no manifest.json
+    run_id: str | None = None  # the run every file belongs to (floor.rundir.verify); None: no manifest.json
 
     @property
     def kinds(self) -> set[str]:
@@ -116,7 +116,7 @@ def read_json(path: Path) -> Any:
     >>> read_json(p)
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); rerun ...
+    floor.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); rerun ...
     """
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from surgecast.atomic import write_bytes
-from surgecast.errors import UsageError
+from floor.atomic import write_bytes
+from floor.errors import UsageError
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 HEADLESS_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

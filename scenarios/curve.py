@@ -54,7 +54,7 @@ class ArrivalCurve:
                 else self.shape(mids) * np.diff(edges))
         total_mass = float(mass.sum())
         if total_mass <= 0:
-            from surgecast.errors import ProfileError
+            from floor.errors import ProfileError
             raise ProfileError("arrivals", "all weights", "the curve is zero over the whole window; give some weight > 0")
         self._scale = profile.applicants_total / total_mass
         self._edges = edges
@@ -144,7 +144,7 @@ class AccountsCurve:
                  step_s: float = _GRID_S) -> None:
         d = profile.demand
         if d is None:
-            from surgecast.errors import ProfileError
+            from floor.errors import ProfileError
             raise ProfileError("demand", None, "this profile has no [demand] accounts series; add one")
         self.profile = profile
         cal = profile.calendar

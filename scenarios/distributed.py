@@ -60,6 +60,8 @@ from typing import Any
 import gevent
 from gevent.event import AsyncResult
 
+from floor.errors import IntegrityError, RunFailed, SurgecastError, render
+from scenarios.locust_compat import cache_locust_default_args, send_last_stats
 from scenarios.options import RunSettings
 from scenarios.pool import MIN_IDLE, PoolStatus, chunked_spawning
 from scenarios.recorder import Recorder
@@ -75,7 +77,6 @@ from scenarios.run import (
 from scenarios.schedule import admin_actions, play
 from scenarios.target import AdminClient, check_host
 from scenarios.thresholds import ThresholdWatch, parse_threshold
-from surgecast.errors import SurgecastError
 
 MSG_SETUP = "surgecast_setup"
 MSG_READY = "surgecast_ready"
@@ -145,12 +146,12 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
 def surgecast_version() -> str:
     """The version this process runs (workers and master must match).
 
-    >>> surgecast_version() == __import__("surgecast").__version__
+    >>> surgecast_version() == __import__("floor.version").version.__version__
     True
     """
-    import surgecast
+    from floor.version import __version__
 
-    return str(surgecast.__version__)
+    return str(__version__)
 
 
 # ---- chunked payloads ---------------------------------------------------------------------------
@@ -179,7 +180,6 @@ class Assembler:
         """The decoded payload; `SurgecastError` (exit 3) when the bytes do not match the digest."""
         raw = b"".join(self.parts[i] for i in range(self.total or 0))
         if hashlib.sha256(raw).hexdigest() != self.digest:
-            from surgecast.errors import IntegrityError
             raise IntegrityError("a worker's results arrived damaged (SHA-256 mismatch); rerun")
         return json.loads(zlib.decompress(raw))
 
@@ -213,35 +213,6 @@ def feed_watch(w: ThresholdWatch, rows: list[list[Any]]) -> None:
 
 
 # ---- the worker's side ---------------------------------------------------------------------------
-def cache_locust_default_args() -> None:
-    """Make `locust.argument_parser.default_args_dict` build Locust's parser once per process.
-
-    Locust 2.47's worker, on every `spawn` message, filters the master's options with
-    `k not in argument_parser.default_args_dict()` evaluated once *per option*, and each
-    call builds and parses Locust's whole argument parser (about 1 ms). With the
-    rehearsal's ~100 options that blocked a worker's event loop for ~100 ms each time
-    the master's shape resized the pool (up to once a second), and arrivals due in that
-    time were handed over late (a dispatch-lag tail seen only with workers). The
-    defaults do not change within a process, so one copy is returned each time.
-
-        >>> from locust import argument_parser
-        >>> cache_locust_default_args(); a = argument_parser.default_args_dict()
-        >>> a == argument_parser.default_args_dict() and "host" in a
-        True
-    """
-    from locust import argument_parser
-
-    if getattr(argument_parser.default_args_dict, "surgecast_cached", False):
-        return
-    defaults = argument_parser.default_args_dict()
-
-    def default_args_dict() -> dict[str, Any]:
-        return dict(defaults)
-
-    default_args_dict.surgecast_cached = True  # type: ignore[attr-defined]
-    argument_parser.default_args_dict = default_args_dict
-
-
 class WorkerSide:
     """A Locust worker's part of a rehearsal (see the module docstring)."""
 
@@ -321,7 +292,7 @@ class WorkerSide:
         payload = {"index": self.index, "recorder": r.recorder.export(), "setup": r.setup_extra(),
                    "dispatched": r.dispatcher.dispatched if r.dispatcher else 0, "drawn": len(r.times),
                    "watch": drain_watch(r.watch)}
-        self.runner._send_stats()  # Locust's own last report goes before our results (same socket, in order)
+        send_last_stats(self.runner)  # Locust's own last report goes before our results (same socket, in order)
         chunks, digest = encode_payload(payload)
         for i, c in enumerate(chunks):
             self.send(MSG_RESULT, {"index": self.index, "seq": i, "total": len(chunks), "sha256": digest, "data": c})
@@ -459,8 +430,8 @@ class MasterSide:
 
     def on_error(self, environment: Any, msg: Any, **_kw: Any) -> None:
         self.failed = f"{self.name(int(msg.data['index']))}: {msg.data['message']}"
-        print(self.failed, file=sys.stderr, flush=True)
-        self.exit_code = 2
+        print(render(RunFailed(self.failed)), file=sys.stderr, flush=True)
+        self.exit_code = RunFailed.exit_code     # a run that failed (1), not a usage error
         gevent.spawn(self.runner.quit)
 
     # ---- the run -------------------------------------------------------------------------------
@@ -490,8 +461,8 @@ class MasterSide:
         if len(self.ready) < self.n:
             missing = ", ".join(self.name(i) for i in range(self.n) if i not in self.ready)
             self.failed = f"{missing} did not finish its set-up within {READY_WAIT_S:g} s; stopping"
-            print(f"SurgecastError: {self.failed}", file=sys.stderr, flush=True)
-            self.exit_code = 2
+            print(render(RunFailed(self.failed)), file=sys.stderr, flush=True)
+            self.exit_code = RunFailed.exit_code
             gevent.spawn(self.runner.quit)
             return
         origin = time.time() + GO_LEAD_S
@@ -532,7 +503,7 @@ class MasterSide:
         for g in self._greenlets:
             g.kill(block=False)
         if self.failed is not None or self.n == 0:
-            return self.exit_code or 2
+            return self.exit_code or RunFailed.exit_code
         for c in self.clients.values():
             self.runner.send_message(MSG_FINISH, {}, client_id=c)
         wait_s = stop_timeout + RESULTS_GRACE_S
@@ -547,9 +518,9 @@ class MasterSide:
             got = self.parts.get(w["index"])
             more = f" ({len(got.parts)} of {got.total} chunks)" if got else ""
             why = "stopped answering (no heartbeat)" if self.gone(w["index"]) else "did not send its results"
-            print(f"IntegrityError: {self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s{more}; its "
-                  "arrivals, ledger and latencies are missing from the run directory (data lost, exit 3)",
-                  file=sys.stderr, flush=True)
+            print(render(IntegrityError(f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
+                                        f"{more}; its arrivals, ledger and latencies are missing from the run "
+                                        "directory (data lost, exit 3)")), file=sys.stderr, flush=True)
         setup = {"setup_s": 0.0, "setup_accounts": 0, "setup_failed": 0}
         try:
             for i in sorted(self.results):
@@ -560,7 +531,7 @@ class MasterSide:
                 setup["setup_accounts"] += int(r["setup"]["setup_accounts"])
                 setup["setup_failed"] += int(r["setup"]["setup_failed"])
         except SurgecastError as e:
-            print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            print(render(e), file=sys.stderr, flush=True)
             lost.append({"index": -1, "client_id": "", "error": str(e)})
         if self.origin is not None:
             self.watch.evaluate(time.time() - self.origin)

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from surgecast.children import TOKEN_ENV, child_env, python_module
+from floor.children import TOKEN_ENV, child_env, python_module
 
 # Seconds the master waits for every worker to finish its set-up.
 READY_WAIT_S = float(os.environ.get("SURGECAST_READY_WAIT_S", "300"))
@@ -47,9 +47,9 @@ def check_distributed_flags(args: Any) -> None:
     >>> check_distributed_flags(p.parse_args(["--workers", "0"]))
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --workers = 0: give a whole number from 1 to 64
+    floor.errors.FieldError: --workers = 0: give a whole number from 1 to 64
     """
-    from surgecast.errors import FieldError
+    from floor.errors import FieldError
 
     if not 1 <= args.workers <= 64:
         raise FieldError("--workers", args.workers, "give a whole number from 1 to 64")
@@ -104,7 +104,7 @@ def wait_for_master(host: str, port: int, wait_s: float) -> None:
     import socket
     import time
 
-    from surgecast.errors import TargetError
+    from floor.errors import TargetError
 
     end = time.monotonic() + wait_s
     said = False

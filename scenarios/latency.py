@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 CLOCKS = ("service", "intended")
 LOWEST_US = 1
 HIGHEST_US = 3600 * 1_000_000

@@ -6,7 +6,8 @@
 
 Custom arguments are those of `scenarios.options.add_options`; `--profile` is
 Locust's own flag (it groups test runs) and doubles as the surge profile. With no
---host the embedded testbed starts on a free loopback port and stops at exit.
+--host the root locustfile.py (an entry point, like the command) starts a testbed on a free
+loopback port (`STATE.start_target`) and it stops at exit.
 With --out (and no --csv) Locust's CSVs are written with full history to a staging
 prefix and moved into the run directory at exit. The pool of users is managed by
 `OpenModelShape`: do not give -u/-r.
@@ -29,6 +30,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ import gevent
 from locust import FastHttpUser, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from floor.errors import FieldError, SurgecastError, render
 from scenarios.journeys import JourneyRun
 from scenarios.options import (
     NO_SURGE_PROFILE,
@@ -52,7 +55,6 @@ from scenarios.options import (
 from scenarios.pool import OpenModelShape
 from scenarios.run import Rehearsal, publish_locust_csvs
 from scenarios.target import check_host, preflight
-from surgecast.errors import SurgecastError
 
 STAGING = ".locust-staging"
 _OUT_EXISTED: list[bool] = []  # did --out exist before Locust made its staging folder?
@@ -62,7 +64,10 @@ class _State:
     rehearsal: Rehearsal | None = None
     master: Any = None      # scenarios.distributed.MasterSide on a master
     worker: Any = None      # scenarios.distributed.WorkerSide on a worker
-    embedded: Any = None
+    embedded: Any = None    # the target an entry point started: has .url and .close()
+    # Set by an entry point that may start a testbed (the root locustfile.py): admin token -> a started
+    # target with .url and .close(). scenarios/ never imports testbed/: the target is reached over HTTP.
+    start_target: Callable[[str], Any] | None = None
     out: Path | None = None
     staging: Path | None = None
     settings: Any = None
@@ -94,7 +99,7 @@ def _add_arguments(parser: Any) -> None:
 
 
 def _fail(e: SurgecastError) -> None:
-    print(f"{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    print(render(e), file=sys.stderr, flush=True)
     # Locust opened its CSV files in our staging folder before init ran: leave --out as it was.
     out = _argv_value("--out") or os.environ.get("LOCUST_OUT")
     if out:
@@ -110,7 +115,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     opts = environment.parsed_options
     if opts is None:  # used as a library (tests of the user class); nothing to set up
         return
-    from surgecast.children import watch_parent
+    from floor.children import watch_parent
 
     watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
     if isinstance(environment.runner, WorkerRunner):
@@ -124,12 +129,13 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         embedded = False
         token = opts.admin_token
         if not host:
-            from scenarios.embedded import EmbeddedTestbed
-
+            if STATE.start_target is None:
+                raise FieldError("--host", "", "give the target's URL, e.g. --host http://127.0.0.1:8080 (the root "
+                                               "locustfile.py starts a testbed when --host is left out)")
             token = token or secrets.token_hex(16)
-            STATE.embedded = EmbeddedTestbed(admin_token=token)
-            atexit.register(STATE.embedded.stop)
-            host = STATE.embedded.start()
+            STATE.embedded = STATE.start_target(token)
+            atexit.register(STATE.embedded.close)
+            host = STATE.embedded.url
             embedded = True
         host = check_host(host, allow_remote=bool(opts.allow_remote))
         # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no files.
@@ -138,11 +144,11 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
                                     profile_value=_profile_value(opts))
         if settings.out:  # another run's files there: exit 2 before any load (same run id: the parent's)
-            from surgecast.rundir import claim, process_run_id
+            from floor.rundir import claim, process_run_id
             claim(Path(settings.out), what="rehearsal", run_id=process_run_id())
     except SurgecastError as e:
         if STATE.embedded is not None:
-            STATE.embedded.stop()
+            STATE.embedded.close()
         _fail(e)
         return
     STATE.target = (host, config, embedded)

@@ -22,22 +22,24 @@ import json
 import math
 import os
 import random
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from floor.children import TOKEN_ENV
+from floor.errors import FieldError, InputFileError
+from floor.timegrammar import parse_duration, parse_local_time
+from floor.vocabulary import GATE_MODES, GATES
 from scenarios.arrivals import ARRIVAL_SHAPES
-from scenarios.profile import GATE_MODES, GATES, GateChange, Profile, load_profile
+from scenarios.profile import GateChange, Profile, load_profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
-from surgecast.children import TOKEN_ENV
-from surgecast.errors import FieldError, InputFileError
 
 DEFAULT_DURATION_S = 120.0
 DEFAULT_USER_CAP = 1000
 DEFAULT_MAX_RATE = 200.0
+MAX_DURATION_S = 7 * 86400.0  # --duration: a rehearsal of at most a week of test time
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,39 +169,6 @@ def rehearsal_dests() -> tuple[str, ...]:
     return tuple(_TYPES)
 
 
-_DUR = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str | float | None, flag: str = "--duration") -> float | None:
-    """'90', '90s', '5m', '1h30m' -> seconds.
-
-    >>> parse_duration("1h30m"), parse_duration("90"), parse_duration("2m")
-    (5400.0, 90.0, 120.0)
-    """
-    if text is None:
-        return None
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        m = _DUR.match(text.strip())
-        if not m or not any(m.groups()):
-            raise FieldError(flag, text, "give seconds or a time like 90s, 5m, 1h30m")
-        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-        value = h * 3600 + mi * 60 + s
-    if not math.isfinite(value) or value <= 0 or value > 7 * 86400:
-        raise FieldError(flag, text, "give a duration above 0 and at most 7 days")
-    return value
-
-
-def _parse_when(text: str, profile: Profile, flag: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise FieldError(flag, text, "write ISO date-times like 2024-09-02T00:00/2024-09-07T00:00") from None
-    tz = profile.calendar.tz
-    return t.replace(tzinfo=tz) if t.tzinfo is None else t.astimezone(tz)
-
-
 def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
     """Read a plan's gate_schedule.json: [{at, gate, mode, rate_per_s, burst, label}].
 
@@ -227,11 +196,7 @@ def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
             raise FieldError(f"{f}.gate", row.get("gate"), f"choose one of: {', '.join(GATES)}")
         if row.get("mode") not in GATE_MODES:
             raise FieldError(f"{f}.mode", row.get("mode"), f"choose one of: {', '.join(GATE_MODES)}")
-        try:
-            at = datetime.fromisoformat(str(row.get("at")))
-        except ValueError:
-            raise FieldError(f"{f}.at", row.get("at"), "write an ISO date-time") from None
-        at = at.replace(tzinfo=tz) if at.tzinfo is None else at.astimezone(tz)
+        at = parse_local_time(str(row.get("at")), tz, f"{f}.at")
         rate = burst = None
         if row["mode"] == "rate":
             rate = row.get("rate_per_s")
@@ -262,7 +227,7 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         raise FieldError("--arrival-rate", rate, "give either --profile or --arrival-rate, not both")
     if not prof_arg and rate is None:
         raise FieldError("--profile", None, "give --profile NAME|FILE (e.g. casn2024) or --arrival-rate R")
-    duration = parse_duration(ns.duration)
+    duration = None if ns.duration is None else parse_duration(ns.duration, "--duration", most_s=MAX_DURATION_S)
     if ns.user_cap is None or ns.user_cap < 1 or ns.user_cap > 100_000:
         raise FieldError("--user-cap", ns.user_cap, "give a whole number from 1 to 100000")
     max_rate = ns.max_rate
@@ -311,7 +276,8 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         if "/" not in ns.window:
             raise FieldError("--window", ns.window, "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
         a, b = ns.window.split("/", 1)
-        start, end = _parse_when(a, profile, "--window"), _parse_when(b, profile, "--window")
+        tz = profile.calendar.tz
+        start, end = parse_local_time(a, tz, "--window"), parse_local_time(b, tz, "--window")
         if end <= start:
             raise FieldError("--window", ns.window, "END must be after START")
         if end <= cal.window_start or start >= cal.close:

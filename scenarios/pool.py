@@ -48,8 +48,8 @@ import numpy as np
 from gevent.event import AsyncResult
 from locust import LoadTestShape
 from locust.exception import StopUser
-from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
+from scenarios.locust_compat import mark_running, mark_waiting, nudged
 from scenarios.recorder import DROP_REASONS  # noqa: F401  (the reasons `drop_reason` returns)
 
 MIN_IDLE = 2
@@ -227,7 +227,7 @@ class ArrivalDispatcher:
             raise StopUser()
         slot: AsyncResult = AsyncResult()
         self.idle.append(slot)
-        user._state = LOCUST_STATE_WAITING      # Locust may stop a waiting user at once
+        mark_waiting(user)                      # Locust may stop a waiting user at once
         try:
             plan = slot.get()
         except BaseException:
@@ -241,7 +241,7 @@ class ArrivalDispatcher:
             raise
         if plan is RETIRE:
             raise StopUser()
-        user._state = LOCUST_STATE_RUNNING
+        mark_running(user)
         self.busy += 1
         return plan
 
@@ -299,7 +299,7 @@ class OpenModelShape(LoadTestShape):
         target = min(cap, max(want, live))
         rate = round(spawn_rate_for(want=want, live=live, arrival_rate=st.rate_per_s, cap=cap,
                                     floor=self.spawn_rate), 1)
-        tick = (target, rate + self._flip * 0.001)
+        tick = nudged(target, rate, self._flip)
         if self._last is not None and target == self._last[0]:
             if live >= want:
                 return self._last  # nothing to grow: no new start() (in a distributed run, no messages)
@@ -307,6 +307,6 @@ class OpenModelShape(LoadTestShape):
                 # Locust calls start() only when the tick changes; flip the spawn rate by a hair so
                 # users that retired themselves are replaced.
                 self._flip ^= 1
-                tick = (target, rate + self._flip * 0.001)
+                tick = nudged(target, rate, self._flip)
         self._last = tick
         return tick

@@ -58,12 +58,12 @@ import numpy as np
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
+from floor.errors import TargetError
+from floor.vocabulary import STEPS
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
 from scenarios.profile import Journeys
-from surgecast.errors import TargetError
 
-STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 TAIL_S = 2.0   # at most this long, after the last batch, for its stamps to be seen done
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
                           poll_interval_s=0.2, retry_mix={"backoff": 1.0}, backoff_base_s=0.2,

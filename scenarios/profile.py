@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from surgecast.errors import ProfileError
+from floor.errors import ProfileError
+from floor.tomlfile import TableReader, read_toml
+from floor.vocabulary import GATE_MODES, GATES, JOURNEYS, RESOURCES
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
-GATES = ("registration", "ordering", "stamping")
-GATE_MODES = ("open", "closed", "rate")
-RESOURCES = ("issuer", "payments")
-JOURNEYS = ("new_applicant", "returning_applicant", "stamp_only")
 RETRY_POLICIES = ("refresh", "backoff")
 
 
@@ -301,15 +298,7 @@ def load_profile(name_or_file: str | Path) -> Profile:
     True
     """
     path = resolve_profile_path(name_or_file)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ProfileError(str(path), "TOML", f"not valid TOML ({e}); fix the syntax at that line") from None
-    except UnicodeDecodeError:
-        raise ProfileError(str(path), "bytes", "not UTF-8 text; save the profile as UTF-8 TOML") from None
-    except RecursionError:
-        raise ProfileError(str(path), "TOML", "nested too deeply to read; a profile is a few flat tables") from None
-    return parse_profile(data, source=str(path))
+    return parse_profile(read_toml(path, field="--profile", error=ProfileError), source=str(path))
 
 
 def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
@@ -320,7 +309,7 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
     >>> parse_profile(d).name
     'steady'
     """
-    r = _Reader(data)
+    r = TableReader(data, error=ProfileError, missing="missing; add it to the profile", zone="profile.timezone")
     _known(r, "", data, {"profile", "calendar", "applicants", "arrivals", "behaviour", "journeys",
                          "capacity", "outages", "reopening", "calibration",
                          "demand", "bypass", "overload", "ranges"})
@@ -373,7 +362,7 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
 
 
 # ---------------------------------------------------------------- sections
-def _arrivals(r: _Reader, cal: Calendar) -> ArrivalShape:
+def _arrivals(r: TableReader, cal: Calendar) -> ArrivalShape:
     a = r.table("arrivals")
     _known(r, "arrivals", a, {"base", "daily_cycle", "rush", "spikes"})
     span_days = cal.span_s / 86400
@@ -415,7 +404,7 @@ def _arrivals(r: _Reader, cal: Calendar) -> ArrivalShape:
     return ArrivalShape(base=tuple(base), daily_cycle=tuple(float(v) for v in cycle_raw), rush=rush, spikes=tuple(spikes))
 
 
-def _behaviour(r: _Reader) -> Behaviour:
+def _behaviour(r: TableReader) -> Behaviour:
     b = r.table("behaviour", default={})
     _known(r, "behaviour", b, {"patience_minutes", "retry_probability", "retry_after_minutes",
                                "persistence_days", "return_boost", "announcement_hours"})
@@ -430,7 +419,7 @@ def _behaviour(r: _Reader) -> Behaviour:
     )
 
 
-def _journeys(r: _Reader) -> Journeys:
+def _journeys(r: TableReader) -> Journeys:
     j = r.table("journeys", default={})
     _known(r, "journeys", j, {"mix", "think_time_s", "patience_s", "poll_interval_s", "retry_mix",
                               "backoff_base_s", "backoff_max_s", "max_attempts", "request_timeout_s"})
@@ -453,7 +442,7 @@ def _journeys(r: _Reader) -> Journeys:
     )
 
 
-def _capacity(r: _Reader, cal: Calendar) -> Capacity:
+def _capacity(r: TableReader, cal: Calendar) -> Capacity:
     c = r.table("capacity", default={})
     _known(r, "capacity", c, {"stamps_per_second", "payments_per_second", "added"})
     steps = []
@@ -469,7 +458,7 @@ def _capacity(r: _Reader, cal: Calendar) -> Capacity:
     )
 
 
-def _outages(r: _Reader, cal: Calendar) -> tuple[Outage, ...]:
+def _outages(r: TableReader, cal: Calendar) -> tuple[Outage, ...]:
     out = []
     for i, o in enumerate(r.array_of_tables("outages")):
         f = f"outages[{i}]"
@@ -487,7 +476,7 @@ def _outages(r: _Reader, cal: Calendar) -> tuple[Outage, ...]:
     return tuple(sorted(out, key=lambda o: o.start))
 
 
-def _reopening(r: _Reader, cal: Calendar) -> tuple[GateChange, ...]:
+def _reopening(r: TableReader, cal: Calendar) -> tuple[GateChange, ...]:
     out = []
     for i, g in enumerate(r.array_of_tables("reopening")):
         f = f"reopening[{i}]"
@@ -514,7 +503,7 @@ def _reopening(r: _Reader, cal: Calendar) -> tuple[GateChange, ...]:
     return tuple(sorted(out, key=lambda g: g.at))
 
 
-def _calibration(r: _Reader, cal: Calendar) -> tuple[CalibrationPoint, ...]:
+def _calibration(r: TableReader, cal: Calendar) -> tuple[CalibrationPoint, ...]:
     out = []
     for i, c in enumerate(r.array_of_tables("calibration")):
         f = f"calibration[{i}]"
@@ -532,7 +521,7 @@ def _calibration(r: _Reader, cal: Calendar) -> tuple[CalibrationPoint, ...]:
     return tuple(out)
 
 
-def _demand(r: _Reader, cal: Calendar) -> AccountsDemand | None:
+def _demand(r: TableReader, cal: Calendar) -> AccountsDemand | None:
     d = r.get("demand", None)
     if d is None:
         return None
@@ -559,7 +548,7 @@ def _demand(r: _Reader, cal: Calendar) -> AccountsDemand | None:
         retarget_share=r.number("demand.retarget_share", default=1.0, minimum=0, maximum=1))
 
 
-def _bypass(r: _Reader, cal: Calendar) -> Bypass | None:
+def _bypass(r: TableReader, cal: Calendar) -> Bypass | None:
     b = r.get("bypass", None)
     if b is None:
         return None
@@ -569,7 +558,7 @@ def _bypass(r: _Reader, cal: Calendar) -> Bypass | None:
                   label=str(b.get("label", "")))
 
 
-def _overload(r: _Reader) -> Overload:
+def _overload(r: TableReader) -> Overload:
     o = r.table("overload", default={})
     _known(r, "overload", o, {"mode", "alpha", "beta", "peak_concurrency", "timeout_s"})
     mode = o.get("mode", "shed")
@@ -581,7 +570,7 @@ def _overload(r: _Reader) -> Overload:
                     timeout_s=r.number("overload.timeout_s", default=60.0, minimum=0, exclusive=True))
 
 
-def _ranges(r: _Reader) -> dict[str, tuple[float, float]]:
+def _ranges(r: TableReader) -> dict[str, tuple[float, float]]:
     t = r.table("ranges", default={})
     out: dict[str, tuple[float, float]] = {}
     for key, v in t.items():
@@ -596,7 +585,7 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _known(r: _Reader, prefix: str, table: Any, allowed: set[str]) -> None:
+def _known(r: TableReader, prefix: str, table: Any, allowed: set[str]) -> None:
     if not isinstance(table, dict):
         raise ProfileError(prefix or "<profile>", table, "must be a table")
     for key in table:
@@ -607,7 +596,7 @@ def _known(r: _Reader, prefix: str, table: Any, allowed: set[str]) -> None:
             raise ProfileError(name, table[key], f"unknown field; {hint}")
 
 
-def _distribution(r: _Reader, name: str, raw: Any, *, key_type: type, allowed: tuple[str, ...] | None = None) -> dict[Any, float]:
+def _distribution(r: TableReader, name: str, raw: Any, *, key_type: type, allowed: tuple[str, ...] | None = None) -> dict[Any, float]:
     if not isinstance(raw, dict) or not raw:
         raise ProfileError(name, raw, "give a table of value = probability, e.g. { 2 = 0.8, 3 = 0.2 }")
     out: dict[Any, float] = {}
@@ -632,76 +621,6 @@ def _distribution(r: _Reader, name: str, raw: Any, *, key_type: type, allowed: t
     return out
 
 
-class _Reader:
-    """Reads dotted fields from the parsed TOML with errors that name them."""
-
-    _MISSING = object()
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def get(self, name: str, default: Any = _MISSING) -> Any:
-        node: Any = self.data
-        for part in name.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is _Reader._MISSING:
-                    raise ProfileError(name, None, "missing; add it to the profile")
-                return default
-            node = node[part]
-        return node
-
-    def table(self, name: str, default: Any = _MISSING) -> dict[str, Any]:
-        v = self.get(name, default)
-        if not isinstance(v, dict):
-            raise ProfileError(name, v, f"must be a table: write [{name}]")
-        return v
-
-    def array_of_tables(self, name: str) -> list[dict[str, Any]]:
-        v = self.get(name, [])
-        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise ProfileError(name, v, f"must be an array of tables: write [[{name}]] blocks")
-        return v
-
-    def string(self, name: str, default: Any = _MISSING) -> str:
-        v = self.get(name, default)
-        if not isinstance(v, str) or not v.strip():
-            raise ProfileError(name, v, "give a non-empty text in quotes")
-        return v
-
-    def number(self, name: str, *, value: Any = _MISSING, default: Any = _MISSING,
-               minimum: float | None = None, maximum: float | None = None,
-               exclusive: bool = False, integer: bool = False) -> float:
-        v = self.get(name, default) if value is _Reader._MISSING else value
-        if v is None:
-            raise ProfileError(name, None, "missing; add it to the profile")
-        if not _is_num(v) or (integer and not float(v).is_integer()):
-            kind = "a whole number" if integer else "a number"
-            raise ProfileError(name, v, f"give {kind}")
-        if minimum is not None and (v < minimum or (exclusive and v == minimum)):
-            op = ">" if exclusive else ">="
-            raise ProfileError(name, v, f"must be {op} {minimum:g}")
-        if maximum is not None and v > maximum:
-            raise ProfileError(name, v, f"must be <= {maximum:g}")
-        return float(v)
-
-    def when(self, name: str, tz: ZoneInfo, *, value: Any = _MISSING, optional: bool = False) -> Any:
-        if value is _Reader._MISSING:
-            value = self.get(name, None if optional else _Reader._MISSING)
-        if value is None and optional:
-            return None
-        fix = "write a date-time like 2024-09-06T23:59:00 (local to profile.timezone)"
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ProfileError(name, value, fix) from None
-        if isinstance(value, date) and not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day)
-        if not isinstance(value, datetime):
-            raise ProfileError(name, value, fix)
-        return value.replace(tzinfo=tz) if value.tzinfo is None else value.astimezone(tz)
-
-
 # ---------------------------------------------------------------- flat profiles
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
@@ -724,6 +643,7 @@ def flat_profile_toml(name: str, *, total: int, stamps_per_applicant: dict[int, 
 
     >>> text = flat_profile_toml("t", total=86400, stamps_per_applicant={2: 1.0},
     ...                          journeys={"mix": {"new_applicant": 1.0}, "patience_s": 10})
+    >>> import tomllib
     >>> p = parse_profile(tomllib.loads(text)); p.name, p.applicants_total, p.journeys.patience_s
     ('t', 86400, 10.0)
     """

@@ -78,8 +78,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
+
+from floor.timegrammar import unix_seconds
 
 ACK_STATUSES = {"account": (200, 201), "order": (200, 201), "payment": (200, 202), "stamp": (200, 201, 202)}
 IN_FLIGHT_STAMPS = ("queued", "processing")
@@ -95,18 +96,11 @@ INFORMATION = ("declined_payments", "unanswered_payments", "unanswered_stamps")
 GIVE_UP_GRACE_S = 1.0  # a job created this long after the client gave up was charged behind its back
 
 
-def _unix(text: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _after_giving_up(row: Mapping[str, Any] | None, created_at: Any) -> bool:
     """True if the client gave up on this request and the server made the job well after that."""
     if row is None or row.get("status") != "gave_up":
         return False
-    gave_up, created = _unix(row.get("at")), _unix(created_at)
+    gave_up, created = unix_seconds(row.get("at")), unix_seconds(created_at)
     return gave_up is not None and created is not None and created > gave_up + GIVE_UP_GRACE_S
 
 

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.latency import STEPS, StepLatency
-from surgecast import atomic
+from floor import atomic
+from floor.vocabulary import STEPS
+from scenarios.latency import StepLatency
 
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
                    "outcome", "ended_step", "attempts", "worker", "drop_reason")
@@ -52,7 +53,6 @@ QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_wor
                  "gate_registration", "gate_ordering", "gate_stamping")
 HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors", "p50_ms", "p95_ms",
                    "p99_ms", "intended_p50_ms", "intended_p95_ms", "intended_p99_ms")
-OUTCOMES = ("completed", "abandoned", "failed", "dropped")
 DROP_REASONS = ("pool_cap", "spawn_lag", "cpu")  # why an arrival found no idle user (scenarios.pool)
 HISTORY_WINDOW_S = 10.0
 
@@ -268,7 +268,7 @@ class Recorder:
             >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[9] for r in m.arrival_rows()]
             (2, 1, 1, [0, 1])
         """
-        from surgecast.errors import IntegrityError
+        from floor.errors import IntegrityError
 
         who = f"worker {data.get('worker')}"
         for a in data["arrivals"]:

@@ -24,6 +24,8 @@ import gevent
 import numpy as np
 from gevent.pool import Pool
 
+from floor import atomic, rundir
+from floor.jsonhttp import HttpError, JsonClient, RedirectRefused
 from scenarios.arrivals import ArrivalSchedule, profile_schedule, shaped_schedule
 from scenarios.curve import ArrivalCurve
 from scenarios.identities import IdentitiesAhead, make_identity
@@ -36,8 +38,6 @@ from scenarios.schedule import admin_actions, play, restore
 from scenarios.summary import exit_code_for, run_json, summary_json
 from scenarios.target import AdminClient
 from scenarios.thresholds import ThresholdWatch
-from surgecast import atomic, rundir
-from surgecast.jsonhttp import HttpError, JsonClient, RedirectRefused
 
 SETUP_CONCURRENCY = 16
 PROGRESS_EVERY_S = 5.0

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from floor.errors import SurgecastError
 from scenarios.options import RunSettings
 from scenarios.target import AdminClient
-from surgecast.errors import SurgecastError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from scenarios.latency import STEPS
+from floor.vocabulary import STEPS
 from scenarios.options import RunSettings
 from scenarios.recorder import DROP_REASONS, Recorder, iso_utc
 
@@ -44,7 +44,7 @@ def versions() -> dict[str, str]:
     """Versions of surgecast, Locust and Python."""
     import locust
 
-    from surgecast import __version__
+    from floor.version import __version__
     return {"surgecast": __version__, "locust": locust.__version__, "python": platform.python_version()}
 
 

@@ -7,21 +7,20 @@ Load goes only to loopback unless the user says otherwise::
     >>> check_host("https://example.com", allow_remote=False)
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
+    floor.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
 
-The admin client uses `surgecast.jsonhttp` (standard library only), so it works both in
+The admin client uses `floor.jsonhttp` (standard library only), so it works both in
 the command's process and inside Locust (where gevent patches sockets).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from surgecast.errors import FieldError, TargetError
-from surgecast.jsonhttp import (
+from floor.errors import FieldError, TargetError
+from floor.jsonhttp import (
     BadResponse,
     BodyTooLarge,
     DeadlineExceeded,
@@ -30,22 +29,7 @@ from surgecast.jsonhttp import (
     RedirectRefused,
     Unreachable,
 )
-
-
-def is_loopback(url: str) -> bool:
-    """True when `url`'s host is 127.0.0.0/8, ::1 or localhost."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from floor.netaddr import is_loopback
 
 
 def check_host(url: str, *, allow_remote: bool) -> str:
@@ -75,7 +59,7 @@ class AdminClient:
     """The target's admin API (`/admin/...`), or None-returning calls when it has none.
 
     Every call has a total deadline and a capped body, follows no redirect off the
-    target's origin and sends the token only there (`surgecast.jsonhttp`). What went
+    target's origin and sends the token only there (`floor.jsonhttp`). What went
     wrong with optional calls (a refused redirect, a wrong-typed answer) is kept in
     `problems`, so the run can report it instead of hiding it::
 
@@ -219,7 +203,7 @@ def preflight(host: str, *, admin_token: str | None = None,
         >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        surgecast.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on 127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
+        floor.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on 127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
     """
     host = host.rstrip("/")
     status, ctype, body = _preflight_get(host, "/healthz", None, timeout_s)

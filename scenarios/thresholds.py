@@ -19,7 +19,7 @@ least `min_count` samples there to count. It fails if any evaluation breaches;
     >>> parse_threshold("stamp.p95 < soon")
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
+    floor.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from scenarios.latency import STEPS
-from surgecast.errors import FieldError
+from floor.errors import FieldError
+from floor.vocabulary import STEPS
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

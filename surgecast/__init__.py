@@ -1,3 +1,4 @@
-"""surgecast: rehearse a registration surge before it happens, and plan the way through it."""
+"""surgecast: rehearse a registration surge before it happens, and plan the way through it.
 
-__version__ = "0.1.0"
+The command package: nothing else imports it. The version is `floor.version.__version__`.
+"""

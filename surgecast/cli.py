@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import json
 import os
@@ -26,14 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from surgecast import __version__
-from surgecast.children import signals_raise
-from surgecast.errors import EXIT_THRESHOLD, EXIT_USAGE, SurgecastError, UsageError
+from floor.entry import OneLineParser, did_you_mean, run_entry
+from floor.errors import EXIT_USAGE, SurgecastError, UsageError
+from floor.version import __version__
 
 # name -> (module, one-line help). The order is the order of a surge's work.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("surgecast.commands.demo", "the whole method end to end on the embedded testbed"),
-    "testbed": ("surgecast.commands.testbed", "run the reference e-Meterai-like service"),
+    "testbed": ("testbed.cli", "run the reference e-Meterai-like service"),
     "profile": ("surgecast.commands.profile", "show or check a surge profile"),
     "rehearse": ("surgecast.commands.rehearse", "play a surge with Locust against a target"),
     "probe": ("surgecast.commands.probe", "measure a target's capacity with stepped load"),
@@ -44,45 +43,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("surgecast.commands.report", "build the capacity report from a run directory"),
     "drill": ("surgecast.commands.drill", "a rehearsal with a fault injected, then reconciliation"),
 }
-
-
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """` (did you mean X?)` for the closest of `choices` to `word`, or "" when none is close.
-
-    >>> did_you_mean("--durtion", ["--duration", "--out"])
-    ' (did you mean --duration?)'
-    >>> did_you_mean("forcast", ["forecast", "plan"]) + did_you_mean("--zzz", ["--out"])
-    ' (did you mean forecast?)'
-    """
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2, with "did you mean" for a
-    mistyped flag (Python 3.12's suggest_on_error does this; we support 3.11)."""
-
-    _argv: Sequence[str] = ()
-
-    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
-        self._argv = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}{self._flag_hint()} (see '{self.prog} --help')")
-
-    def _flag_hint(self) -> str:
-        """"did you mean" for the first given flag that is neither an option nor an abbreviation of one."""
-        flags = [o for a in self._actions for o in a.option_strings]
-        for token in self._argv:
-            if token == "--":
-                break
-            flag = token.split("=", 1)[0]
-            if flag.startswith("--") and not any(f.startswith(flag) for f in flags):
-                hint = did_you_mean(flag, flags)
-                if hint:
-                    return hint
-        return ""
 
 
 def _top_help() -> str:
@@ -119,18 +79,6 @@ def build_parser(name: str) -> OneLineParser:
     return parser
 
 
-_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
-
-
-def one_line(text: str) -> str:
-    r"""`text` with every character that breaks a line escaped, so an error is always one line.
-
-    >>> one_line("a\nb\x1ec")
-    'a\\nb\\x1ec'
-    """
-    return text.translate(str.maketrans(_LINE_BREAKS))
-
-
 def name_wants_json(args: Sequence[str]) -> bool:
     """Did a scripted command get --json (so even its error is a JSON document on stdout)?"""
     return bool(args) and args[0] in SCRIPTED and "--json" in args[1:]
@@ -159,41 +107,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    return run_entry(lambda: _dispatch(args), name=args[0] if args else "surgecast")
+
+
+def _dispatch(args: list[str]) -> int:
     try:
-        if not args or args[0] in ("-h", "--help", "help"):
-            print(_top_help())
-            return 0 if args else EXIT_USAGE
-        if args[0] == "--version":
-            print(f"surgecast {__version__}")
-            return 0
-        name = args[0]
-        if name not in COMMANDS:
-            raise UsageError(f"unknown command {name!r}{did_you_mean(name, list(COMMANDS))}; "
-                             f"choose one of: {', '.join(COMMANDS)}")
-        parser = build_parser(name)
-        ns = parser.parse_args(args[1:])
-        with signals_raise():
-            if name in SCRIPTED and (ns.json or ns.quiet):
-                return _scripted(name, ns)
-            return int(ns._run(ns) or 0)
+        return _dispatch_command(args)
     except SurgecastError as e:
-        print(f"{type(e).__name__}: {one_line(str(e))}", file=sys.stderr)
-        if name_wants_json(args):
+        if name_wants_json(args):  # a scripted command's error is a JSON document on stdout too
             print(json.dumps({"command": args[0], "exit_code": e.exit_code, "error": type(e).__name__,
                               "message": str(e)}))
-        return e.exit_code
-    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (surgecast.children.Interrupted); children stopped
-        how = getattr(e, "signame", "SIGINT")
-        print(f"Interrupted: {args[0]} stopped by {how} before its end; what it wrote is incomplete (exit 1)",
-              file=sys.stderr)
-        return EXIT_THRESHOLD
-    except BrokenPipeError:
+        raise
+
+
+def _dispatch_command(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0 if args else EXIT_USAGE
+    if args[0] == "--version":
+        print(f"surgecast {__version__}")
         return 0
-    except OSError as e:  # a full or read-only disk met while writing: one line, the run failed
-        where = f" {e.filename}" if e.filename else ""
-        print(f"OutputError: cannot write{where} ({e.strerror or e}); free space or give another --out",
-              file=sys.stderr)
-        return EXIT_THRESHOLD
+    name = args[0]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {name!r}{did_you_mean(name, list(COMMANDS))}; "
+                         f"choose one of: {', '.join(COMMANDS)}")
+    ns = build_parser(name).parse_args(args[1:])
+    if name in SCRIPTED and (ns.json or ns.quiet):
+        return _scripted(name, ns)
+    return int(ns._run(ns) or 0)
 
 
 if __name__ == "__main__":

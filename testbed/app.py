@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import os
 import sqlite3
 import time
@@ -31,10 +30,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from floor.vocabulary import GATE_MODES, GATES
 from testbed.audit import audit, ledger_listing, metrics, prometheus, records
-from testbed.config import GATE_MODES, GATE_NAMES, TestbedConfig
+from testbed.config import TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
+from testbed.openapi import spec_json
 from testbed.passwords import hash_password, verify_password
 from testbed.pdf import pdf_problem
 from testbed.storage import Storage
@@ -293,8 +294,8 @@ async def admin_gates(request: Request) -> Response:
 async def admin_set_gate(request: Request) -> Response:
     _admin(request)
     name = request.path_params["name"]
-    if name not in GATE_NAMES:
-        raise ApiError(404, "not_found", f"no gate {name!r}; gates: {', '.join(GATE_NAMES)}", field="name")
+    if name not in GATES:
+        raise ApiError(404, "not_found", f"no gate {name!r}; gates: {', '.join(GATES)}", field="name")
     body = await read_json(request, _cfg(request).limits.max_json_bytes)
     mode = get_str(body, "mode", max_len=10)
     if mode not in GATE_MODES:
@@ -417,7 +418,5 @@ def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
     app.state.config = cfg
     app.state.admin_token = admin_token
     app.state.hasher = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="hash")
-    from testbed.openapi import build_spec, route_paths
-
-    app.state.openapi = (json.dumps(build_spec(route_paths()), indent=2, ensure_ascii=False) + "\n").encode()
+    app.state.openapi = spec_json(routes).encode()
     return app

@@ -14,20 +14,19 @@ Every error names the field: ``ConfigError: issuer.workers = 0: give an integer 
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
+from floor.tomlfile import TableReader, read_toml
+from floor.vocabulary import GATE_MODES, GATES
 from testbed.latency_law import LatencyLaw, law_from_table
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal")
 OVERLOAD_MODES = ("unbounded", "shed")
-GATE_MODES = ("open", "closed", "rate")
-GATE_NAMES = ("registration", "ordering", "stamping")
 
 
 class ConfigError(FieldError):
@@ -192,80 +191,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-class _Reader:
-    """Reads typed fields from a TOML table, naming each field in errors."""
-
-    def __init__(self, table: Any, prefix: str) -> None:
-        if not isinstance(table, dict):
-            raise ConfigError(prefix, table, "give a table")
-        self.table = dict(table)
-        self.prefix = prefix
-
-    def name(self, key: str) -> str:
-        return f"{self.prefix}.{key}" if self.prefix else key
-
-    def get(self, key: str, default: Any) -> Any:
-        return self.table.pop(key, default)
-
-    def int(self, key: str, default: int, lo: int = 0) -> int:
-        v = self.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(self.name(key), v, f"give an integer >= {lo}")
-        return v
-
-    def float(self, key: str, default: float, lo: float = 0.0, hi: float = math.inf) -> float:
-        v = self.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            raise ConfigError(self.name(key), v, f"give a number in [{lo}, {hi}]")
-        return float(v)
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        v = self.get(key, default)
-        if v not in choices:
-            raise ConfigError(self.name(key), v, f"choose one of {', '.join(choices)}")
-        return v
-
-    def bool(self, key: str, default: bool) -> bool:
-        v = self.get(key, default)
-        if not isinstance(v, bool):
-            raise ConfigError(self.name(key), v, "give true or false")
-        return v
-
-    def sub(self, key: str) -> _Reader:
-        return _Reader(self.get(key, {}), self.name(key))
-
-    def done(self) -> None:
-        for key in self.table:
-            raise ConfigError(self.name(key), self.table[key], "unknown key; see testbed/default.toml")
-
-
-def _service(r: _Reader) -> ServiceTime:
+def _service(r: TableReader) -> ServiceTime:
     st = ServiceTime(
         distribution=r.choice("distribution", "constant", DISTRIBUTIONS),
-        mean=r.float("mean", 0.2, 0.0, 3600.0),
-        sigma=r.float("sigma", 0.5, 0.0, 5.0),
+        mean=r.bounded("mean", 0.2, 0.0, 3600.0),
+        sigma=r.bounded("sigma", 0.5, 0.0, 5.0),
     )
     r.done()
     return st
 
 
-def _resource_fields(r: _Reader) -> dict[str, Any]:
+def _resource_fields(r: TableReader) -> dict[str, Any]:
     return dict(
-        workers=r.int("workers", 1, 1),
+        workers=r.integer("workers", 1, 1),
         service=_service(r.sub("service")),
-        queue_bound=r.int("queue_bound", 10000, 1),
+        queue_bound=r.integer("queue_bound", 10000, 1),
         overload=r.choice("overload", "unbounded", OVERLOAD_MODES),
-        failure_ratio=r.float("failure_ratio", 0.0, 0.0, 1.0),
-        shed_retry_after_s=r.int("shed_retry_after_s", 5, 1),
+        failure_ratio=r.bounded("failure_ratio", 0.0, 0.0, 1.0),
+        shed_retry_after_s=r.integer("shed_retry_after_s", 5, 1),
     )
 
 
-def _gate(r: _Reader) -> GateConfig:
+def _gate(r: TableReader) -> GateConfig:
     g = GateConfig(
         mode=r.choice("mode", "open", GATE_MODES),
-        rate_per_s=r.float("rate_per_s", 0.0, 0.0, 1e6),
-        burst=r.int("burst", 0, 0),
-        retry_after_s=r.int("retry_after_s", 60, 1),
+        rate_per_s=r.bounded("rate_per_s", 0.0, 0.0, 1e6),
+        burst=r.integer("burst", 0, 0),
+        retry_after_s=r.integer("retry_after_s", 60, 1),
     )
     r.done()
     if g.mode == "rate" and (g.rate_per_s <= 0 or g.burst < 1):
@@ -279,36 +231,36 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     >>> config_from_dict(tomllib.loads(DEFAULT_TOML.read_text())).payments.workers
     8
     """
-    root = _Reader(data, "")
+    root = TableReader(data, "", error=ConfigError, unknown="unknown key; see testbed/default.toml")
     seed = root.get("seed", None)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError("seed", seed, "give an integer, or leave it out for a random seed")
     p = root.sub("pricing")
-    pricing = PricingConfig(duty=p.int("duty", 10000), service_fee=p.int("service_fee", 2500),
-                            max_quantity=p.int("max_quantity", 100, 1))
+    pricing = PricingConfig(duty=p.integer("duty", 10000), service_fee=p.integer("service_fee", 2500),
+                            max_quantity=p.integer("max_quantity", 100, 1))
     p.done()
     li = root.sub("limits")
-    limits = LimitsConfig(max_upload_bytes=li.int("max_upload_bytes", 2 * 1024 * 1024, 1024),
-                          max_json_bytes=li.int("max_json_bytes", 16 * 1024, 1024),
-                          body_timeout_s=li.float("body_timeout_s", 30.0, 0.1, 3600.0),
-                          header_timeout_s=li.float("header_timeout_s", 10.0, 0.1, 3600.0))
+    limits = LimitsConfig(max_upload_bytes=li.integer("max_upload_bytes", 2 * 1024 * 1024, 1024),
+                          max_json_bytes=li.integer("max_json_bytes", 16 * 1024, 1024),
+                          body_timeout_s=li.bounded("body_timeout_s", 30.0, 0.1, 3600.0),
+                          header_timeout_s=li.bounded("header_timeout_s", 10.0, 0.1, 3600.0))
     li.done()
     s = root.sub("security")
     security = SecurityConfig(
         password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
-        scrypt_n=s.int("scrypt_n", 4096, 2), scrypt_r=s.int("scrypt_r", 8, 1),
-        scrypt_p=s.int("scrypt_p", 1, 1), pbkdf2_iterations=s.int("pbkdf2_iterations", 200000, 1),
-        session_ttl_s=s.float("session_ttl_s", 28800.0, 1.0, 365 * 86400.0),
-        login_failures_per_account=s.int("login_failures_per_account", 5, 0),
-        login_failures_per_client=s.int("login_failures_per_client", 50, 0),
-        login_window_s=s.float("login_window_s", 300.0, 1.0, 86400.0),
-        unique_nik=s.bool("unique_nik", True))
+        scrypt_n=s.integer("scrypt_n", 4096, 2), scrypt_r=s.integer("scrypt_r", 8, 1),
+        scrypt_p=s.integer("scrypt_p", 1, 1), pbkdf2_iterations=s.integer("pbkdf2_iterations", 200000, 1),
+        session_ttl_s=s.bounded("session_ttl_s", 28800.0, 1.0, 365 * 86400.0),
+        login_failures_per_account=s.integer("login_failures_per_account", 5, 0),
+        login_failures_per_client=s.integer("login_failures_per_client", 50, 0),
+        login_window_s=s.bounded("login_window_s", 300.0, 1.0, 86400.0),
+        unique_nik=s.boolean("unique_nik", True))
     s.done()
     if security.scrypt_n & (security.scrypt_n - 1):
         raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
     st = root.sub("storage")
     storage = StorageConfig(synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")),
-                            write_deadline_s=st.float("write_deadline_s", 10.0, 0.1, 3600.0))
+                            write_deadline_s=st.bounded("write_deadline_s", 10.0, 0.1, 3600.0))
     st.done()
     ir = root.sub("issuer")
     issuer = ResourceConfig(**_resource_fields(ir))
@@ -316,13 +268,13 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     pr = root.sub("payments")
     payments = PaymentsConfig(
         **_resource_fields(pr),
-        duplicate_ratio=pr.float("duplicate_ratio", 0.0, 0.0, 1.0),
-        reorder=pr.bool("reorder", False),
-        reorder_max_delay_s=pr.float("reorder_max_delay_s", 1.0, 0.0, 3600.0),
+        duplicate_ratio=pr.bounded("duplicate_ratio", 0.0, 0.0, 1.0),
+        reorder=pr.boolean("reorder", False),
+        reorder_max_delay_s=pr.bounded("reorder_max_delay_s", 1.0, 0.0, 3600.0),
     )
     pr.done()
     gr = root.sub("gates")
-    gates = {name: _gate(gr.sub(name)) for name in GATE_NAMES}
+    gates = {name: _gate(gr.sub(name)) for name in GATES}
     gr.done()
     lr = root.sub("latency_law")
     latency_law = law_from_table(lr)
@@ -340,14 +292,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     data = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError("--config", str(path), f"cannot read it ({e.strerror})") from None
-        try:
-            data = _merge(data, tomllib.loads(text))
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError("--config", str(path), f"not valid TOML: {e}") from None
-        except RecursionError:
-            raise ConfigError("--config", str(path), "nested too deeply to read; give flat tables") from None
+        data = _merge(data, read_toml(path, field="--config", error=ConfigError))
     return config_from_dict(apply_overrides(data, overrides or []))

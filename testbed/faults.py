@@ -14,6 +14,10 @@ whose timeout is shorter loses an answer to work that was done, the way applican
 does the work again. ``answer_delay_on`` names the writes it holds (any of
 ``order``, ``pay``, ``stamp``; all three by default).
 
+Each fault is one row of ``FAULTS`` (its key, JSON schema, check, how it is applied and read back);
+validation, application, the state served by GET /admin/faults and the OpenAPI schema of
+POST /admin/faults all iterate the table, so a new fault is one row here (and its effect where it acts).
+
 Everything is validated before anything changes, so a bad body changes nothing::
 
     >>> f = Faults(issuer_failure_ratio=0.0, payment_failure_ratio=0.0,
@@ -24,14 +28,96 @@ Everything is validated before anything changes, so a bad body changes nothing::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from testbed.capacity import Resource
 from testbed.validation import ApiError, invalid
 
-RATIOS = ("issuer_failure_ratio", "payment_failure_ratio", "payment_duplicate_ratio")
 ANSWER_DELAY_STEPS = ("order", "pay", "stamp")
+
+
+class Target(NamedTuple):
+    """What a fault acts on: the switches below and the two resources."""
+
+    faults: Faults
+    issuer: Resource
+    payments: Resource
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fault:
+    """One fault of ``POST /admin/faults``: its body key, JSON schema, check and effect.
+
+    ``valid(value)`` says whether a body value is acceptable (``fix`` is the message if not);
+    ``apply(target, value)`` sets it; ``state(target)`` reads it back for GET /admin/faults.
+    """
+
+    key: str
+    schema: dict[str, Any]
+    valid: Callable[[Any], bool]
+    fix: str
+    apply: Callable[[Target, Any], None]
+    state: Callable[[Target], Any]
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], bool]:
+    return lambda v: not isinstance(v, bool) and isinstance(v, int | float) and lo <= v <= hi
+
+
+def _pause(resource: str) -> Fault:
+    def apply(t: Target, v: str) -> None:
+        res: Resource = getattr(t, resource)
+        res.pause() if v == "pause" else res.resume()
+
+    return Fault(key=resource, schema={"type": "string", "enum": ["pause", "resume"]},
+                 valid=lambda v: v in ("pause", "resume"), fix=f'{resource} must be "pause" or "resume"',
+                 apply=apply, state=lambda t: "paused" if getattr(t, resource).paused else "running")
+
+
+def _ratio(key: str) -> Fault:
+    return Fault(key=key, schema={"type": "number"}, valid=_number(0, 1), fix=f"{key} must be a number in [0, 1]",
+                 apply=lambda t, v: setattr(t.faults, key, float(v)), state=lambda t: getattr(t.faults, key))
+
+
+def _set_slow(t: Target, v: float) -> None:
+    t.issuer.slow_factor = float(v)
+
+
+FAULTS: tuple[Fault, ...] = (
+    _pause("issuer"),
+    Fault(key="issuer_slow_factor", schema={"type": "number"}, valid=_number(0.01, 1000),
+          fix="issuer_slow_factor must be a number in [0.01, 1000]",
+          apply=_set_slow, state=lambda t: t.issuer.slow_factor),
+    _ratio("issuer_failure_ratio"),
+    _pause("payments"),
+    _ratio("payment_failure_ratio"),
+    _ratio("payment_duplicate_ratio"),
+    Fault(key="payment_reorder", schema={"type": "boolean"}, valid=lambda v: isinstance(v, bool),
+          fix="payment_reorder must be true or false",
+          apply=lambda t, v: setattr(t.faults, "payment_reorder", v), state=lambda t: t.faults.payment_reorder),
+    Fault(key="answer_delay_s", schema={"type": "number"}, valid=_number(0, 60),
+          fix="answer_delay_s must be a number of seconds in [0, 60]",
+          apply=lambda t, v: setattr(t.faults, "answer_delay_s", float(v)), state=lambda t: t.faults.answer_delay_s),
+    Fault(key="answer_delay_on", schema={"type": "array", "items": {"type": "string", "enum": list(ANSWER_DELAY_STEPS)}},
+          valid=lambda v: isinstance(v, list) and all(isinstance(x, str) and x in ANSWER_DELAY_STEPS for x in v),
+          fix="answer_delay_on must be a list of: " + ", ".join(ANSWER_DELAY_STEPS),
+          apply=lambda t, v: setattr(t.faults, "answer_delay_on", tuple(dict.fromkeys(v))),
+          state=lambda t: list(t.faults.answer_delay_on)),
+)
+"""Every fault, in the order GET /admin/faults and the OpenAPI schema list them."""
+
+BY_KEY: dict[str, Fault] = {f.key: f for f in FAULTS}
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON schema of a POST /admin/faults body (the OpenAPI description uses it).
+
+    >>> list(request_schema()["properties"])[:2]
+    ['issuer', 'issuer_slow_factor']
+    """
+    return {"type": "object", "properties": {f.key: f.schema for f in FAULTS}}
 
 
 @dataclass(kw_only=True)
@@ -50,55 +136,22 @@ class Faults:
         if not body:
             raise ApiError(422, "missing_field", "give at least one fault to set", field=None)
         for key, v in body.items():
-            if key in ("issuer", "payments"):
-                if v not in ("pause", "resume"):
-                    raise invalid(key, f'{key} must be "pause" or "resume"')
-            elif key == "issuer_slow_factor":
-                if isinstance(v, bool) or not isinstance(v, int | float) or not 0.01 <= v <= 1000:
-                    raise invalid(key, "issuer_slow_factor must be a number in [0.01, 1000]")
-            elif key in RATIOS:
-                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-                    raise invalid(key, f"{key} must be a number in [0, 1]")
-            elif key == "payment_reorder":
-                if not isinstance(v, bool):
-                    raise invalid(key, "payment_reorder must be true or false")
-            elif key == "answer_delay_s":
-                if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 60:
-                    raise invalid(key, "answer_delay_s must be a number of seconds in [0, 60]")
-            elif key == "answer_delay_on":
-                if not isinstance(v, list) or not all(isinstance(x, str) and x in ANSWER_DELAY_STEPS for x in v):
-                    raise invalid(key, "answer_delay_on must be a list of: " + ", ".join(ANSWER_DELAY_STEPS))
-            else:
+            fault = BY_KEY.get(key)
+            if fault is None:
                 raise ApiError(422, "unknown_field", f"unknown fault {key!r}", field=key)
+            if not fault.valid(v):
+                raise invalid(key, fault.fix)
         return body
 
     def apply(self, body: dict[str, Any], issuer: Resource, payments: Resource) -> dict[str, Any]:
         """Validate and apply ``body``; return :meth:`state`."""
         self.validate(body)
+        target = Target(self, issuer, payments)
         for key, v in body.items():
-            if key in ("issuer", "payments"):
-                res = issuer if key == "issuer" else payments
-                res.pause() if v == "pause" else res.resume()
-            elif key == "issuer_slow_factor":
-                issuer.slow_factor = float(v)
-            elif key in RATIOS:
-                setattr(self, key, float(v))
-            elif key == "payment_reorder":
-                self.payment_reorder = v
-            elif key == "answer_delay_s":
-                self.answer_delay_s = float(v)
-            elif key == "answer_delay_on":
-                self.answer_delay_on = tuple(dict.fromkeys(v))
+            BY_KEY[key].apply(target, v)
         return self.state(issuer, payments)
 
     def state(self, issuer: Resource, payments: Resource) -> dict[str, Any]:
         """The fault state returned by POST and GET /admin/faults."""
-        return {"issuer": "paused" if issuer.paused else "running",
-                "issuer_slow_factor": issuer.slow_factor,
-                "issuer_failure_ratio": self.issuer_failure_ratio,
-                "payments": "paused" if payments.paused else "running",
-                "payment_failure_ratio": self.payment_failure_ratio,
-                "payment_duplicate_ratio": self.payment_duplicate_ratio,
-                "payment_reorder": self.payment_reorder,
-                "answer_delay_s": self.answer_delay_s,
-                "answer_delay_on": list(self.answer_delay_on)}
+        target = Target(self, issuer, payments)
+        return {f.key: f.state(target) for f in FAULTS}

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.config import GATE_MODES, GateConfig
+from floor.vocabulary import GATE_MODES
+from testbed.config import GateConfig
 
 
 @dataclass(frozen=True, kw_only=True)

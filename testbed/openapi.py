@@ -1,9 +1,10 @@
 """The OpenAPI 3 description of the testbed, built from one table.
 
-``OPERATIONS`` describes every (method, path) of ``testbed.app.routes``; the
-spec is served at ``GET /openapi.json`` and written to ``docs/openapi.json`` by::
+``OPERATIONS`` describes every (method, path) of ``testbed.app.routes``; the app hands its routes
+to ``spec_json`` (this module never imports the app). The spec is served at ``GET /openapi.json``
+and written to ``docs/openapi.json`` by::
 
-    python -m testbed.openapi docs/openapi.json      # (no path: print it)
+    python -m testbed --openapi docs/openapi.json      # (--openapi -: print it)
 
 A test checks that the two are equal and that every route is described.
 """
@@ -11,7 +12,10 @@ A test checks that the two are equal and that every route is described.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
+
+from testbed.faults import request_schema as fault_request_schema
 
 ERR = {"$ref": "#/components/schemas/Error"}
 
@@ -135,11 +139,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": _json({"type": "object"}, "faults")} | _errors(401)},
     ("POST", "/admin/faults"): {
         "summary": "Inject or clear faults", "security": [{"admin": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
-            "issuer": {"type": "string", "enum": ["pause", "resume"]}, "issuer_slow_factor": N,
-            "issuer_failure_ratio": N, "payments": {"type": "string", "enum": ["pause", "resume"]},
-            "payment_failure_ratio": N, "payment_duplicate_ratio": N, "payment_reorder": B, "answer_delay_s": N,
-            "answer_delay_on": {"type": "array", "items": {"type": "string", "enum": ["order", "pay", "stamp"]}}}}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": fault_request_schema()}}},
         "responses": {"200": _json({"type": "object"}, "the new fault state")} | _errors(400, 401, 422)},
     ("POST", "/admin/gateway/confirmations"): {
         "summary": "Deliver one payment-gateway confirmation by hand (tests, drills)", "security": [{"admin": []}],
@@ -174,24 +174,16 @@ def build_spec(paths: list[tuple[str, str]]) -> dict[str, Any]:
     return spec
 
 
-def route_paths() -> list[tuple[str, str]]:
-    """(method, path) of every route of the app, HEAD left out."""
-    from testbed.app import routes
+def route_paths(routes: Sequence[Any]) -> list[tuple[str, str]]:
+    """(method, path) of every route given (Starlette routes), HEAD left out.
 
+    >>> from starlette.routing import Route
+    >>> route_paths([Route("/healthz", lambda r: None, methods=["GET"])])
+    [('GET', '/healthz')]
+    """
     return [(m, r.path) for r in routes for m in sorted(r.methods or ()) if m != "HEAD"]
 
 
-def spec_json() -> str:
-    """The spec as the exact text kept in docs/openapi.json."""
-    return json.dumps(build_spec(route_paths()), indent=2, ensure_ascii=False) + "\n"
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) > 1:
-        from surgecast.atomic import write_text
-
-        write_text(sys.argv[1], spec_json())
-    else:
-        print(spec_json(), end="")
+def spec_json(routes: Sequence[Any]) -> str:
+    """The spec of these routes as the exact text kept in docs/openapi.json (``python -m testbed --openapi``)."""
+    return json.dumps(build_spec(route_paths(routes)), indent=2, ensure_ascii=False) + "\n"

@@ -10,7 +10,6 @@ token was generated::
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import socket
@@ -20,24 +19,11 @@ from typing import Any
 
 import uvicorn
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
+from floor.netaddr import is_loopback
 from testbed.app import create_app
 from testbed.config import TestbedConfig
 from testbed.header_timeout import protocol_with_header_timeout
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -22,9 +22,9 @@ from analysis.extension import extended_inputs, parse_days, smallest_meeting
 from analysis.follow import check_plan_followed, stage
 from analysis.planner import PlanConfig, choose, make_plan, problems
 from analysis.stages import STAGES, stage_by_id, validate_table
+from floor.errors import FieldError
 from scenarios.profile import load_profile
 from surgecast.cli import main
-from surgecast.errors import FieldError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 PLAN_KEYS = ("outcome", "baseline", "bands", "lost_paid", "required_extension_days", "meets_target", "timetable",
@@ -231,7 +231,7 @@ def test_reordering_stages_cannot_silently_break_the_plan_check(tmp_path: Path) 
     plan["stages"] = [s for s in plan["stages"] if s["id"] != "reopen-ordering"] + [
         {**stage(plan, "reopen-ordering"), "id": None}]
     (d / "plan.json").write_text(json.dumps(plan))
-    from surgecast.errors import InputFileError
+    from floor.errors import InputFileError
     with pytest.raises(InputFileError, match="without an id"):
         check_plan_followed(d)
 

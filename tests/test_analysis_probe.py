@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.probe import PROBE_COLUMNS, capacity_from_probe, read_probe_csv
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "probe" / "probe.csv"
 
@@ -149,8 +149,8 @@ def test_batches_csv_round_trip_and_errors(tmp_path: Path) -> None:
 def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -> None:
     import shutil
 
+    from floor import atomic
     from reports.build import build_report
-    from surgecast import atomic
 
     run = tmp_path / "probe"
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from analysis.usl import fit_usl, read_load_throughput, usl_throughput
+from floor.errors import InputFileError
 from surgecast.cli import main
-from surgecast.errors import InputFileError
 
 N = np.array([1, 2, 4, 8, 16, 32, 64, 128], dtype=float)
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from surgecast import atomic
-from surgecast.cli import COMMANDS, main
-from surgecast.errors import (
+from floor import atomic
+from floor.errors import (
     EXIT_INTEGRITY,
     EXIT_THRESHOLD,
     EXIT_USAGE,
@@ -20,6 +19,7 @@ from surgecast.errors import (
     SurgecastError,
     ThresholdFailed,
 )
+from surgecast.cli import COMMANDS, main
 
 
 def test_top_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,9 +93,9 @@ def test_atomic_csv_round_trip(tmp_path: Path) -> None:
 def test_doctests_of_core_modules() -> None:
     import doctest
 
-    import surgecast.atomic
-    import surgecast.errors
+    import floor.atomic
+    import floor.errors
 
-    for mod in (surgecast.errors, surgecast.atomic):
+    for mod in (floor.errors, floor.atomic):
         result = doctest.testmod(mod)
         assert result.attempted > 0 and result.failed == 0, mod.__name__

@@ -135,7 +135,6 @@ def test_every_command_line_answers_one_line_and_a_contract_exit_code(files: lis
     monkeypatch.chdir(tmp_path)                 # default run directories land here
     monkeypatch.delenv("SURGECAST_ADMIN_TOKEN", raising=False)
     patches = [mock.patch("testbed.process.TestbedServer.start", _sentinel),
-               mock.patch("scenarios.embedded.EmbeddedTestbed.start", _sentinel),
                mock.patch("testbed.server.serve", _sentinel),
                mock.patch("subprocess.Popen", _sentinel), mock.patch("subprocess.run", _sentinel),
                mock.patch("subprocess.call", _sentinel),

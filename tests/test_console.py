@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from surgecast.children import child_env, python_module
+from floor.children import child_env, python_module
 from surgecast.cli import main
 from surgecast.console import (
     RehearsalProgress,

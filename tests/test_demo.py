@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from analysis.follow import check_plan_followed
-from surgecast import atomic
-from surgecast.errors import InputFileError
+from floor import atomic
+from floor.errors import InputFileError
 
 TZ = "+07:00"
 REOPEN = datetime.fromisoformat(f"2024-09-05T20:00:00{TZ}")

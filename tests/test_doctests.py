@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_docstring_examples_pass() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--doctest-modules", "-p", "no:cacheprovider",
-         "-W", "ignore::DeprecationWarning", "analysis", "reports", "testbed", "surgecast", "scenarios"],
+         "-W", "ignore::DeprecationWarning", "floor", "analysis", "reports", "testbed", "surgecast", "scenarios"],
         cwd=ROOT, capture_output=True, text=True, timeout=170)
     tail = proc.stdout[-3000:]
     assert proc.returncode == 0, tail

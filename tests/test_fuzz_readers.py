@@ -36,13 +36,13 @@ from hypothesis import strategies as st
 
 from analysis.probe import PROBE_COLUMNS, capacity_from_probe, read_probe_csv
 from analysis.usl import fit_usl, read_load_throughput
+from floor.errors import SurgecastError
 from reports import charts
 from reports.build import _params, _thresholds, _usl_rows, _what_if
 from reports.figures import error_rows, key_figures, latency_rows
 from reports.i18n import Translator
 from reports.load import RunData, load_run, read_csv, read_json
 from reports.warnings import find_warnings
-from surgecast.errors import SurgecastError
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "tests" / "fixtures" / "runs"

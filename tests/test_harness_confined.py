@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from surgecast.jsonhttp import BodyTooLarge, DeadlineExceeded, JsonClient, RedirectRefused
+from floor.jsonhttp import BodyTooLarge, DeadlineExceeded, JsonClient, RedirectRefused
 from testbed.process import TestbedServer
 from tests.fault_front import FaultyFront, Sink
 

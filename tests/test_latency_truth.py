@@ -37,8 +37,8 @@ from analysis.latency_truth import (
     relative_gaps,
     service_clock_gaps,
 )
+from floor.jsonhttp import JsonClient
 from scenarios.latency import read_hdr
-from surgecast.jsonhttp import JsonClient
 from testbed.process import TestbedServer
 from tests.test_rehearse_runs import FAST_TESTBED, ROOT
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from floor.children import child_env, python_module
+from floor.children import stop as stop_child
 from reports.pdf import CHROMIUM_NAMES, HEADLESS_FLAGS, find_chromium
-from surgecast.children import child_env, python_module
-from surgecast.children import stop as stop_child
 
 websocket = pytest.importorskip("websocket")  # websocket-client (the test extra)
 ROOT = Path(__file__).resolve().parent.parent

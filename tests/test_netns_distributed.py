@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from floor.children import child_env
 from scenarios.latency import read_hdr
-from surgecast.children import child_env
 from tests.test_rehearse_runs import FAST_TESTBED, ROOT
 
 TAG = f"{os.getpid() % 100000}"

@@ -36,7 +36,7 @@ def _env(mutant: str | None) -> dict[str, str]:
 def test_the_launcher_starts_the_real_testbed_with_one_defect() -> None:
     tb = TestbedServer(env=_env("misprice"))
     assert tb.command()[1:6] == ["-P", "-m", "tests.mutants", "misprice", "testbed"]
-    assert TestbedServer(env=_env(None)).command()[1:5] == ["-P", "-m", "surgecast", "testbed"]
+    assert TestbedServer(env=_env(None)).command()[1:5] == ["-P", "-m", "testbed", "--host"]  # not the command package
     r = subprocess.run([sys.executable, "-m", "tests.mutants", "no-such-mutant"], capture_output=True, text=True,
                        cwd=ROOT, timeout=30)
     assert r.returncode == 2 and "credit-twice" in r.stderr

@@ -136,7 +136,7 @@ def test_sigterm_stops_the_load_at_once(tmp_path: Path) -> None:
         run.proc.send_signal(signal.SIGTERM)
         run.proc.communicate(timeout=60)
         time.sleep(1.0)
-        from surgecast.jsonhttp import JsonClient
+        from floor.jsonhttp import JsonClient
         admin = JsonClient(tb.url, token=tb.admin_token)
         before = admin.json("GET", "/admin/metrics")
         time.sleep(3.0)
@@ -207,7 +207,7 @@ def test_sigterm_of_a_probe_publishes_the_levels_measured_marked_incomplete(tmp_
 
 @pytest.mark.timeout(60)
 def test_a_testbed_that_fails_to_start_names_no_token_in_its_error() -> None:
-    from surgecast.errors import TargetError
+    from floor.errors import TargetError
 
     server = TestbedServer(port=0, admin_token=SECRET, extra_args=["--set", "issuer.workers=-3"])
     with pytest.raises(TargetError) as e:

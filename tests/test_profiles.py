@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from floor.errors import ProfileError
 from scenarios.curve import ArrivalCurve
 from scenarios.profile import available_profiles, load_profile, parse_profile, resolve_profile_path
-from surgecast.errors import ProfileError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from floor import atomic
 from scenarios.reconcile import FAILURES, reconcile
 from scenarios.recorder import LEDGER_COLUMNS, read_ledger_csv
 from scenarios.summary import exit_code_for
-from surgecast import atomic
 
 pytestmark = pytest.mark.timeout(60)
 

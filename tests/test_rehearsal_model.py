@@ -17,8 +17,8 @@ import pytest
 
 from analysis.follow import check_by_name, check_plan_followed
 from analysis.rehearsal_model import TOLERANCE, compare, mapping, outcomes
+from floor import atomic
 from scenarios.profile import load_profile
-from surgecast import atomic
 
 CONFIGURED = 16.0   # the testbed's default: 4 issuer workers / 0.25 s mean service
 COMPRESS = 4320.0   # one calendar day in 20 test seconds

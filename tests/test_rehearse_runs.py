@@ -185,7 +185,7 @@ def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
     history = rows(out / "locust_stats_history.csv")
     assert len(history) > 3   # full history, not just the aggregate
     # one run id over every file, Locust's CSVs (published at exit) included
-    from surgecast import rundir
+    from floor import rundir
 
     listed = json.loads((out / "manifest.json").read_text())["files"]
     assert rundir.verify(out) is not None and "locust_stats_history.csv" in listed and "arrivals.csv" in listed

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from floor import rundir
 from reports import charts
 from reports.build import build_report, render_html
 from reports.i18n import Translator
 from reports.load import load_run
 from reports.pdf import CHROMIUM_NAMES, print_pdf
-from surgecast import rundir
 from surgecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from surgecast import rundir
+from floor import rundir
 from surgecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

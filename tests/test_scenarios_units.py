@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from floor.errors import FieldError
 from scenarios.arrivals import bucket_counts, constant_schedule, profile_schedule
 from scenarios.curve import ArrivalCurve
 from scenarios.identities import make_identity
@@ -18,7 +19,6 @@ from scenarios.reconcile import reconcile
 from scenarios.summary import exit_code_for
 from scenarios.target import check_host, is_loopback
 from scenarios.thresholds import ThresholdWatch, parse_threshold
-from surgecast.errors import FieldError
 from testbed.nik import nik_problem
 
 pytestmark = pytest.mark.timeout(60)

@@ -2,7 +2,7 @@
 
 A folder named `surgecast` (or `locust`) where the user stands used to shadow the real packages in
 every child started as `python -m surgecast` / `python -m locust`; children now start with
-`python -P -m` and the code root first on PYTHONPATH (surgecast.children.python_module).
+`python -P -m` and the code root first on PYTHONPATH (floor.children.python_module).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from surgecast.children import CODE_ROOT, child_env, python_module
+from floor.children import CODE_ROOT, child_env, python_module
 from surgecast.cli import main
 from testbed.process import TestbedServer
 

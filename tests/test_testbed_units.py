@@ -157,7 +157,7 @@ def test_cli_refuses_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_testbed_server_reports_a_failed_start() -> None:
-    from surgecast.errors import TargetError
+    from floor.errors import TargetError
     from testbed.process import TestbedServer
 
     tb = TestbedServer(db="/nonexistent/dir/x.sqlite", start_timeout_s=10)

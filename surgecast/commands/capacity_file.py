@@ -3,7 +3,7 @@
     >>> read_capacity_json("/nonexistent/capacity.json")
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: --capacity /nonexistent/capacity.json: no such file; give the capacity.json of a probe run
+    floor.errors.InputFileError: --capacity /nonexistent/capacity.json: no such file; give the capacity.json of a probe run
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from surgecast.errors import InputFileError
+from floor.errors import InputFileError
 
 _FIX = "give the capacity.json of a probe run"
 

@@ -31,11 +31,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from surgecast import atomic, rundir
-from surgecast.atomic import check_writable
-from surgecast.children import TOKEN_ENV, child_env, python_module
-from surgecast.children import stop as stop_child
-from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
+from floor import atomic, rundir
+from floor.atomic import check_writable
+from floor.children import TOKEN_ENV, child_env, python_module
+from floor.children import stop as stop_child
+from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 
 PROFILE = "casn2024"
 

@@ -17,9 +17,35 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from surgecast.atomic import check_writable
-from surgecast.errors import FieldError, IntegrityError, RunFailed
+from floor.atomic import check_writable
+from floor.errors import DrillFailed, FieldError, IntegrityError, RunFailed, SurgecastError
+
+DATA_CHECKS = frozenset({"reconciliation", "no_duplicate_jobs", "stamps_finished", "audit_balanced"})
+"""Drill checks whose failure means data lost or duplicated (IntegrityError, exit 3); any other is DrillFailed (1)."""
+
+def verdict_error(name: str, result: dict[str, Any], out: Path) -> SurgecastError | None:
+    """The error a failed drill raises (None when it passed): data lost or duplicated is IntegrityError (3);
+    a load that never ran is RunFailed (1); a fault that never bit or a service that did not recover is
+    DrillFailed (1).
+
+    >>> v = {"passed": False, "reason": "fault_observed failed", "failed_checks": ["fault_observed"]}
+    >>> e = verdict_error("kill-testbed", {"verdict": v, "reconciliation": {"ok": True}}, Path("d"))
+    >>> type(e).__name__, e.exit_code
+    ('DrillFailed', 1)
+    """
+    v = result["verdict"]
+    if v["passed"]:
+        return None
+    recon = result.get("reconciliation") or {}
+    failed = set(v.get("failed_checks") or [])
+    where = out / "drill.json"
+    if "load_ran" in failed and recon.get("ok", True):
+        # the load itself did not run (a crash, not data lost): exit 1, not 3
+        return RunFailed(f"drill {name} proved nothing: {v['reason']}; see {where}")
+    kind = IntegrityError if failed & DATA_CHECKS or not failed else DrillFailed
+    return kind(f"drill {name} failed: {v['reason']}; see {where}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,13 +76,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out)
     result = run_drill(args.name, out=out, duration_s=args.duration, seed=args.seed,
                        fresh_keys=args.fresh_idempotency_keys, quiet=args.quiet)
-    v = result["verdict"]
-    recon = result.get("reconciliation") or {}
-    if not v["passed"] and "load_ran" in (v.get("failed_checks") or []) and recon.get("ok", True):
-        # the load itself did not run (a crash, not data lost): exit 1, not 3
-        raise RunFailed(f"drill {args.name} proved nothing: {v['reason']}; see {out / 'drill.json'}")
-    if not v["passed"]:
-        raise IntegrityError(f"drill {args.name} failed: {v['reason']}; see {out / 'drill.json'}")
+    error = verdict_error(args.name, result, out)
+    if error is not None:
+        raise error
     by = {c["name"]: c["detail"] for c in result["checks"]}
     print(f"drill {args.name} passed in {result['elapsed_s']:.0f} s: {by.get('reconciliation')}; "
           f"{by.get('stamps_finished')}; fault: {by.get('fault_observed')}; files in {out}")

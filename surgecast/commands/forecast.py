@@ -16,7 +16,7 @@ import math
 import re
 from pathlib import Path
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     """Forecast, write forecast.json and timeline.csv atomically, print the summary."""
     from analysis.forecast import TIMELINE_COLUMNS, forecast
     from analysis.planner import parse_local_time, parse_outage
+    from floor import atomic
     from scenarios.profile import load_profile
-    from surgecast import atomic
 
     profile = load_profile(args.profile)
     cal = profile.calendar
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
-    from surgecast import rundir
+    from floor import rundir
     run_id = rundir.claim(out, what="forecast")  # another run's files there: exit 2, nothing written
     f = forecast(profile, stamps_per_second=sps, capacity=capacity, outage=outage, extend_days=days,
                  decided_at=decided, overload=args.overload)

@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from surgecast.errors import FieldError, InputFileError
+from floor.errors import FieldError, InputFileError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         parse_local_time,
         parse_outage,
     )
+    from floor import atomic, rundir
     from scenarios.profile import load_profile
-    from surgecast import atomic, rundir
 
     profile = load_profile(args.profile)
     tz = profile.calendar.tz

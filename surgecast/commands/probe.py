@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from surgecast import __version__, atomic, rundir
-from surgecast.atomic import check_writable
-from surgecast.children import TOKEN_ENV
-from surgecast.errors import FieldError
+from floor import atomic, rundir
+from floor.atomic import check_writable
+from floor.children import TOKEN_ENV
+from floor.errors import FieldError
+from floor.version import __version__
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

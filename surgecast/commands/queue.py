@@ -13,7 +13,7 @@ import argparse
 import json
 import math
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 
 def _number(flag: str):  # noqa: ANN202 - argparse type factory

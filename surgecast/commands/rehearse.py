@@ -23,11 +23,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from surgecast import atomic, rundir
-from surgecast.atomic import check_writable
-from surgecast.children import child_env, python_module
-from surgecast.children import stop as stop_child
-from surgecast.errors import FieldError, RunFailed, UsageError
+from floor import atomic, rundir
+from floor.atomic import check_writable
+from floor.children import child_env, python_module
+from floor.children import stop as stop_child
+from floor.errors import FieldError, RunFailed, UsageError
 
 RELAY_PREFIX = "[surgecast]"
 LOCUST_GRACE_S = 7.0   # after SIGTERM, Locust kills its users at once and writes what it collected

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from surgecast.errors import EXIT_INTEGRITY, EXIT_THRESHOLD
+from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

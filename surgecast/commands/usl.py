@@ -32,10 +32,10 @@ def fit_file(path: str | Path, weights: str = "relative") -> UslFit:
     >>> fit_file(p)
     Traceback (most recent call last):
     ...
-    surgecast.errors.InputFileError: ...u.csv: USL needs at least 3 distinct load levels to separate alpha from beta
+    floor.errors.InputFileError: ...u.csv: USL needs at least 3 distinct load levels to separate alpha from beta
     """
     from analysis.usl import fit_usl, read_load_throughput
-    from surgecast.errors import InputFileError
+    from floor.errors import InputFileError
 
     load, x = read_load_throughput(path)
     try:

@@ -91,3 +91,33 @@ class RunFailed(SurgecastError):
     """A run crashed, was cut short, or achieved nothing (exit 1): not a usage error, nothing found lost."""
 
     exit_code = EXIT_THRESHOLD
+
+
+class DrillFailed(SurgecastError):
+    """A drill's verdict failed: its fault never bit, or the service did not recover (exit 1).
+
+    Data lost or duplicated during a drill is an IntegrityError (exit 3), not this.
+    """
+
+    exit_code = EXIT_THRESHOLD
+
+
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(text: str) -> str:
+    r"""`text` with every character that breaks a line escaped, so an error is always one line.
+
+    >>> one_line("a\nb\x1ec")
+    'a\\nb\\x1ec'
+    """
+    return text.translate(str.maketrans(_LINE_BREAKS))
+
+
+def render(exc: SurgecastError) -> str:
+    """The one line an entry point prints for an error: `Name: message`.
+
+    >>> render(FieldError("--port", -1, "give a port in 0..65535"))
+    'FieldError: --port = -1: give a port in 0..65535'
+    """
+    return f"{type(exc).__name__}: {one_line(str(exc))}"

@@ -24,7 +24,7 @@ messages name the method and URL, never a header or token::
     ...     print(type(e).__name__, e.url)
     Unreachable http://127.0.0.1:9/healthz
 
-It imports only the standard library and `surgecast.errors`, so every room may use
+It imports only the standard library and `floor.errors`, so every room may use
 it; it works in gevent-patched processes too (Locust), where its timer is a greenlet.
 """
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from surgecast.errors import TargetError
+from floor.errors import TargetError
 
 DEFAULT_DEADLINE_S = 10.0
 DEFAULT_MAX_BYTES = 8 << 20

@@ -20,9 +20,9 @@ after their run wrote them::
     >>> claim(d, what="probe", run_id="20261202T000000Z-123456")
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory for the probe (or delete this one)
+    floor.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory for the probe (or delete this one)
 
-Imports nothing of the project but `surgecast.errors` and `surgecast.atomic`.
+Imports nothing of the project but `floor.errors` and `floor.atomic`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from surgecast.atomic import write_json
-from surgecast.errors import FieldError, InputFileError
+from floor.atomic import write_json
+from floor.errors import FieldError, InputFileError
 
 RUN_ID_ENV = "SURGECAST_RUN_ID"
 MANIFEST = "manifest.json"
@@ -181,7 +181,7 @@ def sha256(path: Path) -> str:
 def record(out: Path, names: Iterable[str], *, run_id: str, by: str) -> None:
     """List `names` (relative to `out`; absent ones are skipped) in out/manifest.json under `run_id`.
 
-    The manifest is rewritten whole (surgecast.atomic); a manifest of another run is refused.
+    The manifest is rewritten whole (floor.atomic); a manifest of another run is refused.
     """
     out = Path(out)
     m = read_manifest(out) or {"run_id": run_id, "files": {}}

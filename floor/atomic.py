@@ -9,7 +9,7 @@ leaves the old file or none::
     >>> (d / "x.json").read_text()
     '{\\n  "ok": true\\n}\\n'
 
-This module imports nothing of the project (but `surgecast.errors`, lazily), so every room may import it.
+This module imports nothing of the project (but `floor.errors`, lazily), so every room may import it.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ def check_writable(path: Path | str, flag: str = "--out") -> Path:
         >>> check_writable("/proc/x")
         Traceback (most recent call last):
         ...
-        surgecast.errors.FieldError: --out = '/proc/x': cannot write there (a kernel file system); give a directory on a writable disk
+        floor.errors.FieldError: --out = '/proc/x': cannot write there (a kernel file system); give a directory on a writable disk
     """
-    from surgecast.errors import FieldError
+    from floor.errors import FieldError
 
     p = Path(path)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from surgecast.errors import FieldError
+from floor.errors import FieldError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +75,7 @@ def check_db_file(path: str) -> None:
     >>> check_db_file(p)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    surgecast.errors.FieldError: --db = '...': not an SQLite database (it does not start with 'SQLite format 3'); give a new path or a testbed database
+    floor.errors.FieldError: --db = '...': not an SQLite database (it does not start with 'SQLite format 3'); give a new path or a testbed database
     """
     if os.path.isdir(path):
         raise FieldError("--db", path, "is a directory; give a file path such as runs/testbed.sqlite")
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise FieldError("--db", args.db, "its folder does not exist; create it or give another path")
     if args.db is not None:
         check_db_file(args.db)
-    from surgecast.children import watch_parent
+    from floor.children import watch_parent
 
     watch_parent()  # started by a harness that then died (even kill -9): stop, never linger
     serve(cfg, host=args.host, port=args.port, db_path=args.db, admin_token=token)

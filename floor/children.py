@@ -76,11 +76,9 @@ def _deliver_in_gevent(exc: BaseException) -> bool:
     """
     import sys
 
-    if "gevent" not in sys.modules:
+    gevent, greenlet = sys.modules.get("gevent"), sys.modules.get("greenlet")
+    if gevent is None or greenlet is None:  # only where scenarios/ loaded it: the floor never imports gevent
         return False
-    import gevent
-    import greenlet
-
     hub = gevent.get_hub()
     main = hub.parent
     if main is None or greenlet.getcurrent() is main:

@@ -1,0 +1,115 @@
+"""Every Locust internal surgecast relies on, behind one seam, with the tested version range checked at import.
+
+Locust's documented API (User, LoadTestShape, events, runners) is used where it is; what is not
+documented lives here, so a Locust upgrade that moves it fails here, loudly, and in
+tests/test_locust_compat.py (which names each internal), not deep inside a run:
+
+- ``User._state`` and ``locust.user.users.LOCUST_STATE_*``: an idle pool member blocks inside its task
+  waiting for its next arrival; it is marked WAITING so Locust may stop it at once (``User.stop`` kills
+  a WAITING user, and asks a RUNNING one to finish its task, which an idle one never would).
+- ``WorkerRunner._send_stats()``: a worker's last statistics report, sent before its results.
+- ``locust.argument_parser.default_args_dict``: replaced by a cached copy (one parse per process).
+- the spawn-rate nudge: ``LoadTestShape.tick`` results are acted on only when they change, so the
+  same (users, rate) is re-sent with the rate moved by a hair to replace users that retired.
+
+    >>> tested("2.47.0"), tested("3.0.0")
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import locust
+from locust import argument_parser
+from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
+
+from floor.errors import UsageError
+
+__all__ = ["TESTED", "SPAWN_RATE_NUDGE", "LocustVersionError", "tested", "mark_waiting", "mark_running",
+           "send_last_stats", "cache_locust_default_args", "nudged"]
+
+TESTED = ((2, 30), (2, 48))
+"""Locust versions these internals are tested with: from 2.30 up to, not including, 2.48 (pyproject pins it)."""
+
+SPAWN_RATE_NUDGE = 0.001
+"""Users per second added to the spawn rate to make Locust act on an unchanged shape tick."""
+
+
+class LocustVersionError(UsageError):
+    """The installed Locust is outside the range whose internals surgecast was tested with (exit 2)."""
+
+
+def tested(version: str) -> bool:
+    """True if ``version`` (e.g. '2.47.0') is within TESTED.
+
+    >>> tested("2.30.0"), tested("2.29.9"), tested("2.48.0.dev3")
+    (True, False, False)
+    """
+    parts = []
+    for p in version.split(".")[:2]:
+        digits = "".join(c for c in p if c.isdigit())
+        parts.append(int(digits or 0))
+    lo, hi = TESTED
+    return lo <= tuple(parts) < hi
+
+
+def check_version(version: str = locust.__version__) -> None:
+    """Raise LocustVersionError unless ``version`` is tested (done once, at import of this module)."""
+    if not tested(version):
+        lo, hi = (".".join(map(str, v)) for v in TESTED)
+        raise LocustVersionError(f"locust {version} is not a tested version (surgecast relies on internals of "
+                                 f"locust >={lo},<{hi}); install one: python3 -m pip install 'locust>={lo},<{hi}'")
+
+
+check_version()
+
+
+def mark_waiting(user: Any) -> None:
+    """Mark ``user`` WAITING (``User._state``): Locust may now stop it at once, as it does a sleeping user."""
+    user._state = LOCUST_STATE_WAITING
+
+
+def mark_running(user: Any) -> None:
+    """Mark ``user`` RUNNING again (``User._state``): a stop now lets it finish its journey first."""
+    user._state = LOCUST_STATE_RUNNING
+
+
+def send_last_stats(runner: Any) -> None:
+    """Send a worker's statistics report now (``WorkerRunner._send_stats``), ahead of what follows on its socket."""
+    runner._send_stats()
+
+
+def cache_locust_default_args() -> None:
+    """Make `locust.argument_parser.default_args_dict` build Locust's parser once per process.
+
+    Locust 2.47's worker, on every `spawn` message, filters the master's options with
+    `k not in argument_parser.default_args_dict()` evaluated once *per option*, and each
+    call builds and parses Locust's whole argument parser (about 1 ms). With the
+    rehearsal's ~100 options that blocked a worker's event loop for ~100 ms each time
+    the master's shape resized the pool (up to once a second), and arrivals due in that
+    time were handed over late (a dispatch-lag tail seen only with workers). The
+    defaults do not change within a process, so one copy is returned each time.
+
+        >>> cache_locust_default_args(); a = argument_parser.default_args_dict()
+        >>> a == argument_parser.default_args_dict() and "host" in a
+        True
+    """
+    if getattr(argument_parser.default_args_dict, "surgecast_cached", False):
+        return
+    defaults = argument_parser.default_args_dict()
+
+    def default_args_dict() -> dict[str, Any]:
+        return dict(defaults)
+
+    default_args_dict.surgecast_cached = True  # type: ignore[attr-defined]
+    argument_parser.default_args_dict = default_args_dict
+
+
+def nudged(users: int, rate: float, flip: int) -> tuple[int, float]:
+    """A shape tick with the spawn rate moved by ``flip`` x SPAWN_RATE_NUDGE (flip is 0 or 1).
+
+    >>> nudged(10, 100.0, 0), nudged(10, 100.0, 1)
+    ((10, 100.0), (10, 100.001))
+    """
+    return (users, rate + flip * SPAWN_RATE_NUDGE)
