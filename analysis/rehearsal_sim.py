@@ -1,0 +1,214 @@
+"""The testbed's issuer stage as its clients live it, simulated applicant by applicant (seeded trials).
+
+The fluid model (`analysis.backlog`) moves averages: at the knife edge a rehearsal sits on
+(everyone served just within their patience) an average applicant either makes it or not,
+so its served count swings between far too many and far too few. This simulation keeps the
+spread that decides who makes it: exponential service at the issuer (its workers, FIFO),
+the clients' poll phase and think times, the rate gate's tokens and the clients' retries.
+
+Inputs, all from a rehearsal's own files (`SimInputs`, built by
+`analysis.rehearsal_model.sim_inputs`): each applicant's intended start, patience deadline,
+documents and retry policy; when its first upload reached the issuer (measured by the
+server; else its journey's measured transit, through the gate); the issuer's rate per test
+second (counted by the server where it was saturated); the stamping gate's changes. Each
+applicant uploads its documents one after another; after a stamp is done its client sees it
+at its next poll, thinks, downloads, thinks and uploads the next (the measured client time
+between uploads); it gives up for good at its deadline (a job it left stays queued: the
+testbed keeps accepted work). Served: the last stamp seen before the deadline with time
+left to send the download.
+
+    >>> import numpy as np
+    >>> inp = SimInputs(intended=np.zeros(4), deadline=np.full(4, 30.0), documents=np.full(4, 2),
+    ...                 first_upload=np.full(4, 1.0), refresh=np.zeros(4, bool), rate_t=np.array([0.0]),
+    ...                 rate=np.array([16.0]), workers=4, gates=[], end_s=60.0)
+    >>> simulate(inp, seed=1).served
+    4
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SimInputs", "SimResult", "simulate", "trials"]
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class SimInputs:
+    """One rehearsal's applicants and issuer (test seconds from the run's origin)."""
+
+    intended: np.ndarray          # intended start of each applicant
+    deadline: np.ndarray          # intended + the client's patience
+    documents: np.ndarray         # stamps each needs
+    first_upload: np.ndarray      # measured arrival of its first upload at the issuer (nan: not measured)
+    refresh: np.ndarray           # retry policy refresh (else backoff)
+    rate_t: np.ndarray            # issuer rate changes: at these test seconds ...
+    rate: np.ndarray              # ... the issuer completes this many stamps/s (all workers busy)
+    workers: int
+    gates: list[tuple[float, str, float, float]]   # stamping gate: (at, mode, rate_per_s, burst)
+    end_s: float
+    transit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # intended -> first upload if not measured
+    think_s: tuple[float, float] = (0.2, 1.5)
+    poll_s: float = 0.5
+    overhead_s: float = 0.2       # request time per upload cycle (download + upload) beyond the pauses
+    max_attempts: int = 5
+    backoff: tuple[float, float] = (0.5, 10.0)
+    sample_s: float = 0.25
+    exponential: bool = True
+
+    def __repr__(self) -> str:
+        return f"SimInputs(applicants={len(self.intended)}, workers={self.workers}, gates={len(self.gates)})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimResult:
+    """One trial: served count, stamps done, the issuer backlog (queued + in service) per sample."""
+
+    served: int
+    stamps_done: int
+    waits: np.ndarray             # intended start -> done (test s) of each applicant served
+    t: np.ndarray
+    backlog: np.ndarray
+
+
+class _Gate:
+    """The testbed's stamping token bucket (testbed/gates.py), on the simulated clock."""
+
+    def __init__(self, gates: list[tuple[float, str, float, float]]) -> None:
+        self.changes = sorted(gates)
+        self.mode, self.rate, self.burst, self.tokens, self.stamp = "open", 0.0, 0.0, 0.0, 0.0
+
+    def _at(self, now: float) -> None:
+        while self.changes and self.changes[0][0] <= now:
+            _, self.mode, self.rate, self.burst = self.changes.pop(0)
+            self.tokens = min(self.tokens, self.burst)
+            self.stamp = now
+
+    def take(self, now: float, measured: bool = False) -> float | None:
+        """None if admitted, else the Retry-After seconds (a measured upload was admitted: it only spends)."""
+        self._at(now)
+        if self.mode == "open" or measured:
+            if self.mode == "rate":
+                self._refill(now)
+                self.tokens = max(0.0, self.tokens - 1.0)
+            return None
+        if self.mode == "closed":
+            return 60.0
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return float(max(1, math.ceil((1.0 - self.tokens) / self.rate)))
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = now
+
+
+def simulate(inp: SimInputs, *, seed: int) -> SimResult:
+    """One seeded trial (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    gate = _Gate(inp.gates)
+    ev: list[tuple[float, int, str, int, int]] = []   # (time, order, kind, applicant, attempt)
+    order = 0
+
+    def push(t: float, kind: str, a: int, attempt: int = 1) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(ev, (t, order, kind, a, attempt))
+
+    for a in range(len(inp.intended)):
+        if np.isfinite(inp.first_upload[a]):
+            push(float(inp.first_upload[a]), "first", a)
+        else:
+            push(float(inp.intended[a] + (inp.transit[a] if len(inp.transit) else 0.0)), "upload", a)
+    left = inp.documents.astype(int).copy()
+    queue: list[int] = []          # FIFO of applicants' jobs
+    busy = 0
+    served = done_n = 0
+    waits: list[float] = []
+    samples_t = np.arange(0.0, inp.end_s, inp.sample_s)
+    backlog = np.zeros(len(samples_t))
+    si = 0
+    think = inp.think_s
+
+    def service(now: float) -> float:
+        r = float(inp.rate[max(0, np.searchsorted(inp.rate_t, now, side="right") - 1)])
+        mean = inp.workers / max(r, 1e-9)
+        return float(rng.exponential(mean)) if inp.exponential else mean
+
+    def start(now: float) -> None:
+        nonlocal busy
+        while queue and busy < inp.workers:
+            a = queue.pop(0)
+            busy += 1
+            push(now + service(now), "done", a)
+
+    while ev:
+        now, _, kind, a, attempt = heapq.heappop(ev)
+        while si < len(samples_t) and samples_t[si] <= now:
+            backlog[si] = len(queue) + busy
+            si += 1
+        dl = float(inp.deadline[a])
+        if kind in ("first", "upload"):
+            if now >= dl:
+                continue                                   # gave up before sending it
+            wait = gate.take(now, measured=kind == "first")
+            if wait is None:
+                queue.append(a)
+                start(now)
+                continue
+            if attempt >= inp.max_attempts:
+                continue                                   # gave up after max_attempts refusals
+            if inp.refresh[a]:
+                push(now + 0.02, "upload", a, attempt + 1)
+            else:
+                d = min(inp.backoff[1], inp.backoff[0] * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
+                d = max(d, wait)
+                if now + d < dl:
+                    push(now + d, "upload", a, attempt + 1)
+        elif kind == "done":
+            busy -= 1
+            done_n += 1
+            start(now)
+            seen = now + rng.uniform(0.0, inp.poll_s)
+            if seen >= dl:
+                continue                                   # gave up while polling (its job was still done)
+            left[a] -= 1
+            t1 = seen + rng.uniform(*think)                # think after the poll, then download
+            if left[a] <= 0:
+                if t1 < dl:
+                    served += 1
+                    waits.append(t1 - float(inp.intended[a]))
+                continue
+            t2 = t1 + inp.overhead_s + rng.uniform(*think)
+            if t2 < dl:
+                push(t2, "upload", a)
+    backlog[si:] = 0.0
+    return SimResult(served=served, stamps_done=done_n, waits=np.array(waits), t=samples_t, backlog=backlog)
+
+
+def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
+    """`n` seeded trials: mean and standard deviation of served and of the peak backlog, the p95
+    of the served applicants' waits (test s), the mean backlog series (and its sample times).
+
+    >>> inp = SimInputs(intended=np.zeros(40), deadline=np.full(40, 6.0), documents=np.full(40, 2),
+    ...                 first_upload=np.full(40, 0.5), refresh=np.zeros(40, bool), rate_t=np.array([0.0]),
+    ...                 rate=np.array([16.0]), workers=4, gates=[], end_s=30.0)
+    >>> r = trials(inp, n=10)
+    >>> 0 < r["served_mean"] < 40, r["peak_mean"] <= 40
+    (True, True)
+    """
+    runs = [simulate(inp, seed=seed + i) for i in range(n)]
+    served = np.array([r.served for r in runs], dtype=float)
+    peaks = np.array([r.backlog.max() for r in runs], dtype=float)
+    return {"served_mean": float(served.mean()), "served_sd": float(served.std(ddof=1)) if n > 1 else 0.0,
+            "peak_mean": float(peaks.mean()), "peak_sd": float(peaks.std(ddof=1)) if n > 1 else 0.0,
+            "stamps_done_mean": float(np.mean([r.stamps_done for r in runs])),
+            "p95_wait_s": (float(np.percentile(np.concatenate([r.waits for r in runs]), 95))
+                           if any(len(r.waits) for r in runs) else None),
+            "t": runs[0].t, "backlog": np.mean([r.backlog for r in runs], axis=0), "n": n}
