@@ -164,9 +164,18 @@ def _model_check(mvt: dict[str, Any]) -> dict[str, Any]:
     sv, pk = mvt["served"], mvt["peak_backlog"]
     return {"name": "model", "ok": mvt["ok"], "plan": f"served and peak backlog within {mvt['tolerance']:.0%}",
             "measured": {k: mvt[k] for k in ("served", "peak_backlog", "drain_s", "series_error")},
-            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f} vs {sv['measured']:.0f} "
-                       f"measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f} vs {pk['measured']:.0f} "
-                       f"stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f}{_sd(sv)} vs "
+                       f"{sv['measured']:.0f} measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f}{_sd(pk)} "
+                       f"vs {pk['measured']:.0f} stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+
+
+def _sd(block: dict[str, Any]) -> str:
+    """' ±sd' of a model figure when the model gave one.
+
+    >>> _sd({"model_sd": 4.2}), _sd({})
+    (' ±4', '')
+    """
+    return "" if block.get("model_sd") is None else f" ±{block['model_sd']:.0f}"
 
 
 def _span(seconds: float) -> str:

@@ -9,12 +9,20 @@ stamps per applicant at the stamping gate); every clock of the real service divi
 
 `model_rehearsal(run_dir)` runs the fluid model (`analysis.backlog`) **in test time** at
 the parameters the rehearsal actually had: its own arrivals (arrivals.csv, the same seed
-for every replay), the issuer capacity the probe measured, the outage and gate changes
+for every replay) timed where their first upload reached the issuer (server_records.json:
+the front end as measured), the issuer's rate as the rehearsal's server counted it while
+saturated (queue.csv; the probe's figure where it never was), the outage and gate changes
 the rehearsal applied (run.json `admin_actions`, at the test second they were applied),
-the testbed's payments capacity, and the testbed's client behaviour (journey patience,
-think times; an applicant who gives up does not come back: no orbit). The testbed's
-issuer keeps a job it accepted when its client gives up (`overload = "unbounded"`), so
-the model keeps it too (`waste`: ghost work, served FIFO).
+and the testbed's client behaviour (journey patience, the measured client time between
+uploads; an applicant who gives up does not come back: no orbit). The testbed's issuer
+keeps a job it accepted when its client gives up (`overload = "unbounded"`), so the
+model keeps it too (`waste`: ghost work, served FIFO).
+
+The comparison itself uses the applicant-level simulation (`analysis.rehearsal_sim`) at the
+same parameters, the mean of `SIM_TRIALS` seeded trials: a rehearsal sits on a knife edge
+(those served finish just within their patience), where the fluid model's averages swing
+(its figures stay beside, under `fluid`) and the spread of service and think times decides
+who makes it. The trials' standard deviation is the check's resolution (`resolution`).
 
 `compare(run_dir)` sets the model's series beside queue.csv (sampled every
 `--sample-interval` test seconds) and returns `model_vs_testbed`:
@@ -116,10 +124,19 @@ def mapping(profile: Any, run: dict[str, Any], *, plan_stamps_per_second: float 
                               "session patience; the testbed's clients give up after journeys.patience_s from "
                               "their intended start, the whole journey included"),
             "retry_after": clock(b.retry_after_minutes * 60.0, None,
-                                 "come back later: a Locust applicant who gives up does not come back (no orbit); "
-                                 "within a journey it retries with backoff up to journeys.backoff_max_s"),
+                                 "come back later: mapped through the compression this is "
+                                 f"{b.retry_after_minutes * 60.0 / compress:.4g} test s, "
+                                 + ("longer than the rehearsal itself, so no one who gives up could come back "
+                                    "within it: the Locust applicants do not return (no orbit) and the model "
+                                    "plays none" if b.retry_after_minutes * 60.0 / compress >= float(run.get(
+                                        "duration_s") or 0.0) else
+                                    "within the rehearsal: the Locust applicants still do not return (no orbit), "
+                                    "so the rehearsal under-states the returns the plan's model counts")
+                                 + "; within a journey a refused step retries with backoff up to "
+                                   "journeys.backoff_max_s"),
             "persistence": clock(None if b.persistence_days is None else b.persistence_days * 86400.0, None,
-                                 "no return, so nothing to persist: giving up on the testbed is lost"),
+                                 "no return within the rehearsal, so nothing to persist: giving up on the "
+                                 "testbed is lost"),
             "think_time": {"testbed_s": list(j.think_time_s),
                            "testbed_as_calendar_s": [t * compress for t in j.think_time_s],
                            "note": "the journey's own pauses; the real service's pages take no calendar time in "
