@@ -55,6 +55,11 @@ class SimInputs:
     think_s: tuple[float, float] = (0.2, 1.5)
     poll_s: float = 0.5
     overhead_s: float = 0.2       # request time per upload cycle (download + upload) beyond the pauses
+    request_s: float = 0.05       # one upload request's time (a refresh client re-sends at once after it)
+    unmeasured_enter: bool = True  # an applicant without a measured first upload tries one at intended + transit
+                                   # (False: the front end is as measured, and it never reached the issuer)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # measured stamp done -> next upload (else
+                                                                   # poll + think + overhead + think)
     max_attempts: int = 5
     backoff: tuple[float, float] = (0.5, 10.0)
     sample_s: float = 0.25
@@ -71,6 +76,10 @@ class SimResult:
     served: int
     stamps_done: int
     waits: np.ndarray             # intended start -> done (test s) of each applicant served
+    refused_out: int = 0          # applicants who gave up at a refused upload (attempts or patience ran out)
+    uploads: np.ndarray | None = None   # uploads the issuer accepted, per applicant
+    done_at: np.ndarray | None = None   # when each stamp was done (test s), in order
+    served_mask: np.ndarray | None = None   # which applicants were served
     t: np.ndarray
     backlog: np.ndarray
 
@@ -124,12 +133,15 @@ def simulate(inp: SimInputs, *, seed: int) -> SimResult:
     for a in range(len(inp.intended)):
         if np.isfinite(inp.first_upload[a]):
             push(float(inp.first_upload[a]), "first", a)
-        else:
+        elif inp.unmeasured_enter:
             push(float(inp.intended[a] + (inp.transit[a] if len(inp.transit) else 0.0)), "upload", a)
     left = inp.documents.astype(int).copy()
+    accepted = np.zeros(len(left), dtype=int)
+    done_at: list[float] = []
+    ok = np.zeros(len(left), dtype=bool)
     queue: list[int] = []          # FIFO of applicants' jobs
     busy = 0
-    served = done_n = 0
+    served = done_n = refused_out = 0
     waits: list[float] = []
     samples_t = np.arange(0.0, inp.end_s, inp.sample_s)
     backlog = np.zeros(len(samples_t))
@@ -159,21 +171,26 @@ def simulate(inp: SimInputs, *, seed: int) -> SimResult:
                 continue                                   # gave up before sending it
             wait = gate.take(now, measured=kind == "first")
             if wait is None:
+                accepted[a] += 1
                 queue.append(a)
                 start(now)
                 continue
             if attempt >= inp.max_attempts:
-                continue                                   # gave up after max_attempts refusals
+                refused_out += 1                           # gave up after max_attempts refusals
+                continue
             if inp.refresh[a]:
-                push(now + 0.02, "upload", a, attempt + 1)
+                push(now + inp.request_s, "upload", a, attempt + 1)
             else:
                 d = min(inp.backoff[1], inp.backoff[0] * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
                 d = max(d, wait)
                 if now + d < dl:
                     push(now + d, "upload", a, attempt + 1)
+                else:
+                    refused_out += 1                       # its patience runs out before the next try
         elif kind == "done":
             busy -= 1
             done_n += 1
+            done_at.append(now)
             start(now)
             seen = now + rng.uniform(0.0, inp.poll_s)
             if seen >= dl:
@@ -183,13 +200,19 @@ def simulate(inp: SimInputs, *, seed: int) -> SimResult:
             if left[a] <= 0:
                 if t1 < dl:
                     served += 1
+                    ok[a] = True
                     waits.append(t1 - float(inp.intended[a]))
                 continue
-            t2 = t1 + inp.overhead_s + rng.uniform(*think)
+            if len(inp.gaps):                              # the client time the rehearsal measured
+                t2 = now + max(float(inp.gaps[rng.integers(len(inp.gaps))]), seen - now)
+            else:
+                t2 = t1 + inp.overhead_s + rng.uniform(*think)
             if t2 < dl:
                 push(t2, "upload", a)
     backlog[si:] = 0.0
-    return SimResult(served=served, stamps_done=done_n, waits=np.array(waits), t=samples_t, backlog=backlog)
+    return SimResult(served=served, stamps_done=done_n, waits=np.array(waits), refused_out=refused_out, uploads=accepted, done_at=np.array(done_at), served_mask=ok,
+                     t=samples_t,
+                     backlog=backlog)
 
 
 def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
@@ -209,6 +232,7 @@ def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
     return {"served_mean": float(served.mean()), "served_sd": float(served.std(ddof=1)) if n > 1 else 0.0,
             "peak_mean": float(peaks.mean()), "peak_sd": float(peaks.std(ddof=1)) if n > 1 else 0.0,
             "stamps_done_mean": float(np.mean([r.stamps_done for r in runs])),
+            "refused_out_mean": float(np.mean([r.refused_out for r in runs])),
             "p95_wait_s": (float(np.percentile(np.concatenate([r.waits for r in runs]), 95))
                            if any(len(r.waits) for r in runs) else None),
             "t": runs[0].t, "backlog": np.mean([r.backlog for r in runs], axis=0), "n": n}
