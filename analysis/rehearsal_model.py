@@ -379,7 +379,11 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
     j = profile.journeys
     docs_of: dict[str, int] = {}
+    epochs: list[float] = []
     rec_path = run_dir / "server_records.json"
+    if rec_path.is_file() and (mr.capacity or {}).get("from") == "rehearsal":
+        epochs = sorted(_unix(st["finished_at"]) - origin for st in _json(rec_path).get("stamps") or []
+                        if st.get("finished_at") and st.get("status") in ("done", "failed"))
     if rec_path.is_file() and (run_dir / "ledger.csv").is_file():
         who: dict[str, str] = {}
         with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
@@ -408,6 +412,7 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
                           float(b.get("rate_per_s") or 0.0), float(b.get("burst") or 1.0)))
     think = sum(j.think_time_s) / 2.0
     gap = fe.gap_s if fe is not None else 2 * think
+    poll = _poll_latency(run_dir, run)
     return SimInputs(intended=intended, deadline=intended + j.patience_s,
                      documents=np.array([docs_of.get(a[0], int(rng.choice(ks, p=ps / ps.sum()))) for a in arrivals]),
                      first_upload=first, refresh=rng.random(len(arrivals)) < refresh_share,
@@ -418,12 +423,34 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
                      overhead_s=max(0.0, gap - j.poll_interval_s / 2 - 2 * think),
                      request_s=_stamp_request_s(run_dir),
                      gaps=np.array(fe.gaps if fe is not None else ()),
+                     poll_latency_t=poll[0], poll_latency=poll[1],
+                     epochs=np.array(epochs), tail_rate=float((mr.capacity or {}).get("stamps_per_second") or 16.0),
                      unmeasured_enter=fe is None or fe.source != "measured",
                      max_attempts=j.max_attempts, backoff=(j.backoff_base_s, j.backoff_max_s),
                      # the server's count per window already holds the service times' luck: drawing them
                      # again would add spread that did not happen, so service is deterministic at that rate
                      exponential=(mr.service_distribution == "exponential"
                                   and not (mr.capacity or {}).get("windows_measured")))
+
+
+def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(test s, seconds) per latency_history.csv window: the `poll_stamp` step's p50 (empty if none)."""
+    path = run_dir / "latency_history.csv"
+    ts, lat = [], []
+    if path.is_file() and run.get("calendar_origin_at"):
+        origin = datetime.fromisoformat(str(run["calendar_origin_at"]))
+        compress = float(run["compress"])
+        with path.open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f):
+                try:
+                    if r.get("step") == "poll_stamp" and r.get("p50_ms"):
+                        at = datetime.fromisoformat(r["calendar_window_start_at"])
+                        ts.append(max(0.0, (at - origin).total_seconds() / compress))
+                        lat.append(float(r["p50_ms"]) / 1000.0)
+                except (KeyError, ValueError):
+                    continue
+    order = np.argsort(ts)
+    return np.array(ts)[order], np.array(lat)[order]
 
 
 def _stamp_request_s(run_dir: Path) -> float:
@@ -563,8 +590,8 @@ def _sim(run_dir: Path, mr: RehearsalModel) -> dict[str, Any]:
     si = sim_inputs(run_dir, mr)
     seed = int(_json(run_dir / "run.json").get("seed") or 0)
     out = trials(si, n=SIM_TRIALS, seed=seed)
-    fresh = (trials(replace(si, exponential=True), n=SIM_TRIALS, seed=seed)
-             if not si.exponential and mr.service_distribution == "exponential" else out)
+    fresh = (trials(replace(si, exponential=mr.service_distribution == "exponential", epochs=np.zeros(0)),
+                    n=SIM_TRIALS, seed=seed) if len(si.epochs) or not si.exponential else out)
     out["unconditional"] = {k: fresh[k] for k in ("served_mean", "served_sd", "peak_mean", "peak_sd")}
     return out
 

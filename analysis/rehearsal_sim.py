@@ -58,6 +58,12 @@ class SimInputs:
     request_s: float = 0.05       # one upload request's time (a refresh client re-sends at once after it)
     unmeasured_enter: bool = True  # an applicant without a measured first upload tries one at intended + transit
                                    # (False: the front end is as measured, and it never reached the issuer)
+    epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the server's completion times: when
+                                                                     # given, the issuer completes the head of its
+                                                                     # queue at each (its measured path)
+    tail_rate: float = 16.0       # stamps/s after the last epoch (replay only)
+    poll_latency_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # from these test seconds ...
+    poll_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))    # ... one poll takes this long (s)
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # measured stamp done -> next upload (else
                                                                    # poll + think + overhead + think)
     max_attempts: int = 5
@@ -153,18 +159,37 @@ def simulate(inp: SimInputs, *, seed: int) -> SimResult:
         mean = inp.workers / max(r, 1e-9)
         return float(rng.exponential(mean)) if inp.exponential else mean
 
+    replay = len(inp.epochs) > 0
+    last_epoch = float(inp.epochs[-1]) if replay else 0.0
+    tail = [False]                 # a synthetic epoch is pending (past the measured ones)
+
     def start(now: float) -> None:
         nonlocal busy
+        if replay:                 # the issuer completes at the measured epochs; past them at the tail rate
+            if queue and now >= last_epoch and not tail[0]:
+                tail[0] = True
+                push(now + 1.0 / max(inp.tail_rate, 1e-9), "epoch", -1)
+            return
         while queue and busy < inp.workers:
             a = queue.pop(0)
             busy += 1
             push(now + service(now), "done", a)
 
+    for e in inp.epochs:
+        push(float(e), "epoch", -1)
     while ev:
         now, _, kind, a, attempt = heapq.heappop(ev)
         while si < len(samples_t) and samples_t[si] <= now:
             backlog[si] = len(queue) + busy
             si += 1
+        if kind == "epoch":
+            if now > last_epoch:
+                tail[0] = False
+            if not queue:
+                continue                                   # the testbed's issuer finished work the model has not
+            a = queue.pop(0)
+            kind = "done"
+            busy += 1
         dl = float(inp.deadline[a])
         if kind in ("first", "upload"):
             if now >= dl:
@@ -187,12 +212,14 @@ def simulate(inp: SimInputs, *, seed: int) -> SimResult:
                     push(now + d, "upload", a, attempt + 1)
                 else:
                     refused_out += 1                       # its patience runs out before the next try
-        elif kind == "done":
+        if kind == "done":
             busy -= 1
             done_n += 1
             done_at.append(now)
             start(now)
-            seen = now + rng.uniform(0.0, inp.poll_s)
+            lat = (float(inp.poll_latency[max(0, np.searchsorted(inp.poll_latency_t, now, side="right") - 1)])
+                   if len(inp.poll_latency) else 0.0)
+            seen = now + rng.uniform(0.0, inp.poll_s + lat) + lat   # the next poll's answer
             if seen >= dl:
                 continue                                   # gave up while polling (its job was still done)
             left[a] -= 1
