@@ -188,7 +188,11 @@ class FrontEnd:
     applicant's first upload reached the issuer (test s, None if none did), the client time
     between two uploads of one applicant (poll, download, think, next upload) and after the
     last one (poll, think, download), and the mean time from an intended start to the issuer
-    per journey."""
+    per journey::
+
+        fe = model_rehearsal(Path("runs/demo")).front
+        fe.source, fe.gap_s
+    """
 
     first_upload: dict[str, float | None]
     gap_s: float
@@ -201,7 +205,10 @@ class FrontEnd:
 def front_end(run_dir: Path, origin: float, arrivals: list[tuple[str, str, float, str, float | None]],
               think: float, spa: float) -> FrontEnd:
     """The measured front end (server_records.json and ledger.csv), or the journeys' think times
-    when the run kept no server records (then `source` says "estimated")."""
+    when the run kept no server records (then `source` says "estimated")::
+
+        fe = front_end(run_dir, origin, _arrival_rows(run_dir / "arrivals.csv", ids=True), 0.85, 2.2)
+    """
     est = {j: n * think for j, n in _THINKS_BEFORE_STAMP.items()}
     rec_path, ledger_path = run_dir / "server_records.json", run_dir / "ledger.csv"
     if not (rec_path.is_file() and ledger_path.is_file()):
@@ -260,7 +267,10 @@ def issuer_rate(run_dir: Path, origin: float, after_s: float | None, window_s: f
     """The issuer's rate as the rehearsal's server counted it (queue.csv), under the rehearsal's load:
     (stamps/s completed while every worker was busy after `after_s` (the outage's end), the test
     seconds that covers, and per `window_s` window saturated most of the time (start, end, stamps/s));
-    windows also end at `breaks` (the test seconds the outage's faults changed the issuer)."""
+    windows also end at `breaks` (the test seconds the outage's faults changed the issuer)::
+
+        rate, span, windows = issuer_rate(Path("runs/demo"), origin, after_s=9.0, breaks=(9.0,))
+    """
     t, c, b, w = _issuer_samples(run_dir, origin)
     if len(t) < 3:
         return None, 0.0, []
@@ -284,13 +294,51 @@ def issuer_rate(run_dir: Path, origin: float, after_s: float | None, window_s: f
 
 
 
+def _issuer_arrivals(arrivals: list[Any], fe: FrontEnd, origin: float, n: int, step_s: float,
+                     patience_s: float, think: float) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """(arrivals per gate per step: all at stamping, when each first upload reached the issuer;
+    the patience left of those arriving in each step, to the deadline less the time after the last
+    stamp; the mean transit from the intended start)."""
+    arr = {g: np.zeros(n) for g in GATES}
+    left_sum = np.zeros(n)
+    transit_w = 0.0
+    for app_id, journey, t_int, _outcome, _fin in arrivals:
+        at = fe.first_upload.get(app_id)
+        if at is None:
+            at = t_int - origin + fe.transit_s.get(journey, think)
+        k = int(at / step_s)
+        if 0 <= k < n:
+            arr["stamping"][k] += 1.0
+            left_sum[k] += t_int - origin + patience_s - at - fe.final_s
+        transit_w += at - (t_int - origin)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left = np.where(arr["stamping"] > 0, left_sum / np.maximum(arr["stamping"], 1e-12), patience_s)
+    return arr, np.maximum(left, step_s), (transit_w / len(arrivals) if arrivals else 0.0)
+
+
+def _issuer_capacity(run_dir: Path, origin: float, acts: list[dict[str, Any]], given: float | None,
+                     probed: Any) -> tuple[float, str, list[tuple[float, float, float]], float | None, float]:
+    """(stamps/s, where from: given, rehearsal or probe, measured windows, the saturated rate, its span)."""
+    breaks = tuple(float(a.get("applied_at_s", a.get("at_s", 0.0))) for a in acts if a.get("kind") == "fault")
+    achieved, span, windows = (issuer_rate(run_dir, origin, _last_recovery(acts), breaks=breaks)
+                               if (run_dir / "queue.csv").is_file() else (None, 0.0, []))
+    if given is not None:
+        return float(given), "given", [], achieved, span
+    if achieved and span >= MIN_SATURATED_S:
+        return achieved, "rehearsal", windows, achieved, span
+    return float(probed), "probe", [], achieved, span
+
+
 def model_rehearsal(run_dir: Path, *, stamps_per_second: float | None = None,
                     step_s: float = STEP_S) -> RehearsalModel:
     """Run the model at the rehearsal's own parameters (see the module docstring).
 
     `stamps_per_second` overrides the capacity (test stamps/s) the model runs at, e.g. to show
     the comparison fails with a mis-scaled one; by default it is the rate the rehearsal's issuer
-    achieved while saturated (the server's count), else the probe's.
+    achieved while saturated (the server's count), else the probe's::
+
+        mr = model_rehearsal(Path("runs/demo"))
+        mr.capacity["from"], float(mr.result.served_cum[-1])
     """
     run = _json(run_dir / "run.json")
     cap = _json(run_dir / "capacity.json") if (run_dir / "capacity.json").is_file() else {}
@@ -312,35 +360,10 @@ def model_rehearsal(run_dir: Path, *, stamps_per_second: float | None = None,
     fe = front_end(run_dir, origin, arrivals, think, spa)
     last = max([origin + float(run["duration_s"])] + [a[4] for a in arrivals if a[4] is not None])
     n = int(math.ceil((last - origin) / step_s)) + 2
-    arr = {g: np.zeros(n) for g in GATES}
-    left_sum = np.zeros(n)
-    transit_w = 0.0
-    for app_id, journey, t_int, _outcome, _fin in arrivals:
-        at = fe.first_upload.get(app_id)
-        if at is None:
-            at = t_int - origin + fe.transit_s.get(journey, think)
-        k = int(at / step_s)
-        if 0 <= k < n:
-            arr["stamping"][k] += 1.0
-            # patience left at the issuer: to the client's deadline, less what it needs after its last stamp
-            left_sum[k] += t_int - origin + j.patience_s - at - fe.final_s
-        transit_w += at - (t_int - origin)
-    transit = transit_w / len(arrivals) if arrivals else 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        left = np.where(arr["stamping"] > 0, left_sum / np.maximum(arr["stamping"], 1e-12), j.patience_s)
-    left = np.maximum(left, step_s)
+    arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think)
     t = step_s * np.arange(n)
     acts = _actions(run)
-    end_of_outage = _last_recovery(acts)
-    breaks = tuple(float(a.get("applied_at_s", a.get("at_s", 0.0))) for a in acts if a.get("kind") == "fault")
-    achieved, span, windows = (issuer_rate(run_dir, origin, end_of_outage, breaks=breaks)
-                               if (run_dir / "queue.csv").is_file() else (None, 0.0, []))
-    if stamps_per_second is not None:
-        rate, how, windows = float(stamps_per_second), "given", []
-    elif achieved and span >= MIN_SATURATED_S:
-        rate, how = achieved, "rehearsal"
-    else:
-        rate, how, windows = float(probed), "probe", []
+    rate, how, windows, achieved, span = _issuer_capacity(run_dir, origin, acts, stamps_per_second, probed)
     issuer = np.full(n, rate / spa)
     stages, recovery = _stages_and_capacity(acts, t, issuer, spa, retry_span_s(j))
     for a, b, r in windows:   # where the issuer was saturated, the rate its server counted there
@@ -367,9 +390,37 @@ def model_rehearsal(run_dir: Path, *, stamps_per_second: float | None = None,
 SIM_TRIALS = 24          # seeded trials of the applicant-level simulation per rehearsal
 
 
+def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, int], list[float]]:
+    """From server_records.json and ledger.csv: each applicant's documents (the quota credited to
+    its account) and, with `replay`, the issuer's completion times (test s; ghosts included)."""
+    docs_of: dict[str, int] = {}
+    epochs: list[float] = []
+    rec_path = run_dir / "server_records.json"
+    if not rec_path.is_file():
+        return docs_of, epochs
+    rec = _json(rec_path)
+    if replay:
+        epochs = sorted(_unix(st["finished_at"]) - origin for st in rec.get("stamps") or []
+                        if st.get("finished_at") and st.get("status") in ("done", "failed"))
+    if (run_dir / "ledger.csv").is_file():
+        who: dict[str, str] = {}
+        with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f):
+                if r.get("account_id") and r.get("applicant_id"):
+                    who[r["account_id"]] = r["applicant_id"]
+        for acc in rec.get("accounts") or []:
+            if acc.get("account_id") in who and acc.get("credited"):
+                docs_of[who[acc["account_id"]]] = int(acc["credited"])
+    return docs_of, epochs
+
+
 def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     """The applicant-level simulation's inputs (analysis.rehearsal_sim) from a rehearsal's files,
-    at the same parameters as the fluid model `mr` (its issuer rate per step, the gates applied)."""
+    at the same parameters as the fluid model `mr` (its issuer rate per step, the gates applied)::
+
+        from analysis.rehearsal_sim import trials
+        trials(sim_inputs(Path("runs/demo")), n=24)["served_mean"]
+    """
     from analysis.rehearsal_sim import SimInputs
     run = _json(run_dir / "run.json")
     profile = _profile(run_dir, run)
@@ -378,21 +429,7 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     origin = _unix(run["wall_origin_at"])
     arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
     j = profile.journeys
-    docs_of: dict[str, int] = {}
-    epochs: list[float] = []
-    rec_path = run_dir / "server_records.json"
-    if rec_path.is_file() and (mr.capacity or {}).get("from") == "rehearsal":
-        epochs = sorted(_unix(st["finished_at"]) - origin for st in _json(rec_path).get("stamps") or []
-                        if st.get("finished_at") and st.get("status") in ("done", "failed"))
-    if rec_path.is_file() and (run_dir / "ledger.csv").is_file():
-        who: dict[str, str] = {}
-        with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
-            for r in csv.DictReader(f):
-                if r.get("account_id") and r.get("applicant_id"):
-                    who[r["account_id"]] = r["applicant_id"]
-        for acc in _json(rec_path).get("accounts") or []:
-            if acc.get("account_id") in who and acc.get("credited"):
-                docs_of[who[acc["account_id"]]] = int(acc["credited"])
+    docs_of, epochs = _records(run_dir, origin, replay=(mr.capacity or {}).get("from") == "rehearsal")
     rng = np.random.default_rng(int(run.get("seed") or 0))
     ks = sorted(profile.stamps_per_applicant)
     ps = np.array([profile.stamps_per_applicant[k] for k in ks], dtype=float)
@@ -718,7 +755,10 @@ def gate_effect(run_dir: Path) -> dict[str, Any]:
     measured inputs (front end, issuer rate) with the gates it applied and with every gate open,
     so the machine's load is the same on both sides. Its first uploads stay as measured (the
     gate already admitted them, a little later than an open one would); those the gate never
-    let in try theirs on the open side."""
+    let in try theirs on the open side::
+
+        gate_effect(Path("runs/demo"))["gain"]
+    """
     from dataclasses import replace
 
     from analysis.rehearsal_sim import trials

@@ -124,122 +124,134 @@ class _Gate:
         self.stamp = now
 
 
+def _step_value(t: np.ndarray, v: np.ndarray, now: float) -> float:
+    """The value of a step function (v from each t on) at `now`."""
+    return float(v[max(0, np.searchsorted(t, now, side="right") - 1)])
+
+
+class _Trial:
+    """One trial's state and its event handlers (upload tried, stamp done, issuer epoch)."""
+
+    def __init__(self, inp: SimInputs, seed: int) -> None:
+        self.inp, self.rng, self.gate = inp, np.random.default_rng(seed), _Gate(inp.gates)
+        self.ev: list[tuple[float, int, str, int, int]] = []   # (time, order, kind, applicant, attempt)
+        self.order = 0
+        n = len(inp.intended)
+        self.left = inp.documents.astype(int).copy()
+        self.accepted = np.zeros(n, dtype=int)
+        self.ok = np.zeros(n, dtype=bool)
+        self.done_at: list[float] = []
+        self.waits: list[float] = []
+        self.queue: list[int] = []          # FIFO of applicants' jobs (in replay: queued and in service)
+        self.busy = self.served = self.done_n = self.refused_out = 0
+        self.replay = len(inp.epochs) > 0
+        self.last_epoch = float(inp.epochs[-1]) if self.replay else 0.0
+        self.tail = False                   # a synthetic epoch is pending (past the measured ones)
+        for i in range(n):
+            if np.isfinite(inp.first_upload[i]):
+                self.push(float(inp.first_upload[i]), "first", i)
+            elif inp.unmeasured_enter:
+                self.push(float(inp.intended[i] + (inp.transit[i] if len(inp.transit) else 0.0)), "upload", i)
+
+    def push(self, t: float, kind: str, a: int, attempt: int = 1) -> None:
+        self.order += 1
+        heapq.heappush(self.ev, (t, self.order, kind, a, attempt))
+
+    def start(self, now: float) -> None:
+        """Start service where workers are free; in replay, make sure an epoch follows the measured ones."""
+        inp, q = self.inp, self.queue
+        if self.replay:
+            if q and now >= self.last_epoch and not self.tail:
+                self.tail = True
+                self.push(now + 1.0 / max(inp.tail_rate, 1e-9), "epoch", -1)
+            return
+        while q and self.busy < inp.workers:
+            a = q.pop(0)
+            self.busy += 1
+            mean = inp.workers / max(_step_value(inp.rate_t, inp.rate, now), 1e-9)
+            self.push(now + (float(self.rng.exponential(mean)) if inp.exponential else mean), "done", a)
+
+    def upload(self, now: float, kind: str, a: int, attempt: int) -> None:
+        """An upload tried: admitted (queued), or refused and retried per the client's policy."""
+        inp, dl = self.inp, float(self.inp.deadline[a])
+        if now >= dl:
+            return                                         # gave up before sending it
+        wait = self.gate.take(now, measured=kind == "first")
+        if wait is None:
+            self.accepted[a] += 1
+            self.queue.append(a)
+            self.start(now)
+            return
+        if attempt >= inp.max_attempts:
+            self.refused_out += 1                          # gave up after max_attempts refusals
+            return
+        if inp.refresh[a]:
+            self.push(now + inp.request_s, "upload", a, attempt + 1)
+            return
+        d = min(inp.backoff[1], inp.backoff[0] * 2 ** (attempt - 1)) * self.rng.uniform(0.5, 1.5)
+        d = max(d, wait)
+        if now + d < dl:
+            self.push(now + d, "upload", a, attempt + 1)
+        else:
+            self.refused_out += 1                          # its patience runs out before the next try
+
+    def done(self, now: float, a: int) -> None:
+        """A stamp done: the client sees it at its next poll, then downloads and uploads the next, or is served."""
+        inp, rng, dl = self.inp, self.rng, float(self.inp.deadline[a])
+        self.busy -= 1
+        self.done_n += 1
+        self.done_at.append(now)
+        self.start(now)
+        lat = _step_value(inp.poll_latency_t, inp.poll_latency, now) if len(inp.poll_latency) else 0.0
+        seen = now + rng.uniform(0.0, inp.poll_s + lat) + lat   # the next poll's answer
+        if seen >= dl:
+            return                                         # gave up while polling (its job was still done)
+        self.left[a] -= 1
+        t1 = seen + rng.uniform(*inp.think_s)              # think after the poll, then download
+        if self.left[a] <= 0:
+            if t1 < dl:
+                self.served += 1
+                self.ok[a] = True
+                self.waits.append(t1 - float(inp.intended[a]))
+            return
+        if len(inp.gaps):                                  # the client time the rehearsal measured
+            t2 = now + max(float(inp.gaps[rng.integers(len(inp.gaps))]), seen - now)
+        else:
+            t2 = t1 + inp.overhead_s + rng.uniform(*inp.think_s)
+        if t2 < dl:
+            self.push(t2, "upload", a)
+
+    def run(self) -> SimResult:
+        inp = self.inp
+        samples_t = np.arange(0.0, inp.end_s, inp.sample_s)
+        backlog = np.zeros(len(samples_t))
+        si = 0
+        for e in inp.epochs:
+            self.push(float(e), "epoch", -1)
+        while self.ev:
+            now, _, kind, a, attempt = heapq.heappop(self.ev)
+            while si < len(samples_t) and samples_t[si] <= now:
+                backlog[si] = len(self.queue) + self.busy
+                si += 1
+            if kind == "epoch":
+                if now > self.last_epoch:
+                    self.tail = False
+                if self.queue:                             # else the testbed finished work the model has not
+                    self.busy += 1
+                    self.done(now, self.queue.pop(0))
+            elif kind == "done":
+                self.done(now, a)
+            else:
+                self.upload(now, kind, a, attempt)
+        backlog[si:] = 0.0
+        return SimResult(served=self.served, stamps_done=self.done_n, waits=np.array(self.waits),
+                         refused_out=self.refused_out, uploads=self.accepted, done_at=np.array(self.done_at),
+                         served_mask=self.ok, t=samples_t, backlog=backlog)
+
+
 def simulate(inp: SimInputs, *, seed: int) -> SimResult:
     """One seeded trial (see the module docstring)."""
-    rng = np.random.default_rng(seed)
-    gate = _Gate(inp.gates)
-    ev: list[tuple[float, int, str, int, int]] = []   # (time, order, kind, applicant, attempt)
-    order = 0
-
-    def push(t: float, kind: str, a: int, attempt: int = 1) -> None:
-        nonlocal order
-        order += 1
-        heapq.heappush(ev, (t, order, kind, a, attempt))
-
-    for a in range(len(inp.intended)):
-        if np.isfinite(inp.first_upload[a]):
-            push(float(inp.first_upload[a]), "first", a)
-        elif inp.unmeasured_enter:
-            push(float(inp.intended[a] + (inp.transit[a] if len(inp.transit) else 0.0)), "upload", a)
-    left = inp.documents.astype(int).copy()
-    accepted = np.zeros(len(left), dtype=int)
-    done_at: list[float] = []
-    ok = np.zeros(len(left), dtype=bool)
-    queue: list[int] = []          # FIFO of applicants' jobs
-    busy = 0
-    served = done_n = refused_out = 0
-    waits: list[float] = []
-    samples_t = np.arange(0.0, inp.end_s, inp.sample_s)
-    backlog = np.zeros(len(samples_t))
-    si = 0
-    think = inp.think_s
-
-    def service(now: float) -> float:
-        r = float(inp.rate[max(0, np.searchsorted(inp.rate_t, now, side="right") - 1)])
-        mean = inp.workers / max(r, 1e-9)
-        return float(rng.exponential(mean)) if inp.exponential else mean
-
-    replay = len(inp.epochs) > 0
-    last_epoch = float(inp.epochs[-1]) if replay else 0.0
-    tail = [False]                 # a synthetic epoch is pending (past the measured ones)
-
-    def start(now: float) -> None:
-        nonlocal busy
-        if replay:                 # the issuer completes at the measured epochs; past them at the tail rate
-            if queue and now >= last_epoch and not tail[0]:
-                tail[0] = True
-                push(now + 1.0 / max(inp.tail_rate, 1e-9), "epoch", -1)
-            return
-        while queue and busy < inp.workers:
-            a = queue.pop(0)
-            busy += 1
-            push(now + service(now), "done", a)
-
-    for e in inp.epochs:
-        push(float(e), "epoch", -1)
-    while ev:
-        now, _, kind, a, attempt = heapq.heappop(ev)
-        while si < len(samples_t) and samples_t[si] <= now:
-            backlog[si] = len(queue) + busy
-            si += 1
-        if kind == "epoch":
-            if now > last_epoch:
-                tail[0] = False
-            if not queue:
-                continue                                   # the testbed's issuer finished work the model has not
-            a = queue.pop(0)
-            kind = "done"
-            busy += 1
-        dl = float(inp.deadline[a])
-        if kind in ("first", "upload"):
-            if now >= dl:
-                continue                                   # gave up before sending it
-            wait = gate.take(now, measured=kind == "first")
-            if wait is None:
-                accepted[a] += 1
-                queue.append(a)
-                start(now)
-                continue
-            if attempt >= inp.max_attempts:
-                refused_out += 1                           # gave up after max_attempts refusals
-                continue
-            if inp.refresh[a]:
-                push(now + inp.request_s, "upload", a, attempt + 1)
-            else:
-                d = min(inp.backoff[1], inp.backoff[0] * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
-                d = max(d, wait)
-                if now + d < dl:
-                    push(now + d, "upload", a, attempt + 1)
-                else:
-                    refused_out += 1                       # its patience runs out before the next try
-        if kind == "done":
-            busy -= 1
-            done_n += 1
-            done_at.append(now)
-            start(now)
-            lat = (float(inp.poll_latency[max(0, np.searchsorted(inp.poll_latency_t, now, side="right") - 1)])
-                   if len(inp.poll_latency) else 0.0)
-            seen = now + rng.uniform(0.0, inp.poll_s + lat) + lat   # the next poll's answer
-            if seen >= dl:
-                continue                                   # gave up while polling (its job was still done)
-            left[a] -= 1
-            t1 = seen + rng.uniform(*think)                # think after the poll, then download
-            if left[a] <= 0:
-                if t1 < dl:
-                    served += 1
-                    ok[a] = True
-                    waits.append(t1 - float(inp.intended[a]))
-                continue
-            if len(inp.gaps):                              # the client time the rehearsal measured
-                t2 = now + max(float(inp.gaps[rng.integers(len(inp.gaps))]), seen - now)
-            else:
-                t2 = t1 + inp.overhead_s + rng.uniform(*think)
-            if t2 < dl:
-                push(t2, "upload", a)
-    backlog[si:] = 0.0
-    return SimResult(served=served, stamps_done=done_n, waits=np.array(waits), refused_out=refused_out, uploads=accepted, done_at=np.array(done_at), served_mask=ok,
-                     t=samples_t,
-                     backlog=backlog)
+    return _Trial(inp, seed).run()
 
 
 def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
