@@ -157,6 +157,13 @@ class FluidInputs:
     timeout_s: float = 60.0                   # queued work (s of capacity) the issuer holds at its peak concurrency
     fixed_patience: bool = False              # patience is a fixed time (a test client), not exponential: at the
                                               # issuer, FIFO cohorts give up once they have waited patience_s
+    patience_left_s: np.ndarray | None = None # fixed patience only: per step, the patience left of those first
+                                              # admitted at the issuer in that step (else patience_s for all)
+    first_uploads_admitted: bool = False      # fixed patience only: arrivals["stamping"] are first uploads timed
+                                              # where a stamping rate gate admitted them (measured): they pass at
+                                              # once and spend their tokens before the next uploads do
+    pass_gap_s: float = 0.0                   # fixed patience only: client time between two passes (poll, download,
+                                              # think, upload), spent outside the queue: each later pass costs it
 
     def __repr__(self) -> str:
         return (f"FluidInputs(steps={self.n} x {self.step_s:g} s, applicants={self.total_applicants:,.0f}, "
@@ -486,8 +493,9 @@ class _FixedPatienceQueue:
     their stamps one after another, so an applicant with n stamps passes through the FIFO queue
     n times, one upload outstanding at a time, and gives up (for good) once `steps` steps have
     passed since it was first admitted; with `waste` its outstanding upload stays queued as ghost
-    work (a testbed keeps a job it accepted). Cohorts are [live applicants, ghost stamps, first
-    admitted step, passes left]; n is 2 or 3 in the shares that make `spa` stamps per applicant
+    work (a testbed keeps a job it accepted). Cohorts are [live applicants, ghost stamps, the
+    step they give up at (first admitted + patience, less `gap_steps` for each later pass spent
+    client-side between uploads), passes left]; n is 2 or 3 in the shares that make `spa` stamps per applicant
     on average (floor and ceiling). Capacity is in stamps per step. Under overload every queued
     applicant progresses one pass per round, so few finish within their patience: the collapse a
     testbed shows, which serving each applicant's whole work at once misses.
@@ -497,8 +505,8 @@ class _FixedPatienceQueue:
     ((2.0, 0.0, 2.0, 0.0), (2.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
     """
 
-    def __init__(self, steps: float, waste: bool, spa: float) -> None:
-        self.steps, self.waste = steps, waste
+    def __init__(self, steps: float, waste: bool, spa: float, gap_steps: float = 0.0) -> None:
+        self.steps, self.waste, self.gap = steps, waste, gap_steps
         lo = max(1, int(math.floor(spa)))
         hi_share = min(1.0, max(0.0, spa - lo))
         self.split = [(lo, 1.0 - hi_share), (lo + 1, hi_share)]
@@ -520,12 +528,16 @@ class _FixedPatienceQueue:
                 c[0] -= take
         return used
 
-    def step(self, k: int, admitted: float, cap: float) -> tuple[float, float, float, float]:
-        """One step (cap in stamps): (applicants done, applicants who gave up, applicants queued, ghost stamps)."""
+    def step(self, k: int, admitted: float, cap: float,
+             left: float | None = None) -> tuple[float, float, float, float]:
+        """One step (cap in stamps): (applicants done, applicants who gave up, applicants queued, ghost stamps).
+
+        `left`: patience left (steps) of those admitted now; cohorts keep the step they give up at."""
         if admitted > 0:
+            steps = self.steps if left is None else left
             for n, share in self.split:
                 if share > 0:
-                    self.q.append([admitted * share, 0.0, float(k), float(n)])
+                    self.q.append([admitted * share, 0.0, float(k) + steps - (n - 1) * self.gap - 1.0, float(n)])
         done, left, again = 0.0, cap, []
         while self.q and left > 1e-12:
             c = self.q[0]
@@ -551,12 +563,12 @@ class _FixedPatienceQueue:
             self.pending = []
         gave_up = 0.0
         for c in self.pending:
-            if k - c[2] + 1 >= self.steps:
+            if k >= c[2]:
                 gave_up += c[0]
                 c[0] = 0.0
         self.pending = [c for c in self.pending if c[0] > 1e-12]
         for c in self.q:
-            if c[0] > 0 and k - c[2] + 1 >= self.steps:
+            if c[0] > 0 and k >= c[2]:
                 gave_up += c[0]
                 if self.waste:
                     c[1] += c[0]
@@ -660,8 +672,9 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
     byp = [0.0] * n if inputs.bypass_share is None else np.asarray(inputs.bypass_share, dtype=float).tolist()
     waste = inputs.waste
     usl = inputs.usl
-    fq = (_FixedPatienceQueue(inputs.patience_s / dt, waste, inputs.stamps_per_applicant)
+    fq = (_FixedPatienceQueue(inputs.patience_s / dt, waste, inputs.stamps_per_applicant, inputs.pass_gap_s / dt)
           if inputs.fixed_patience else None)
+    left_s = None if inputs.patience_left_s is None else (np.asarray(inputs.patience_left_s) / dt).tolist()
     a_reg = inputs.arrivals["registration"].tolist()
     a_ord = inputs.arrivals["ordering"].tolist()
     a_st = inputs.arrivals["stamping"].tolist()
@@ -852,8 +865,15 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
                 # already admitted take theirs first, the rest admit newcomers (one upload each)
                 spa_ = inputs.stamps_per_applicant
                 up = (tok[2] + rdt[2]) * spa_
-                up -= fq.readmit(up)
-                adm2, w[2], up, ab2, aw2 = _gate_step(2, 0.0, burst[2] * spa_, room[2], up, w[2], o2, fab[2])
+                if inputs.first_uploads_admitted:
+                    # measured where the gate let them in: they took their tokens as they came
+                    adm2, w[2], ab2, aw2 = w[2] + o2, 0.0, 0.0, 0.0
+                    up = max(0.0, up - adm2)
+                    up -= fq.readmit(up)
+                    up = min(up, burst[2] * spa_)
+                else:
+                    up -= fq.readmit(up)
+                    adm2, w[2], up, ab2, aw2 = _gate_step(2, 0.0, burst[2] * spa_, room[2], up, w[2], o2, fab[2])
                 tok[2] = up / spa_
             else:
                 adm2, w[2], tok[2], ab2, aw2 = _gate_step(mode[2], rdt[2], burst[2], room[2], tok[2], w[2], o2, fab[2])
@@ -862,7 +882,8 @@ def _run(inputs: FluidInputs, stages: Sequence[Stage], *, record: bool) -> Fluid
         qs += adm2
         cs = cap_s[k] * thr_s
         if fq is not None:   # qs: applicants queued (one upload each); ghost: stamps
-            ss, ab_s, qs, ghost = fq.step(k, adm2, cs * inputs.stamps_per_applicant)
+            ss, ab_s, qs, ghost = fq.step(k, adm2, cs * inputs.stamps_per_applicant,
+                                          None if left_s is None else left_s[k])
         elif waste or usl is not None:
             ss, qs, ghost, ab_s = _issuer_overloaded(qs, ghost, cs, fab[2], waste, usl, inputs.timeout_s / dt)
         else:

@@ -9,7 +9,9 @@ rehearsal can measure, at the rehearsal's calendar resolution:
    time);
 2. **gates**: at each stage's start (found by its `id`, never by its position) the
    target's gates are set as the stage says (booked and paced are both `rate` on the
-   target), checked at the first sample at least one resolution after the start;
+   target), checked at the first sample at least one resolution after the start, counted
+   from when the rehearsal had applied that instant's changes (a lag of at most two
+   resolutions, the drain check's slack, is waited for; `applied_lag_s` says how long it took);
 3. **integrity**: reconciliation found no quota lost or duplicated;
 4. **model**: the model run at the rehearsal's own parameters (analysis.rehearsal_model:
    its arrivals, the measured capacity, the outage and gates it applied) predicts the
@@ -126,7 +128,7 @@ def check_plan_followed(run_dir: Path, *, model: bool = True,
     drained_at = next((s[0] for s in after if s[1] == 0 and not s[4]), None)
     slack = 2 * resolution_s
     drain_ok = drained_at is not None and (drained_at - drain_by).total_seconds() <= slack
-    gates_ok, gate_lines = _gates(starts, samples, resolution_s)
+    gates_ok, gate_lines = _gates(starts, samples, resolution_s, _gate_lags(run))
     integrity_ok = bool(recon.get("ok"))
     mvt = None
     if model:
@@ -164,9 +166,18 @@ def _model_check(mvt: dict[str, Any]) -> dict[str, Any]:
     sv, pk = mvt["served"], mvt["peak_backlog"]
     return {"name": "model", "ok": mvt["ok"], "plan": f"served and peak backlog within {mvt['tolerance']:.0%}",
             "measured": {k: mvt[k] for k in ("served", "peak_backlog", "drain_s", "series_error")},
-            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f} vs {sv['measured']:.0f} "
-                       f"measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f} vs {pk['measured']:.0f} "
-                       f"stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+            "detail": (f"model at the rehearsal's parameters: served {sv['model']:.0f}{_sd(sv)} vs "
+                       f"{sv['measured']:.0f} measured ({_pct(sv['error'])}), peak backlog {pk['model']:.0f}{_sd(pk)} "
+                       f"vs {pk['measured']:.0f} stamps ({_pct(pk['error'])}), series error {mvt['series_error']:.1%}")}
+
+
+def _sd(block: dict[str, Any]) -> str:
+    """' ±sd' of a model figure when the model gave one.
+
+    >>> _sd({"model_sd": 4.2}), _sd({})
+    (' ±4', '')
+    """
+    return "" if block.get("model_sd") is None else f" ±{block['model_sd']:.0f}"
 
 
 def _span(seconds: float) -> str:
@@ -195,15 +206,45 @@ def check_by_name(check: dict[str, Any], name: str) -> dict[str, Any]:
     raise KeyError(f"no check {name!r}; known: {', '.join(CHECKS)}")
 
 
+def _gate_lags(run: dict[str, Any]) -> dict[datetime, float]:
+    """Calendar seconds between each instant of gate changes and the moment the rehearsal had applied
+    the last of them (run.json `admin_actions`: applied_at_s - at_s, x compress).
+
+    >>> lags = _gate_lags({"compress": 60, "admin_actions": [
+    ...     {"kind": "gate", "calendar_at": "2024-09-05T20:00:00+07:00", "at_s": 9.0, "applied_at_s": 9.1},
+    ...     {"kind": "gate", "calendar_at": "2024-09-05T20:00:00+07:00", "at_s": 9.0, "applied_at_s": 9.3}]})
+    >>> round(list(lags.values())[0], 6)
+    18.0
+    """
+    compress = float(run.get("compress") or 0.0)
+    out: dict[datetime, float] = {}
+    for a in run.get("admin_actions") or []:
+        if not isinstance(a, dict) or a.get("kind") != "gate" or not a.get("calendar_at"):
+            continue
+        try:
+            when = datetime.fromisoformat(str(a["calendar_at"]))
+            lag = max(0.0, float(a.get("applied_at_s", a.get("at_s", 0.0))) - float(a.get("at_s", 0.0))) * compress
+        except (TypeError, ValueError):
+            continue
+        out[when] = max(out.get(when, 0.0), lag)
+    return out
+
+
 def _gates(starts: list[tuple[str, datetime, dict[str, str]]], samples: list[Any],
-           resolution_s: float) -> tuple[bool, list[dict[str, Any]]]:
-    """Each stage's gates against the first sample one resolution after its start (and before the next change)."""
+           resolution_s: float, lags: dict[datetime, float] | None = None) -> tuple[bool, list[dict[str, Any]]]:
+    """Each stage's gates against the first sample one resolution after its start, or one resolution
+    after the rehearsal had applied that instant's changes (a lag of at most two resolutions, the
+    drain check's slack; a longer lag is not waited for), and before the next change."""
     lines = []
     changes = sorted({t for _, t, _ in starts})
+    lags = lags or {}
     for sid, t, gates in starts:
         later = [c for c in changes if c > t]
         until = later[0] if later else None
-        at = next((s for s in samples if (s[0] - t).total_seconds() >= resolution_s
+        lag = lags.get(t, 0.0)
+        # a sample answers from a moment a little before it is stamped: count from the applied moment
+        wait = resolution_s + (lag if lag <= 2 * resolution_s else 0.0)
+        at = next((s for s in samples if (s[0] - t).total_seconds() >= wait
                    and (until is None or s[0] < until)), None)
         for g, mode in gates.items():
             want = _TARGET_MODE.get(str(mode), str(mode))
@@ -213,5 +254,6 @@ def _gates(starts: list[tuple[str, datetime, dict[str, str]]], samples: list[Any
             overridden = any(t2 == t and g in g2 and j > me for j, (_, t2, g2) in enumerate(starts))
             if overridden or at is None:
                 continue
-            lines.append({"stage": sid, "gate": g, "plan": want, "measured": got, "ok": got == want})
+            lines.append({"stage": sid, "gate": g, "plan": want, "measured": got, "ok": got == want,
+                          "applied_lag_s": round(lag, 1)})
     return bool(lines) and all(x["ok"] for x in lines), lines

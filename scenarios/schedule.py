@@ -96,7 +96,21 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
             folded[key] = act  # the latest state before the window wins
         else:
             out.append(act)
-    return sorted(folded.values(), key=lambda a: a.calendar_at) + out
+    return sorted(folded.values(), key=lambda a: a.calendar_at) + last_per_instant(out)
+
+
+def last_per_instant(actions: list[AdminAction]) -> list[AdminAction]:
+    """Of the gate changes one instant makes to one gate, only the last (in order): a plan whose stage
+    closes a gate and whose next stage opens it at the same moment never has the target hold the
+    closed state, and every extra admin call delays the others on a loaded machine.
+
+    >>> a = [AdminAction(at_s=9.0, calendar_at="t", kind="gate", target="ordering", body={"mode": m}, label=m)
+    ...      for m in ("closed", "open")]
+    >>> [x.body["mode"] for x in last_per_instant(a)]
+    ['open']
+    """
+    last = {(a.calendar_at, a.kind, a.target): i for i, a in enumerate(actions) if a.kind == "gate"}
+    return [a for i, a in enumerate(actions) if a.kind != "gate" or last[(a.calendar_at, a.kind, a.target)] == i]
 
 
 def apply_action(admin: AdminClient, a: AdminAction) -> None:
