@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from analysis.follow import check_by_name, check_plan_followed
-from surgecast import atomic
+from floor import atomic
 
 REOPEN = datetime.fromisoformat("2024-09-05T20:00:00+07:00")
 COMPRESS = 60.0
