@@ -121,18 +121,14 @@ class LatencyLawMiddleware:
 
 
 def law_from_table(r: Any) -> LatencyLaw:
-    """Read ``[latency_law]`` with a `testbed.config._Reader` (names each field in errors)."""
-    paths = r.table.pop("paths", ["/v1/accounts"])
+    """Read ``[latency_law]`` with a `floor.tomlfile.TableReader` (names each field in errors)."""
+    paths = r.get("paths", ["/v1/accounts"])
     if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-        from testbed.config import ConfigError
-
-        raise ConfigError(f"{r.prefix}.paths", paths, "give a list of paths, e.g. [\"/v1/accounts\"]")
-    law = LatencyLaw(enabled=r.bool("enabled", False), base_s=r.float("base_s", 0.05, 0.0, 60.0),
-                     tail_s=r.float("tail_s", 0.5, 0.0, 60.0), tail_every=r.int("tail_every", 100, 0),
-                     stall_s=r.float("stall_s", 2.0, 0.0, 3600.0),
-                     stall_every_s=r.float("stall_every_s", 10.0, 0.001, 86400.0), paths=tuple(paths))
+        raise r.fail("paths", paths, "give a list of paths, e.g. [\"/v1/accounts\"]")
+    law = LatencyLaw(enabled=r.boolean("enabled", False), base_s=r.bounded("base_s", 0.05, 0.0, 60.0),
+                     tail_s=r.bounded("tail_s", 0.5, 0.0, 60.0), tail_every=r.integer("tail_every", 100, 0),
+                     stall_s=r.bounded("stall_s", 2.0, 0.0, 3600.0),
+                     stall_every_s=r.bounded("stall_every_s", 10.0, 0.001, 86400.0), paths=tuple(paths))
     if law.stall_s >= law.stall_every_s or not math.isfinite(law.stall_every_s):
-        from testbed.config import ConfigError
-
-        raise ConfigError(f"{r.prefix}.stall_s", law.stall_s, "give a stall shorter than stall_every_s")
+        raise r.fail("stall_s", law.stall_s, "give a stall shorter than stall_every_s")
     return law
