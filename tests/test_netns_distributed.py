@@ -146,8 +146,10 @@ def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(ROOT, other, ignore=shutil.ignore_patterns(".git", "tests", "runs", "docs", "benchmarks",
                                                                "__pycache__", "*.pyc", ".locust-staging"))
-    init = other / "surgecast" / "__init__.py"
-    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0.0.0-other+'))
+    init = other / "floor" / "version.py"  # the one place the version lives
+    text = init.read_text()
+    assert '__version__ = "' in text
+    init.write_text(text.replace('__version__ = "', '__version__ = "0.0.0-other+'))
     before = _veth_bytes()
     exact, killed = Run(tmp_path, 5557), Run(tmp_path, 5558, quiet=False)
     stranger = Run(tmp_path, 5559, worker_path=str(other))
