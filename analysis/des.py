@@ -1,6 +1,6 @@
 """A fast discrete-event simulation of one resource: M/M/c (or G/G/c) FCFS with
 exponential patience, retrials and total outages. It cross-checks the fluid model
-(analysis/backlog.py) and the formulas (analysis/queueing.py).
+(analysis/backlog/) and the formulas (analysis/queueing.py).
 
 How it is fast: with c identical FCFS servers, each job, in arrival order, starts on
 the server that frees first, at max(arrival, that server's free time). Keeping the c

@@ -1,6 +1,6 @@
 """The reopening planner: a staged plan, the do-nothing baseline beside it, and the numbers a manager decides on.
 
-Every figure comes from the fluid model (analysis/backlog.py) run over the whole calendar.
+Every figure comes from the fluid model (analysis/backlog/) run over the whole calendar.
 The past before the decision time (the reopening) is fixed: the profile's own gate changes
 before it stay in force, and extensions keep every arrival before it.
 
@@ -42,7 +42,7 @@ from analysis.backlog import (
     FluidResult,
     Gate,
     Stage,
-    fluid_through,
+    fluid_totals,
     run_fluid,
 )
 from analysis.extension import extended_inputs
@@ -273,8 +273,8 @@ class _Model:
 
     def outcome(self, inp: FluidInputs, stages: list[Stage]) -> dict[str, float]:
         """{served (stamped or bypassed, as `surgecast forecast` counts), lost, waiting} at the end of `inp`."""
-        stamped, bypassed, lost = fluid_through(inp, stages)
-        served = stamped + bypassed
+        totals = fluid_totals(inp, stages)
+        served, lost = totals.through, totals.lost
         return {"served": served, "lost": lost, "waiting": max(0.0, inp.total_applicants - served - lost)}
 
 
