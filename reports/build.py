@@ -22,16 +22,11 @@ from floor.atomic import write_text
 from floor.version import __version__
 from reports import charts as charts_mod
 from reports.failures import failure_rows
-from reports.figures import (
-    KeyFigures,
-    error_rows,
-    key_figures,
-    latency_rows,
-    plan_check_lines,
-    plan_vs_baseline_rows,
-)
+from reports.figures import key_figures
 from reports.i18n import Translator
 from reports.load import RunData, load_run
+from reports.screen import KeyFigures
+from reports.tables import error_rows, latency_rows, plan_check_lines, plan_vs_baseline_rows
 from reports.warnings import find_warnings
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -48,9 +43,13 @@ class ReportResult:
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                              autoescape=jinja2.select_autoescape(["html", "j2", "xml"], default=True),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html", "j2", "xml"], default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
@@ -62,25 +61,40 @@ def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
     True
     """
     k = key_figures(run, tr)
-    charts, absent = {}, {}
-    for name, fn, files in charts_mod.ALL_CHARTS:
-        c = fn(run, tr)
-        if c is not None:
-            charts[name] = c
-        else:
-            absent[name] = tr.t("absent_chart", files=" / ".join(files))
+    charts, absent = charts_mod.draw_all(run, tr)
     kinds = run.kinds
     params = _params(run, tr)
     css = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
-    html = _env().get_template("report.html.j2").render(
-        t=tr.t, tr=tr, lang=tr.lang, run=run, k=k, kinds=kinds,
-        kind_names=[tr.t(f"kind_{x}") for x in ("rehearsal", "probe", "plan") if x in kinds], charts=charts, absent=absent,
-        warnings=find_warnings(run, tr), latency=latency_rows(run, tr), errors=error_rows(run, tr),
-        thresholds=_thresholds(run, tr), failures=failure_rows(run.failures, tr), usl=_usl_rows(run, tr),
-        what_if=_what_if(run, tr), params=params, css=css, version=__version__,
-        plan_check=plan_check_lines(run, tr), pvb=plan_vs_baseline_rows(run, tr),
-        pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
-        title=_title(run, tr), missing=[m for m in run.missing if m not in ("ledger.csv", "locust_stats.csv")],
+    html = (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            t=tr.t,
+            tr=tr,
+            lang=tr.lang,
+            run=run,
+            k=k,
+            kinds=kinds,
+            kind_names=[tr.t(f"kind_{x}") for x in ("rehearsal", "probe", "plan") if x in kinds],
+            charts=charts,
+            absent=absent,
+            registry=charts_mod.ALL_CHARTS,
+            warnings=find_warnings(run, tr),
+            latency=latency_rows(run, tr),
+            errors=error_rows(run, tr),
+            thresholds=_thresholds(run, tr),
+            failures=failure_rows(run.failures, tr),
+            usl=_usl_rows(run, tr),
+            what_if=_what_if(run, tr),
+            params=params,
+            css=css,
+            version=__version__,
+            plan_check=plan_check_lines(run, tr),
+            pvb=plan_vs_baseline_rows(run, tr),
+            pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
+            title=_title(run, tr),
+            missing=[m for m in run.missing if m not in ("ledger.csv", "locust_stats.csv")],
+        )
     )
     return html, k
 
@@ -108,8 +122,12 @@ def build_report(run_dir: Path, *, lang: str = "en", pdf: bool = False) -> Repor
         from reports.pdf import print_pdf
 
         paths.append(print_pdf(out, run_dir / "report.pdf"))
-    return ReportResult(paths=paths, summary_markdown=summary, verdict_level=k.verdict.level,
-                        integrity_level=k.integrity.level if k.integrity is not None else "")
+    return ReportResult(
+        paths=paths,
+        summary_markdown=summary,
+        verdict_level=k.verdict.level,
+        integrity_level=k.integrity.level if k.integrity is not None else "",
+    )
 
 
 def summary_markdown(run: RunData, k: KeyFigures, tr: Translator, html: Path | None = None) -> str:
@@ -122,9 +140,16 @@ def summary_markdown(run: RunData, k: KeyFigures, tr: Translator, html: Path | N
     if k.integrity is not None:
         lines.append(f"- {tr.t('integrity_title')}: {k.integrity.text}")
     if k.stages:
-        lines += ["", f"| {tr.t('col_stage')} | {tr.t('col_from')} | {tr.t('col_to')} | {tr.t('col_gates')} | {tr.t('col_rate')} |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {s['name']} | {s['from']} | {s['to']} | {s['gates']} | {s['rate']} |" for s in k.stages]
+        lines += [
+            "",
+            "| " + " | ".join(tr.t(f"col_{c}") for c in ("stage", "from", "to", "gates", "rate"))
+            + " |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s['name']} | {s['from']} | {s['to']} | {s['gates']} | {s['rate']} |"
+            for s in k.stages
+        ]
     if html is not None:
         lines += ["", f"{tr.t('summary_written')}: {html}"]
     return "\n".join(lines)
@@ -145,11 +170,30 @@ def _params(run: RunData, tr: Translator) -> list[tuple[str, str]]:
     out = []
     if run.run_id:
         out.append(("run_id", run.run_id))
-    for key in ("kind", "profile", "host", "embedded_testbed", "compress", "scale", "demand_multiplier", "seed",
-                "duration_s", "max_rate", "user_cap", "workers", "steps", "step_duration_s",
-                "wall_origin_at", "calendar_origin_at", "started_at", "finished_at"):
+    for key in (
+        "kind",
+        "profile",
+        "host",
+        "embedded_testbed",
+        "compress",
+        "scale",
+        "demand_multiplier",
+        "seed",
+        "duration_s",
+        "max_rate",
+        "user_cap",
+        "workers",
+        "steps",
+        "step_duration_s",
+        "wall_origin_at",
+        "calendar_origin_at",
+        "started_at",
+        "finished_at",
+    ):
         v = src.get(key)
-        if v is None or (key == "steps" and not isinstance(v, list)):  # summary.json's steps: the latency table
+        if v is None or (
+            key == "steps" and not isinstance(v, list)
+        ):  # summary.json's steps: the latency table
             continue
         out.append((key, _param_text(v, tr)))
     versions = src.get("versions") or {}
@@ -160,7 +204,12 @@ def _params(run: RunData, tr: Translator) -> list[tuple[str, str]]:
     if run.capacity and run.capacity.get("measured_at"):
         out.append(("capacity measured_at", str(run.capacity["measured_at"])))
     if run.profile is not None:
-        out.append(("profile source", "profile.toml" if "profile.toml" in run.present else tr.t("profile_shipped")))
+        out.append(
+            (
+                "profile source",
+                "profile.toml" if "profile.toml" in run.present else tr.t("profile_shipped"),
+            )
+        )
     return out
 
 
@@ -185,28 +234,55 @@ def _thresholds(run: RunData, tr: Translator) -> list[dict[str, Any]]:
     out = []
     for t in (run.summary or {}).get("thresholds") or []:
         obs = t.get("observed")
-        out.append({"expr": t["expr"], "ok": t["ok"], "observed": tr.smart(obs) if isinstance(obs, int | float) else str(obs),
-                    "window": tr.seconds(t.get("window_s")) if t.get("window_s") is not None else "–"})
+        out.append(
+            {
+                "expr": t["expr"],
+                "ok": t["ok"],
+                "observed": tr.smart(obs) if isinstance(obs, int | float) else str(obs),
+                "window": tr.seconds(t.get("window_s")) if t.get("window_s") is not None else "–",
+            }
+        )
     return out
 
 
 def _usl_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
     out = []
     for step, f in ((run.capacity or {}).get("usl") or {}).items():
-        out.append({"step": tr.step(step),
-                    "alpha": tr.num(f["alpha"], 4), "beta": tr.num(f["beta"], 6), "gamma": tr.smart(f["gamma"]),
-                    "peak_load": tr.num(f.get("peak_load")), "peak": tr.smart(f.get("peak_throughput")),
-                    "limit": tr.smart(f.get("limit_throughput")), "r2": tr.num(f.get("r2"), 3)})
+        out.append(
+            {
+                "step": tr.label("step", step),
+                "alpha": tr.num(f["alpha"], 4),
+                "beta": tr.num(f["beta"], 6),
+                "gamma": tr.smart(f["gamma"]),
+                "peak_load": tr.num(f.get("peak_load")),
+                "peak": tr.smart(f.get("peak_throughput")),
+                "limit": tr.smart(f.get("limit_throughput")),
+                "r2": tr.num(f.get("r2"), 3),
+            }
+        )
     return out
 
 
 def _what_if(run: RunData, tr: Translator) -> list[dict[str, str]]:
     rows = (run.plan or {}).get("what_if") or []
     if rows and "extension_days" in rows[0]:
-        return [{"capacity": tr.smart(w.get("capacity")),
-                 "extension": tr.t("days_n", n=tr.num(w["extension_days"])) if w.get("extension_days") else tr.t("none"),
-                 "served": f"{tr.num(w.get('served'))} / {tr.num(w.get('waiting'))} / {tr.num(w.get('lost'))}"}
-                for w in rows]
-    return [{"capacity": tr.smart(w.get("capacity")),
-             "extension": tr.hours(w.get("extension_hours")) if w.get("extension_hours") else tr.t("none"),
-             "served": tr.pct(w.get("served_share"), 1)} for w in (run.plan or {}).get("what_if") or []]
+        return [
+            {
+                "capacity": tr.smart(w.get("capacity")),
+                "extension": tr.t("days_n", n=tr.num(w["extension_days"]))
+                if w.get("extension_days")
+                else tr.t("none"),
+                "served": " / ".join(tr.num(w.get(key)) for key in ("served", "waiting", "lost")),
+            }
+            for w in rows
+        ]
+    return [
+        {
+            "capacity": tr.smart(w.get("capacity")),
+            "extension": tr.hours(w.get("extension_hours"))
+            if w.get("extension_hours")
+            else tr.t("none"),
+            "served": tr.pct(w.get("served_share"), 1),
+        }
+        for w in (run.plan or {}).get("what_if") or []
+    ]

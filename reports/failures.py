@@ -27,7 +27,7 @@ def explain(error: str, tr: Translator) -> str:
         if m:
             code = m.group(1)
             key = f"http_{code}"
-            meaning = tr.t(key) if key in tr.table else tr.t("http_other")
+            meaning = tr.t(key) if tr.knows("http", code) else tr.t("http_other")
             return tr.t("err_http", code=code, meaning=meaning)
     if _TIMEOUT.search(error):
         return tr.t("err_timeout")
@@ -43,4 +43,4 @@ def failure_rows(failures: list[dict[str, str]], tr: Translator, limit: int = 15
     >>> failure_rows([{"method": "POST", "name": "wait_quota", "error": "x", "occurrences": "2"}], Translator("id"))[0]["step"]
     'tunggu kuota'
     """
-    return [{**f, "step": tr.step(f["name"]), "words": explain(f["error"], tr)} for f in failures[:limit]]
+    return [{**f, "step": tr.label("step", f["name"]), "words": explain(f["error"], tr)} for f in failures[:limit]]

@@ -59,20 +59,25 @@ class Translator:
 
     __call__ = t
 
-    def step(self, step: str) -> str:
-        """A journey step's name in words (`step_ID` in the table), else the id as it is.
+    def label(self, kind: str, key: str) -> str:
+        """The name in words of a `kind` (step, gate, mode, ...) with id `key` (`KIND_KEY` in the
+        table), else the id as it is.
 
-        >>> Translator("id").step("wait_quota"), Translator("en").step("other")
+        >>> Translator("id").label("step", "wait_quota"), Translator("en").label("gate", "other")
         ('tunggu kuota', 'other')
         """
-        key = f"step_{step}"
-        return self.table.get(key, step)
+        return self.table.get(f"{kind}_{key}", key)
+
+    def knows(self, kind: str, key: str) -> bool:
+        """Whether the table names `key` of `kind` (`label` would not fall back to the id)."""
+        return f"{kind}_{key}" in self.table
 
     def exact(self, x: float | int) -> str:
         """A parameter as it can be given again on the command line: every digit kept, a dot as
         the decimal mark in every language (a rounded scale cannot be reproduced).
 
-        >>> Translator("id").exact(0.034848), Translator("en").exact(60.0), Translator("en").exact(True)
+        >>> en = Translator("en")
+        >>> Translator("id").exact(0.034848), en.exact(60.0), en.exact(True)
         ('0.034848', '60', 'true')
         """
         if isinstance(x, bool):
@@ -107,7 +112,8 @@ class Translator:
     def smart(self, x: float | None) -> str:
         """A number with as many decimals as its size deserves (3 significant digits below 100).
 
-        >>> Translator("en").smart(0.01234), Translator("en").smart(12.34), Translator("en").smart(12345.6)
+        >>> en = Translator("en")
+        >>> en.smart(0.01234), en.smart(12.34), en.smart(12345.6)
         ('0.0123', '12.3', '12,346')
         >>> Translator("en").smart(12.0), Translator("id").smart(4.5)
         ('12', '4,5')

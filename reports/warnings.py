@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.figures import INTEGRITY_FAILURES
 from reports.i18n import Translator
 from reports.load import RunData
+from reports.screen import INTEGRITY_FAILURES
 
 EXTRAPOLATION_FACTOR = 2.0   # a USL peak beyond this multiple of the largest measured load
 CPU_SATURATED_PERCENT = 90.0
@@ -56,7 +56,7 @@ def find_warnings(run: RunData, tr: Translator) -> list[Warning_]:
         nmax = _max_measured(run, step)
         if peak is not None and nmax and math.isfinite(peak) and peak > EXTRAPOLATION_FACTOR * nmax:
             out.append(Warning_(key="usl_extrapolated", level="warn",
-                                text=tr.t("warn_usl_extrapolated", step=tr.step(step), peak=tr.num(peak), n=tr.num(nmax),
+                                text=tr.t("warn_usl_extrapolated", step=tr.label("step", step), peak=tr.num(peak), n=tr.num(nmax),
                                           f=tr.smart(peak / nmax)),
                                 remedy=tr.t("fix_usl_extrapolated", n=tr.num(math.ceil(peak * 1.5)))))
     out.extend(_plan_warnings(run, tr))
@@ -72,7 +72,7 @@ def find_warnings(run: RunData, tr: Translator) -> list[Warning_]:
                 thin.append((step, q, n, need))
                 break
     if thin:
-        worst = ", ".join(f"{tr.step(step)} (n={tr.num(n)})" for step, _q, n, _need in thin[:8])
+        worst = ", ".join(f"{tr.label('step', step)} (n={tr.num(n)})" for step, _q, n, _need in thin[:8])
         out.append(Warning_(key="thin_percentiles", level="warn",
                             text=tr.t("warn_thin", steps=worst), remedy=tr.t("fix_thin")))
     return sorted(out, key=lambda w: w.level != "bad")

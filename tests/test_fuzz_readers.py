@@ -39,9 +39,10 @@ from analysis.usl import fit_usl, read_load_throughput
 from floor.errors import SurgecastError
 from reports import charts
 from reports.build import _params, _thresholds, _usl_rows, _what_if
-from reports.figures import error_rows, key_figures, latency_rows
+from reports.figures import key_figures
 from reports.i18n import Translator
 from reports.load import RunData, load_run, read_csv, read_json
+from reports.tables import error_rows, latency_rows
 from reports.warnings import find_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -299,7 +300,7 @@ CHARTS_OF = {
     "latency_history.csv": ("latency", "throughput"), "capacity.json": ("usl",), "probe.csv": ("usl",),
     "plan.json": ("gates",), "gate_schedule.json": ("gates",), "run.json": ("backlog",),
 }
-CHART_FNS = {name: fn for name, fn, _ in charts.ALL_CHARTS}
+CHART_FNS = {c.name: c.draw for c in charts.ALL_CHARTS}
 
 
 RUN_JSON = (RUNS / "probe" / "run.json").read_bytes()

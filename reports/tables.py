@@ -1,0 +1,194 @@
+"""The report's tables: latency percentiles and errors per step, the plan check, plan against
+baseline.
+
+    >>> from pathlib import Path
+    >>> from reports.load import load_run
+    >>> from reports.i18n import Translator
+    >>> rows = latency_rows(load_run(Path("tests/fixtures/runs/rehearsal")), Translator("en"))
+    >>> bool(rows) and "step" in rows[0]
+    True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reports.i18n import Translator
+from reports.load import RunData
+
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def latency_rows(run: RunData, tr: Translator) -> list[dict[str, Any]]:
+    """Per-step latency from the HDR files: count and p50..p99.9 (ms) on both clocks.
+
+    A percentile with fewer than 10 / (1 - q) samples is flagged `thin` (shown with a mark).
+    """
+    rows = []
+    order = [
+        s
+        for s in (
+            "register",
+            "login",
+            "order",
+            "pay",
+            "wait_quota",
+            "stamp",
+            "poll_stamp",
+            "download",
+        )
+        if s in run.hdr
+    ] + sorted(
+        set(run.hdr)
+        - set(
+            ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
+        )
+    )
+    for step in order:
+        for clock in ("service", "intended"):
+            h = run.hdr[step].get(clock)
+            if h is None:
+                continue
+            n = h.get_total_count()
+            cells = []
+            for q in PERCENTILES:
+                v = h.get_value_at_percentile(q) / 1000 if n else None
+                thin = n < 10 / (1 - q / 100)
+                cells.append({"value": tr.smart(v), "thin": thin})
+            rows.append(
+                {
+                    "step": tr.label("step", step),
+                    "clock": tr.t(f"clock_{clock}"),
+                    "count": tr.num(n),
+                    "cells": cells,
+                }
+            )
+    return rows
+
+
+def error_rows(run: RunData, tr: Translator) -> list[dict[str, str]]:
+    """Requests and errors per step (summary.json) with the error ratio."""
+    out = []
+    for step, v in ((run.summary or {}).get("steps") or {}).items():
+        n, e = v.get("count", 0), v.get("errors", 0) or 0
+        out.append(
+            {
+                "step": tr.label("step", step),
+                "count": tr.num(n),
+                "errors": tr.num(e),
+                "ratio": tr.pct(e / n if n else None, 2),
+                "bad": e / n > 0.01 if n else False,
+            }
+        )
+    return out
+
+
+def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]] | None:
+    """The rehearsal-vs-plan check (plan_check.json) in words: (level, headline, one line per
+    check).
+
+    >>> from pathlib import Path
+    >>> from reports.load import RunData
+    >>> plan_check_lines(RunData(run_dir=Path(".")), Translator("en")) is None
+    True
+    """
+    pc = run.plan_check
+    if not pc:
+        return None
+    tz = run.tz
+    lines = []
+    for c in pc.get("checks") or []:
+        if not isinstance(c, dict):
+            continue
+        mark = "✔" if c.get("ok") else "✘"
+        name, measured, planned = c.get("name"), c.get("measured"), c.get("plan")
+        if name == "drain":
+            res = tr.seconds(float(pc.get("resolution_s") or 0))
+            when = tr.when(datetime.fromisoformat(measured).astimezone(tz)) if measured else "–"
+            text = (
+                tr.t(
+                    "check_drain",
+                    measured=when,
+                    plan=tr.when(datetime.fromisoformat(planned).astimezone(tz)),
+                    res=res,
+                )
+                if measured
+                else tr.t("check_drain_never")
+            )
+        elif name == "utilisation":
+            text = tr.t(
+                "check_utilisation",
+                measured=tr.pct(measured) if measured is not None else "–",
+                plan=tr.pct(planned),
+            )
+        elif name == "gates":
+            text = (
+                tr.t("check_gates_ok")
+                if c.get("ok")
+                else tr.t("check_gates_failed", detail=str(c.get("detail", "")))
+            )
+        elif name == "integrity":
+            text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
+        elif name == "model" and isinstance(measured, dict):
+            sv, pk = measured.get("served") or {}, measured.get("peak_backlog") or {}
+            text = tr.t(
+                "check_model",
+                served_m=tr.num(sv.get("model")),
+                served=tr.num(sv.get("measured")),
+                served_e=_signed_pct(sv.get("error"), tr),
+                peak_m=tr.num(pk.get("model")),
+                peak=tr.num(pk.get("measured")),
+                peak_e=_signed_pct(pk.get("error"), tr),
+                tol=tr.pct((pc.get("model_vs_testbed") or {}).get("tolerance", 0.1)),
+            )
+        else:
+            text = str(c.get("detail", name))
+        lines.append(f"{mark} {text}")
+    follows = bool(pc.get("follows"))
+    return (
+        "ok" if follows else "bad",
+        tr.t("plan_check_follows" if follows else "plan_check_not"),
+        lines,
+    )
+
+
+def _signed_pct(e: Any, tr: Translator) -> str:
+    return "–" if e is None else ("+" if e > 0 else "") + tr.pct(e, 1)
+
+
+PVB_KEYS = ("served", "lost", "duplicated", "p95_wait_s")
+
+
+def plan_vs_baseline_rows(run: RunData, tr: Translator) -> list[dict[str, str]] | None:
+    """Plan against doing nothing on the testbed (plan_check.json `plan_vs_baseline`): one row per
+    measure, measured beside the model for the plan and for doing nothing; None without it.
+
+    >>> from pathlib import Path
+    >>> from reports.load import RunData
+    >>> plan_vs_baseline_rows(RunData(run_dir=Path(".")), Translator("en")) is None
+    True
+    """
+    pvb = (run.plan_check or {}).get("plan_vs_baseline")
+    if not isinstance(pvb, dict):
+        return None
+
+    def cell(side: str, key: str, which: str) -> str:
+        v = ((pvb.get(side) or {}).get(key) or {}).get(which)
+        if v is None:
+            return "–"
+        return tr.seconds(float(v)) if key == "p95_wait_s" else tr.num(v)
+
+    rows = []
+    for key in PVB_KEYS:
+        rows.append(
+            {
+                "key": key,
+                "label": tr.t(f"pvb_{key}"),
+                "plan_measured": cell("plan", key, "measured"),
+                "plan_model": cell("plan", key, "model"),
+                "baseline_measured": cell("baseline", key, "measured"),
+                "baseline_model": cell("baseline", key, "model"),
+            }
+        )
+    return rows
