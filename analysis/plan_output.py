@@ -1,9 +1,10 @@
-"""What the planner writes and prints: plan.json, timeline.csv rows, gate_schedule.json,
-waiting_room.json and the terminal summary (docs/run-directory.md describes each key).
+"""What the planner writes: plan.json, timeline.csv rows, gate_schedule.json and
+waiting_room.json (docs/run-directory.md describes each key); `plan_render` prints it.
 
     >>> from scenarios.profile import load_profile
     >>> from analysis.planner import PlanConfig, make_plan
-    >>> p = make_plan(load_profile("steady"), PlanConfig(bands=False, what_if_days=(0,), max_extension_days=1))
+    >>> cfg = PlanConfig(bands=False, what_if_days=(0,), max_extension_days=1)
+    >>> p = make_plan(load_profile("steady"), cfg)
     >>> sorted(plan_json(p)["outcome"])
     ['lost', 'served', 'waiting']
 """
@@ -18,10 +19,15 @@ import numpy as np
 
 from analysis import timetable as tt
 from analysis import waiting_room as wr
-from analysis.backlog import GATES
-from analysis.planner import DEFAULT_TARGET
+from analysis.plan_config import DEFAULT_TARGET
 
-__all__ = ["plan_json", "render", "timeline_rows", "gate_schedule", "waiting_room_json", "stage_views"]
+__all__ = [
+    "plan_json",
+    "timeline_rows",
+    "gate_schedule",
+    "waiting_room_json",
+    "stage_views",
+]
 
 
 def _r(v: float | None, nd: int = 2) -> float | None:
@@ -55,7 +61,7 @@ def stage_views(plan: Any) -> list[dict[str, Any]]:
         rec = recs.get(spec.id)
         gates = {g: v for g, v in spec.gates.items()}
         rate = None
-        for g, v in (rec.gates.items() if rec else []):
+        for g, v in rec.gates.items() if rec else []:
             if v["mode"] == "rate":
                 rate = v["rate_per_s"]
                 gates[g] = "booked" if spec.gates.get(g) == "booked" else "paced"
@@ -63,22 +69,39 @@ def stage_views(plan: Any) -> list[dict[str, Any]]:
         watch = spec.watch
         peak = max(float(sum(r.rooms[g][sl].max() for g in watch)), 0.0) if k1 > k0 else 0.0
         waits = [float(x) for x in r.wait_s[sl]] if k1 > k0 else [0.0]
-        visible = sum(r.rooms[g][k0:] for g in watch) + (r.issuer_queue[k0:] if "stamping" in watch else 0.0)
+        visible = sum(r.rooms[g][k0:] for g in watch) + (
+            r.issuer_queue[k0:] if "stamping" in watch else 0.0
+        )
         below = np.nonzero(np.asarray(visible) <= 1.0)[0]
         drained = float(r.t_s[k0 + int(below[0])]) if len(below) else None
         util = r.utilisation[sl]
-        out.append({
-            "id": spec.id, "name": spec.name["en"], "serves": list(spec.serves),
-            "start": cal.at(t0).isoformat(), "end": cal.at(t1).isoformat(),
-            "gates": gates, "rate_per_s": _r(rate, 4), "room": None,
-            "backlog_start": round(tt.stage_backlog(r, watch, k0 - 1 if k0 > 0 else 0)["total"]),
-            "backlog_end": round(tt.stage_backlog(r, watch, k1 - 1)["total"]),
-            "backlog_detail_start": {k: round(v) for k, v in tt.stage_backlog(r, watch, max(0, k0 - 1)).items()},
-            "backlog_detail_end": {k: round(v) for k, v in tt.stage_backlog(r, watch, k1 - 1).items()},
-            "drained_at": None if drained is None else cal.at(drained).isoformat(),
-            "peak_queue": round(peak), "max_wait_s": _r(max(waits), 0),
-            "utilisation": _r(float(util.max()) if len(util) else 0.0, 4), "why": spec.why["en"],
-        })
+        out.append(
+            {
+                "id": spec.id,
+                "name": spec.name["en"],
+                "serves": list(spec.serves),
+                "start": cal.at(t0).isoformat(),
+                "end": cal.at(t1).isoformat(),
+                "gates": gates,
+                "rate_per_s": _r(rate, 4),
+                "room": None,
+                "backlog_start": round(
+                    tt.stage_backlog(r, watch, k0 - 1 if k0 > 0 else 0)["total"]
+                ),
+                "backlog_end": round(tt.stage_backlog(r, watch, k1 - 1)["total"]),
+                "backlog_detail_start": {
+                    k: round(v) for k, v in tt.stage_backlog(r, watch, max(0, k0 - 1)).items()
+                },
+                "backlog_detail_end": {
+                    k: round(v) for k, v in tt.stage_backlog(r, watch, k1 - 1).items()
+                },
+                "drained_at": None if drained is None else cal.at(drained).isoformat(),
+                "peak_queue": round(peak),
+                "max_wait_s": _r(max(waits), 0),
+                "utilisation": _r(float(util.max()) if len(util) else 0.0, 4),
+                "why": spec.why["en"],
+            }
+        )
     return out
 
 
@@ -87,10 +110,22 @@ def _timetable(plan: Any) -> list[dict[str, Any]]:
         return []
     r, cal = plan.result, plan.profile.calendar
     last = max(plan.candidates[plan.recommended].starts.values(), default=plan.decision_s)
-    hours = int(min((plan.close_s - plan.decision_s) // 3600, max(36, (last - plan.decision_s) // 3600 + 12)))
+    hours = int(
+        min(
+            (plan.close_s - plan.decision_s) // 3600, max(36, (last - plan.decision_s) // 3600 + 12)
+        )
+    )
     rows = tt.timetable(r, r._index(plan.decision_s), hours)
-    return [{"hour": cal.at(x["hour_s"]).isoformat(), "gate": x["gate"], "admit": round(x["admit"]),
-             "eta_s": _r(x["eta_s"], 0), "returns": round(x["returns"])} for x in rows]
+    return [
+        {
+            "hour": cal.at(x["hour_s"]).isoformat(),
+            "gate": x["gate"],
+            "admit": round(x["admit"]),
+            "eta_s": _r(x["eta_s"], 0),
+            "returns": round(x["returns"]),
+        }
+        for x in rows
+    ]
 
 
 def plan_json(plan: Any) -> dict[str, Any]:
@@ -98,61 +133,115 @@ def plan_json(plan: Any) -> dict[str, Any]:
     cal, cfg, total = plan.profile.calendar, plan.config, plan.total
     close = cal.at(plan.close_s)
     cut = tt.cutoff_s(plan.result, plan.close_s)
-    ext_date = (None if plan.required_extension_days is None
-                else (cal.close + timedelta(days=plan.required_extension_days)).isoformat())
-    costs = {v: round(plan.outcome["served"] - c.outcome["served"]) for v, c in plan.candidates.items()
-             if v != plan.recommended}
+    ext_date = (
+        None
+        if plan.required_extension_days is None
+        else (cal.close + timedelta(days=plan.required_extension_days)).isoformat()
+    )
+    costs = {
+        v: round(plan.outcome["served"] - c.outcome["served"])
+        for v, c in plan.candidates.items()
+        if v != plan.recommended
+    }
     return {
-        "profile": plan.profile.name, "timezone": cal.tz.key,
+        "profile": plan.profile.name,
+        "timezone": cal.tz.key,
         "capacity_stamps_per_second": plan.capacity_stamps_per_second,
-        "capacity_applicants_per_second": _r(plan.capacity_stamps_per_second / plan.profile.mean_stamps_per_applicant, 4),
+        "capacity_applicants_per_second": _r(
+            plan.capacity_stamps_per_second / plan.profile.mean_stamps_per_applicant, 4
+        ),
         "stamps_per_applicant": plan.profile.mean_stamps_per_applicant,
-        "outage": None if plan.outage is None else {"start": plan.outage[0].isoformat(), "end": plan.outage[1].isoformat()},
+        "outage": None
+        if plan.outage is None
+        else {"start": plan.outage[0].isoformat(), "end": plan.outage[1].isoformat()},
         "reopen_at": None if plan.decision_s is None else cal.at(plan.decision_s).isoformat(),
         "decision_at": None if plan.decision_s is None else cal.at(plan.decision_s).isoformat(),
-        "close": close.isoformat(), "extend_days": cfg.extend_days,
-        "max_utilisation": cfg.max_utilisation, "max_wait_s": cfg.max_wait_s,
+        "close": close.isoformat(),
+        "extend_days": cfg.extend_days,
+        "max_utilisation": cfg.max_utilisation,
+        "max_wait_s": cfg.max_wait_s,
         "applicants_total": round(total),
         "recommended": plan.recommended,
-        "outcome": _ocome(plan.outcome), "baseline": _ocome(plan.baseline),
+        "outcome": _ocome(plan.outcome),
+        "baseline": _ocome(plan.baseline),
         "beats_baseline_by": round(plan.outcome["served"] - plan.baseline["served"]),
-        "candidates": {v: {**_ocome(c.outcome), "lost_paid": round(c.lost_paid),
-                           "starts": {k: cal.at(t).isoformat() for k, t in c.starts.items()}}
-                       for v, c in plan.candidates.items()},
+        "candidates": {
+            v: {
+                **_ocome(c.outcome),
+                "lost_paid": round(c.lost_paid),
+                "starts": {k: cal.at(t).isoformat() for k, t in c.starts.items()},
+            }
+            for v, c in plan.candidates.items()
+        },
         "pacing_costs": costs,
-        "bands": None if plan.bands is None else {k: {q: round(v) for q, v in b.items()} for k, b in plan.bands.items()},
-        "band_parameters": {"ranges": {k: list(v) for k, v in _ranges(plan).items()}, "sets": cfg.band_sets,
-                            "p5_set": plan.p5_set} if plan.bands else None,
-        "lost_paid": round(plan.lost_paid), "lost_paid_before_decision": round(plan.lost_paid_before_decision),
-        "if_slots_do_not_hold": None if plan.unheld is None else {k: round(v) for k, v in plan.unheld.items()},
-        "target_share": _r(plan.target_share, 5), "attainable_share": _r(plan.attainable_share, 5),
-        "target_rule": (("the stated default (--target to change)" if cfg.target == DEFAULT_TARGET else "given by --target")
-                        if cfg.target is not None else
-                        f"within {cfg.target_gap:.1%} of the share an unlimited issuer would serve after this outage"),
+        "bands": None
+        if plan.bands is None
+        else {k: {q: round(v) for q, v in b.items()} for k, b in plan.bands.items()},
+        "band_parameters": {
+            "ranges": {k: list(v) for k, v in _ranges(plan).items()},
+            "sets": cfg.band_sets,
+            "p5_set": plan.p5_set,
+        }
+        if plan.bands
+        else None,
+        "lost_paid": round(plan.lost_paid),
+        "lost_paid_before_decision": round(plan.lost_paid_before_decision),
+        "if_slots_do_not_hold": None
+        if plan.unheld is None
+        else {k: round(v) for k, v in plan.unheld.items()},
+        "target_share": _r(plan.target_share, 5),
+        "attainable_share": _r(plan.attainable_share, 5),
+        "target_rule": (
+            (
+                "the stated default (--target to change)"
+                if cfg.target == DEFAULT_TARGET
+                else "given by --target"
+            )
+            if cfg.target is not None
+            else f"within {cfg.target_gap:.1%} of the share an unlimited issuer would serve "
+            "after this outage"
+        ),
         "meets_target": plan.meets_target,
         "verdict_served": round(plan.verdict_served),
         "required_extension_days": plan.required_extension_days,
         "required_extension_reason": plan.extension_reason,
         "extended_close": ext_date,
-        "extension_grid": [{"days": g["days"], "served_share": _r(g["served_share"], 5), "served": round(g["served"]),
-                            "waiting": round(g["waiting"]), "lost": round(g["lost"])} for g in plan.grid],
+        "extension_grid": [
+            {
+                "days": g["days"],
+                "served_share": _r(g["served_share"], 5),
+                "served": round(g["served"]),
+                "waiting": round(g["waiting"]),
+                "lost": round(g["lost"]),
+            }
+            for g in plan.grid
+        ],
         "required_capacity": _r(plan.required_capacity, 3),
         "what_if": plan.what_if,
         "trade_offs": {k: None if v is None else round(v) for k, v in plan.trade_offs.items()},
         "cutoff": None if cut is None else cal.at(cut).isoformat(),
         "stages": stage_views(plan),
         "timetable": _timetable(plan),
-        "triggers": [{"at": cal.at(t["at_s"]).isoformat(), **{k: v for k, v in t.items() if k != "at_s"}}
-                     for t in tt.triggers(plan.result, r_index(plan))],
+        "triggers": [
+            {"at": cal.at(t["at_s"]).isoformat(), **{k: v for k, v in t.items() if k != "at_s"}}
+            for t in tt.triggers(plan.result, r_index(plan))
+        ],
         "notes": plan.notes,
-        "model": {"step_s": plan.result.inputs.step_s, "patience_s": plan.result.inputs.patience_s,
-                  "retry_probability": plan.result.inputs.retry_probability,
-                  "retry_after_s": plan.result.inputs.retry_after_s,
-                  "units": "applicants unless a name says stamps"},
+        "model": {
+            "step_s": plan.result.inputs.step_s,
+            "patience_s": plan.result.inputs.patience_s,
+            "retry_probability": plan.result.inputs.retry_probability,
+            "retry_after_s": plan.result.inputs.retry_after_s,
+            "units": "applicants unless a name says stamps",
+        },
         # Kept for older readers (the report, the demo of earlier versions).
         "served_share": _r(plan.outcome["served"] / total, 5),
-        "verdict": {"served_by_deadline": plan.meets_target, "margin_hours": None,
-                    "lost_applicants": round(plan.outcome["lost"]), "unserved_applicants": round(total - plan.outcome["served"])},
+        "verdict": {
+            "served_by_deadline": plan.meets_target,
+            "margin_hours": None,
+            "lost_applicants": round(plan.outcome["lost"]),
+            "unserved_applicants": round(total - plan.outcome["served"]),
+        },
     }
 
 
@@ -163,6 +252,7 @@ def r_index(plan: Any) -> int:
 
 def _ranges(plan: Any) -> dict[str, tuple[float, float]]:
     from analysis.bands import profile_ranges
+
     return profile_ranges(plan.profile)
 
 
@@ -170,8 +260,15 @@ def waiting_room_json(plan: Any, views: list[dict[str, Any]] | None = None) -> d
     """waiting_room.json for the recommended plan's stages (analysis/waiting_room.py)."""
     cap = plan.capacity_stamps_per_second / plan.profile.mean_stamps_per_applicant
     views = stage_views(plan) if views is None else views
-    stages = [{"id": v["id"], "start": v["start"], "admit_per_s": v["rate_per_s"] if v["rate_per_s"] else cap,
-               "basis": "plan" if v["rate_per_s"] else "capacity"} for v in views]
+    stages = [
+        {
+            "id": v["id"],
+            "start": v["start"],
+            "admit_per_s": v["rate_per_s"] if v["rate_per_s"] else cap,
+            "basis": "plan" if v["rate_per_s"] else "capacity",
+        }
+        for v in views
+    ]
     return wr.settings(stages, capacity_per_s=cap, session_minutes=plan.config.session_minutes)
 
 
@@ -188,11 +285,27 @@ def forecast_columns(r: Any, cal: Any, n: int) -> list[list[str]]:
     paid = r.orbits["stamping"] + r.rooms["stamping"] + r.issuer_queue
     ends = r.t_s[:n] + r.inputs.step_s
     cols = [[cal.at(float(t)).isoformat() for t in ends]]
-    for x in (r.arrived_cum, r.done_cum, r.lost_cum, r.in_system, r.served_cum, r.bypass_cum,
-              r.served_per_s * m, r.issuer_capacity_per_s * m, r.arrivals_per_s,
-              r.rooms["registration"], r.rooms["ordering"], r.rooms["stamping"],
-              r.orbits["registration"], r.orbits["ordering"], r.orbits["stamping"],
-              r.payments_queue, r.issuer_queue, paid, r.ghost):
+    for x in (
+        r.arrived_cum,
+        r.done_cum,
+        r.lost_cum,
+        r.in_system,
+        r.served_cum,
+        r.bypass_cum,
+        r.served_per_s * m,
+        r.issuer_capacity_per_s * m,
+        r.arrivals_per_s,
+        r.rooms["registration"],
+        r.rooms["ordering"],
+        r.rooms["stamping"],
+        r.orbits["registration"],
+        r.orbits["ordering"],
+        r.orbits["stamping"],
+        r.payments_queue,
+        r.issuer_queue,
+        paid,
+        r.ghost,
+    ):
         cols.append(_col(np.asarray(x)[:n]))
     cols.append([names[int(st)] if st >= 0 else "normal" for st in r.stage[:n]])
     return cols
@@ -205,8 +318,19 @@ def timeline_rows(plan: Any) -> list[list[Any]]:
     dt = r.inputs.step_s
     n = min(len(r.t_s), int(math.ceil(plan.close_s / dt - 1e-9)))
     cols = forecast_columns(r, cal, n)
-    for x in (r.arrivals_per_s, r.retry_per_s, r.issuer_capacity_per_s, r.served_per_s, r.queue, r.wait_s,
-              r.abandoned_per_s, r.turned_away_per_s, r.utilisation, r.issuer_capacity_per_s * m, r.queue * m):
+    for x in (
+        r.arrivals_per_s,
+        r.retry_per_s,
+        r.issuer_capacity_per_s,
+        r.served_per_s,
+        r.queue,
+        r.wait_s,
+        r.abandoned_per_s,
+        r.turned_away_per_s,
+        r.utilisation,
+        r.issuer_capacity_per_s * m,
+        r.queue * m,
+    ):
         cols.append(_col(np.asarray(x)[:n]))
     return [list(row) for row in zip(*cols, strict=True)]
 
@@ -218,103 +342,15 @@ def gate_schedule(plan: Any) -> list[dict[str, Any]]:
     for s in r.stages:
         for g, v in s.gates.items():
             room = v.get("room")
-            out.append({"at": cal.at(s.start_s).isoformat(), "gate": g, "mode": v["mode"],
-                        "rate_per_s": v.get("rate_per_s"), "burst": v.get("burst"),
-                        "room": None if room is None or not math.isfinite(float(room)) else room, "label": s.name})
+            out.append(
+                {
+                    "at": cal.at(s.start_s).isoformat(),
+                    "gate": g,
+                    "mode": v["mode"],
+                    "rate_per_s": v.get("rate_per_s"),
+                    "burst": v.get("burst"),
+                    "room": None if room is None or not math.isfinite(float(room)) else room,
+                    "label": s.name,
+                }
+            )
     return out
-
-
-def _dur(s: float | None) -> str:
-    if s is None or not math.isfinite(s):
-        return "unbounded"
-    if s < 90:
-        return f"{s:.0f}s"
-    if s < 5400:
-        return f"{s / 60:.0f}m"
-    return f"{s / 3600:.1f}h"
-
-
-def render(plan: Any, j: dict[str, Any] | None = None) -> str:
-    """The terminal summary: verdict, plan vs doing nothing, stages, timetable, trade-offs."""
-    j = plan_json(plan) if j is None else j
-    cal = plan.profile.calendar
-    tot = plan.total
-    o, b = j["outcome"], j["baseline"]
-    L = [f"Plan for {plan.profile.title} ({plan.profile.name}), times {cal.tz.key}",
-         f"  capacity {plan.capacity_stamps_per_second:g} stamps/s; {tot:,.0f} applicants; close in force "
-         f"{cal.at(plan.close_s):%Y-%m-%d %H:%M}" + (f" (extended {plan.config.extend_days} d)" if plan.config.extend_days else "")]
-    if plan.outage:
-        L.append(f"  outage {plan.outage[0]:%Y-%m-%d %H:%M} .. {plan.outage[1]:%Y-%m-%d %H:%M}; "
-                 f"decision (reopening) {cal.at(plan.decision_s):%Y-%m-%d %H:%M}; the past before it is fixed")
-    L.append("")
-    L.append(f"  {'':<22}{'served':>12}{'still waiting':>15}{'lost':>12}")
-    L.append(f"  {'recommended (' + plan.recommended + ')':<22}{o['served']:>12,}{o['waiting']:>15,}{o['lost']:>12,}")
-    L.append(f"  {'do nothing':<22}{b['served']:>12,}{b['waiting']:>15,}{b['lost']:>12,}")
-    for v, c in j["candidates"].items():
-        if v not in (plan.recommended, "baseline"):
-            L.append(f"  {v:<22}{c['served']:>12,}{c['waiting']:>15,}{c['lost']:>12,}")
-    diff = j["beats_baseline_by"]
-    L.append(f"  the plan serves {diff:+,} against doing nothing; lost who had paid: {j['lost_paid']:,}"
-             f" (baseline {j['candidates']['baseline']['lost_paid']:,})")
-    if j["if_slots_do_not_hold"]:
-        u = j["if_slots_do_not_hold"]
-        L.append(f"  assumption: a booked slot stops the persistence clock; without it the plan serves {u['served']:,} "
-                 f"and loses {u['lost_paid']:,} who paid")
-    for v, cost in j["pacing_costs"].items():
-        if cost > 0 and v != "baseline":
-            L.append(f"  {v}: pacing costs {cost:,} applicants against the recommendation")
-    if j["bands"]:
-        bs = j["bands"]
-        L.append("  bands over the unpublished parameters (p5 / p50 / p95): " +
-                 "; ".join(f"{k} {bs[k]['p5']:,} / {bs[k]['p50']:,} / {bs[k]['p95']:,}" for k in ("served", "waiting", "lost")))
-    L.append("")
-    if j["stages"]:
-        L.append(f"  {'stage':<24} {'start':<17} {'gates':<38} {'rate/s':>7} {'backlog start':>14} {'end':>10}")
-        for s in j["stages"]:
-            gates = " ".join(f"{g[:3]}={m}" for g, m in s["gates"].items())
-            rate = "-" if s["rate_per_s"] is None else f"{s['rate_per_s']:.2f}"
-            L.append(f"  {s['id']:<24} {s['start'][:16].replace('T', ' '):<17} {gates:<38} {rate:>7} "
-                     f"{s['backlog_start']:>14,} {s['backlog_end']:>10,}")
-        for s in j["stages"]:
-            L.append(f"    {s['id']}: {s['why']}")
-        L.append("")
-    if j["timetable"]:
-        L.append("  reopening timetable (applicants per hour admitted; ETA to stamp; returns due):")
-        hours = sorted({x["hour"] for x in j["timetable"]})
-        for h in hours[:12]:
-            cells = {x["gate"]: x for x in j["timetable"] if x["hour"] == h}
-            L.append(f"    {h[5:16].replace('T', ' ')}  " + "  ".join(
-                f"{g[:3]} {cells[g]['admit']:>7,} eta {_dur(cells[g]['eta_s']):>9} ret {cells[g]['returns']:>6,}"
-                for g in GATES))
-        if len(hours) > 12:
-            L.append(f"    ... {len(hours) - 12} more hours in plan.json")
-        L.append("")
-    L.append(f"  target: {plan.target_share:.1%} of applicants served by the close ({j['target_rule']})")
-    ext = j["required_extension_days"]
-    L.append("  minimum extension (whole days, brute force 0.." + f"{plan.config.max_extension_days} d): " +
-             (f"{ext} d (close {j['extended_close'][:16].replace('T', ' ')})" if ext else
-              ("none needed" if ext == 0 else f"none ({j['required_extension_reason']})")))
-    rc = j["required_capacity"]
-    L.append("  capacity that meets the target by the close: " + ("not reachable" if rc is None else f"{rc:.1f} stamps/s"))
-    t = j["trade_offs"]
-    L.append(f"  one more day serves {t['one_more_day']:+,}; one more stamp/s serves {t['one_more_stamp_per_second']:+,}")
-    if j["cutoff"]:
-        L.append(f"  last-day cut-off: arrivals after {j['cutoff'][:16].replace('T', ' ')} are not served by the close")
-    if j["triggers"]:
-        tr = j["triggers"][0]
-        L.append(f"  trigger at {tr['at'][5:16].replace('T', ' ')}: off track if submissions/h < "
-                 f"{tr['alarm_if']['submissions_per_hour_below']:,.0f}, issuer queue > "
-                 f"{tr['alarm_if']['issuer_queue_stamps_above']:,.0f} stamps or error ratio > "
-                 f"{tr['alarm_if']['error_ratio_above']:.0%} (all checkpoints in plan.json)")
-    L.append("")
-    served = plan.verdict_served
-    basis = "p5" if plan.bands else "nominal"
-    if plan.meets_target:
-        v = f"VERDICT: target met by {cal.at(plan.close_s):%Y-%m-%d %H:%M} ({basis} served {served / tot:.1%} >= {plan.target_share:.1%})"
-    else:
-        v = (f"VERDICT: target NOT met by {cal.at(plan.close_s):%Y-%m-%d %H:%M} ({basis} served {served / tot:.1%} < "
-             f"{plan.target_share:.1%}); ")
-        v += (f"extend by {ext} d to {j['extended_close'][:16].replace('T', ' ')}" if ext else
-              "no extension up to the grid meets it") + (f" or raise capacity to {rc:.1f} stamps/s" if rc else "")
-    L.append("  " + v)
-    return "\n".join(L)

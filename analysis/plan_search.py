@@ -30,7 +30,9 @@ from analysis.extension import smallest_meeting
 __all__ = ["search", "smallest_day", "workers"]
 
 MAX_FACTOR = 16.0
-SEARCH_STEP_S = 300.0   # the searches run the model at 5-minute steps (the headline outcome at 1 minute)
+SEARCH_STEP_S = (
+    300.0  # the searches run the model at 5-minute steps (the headline outcome at 1 minute)
+)
 
 
 def smallest_day(shares: Sequence[float], target: float) -> tuple[int | None, str | None]:
@@ -38,17 +40,26 @@ def smallest_day(shares: Sequence[float], target: float) -> tuple[int | None, st
     d = smallest_meeting(shares, target)
     if d is not None:
         return d, None
-    return None, (f"not reached within {len(shares) - 1} day(s) at this capacity: at most {max(shares):.1%} served, "
-                  f"target {target:.1%}")
+    return None, (
+        f"not reached within {len(shares) - 1} day(s) at this capacity: at most "
+        f"{max(shares):.1%} served, "
+        f"target {target:.1%}"
+    )
 
 
-def _share(model: Any, chosen: Any, days: int, factor: float = 1.0, params: dict[str, float] | None = None,
-           step_s: float = SEARCH_STEP_S) -> dict[str, float]:
+def _share(
+    model: Any,
+    chosen: Any,
+    days: int,
+    factor: float = 1.0,
+    params: dict[str, float] | None = None,
+    step_s: float = SEARCH_STEP_S,
+) -> dict[str, float]:
     inp: FluidInputs = model.inputs(days, factor, params, step_s)
     return model.outcome(inp, chosen.stages)
 
 
-_CTX: tuple[Any, Any, Any] | None = None   # (function, model, extra), inherited by forked workers
+_CTX: tuple[Any, Any, Any] | None = None  # (function, model, extra), inherited by forked workers
 
 
 def _task(job: Any) -> Any:
@@ -70,7 +81,8 @@ def workers() -> int:
 
 
 def _gevent_patched() -> bool:
-    """True when gevent has patched the standard library (Locust imported): a forked pool would hang."""
+    """True when gevent has patched the standard library (Locust imported): a forked pool would
+    hang."""
     mod = sys.modules.get("gevent.monkey")
     try:
         return bool(mod and mod.is_module_patched("threading"))  # type: ignore[attr-defined]
@@ -79,7 +91,8 @@ def _gevent_patched() -> bool:
 
 
 def _default_signals() -> None:
-    """In a forked worker: the default SIGTERM/SIGINT, not the parent's (which raise to stop a command).
+    """In a forked worker: the default SIGTERM/SIGINT, not the parent's (which raise to stop a
+    command).
 
     The pool ends its workers with SIGTERM; an inherited handler would print a traceback
     from each worker at the end of every plan.
@@ -89,14 +102,22 @@ def _default_signals() -> None:
 
 
 def pool_map(fn: Any, model: Any, jobs: list[Any], extra: Any = None) -> list[Any]:
-    """[fn(model, job)] (or fn(model, extra, *job)), in forked workers when there are several jobs."""
+    """[fn(model, job)] (or fn(model, extra, *job)), in forked workers when there are several
+    jobs."""
     global _CTX
     n = workers()
-    if n <= 1 or len(jobs) < 2 or "fork" not in multiprocessing.get_all_start_methods() or _gevent_patched():
+    if (
+        n <= 1
+        or len(jobs) < 2
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or _gevent_patched()
+    ):
         return [fn(model, extra, *j) if extra is not None else fn(model, j) for j in jobs]
     _CTX = (fn, model, extra)
     try:
-        with multiprocessing.get_context("fork").Pool(min(n, len(jobs)), initializer=_default_signals) as pool:
+        with multiprocessing.get_context("fork").Pool(
+            min(n, len(jobs)), initializer=_default_signals
+        ) as pool:
             return pool.map(_task, jobs, chunksize=1)
     finally:
         _CTX = None
@@ -137,23 +158,31 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
     more_cap = res2[0]["served"]
     if p5_set is not None:
         attainable = res2[1]["served"] / total
-    by_day = {d: o for d, o in zip(sorted({e, e + 1}), res2[len(jobs2):], strict=True)}
+    by_day = {d: o for d, o in zip(sorted({e, e + 1}), res2[len(jobs2) :], strict=True)}
     # The target: stated, or within target_gap of what an unlimited issuer would serve in the
     # case the verdict uses (the p5 set: the outage loses more for good there).
     target = cfg.target if cfg.target is not None else max(0.0, attainable - cfg.target_gap)
     days = list(range(cfg.max_extension_days + 1))
     batch = max(2, 2 * workers())
     for i in range(0, len(days), batch):
-        todo = [d for d in days[i:i + batch] if d not in by_day]
+        todo = [d for d in days[i : i + batch] if d not in by_day]
         by_day.update(zip(todo, _map(model, chosen, [(d, 1.0, p5_set) for d in todo]), strict=True))
-        if any(by_day[d]["served"] / total >= target - 1e-12 for d in days[:i + batch] if d in by_day):
+        if any(
+            by_day[d]["served"] / total >= target - 1e-12 for d in days[: i + batch] if d in by_day
+        ):
             break
-    grid = [{"days": d, "served_share": by_day[d]["served"] / total, **by_day[d]} for d in days if d in by_day]
+    grid = [
+        {"days": d, "served_share": by_day[d]["served"] / total, **by_day[d]}
+        for d in days
+        if d in by_day
+    ]
     req_days, reason = smallest_day([g["served_share"] for g in grid], target)
     if req_days is None and len(grid) < len(days):
         reason = None
-    trade = {"one_more_day": by_day[e + 1]["served"] - by_day[e]["served"],
-             "one_more_stamp_per_second": more_cap - by_day[e]["served"]}
+    trade = {
+        "one_more_day": by_day[e + 1]["served"] - by_day[e]["served"],
+        "one_more_stamp_per_second": more_cap - by_day[e]["served"],
+    }
 
     def ok(f: float) -> bool:
         return _share(model, chosen, e, f, p5_set)["served"] / total >= target - 1e-12
@@ -171,17 +200,38 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
             lo, hi = (lo, mid) if ok(mid) else (mid, hi)
         required = hi * base_cap
     else:
-        notes.append(f"required capacity: not reached below {MAX_FACTOR:g} x today's capacity by the close in force")
+        notes.append(
+            f"required capacity: not reached below {MAX_FACTOR:g} x today's capacity by the "
+            f"close in force"
+        )
 
     caps = _what_if_capacities(base_cap, required)
     cells = [(c, d) for c in caps for d in cfg.what_if_days]
     res3 = _map(model, chosen, [(d, c / base_cap, None) for c, d in cells])
-    what_if = [{"capacity": round(c, 3), "extension_days": d, "served": round(o["served"]),
-                "waiting": round(o["waiting"]), "lost": round(o["lost"]), "served_share": round(o["served"] / total, 5)}
-               for (c, d), o in zip(cells, res3, strict=True)]
-    return {"target_share": target, "attainable_share": attainable, "bands": bands, "p5_set": p5_set,
-            "grid": grid, "required_extension_days": req_days, "extension_reason": reason,
-            "required_capacity": required, "what_if": what_if, "trade_offs": trade, "notes": notes}
+    what_if = [
+        {
+            "capacity": round(c, 3),
+            "extension_days": d,
+            "served": round(o["served"]),
+            "waiting": round(o["waiting"]),
+            "lost": round(o["lost"]),
+            "served_share": round(o["served"] / total, 5),
+        }
+        for (c, d), o in zip(cells, res3, strict=True)
+    ]
+    return {
+        "target_share": target,
+        "attainable_share": attainable,
+        "bands": bands,
+        "p5_set": p5_set,
+        "grid": grid,
+        "required_extension_days": req_days,
+        "extension_reason": reason,
+        "required_capacity": required,
+        "what_if": what_if,
+        "trade_offs": trade,
+        "notes": notes,
+    }
 
 
 def _what_if_capacities(base: float, required: float | None) -> list[float]:

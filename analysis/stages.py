@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 
 from floor.errors import FieldError
 
-__all__ = ["StageSpec", "STAGES", "BASELINE", "stage_by_id", "text", "validate_table", "GATE_SETTINGS"]
+__all__ = [
+    "StageSpec",
+    "STAGES",
+    "BASELINE",
+    "stage_by_id",
+    "text",
+    "validate_table",
+    "GATE_SETTINGS",
+]
 
 GATE_SETTINGS = ("booked", "closed", "open", "paced")
 
@@ -55,17 +63,21 @@ class StageSpec:
     name: dict[str, str]
     why: dict[str, str]
     max_hold_h: float = 12.0
-    watch: tuple[str, ...] = field(default=())   # gates whose population the next stage waits for
+    watch: tuple[str, ...] = field(default=())  # gates whose population the next stage waits for
 
     def __post_init__(self) -> None:
         for g, v in self.gates.items():
             if v not in GATE_SETTINGS:
-                raise FieldError(f"stage {self.id}.gates.{g}", v, f"choose from: {', '.join(GATE_SETTINGS)}")
+                raise FieldError(
+                    f"stage {self.id}.gates.{g}", v, f"choose from: {', '.join(GATE_SETTINGS)}"
+                )
         if not (self.start == "reopen" or self.start.startswith("fits:")):
             raise FieldError(f"stage {self.id}.start", self.start, "use reopen or fits:STAGE_ID")
         for lang in ("en", "id"):
             if not self.name.get(lang) or not self.why.get(lang):
-                raise FieldError(f"stage {self.id}.name", self.name, f"give a name and reason in {lang!r}")
+                raise FieldError(
+                    f"stage {self.id}.name", self.name, f"give a name and reason in {lang!r}"
+                )
 
     @property
     def after(self) -> str | None:
@@ -75,59 +87,96 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec(
-        id="finish-paid", serves=("quota", "paid"), start="reopen",
-        gates={"stamping": "booked", "ordering": "closed", "registration": "closed"}, watch=("stamping",),
-        name={"en": "finish stamping for those who paid",
-              "id": "Selesaikan pembubuhan bagi yang sudah membayar"},
-        why={"en": "quota holders and payments confirmed during the outage go first: each gets a stamping "
-                   "slot and an estimated time, admitted at the issuer's capacity, so no one who paid is lost",
-             "id": "Pemegang kuota dan pembayaran yang dikonfirmasi selama gangguan didahulukan: masing-masing "
-                   "mendapat jadwal pembubuhan dan perkiraan waktu, diterima sesuai kapasitas penerbit, "
-                   "sehingga tidak ada yang sudah membayar yang hilang"}),
+        id="finish-paid",
+        serves=("quota", "paid"),
+        start="reopen",
+        gates={"stamping": "booked", "ordering": "closed", "registration": "closed"},
+        watch=("stamping",),
+        name={
+            "en": "finish stamping for those who paid",
+            "id": "Selesaikan pembubuhan bagi yang sudah membayar",
+        },
+        why={
+            "en": "quota holders and payments confirmed during the outage go first: each gets a "
+            "stamping "
+            "slot and an estimated time, admitted at the issuer's capacity, so no one who paid "
+            "is lost",
+            "id": "Pemegang kuota dan pembayaran yang dikonfirmasi selama gangguan didahulukan: "
+            "masing-masing "
+            "mendapat jadwal pembubuhan dan perkiraan waktu, diterima sesuai kapasitas penerbit, "
+            "sehingga tidak ada yang sudah membayar yang hilang",
+        },
+    ),
     StageSpec(
-        id="reopen-ordering", serves=("returning",), start="fits:finish-paid",
-        gates={"ordering": "open"}, watch=("ordering",),
+        id="reopen-ordering",
+        serves=("returning",),
+        start="fits:finish-paid",
+        gates={"ordering": "open"},
+        watch=("ordering",),
         name={"en": "reopen quota purchase", "id": "Buka kembali pembelian kuota"},
-        why={"en": "those who paid are no longer crowded out: their returns still to come fit the spare "
-                   "admission, so quota sales resume for applicants with an account",
-             "id": "Yang sudah membayar tidak lagi terdesak: arus kembalinya mereka muat dalam sisa kapasitas "
-                   "penerimaan, sehingga penjualan kuota dibuka lagi bagi pelamar yang sudah punya akun"}),
+        why={
+            "en": "those who paid are no longer crowded out: their returns still to come fit the "
+            "spare "
+            "admission, so quota sales resume for applicants with an account",
+            "id": "Yang sudah membayar tidak lagi terdesak: arus kembalinya mereka muat dalam "
+            "sisa kapasitas "
+            "penerimaan, sehingga penjualan kuota dibuka lagi bagi pelamar yang sudah punya akun",
+        },
+    ),
     StageSpec(
-        id="reopen-registration", serves=("new",), start="fits:reopen-ordering",
-        gates={"registration": "open"}, watch=("registration",),
+        id="reopen-registration",
+        serves=("new",),
+        start="fits:reopen-ordering",
+        gates={"registration": "open"},
+        watch=("registration",),
         name={"en": "reopen new registrations", "id": "Buka kembali pendaftaran akun baru"},
-        why={"en": "buyers' returns still to come fit the spare admission; new accounts come last, since "
-                   "they need every step of the journey",
-             "id": "Arus kembali pembeli kuota muat dalam sisa kapasitas penerimaan; akun baru terakhir, "
-                   "karena mereka memerlukan semua langkah perjalanan"}),
+        why={
+            "en": "buyers' returns still to come fit the spare admission; new accounts come "
+            "last, since "
+            "they need every step of the journey",
+            "id": "Arus kembali pembeli kuota muat dalam sisa kapasitas penerimaan; akun baru "
+            "terakhir, "
+            "karena mereka memerlukan semua langkah perjalanan",
+        },
+    ),
 )
 
 
 # Doing nothing: every gate open from the reopening at full capacity (the baseline of every plan).
 BASELINE = StageSpec(
-    id="open-all", serves=("quota", "paid", "returning", "new"), start="reopen",
-    gates={"stamping": "open", "ordering": "open", "registration": "open"}, watch=("stamping", "ordering", "registration"),
+    id="open-all",
+    serves=("quota", "paid", "returning", "new"),
+    start="reopen",
+    gates={"stamping": "open", "ordering": "open", "registration": "open"},
+    watch=("stamping", "ordering", "registration"),
     name={"en": "open every gate (do nothing)", "id": "Buka semua gerbang (tanpa pengaturan)"},
-    why={"en": "the baseline: every gate open from the reopening at the issuer's full capacity",
-         "id": "Pembanding: semua gerbang dibuka sejak pemulihan dengan kapasitas penuh penerbit"})
+    why={
+        "en": "the baseline: every gate open from the reopening at the issuer's full capacity",
+        "id": "Pembanding: semua gerbang dibuka sejak pemulihan dengan kapasitas penuh penerbit",
+    },
+)
 
 
 def validate_table(table: tuple[StageSpec, ...]) -> None:
     """Ids unique, every `fits:ID` names an earlier stage, every gate set once at the start.
 
     >>> validate_table(STAGES)
-    >>> validate_table(tuple(reversed(STAGES)))
+    >>> validate_table(tuple(reversed(STAGES)))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: stage reopen-registration.start = 'fits:reopen-ordering': it must name an earlier stage; order the table so each stage follows the one it waits for
+    floor.errors.FieldError: stage reopen-registration.start = 'fits:reopen-ordering': it must ...
     """
     seen: set[str] = set()
     for s in table:
         if s.id in seen:
             raise FieldError("stage.id", s.id, "give each stage a unique id")
         if s.after is not None and s.after not in seen:
-            raise FieldError(f"stage {s.id}.start", s.start,
-                             "it must name an earlier stage; order the table so each stage follows the one it waits for")
+            raise FieldError(
+                f"stage {s.id}.start",
+                s.start,
+                "it must name an earlier stage; order the table so each stage follows the one it "
+                "waits for",
+            )
         seen.add(s.id)
 
 

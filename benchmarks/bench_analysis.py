@@ -19,7 +19,8 @@ import numpy as np
 
 from analysis.backlog import inputs_from_profile, run_fluid, stages_from_profile
 from analysis.des import mmc_waits, poisson_arrivals
-from analysis.planner import PlanConfig, make_plan, parse_outage
+from analysis.planner import PlanConfig, make_plan
+from analysis.planparse import parse_outage
 from analysis.queueing import mmc
 from scenarios.profile import Calendar, load_profile
 

@@ -34,16 +34,16 @@ def _cmd(repeats: int, extra: list[str]) -> list[float]:
 
 def _phases(workers: int) -> dict[str, float]:
     os.environ["SURGECAST_WORKERS"] = str(workers)
-    from analysis import planner
+    from analysis import plan_config, plan_model, planner
     from analysis.plan_search import search
     from scenarios.profile import load_profile
     p = load_profile("casn2024")
-    cfg = planner.PlanConfig()
+    cfg = plan_config.PlanConfig()
     t0 = time.perf_counter()
-    _, outage = planner._outages(p, cfg)
-    d = planner._decision(p, cfg, outage)
-    model = planner._Model(p, cfg, planner._past_stages(p, cfg, d), d)
-    cands = planner._candidates(model, cfg)
+    _, outage = plan_config.outages_in_force(p, cfg)
+    d = plan_config.decision_time(p, cfg, outage)
+    model = plan_model.PlanModel(p, cfg, plan_config.past_stages(p, cfg, d), d)
+    cands = plan_model.candidates(model, cfg)
     t1 = time.perf_counter()
     search(model, cfg, cands[planner.choose(cands)], model.inputs(0).total_applicants, p.capacity.stamps_per_second)
     t2 = time.perf_counter()

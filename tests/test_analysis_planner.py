@@ -133,7 +133,7 @@ def test_a_plan_worse_than_doing_nothing_is_flagged(at10) -> None:
 
 
 def test_choose_never_picks_below_the_baseline() -> None:
-    from analysis.planner import Candidate
+    from analysis.plan_model import Candidate
 
     def c(v: str, s: float, lp: float) -> Candidate:
         return Candidate(variant=v, specs=(), starts={}, stages=[], outcome={"served": s, "lost": 0.0, "waiting": 0.0},
@@ -270,8 +270,8 @@ def test_no_outage_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_timeline_shares_the_forecast_contract(tmp_path: Path) -> None:
     from analysis.forecast import TIMELINE_COLUMNS as FORECAST
     from analysis.forecast import Forecast
+    from analysis.plan_config import TIMELINE_COLUMNS
     from analysis.plan_output import forecast_columns
-    from analysis.planner import TIMELINE_COLUMNS
     p = load_profile("flash-crowd")
     plan = make_plan(p, PlanConfig(stamps_per_second=5.0, bands=False, what_if_days=(0,), max_extension_days=0))
     assert TIMELINE_COLUMNS[:len(FORECAST)] == FORECAST

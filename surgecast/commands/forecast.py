@@ -65,8 +65,9 @@ def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityMo
 def run(args: argparse.Namespace) -> int:
     """Forecast, write forecast.json and timeline.csv atomically, print the summary."""
     from analysis.forecast import TIMELINE_COLUMNS, forecast
-    from analysis.planner import parse_local_time, parse_outage
+    from analysis.planparse import parse_outage
     from floor import atomic
+    from floor.timegrammar import parse_local_time
     from scenarios.profile import load_profile
 
     profile = load_profile(args.profile)

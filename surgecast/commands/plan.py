@@ -76,15 +76,11 @@ def _with_usl(profile: object, path: str) -> object:
 def run(args: argparse.Namespace) -> int:
     """Plan, write the three files atomically, print the plan."""
     from analysis.extension import parse_days
-    from analysis.planner import (
-        TIMELINE_COLUMNS,
-        PlanConfig,
-        make_plan,
-        parse_duration,
-        parse_local_time,
-        parse_outage,
-    )
+    from analysis.plan_config import TIMELINE_COLUMNS, PlanConfig
+    from analysis.planner import make_plan
+    from analysis.planparse import parse_outage
     from floor import atomic, rundir
+    from floor.timegrammar import parse_duration, parse_local_time
     from scenarios.profile import load_profile
 
     profile = load_profile(args.profile)
@@ -110,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise FieldError("--out", args.out, "is a file; give a directory")
     atomic.check_writable(out)
     run_id = rundir.claim(out, what="plan")  # another run's files there: exit 2, nothing written
-    from analysis.planner import DEFAULT_TARGET
+    from analysis.plan_config import DEFAULT_TARGET
     target = (DEFAULT_TARGET if args.target is None else None if args.target == "unlimited"
               else _float("--target", args.target))
     cfg = PlanConfig(stamps_per_second=sps, outage=outage, reopen_at=reopen, max_utilisation=u,
@@ -120,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
     # and gate schedule beside it even if a write fails part way (a disk filling up, say).
     atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
-    from analysis.plan_output import render, waiting_room_json
+    from analysis.plan_output import waiting_room_json
+    from analysis.plan_render import render
     j = plan.as_json()
     atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
     atomic.write_json(out / "waiting_room.json", rundir.stamp(waiting_room_json(plan, j["stages"]), run_id))
