@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 __all__ = ["RANGES", "N_SETS", "EXCLUDED", "BAND_STEP_S", "parameter_sets", "band", "profile_ranges"]
 

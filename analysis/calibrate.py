@@ -38,7 +38,8 @@ from analysis.backlog import inputs_from_profile, run_fluid, stages_from_profile
 from analysis.forecast import Forecast, apply_params, forecast, predict_point
 from floor.errors import ProfileError
 from scenarios.curve import AccountsCurve
-from scenarios.profile import CalibrationPoint, Profile, load_profile
+from scenarios.profile import load_profile
+from scenarios.profile_model import CalibrationPoint, Profile
 
 FITTED = ("demand.pull", "outages.capacity_factor")
 BOUNDS = {"demand.pull": (0.05, 5.0), "outages.capacity_factor": (0.0, 1.0)}

@@ -25,7 +25,7 @@ import numpy as np
 
 from floor.errors import FieldError
 from scenarios.curve import ArrivalCurve
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 __all__ = ["Demand", "demand", "per_minute", "per_hour"]
 

@@ -12,7 +12,7 @@ from analysis.backlog import Gate, Stage
 from analysis.forecast import TIMELINE_COLUMNS as FORECAST_COLUMNS
 from analysis.stages import STAGES, StageSpec, validate_table
 from floor.errors import FieldError
-from scenarios.profile import Outage, Profile
+from scenarios.profile_model import Outage, Profile
 
 __all__ = [
     "PlanConfig",

@@ -14,7 +14,7 @@ from analysis.extension import extended_inputs
 from analysis.forecast import apply_params
 from analysis.plan_config import RESOLVE_STEP_S, PlanConfig, outages_in_force
 from analysis.stages import BASELINE, StageSpec
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 __all__ = ["Candidate", "PlanModel", "PLANS", "candidate", "candidates", "first_fit"]
 

@@ -46,7 +46,7 @@ from analysis.plan_config import (
     past_stages,
 )
 from analysis.plan_model import Candidate, PlanModel, candidates
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 __all__ = ["Plan", "make_plan", "problems", "choose"]
 

@@ -22,7 +22,8 @@ from analysis.des import mmc_waits, poisson_arrivals
 from analysis.planner import PlanConfig, make_plan
 from analysis.planparse import parse_outage
 from analysis.queueing import mmc
-from scenarios.profile import Calendar, load_profile
+from scenarios.profile import load_profile
+from scenarios.profile_model import Calendar
 
 
 def _median(fn, repeats: int) -> tuple[float, object]:

@@ -27,7 +27,8 @@ import numpy as np
 
 from floor.errors import InputFileError, ProfileError
 from floor.rundir import verify
-from scenarios.profile import Profile, load_profile, parse_profile
+from scenarios.profile import load_profile, parse_profile
+from scenarios.profile_model import Profile
 
 STEPS = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
 

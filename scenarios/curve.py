@@ -24,7 +24,7 @@ from datetime import datetime
 
 import numpy as np
 
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 _GRID_S = 60.0
 

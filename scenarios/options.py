@@ -32,7 +32,8 @@ from floor.errors import FieldError, InputFileError
 from floor.timegrammar import parse_duration, parse_local_time
 from floor.vocabulary import GATE_MODES, GATES
 from scenarios.arrivals import ARRIVAL_SHAPES
-from scenarios.profile import GateChange, Profile, load_profile
+from scenarios.profile import load_profile
+from scenarios.profile_model import GateChange, Profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from scenarios.curve import ArrivalCurve
-from scenarios.profile import Profile
+from scenarios.profile_model import Profile
 
 _BARS = " ▁▂▃▄▅▆▇█"
 

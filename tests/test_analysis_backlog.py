@@ -16,7 +16,8 @@ from analysis.backlog import (
     stages_from_profile,
 )
 from analysis.demand import per_hour, per_minute
-from scenarios.profile import GATES, load_profile
+from floor.vocabulary import GATES
+from scenarios.profile import load_profile
 
 gates = st.one_of(
     st.just(Gate(mode="open")),

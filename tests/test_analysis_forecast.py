@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from analysis.backlog import FluidInputs, Gate, Stage, run_fluid, usl_factor
 from analysis.calibrate import fit_profile, holdouts, in_sample
 from analysis.forecast import apply_params, forecast, predict_point
+from floor.vocabulary import GATES
 from scenarios.curve import AccountsCurve
-from scenarios.profile import GATES, load_profile
+from scenarios.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 P = load_profile("casn2024")
