@@ -39,7 +39,8 @@ from analysis.forecast import Forecast, apply_params, forecast, predict_point
 from floor.errors import ProfileError
 from scenarios.curve import AccountsCurve
 from scenarios.profile import load_profile
-from scenarios.profile_model import CalibrationPoint, Profile
+from scenarios.profile_events import CalibrationPoint
+from scenarios.profile_model import Profile
 
 FITTED = ("demand.pull", "outages.capacity_factor")
 BOUNDS = {"demand.pull": (0.05, 5.0), "outages.capacity_factor": (0.0, 1.0)}

@@ -27,7 +27,8 @@ from analysis.backlog import FluidInputs, inputs_from_profile
 from analysis.forecast import _closes, _ExtendedCurve
 from floor.errors import FieldError
 from scenarios.curve import AccountsCurve, ArrivalCurve
-from scenarios.profile_model import Outage, Profile
+from scenarios.profile_events import Outage
+from scenarios.profile_model import Profile
 
 __all__ = ["extended_inputs", "smallest_meeting", "parse_days"]
 

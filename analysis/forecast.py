@@ -33,7 +33,8 @@ import numpy as np
 from analysis.backlog import FluidResult, inputs_from_profile, run_fluid, stages_from_profile
 from floor.errors import FieldError
 from scenarios.curve import AccountsCurve, ArrivalCurve
-from scenarios.profile_model import Outage, Profile
+from scenarios.profile_events import Outage
+from scenarios.profile_model import Profile
 
 __all__ = ["PARAMS", "apply_params", "forecast", "Forecast", "TIMELINE_COLUMNS", "CapacityModel",
            "capacity_from_json", "predict_point"]

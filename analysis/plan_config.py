@@ -12,7 +12,8 @@ from analysis.backlog import Gate, Stage
 from analysis.forecast import TIMELINE_COLUMNS as FORECAST_COLUMNS
 from analysis.stages import STAGES, StageSpec, validate_table
 from floor.errors import FieldError
-from scenarios.profile_model import Outage, Profile
+from scenarios.profile_events import Outage
+from scenarios.profile_model import Profile
 
 __all__ = [
     "PlanConfig",

@@ -23,7 +23,7 @@ from analysis.planner import PlanConfig, make_plan
 from analysis.planparse import parse_outage
 from analysis.queueing import mmc
 from scenarios.profile import load_profile
-from scenarios.profile_model import Calendar
+from scenarios.profile_base import Calendar
 
 
 def _median(fn, repeats: int) -> tuple[float, object]:

@@ -35,7 +35,7 @@ from typing import Any
 import gevent
 
 from scenarios.identities import Identity
-from scenarios.profile_model import Journeys
+from scenarios.profile_build import Journeys
 
 RETRYABLE = {0, 408, 425, 429, 500, 502, 503, 504}
 DECLINED = "the payment was declined"

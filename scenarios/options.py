@@ -33,7 +33,8 @@ from floor.timegrammar import parse_duration, parse_local_time
 from floor.vocabulary import GATE_MODES, GATES
 from scenarios.arrivals import ARRIVAL_SHAPES
 from scenarios.profile import load_profile
-from scenarios.profile_model import GateChange, Profile
+from scenarios.profile_events import GateChange
+from scenarios.profile_model import Profile
 from scenarios.target import issuer_capacity
 from scenarios.thresholds import Threshold, parse_threshold
 

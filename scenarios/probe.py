@@ -62,7 +62,7 @@ from floor.errors import TargetError
 from floor.vocabulary import STEPS
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
-from scenarios.profile_model import Journeys
+from scenarios.profile_build import Journeys
 
 TAIL_S = 2.0   # at most this long, after the last batch, for its stamps to be seen done
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,

@@ -29,13 +29,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from floor.errors import ProfileError
 from floor.tomlfile import TableReader, read_toml
+from scenarios.profile_base import Calendar, distribution, known_keys
 from scenarios.profile_build import (
     arrivals_section,
     behaviour_section,
     capacity_section,
-    distribution,
     journeys_section,
-    known_keys,
     overload_section,
     ranges_section,
 )
@@ -46,10 +45,7 @@ from scenarios.profile_events import (
     outages_section,
     reopening_section,
 )
-from scenarios.profile_model import (
-    Calendar,
-    Profile,
-)
+from scenarios.profile_model import Profile
 
 __all__ = [
     "PROFILES_DIR",

@@ -5,24 +5,108 @@ whole file and returns its section's type, every error naming the field, the val
 
 from __future__ import annotations
 
-import difflib
 import math
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from floor.errors import ProfileError
 from floor.tomlfile import TableReader
 from floor.vocabulary import JOURNEYS
-from scenarios.profile_model import (
-    ArrivalShape,
-    Behaviour,
-    Calendar,
-    Capacity,
-    CapacityStep,
-    Journeys,
-    Overload,
-    Rush,
-    Spike,
-)
+from scenarios.profile_base import Calendar, distribution, is_number, known_keys
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rush:
+    """Deadline rush: the rate is multiplied by 1 + amplitude * exp(-(close - t) / tau)."""
+
+    amplitude: float
+    tau_hours: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spike:
+    """An announced spike: the rate is multiplied by `factor` for `duration_hours` from `at`."""
+
+    at: datetime
+    duration_hours: float
+    factor: float
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrivalShape:
+    """Relative arrival rate: base knots x daily cycle x deadline rush x spikes.
+
+    `base` is a table of (day since window start, weight), linearly interpolated;
+    `daily_cycle` has 24 hourly weights (local time). Normalised so the whole
+    window holds `applicants.total` arrivals.
+    """
+
+    base: tuple[tuple[float, float], ...]
+    daily_cycle: tuple[float, ...]
+    rush: Rush | None = None
+    spikes: tuple[Spike, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityStep:
+    """From `at`, the issuer serves `stamps_per_second` (capacity added on a date)."""
+
+    at: datetime
+    stamps_per_second: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capacity:
+    """The capacity assumed for planning when none is measured (calendar rates)."""
+
+    stamps_per_second: float
+    payments_per_second: float
+    added: tuple[CapacityStep, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Behaviour:
+    """How applicants behave, in calendar time (used by the analysis models)."""
+
+    patience_minutes: float
+    retry_probability: float
+    retry_after_minutes: float
+    persistence_days: float | None = (
+        None  # mean days an applicant keeps coming back (None: loss per attempt)
+    )
+    return_boost: float = 1.0  # returns x this for announcement_hours after each reopening change
+    announcement_hours: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Journeys:
+    """What Locust users do, in seconds of the run (never compressed)."""
+
+    mix: dict[str, float]
+    think_time_s: tuple[float, float]
+    patience_s: float
+    poll_interval_s: float
+    retry_mix: dict[str, float]
+    backoff_base_s: float
+    backoff_max_s: float
+    max_attempts: int
+    request_timeout_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overload:
+    """Issuer overload physics. mode "shed": excess waits or is refused, throughput stays at
+    capacity. mode "unbounded": every pending request is in flight; work on requests whose
+    client gave up is still done (waste), and past `timeout_s` of queued work per unit of
+    capacity the USL (alpha, beta, peak concurrency) says throughput falls."""
+
+    mode: str = "shed"
+    alpha: float = 0.0
+    beta: float = 0.0
+    peak_concurrency: float = 1.0
+    timeout_s: float = 60.0
+
 
 RETRY_POLICIES = ("refresh", "backoff")
 
@@ -241,54 +325,4 @@ def ranges_section(r: TableReader) -> dict[str, tuple[float, float]]:
         ):
             raise ProfileError(f"ranges.{key}", v, "give [low, high] numbers with low <= high")
         out[key] = (float(v[0]), float(v[1]))
-    return out
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def known_keys(r: TableReader, prefix: str, table: Any, allowed: set[str]) -> None:
-    if not isinstance(table, dict):
-        raise ProfileError(prefix or "<profile>", table, "must be a table")
-    for key in table:
-        if key not in allowed:
-            name = f"{prefix}.{key}" if prefix else key
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"known fields: {', '.join(sorted(allowed))}"
-            )
-            raise ProfileError(name, table[key], f"unknown field; {hint}")
-
-
-def distribution(
-    r: TableReader, name: str, raw: Any, *, key_type: type, allowed: tuple[str, ...] | None = None
-) -> dict[Any, float]:
-    if not isinstance(raw, dict) or not raw:
-        raise ProfileError(
-            name, raw, "give a table of value = probability, e.g. { 2 = 0.8, 3 = 0.2 }"
-        )
-    out: dict[Any, float] = {}
-    for k, v in raw.items():
-        if key_type is int:
-            try:
-                key: Any = int(k)
-            except ValueError:
-                raise ProfileError(
-                    f"{name}.{k}", k, "keys must be whole numbers, e.g. 2 or 3"
-                ) from None
-            if key < 1:
-                raise ProfileError(f"{name}.{k}", k, "keys must be whole numbers >= 1")
-        else:
-            key = k
-            if allowed and key not in allowed:
-                raise ProfileError(f"{name}.{k}", v, f"choose keys from: {', '.join(allowed)}")
-        if not is_number(v) or v < 0:
-            raise ProfileError(f"{name}.{k}", v, "probabilities must be numbers >= 0")
-        out[key] = float(v)
-    s = sum(out.values())
-    if abs(s - 1.0) > 1e-6:
-        raise ProfileError(name, raw, f"probabilities sum to {s:g}; make them sum to 1")
     return out

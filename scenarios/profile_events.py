@@ -4,20 +4,77 @@ points, account demand and the bypass (each from its TOML table, errors naming t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 from floor.errors import ProfileError
 from floor.tomlfile import TableReader
 from floor.vocabulary import GATE_MODES, GATES, RESOURCES
-from scenarios.profile_build import known_keys
-from scenarios.profile_model import (
-    AccountsDemand,
-    Bypass,
-    Calendar,
-    CalibrationPoint,
-    GateChange,
-    Outage,
-)
+from scenarios.profile_base import Calendar, known_keys
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outage:
+    """A resource runs at `capacity_factor` (0 = down) from `start` to `end`."""
+
+    start: datetime
+    end: datetime
+    resource: str = "issuer"
+    capacity_factor: float = 0.0
+    label: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateChange:
+    """At `at`, set gate `gate` to `mode` (open, closed, or rate with rate_per_s and burst)."""
+
+    at: datetime
+    gate: str
+    mode: str
+    rate_per_s: float | None = None
+    burst: int | None = None
+    label: str = ""
+    rate_share: float | None = (
+        None  # rate as a share of the issuer's capacity (applicants/s), instead of rate_per_s
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationPoint:
+    """A published cumulative count. `role` "in-sample" may be fitted on; "holdout" may not
+    (it is only predicted). `kind`: "submitted" (cumulative submitted applications) or
+    "stamps_day" (stamps on the local day of `at`, at least `cumulative`)."""
+
+    at: datetime
+    cumulative: float
+    label: str = ""
+    source: str = ""
+    role: str = "in-sample"
+    kind: str = "submitted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsDemand:
+    """Demand from an uncensored signal: registered accounts (a cumulative series), times
+    `conversion` (the share who will want to submit), each ready to submit after a lag
+    whose hazard is `pull` / (time left to the close) in the daily-cycle clock.
+    An extension announced at `extension_announced` retargets `retarget_share` of those
+    not yet ready (and every later account) to the new close; the rest keep the old one."""
+
+    accounts: tuple[tuple[datetime, float], ...]
+    conversion: float
+    pull: float
+    extension_announced: datetime | None = None
+    retarget_share: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bypass:
+    """From `at`, a `share` of applicants who would stamp use another route (physical stamps)."""
+
+    at: datetime
+    share: float
+    label: str = ""
 
 
 def outages_section(r: TableReader, cal: Calendar) -> tuple[Outage, ...]:

@@ -11,7 +11,8 @@ from analysis.backlog.model import FluidInputs, Gate, Stage
 from floor.errors import FieldError
 from floor.vocabulary import GATES
 from scenarios.curve import AccountsCurve, ArrivalCurve
-from scenarios.profile_model import Outage, Profile
+from scenarios.profile_events import Outage
+from scenarios.profile_model import Profile
 
 __all__ = ["capacity_schedule", "inputs_from_profile", "return_weights", "stages_from_profile"]
 
