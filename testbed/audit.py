@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.ledger import Ledger, now_iso
+from testbed.ledger import Ledger
+from testbed.ledger_base import now_iso
 
 ORDER_STATES = ("pending_payment", "paying", "paid", "failed")
 STAMP_STATES = ("queued", "processing", "done", "failed")

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from testbed.ledger import SERIAL_ALPHABET, Ledger
+from testbed.ledger import Ledger
+from testbed.ledger_base import SERIAL_ALPHABET
 
 
 @dataclass(frozen=True, kw_only=True)
