@@ -1,4 +1,5 @@
-"""The testbed's HTTP API: the route table first, then one small handler per route.
+"""The testbed's HTTP API: one small handler per public and applicant route, the route table,
+and `create_app` (the admin handlers are in `testbed.app_admin`).
 
 Build the ASGI app with :func:`create_app` (``testbed.server`` runs it under uvicorn)::
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import os
 import sqlite3
 import time
@@ -27,11 +27,30 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from floor.vocabulary import GATE_MODES, GATES
-from testbed.audit import audit, ledger_listing, metrics, prometheus, records
+from testbed.app_admin import (
+    admin_audit,
+    admin_config,
+    admin_confirm,
+    admin_faults,
+    admin_gates,
+    admin_ledger,
+    admin_metrics,
+    admin_records,
+    admin_set_faults,
+    admin_set_gate,
+)
+from testbed.app_context import (
+    applicant_of,
+    client_address,
+    client_gone,
+    config_of,
+    in_thread,
+    ledger_of,
+    pass_gate,
+)
 from testbed.config import TestbedConfig
 from testbed.ledger import Ledger
 from testbed.nik import nik_problem
@@ -57,63 +76,11 @@ from testbed.validation import (
 MULTIPART_OVERHEAD = 64 * 1024  # bytes of a multipart body allowed beyond the document itself
 
 
-# ---- helpers ---------------------------------------------------------------------------
-def _ledger(request: Request) -> Ledger:
-    return request.app.state.ledger
-
-
-def _cfg(request: Request) -> TestbedConfig:
-    return request.app.state.config
-
-
-def _applicant(request: Request) -> str:
-    """The account of a live bearer token, or 401 (missing, unknown, logged out or expired)."""
-    token = bearer(request)
-    account = _ledger(request).account_for(token) if token else None
-    if account is None:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token> from POST /v1/sessions "
-                       "(tokens end at logout and session_ttl_s after login)",
-                       field="Authorization", headers={"WWW-Authenticate": "Bearer"})
-    return account
-
-
-def _client_gone(request: Request) -> Callable[[], Any]:
-    """An awaitable factory that completes when the client disconnects (the body already read)."""
-
-    async def gone() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    return gone
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _admin(request: Request) -> None:
-    """401 unless the admin token is given."""
-    token = bearer(request) or ""
-    if not hmac.compare_digest(token.encode(), request.app.state.admin_token.encode()):
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>",
-                       field="Authorization", headers={"WWW-Authenticate": "Bearer"})
-
-
-def _gate(request: Request, name: str, *, consume: bool = True) -> None:
-    refusal = _ledger(request).gates[name].admit(consume=consume)
-    if refusal is not None:
-        raise ApiError(refusal.status, refusal.error, refusal.detail,
-                       headers={"Retry-After": str(refusal.retry_after)}, extra={"gate": name})
-
-
-async def _in_thread(request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(request.app.state.hasher, fn, *args)
-
-
 # ---- public ----------------------------------------------------------------------------
 async def _answer(request: Request, step: str, body: Any, status: int, **kw: Any) -> Response:
-    """The answer to a committed write, held by the ``answer_delay_s`` fault if it is set for ``step``."""
-    faults = _ledger(request).faults
+    """The answer to a committed write, held by the ``answer_delay_s`` fault if it is set for
+    ``step``."""
+    faults = ledger_of(request).faults
     delay = faults.answer_delay_s if step in faults.answer_delay_on else 0.0
     if delay > 0:
         await asyncio.sleep(delay)
@@ -129,90 +96,121 @@ async def openapi(request: Request) -> Response:
 
 
 async def create_account(request: Request) -> Response:
-    _gate(request, "registration")
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
+    pass_gate(request, "registration")
+    body = await read_json(request, config_of(request).limits.max_json_bytes)
     nik = get_str(body, "nik", max_len=16, hint="give exactly 16 digits")
     if (problem := nik_problem(nik)) is not None:
         raise invalid("nik", problem)
     name = get_str(body, "name", max_len=100)
     if not name.strip():
         raise invalid("name", "name must not be blank")
-    email = get_str(body, "email", max_len=254, pattern=EMAIL_RE, hint="give an email address like siti@example.id")
-    phone = get_str(body, "phone", max_len=16, pattern=PHONE_RE,
-                    hint="give an Indonesian mobile number like 081234567890 or +6281234567890")
+    email = get_str(
+        body,
+        "email",
+        max_len=254,
+        pattern=EMAIL_RE,
+        hint="give an email address like siti@example.id",
+    )
+    phone = get_str(
+        body,
+        "phone",
+        max_len=16,
+        pattern=PHONE_RE,
+        hint="give an Indonesian mobile number like 081234567890 or +6281234567890",
+    )
     password = get_str(body, "password", min_len=8, max_len=128)
-    ledger = _ledger(request)
+    ledger = ledger_of(request)
     if ledger.email_taken(email):
         raise ApiError(409, "email_taken", "an account with this email exists", field="email")
-    pw_hash = await _in_thread(request, hash_password, password, _cfg(request).security)
-    account_id = await ledger.create_account(nik=nik, name=name, email=email, phone=phone, password_hash=pw_hash)
+    pw_hash = await in_thread(request, hash_password, password, config_of(request).security)
+    account_id = await ledger.create_account(
+        nik=nik, name=name, email=email, phone=phone, password_hash=pw_hash
+    )
     return JSONResponse({"account_id": account_id}, status_code=201)
 
 
 async def create_session(request: Request) -> Response:
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
+    body = await read_json(request, config_of(request).limits.max_json_bytes)
     email = get_str(body, "email", max_len=254)
     password = get_str(body, "password", max_len=128)
-    ledger = _ledger(request)
-    client = _client_address(request)
+    ledger = ledger_of(request)
+    client = client_address(request)
     if (refused := ledger.throttle.refused(email, client)) is not None:
-        raise ApiError(429, "rate_limited", f"too many failed logins for this {refused[0]}; retry later",
-                       field="email" if refused[0] == "email" else None,
-                       headers={"Retry-After": str(refused[1])})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many failed logins for this {refused[0]}; retry later",
+            field="email" if refused[0] == "email" else None,
+            headers={"Retry-After": str(refused[1])},
+        )
     found = ledger.credentials(email)
     stored = found[1] if found else request.app.state.dummy_hash  # same cost either way
-    ok = await _in_thread(request, verify_password, password, stored)
+    ok = await in_thread(request, verify_password, password, stored)
     if not found or not ok:
         ledger.throttle.failed(email, client)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     token, expires = await ledger.create_session(found[0])
-    return JSONResponse({"token": token, "account_id": found[0],
-                         "expires_in": round(expires - time.time())})
+    return JSONResponse(
+        {"token": token, "account_id": found[0], "expires_in": round(expires - time.time())}
+    )
 
 
 async def logout(request: Request) -> Response:
-    _applicant(request)
-    await _ledger(request).end_session(bearer(request) or "")
+    applicant_of(request)
+    await ledger_of(request).end_session(bearer(request) or "")
     return Response(status_code=204)
 
 
 # ---- applicant ---------------------------------------------------------------------------
 async def get_quota(request: Request) -> Response:
-    return JSONResponse(_ledger(request).quota_view(_applicant(request)))
+    return JSONResponse(ledger_of(request).quota_view(applicant_of(request)))
 
 
 async def create_order(request: Request) -> Response:
-    account = _applicant(request)
-    _gate(request, "ordering")
+    account = applicant_of(request)
+    pass_gate(request, "ordering")
     key = idempotency_key(request)
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
-    quantity = get_int(body, "quantity", lo=1, hi=_cfg(request).pricing.max_quantity)
-    order, replayed = await _ledger(request).create_order(account, key, quantity)
-    return await _answer(request, "order", order, 201, headers={"Idempotent-Replayed": str(replayed).lower()})
+    body = await read_json(request, config_of(request).limits.max_json_bytes)
+    quantity = get_int(body, "quantity", lo=1, hi=config_of(request).pricing.max_quantity)
+    order, replayed = await ledger_of(request).create_order(account, key, quantity)
+    return await _answer(
+        request, "order", order, 201, headers={"Idempotent-Replayed": str(replayed).lower()}
+    )
 
 
 async def get_order(request: Request) -> Response:
-    return JSONResponse(_ledger(request).get_order(_applicant(request), request.path_params["order_id"]))
+    return JSONResponse(
+        ledger_of(request).get_order(applicant_of(request), request.path_params["order_id"])
+    )
 
 
 async def pay_order(request: Request) -> Response:
-    account = _applicant(request)
-    _gate(request, "ordering", consume=False)  # the order already took this purchase's token
-    status, body = await _ledger(request).pay(account, request.path_params["order_id"], _client_gone(request))
+    account = applicant_of(request)
+    pass_gate(request, "ordering", consume=False)  # the order already took this purchase's token
+    status, body = await ledger_of(request).pay(
+        account, request.path_params["order_id"], client_gone(request)
+    )
     return await _answer(request, "pay", body, status)
 
 
 async def _read_document(request: Request) -> tuple[bytes, str]:
-    limit = _cfg(request).limits.max_upload_bytes
+    limit = config_of(request).limits.max_upload_bytes
     if media_type(request) != "multipart/form-data":
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with a field 'document'",
-                       field="document")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data with a field 'document'",
+            field="document",
+        )
     stream = limited_stream(request, limit + MULTIPART_OVERHEAD, field="document")
     try:
-        form = await MultiPartParser(request.headers, stream, max_files=1, max_fields=4,
-                                     max_part_size=4096).parse()
+        form = await MultiPartParser(
+            request.headers, stream, max_files=1, max_fields=4, max_part_size=4096
+        ).parse()
     except MultiPartException as e:
-        raise ApiError(400, "invalid_multipart", f"malformed multipart body: {e.message}", field="document") from None
+        raise ApiError(
+            400, "invalid_multipart", f"malformed multipart body: {e.message}", field="document"
+        ) from None
     try:
         upload = form.get("document")
         if upload is None:
@@ -224,116 +222,43 @@ async def _read_document(request: Request) -> tuple[bytes, str]:
     finally:
         await form.close()
     if len(data) > limit:
-        raise ApiError(413, "payload_too_large", f"the document is larger than {limit} bytes", field="document")
+        raise ApiError(
+            413, "payload_too_large", f"the document is larger than {limit} bytes", field="document"
+        )
     if not data:
         raise invalid("document", "the document is empty")
-    if (problem := await _in_thread(request, pdf_problem, data)) is not None:
+    if (problem := await in_thread(request, pdf_problem, data)) is not None:
         raise ApiError(415, "unsupported_media_type", problem, field="document")
     return data, name
 
 
 async def create_stamp(request: Request) -> Response:
-    account = _applicant(request)
-    _gate(request, "stamping")
+    account = applicant_of(request)
+    pass_gate(request, "stamping")
     key = idempotency_key(request)
     data, name = await _read_document(request)
-    body, replayed = await _ledger(request).create_stamp(account, key, data, name, _client_gone(request))
-    return await _answer(request, "stamp", body, 202, headers={"Idempotent-Replayed": str(replayed).lower()})
+    body, replayed = await ledger_of(request).create_stamp(
+        account, key, data, name, client_gone(request)
+    )
+    return await _answer(
+        request, "stamp", body, 202, headers={"Idempotent-Replayed": str(replayed).lower()}
+    )
 
 
 async def get_stamp(request: Request) -> Response:
-    return JSONResponse(_ledger(request).get_stamp(_applicant(request), request.path_params["stamp_id"]))
+    return JSONResponse(
+        ledger_of(request).get_stamp(applicant_of(request), request.path_params["stamp_id"])
+    )
 
 
 async def get_document(request: Request) -> Response:
     sid = request.path_params["stamp_id"]
-    pdf = _ledger(request).stamped_document(_applicant(request), sid)
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{sid}.pdf"'})
-
-
-# ---- admin -----------------------------------------------------------------------------------
-async def admin_metrics(request: Request) -> Response:
-    _admin(request)
-    m = metrics(_ledger(request))
-    fmt = request.query_params.get("format", "json")
-    if fmt == "prometheus":
-        return PlainTextResponse(prometheus(m), media_type="text/plain; version=0.0.4")
-    if fmt != "json":
-        raise invalid("format", 'format must be "json" or "prometheus"')
-    return JSONResponse(m)
-
-
-async def admin_audit(request: Request) -> Response:
-    _admin(request)
-    async with _ledger(request).store.quiesced():   # no write half-mirrored while it reads
-        return JSONResponse(audit(_ledger(request)))
-
-
-async def admin_ledger(request: Request) -> Response:
-    _admin(request)
-    async with _ledger(request).store.quiesced():
-        return JSONResponse(ledger_listing(_ledger(request)))
-
-
-async def admin_records(request: Request) -> Response:
-    _admin(request)
-    return JSONResponse(records(_ledger(request)))
-
-
-async def admin_config(request: Request) -> Response:
-    _admin(request)
-    return JSONResponse(_cfg(request).to_dict())
-
-
-async def admin_gates(request: Request) -> Response:
-    _admin(request)
-    return JSONResponse({n: g.state() for n, g in _ledger(request).gates.items()})
-
-
-async def admin_set_gate(request: Request) -> Response:
-    _admin(request)
-    name = request.path_params["name"]
-    if name not in GATES:
-        raise ApiError(404, "not_found", f"no gate {name!r}; gates: {', '.join(GATES)}", field="name")
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
-    mode = get_str(body, "mode", max_len=10)
-    if mode not in GATE_MODES:
-        raise invalid("mode", f"mode must be one of {', '.join(GATE_MODES)}")
-    rate, burst = body.get("rate_per_s", 0.0), body.get("burst", 0)
-    if mode == "rate":
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1e6:
-            raise invalid("rate_per_s", "rate_per_s must be a number in (0, 1e6] for a rate gate")
-        burst = get_int(body, "burst", lo=1, hi=10**6)
-    gate = _ledger(request).gates[name]
-    gate.set(mode=mode, rate_per_s=float(rate) if mode == "rate" else 0.0, burst=burst if mode == "rate" else 0)
-    return JSONResponse({"gate": name, **gate.state()})
-
-
-async def admin_faults(request: Request) -> Response:
-    _admin(request)
-    led = _ledger(request)
-    return JSONResponse(led.faults.state(led.issuer, led.payments))
-
-
-async def admin_set_faults(request: Request) -> Response:
-    _admin(request)
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
-    led = _ledger(request)
-    return JSONResponse(led.faults.apply(body, led.issuer, led.payments))
-
-
-async def admin_confirm(request: Request) -> Response:
-    _admin(request)
-    body = await read_json(request, _cfg(request).limits.max_json_bytes)
-    pid = get_str(body, "payment_id", max_len=64)
-    outcome = get_str(body, "outcome", max_len=16)
-    if outcome not in ("confirmed", "failed"):
-        raise invalid("outcome", 'outcome must be "confirmed" or "failed"')
-    result = await _ledger(request).deliver(pid, outcome)
-    if result == "unknown":
-        raise ApiError(404, "not_found", "no such payment", field="payment_id")
-    return JSONResponse({"result": result})
+    pdf = ledger_of(request).stamped_document(applicant_of(request), sid)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{sid}.pdf"'},
+    )
 
 
 # ---- the table of contents ------------------------------------------------------------------
@@ -372,22 +297,35 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"error": code, "field": None, "detail": str(exc.detail)},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"error": code, "field": None, "detail": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "storage_busy", "field": None, "detail": "the database is busy; retry later"},
-                        status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse(
+        {"error": "storage_busy", "field": None, "detail": "the database is busy; retry later"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "internal", "field": None, "detail": "internal error; see the server log"},
-                        status_code=500)
+    return JSONResponse(
+        {"error": "internal", "field": None, "detail": "internal error; see the server log"},
+        status_code=500,
+    )
 
 
-def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
-               on_ready: Callable[[], None] | None = None) -> Starlette:
+def create_app(
+    cfg: TestbedConfig,
+    *,
+    db_path: str,
+    admin_token: str,
+    on_ready: Callable[[], None] | None = None,
+) -> Starlette:
     """The ASGI app; state is opened in its lifespan (so it lives on the server's loop).
 
     >>> from testbed.config import load_config
@@ -412,11 +350,20 @@ def create_app(cfg: TestbedConfig, *, db_path: str, admin_token: str,
             app.state.hasher.shutdown(wait=False)
             store.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        ApiError: _api_error, HTTPException: _http_error, sqlite3.OperationalError: _storage_error,
-        Exception: _server_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            sqlite3.OperationalError: _storage_error,
+            Exception: _server_error,
+        },
+    )
     app.state.config = cfg
     app.state.admin_token = admin_token
-    app.state.hasher = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="hash")
+    app.state.hasher = ThreadPoolExecutor(
+        max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="hash"
+    )
     app.state.openapi = spec_json(routes).encode()
     return app
