@@ -132,7 +132,7 @@ def check_plan_followed(run_dir: Path, *, model: bool = True,
     integrity_ok = bool(recon.get("ok"))
     mvt = None
     if model:
-        from analysis.rehearsal_model import compare
+        from analysis.rehearsal_compare import compare
         mvt = compare(run_dir, stamps_per_second=stamps_per_second)
     checks = [
         {"name": "drain", "ok": drain_ok, "stage": DRAIN_STAGE if first else None,

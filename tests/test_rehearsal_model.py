@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from analysis.follow import check_by_name, check_plan_followed
-from analysis.rehearsal_model import TOLERANCE, compare, mapping, outcomes
+from analysis.rehearsal_compare import compare, outcomes
+from analysis.rehearsal_model import TOLERANCE, mapping
 from floor import atomic
 from scenarios.profile import load_profile
 

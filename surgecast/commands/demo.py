@@ -245,7 +245,7 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
 
     _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; build the report")
     from analysis.follow import check_by_name, check_plan_followed
-    from analysis.rehearsal_model import plan_vs_baseline
+    from analysis.rehearsal_compare import plan_vs_baseline
     from reports.build import build_report
 
     check = check_plan_followed(out)

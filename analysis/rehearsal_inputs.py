@@ -1,0 +1,322 @@
+"""What a rehearsal's run directory tells the model: its run.json and actions, the front end
+clients saw, the issuer's measured rate and capacity, arrivals, polls, the queue series."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.backlog import GATES, Gate, Stage
+from floor.errors import InputFileError
+
+# think pauses before the first stamp upload: register, login, order, pay, wait_quota /
+# login, order, pay,
+# wait_quota / login (scenarios/journeys.py thinks after every step)
+_THINKS_BEFORE_STAMP = {"new_applicant": 5, "returning_applicant": 4, "stamp_only": 1}
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: missing; a rehearsal (or the probe) writes it") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputFileError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path}: expected a JSON object")
+    return data
+
+
+def _unix(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _profile(run_dir: Path, run: dict[str, Any]) -> Any:
+    from scenarios.profile import load_profile
+
+    saved = run_dir / "profile.toml"
+    return load_profile(str(saved) if saved.is_file() else str(run.get("profile") or ""))
+
+
+def _actions(run: dict[str, Any]) -> list[dict[str, Any]]:
+    acts = run.get("admin_actions") or []
+    return [a for a in acts if isinstance(a, dict) and a.get("ok", True)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrontEnd:
+    """What the testbed's front end and clients did, measured from the server's records: when each
+    applicant's first upload reached the issuer (test s, None if none did), the client time
+    between two uploads of one applicant (poll, download, think, next upload) and after the
+    last one (poll, think, download), and the mean time from an intended start to the issuer
+    per journey::
+
+        fe = model_rehearsal(Path("runs/demo")).front
+        fe.source, fe.gap_s
+    """
+
+    first_upload: dict[str, float | None]
+    gap_s: float
+    gaps: tuple[float, ...]
+    final_s: float
+    transit_s: dict[str, float]
+    source: str
+
+
+def front_end(
+    run_dir: Path,
+    origin: float,
+    arrivals: list[tuple[str, str, float, str, float | None]],
+    think: float,
+    spa: float,
+) -> FrontEnd:
+    """The measured front end (server_records.json and ledger.csv), or the journeys' think times
+    when the run kept no server records (then `source` says "estimated")::
+
+        fe = front_end(run_dir, origin, _arrival_rows(run_dir / "arrivals.csv", ids=True), 0.85,
+        2.2)
+    """
+    est = {j: n * think for j, n in _THINKS_BEFORE_STAMP.items()}
+    rec_path, ledger_path = run_dir / "server_records.json", run_dir / "ledger.csv"
+    if not (rec_path.is_file() and ledger_path.is_file()):
+        return FrontEnd(
+            first_upload={a[0]: None for a in arrivals},
+            gap_s=2 * think,
+            gaps=(),
+            final_s=think,
+            transit_s=est,
+            source="estimated",
+        )
+    rec = _json(rec_path)
+    who: dict[str, str] = {}
+    with ledger_path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("account_id") and r.get("applicant_id"):
+                who[r["account_id"]] = r["applicant_id"]
+    by_app: dict[str, list[tuple[float, float | None]]] = {}
+    for st in rec.get("stamps") or []:
+        app = who.get(str(st.get("account_id")))
+        if app is None or not st.get("created_at"):
+            continue
+        by_app.setdefault(app, []).append(
+            (
+                _unix(st["created_at"]) - origin,
+                _unix(st["finished_at"]) - origin if st.get("finished_at") else None,
+            )
+        )
+    gaps, finals, transit = [], [], {}
+    first: dict[str, float | None] = {}
+    for app_id, journey, t_int, outcome, fin in arrivals:
+        ups = sorted(by_app.get(app_id, []))
+        first[app_id] = ups[0][0] if ups else None
+        if ups:
+            transit.setdefault(journey, []).append(ups[0][0] - (t_int - origin))
+        gaps += [b[0] - a[1] for a, b in zip(ups, ups[1:], strict=False) if a[1] is not None]
+        if outcome == "completed" and fin is not None and ups and ups[-1][1] is not None:
+            finals.append(fin - origin - ups[-1][1])
+    med = {j: float(np.median(v)) for j, v in transit.items()}
+    return FrontEnd(
+        first_upload=first,
+        gap_s=float(np.median(gaps)) if gaps else 2 * think,
+        gaps=tuple(round(g, 4) for g in gaps),
+        final_s=float(np.median(finals)) if finals else think,
+        transit_s={j: med.get(j, est[j]) for j in est},
+        source="measured",
+    )
+
+
+def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, int], list[float]]:
+    """From server_records.json and ledger.csv: each applicant's documents (the quota credited to
+    its account) and, with `replay`, the issuer's completion times (test s; ghosts included)."""
+    docs_of: dict[str, int] = {}
+    epochs: list[float] = []
+    rec_path = run_dir / "server_records.json"
+    if not rec_path.is_file():
+        return docs_of, epochs
+    rec = _json(rec_path)
+    if replay:
+        epochs = sorted(
+            _unix(st["finished_at"]) - origin
+            for st in rec.get("stamps") or []
+            if st.get("finished_at") and st.get("status") in ("done", "failed")
+        )
+    if (run_dir / "ledger.csv").is_file():
+        who: dict[str, str] = {}
+        with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f):
+                if r.get("account_id") and r.get("applicant_id"):
+                    who[r["account_id"]] = r["applicant_id"]
+        for acc in rec.get("accounts") or []:
+            if acc.get("account_id") in who and acc.get("credited"):
+                docs_of[who[acc["account_id"]]] = int(acc["credited"])
+    return docs_of, epochs
+
+
+def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(test s, seconds) per latency_history.csv window: the `poll_stamp` step's p50 (empty if
+    none)."""
+    path = run_dir / "latency_history.csv"
+    ts, lat = [], []
+    if path.is_file() and run.get("calendar_origin_at"):
+        origin = datetime.fromisoformat(str(run["calendar_origin_at"]))
+        compress = float(run["compress"])
+        with path.open(encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f):
+                try:
+                    if r.get("step") == "poll_stamp" and r.get("p50_ms"):
+                        at = datetime.fromisoformat(r["calendar_window_start_at"])
+                        ts.append(max(0.0, (at - origin).total_seconds() / compress))
+                        lat.append(float(r["p50_ms"]) / 1000.0)
+                except (KeyError, ValueError):
+                    continue
+    order = np.argsort(ts)
+    return np.array(ts)[order], np.array(lat)[order]
+
+
+def _stamp_request_s(run_dir: Path) -> float:
+    """Median time of one upload request in the rehearsal (latency_history.csv, the `stamp` step's
+    per-window p50 weighted by its count), in test seconds; 0.05 s when the run kept none."""
+    path = run_dir / "latency_history.csv"
+    if not path.is_file():
+        return 0.05
+    num = den = 0.0
+    with path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                if r.get("step") == "stamp" and r.get("p50_ms"):
+                    num += float(r["count"]) * float(r["p50_ms"]) / 1000.0
+                    den += float(r["count"])
+            except ValueError:
+                continue
+    return num / den if den else 0.05
+
+
+def _last_recovery(acts: list[dict[str, Any]]) -> float | None:
+    """Test second the last issuer fault ended (slow factor back to 1 or resumed), None if none
+    did."""
+    out = None
+    for a in acts:
+        body = a.get("body") or {}
+        if a.get("kind") == "fault" and (
+            body.get("issuer_slow_factor") in (1, 1.0) or body.get("issuer") == "resume"
+        ):
+            out = float(a.get("applied_at_s", a.get("at_s", 0.0)))
+    return out
+
+
+def _arrival_rows(path: Path, *, ids: bool = False) -> list[Any]:
+    """(journey, intended unix, outcome, finished unix or None) of every arrival that was not
+    dropped; with `ids`, the applicant id first."""
+    out: list[Any] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            for i, r in enumerate(csv.DictReader(f), start=2):
+                try:
+                    if r["outcome"] == "dropped":
+                        continue
+                    row = (
+                        r["journey"],
+                        _unix(r["intended_at"]),
+                        r["outcome"],
+                        _unix(r["finished_at"]) if r.get("finished_at") else None,
+                    )
+                    out.append((r["applicant_id"], *row) if ids else row)
+                except (KeyError, ValueError) as e:
+                    raise InputFileError(f"{path}:{i}: bad arrival ({e})") from None
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: missing; a rehearsal writes it") from None
+    return out
+
+
+def retry_span_s(journeys: Any) -> float:
+    """Seconds a testbed client keeps retrying a refused step before it gives up: its
+    max_attempts, spaced by at least the gate's Retry-After (1 s for a rate gate) and, for
+    `backoff`, base x 2^k (at most backoff_max_s); averaged over the retry mix.
+
+    >>> from scenarios.profile import load_profile
+    >>> retry_span_s(load_profile("casn2024").journeys)
+    6.8
+    """
+    waits = range(journeys.max_attempts - 1)
+    span = {
+        "refresh": float(len(waits)),
+        "backoff": sum(
+            max(1.0, min(journeys.backoff_max_s, journeys.backoff_base_s * 2**k)) for k in waits
+        ),
+    }
+    return round(
+        sum(
+            share * span.get(policy, span["backoff"])
+            for policy, share in journeys.retry_mix.items()
+        ),
+        6,
+    )
+
+
+def _stages_and_capacity(
+    acts: list[dict[str, Any]], t: np.ndarray, issuer: np.ndarray, spa: float, room_s: float
+) -> tuple[list[Stage], float | None]:
+    """Gate changes as model stages; outage faults applied to `issuer` in place. Returns (stages,
+    last recovery)."""
+    stages: list[Stage] = []
+    factor, paused, down = 1.0, False, False
+    recovery = None
+    base = issuer.copy()
+    for a in sorted(acts, key=lambda a: float(a.get("applied_at_s", a.get("at_s", 0.0)))):
+        at = float(a.get("applied_at_s", a.get("at_s", 0.0)))
+        body = a.get("body") or {}
+        if a.get("kind") == "fault":
+            sel = t >= at
+            if "issuer_slow_factor" in body:
+                factor = float(body["issuer_slow_factor"]) or 1.0
+            if body.get("issuer") in ("pause", "resume"):
+                paused = body["issuer"] == "pause"
+            issuer[sel] = 0.0 if paused else base[sel] / factor
+            if down and not paused and factor == 1.0:
+                recovery = at
+            down = paused or factor != 1.0
+        elif a.get("kind") == "gate" and a.get("target") in GATES:
+            mode = body.get("mode", "open")
+            per = spa if a["target"] == "stamping" else 1.0
+            # a refused client retries for about room_s, then gives up: a waiting room of
+            # rate x room_s
+            gate = (
+                Gate(
+                    mode="rate",
+                    rate_per_s=float(body["rate_per_s"]) / per,
+                    burst=max(float(body.get("burst") or 1) / per, 1e-9),
+                    room_s=room_s,
+                )
+                if mode == "rate"
+                else Gate(mode=mode)
+            )
+            stages.append(
+                Stage(name=str(a.get("label") or a["target"]), at_s=at, gates={a["target"]: gate})
+            )
+    return stages, recovery
+
+
+def _queue_series(path: Path, origin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(test seconds, stamps at the issuer: queued + in service) per queue.csv sample."""
+    ts, q = [], []
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            for i, r in enumerate(csv.DictReader(f), start=2):
+                try:
+                    ts.append(_unix(r["at"]) - origin)
+                    q.append(float(r["issuer_queue"]) + float(r["issuer_busy"] or 0))
+                except (KeyError, ValueError) as e:
+                    raise InputFileError(f"{path}:{i}: bad sample ({e})") from None
+    except FileNotFoundError:
+        raise InputFileError(
+            f"{path}: missing; a rehearsal against a target with an admin API writes it"
+        ) from None
+    if len(ts) < 3:
+        raise InputFileError(f"{path}: only {len(ts)} samples; rehearse longer")
+    return np.array(ts), np.array(q)

@@ -1,0 +1,145 @@
+"""How a profile maps onto a rehearsal in test time: the compression, scale, capacities and
+journey timing a rehearsal of that profile runs with."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_ENTRY = {
+    "new_applicant": "registration",
+    "returning_applicant": "ordering",
+    "stamp_only": "stamping",
+}
+
+
+def mapping(
+    profile: Any,
+    run: dict[str, Any],
+    *,
+    plan_stamps_per_second: float | None,
+    testbed_stamps_per_second: float | None,
+    gate_schedule: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The real calendar -> testbed mapping of one rehearsal (the body of mapping.json).
+
+    >>> from scenarios.profile import load_profile
+    >>> m = mapping(load_profile("casn2024"), {"compress": 8640.0, "scale": 1 / 8640},
+    ...             plan_stamps_per_second=16.0, testbed_stamps_per_second=16.0)
+    >>> patience = m["clocks"]["patience"]["mapped_testbed_s"]
+    >>> m["demand_multiplier"], m["capacity"]["consistent"], patience
+    (1.0, True, 0.1389)
+    """
+    compress, scale = float(run["compress"]), float(run["scale"])
+    mult = compress * scale
+    spa = float(profile.mean_stamps_per_applicant)
+    b, j = profile.behaviour, profile.journeys
+    implied = None if testbed_stamps_per_second is None else testbed_stamps_per_second / mult
+    consistent = (
+        implied is not None
+        and plan_stamps_per_second is not None
+        and abs(implied / plan_stamps_per_second - 1) <= 0.01
+    )
+
+    def clock(real_s: float | None, testbed_s: float | None, note: str) -> dict[str, Any]:
+        return {
+            "real_s": real_s,
+            "mapped_testbed_s": None if real_s is None else round(real_s / compress, 4),
+            "testbed_s": testbed_s,
+            "testbed_as_calendar_s": None if testbed_s is None else testbed_s * compress,
+            "preserved": (
+                real_s is not None
+                and testbed_s is not None
+                and abs(testbed_s * compress / real_s - 1) <= 0.1
+            ),
+            "note": note,
+        }
+
+    gates = []
+    for g in gate_schedule or []:
+        per = spa if g.get("gate") == "stamping" else 1.0
+        rate = g.get("rate_per_s")
+        gates.append(
+            {
+                "at": g.get("at"),
+                "gate": g.get("gate"),
+                "mode": g.get("mode"),
+                "label": g.get("label"),
+                "real_rate_per_s": rate,
+                "real_burst": g.get("burst"),
+                "testbed_tokens_per_s": None if rate is None else round(rate * mult * per, 6),
+                "testbed_burst": None
+                if rate is None
+                else max(1, math.ceil((g.get("burst") or 1) * scale * per)),
+            }
+        )
+    return {
+        "compress": compress,
+        "scale": scale,
+        "demand_multiplier": round(mult, 9),
+        "rule": "testbed rates (per test second) = real rates (per calendar second) x "
+        "demand_multiplier "
+        "(compress x scale); counts (applicants, bursts) x scale; real clocks / compress = "
+        "testbed clocks",
+        "stamps_per_applicant": spa,
+        "capacity": {
+            "real_stamps_per_second": plan_stamps_per_second,
+            "testbed_stamps_per_second": testbed_stamps_per_second,
+            "testbed_as_real_stamps_per_second": implied,
+            "consistent": consistent,
+            "how": "the plan is made at the testbed's measured capacity de-scaled (/ "
+            "demand_multiplier)",
+        },
+        "clocks": {
+            "patience": clock(
+                b.patience_minutes * 60.0,
+                j.patience_s,
+                "session patience; the testbed's clients give up after journeys.patience_s from "
+                "their intended start, the whole journey included",
+            ),
+            "retry_after": clock(
+                b.retry_after_minutes * 60.0,
+                None,
+                "come back later: mapped through the compression this is "
+                f"{b.retry_after_minutes * 60.0 / compress:.4g} test s, "
+                + (
+                    "longer than the rehearsal itself, so no one who gives up could come back "
+                    "within it: the Locust applicants do not return (no orbit) and the model "
+                    "plays none"
+                    if b.retry_after_minutes * 60.0 / compress
+                    >= float(run.get("duration_s") or 0.0)
+                    else "within the rehearsal: the Locust applicants still do not return "
+                    "(no orbit), "
+                    "so the rehearsal under-states the returns the plan's model counts"
+                )
+                + "; within a journey a refused step retries with backoff up to "
+                "journeys.backoff_max_s",
+            ),
+            "persistence": clock(
+                None if b.persistence_days is None else b.persistence_days * 86400.0,
+                None,
+                "no return within the rehearsal, so nothing to persist: giving up on the "
+                "testbed is lost",
+            ),
+            "think_time": {
+                "testbed_s": list(j.think_time_s),
+                "testbed_as_calendar_s": [t * compress for t in j.think_time_s],
+                "note": "the journey's own pauses; the real service's pages take no calendar "
+                "time in "
+                "the model",
+            },
+        },
+        "gates": gates,
+        "outage": [
+            {
+                "start": o.start.isoformat(),
+                "end": o.end.isoformat(),
+                "capacity_factor": o.capacity_factor,
+                "testbed": "pause"
+                if o.capacity_factor <= 0
+                else f"issuer_slow_factor {1 / o.capacity_factor:.6g}",
+            }
+            for o in profile.outages
+            if o.resource == "issuer"
+        ],
+    }
