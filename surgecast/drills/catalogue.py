@@ -1,4 +1,5 @@
-"""The catalogue of drills: each `Drill(fault, observe)` row with its two functions; `describe()` lists them."""
+"""The catalogue of drills: each `Drill(fault, observe)` row with its two functions; `describe()`
+lists them."""
 
 from __future__ import annotations
 
@@ -29,15 +30,21 @@ def _kill_fault(ctx: DrillContext) -> None:
     if not ctx.sleep_until(4.0):
         return
     res = (ctx.metrics() or {}).get("resources") or {}
-    ctx.observed["payments_pending_at_kill"] = int((res.get("payments") or {}).get("queue_depth") or 0)
+    ctx.observed["payments_pending_at_kill"] = int(
+        (res.get("payments") or {}).get("queue_depth") or 0
+    )
     ctx.observed["stamps_pending_at_kill"] = int((res.get("issuer") or {}).get("queue_depth") or 0)
     port = ctx.tb.port
-    ctx.event("sigkill", pid=ctx.tb.proc.pid if ctx.tb.proc else None, port=port,
-              payments_pending=ctx.observed["payments_pending_at_kill"],
-              stamps_pending=ctx.observed["stamps_pending_at_kill"])
+    ctx.event(
+        "sigkill",
+        pid=ctx.tb.proc.pid if ctx.tb.proc else None,
+        port=port,
+        payments_pending=ctx.observed["payments_pending_at_kill"],
+        stamps_pending=ctx.observed["stamps_pending_at_kill"],
+    )
     ctx.tb.kill()
     ctx.observed["killed"] = True
-    ctx.stop.wait(1.0)                 # down for a second: clients see refused connections
+    ctx.stop.wait(1.0)  # down for a second: clients see refused connections
     ctx.event("restart", port=port)
     ctx.tb.restart()
     ctx.observed["restarted_at"] = time.time()
@@ -48,15 +55,30 @@ def _kill_fault(ctx: DrillContext) -> None:
 def _kill_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
     errors = _steps_errors(run["summary"])
     back = ctx.observed.get("restarted_at")
-    after = sum(1 for a in run["arrivals"] if a.get("outcome") == "completed" and back
-                and a.get("started_unix", 0) > back)
-    pays, stamps = ctx.observed.get("payments_pending_at_kill", 0), ctx.observed.get("stamps_pending_at_kill", 0)
-    ok = (bool(ctx.observed.get("killed")) and bool(ctx.observed.get("same_port")) and errors > 0 and after > 0
-          and pays > 0 and stamps > 0)
-    return ok, (f"killed={bool(ctx.observed.get('killed'))}, restarted on the same port="
-                f"{bool(ctx.observed.get('same_port'))}, unconfirmed payments at the kill={pays}, queued stamp "
-                f"jobs at the kill={stamps}, client request errors={errors}, "
-                f"journeys started after the restart and completed={after}")
+    after = sum(
+        1
+        for a in run["arrivals"]
+        if a.get("outcome") == "completed" and back and a.get("started_unix", 0) > back
+    )
+    pays, stamps = (
+        ctx.observed.get("payments_pending_at_kill", 0),
+        ctx.observed.get("stamps_pending_at_kill", 0),
+    )
+    ok = (
+        bool(ctx.observed.get("killed"))
+        and bool(ctx.observed.get("same_port"))
+        and errors > 0
+        and after > 0
+        and pays > 0
+        and stamps > 0
+    )
+    return ok, (
+        f"killed={bool(ctx.observed.get('killed'))}, restarted on the same port="
+        f"{bool(ctx.observed.get('same_port'))}, unconfirmed payments at the kill={pays}, queued "
+        f"stamp "
+        f"jobs at the kill={stamps}, client request errors={errors}, "
+        f"journeys started after the restart and completed={after}"
+    )
 
 
 def _outage_fault(ctx: DrillContext) -> None:
@@ -65,7 +87,9 @@ def _outage_fault(ctx: DrillContext) -> None:
     state = ctx.admin("POST", "/admin/faults", {"issuer": "pause"})
     ctx.event("issuer_pause", state=state["issuer"])
     deepest = 0
-    while ctx.sleep_until(time.time() - ctx.load_start + 0.25) and time.time() < ctx.load_start + 8.0:
+    while (
+        ctx.sleep_until(time.time() - ctx.load_start + 0.25) and time.time() < ctx.load_start + 8.0
+    ):
         m = ctx.metrics()
         if m:
             deepest = max(deepest, int(m["resources"]["issuer"]["queue_depth"]))
@@ -88,13 +112,18 @@ def _chaos_fault(ctx: DrillContext) -> None:
 
 
 def _chaos_after(ctx: DrillContext) -> None:
-    """After the load: deliver late confirmations by hand, a failure and a repeat of paid payments."""
+    """After the load: deliver late confirmations by hand, a failure and a repeat of paid
+    payments."""
     ledger = ctx.admin("GET", "/admin/ledger")
-    paid = [o["payment_id"] for o in ledger["orders"] if o["status"] == "paid" and o.get("payment_id")][:5]
+    paid = [
+        o["payment_id"] for o in ledger["orders"] if o["status"] == "paid" and o.get("payment_id")
+    ][:5]
     results: Counter[str] = Counter()
     for pid in paid:
         for outcome in ("failed", "confirmed"):
-            r = ctx.admin("POST", "/admin/gateway/confirmations", {"payment_id": pid, "outcome": outcome})
+            r = ctx.admin(
+                "POST", "/admin/gateway/confirmations", {"payment_id": pid, "outcome": outcome}
+            )
             results[r["result"]] += 1
     ctx.observed["late_confirmations"] = dict(results)
     ctx.event("late_confirmations", payments=len(paid), results=dict(results))
@@ -107,17 +136,23 @@ def _chaos_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
     inversions = _reordered_payments(ctx.tb.db_path)
     late = ctx.observed.get("late_confirmations") or {}
     ok = conf.get("duplicate", 0) > 0 and failed > 0 and inversions > 0 and sum(late.values()) > 0
-    return ok, (f"duplicate confirmations={conf.get('duplicate', 0)}, declined payments={failed}, "
-                f"confirmations applied out of payment order={inversions}, late hand-delivered "
-                f"confirmations={late}")
+    return ok, (
+        f"duplicate confirmations={conf.get('duplicate', 0)}, declined payments={failed}, "
+        f"confirmations applied out of payment order={inversions}, late hand-delivered "
+        f"confirmations={late}"
+    )
 
 
 def _reordered_payments(db_path: str) -> int:
     """Payments resolved before one created earlier than them (confirmations out of order)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-            rows = db.execute("SELECT created_at, resolved_at FROM payments WHERE resolved_at IS NOT NULL "
-                              "ORDER BY rowid").fetchall()
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        ) as db:
+            rows = db.execute(
+                "SELECT created_at, resolved_at FROM payments WHERE resolved_at IS NOT NULL "
+                "ORDER BY rowid"
+            ).fetchall()
     except sqlite3.Error:
         return 0
     latest, inversions = "", 0
@@ -143,23 +178,38 @@ def _retries_fault(ctx: DrillContext) -> None:
 
     def stall() -> None:
         ctx.event("database_stall", hold_s=1.5)
-        with contextlib.closing(sqlite3.connect(ctx.tb.db_path, timeout=5, isolation_level=None)) as db:
+        with contextlib.closing(
+            sqlite3.connect(ctx.tb.db_path, timeout=5, isolation_level=None)
+        ) as db:
             db.execute("BEGIN IMMEDIATE")
             time.sleep(1.5)
             db.execute("ROLLBACK")
 
     plan: list[tuple[float, str, Callable[[], Any]]] = [
         (1.5, "payments_pause", lambda: ctx.admin("POST", "/admin/faults", {"payments": "pause"})),
-        (2.5, "answers_late", lambda: ctx.admin("POST", "/admin/faults", {"answer_delay_s": 1.5,
-                                                                                "answer_delay_on": ["stamp"]})),
+        (
+            2.5,
+            "answers_late",
+            lambda: ctx.admin(
+                "POST", "/admin/faults", {"answer_delay_s": 1.5, "answer_delay_on": ["stamp"]}
+            ),
+        ),
         (3.0, "", stall),
-        (4.0, "issuer_slow", lambda: ctx.admin("POST", "/admin/faults", {"issuer_slow_factor": 10.0})),
-        (4.5, "payments_resume", lambda: ctx.admin("POST", "/admin/faults", {"payments": "resume"})),
+        (
+            4.0,
+            "issuer_slow",
+            lambda: ctx.admin("POST", "/admin/faults", {"issuer_slow_factor": 10.0}),
+        ),
+        (
+            4.5,
+            "payments_resume",
+            lambda: ctx.admin("POST", "/admin/faults", {"payments": "resume"}),
+        ),
         (7.0, "", stall),
         (9.5, "answers_on_time", lambda: ctx.admin("POST", "/admin/faults", {"answer_delay_s": 0})),
     ]
     for at, label, act in plan:
-        while time.time() < ctx.load_start + at:       # sample while waiting for the next phase
+        while time.time() < ctx.load_start + at:  # sample while waiting for the next phase
             if not ctx.sleep_until(min(at, time.time() - ctx.load_start + 0.25)):
                 return
             if time.time() - ctx.load_start >= 4.0:
@@ -169,7 +219,9 @@ def _retries_fault(ctx: DrillContext) -> None:
         act()
         if label:
             ctx.event(label)
-    while ctx.sleep_until(time.time() - ctx.load_start + 0.25) and time.time() < ctx.load_start + 10.0:
+    while (
+        ctx.sleep_until(time.time() - ctx.load_start + 0.25) and time.time() < ctx.load_start + 10.0
+    ):
         m = ctx.metrics()
         if m:
             peak = max(peak, int(m["resources"]["issuer"]["waiting_for_room"]))
@@ -182,40 +234,79 @@ def _retries_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]
     stamp_errors = _steps_errors(run["summary"], "stamp")
     pay_errors = _steps_errors(run["summary"], "order", "pay")
     ok = stamp_errors > 0 and pay_errors > 0
-    return ok, (f"timed-out requests retried: stamp={stamp_errors}, order+pay={pay_errors}; "
-                f"stamp requests waiting for issuer room (most at once)="
-                f"{ctx.observed.get('stamps_waiting_for_room_max', 0)}")
+    return ok, (
+        f"timed-out requests retried: stamp={stamp_errors}, order+pay={pay_errors}; "
+        f"stamp requests waiting for issuer room (most at once)="
+        f"{ctx.observed.get('stamps_waiting_for_room_max', 0)}"
+    )
 
 
-DRILLS: dict[str, Drill] = {d.name: d for d in (
-    Drill(name="kill-testbed",
-          proves="SIGKILL mid-surge and a restart on the same port and database lose and duplicate nothing",
-          injects="kill -9 of the testbed 4 s into the load, 1 s down, restart on the same port and SQLite file",
-          fault=_kill_fault, observe=_kill_observe, rate_per_s=6.0,
-          journeys={"request_timeout_s": 3, "max_attempts": 10, "backoff_max_s": 1.5}),
-    Drill(name="issuer-outage",
-          proves="stamps accepted while the serial-number issuer is down all finish once it is back",
-          injects="POST /admin/faults issuer=pause 3 s into the load, issuer=resume at 8 s",
-          fault=_outage_fault, observe=_outage_observe, rate_per_s=5.0, journeys={"patience_s": 25}),
-    Drill(name="payment-chaos",
-          proves="duplicate, reordered and declined payment confirmations credit each paid order exactly once",
-          injects="payment_duplicate_ratio=0.5, payment_reorder=true, payment_failure_ratio=0.2 for the "
-                  "whole load; then a late failure and a repeat confirmation of 5 paid payments by hand",
-          fault=_chaos_fault, observe=_chaos_observe, rate_per_s=6.0),
-    Drill(name="client-retries",
-          proves="Idempotency-Keys stop retried orders and stamps from charging twice (with "
-                 "--fresh-idempotency-keys the same drill must fail)",
-          injects="client timeout 1 s; payments paused 1.5-4.5 s behind a 2-job queue (pay requests wait), "
-                  "accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
-                  "1.5 s database stalls at 3 s and 7 s, issuer 10x slower 4-10 s behind a 4-job queue "
-                  "(stamp requests wait for room)",
-          fault=_retries_fault, observe=_retries_observe, rate_per_s=4.0,
-          testbed_set=("issuer.workers=2", "issuer.service.distribution=\"constant\"", "issuer.service.mean=0.1",
-                       "issuer.queue_bound=4", "payments.workers=2", "payments.queue_bound=2",
-                       "payments.service.mean=0.1"),
-          journeys={"request_timeout_s": 1, "patience_s": 25, "max_attempts": 15, "backoff_base_s": 0.2,
-                    "backoff_max_s": 1}),
-)}
+DRILLS: dict[str, Drill] = {
+    d.name: d
+    for d in (
+        Drill(
+            name="kill-testbed",
+            proves="SIGKILL mid-surge and a restart on the same port and database lose and "
+                   "duplicate nothing",
+            injects="kill -9 of the testbed 4 s into the load, 1 s down, restart on the same "
+                    "port and SQLite file",
+            fault=_kill_fault,
+            observe=_kill_observe,
+            rate_per_s=6.0,
+            journeys={"request_timeout_s": 3, "max_attempts": 10, "backoff_max_s": 1.5},
+        ),
+        Drill(
+            name="issuer-outage",
+            proves="stamps accepted while the serial-number issuer is down all finish once it is "
+                   "back",
+            injects="POST /admin/faults issuer=pause 3 s into the load, issuer=resume at 8 s",
+            fault=_outage_fault,
+            observe=_outage_observe,
+            rate_per_s=5.0,
+            journeys={"patience_s": 25},
+        ),
+        Drill(
+            name="payment-chaos",
+            proves="duplicate, reordered and declined payment confirmations credit each paid "
+                   "order exactly once",
+            injects="payment_duplicate_ratio=0.5, payment_reorder=true, "
+                    "payment_failure_ratio=0.2 for the "
+            "whole load; then a late failure and a repeat confirmation of 5 paid payments by hand",
+            fault=_chaos_fault,
+            observe=_chaos_observe,
+            rate_per_s=6.0,
+        ),
+        Drill(
+            name="client-retries",
+            proves="Idempotency-Keys stop retried orders and stamps from charging twice (with "
+            "--fresh-idempotency-keys the same drill must fail)",
+            injects="client timeout 1 s; payments paused 1.5-4.5 s behind a 2-job queue (pay "
+                    "requests wait), "
+            "accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
+            "1.5 s database stalls at 3 s and 7 s, issuer 10x slower 4-10 s behind a 4-job queue "
+            "(stamp requests wait for room)",
+            fault=_retries_fault,
+            observe=_retries_observe,
+            rate_per_s=4.0,
+            testbed_set=(
+                "issuer.workers=2",
+                'issuer.service.distribution="constant"',
+                "issuer.service.mean=0.1",
+                "issuer.queue_bound=4",
+                "payments.workers=2",
+                "payments.queue_bound=2",
+                "payments.service.mean=0.1",
+            ),
+            journeys={
+                "request_timeout_s": 1,
+                "patience_s": 25,
+                "max_attempts": 15,
+                "backoff_base_s": 0.2,
+                "backoff_max_s": 1,
+            },
+        ),
+    )
+}
 
 
 def describe() -> list[str]:
@@ -226,5 +317,3 @@ def describe() -> list[str]:
     """
     width = max(len(n) for n in DRILLS)
     return [f"{d.name:<{width}}  {d.proves}" for d in DRILLS.values()]
-
-

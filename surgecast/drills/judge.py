@@ -1,4 +1,5 @@
-"""Judging a drill from files and the drained testbed: reconciliation, duplicate jobs, the checks and the verdict."""
+"""Judging a drill from files and the drained testbed: reconciliation, duplicate jobs, the checks
+and the verdict."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def _unix(iso: str) -> float:
     return 0.0 if at is None else at
 
 
-def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any], db_path: str) -> dict[str, Any]:
+def duplicate_jobs(
+    client_rows: list[dict[str, str]], server: dict[str, Any], db_path: str
+) -> dict[str, Any]:
     """Orders and stamp jobs the server made twice for one request of a client account.
 
     Each drill applicant buys once and stamps distinct documents, so two orders
@@ -39,7 +42,9 @@ def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any], db
     of paid quota: a double charge.
     """
     accounts = {r["account_id"] for r in client_rows if r.get("account_id")}
-    orders = Counter(o["account_id"] for o in server.get("orders", []) if o.get("account_id") in accounts)
+    orders = Counter(
+        o["account_id"] for o in server.get("orders", []) if o.get("account_id") in accounts
+    )
     dup_orders = sum(n - 1 for n in orders.values() if n > 1)
     paid_dup_orders = 0
     by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -47,12 +52,16 @@ def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any], db
         by_account[o["account_id"]].append(o)
     for aid, n in orders.items():
         if n > 1:
-            paid_dup_orders += max(0, sum(1 for o in by_account[aid] if o.get("status") == "paid") - 1)
+            paid_dup_orders += max(
+                0, sum(1 for o in by_account[aid] if o.get("status") == "paid") - 1
+            )
     dup_stamps = charged = 0
     examples: list[dict[str, Any]] = []
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-        groups = db.execute("SELECT account_id, doc_sha256, COUNT(*), SUM(status != 'failed') "
-                            "FROM stamps GROUP BY account_id, doc_sha256 HAVING COUNT(*) > 1").fetchall()
+        groups = db.execute(
+            "SELECT account_id, doc_sha256, COUNT(*), SUM(status != 'failed') "
+            "FROM stamps GROUP BY account_id, doc_sha256 HAVING COUNT(*) > 1"
+        ).fetchall()
     for aid, digest, n, not_failed in groups:
         if aid not in accounts:
             continue
@@ -60,9 +69,13 @@ def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any], db
         charged += max(0, int(not_failed or 0) - 1)
         if len(examples) < 20:
             examples.append({"account_id": aid, "document_sha256": digest[:16], "jobs": n})
-    return {"duplicate_orders": dup_orders, "duplicate_paid_orders": paid_dup_orders,
-            "duplicate_stamp_jobs": dup_stamps, "quota_charged_twice": charged + paid_dup_orders,
-            "examples": examples}
+    return {
+        "duplicate_orders": dup_orders,
+        "duplicate_paid_orders": paid_dup_orders,
+        "duplicate_stamp_jobs": dup_stamps,
+        "quota_charged_twice": charged + paid_dup_orders,
+        "examples": examples,
+    }
 
 
 def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
@@ -82,30 +95,44 @@ def _drain(url: str, token: str, timeout_s: float) -> tuple[dict[str, Any] | Non
     return audit, time.monotonic() - t0
 
 
-def _reconciliation_check(client: list[dict[str, str]], records: dict[str, Any] | None,
-                          out: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _reconciliation_check(
+    client: list[dict[str, str]], records: dict[str, Any] | None, out: Path
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The oracle: the clients' ledger against the drained server's durable records (settled)."""
     from scenarios.reconcile import reconcile
 
     if records is None:
         return _check("reconciliation", False, "GET /admin/records failed after the load"), None
-    atomic.write_json(out / "drill_server_records.json", rundir.stamp(records, rundir.process_run_id()))
+    atomic.write_json(
+        out / "drill_server_records.json", rundir.stamp(records, rundir.process_run_id())
+    )
     recon = reconcile(client, records, settled=True)
     bad = ", ".join(f"{k}={recon[k]}" for k in recon["problems"])
     first = Counter(d["problem"] for d in recon["details"] if d.get("count") in recon["problems"])
     why = "; ".join(f"{k} x{v}" for k, v in first.most_common(4))
     detail = (f"{bad} ({why})" if bad else "0 lost, 0 duplicated, 0 mispriced, 0 stuck") + (
         f"; checked {recon['checked_accounts']} accounts, {recon['checked_orders']} orders, "
-        f"{recon['checked_payments']} payments, {recon['checked_stamps']} stamps")
+        f"{recon['checked_payments']} payments, {recon['checked_stamps']} stamps"
+    )
     if not client:
         detail = "the client ledger is empty; " + detail
     return _check("reconciliation", recon["ok"] and bool(client), detail), recon
 
 
-def _judge(drill: Drill, ctx: DrillContext, out: Path, *, audit: dict[str, Any] | None,
-           server: dict[str, Any] | None, records: dict[str, Any] | None, rehearse_exit: int | None,
-           rehearse_stderr: str,
-           fault_error: list[str], waited_s: float, db_path: str) -> dict[str, Any]:
+def _judge(
+    drill: Drill,
+    ctx: DrillContext,
+    out: Path,
+    *,
+    audit: dict[str, Any] | None,
+    server: dict[str, Any] | None,
+    records: dict[str, Any] | None,
+    rehearse_exit: int | None,
+    rehearse_stderr: str,
+    fault_error: list[str],
+    waited_s: float,
+    db_path: str,
+) -> dict[str, Any]:
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     client = _rows(out / "ledger.csv")
@@ -115,14 +142,27 @@ def _judge(drill: Drill, ctx: DrillContext, out: Path, *, audit: dict[str, Any] 
     checks: list[dict[str, Any]] = []
     completed = int(summary.get("completed") or 0)
     tail = (rehearse_stderr.strip().splitlines() or [""])[-1][:300]
-    checks.append(_check("load_ran", bool(summary) and completed > 0,
-                         f"rehearsal exit {rehearse_exit}; scheduled {summary.get('scheduled')}, completed "
-                         f"{completed}, abandoned {summary.get('abandoned')}, failed {summary.get('failed')}"
-                         + ("" if summary else f"; no summary.json ({tail or 'no output'})")))
+    checks.append(
+        _check(
+            "load_ran",
+            bool(summary) and completed > 0,
+            f"rehearsal exit {rehearse_exit}; scheduled {summary.get('scheduled')}, completed "
+            f"{completed}, abandoned {summary.get('abandoned')}, failed {summary.get('failed')}"
+            + ("" if summary else f"; no summary.json ({tail or 'no output'})"),
+        )
+    )
     if fault_error:
-        checks.append(_check("fault_observed", False, "the fault could not be injected: " + "; ".join(fault_error)))
+        checks.append(
+            _check(
+                "fault_observed",
+                False,
+                "the fault could not be injected: " + "; ".join(fault_error),
+            )
+        )
     elif not ctx.timeline or ctx.load_start == 0:
-        checks.append(_check("fault_observed", False, "the load never reached the testbed; no fault injected"))
+        checks.append(
+            _check("fault_observed", False, "the load never reached the testbed; no fault injected")
+        )
     else:
         ok, detail = drill.observe(ctx, {"summary": summary, "arrivals": arrivals})
         checks.append(_check("fault_observed", ok, detail))
@@ -133,31 +173,62 @@ def _judge(drill: Drill, ctx: DrillContext, out: Path, *, audit: dict[str, Any] 
     if server is None:
         checks.append(_check("no_duplicate_jobs", False, "GET /admin/ledger failed after the load"))
     else:
-        atomic.write_json(out / "drill_server_ledger.json", rundir.stamp(server, rundir.process_run_id()))
+        atomic.write_json(
+            out / "drill_server_ledger.json", rundir.stamp(server, rundir.process_run_id())
+        )
         dups = duplicate_jobs(client, server, db_path)
         n = dups["duplicate_orders"] + dups["duplicate_stamp_jobs"]
-        checks.append(_check("no_duplicate_jobs", n == 0,
-                             f"{dups['duplicate_stamp_jobs']} stamp jobs made twice for one document "
-                             f"({dups['quota_charged_twice']} e-Meterai charged twice), "
-                             f"{dups['duplicate_orders']} duplicate orders"))
+        checks.append(
+            _check(
+                "no_duplicate_jobs",
+                n == 0,
+                f"{dups['duplicate_stamp_jobs']} stamp jobs made twice for one document "
+                f"({dups['quota_charged_twice']} e-Meterai charged twice), "
+                f"{dups['duplicate_orders']} duplicate orders",
+            )
+        )
         accounts = {r["account_id"] for r in client if r.get("account_id")}
-        states = Counter(s["status"] for s in server.get("stamps", []) if s.get("account_id") in accounts)
+        states = Counter(
+            s["status"] for s in server.get("stamps", []) if s.get("account_id") in accounts
+        )
         pending = (audit or {}).get("totals", {}).get("stamps_pending")
         unfinished = states.get("queued", 0) + states.get("processing", 0)
         lost_stamps = (recon or {}).get("lost_stamps", 0)
-        checks.append(_check("stamps_finished", unfinished == 0 and pending == 0 and lost_stamps == 0,
-                             f"{states.get('done', 0)} done, {states.get('failed', 0)} failed, {unfinished} "
-                             f"unfinished of {sum(states.values())} accepted; drained in {waited_s:.1f} s "
-                             f"(bound {DRAIN_TIMEOUT_S:g} s)"))
+        checks.append(
+            _check(
+                "stamps_finished",
+                unfinished == 0 and pending == 0 and lost_stamps == 0,
+                f"{states.get('done', 0)} done, {states.get('failed', 0)} failed, {unfinished} "
+                f"unfinished of {sum(states.values())} accepted; drained in {waited_s:.1f} s "
+                f"(bound {DRAIN_TIMEOUT_S:g} s)",
+            )
+        )
     if audit is None:
         checks.append(_check("audit_balanced", False, "GET /admin/audit failed after the load"))
     else:
         failing = [c["name"] for c in audit.get("checks", []) if not c.get("ok")]
-        checks.append(_check("audit_balanced", bool(audit.get("balanced")),
-                             "balanced" if audit.get("balanced") else "failing: " + ", ".join(failing)))
+        checks.append(
+            _check(
+                "audit_balanced",
+                bool(audit.get("balanced")),
+                "balanced" if audit.get("balanced") else "failing: " + ", ".join(failing),
+            )
+        )
     failed = [c for c in checks if not c["ok"]]
-    reason = ("all checks passed" if not failed else
-              "; ".join(f"{c['name']} failed ({c['detail']})" for c in failed))
-    return {"verdict": {"passed": not failed, "reason": reason, "failed_checks": [c["name"] for c in failed]},
-            "checks": checks, "rehearse_exit_code": rehearse_exit, "reconciliation": recon, "duplicates": dups,
-            "audit": audit}
+    reason = (
+        "all checks passed"
+        if not failed
+        else "; ".join(f"{c['name']} failed ({c['detail']})" for c in failed)
+    )
+    return {
+        "verdict": {
+            "passed": not failed,
+            "reason": reason,
+            "failed_checks": [c["name"] for c in failed],
+        },
+        "checks": checks,
+        "rehearse_exit_code": rehearse_exit,
+        "reconciliation": recon,
+        "duplicates": dups,
+        "audit": audit,
+    }

@@ -1,4 +1,5 @@
-"""Running a drill: start its testbed, rehearse against it, inject the fault, heal, drain, judge, write drill.json."""
+"""Running a drill: start its testbed, rehearse against it, inject the fault, heal, drain, judge,
+write drill.json."""
 
 from __future__ import annotations
 
@@ -44,35 +45,55 @@ def _wait_for_load(ctx: DrillContext, proc: subprocess.Popen[str]) -> bool:
     return False
 
 
-def run_drill(name: str, *, out: Path, duration_s: float | None = None, seed: int = 1,
-              fresh_keys: bool = False, quiet: bool = False) -> dict[str, Any]:
+def run_drill(
+    name: str,
+    *,
+    out: Path,
+    duration_s: float | None = None,
+    seed: int = 1,
+    fresh_keys: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Run drill `name` into run directory `out`; return what is written to `out/drill.json`.
 
-    >>> run_drill("no-such-drill", out=Path("/tmp/never"))
+    >>> run_drill("no-such-drill", out=Path("/tmp/never"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: NAME = 'no-such-drill': choose one of: kill-testbed, issuer-outage, payment-chaos, client-retries (see surgecast drill --list)
+    floor.errors.FieldError: NAME = 'no-such-drill': choose one of: kill-testbed, issuer-outage, ...
     """
     drill = DRILLS.get(name)
     if drill is None:
-        raise FieldError("NAME", name, f"choose one of: {', '.join(DRILLS)} (see surgecast drill --list)")
+        raise FieldError(
+            "NAME", name, f"choose one of: {', '.join(DRILLS)} (see surgecast drill --list)"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FieldError("--out", str(out), "exists and is not an empty directory; give a new one")
     duration = float(duration_s or drill.duration_s)
     if not 8 <= duration <= 600:
-        raise FieldError("--duration", duration_s, "give 8 to 600 seconds (the faults play in the first 9 s)")
-    with rundir.exported(rundir.claim(out, what="drill")):  # the rehearsal and the drill's files: one run id
-        return _run_drill(drill, out=out, duration=duration, seed=seed, fresh_keys=fresh_keys, quiet=quiet)
+        raise FieldError(
+            "--duration", duration_s, "give 8 to 600 seconds (the faults play in the first 9 s)"
+        )
+    with rundir.exported(
+        rundir.claim(out, what="drill")
+    ):  # the rehearsal and the drill's files: one run id
+        return _run_drill(
+            drill, out=out, duration=duration, seed=seed, fresh_keys=fresh_keys, quiet=quiet
+        )
 
 
-def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_keys: bool,
-               quiet: bool) -> dict[str, Any]:
+def _run_drill(
+    drill: Drill, *, out: Path, duration: float, seed: int, fresh_keys: bool, quiet: bool
+) -> dict[str, Any]:
     """run_drill after its checks, under the run id exported in the environment."""
     from testbed.process import TestbedServer
 
     name = drill.name
 
-    say = (lambda _m: None) if quiet else (lambda m: print(f"[drill] {m}", file=sys.stderr, flush=True))
+    say = (
+        (lambda _m: None)
+        if quiet
+        else (lambda m: print(f"[drill] {m}", file=sys.stderr, flush=True))
+    )
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="surgecast-drill-") as tmp:
         profile = Path(tmp) / f"drill-{name}.toml"
@@ -80,19 +101,43 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
         extra: list[str] = ["--seed", str(seed)]
         for kv in (*BASE_TESTBED, *drill.testbed_set):
             extra += ["--set", kv]
-        tb = TestbedServer(port=0, db=str(Path(tmp) / "testbed.sqlite"), admin_token=secrets.token_hex(24),
-                           extra_args=extra)
+        tb = TestbedServer(
+            port=0,
+            db=str(Path(tmp) / "testbed.sqlite"),
+            admin_token=secrets.token_hex(24),
+            extra_args=extra,
+        )
         with tb:
             say(f"{name}: testbed at {tb.url}; {drill.injects}")
             ctx = DrillContext(tb=tb)
             scale = drill.rate_per_s * duration / 86400.0
-            cmd = [*python_module("surgecast"), "rehearse", "--profile", str(profile), "--duration",
-                   repr(duration), "--scale", repr(scale), "--seed", str(seed), "--host", tb.url,
-                   "--out", str(out), "--quiet"]  # the admin token goes in the environment, not argv
+            cmd = [
+                *python_module("surgecast"),
+                "rehearse",
+                "--profile",
+                str(profile),
+                "--duration",
+                repr(duration),
+                "--scale",
+                repr(scale),
+                "--seed",
+                str(seed),
+                "--host",
+                tb.url,
+                "--out",
+                str(out),
+                "--quiet",
+            ]  # the admin token goes in the environment, not argv
             if fresh_keys:
                 cmd.append("--fresh-idempotency-keys")
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                    env=child_env(tb.admin_token))
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                env=child_env(tb.admin_token),
+            )
             fault_error: list[str] = []
             thread: threading.Thread | None = None
             try:
@@ -105,6 +150,7 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
                         except Exception as e:  # noqa: BLE001 (recorded as a failed check)
                             fault_error.append(f"{type(e).__name__}: {e}")
                             ctx.event("fault_error", error=f"{type(e).__name__}: {e}")
+
                     thread = threading.Thread(target=play, daemon=True)
                     thread.start()
                 limit = duration + 25 + 60
@@ -114,10 +160,16 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
                     proc.kill()
                     stdout, stderr = proc.communicate()
                     stderr += f"\n(rehearsal killed after {limit:.0f} s)"
-            except KeyboardInterrupt as e:  # SIGTERM/SIGINT: stop the load, say so, leave no testbed behind
+            except (
+                KeyboardInterrupt
+            ) as e:  # SIGTERM/SIGINT: stop the load, say so, leave no testbed behind
                 ctx.stop.set()
                 stop_child(proc, 7.0)
-                ctx.event("interrupted", signal=getattr(e, "signame", "SIGINT"), rehearse_exit=proc.returncode)
+                ctx.event(
+                    "interrupted",
+                    signal=getattr(e, "signame", "SIGINT"),
+                    rehearse_exit=proc.returncode,
+                )
                 _write_interrupted(drill, ctx, out, e, started, seed=seed, duration=duration)
                 raise
             finally:
@@ -132,9 +184,18 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
                 tb.restart()
                 ctx.event("restart_after_load", port=tb.port)
             # Heal: everything running again, then let the queues drain.
-            healed = _admin_optional(tb.url, tb.admin_token, "POST", "/admin/faults",
-                                     {"issuer": "resume", "payments": "resume", "issuer_slow_factor": 1.0,
-                                      "answer_delay_s": 0})
+            healed = _admin_optional(
+                tb.url,
+                tb.admin_token,
+                "POST",
+                "/admin/faults",
+                {
+                    "issuer": "resume",
+                    "payments": "resume",
+                    "issuer_slow_factor": 1.0,
+                    "answer_delay_s": 0,
+                },
+            )
             ctx.event("healed", ok=healed is not None)
             if name == "payment-chaos" and not fault_error:
                 try:
@@ -142,41 +203,106 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
                 except (HttpError, KeyError, TypeError) as e:
                     fault_error.append(f"late confirmations: {e}")
             audit, waited = _drain(tb.url, tb.admin_token, DRAIN_TIMEOUT_S)
-            ctx.event("drained" if audit and audit["totals"].get("stamps_pending") == 0
-                      and audit["totals"].get("payments_pending") == 0 else "drain_timeout", waited_s=round(waited, 2))
+            ctx.event(
+                "drained"
+                if audit
+                and audit["totals"].get("stamps_pending") == 0
+                and audit["totals"].get("payments_pending") == 0
+                else "drain_timeout",
+                waited_s=round(waited, 2),
+            )
             server = _admin_optional(tb.url, tb.admin_token, "GET", "/admin/ledger")
             records = _admin_optional(tb.url, tb.admin_token, "GET", "/admin/records")
-            result = _judge(drill, ctx, out, audit=audit, server=server, records=records,
-                            rehearse_exit=proc.returncode,
-                            rehearse_stderr=stderr, fault_error=fault_error, waited_s=waited, db_path=tb.db_path)
-    result.update(name=name, proves=drill.proves, injects=drill.injects, seed=seed, duration_s=duration,
-                  rate_per_s=drill.rate_per_s, fresh_idempotency_keys=fresh_keys, started_at=_iso(started),
-                  finished_at=_iso(time.time()), elapsed_s=round(time.time() - started, 2),
-                  timeline=ctx.timeline)
-    ordered = {k: result[k] for k in ("name", "proves", "injects", "verdict", "checks", "timeline", "seed",
-                                      "duration_s", "rate_per_s", "fresh_idempotency_keys", "started_at",
-                                      "finished_at", "elapsed_s", "rehearse_exit_code", "reconciliation",
-                                      "duplicates", "audit")}
+            result = _judge(
+                drill,
+                ctx,
+                out,
+                audit=audit,
+                server=server,
+                records=records,
+                rehearse_exit=proc.returncode,
+                rehearse_stderr=stderr,
+                fault_error=fault_error,
+                waited_s=waited,
+                db_path=tb.db_path,
+            )
+    result.update(
+        name=name,
+        proves=drill.proves,
+        injects=drill.injects,
+        seed=seed,
+        duration_s=duration,
+        rate_per_s=drill.rate_per_s,
+        fresh_idempotency_keys=fresh_keys,
+        started_at=_iso(started),
+        finished_at=_iso(time.time()),
+        elapsed_s=round(time.time() - started, 2),
+        timeline=ctx.timeline,
+    )
+    ordered = {
+        k: result[k]
+        for k in (
+            "name",
+            "proves",
+            "injects",
+            "verdict",
+            "checks",
+            "timeline",
+            "seed",
+            "duration_s",
+            "rate_per_s",
+            "fresh_idempotency_keys",
+            "started_at",
+            "finished_at",
+            "elapsed_s",
+            "rehearse_exit_code",
+            "reconciliation",
+            "duplicates",
+            "audit",
+        )
+    }
     if out.is_dir() or not out.exists():
         atomic.write_json(out / "drill.json", rundir.stamp(ordered, rundir.process_run_id()))
-        rundir.record(out, ["drill.json", "drill_server_records.json", "drill_server_ledger.json"],
-                      run_id=rundir.process_run_id(), by="drill")
+        rundir.record(
+            out,
+            ["drill.json", "drill_server_records.json", "drill_server_ledger.json"],
+            run_id=rundir.process_run_id(),
+            by="drill",
+        )
     return ordered
 
 
-def _write_interrupted(drill: Drill, ctx: DrillContext, out: Path, e: BaseException, started: float, *,
-                       seed: int, duration: float) -> None:
+def _write_interrupted(
+    drill: Drill,
+    ctx: DrillContext,
+    out: Path,
+    e: BaseException,
+    started: float,
+    *,
+    seed: int,
+    duration: float,
+) -> None:
     """drill.json of a drill stopped by a signal: not passed, and saying it was interrupted."""
     how = getattr(e, "signame", "SIGINT")
-    result = {"name": drill.name, "proves": drill.proves, "injects": drill.injects,
-              "verdict": {"passed": False, "interrupted": True, "failed_checks": [],
-                          "reason": f"interrupted by {how} before the drill ended: nothing was judged"},
-              "checks": [], "timeline": ctx.timeline, "seed": seed, "duration_s": duration,
-              "started_at": _iso(started), "finished_at": _iso(time.time()),
-              "elapsed_s": round(time.time() - started, 2)}
+    result = {
+        "name": drill.name,
+        "proves": drill.proves,
+        "injects": drill.injects,
+        "verdict": {
+            "passed": False,
+            "interrupted": True,
+            "failed_checks": [],
+            "reason": f"interrupted by {how} before the drill ended: nothing was judged",
+        },
+        "checks": [],
+        "timeline": ctx.timeline,
+        "seed": seed,
+        "duration_s": duration,
+        "started_at": _iso(started),
+        "finished_at": _iso(time.time()),
+        "elapsed_s": round(time.time() - started, 2),
+    }
     if out.is_dir() or not out.exists():
         with contextlib.suppress(OSError):
             atomic.write_json(out / "drill.json", rundir.stamp(result, rundir.process_run_id()))
             rundir.record(out, ["drill.json"], run_id=rundir.process_run_id(), by="drill")
-
-
