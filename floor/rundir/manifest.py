@@ -22,7 +22,7 @@ after their run wrote them::
     ...
     floor.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory for the probe (or delete this one)
 
-Imports nothing of the project but `floor.errors` and `floor.atomic`.
+Imports nothing of the project but `floor.errors`, `floor.atomic` and the schema.
 """
 
 from __future__ import annotations
@@ -40,19 +40,12 @@ from typing import Any
 
 from floor.atomic import write_json
 from floor.errors import FieldError, InputFileError
+from floor.rundir.schema import LATENCY_DIR, MANIFEST, REPORT_HTML, REPORT_PDF, RUN_FILES
 
 RUN_ID_ENV = "SURGECAST_RUN_ID"
-MANIFEST = "manifest.json"
 RUN_ID_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,32}")
-# The files a run writes (docs/run-directory.md): one of them in a directory means a run was there.
-RUN_FILES = frozenset({
-    "run.json", "summary.json", "profile.toml", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv",
-    "audit.json", "server_ledger.json", "server_records.json", "reconciliation.json",
-    "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv",
-    "probe.csv", "probe_batches.csv", "capacity.json", "plan.json", "timeline.csv", "gate_schedule.json",
-    "waiting_room.json", "forecast.json", "plan_check.json", "mapping.json", "drill.json",
-    "drill_server_ledger.json", "drill_server_records.json"})
-NOT_RUN_FILES = frozenset({MANIFEST, "report.html", "report.pdf"})  # the report's own outputs carry the id inside
+# the report's own outputs carry the id inside
+NOT_RUN_FILES = frozenset({MANIFEST, REPORT_HTML, REPORT_PDF})
 _PROCESS_RUN_ID: list[str] = []
 
 
@@ -134,9 +127,9 @@ def run_files(run_dir: Path) -> list[str]:
     if not d.is_dir():
         return []
     names = sorted(p.name for p in d.iterdir() if p.is_file() and p.name in RUN_FILES)
-    lat = d / "latency"
+    lat = d / LATENCY_DIR
     if lat.is_dir():
-        names += sorted(f"latency/{p.name}" for p in lat.glob("*.hdr"))
+        names += sorted(f"{LATENCY_DIR}/{p.name}" for p in lat.glob("*.hdr"))
     return names
 
 
