@@ -46,11 +46,11 @@ from analysis.backlog import (
     run_fluid,
 )
 from analysis.extension import extended_inputs
-from analysis.forecast import TIMELINE_COLUMNS as FORECAST_COLUMNS
 from analysis.forecast import apply_params
 from analysis.planparse import parse_outage
 from analysis.stages import BASELINE, STAGES, StageSpec, validate_table
 from floor.errors import FieldError
+from floor.rundir.schema import PLAN_COLUMNS, TIMELINE_COLUMNS  # noqa: F401  (re-exported)
 from floor.timegrammar import parse_duration, parse_local_time
 from scenarios.profile import Outage, Profile
 
@@ -60,9 +60,6 @@ __all__ = ["PlanConfig", "Plan", "make_plan", "problems", "choose", "parse_durat
 VARIANTS = ("baseline", "book", "staged", "staged-paced")
 # The timeline contract shared with `surgecast forecast` (its columns first, written by its
 # writer), then the planner's own columns, which the report's charts read.
-PLAN_COLUMNS = ("demand_per_s", "retry_per_s", "capacity_per_s", "served_per_s", "queue", "wait_s",
-                "abandoned_per_s", "turned_away_per_s", "utilisation", "capacity_stamps_per_s", "queue_stamps")
-TIMELINE_COLUMNS = FORECAST_COLUMNS + PLAN_COLUMNS
 PAID_TOLERANCE = 0.5  # applicants: below this the model's lost_paid is zero
 DEFAULT_TARGET = 0.85   # stated default: 85% of those who want to submit served by the close (--target)
 RESOLVE_STEP_S = 300.0  # stage start conditions are found on 5-minute steps, then every plan runs at 1 minute
