@@ -56,8 +56,8 @@ class RunData:
     timeline: Series | None = None
     gate_schedule: list[dict[str, Any]] | None = None
     plan_check: dict[str, Any] | None = None  # plan_check.json: the demo's rehearsal-vs-plan check
-    waiting_room: dict[str, Any] | None = None  # waiting_room.json: the plan's waiting-room settings
-    run_id: str | None = None  # the run every file belongs to (floor.rundir.verify); None: no manifest.json
+    waiting_room: dict[str, Any] | None = None  # waiting_room.json: the plan's waiting rooms
+    run_id: str | None = None  # the run every file belongs to (rundir.verify); None: no manifest
 
     @property
     def kinds(self) -> set[str]:

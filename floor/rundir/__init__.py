@@ -31,7 +31,8 @@ from floor.rundir.manifest import (
 from floor.rundir.schema import MANIFEST, RUN_FILES
 
 __all__ = [
-    "MANIFEST", "NOT_RUN_FILES", "FieldError", "RUN_FILES", "RUN_ID_ENV", "RUN_ID_RE", "BlendedRun", "claim",
+    "MANIFEST", "NOT_RUN_FILES", "FieldError", "RUN_FILES", "RUN_ID_ENV", "RUN_ID_RE", "BlendedRun",
+    "claim",
     "exported", "inherited_run_id", "new_run_id", "process_run_id", "read_manifest", "record",
     "run_files", "sha256", "stamp", "verify",
 ]

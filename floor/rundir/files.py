@@ -53,7 +53,8 @@ RECONCILIATION_COUNTS = (
 _PERCENTILES = ("p50_ms", "p95_ms", "p99_ms", "intended_p50_ms", "intended_p95_ms",
                 "intended_p99_ms")
 _ROOM_KEYS = ("cloudflare.new_users_per_minute", "cloudflare.total_active_users",
-              "cloudflare.session_duration_minutes", "aws_virtual_waiting_room.increment_per_minute",
+              "cloudflare.session_duration_minutes",
+              "aws_virtual_waiting_room.increment_per_minute",
               "queue_it.max_outflow_per_minute")
 
 

@@ -53,7 +53,7 @@ def read_json(path: Path) -> Any:
     >>> read_json(p)
     Traceback (most recent call last):
     ...
-    floor.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); rerun ...
+    floor.errors.InputFileError: ...x.json: line 1 column 7: not valid JSON (Expecting value); ...
     """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
@@ -89,7 +89,8 @@ def need(obj: Any, key: str, path: Path, kind: type | tuple[type, ...] | None = 
             ok = True
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
-            raise InputFileError(f"{path}: key {shown(at + key)} = {node!r} is not a {names}; {FIX}")
+            raise InputFileError(f"{path}: key {shown(at + key)} = {node!r} is not a {names}; "
+                                 f"{FIX}")
     return node
 
 
@@ -140,7 +141,8 @@ def key_time(text: str, path: Path, key: str) -> datetime:
 
 def _raw_columns(path: Path, wanted: tuple[str, ...], optional: tuple[str, ...],
                  ) -> tuple[dict[str, list[str]], list[int]]:
-    """The cells of the `wanted` columns (and of the `optional` ones present), and each row's line."""
+    """The cells of the `wanted` columns (and of the `optional` ones present), and each row's
+    line."""
     try:
         with path.open(encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
