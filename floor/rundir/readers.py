@@ -113,27 +113,21 @@ def in_range(d: datetime) -> bool:
 
 def parse_time(text: str, path: Path, line: int, col: str) -> datetime:
     """An ISO 8601 time with 'Z' or an offset in a CSV cell; errors name file, line, column."""
-    where = f"{path}: line {line}: column {col} = {text!r}"
+    return _aware(text, f"{path}: line {line}: column {col} = {text!r}", "Z or +07:00")
+
+
+def key_time(text: str, path: Path, key: str) -> datetime:
+    """An ISO 8601 time with an offset under a JSON key; errors name the file and the key."""
+    return _aware(text, f"{path}: key {key} = {text!r}", "+07:00")
+
+
+def _aware(text: str, where: str, offsets: str) -> datetime:
     try:
         d = datetime.fromisoformat(text)
     except (ValueError, TypeError):
         raise InputFileError(f"{where} is not an ISO 8601 time; {FIX}") from None
     if d.tzinfo is None:
-        raise InputFileError(f"{where} has no offset (write Z or +07:00); {FIX}")
-    if not in_range(d):
-        raise InputFileError(f"{where} is outside the years {YEARS[0]}..{YEARS[1]}; {FIX}")
-    return d
-
-
-def key_time(text: str, path: Path, key: str) -> datetime:
-    """An ISO 8601 time with an offset under a JSON key; errors name the file and the key."""
-    where = f"{path}: key {key} = {text!r}"
-    try:
-        d = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputFileError(f"{where} is not an ISO 8601 time; {FIX}") from None
-    if d.tzinfo is None:
-        raise InputFileError(f"{where} has no offset (write +07:00); {FIX}")
+        raise InputFileError(f"{where} has no offset (write {offsets}); {FIX}")
     if not in_range(d):
         raise InputFileError(f"{where} is outside the years {YEARS[0]}..{YEARS[1]}; {FIX}")
     return d
