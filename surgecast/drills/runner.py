@@ -17,6 +17,7 @@ from floor.children import child_env, python_module
 from floor.children import stop as stop_child
 from floor.errors import FieldError, SurgecastError
 from floor.jsonhttp import HttpError
+from floor.rundir import schema as rs
 from surgecast.drills.catalogue import DRILLS, _chaos_after
 from surgecast.drills.context import (
     BASE_TESTBED,
@@ -158,8 +159,8 @@ def _run_drill(drill: Drill, *, out: Path, duration: float, seed: int, fresh_key
                                       "finished_at", "elapsed_s", "rehearse_exit_code", "reconciliation",
                                       "duplicates", "audit")}
     if out.is_dir() or not out.exists():
-        atomic.write_json(out / "drill.json", rundir.stamp(ordered, rundir.process_run_id()))
-        rundir.record(out, ["drill.json", "drill_server_records.json", "drill_server_ledger.json"],
+        atomic.write_json(out / rs.DRILL, rundir.stamp(ordered, rundir.process_run_id()))
+        rundir.record(out, [rs.DRILL, rs.DRILL_SERVER_RECORDS, rs.DRILL_SERVER_LEDGER],
                       run_id=rundir.process_run_id(), by="drill")
     return ordered
 
@@ -176,7 +177,7 @@ def _write_interrupted(drill: Drill, ctx: DrillContext, out: Path, e: BaseExcept
               "elapsed_s": round(time.time() - started, 2)}
     if out.is_dir() or not out.exists():
         with contextlib.suppress(OSError):
-            atomic.write_json(out / "drill.json", rundir.stamp(result, rundir.process_run_id()))
-            rundir.record(out, ["drill.json"], run_id=rundir.process_run_id(), by="drill")
+            atomic.write_json(out / rs.DRILL, rundir.stamp(result, rundir.process_run_id()))
+            rundir.record(out, [rs.DRILL], run_id=rundir.process_run_id(), by="drill")
 
 
