@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from floor.errors import InputFileError
+from floor.rundir import schema as rs
 
 DRAIN_STAGE = "finish-paid"
 CHECKS = ("drain", "gates", "integrity", "model")
@@ -99,10 +100,10 @@ def check_plan_followed(run_dir: Path, *, model: bool = True,
     `model=False` leaves out the model check (it needs arrivals.csv, run.json's
     admin_actions and capacity.json). `stamps_per_second` replaces the measured capacity
     the model runs at (test stamps/s): a mis-scaled one must turn the `model` check red."""
-    plan = _json(run_dir / "plan.json")
-    run = _json(run_dir / "run.json")
-    recon = _json(run_dir / "reconciliation.json")
-    samples = _queue_rows(run_dir / "queue.csv")
+    plan = _json(run_dir / rs.PLAN)
+    run = _json(run_dir / rs.RUN)
+    recon = _json(run_dir / rs.RECONCILIATION)
+    samples = _queue_rows(run_dir / rs.QUEUE)
     stages = plan.get("stages") or []
     if not stages:
         raise InputFileError(f"{run_dir / 'plan.json'}: no stages; the plan has no reopening to check")

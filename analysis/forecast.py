@@ -32,6 +32,7 @@ import numpy as np
 
 from analysis.backlog import FluidResult, inputs_from_profile, run_fluid, stages_from_profile
 from floor.errors import FieldError
+from floor.rundir.schema import FORECAST_COLUMNS
 from scenarios.curve import AccountsCurve, ArrivalCurve
 from scenarios.profile_events import Outage
 from scenarios.profile_model import Profile
@@ -115,13 +116,7 @@ def capacity_from_json(data: Any, source: str = "capacity.json") -> CapacityMode
     return CapacityModel(stamps_per_second=float(v), alpha=float(a), beta=float(b), peak_concurrency=max(1.0, float(n)))
 
 
-TIMELINE_COLUMNS = (
-    "calendar_at", "arrived_cum", "served_cum", "lost_cum", "in_system",
-    "stamped_cum", "bypass_cum", "served_stamps_per_s", "issuer_capacity_stamps_per_s", "arrivals_per_s",
-    "room_registration", "room_ordering", "room_stamping",
-    "orbit_registration", "orbit_ordering", "orbit_stamping",
-    "payments_queue", "issuer_queue", "paid_unstamped", "ghost_work", "stage",
-)
+TIMELINE_COLUMNS = FORECAST_COLUMNS  # the run directory's schema (floor.rundir.schema)
 
 
 def _g(x: float) -> str:

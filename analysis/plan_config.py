@@ -9,9 +9,9 @@ from datetime import datetime
 
 from analysis import bands as bands_mod
 from analysis.backlog import Gate, Stage
-from analysis.forecast import TIMELINE_COLUMNS as FORECAST_COLUMNS
 from analysis.stages import STAGES, StageSpec, validate_table
 from floor.errors import FieldError
+from floor.rundir.schema import PLAN_COLUMNS, TIMELINE_COLUMNS  # noqa: F401  (re-exported)
 from scenarios.profile_events import Outage
 from scenarios.profile_model import Profile
 
@@ -28,22 +28,8 @@ __all__ = [
 ]
 
 VARIANTS = ("baseline", "book", "staged", "staged-paced")
-# The timeline contract shared with `surgecast forecast` (its columns first, written by its
-# writer), then the planner's own columns, which the report's charts read.
-PLAN_COLUMNS = (
-    "demand_per_s",
-    "retry_per_s",
-    "capacity_per_s",
-    "served_per_s",
-    "queue",
-    "wait_s",
-    "abandoned_per_s",
-    "turned_away_per_s",
-    "utilisation",
-    "capacity_stamps_per_s",
-    "queue_stamps",
-)
-TIMELINE_COLUMNS = FORECAST_COLUMNS + PLAN_COLUMNS
+# The timeline contract (the run directory's schema, floor.rundir.schema): the forecast's
+# columns first, then the planner's own, which the report's charts read.
 PAID_TOLERANCE = 0.5  # applicants: below this the model's lost_paid is zero
 DEFAULT_TARGET = (
     0.85  # stated default: 85% of those who want to submit served by the close (--target)

@@ -50,11 +50,8 @@ from scipy import stats
 
 from analysis.usl import MIN_POINTS, fit_usl
 from floor.errors import InputFileError
+from floor.rundir.schema import BATCH_COLUMNS, PROBE_COLUMNS
 
-PROBE_COLUMNS = ("concurrency", "step", "requests", "errors", "error_ratio", "throughput_per_s",
-                 "p50_ms", "p95_ms", "p99_ms", "duration_s")
-BATCH_COLUMNS = ("concurrency", "phase", "start_unix", "duration_s", "stamps", "server_stamps",
-                 "requests", "errors", "server_busy_share", "server_queue")
 _OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")

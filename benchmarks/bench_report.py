@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
-from make_fixtures import write_plan, write_probe, write_rehearsal  # noqa: E402
+from make_fixtures import RUN_IDS, write_plan, write_probe, write_rehearsal  # noqa: E402
 
 from reports.build import build_report  # noqa: E402
 
@@ -33,9 +33,11 @@ def main() -> None:
         d = Path(tmp) / "run"
         d.mkdir()
         t = time.perf_counter()
-        write_rehearsal(d, duration_s=7200, compress=96.0, scale=0.0115, seed=3, ledger=False)
-        write_probe(d)
-        write_plan(d, dt=60.0)
+        rid = RUN_IDS["full"]  # one run in one directory (the manifest refuses a second run id)
+        write_rehearsal(d, duration_s=7200, compress=96.0, scale=0.0115, seed=3, ledger=False,
+                        run_id=rid)
+        write_probe(d, run_id=rid)
+        write_plan(d, dt=60.0, run_id=rid)
         setup = time.perf_counter() - t
         sizes = {f: sum(1 for _ in (d / f).open()) - 1 for f in ("queue.csv", "arrivals.csv", "latency_history.csv",
                                                                   "timeline.csv")}

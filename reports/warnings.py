@@ -101,7 +101,4 @@ def _max_measured(run: RunData, step: str) -> float | None:
         sel = np.array(run.probe["step"]) == step
         if sel.any():
             return float(run.probe["concurrency"][sel].max())
-    steps = (run.run or {}).get("steps")
-    if (run.run or {}).get("kind") == "probe" and isinstance(steps, list) and steps:
-        return float(max(steps))
     return None

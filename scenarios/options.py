@@ -18,7 +18,6 @@ flag's value as the surge profile; `--host` is Locust's too.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -28,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from floor.children import TOKEN_ENV
-from floor.errors import FieldError, InputFileError
+from floor.errors import FieldError
+from floor.rundir.files import read_gate_schedule
 from floor.timegrammar import parse_duration, parse_local_time
-from floor.vocabulary import GATE_MODES, GATES
 from scenarios.arrivals import ARRIVAL_SHAPES
 from scenarios.profile import load_profile
 from scenarios.profile_events import GateChange
@@ -172,48 +171,18 @@ def rehearsal_dests() -> tuple[str, ...]:
 
 
 def load_gate_schedule(path: str, tz: Any) -> tuple[GateChange, ...]:
-    """Read a plan's gate_schedule.json: [{at, gate, mode, rate_per_s, burst, label}].
+    """Read a plan's gate_schedule.json (floor.rundir.files, the one reader) as GateChanges.
 
     >>> import tempfile, os, zoneinfo
     >>> p = os.path.join(tempfile.mkdtemp(), "g.json")
-    >>> _ = open(p, "w").write('[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", "rate_per_s": 4, "burst": 40}]')
+    >>> _ = open(p, "w").write('[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", '
+    ...                        '"mode": "rate", "rate_per_s": 4, "burst": 40}]')
     >>> load_gate_schedule(p, zoneinfo.ZoneInfo("Asia/Jakarta"))[0].rate_per_s
     4.0
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        why = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise InputFileError(f"--gates {path}: cannot read it as JSON ({why}); give a plan's gate_schedule.json") from None
-    if isinstance(data, dict):
-        data = data.get("gate_schedule", data.get("gates"))
-    if not isinstance(data, list):
-        raise FieldError("--gates", path, "the file must hold a list of {at, gate, mode, rate_per_s, burst}")
-    out = []
-    for i, row in enumerate(data):
-        f = f"--gates {path} [{i}]"
-        if not isinstance(row, dict):
-            raise FieldError(f, row, "each entry must be an object {at, gate, mode, ...}")
-        if row.get("gate") not in GATES:
-            raise FieldError(f"{f}.gate", row.get("gate"), f"choose one of: {', '.join(GATES)}")
-        if row.get("mode") not in GATE_MODES:
-            raise FieldError(f"{f}.mode", row.get("mode"), f"choose one of: {', '.join(GATE_MODES)}")
-        at = parse_local_time(str(row.get("at")), tz, f"{f}.at")
-        rate = burst = None
-        if row["mode"] == "rate":
-            rate = row.get("rate_per_s")
-            if (not isinstance(rate, int | float) or isinstance(rate, bool) or not math.isfinite(rate)
-                    or not 1e-9 <= rate <= 1e9):
-                raise FieldError(f"{f}.rate_per_s", rate, "give a finite rate from 1e-9 to 1e9 (applicants per "
-                                                          "calendar second)")
-            rate = float(rate)
-            b = row.get("burst") or max(1, math.ceil(rate))
-            if not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b) or not 1 <= b <= 1e9:
-                raise FieldError(f"{f}.burst", row.get("burst"), "give a whole number from 1 to 1e9")
-            burst = int(b)
-        out.append(GateChange(at=at, gate=row["gate"], mode=row["mode"], rate_per_s=rate, burst=burst,
-                             label=str(row.get("label", ""))))
-    return tuple(sorted(out, key=lambda g: g.at))
+    return tuple(GateChange(at=g["at"], gate=g["gate"], mode=g["mode"], rate_per_s=g["rate_per_s"],
+                            burst=g["burst"], label=str(g.get("label", "")))
+                 for g in read_gate_schedule(Path(path), flag="--gates", tz=tz))
 
 
 def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None, embedded: bool,

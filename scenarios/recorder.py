@@ -24,15 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from floor import atomic
+from floor.rundir import writers
+from floor.rundir.schema import (
+    ARRIVALS,
+    LATENCY_HISTORY,
+    LEDGER,
+    LEDGER_COLUMNS,
+    QUEUE,
+)
 from floor.vocabulary import STEPS
 from scenarios.latency import StepLatency
 
-ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at", "calendar_intended_at",
-                   "outcome", "ended_step", "attempts", "worker", "drop_reason")
-LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount", "status", "at",
-                  "http_status", "payment_id", "quantity_told", "serial_number", "document_serial",
-                  "idempotency_keys")
 # What the server told the client, kept once told (a later update never blanks it).
 LEDGER_EVIDENCE = ("http_status", "payment_id", "quantity_told", "serial_number", "document_serial",
                    "idempotency_keys")
@@ -48,11 +50,6 @@ def ledger_key(row: dict[str, Any]) -> tuple[str, str, str]:
     """
     keys = str(row.get("idempotency_keys") or "").split()
     return (row["applicant_id"], row["kind"], keys[0] if keys else row["ref"])
-QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers", "issuer_completed",
-                 "issuer_failed", "issuer_paused", "payments_queue", "payments_busy", "payments_workers",
-                 "gate_registration", "gate_ordering", "gate_stamping")
-HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors", "p50_ms", "p95_ms",
-                   "p99_ms", "intended_p50_ms", "intended_p95_ms", "intended_p99_ms")
 DROP_REASONS = ("pool_cap", "spawn_lag", "cpu")  # why an arrival found no idle user (scenarios.pool)
 HISTORY_WINDOW_S = 10.0
 
@@ -306,15 +303,14 @@ class Recorder:
 
     def write_files(self, out: Path) -> None:
         """Write arrivals.csv, ledger.csv, queue.csv, latency/*.hdr and latency_history.csv into `out`."""
-        atomic.write_csv(out / "arrivals.csv", ARRIVAL_COLUMNS, self.arrival_rows())
-        atomic.write_csv(out / "ledger.csv", LEDGER_COLUMNS,
-                         ([r.get(c, "") for c in LEDGER_COLUMNS] for r in self.ledger_rows()))
-        atomic.write_csv(out / "queue.csv", QUEUE_COLUMNS, self.queue_rows)
-        enc = self.latency.encode()
-        for clock, table in enc.items():
+        writers.write_table(out, ARRIVALS, self.arrival_rows())
+        writers.write_table(out, LEDGER, ([r.get(c, "") for c in LEDGER_COLUMNS]
+                                          for r in self.ledger_rows()))
+        writers.write_table(out, QUEUE, self.queue_rows)
+        for clock, table in self.latency.encode().items():
             for step, text in table.items():
-                atomic.write_text(out / "latency" / f"{step}.{clock}.hdr", text + "\n")
-        atomic.write_csv(out / "latency_history.csv", HISTORY_COLUMNS, self.history_rows())
+                writers.write_histogram(out, step, clock, text)
+        writers.write_table(out, LATENCY_HISTORY, self.history_rows())
 
 
 def read_ledger_csv(path: Path) -> list[dict[str, str]]:

@@ -26,6 +26,8 @@ from gevent.pool import Pool
 
 from floor import atomic, rundir
 from floor.jsonhttp import HttpError, JsonClient, RedirectRefused
+from floor.rundir import schema as rs
+from floor.rundir import writers
 from scenarios.arrivals import ArrivalSchedule, profile_schedule, shaped_schedule
 from scenarios.curve import ArrivalCurve
 from scenarios.identities import IdentitiesAhead, make_identity
@@ -433,21 +435,22 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
         if out is None:
             return code
         rid = rundir.process_run_id()
-        for name, obj in (("audit.json", audit), ("server_ledger.json", server_ledger),
-                          ("server_records.json", server_records), ("reconciliation.json", recon)):
+        for name, obj in ((rs.AUDIT, audit), (rs.SERVER_LEDGER, server_ledger),
+                          (rs.SERVER_RECORDS, server_records), (rs.RECONCILIATION, recon)):
             if obj is not None:
-                atomic.write_json(out / name, rundir.stamp(obj, rid))
+                writers.write_object(out, name, obj, rid)
         more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
         more.update(complete=not interrupted, problems=problems)
         if admin is not None and admin.problems:
             more["admin_problems"] = list(admin.problems)
-        atomic.write_json(out / "run.json", rundir.stamp(run_json(
+        writers.write_object(out, rs.RUN, run_json(
             s, origin_unix=origin_unix, started_unix=started_unix, finished_unix=finished,
-            extra={"admin_actions": action_log, **extra, **more}), rid))
-        atomic.write_json(out / "summary.json", rundir.stamp(summary_json(
+            extra={"admin_actions": action_log, **extra, **more}), rid)
+        writers.write_object(out, rs.SUMMARY, summary_json(
             s, recorder, scheduled_expected=scheduled_expected, elapsed_s=finished - origin_unix,
-            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more), rid))
-        rundir.record(out, REHEARSAL_FILES + tuple(n for n in rundir.run_files(out) if n.startswith("latency/")),
+            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more), rid)
+        hdrs = tuple(n for n in rundir.run_files(out) if n.startswith(rs.LATENCY_DIR + "/"))
+        rundir.record(out, REHEARSAL_FILES + hdrs,
                       run_id=rid, by="rehearsal")
     except OSError as e:
         print(f"OutputError: cannot write the run directory {out} ({e.strerror or e}); free space or give "
@@ -456,8 +459,8 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
     return code
 
 
-REHEARSAL_FILES = ("arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "profile.toml", "audit.json",
-                   "server_ledger.json", "server_records.json", "reconciliation.json", "run.json", "summary.json")
+REHEARSAL_FILES = (rs.ARRIVALS, rs.LEDGER, rs.QUEUE, rs.LATENCY_HISTORY, rs.PROFILE, rs.AUDIT,
+                   rs.SERVER_LEDGER, rs.SERVER_RECORDS, rs.RECONCILIATION, rs.RUN, rs.SUMMARY)
 
 
 def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
@@ -467,7 +470,7 @@ def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
     if s.profile is not None:
         src = Path(s.profile.source)
         if src.is_file():
-            atomic.write_text(out / "profile.toml", src.read_text(encoding="utf-8"))
+            atomic.write_text(out / rs.PROFILE, src.read_text(encoding="utf-8"))
 
 
 def _reconcile(rows: list[dict[str, Any]], evidence: Any) -> tuple[dict[str, Any] | None, str]:

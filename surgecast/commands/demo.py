@@ -36,6 +36,8 @@ from floor.atomic import check_writable
 from floor.children import TOKEN_ENV, child_env, python_module
 from floor.children import stop as stop_child
 from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
+from floor.rundir.files import read_gate_schedule
+from floor.rundir.schema import GATE_SCHEDULE
 
 PROFILE = "casn2024"
 
@@ -218,7 +220,7 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     from surgecast.console import plan_digest, print_renderable
     print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command above without --quiet
-    schedule = json.loads((out / "gate_schedule.json").read_text(encoding="utf-8"))
+    schedule = [{**g, "at": g["at"].isoformat()} for g in read_gate_schedule(out / GATE_SCHEDULE)]
 
     compress = consistent_compress(profile)
     from datetime import datetime

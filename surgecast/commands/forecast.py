@@ -64,9 +64,8 @@ def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityMo
 
 def run(args: argparse.Namespace) -> int:
     """Forecast, write forecast.json and timeline.csv atomically, print the summary."""
-    from analysis.forecast import TIMELINE_COLUMNS, forecast
+    from analysis.forecast import forecast
     from analysis.planparse import parse_outage
-    from floor import atomic
     from floor.timegrammar import parse_local_time
     from scenarios.profile import load_profile
 
@@ -89,9 +88,8 @@ def run(args: argparse.Namespace) -> int:
     run_id = rundir.claim(out, what="forecast")  # another run's files there: exit 2, nothing written
     f = forecast(profile, stamps_per_second=sps, capacity=capacity, outage=outage, extend_days=days,
                  decided_at=decided, overload=args.overload)
-    atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, f.timeline_rows())
-    atomic.write_json(out / "forecast.json", rundir.stamp(f.as_json(), run_id))
-    rundir.record(out, ["timeline.csv", "forecast.json"], run_id=run_id, by="forecast")
+    from floor.rundir import writers
+    writers.write_forecast(out, forecast=f.as_json(), timeline=f.timeline_rows(), run_id=run_id)
     print(f.render())
     print(f"\n  wrote {out / 'forecast.json'}, {out / 'timeline.csv'}")
     return 0

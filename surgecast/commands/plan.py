@@ -76,7 +76,7 @@ def _with_usl(profile: object, path: str) -> object:
 def run(args: argparse.Namespace) -> int:
     """Plan, write the three files atomically, print the plan."""
     from analysis.extension import parse_days
-    from analysis.plan_config import TIMELINE_COLUMNS, PlanConfig
+    from analysis.plan_config import PlanConfig
     from analysis.planner import make_plan
     from analysis.planparse import parse_outage
     from floor import atomic, rundir
@@ -115,15 +115,12 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(profile, cfg)
     # Each file is whole or absent; plan.json goes last, so a plan.json always has its timeline
     # and gate schedule beside it even if a write fails part way (a disk filling up, say).
-    atomic.write_csv(out / "timeline.csv", TIMELINE_COLUMNS, plan.timeline_rows())
     from analysis.plan_output import waiting_room_json
     from analysis.plan_render import render
+    from floor.rundir import writers
     j = plan.as_json()
-    atomic.write_json(out / "gate_schedule.json", plan.gate_schedule())
-    atomic.write_json(out / "waiting_room.json", rundir.stamp(waiting_room_json(plan, j["stages"]), run_id))
-    atomic.write_json(out / "plan.json", rundir.stamp(j, run_id))
-    rundir.record(out, ["timeline.csv", "gate_schedule.json", "waiting_room.json", "plan.json"], run_id=run_id,
-                  by="plan")
+    writers.write_plan(out, plan=j, timeline=plan.timeline_rows(), gate_schedule=plan.gate_schedule(),
+                       waiting_room=waiting_room_json(plan, j["stages"]), run_id=run_id)
     print(render(plan, j))
     print(f"\n  wrote {out / 'plan.json'}, {out / 'timeline.csv'}, {out / 'gate_schedule.json'}, {out / 'waiting_room.json'}")
     return 0

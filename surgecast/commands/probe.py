@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from floor import atomic, rundir
+from floor import rundir
 from floor.atomic import check_writable
 from floor.children import TOKEN_ENV
 from floor.errors import FieldError
+from floor.rundir import writers
 from floor.version import __version__
 
 
@@ -163,11 +164,9 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
         "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
     out: Path = args.out
-    atomic.write_csv(out / "probe.csv", PROBE_COLUMNS, ([r[c] for c in PROBE_COLUMNS] for r in result.rows))
-    atomic.write_csv(out / "probe_batches.csv", BATCH_COLUMNS,
-                     ([b[c] if b[c] is not None else "" for c in BATCH_COLUMNS] for b in result.batches))
-    atomic.write_json(out / "capacity.json", rundir.stamp(capacity, args.run_id))
-    rundir.record(out, ["probe.csv", "probe_batches.csv", "capacity.json"], run_id=args.run_id, by="probe")
+    writers.write_probe(out, rows=([r[c] for c in PROBE_COLUMNS] for r in result.rows),
+                        batches=([b[c] if b[c] is not None else "" for c in BATCH_COLUMNS]
+                                 for b in result.batches), capacity=capacity, run_id=args.run_id)
     _print(capacity, out)
     if interrupted is not None:
         print(f"Interrupted: the probe was stopped by {interrupted.signame} after "

@@ -247,9 +247,9 @@ DRILLS: dict[str, Drill] = {
         Drill(
             name="kill-testbed",
             proves="SIGKILL mid-surge and a restart on the same port and database lose and "
-                   "duplicate nothing",
+            "duplicate nothing",
             injects="kill -9 of the testbed 4 s into the load, 1 s down, restart on the same "
-                    "port and SQLite file",
+            "port and SQLite file",
             fault=_kill_fault,
             observe=_kill_observe,
             rate_per_s=6.0,
@@ -258,7 +258,7 @@ DRILLS: dict[str, Drill] = {
         Drill(
             name="issuer-outage",
             proves="stamps accepted while the serial-number issuer is down all finish once it is "
-                   "back",
+            "back",
             injects="POST /admin/faults issuer=pause 3 s into the load, issuer=resume at 8 s",
             fault=_outage_fault,
             observe=_outage_observe,
@@ -268,9 +268,9 @@ DRILLS: dict[str, Drill] = {
         Drill(
             name="payment-chaos",
             proves="duplicate, reordered and declined payment confirmations credit each paid "
-                   "order exactly once",
+            "order exactly once",
             injects="payment_duplicate_ratio=0.5, payment_reorder=true, "
-                    "payment_failure_ratio=0.2 for the "
+            "payment_failure_ratio=0.2 for the "
             "whole load; then a late failure and a repeat confirmation of 5 paid payments by hand",
             fault=_chaos_fault,
             observe=_chaos_observe,
@@ -281,7 +281,7 @@ DRILLS: dict[str, Drill] = {
             proves="Idempotency-Keys stop retried orders and stamps from charging twice (with "
             "--fresh-idempotency-keys the same drill must fail)",
             injects="client timeout 1 s; payments paused 1.5-4.5 s behind a 2-job queue (pay "
-                    "requests wait), "
+            "requests wait), "
             "accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
             "1.5 s database stalls at 3 s and 7 s, issuer 10x slower 4-10 s behind a 4-job queue "
             "(stamp requests wait for room)",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from floor import atomic, rundir
+from floor.rundir import schema as rs
 from floor.timegrammar import unix_seconds
 from surgecast.drills.context import DRAIN_TIMEOUT_S, Drill, DrillContext, _admin_optional
 
@@ -103,9 +104,7 @@ def _reconciliation_check(
 
     if records is None:
         return _check("reconciliation", False, "GET /admin/records failed after the load"), None
-    atomic.write_json(
-        out / "drill_server_records.json", rundir.stamp(records, rundir.process_run_id())
-    )
+    atomic.write_json(out / rs.DRILL_SERVER_RECORDS, rundir.stamp(records, rundir.process_run_id()))
     recon = reconcile(client, records, settled=True)
     bad = ", ".join(f"{k}={recon[k]}" for k in recon["problems"])
     first = Counter(d["problem"] for d in recon["details"] if d.get("count") in recon["problems"])
@@ -133,10 +132,10 @@ def _judge(
     waited_s: float,
     db_path: str,
 ) -> dict[str, Any]:
-    summary_path = out / "summary.json"
+    summary_path = out / rs.SUMMARY
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    client = _rows(out / "ledger.csv")
-    arrivals = _rows(out / "arrivals.csv")
+    client = _rows(out / rs.LEDGER)
+    arrivals = _rows(out / rs.ARRIVALS)
     for a in arrivals:
         a["started_unix"] = _unix(a.get("started_at") or "")  # type: ignore[assignment]
     checks: list[dict[str, Any]] = []
@@ -174,7 +173,7 @@ def _judge(
         checks.append(_check("no_duplicate_jobs", False, "GET /admin/ledger failed after the load"))
     else:
         atomic.write_json(
-            out / "drill_server_ledger.json", rundir.stamp(server, rundir.process_run_id())
+            out / rs.DRILL_SERVER_LEDGER, rundir.stamp(server, rundir.process_run_id())
         )
         dups = duplicate_jobs(client, server, db_path)
         n = dups["duplicate_orders"] + dups["duplicate_stamp_jobs"]

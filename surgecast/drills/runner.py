@@ -18,6 +18,7 @@ from floor.children import child_env, python_module
 from floor.children import stop as stop_child
 from floor.errors import FieldError, SurgecastError
 from floor.jsonhttp import HttpError
+from floor.rundir import schema as rs
 from surgecast.drills.catalogue import DRILLS, _chaos_after
 from surgecast.drills.context import (
     BASE_TESTBED,
@@ -262,10 +263,10 @@ def _run_drill(
         )
     }
     if out.is_dir() or not out.exists():
-        atomic.write_json(out / "drill.json", rundir.stamp(ordered, rundir.process_run_id()))
+        atomic.write_json(out / rs.DRILL, rundir.stamp(ordered, rundir.process_run_id()))
         rundir.record(
             out,
-            ["drill.json", "drill_server_records.json", "drill_server_ledger.json"],
+            [rs.DRILL, rs.DRILL_SERVER_RECORDS, rs.DRILL_SERVER_LEDGER],
             run_id=rundir.process_run_id(),
             by="drill",
         )
@@ -304,5 +305,5 @@ def _write_interrupted(
     }
     if out.is_dir() or not out.exists():
         with contextlib.suppress(OSError):
-            atomic.write_json(out / "drill.json", rundir.stamp(result, rundir.process_run_id()))
-            rundir.record(out, ["drill.json"], run_id=rundir.process_run_id(), by="drill")
+            atomic.write_json(out / rs.DRILL, rundir.stamp(result, rundir.process_run_id()))
+            rundir.record(out, [rs.DRILL], run_id=rundir.process_run_id(), by="drill")

@@ -20,9 +20,9 @@ after their run wrote them::
     >>> claim(d, what="probe", run_id="20261202T000000Z-123456")
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: plan); give a new directory for the probe (or delete this one)
+    floor.errors.FieldError: --out = '...': holds files of another run (20261201T000000Z-abcdef: ...
 
-Imports nothing of the project but `floor.errors` and `floor.atomic`.
+Imports nothing of the project but `floor.errors`, `floor.atomic` and the schema.
 """
 
 from __future__ import annotations
@@ -40,24 +40,18 @@ from typing import Any
 
 from floor.atomic import write_json
 from floor.errors import FieldError, InputFileError
+from floor.rundir.schema import LATENCY_DIR, MANIFEST, REPORT_HTML, REPORT_PDF, RUN_FILES
 
 RUN_ID_ENV = "SURGECAST_RUN_ID"
-MANIFEST = "manifest.json"
 RUN_ID_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,32}")
-# The files a run writes (docs/run-directory.md): one of them in a directory means a run was there.
-RUN_FILES = frozenset({
-    "run.json", "summary.json", "profile.toml", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv",
-    "audit.json", "server_ledger.json", "server_records.json", "reconciliation.json",
-    "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "locust_exceptions.csv",
-    "probe.csv", "probe_batches.csv", "capacity.json", "plan.json", "timeline.csv", "gate_schedule.json",
-    "waiting_room.json", "forecast.json", "plan_check.json", "mapping.json", "drill.json",
-    "drill_server_ledger.json", "drill_server_records.json"})
-NOT_RUN_FILES = frozenset({MANIFEST, "report.html", "report.pdf"})  # the report's own outputs carry the id inside
+# the report's own outputs carry the id inside
+NOT_RUN_FILES = frozenset({MANIFEST, REPORT_HTML, REPORT_PDF})
 _PROCESS_RUN_ID: list[str] = []
 
 
 class BlendedRun(InputFileError):
-    """A run directory holds files of more than one run, or a file changed after its run wrote it (exit 2)."""
+    """A run directory holds files of more than one run, or a file changed after its run wrote
+    it (exit 2)."""
 
 
 def new_run_id() -> str:
@@ -81,7 +75,8 @@ def inherited_run_id() -> str | None:
 
 
 def process_run_id() -> str:
-    """The run id of this process's run: the inherited one, else one made once per process (a Locust run).
+    """The run id of this process's run: the inherited one, else one made once per process
+    (a Locust run).
 
     >>> process_run_id() == process_run_id()
     True
@@ -96,7 +91,8 @@ def process_run_id() -> str:
 
 @contextlib.contextmanager
 def exported(run_id: str) -> Iterator[None]:
-    """Run children under `run_id` (SURGECAST_RUN_ID in this process's environment) for the block's length.
+    """Run children under `run_id` (SURGECAST_RUN_ID in this process's environment) for the
+    block's length.
 
     >>> with exported("20261201T000000Z-abcdef"):
     ...     os.environ[RUN_ID_ENV]
@@ -114,15 +110,18 @@ def exported(run_id: str) -> Iterator[None]:
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    """`manifest.json` of `run_dir` as a dict, None when there is none; a malformed one names the file."""
+    """`manifest.json` of `run_dir` as a dict, None when there is none; a malformed one names
+    the file."""
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         return None
     try:
         m = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputFileError(f"{path}: not valid JSON; delete the directory and re-run into a new one") from None
-    if not isinstance(m, dict) or not isinstance(m.get("files"), dict) or not isinstance(m.get("run_id"), str):
+        raise InputFileError(f"{path}: not valid JSON; delete the directory and re-run into a "
+                             "new one") from None
+    if (not isinstance(m, dict) or not isinstance(m.get("files"), dict)
+            or not isinstance(m.get("run_id"), str)):
         raise InputFileError(f"{path}: expected {{run_id, files: {{name: {{run_id, sha256}}}}}}; "
                              "delete the directory and re-run into a new one")
     return m
@@ -134,29 +133,33 @@ def run_files(run_dir: Path) -> list[str]:
     if not d.is_dir():
         return []
     names = sorted(p.name for p in d.iterdir() if p.is_file() and p.name in RUN_FILES)
-    lat = d / "latency"
+    lat = d / LATENCY_DIR
     if lat.is_dir():
-        names += sorted(f"latency/{p.name}" for p in lat.glob("*.hdr"))
+        names += sorted(f"{LATENCY_DIR}/{p.name}" for p in lat.glob("*.hdr"))
     return names
 
 
 def claim(out: Path, *, what: str, flag: str = "--out", run_id: str | None = None) -> str:
-    """The run id to write `out` under; refuse (FieldError, exit 2) a directory holding another run's files.
+    """The run id to write `out` under; refuse (FieldError, exit 2) a directory holding another
+    run's files.
 
     Call it before writing anything. `run_id` defaults to the inherited one, else a fresh one.
     """
     rid = run_id or inherited_run_id() or new_run_id()
     m = read_manifest(out)
     if m is not None and m["run_id"] != rid:
-        kinds = ", ".join(sorted({str(f.get("by", "?")) for f in m["files"].values() if isinstance(f, dict)}))
-        raise FieldError(flag, str(out), f"holds files of another run ({m['run_id']}: {kinds or 'nothing listed'}); "
-                                         f"give a new directory for the {what} (or delete this one)")
+        kinds = ", ".join(sorted({str(f.get("by", "?")) for f in m["files"].values()
+                                  if isinstance(f, dict)}))
+        raise FieldError(flag, str(out), f"holds files of another run ({m['run_id']}: "
+                                         f"{kinds or 'nothing listed'}); give a new directory "
+                                         f"for the {what} (or delete this one)")
     if m is None:
         found = run_files(out)
         if found:
-            raise FieldError(flag, str(out), f"holds files of an earlier run ({', '.join(found[:3])}"
-                                             f"{', ...' if len(found) > 3 else ''}); give a new directory for "
-                                             f"the {what} (or delete this one)")
+            more = ", ..." if len(found) > 3 else ""
+            raise FieldError(flag, str(out), f"holds files of an earlier run "
+                                             f"({', '.join(found[:3])}{more}); give a new "
+                                             f"directory for the {what} (or delete this one)")
     return rid
 
 
@@ -179,18 +182,21 @@ def sha256(path: Path) -> str:
 
 
 def record(out: Path, names: Iterable[str], *, run_id: str, by: str) -> None:
-    """List `names` (relative to `out`; absent ones are skipped) in out/manifest.json under `run_id`.
+    """List `names` (relative to `out`; absent ones are skipped) in out/manifest.json under
+    `run_id`.
 
     The manifest is rewritten whole (floor.atomic); a manifest of another run is refused.
     """
     out = Path(out)
     m = read_manifest(out) or {"run_id": run_id, "files": {}}
     if m["run_id"] != run_id:
-        raise BlendedRun(f"{out / MANIFEST}: belongs to run {m['run_id']}, not {run_id}; give a new directory")
+        raise BlendedRun(f"{out / MANIFEST}: belongs to run {m['run_id']}, not {run_id}; give a "
+                         "new directory")
     for name in names:
         p = out / name
         if p.is_file():
-            m["files"][name] = {"run_id": run_id, "sha256": sha256(p), "bytes": p.stat().st_size, "by": by}
+            m["files"][name] = {"run_id": run_id, "sha256": sha256(p), "bytes": p.stat().st_size,
+                                "by": by}
     m["files"] = dict(sorted(m["files"].items()))
     write_json(out / MANIFEST, m)
 
@@ -226,13 +232,15 @@ def verify(run_dir: Path) -> str | None:
             got = entry.get("run_id") if isinstance(entry, dict) else None
             raise BlendedRun(f"{p}: listed under run {got}, the directory's run is {rid}; {fix}")
         if sha256(p) != entry.get("sha256"):
-            raise BlendedRun(f"{p}: changed after run {rid} wrote it (sha256 differs from {MANIFEST}); {fix}")
+            raise BlendedRun(f"{p}: changed after run {rid} wrote it (sha256 differs from "
+                             f"{MANIFEST}); {fix}")
         got = _json_run_id(p)
         if got is not None and got != rid:
             raise BlendedRun(f"{p}: run_id {got}, the directory's run is {rid}; {fix}")
     for name in run_files(d):
         if name not in m["files"]:
-            raise BlendedRun(f"{d / name}: not in {MANIFEST} of run {rid}: written by another run; {fix}")
+            raise BlendedRun(f"{d / name}: not in {MANIFEST} of run {rid}: written by another "
+                             f"run; {fix}")
     return rid
 
 
