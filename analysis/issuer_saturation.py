@@ -67,9 +67,9 @@ def saturation(run_dir: Path, *, window_s: float = 1.0) -> dict[str, Any]:
             "saturated_rate": round(sat_n / sat_s, 3) if sat_s else None,
             "saturated_s": sat_s, "unsaturated_rate": round(other_n / other_s, 3) if other_s else None,
             "unsaturated_s": other_s, "paused_s": round(float(np.mean(paused)) * span, 1),
-            "saturated_window_rates_p10_p50_p90": ([round(float(x), 1) for x in
-                                                     np.percentile(sat_rates, [10, 50, 90])]
-                                                    if sat_rates else None),
+            "saturated_window_rates_p10_p50_p90": (
+                [round(float(x), 1) for x in np.percentile(sat_rates, [10, 50, 90])]
+                if sat_rates else None),
             "probe_rate": probe.get("stamps_per_second"),
             "configured_rate": probe.get("configured_stamps_per_second"),
             "window_s": window_s}

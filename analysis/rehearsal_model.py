@@ -368,8 +368,8 @@ def model_rehearsal(run_dir: Path, *, stamps_per_second: float | None = None,
     arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think)
     t = step_s * np.arange(n)
     acts = _actions(run)
-    rate, how, windows, achieved, span = _issuer_capacity(run_dir, origin, acts, stamps_per_second, probed,
-                                                          issuer)
+    rate, how, windows, achieved, span = _issuer_capacity(run_dir, origin, acts,
+                                                          stamps_per_second, probed, issuer)
     issuer = np.full(n, rate / spa)
     stages, recovery = _stages_and_capacity(acts, t, issuer, spa, retry_span_s(j))
     for a, b, r in windows:   # where the issuer was saturated, the rate its server counted there

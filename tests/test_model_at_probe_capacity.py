@@ -1,4 +1,4 @@
-"""The model-vs-testbed check runs at the probe's measured capacity, and a mis-scaled one turns it red.
+"""The model-vs-testbed check runs at the probe's measured capacity; a mis-scaled one turns it red.
 
 One real rehearsal (Locust against the embedded testbed on loopback, the steady profile, no
 outage) with demand above the issuer's configured 16 stamps/s, so a queue builds and the
