@@ -65,7 +65,8 @@ def saturation(run_dir: Path, *, window_s: float = 1.0) -> dict[str, Any]:
     inside = float(np.count_nonzero((done >= t[0]) & (done <= t[-1])))
     return {"overall_rate": round(inside / span, 3) if span > 0 else None,
             "saturated_rate": round(sat_n / sat_s, 3) if sat_s else None,
-            "saturated_s": sat_s, "unsaturated_rate": round(other_n / other_s, 3) if other_s else None,
+            "saturated_s": sat_s,
+            "unsaturated_rate": round(other_n / other_s, 3) if other_s else None,
             "unsaturated_s": other_s, "paused_s": round(float(np.mean(paused)) * span, 1),
             "saturated_window_rates_p10_p50_p90": (
                 [round(float(x), 1) for x in np.percentile(sat_rates, [10, 50, 90])]

@@ -703,7 +703,8 @@ def compare(run_dir: Path, *, stamps_per_second: float | None = None,
         "model_step_calendar_s": round(r.inputs.step_s * compress, 1),
         "tolerance": TOLERANCE,
         "model": (f"applicant-level simulation (analysis.rehearsal_sim), mean of {sim['n']} seeded trials, at the "
-                  "rehearsal's parameters; the fluid model's figures beside it under `fluid`"),
+                  f"rehearsal's parameters and the issuer from {mr.capacity['from']}; "
+                  "the fluid model's figures beside it under `fluid`"),
         "fluid": {"served": round(float(r.served_cum[-1]), 1), "peak_backlog": round(float(mr.backlog_stamps.max()), 1),
                   "served_error": _err(float(r.served_cum[-1]), served_meas),
                   "peak_backlog_error": _err(float(mr.backlog_stamps.max()), peak_meas)},

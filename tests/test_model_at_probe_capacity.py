@@ -8,6 +8,8 @@ capacity the model runs at is capacity.json's (what a probe writes): here the co
 
 from __future__ import annotations
 
+import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +65,22 @@ def test_a_mis_scaled_capacity_turns_the_check_red(saturated_run: Path, factor: 
     assert worst > TOLERANCE
     best = max(abs(right["served"]["error"]), abs(right["peak_backlog"]["error"]))
     assert worst > best, (wrong, right)
+
+
+def test_saturation_reads_the_workers_and_the_queue(saturated_run: Path, tmp_path: Path) -> None:
+    sat = saturation(saturated_run)
+    # while saturated the issuer completes near its configured rate, faster than over the whole run
+    assert sat["saturated_rate"] > sat["overall_rate"], sat
+    assert abs(sat["saturated_rate"] / CONFIGURED - 1.0) < 0.25, sat
+    # the same files with no worker ever busy: no window is saturated
+    idle = tmp_path / "idle"
+    shutil.copytree(saturated_run, idle)
+    with (saturated_run / "queue.csv").open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["issuer_busy"] = "0"
+    with (idle / "queue.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert saturation(idle)["saturated_rate"] is None
