@@ -741,8 +741,9 @@ def _resolution(served: float, sd_s: float, peak: float, sd_p: float, fresh: dic
     return {"sd_share": rel, "sd_share_repeat": rel_fresh,
             "resolvable": {k: v is not None and v <= TOLERANCE / 2 for k, v in rel.items()},
             "resolvable_on_repeat": {k: v is not None and v <= TOLERANCE / 2 for k, v in rel_fresh.items()},
-            "means": (f"sd_share: the model's spread given the issuer's measured path (client pauses, poll phase, "
-                      f"the gaps between uploads), which the check compares; sd_share_repeat: the spread of a "
+            "means": (f"sd_share: the spread of the model the check compares (at the probe's capacity "
+                      f"service times are drawn, so it equals the repeat spread; with the replayed "
+                      f"issuer only client-side luck); sd_share_repeat: the spread of a "
                       f"repeat of this rehearsal with fresh service times. The {TOLERANCE:.0%} check resolves a "
                       "quantity when that sd is at most half the tolerance (2 sd within it)")}
 
