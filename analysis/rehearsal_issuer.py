@@ -103,7 +103,12 @@ def _issuer_arrivals(
 
 
 def _issuer_capacity(
-    run_dir: Path, origin: float, acts: list[dict[str, Any]], given: float | None, probed: Any
+    run_dir: Path,
+    origin: float,
+    acts: list[dict[str, Any]],
+    given: float | None,
+    probed: Any,
+    issuer: str = "probe",
 ) -> tuple[float, str, list[tuple[float, float, float]], float | None, float]:
     """(stamps/s, where from: given, rehearsal or probe, measured windows, the saturated rate, its
     span)."""
@@ -117,6 +122,6 @@ def _issuer_capacity(
     )
     if given is not None:
         return float(given), "given", [], achieved, span
-    if achieved and span >= MIN_SATURATED_S:
+    if issuer == "rehearsal" and achieved and span >= MIN_SATURATED_S:
         return achieved, "rehearsal", windows, achieved, span
     return float(probed), "probe", [], achieved, span

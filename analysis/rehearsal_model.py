@@ -10,8 +10,9 @@ stamps per applicant at the stamping gate); every clock of the real service divi
 `model_rehearsal(run_dir)` runs the fluid model (`analysis.backlog`) **in test time** at
 the parameters the rehearsal actually had: its own arrivals (arrivals.csv, the same seed
 for every replay) timed where their first upload reached the issuer (server_records.json:
-the front end as measured), the issuer's rate as the rehearsal's server counted it while
-saturated (queue.csv; the probe's figure where it never was), the outage and gate changes
+the front end as measured), the issuer at the probe's measured capacity (capacity.json;
+`issuer="rehearsal"`, a diagnostic only, replays the rate the rehearsal's server counted
+while saturated and its completion times instead), the outage and gate changes
 the rehearsal applied (run.json `admin_actions`, at the test second they were applied),
 and the testbed's client behaviour (journey patience, the measured client time between
 uploads; an applicant who gives up does not come back: no orbit). The testbed's issuer
@@ -61,13 +62,16 @@ from analysis.rehearsal_issuer import RATE_WINDOW_S, _issuer_arrivals, _issuer_c
 from analysis.rehearsal_mapping import mapping
 from floor.errors import InputFileError
 
-__all__ = ["TOLERANCE", "mapping", "model_rehearsal", "sim_inputs", "RehearsalModel"]
+__all__ = ["ISSUER", "TOLERANCE", "mapping", "model_rehearsal", "sim_inputs", "RehearsalModel"]
 
 
 TOLERANCE = 0.10  # served and peak backlog: |model / measured - 1| at most this
 
 
 STEP_S = 0.1  # model step, test seconds
+# the issuer the check's model runs at: "probe" (capacity.json, the measured capacity), or, as a
+# diagnostic only, "rehearsal" (the issuer's own completions replayed where it was saturated)
+ISSUER = "probe"
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -102,13 +106,17 @@ class RehearsalModel:
 
 
 def model_rehearsal(
-    run_dir: Path, *, stamps_per_second: float | None = None, step_s: float = STEP_S
+    run_dir: Path,
+    *,
+    stamps_per_second: float | None = None,
+    step_s: float = STEP_S,
+    issuer: str = ISSUER,
 ) -> RehearsalModel:
     """Run the model at the rehearsal's own parameters (see the module docstring).
 
     `stamps_per_second` overrides the capacity (test stamps/s) the model runs at, e.g. to show
-    the comparison fails with a mis-scaled one; by default it is the rate the rehearsal's issuer
-    achieved while saturated (the server's count), else the probe's::
+    the comparison fails with a mis-scaled one; by default it is the probe's measured capacity
+    (`issuer="rehearsal"`: the rate the rehearsal's issuer achieved while saturated, a diagnostic)::
 
         mr = model_rehearsal(Path("runs/demo"))
         mr.capacity["from"], float(mr.result.served_cum[-1])
@@ -139,7 +147,7 @@ def model_rehearsal(
     t = step_s * np.arange(n)
     acts = _actions(run)
     rate, how, windows, achieved, span = _issuer_capacity(
-        run_dir, origin, acts, stamps_per_second, probed
+        run_dir, origin, acts, stamps_per_second, probed, issuer
     )
     issuer = np.full(n, rate / spa)
     stages, recovery = _stages_and_capacity(acts, t, issuer, spa, retry_span_s(j))
