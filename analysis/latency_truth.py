@@ -81,6 +81,10 @@ def predicted_quantiles(
 ) -> dict[float, float]:
     """Quantiles of L over the run's own intended starts, the tail's 1 % spread evenly (each 100th).
 
+    Read from an HDR histogram like the harness's (`hdr_of`), so the rank convention and the
+    bucket are the same on both sides: where a stall leaves the samples sparse, one rank apart
+    is tens of milliseconds (209 samples, p90: 0.905 s against numpy's "higher" 0.987 s).
+
     >>> predicted_quantiles(Law(), np.linspace(0, 100, 100001), [50, 95])[95]  # doctest: +ELLIPSIS
     1.55...
     """
@@ -92,7 +96,8 @@ def predicted_quantiles(
         else law.base_s
     )
     lat = law_latency(law, t, d)
-    return {p: float(np.percentile(lat, p, method="higher")) for p in pcts}
+    h = hdr_of(lat)
+    return {p: h.get_value_at_percentile(p) / 1e6 for p in pcts}
 
 
 def hdr_of(values_s: Iterable[float]) -> HdrHistogram:

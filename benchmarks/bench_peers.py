@@ -269,9 +269,11 @@ def report(tool: str, runs: list[dict[str, Any]], small: dict[str, Any]) -> None
     )
     for p in PCTS:
         tv, lv, sv = per("pcts", p), per("law", p), per("server", p)
+        dl = med(r["pcts"][p] - r["law"][p] for r in runs) * 1e3
+        ds = med(r["pcts"][p] - r["server"][p] for r in runs) * 1e3
         print(
-            f"  register p{p:g}: {tool} {tv:.1f} ms; law {lv:.1f} ms ({tv - lv:+.1f}); "
-            f"server {sv:.1f} ms ({tv - sv:+.1f})"
+            f"  register p{p:g}: {tool} {tv:.1f} ms, law {lv:.1f} ms, server {sv:.1f} ms; "
+            f"{tool} - law {dl:+.1f} ms, - server {ds:+.1f} ms (medians of the runs' differences)"
         )
 
 
@@ -287,8 +289,12 @@ def main() -> None:
         raise SystemExit(2)
     ensure_artillery()
     small = {tool: one(tool, 1, 5, 7) for tool in ("artillery", "surgecast")}
-    print("  small runs (1/s, 5 s): " + ", ".join(
-        f"{t} {c['cpu_s']:.2f} s CPU, {c['requests']} requests" for t, c in small.items()))
+    print(
+        "  small runs (1/s, 5 s): "
+        + ", ".join(
+            f"{t} {c['cpu_s']:.2f} s CPU, {c['requests']} requests" for t, c in small.items()
+        )
+    )
     res: dict[str, list[dict[str, Any]]] = {"artillery": [], "surgecast": []}
     for i in range(a.runs):
         for tool in ("artillery", "surgecast"):
@@ -296,7 +302,11 @@ def main() -> None:
             res[tool].append(r)
             print(
                 f"  {tool} run {i + 1}: {r['requests']} requests, cpu {r['cpu_s']:.2f} s, register "
-                + ", ".join(f"p{p:g} {r['pcts'][p] * 1e3:.1f}" for p in PCTS),
+                + ", ".join(
+                    f"p{p:g} {r['pcts'][p] * 1e3:.1f} (law {r['law'][p] * 1e3:.1f}, "
+                    f"server {r['server'][p] * 1e3:.1f})"
+                    for p in PCTS
+                ),
                 flush=True,
             )
     for tool, runs in res.items():
