@@ -38,11 +38,17 @@ run's realised intended start times (so sampling noise of the arrival times canc
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from floor.errors import TargetError
+from floor.jsonhttp import JsonClient
 from testbed.latency_law import LatencyLaw
 
 Law = LatencyLaw  # the law's one home is the testbed that serves it (testbed/latency_law.py)
@@ -165,3 +171,27 @@ def relative_gaps(
             }
         )
     return rows
+
+
+def rehearse(url: str, admin_token: str, *, rate: float, duration: float, seed: int, out: Path,
+             prefix: Sequence[str] = (), timeout: float | None = None,
+             ) -> subprocess.CompletedProcess[str]:
+    """`surgecast rehearse --arrival-rate` against the target at `url` (the default journey).
+
+    `prefix` goes before the interpreter (e.g. ``taskset -c 1``); run from the repository root.
+    """
+    cmd = [*prefix, sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--host", url,
+           "--admin-token", admin_token, "--arrival-rate", str(rate), "--duration", str(duration),
+           "--seed", str(seed), "--out", str(out)]
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=timeout)
+
+
+def law_record(url: str, admin_token: str) -> dict[str, Any]:
+    """The target's `GET /admin/latency-law`: the law and each request's row."""
+    body = JsonClient(url, deadline_s=10, max_bytes=1 << 27).request(
+        "GET", "/admin/latency-law", headers={"Authorization": f"Bearer {admin_token}"}
+    ).json_or_none()
+    if not isinstance(body, dict) or "requests" not in body:
+        raise TargetError(f"{url}/admin/latency-law gave no record: enable [latency_law] there")
+    return body

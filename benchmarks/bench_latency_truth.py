@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -31,8 +30,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.latency_truth import Law, analytic_quantile, hdr_of, predicted_quantiles  # noqa: E402
-from floor.jsonhttp import JsonClient  # noqa: E402
+from analysis.latency_truth import (  # noqa: E402
+    Law,
+    analytic_quantile,
+    hdr_of,
+    law_record,
+    predicted_quantiles,
+    rehearse,
+)
 from scenarios.latency import read_hdr  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
@@ -51,39 +56,10 @@ LOCUST_COL = {50: "50%", 90: "90%", 95: "95%", 99: "99%", 99.9: "99.9%"}
 def one_run(rate: float, duration: float, seed: int, out: Path) -> dict[str, dict[float, float]]:
     """Run once; {source: {pct: seconds}}."""
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST), [])) as tb:
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "surgecast",
-                "rehearse",
-                "--quiet",
-                "--host",
-                tb.url,
-                "--admin-token",
-                tb.admin_token,
-                "--arrival-rate",
-                str(rate),
-                "--duration",
-                str(duration),
-                "--seed",
-                str(seed),
-                "--out",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
+        r = rehearse(tb.url, tb.admin_token, rate=rate, duration=duration, seed=seed, out=out)
         if r.returncode != 0:
             raise SystemExit(f"rehearsal failed ({r.returncode}): {r.stderr[-500:]}")
-        truth = (
-            JsonClient(tb.url, deadline_s=10, max_bytes=1 << 27)
-            .request(
-                "GET", "/admin/latency-law", headers={"Authorization": f"Bearer {tb.admin_token}"}
-            )
-            .json_or_none()
-        )
+        truth = law_record(tb.url, tb.admin_token)
     rows = truth["requests"]
     with (out / "arrivals.csv").open(newline="") as f:
         starts = [

@@ -36,22 +36,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.latency_truth import hdr_of  # noqa: E402
-from floor.jsonhttp import JsonClient  # noqa: E402
+from analysis.latency_truth import hdr_of, law_record, rehearse  # noqa: E402
+from benchmarks.bench_latency_truth import FAST  # noqa: E402
 from scenarios.latency import read_hdr  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
 ARTILLERY = "artillery@2.0.34"
 PEERS = ROOT / ".peers"
 BIN = PEERS / "node_modules" / ".bin" / "artillery"
-FAST = [
-    'security.password_hash="pbkdf2"',
-    "security.pbkdf2_iterations=1000",
-    "issuer.workers=16",
-    "issuer.service.mean=0.02",
-    "payments.service.mean=0.05",
-    "latency_law.enabled=true",
-]
 PCTS = (50, 99, 99.9)
 PROCESSOR = """let n = 0;
 module.exports = { ids(context, events, done) {
@@ -91,16 +83,6 @@ def children_cpu() -> float:
     """CPU seconds (user + system) of every reaped child so far."""
     u = resource.getrusage(resource.RUSAGE_CHILDREN)
     return u.ru_utime + u.ru_stime
-
-
-def truth_of(tb: TestbedServer) -> list[list[float]]:
-    """The server's record of the law's requests (received, n, delay, answer due, sent)."""
-    body = (
-        JsonClient(tb.url, deadline_s=10, max_bytes=1 << 27)
-        .request("GET", "/admin/latency-law", headers={"Authorization": f"Bearer {tb.admin_token}"})
-        .json_or_none()
-    )
-    return body["requests"]
 
 
 def run_artillery(url: str, rate: float, duration: float, work: Path) -> dict[str, Any]:
@@ -171,34 +153,8 @@ def run_surgecast(
 ) -> dict[str, Any]:
     """One surgecast rehearsal; its counts, register percentiles (s) and CPU."""
     cpu0 = children_cpu()
-    r = subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            sys.executable,
-            "-m",
-            "surgecast",
-            "rehearse",
-            "--quiet",
-            "--host",
-            tb.url,
-            "--admin-token",
-            tb.admin_token,
-            "--arrival-rate",
-            str(rate),
-            "--duration",
-            str(duration),
-            "--seed",
-            str(seed),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=duration + 300,
-    )
+    r = rehearse(tb.url, tb.admin_token, rate=rate, duration=duration, seed=seed, out=out,
+                 prefix=("taskset", "-c", "1"), timeout=duration + 300)
     cpu = children_cpu() - cpu0
     if r.returncode != 0:
         raise SystemExit(f"rehearsal failed ({r.returncode}): {r.stderr[-500:]}")
@@ -232,7 +188,7 @@ def one(tool: str, rate: float, duration: float, seed: int) -> dict[str, Any]:
             res = run_artillery(tb.url, rate, duration, Path(d))
         else:
             res = run_surgecast(tb, rate, duration, seed, Path(d) / "run")
-        rows = truth_of(tb)
+        rows = law_record(tb.url, tb.admin_token)["requests"]
     law, srv = (
         hdr_of([a - r for r, _n, _d, a, _s in rows]),
         hdr_of([s - r for r, _n, _d, _a, s in rows]),

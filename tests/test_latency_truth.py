@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -37,14 +35,15 @@ from analysis.latency_truth import (
     Law,
     hdr_of,
     law_latency,
+    law_record,
     predicted_quantiles,
+    rehearse,
     relative_gaps,
     service_clock_gaps,
 )
-from floor.jsonhttp import JsonClient
 from scenarios.latency import read_hdr
 from testbed.process import TestbedServer
-from tests.test_rehearse_runs import FAST_TESTBED, ROOT
+from tests.test_rehearse_runs import FAST_TESTBED
 
 CLIENT_ALLOWANCE_S = 0.030  # loopback legs + the client's scheduling on a loaded 2-core machine
 TARGET_LATE_P99_S = (
@@ -60,39 +59,9 @@ def _unix(s: str) -> float:
 def _one_run(tmp: Path) -> tuple[Path, list[list[float]]]:
     flags = sum((["--set", kv] for kv in [*FAST_TESTBED, "latency_law.enabled=true"]), [])
     with TestbedServer(port=0, extra_args=flags) as tb:
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "surgecast",
-                "rehearse",
-                "--quiet",
-                "--host",
-                tb.url,
-                "--admin-token",
-                tb.admin_token,
-                "--arrival-rate",
-                "10",
-                "--duration",
-                "20",
-                "--seed",
-                "5",
-                "--out",
-                str(tmp),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=110,
-        )
+        r = rehearse(tb.url, tb.admin_token, rate=10, duration=20, seed=5, out=tmp, timeout=110)
         assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-1000:]
-        truth = (
-            JsonClient(tb.url, deadline_s=10, max_bytes=1 << 26)
-            .request(
-                "GET", "/admin/latency-law", headers={"Authorization": f"Bearer {tb.admin_token}"}
-            )
-            .json_or_none()
-        )
+        truth = law_record(tb.url, tb.admin_token)
     assert truth is not None and truth["columns"][-1] == "sent_unix"
     (tmp / "latency_truth.json").write_text(json.dumps(truth))
     return tmp, truth["requests"]
