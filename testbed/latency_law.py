@@ -11,8 +11,9 @@ exactly at ``answer_at(received, n)`` (n = the request's number on those routes,
 
 The work of the request runs first (it must take less than its delay); the answer is held
 until its time. Each answered request is recorded (received, n, delay by the law,
-answer_at, sent) and served at ``GET /admin/latency-law`` (admin token), so a test knows
-the truth request by request::
+answer_at, sent) and served at ``GET /admin/latency-law`` (admin token), and each answer
+carries its ``n`` in an ``x-latency-law-n`` header, so a test knows the truth request by
+request::
 
     >>> law = LatencyLaw(enabled=True, base_s=0.05, tail_s=0.5, tail_every=100, stall_s=2,
     ...                  stall_every_s=10)
