@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -31,13 +30,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.latency_truth import Law, analytic_quantile, hdr_of, predicted_quantiles  # noqa: E402
-from floor.jsonhttp import JsonClient  # noqa: E402
+from analysis.latency_truth import (  # noqa: E402
+    Law,
+    analytic_quantile,
+    hdr_of,
+    law_record,
+    predicted_quantiles,
+    rehearse,
+)
 from scenarios.latency import read_hdr  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
-FAST = ['security.password_hash="pbkdf2"', "security.pbkdf2_iterations=1000", "issuer.workers=16",
-        "issuer.service.mean=0.02", "payments.service.mean=0.05", "latency_law.enabled=true"]
+FAST = [
+    'security.password_hash="pbkdf2"',
+    "security.pbkdf2_iterations=1000",
+    "issuer.workers=16",
+    "issuer.service.mean=0.02",
+    "payments.service.mean=0.05",
+    "latency_law.enabled=true",
+]
 PCTS = (50, 90, 95, 99, 99.9)
 LOCUST_COL = {50: "50%", 90: "90%", 95: "95%", 99: "99%", 99.9: "99.9%"}
 
@@ -45,30 +56,40 @@ LOCUST_COL = {50: "50%", 90: "90%", 95: "95%", 99: "99%", 99.9: "99.9%"}
 def one_run(rate: float, duration: float, seed: int, out: Path) -> dict[str, dict[float, float]]:
     """Run once; {source: {pct: seconds}}."""
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST), [])) as tb:
-        r = subprocess.run([sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--host", tb.url,
-                            "--admin-token", tb.admin_token, "--arrival-rate", str(rate), "--duration", str(duration),
-                            "--seed", str(seed), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+        r = rehearse(tb.url, tb.admin_token, rate=rate, duration=duration, seed=seed, out=out)
         if r.returncode != 0:
             raise SystemExit(f"rehearsal failed ({r.returncode}): {r.stderr[-500:]}")
-        truth = JsonClient(tb.url, deadline_s=10, max_bytes=1 << 27).request(
-            "GET", "/admin/latency-law", headers={"Authorization": f"Bearer {tb.admin_token}"}).json_or_none()
+        truth = law_record(tb.url, tb.admin_token)
     rows = truth["requests"]
     with (out / "arrivals.csv").open(newline="") as f:
-        starts = [datetime.fromisoformat(a["intended_at"].replace("Z", "+00:00")).timestamp()
-                  for a in csv.DictReader(f) if a["outcome"] != "dropped"]
+        starts = [
+            datetime.fromisoformat(a["intended_at"].replace("Z", "+00:00")).timestamp()
+            for a in csv.DictReader(f)
+            if a["outcome"] != "dropped"
+        ]
     with (out / "locust_stats.csv").open(newline="") as f:
         loc = next(x for x in csv.DictReader(f) if x["Name"] == "register")
     server = hdr_of([s - r for r, _n, _d, _a, s in rows])
-    svc, ind = (read_hdr(str(out / "latency" / f"register.{c}.hdr")) for c in ("service", "intended"))
+    due = hdr_of([a - r for r, _n, _d, a, _s in rows])
+    svc, ind = (
+        read_hdr(str(out / "latency" / f"register.{c}.hdr")) for c in ("service", "intended")
+    )
     late = np.array([s - a for _r, _n, _d, a, s in rows])
-    print(f"  run: {len(rows)} register requests; target late after its law p50 {np.median(late) * 1e3:.1f} ms, "
-          f"p99 {np.percentile(late, 99) * 1e3:.1f} ms", flush=True)
-    return {"law (closed form)": {p: analytic_quantile(Law(), p / 100) for p in PCTS},
-            "law on this run": predicted_quantiles(Law(), starts, PCTS),
-            "server record": {p: server.get_value_at_percentile(p) / 1e6 for p in PCTS},
-            "surgecast service": {p: svc.get_value_at_percentile(p) / 1e6 for p in PCTS},
-            "surgecast intended": {p: ind.get_value_at_percentile(p) / 1e6 for p in PCTS},
-            "Locust (rounded)": {p: float(loc[LOCUST_COL[p]]) / 1000 for p in PCTS}}
+    print(
+        f"  run: {len(rows)} register requests; target late after its law "
+        f"p50 {np.median(late) * 1e3:.1f} ms, "
+        f"p99 {np.percentile(late, 99) * 1e3:.1f} ms",
+        flush=True,
+    )
+    return {
+        "law (closed form)": {p: analytic_quantile(Law(), p / 100) for p in PCTS},
+        "law on this run": predicted_quantiles(Law(), starts, PCTS),
+        "law on these requests": {p: due.get_value_at_percentile(p) / 1e6 for p in PCTS},
+        "server record": {p: server.get_value_at_percentile(p) / 1e6 for p in PCTS},
+        "surgecast service": {p: svc.get_value_at_percentile(p) / 1e6 for p in PCTS},
+        "surgecast intended": {p: ind.get_value_at_percentile(p) / 1e6 for p in PCTS},
+        "Locust (rounded)": {p: float(loc[LOCUST_COL[p]]) / 1000 for p in PCTS},
+    }
 
 
 def main() -> None:
@@ -85,12 +106,27 @@ def main() -> None:
         print("|---|" + "---|" * len(PCTS))
         for name, vals in res.items():
             print(f"| {name} | " + " | ".join(f"{vals[p] * 1000:.1f} ms" for p in PCTS) + " |")
+        law, svc = res["law on these requests"], res["surgecast service"]
+        print(
+            "  surgecast service - law on these requests: "
+            + ", ".join(f"p{p:g} {(svc[p] - law[p]) * 1000:+.1f} ms" for p in PCTS)
+        )
         srv = res["server record"]
-        print("  surgecast service - server: " + ", ".join(
-            f"p{p:g} {(res['surgecast service'][p] - srv[p]) * 1000:+.1f} ms" for p in PCTS))
+        print(
+            "  surgecast service - server: "
+            + ", ".join(
+                f"p{p:g} {(res['surgecast service'][p] - srv[p]) * 1000:+.1f} ms" for p in PCTS
+            )
+        )
         pred = res["law on this run"]
-        print("  surgecast intended vs law on this run: " + ", ".join(
-            f"p{p:g} {(res['surgecast intended'][p] / pred[p] - 1) * 100:+.1f} %" for p in (90, 95, 99)), flush=True)
+        print(
+            "  surgecast intended vs law on this run: "
+            + ", ".join(
+                f"p{p:g} {(res['surgecast intended'][p] / pred[p] - 1) * 100:+.1f} %"
+                for p in (90, 95, 99)
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ base64 text (`HdrHistogram.encode()`); adding decoded histograms is exact::
     >>> a, b = StepLatency(), StepLatency()
     >>> a.record_service("stamp", 0.120); b.record_service("stamp", 0.480)
     >>> merged = StepLatency.decode(a.encode()); merged.merge(StepLatency.decode(b.encode()))
-    >>> merged.service["stamp"].get_total_count(), round(merged.percentile("stamp", "service", 100) * 1000)
+    >>> top = merged.percentile("stamp", "service", 100)
+    >>> merged.service["stamp"].get_total_count(), round(top * 1000)
     (2, 480)
 """
 
@@ -70,7 +71,8 @@ class StepLatency:
         """Record several latencies of `step` on `clock` (the same as one `record_*` call each).
 
         >>> a, b = StepLatency(), StepLatency()
-        >>> a.record_many("service", "pay", [0.01, 0.2]); b.record_service("pay", 0.01); b.record_service("pay", 0.2)
+        >>> a.record_many("service", "pay", [0.01, 0.2])
+        >>> b.record_service("pay", 0.01); b.record_service("pay", 0.2)
         >>> a.encode() == b.encode()
         True
         """
@@ -85,8 +87,10 @@ class StepLatency:
             return None
         return h.get_value_at_percentile(pct) / 1_000_000
 
-    def percentiles(self, step: str, clock: str, pcts: tuple[float, ...]) -> dict[float, float | None]:
-        """{pct: value in seconds} of `step` on `clock` for several percentiles in one pass over the counts.
+    def percentiles(
+        self, step: str, clock: str, pcts: tuple[float, ...]
+    ) -> dict[float, float | None]:
+        """{pct: seconds} of `step` on `clock` for several percentiles in one pass over the counts.
 
         The same values as `percentile` (HdrHistogram.get_value_at_percentile), with a
         cumulative sum in numpy instead of a Python loop per bucket::
@@ -109,7 +113,9 @@ class StepLatency:
                 out[p] = 0.0
                 continue
             v = h.get_value_from_index(i)
-            out[p] = (h.get_highest_equivalent_value(v) if p else h.get_lowest_equivalent_value(v)) / 1_000_000
+            out[p] = (
+                h.get_highest_equivalent_value(v) if p else h.get_lowest_equivalent_value(v)
+            ) / 1_000_000
         return out
 
     def count(self, step: str, clock: str = "service") -> int:
@@ -123,7 +129,10 @@ class StepLatency:
         >>> s = StepLatency(); s.record_service("login", 0.1); s.counts()
         {'service': {'login': 1}, 'intended': {}}
         """
-        return {clock: {s: int(h.get_total_count()) for s, h in getattr(self, clock).items()} for clock in CLOCKS}
+        return {
+            clock: {s: int(h.get_total_count()) for s, h in getattr(self, clock).items()}
+            for clock in CLOCKS
+        }
 
     def merge(self, other: StepLatency) -> None:
         """Add `other`'s histograms into this one (exact)."""
@@ -133,8 +142,10 @@ class StepLatency:
 
     def encode(self) -> dict[str, dict[str, str]]:
         """{clock: {step: base64 text}} for sending between processes or writing `.hdr` files."""
-        return {clock: {s: h.encode().decode("ascii") for s, h in getattr(self, clock).items()}
-                for clock in CLOCKS}
+        return {
+            clock: {s: h.encode().decode("ascii") for s, h in getattr(self, clock).items()}
+            for clock in CLOCKS
+        }
 
     @classmethod
     def decode(cls, data: dict[str, dict[str, Any]]) -> StepLatency:
