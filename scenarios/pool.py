@@ -4,9 +4,11 @@ load shape that keeps the pool just big enough.
 * `ArrivalDispatcher.run()` (a greenlet) walks the drawn arrival times; at each it
   hands the arrival to the longest-idle user, or, when none is idle, records it as
   dropped at once. Arrivals are never queued or delayed.
-* `ArrivalDispatcher.take(user)` is what an idle user blocks on. While it waits the
-  user is in Locust's WAITING state, so Locust may stop it at once; a busy user
-  finishes its journey first (`stop_timeout`).
+* `ArrivalDispatcher.take()` is what an idle user blocks on, from its `wait_time()`:
+  Locust marks a user WAITING before it calls `wait_time()`, so Locust may stop an idle
+  user at once; a busy user finishes its journey first (`stop_timeout`). A user stopped
+  after `take()` returned but before its journey began gives the arrival back
+  (`give_back`, from its `on_stop`).
 * `OpenModelShape.tick()` (the master/local runner, each second) grows the pool to
   busy + headroom (headroom = expected arrivals over the next `headroom_s`, at least
   2), never above `--user-cap`; it never asks Locust to shrink (Locust would pick
@@ -49,7 +51,7 @@ from gevent.event import AsyncResult
 from locust import LoadTestShape
 from locust.exception import StopUser
 
-from scenarios.locust_compat import mark_running, mark_waiting, nudged
+from scenarios.locust_compat import nudged
 from scenarios.recorder import DROP_REASONS  # noqa: F401  (the reasons `drop_reason` returns)
 
 MIN_IDLE = 2
@@ -221,13 +223,13 @@ class ArrivalDispatcher:
         """Test seconds since the origin (0 before it)."""
         return 0.0 if self.origin_unix is None else max(0.0, time.time() - self.origin_unix)
 
-    def take(self, user: Any) -> Any:
-        """Block until an arrival comes for `user`; StopUser when the pool has too many idle users."""
+    def take(self, user: Any = None) -> Any:
+        """Block until an arrival comes (call it from the user's `wait_time()`, where Locust has
+        marked the user WAITING); StopUser when the pool has too many idle users."""
         if self.finished or len(self.idle) > 2 * self.desired_idle(self.now_s()) + MIN_IDLE:
             raise StopUser()
         slot: AsyncResult = AsyncResult()
         self.idle.append(slot)
-        mark_waiting(user)                      # Locust may stop a waiting user at once
         try:
             plan = slot.get()
         except BaseException:
@@ -241,9 +243,15 @@ class ArrivalDispatcher:
             raise
         if plan is RETIRE:
             raise StopUser()
-        mark_running(user)
         self.busy += 1
         return plan
+
+    def give_back(self, plan: Any) -> None:
+        """A taken arrival whose user was stopped before its journey began: to another idle user,
+        else recorded as dropped."""
+        self.busy -= 1
+        if not self._hand_over(plan):
+            self._drop(plan, 0.0)
 
     def trim(self) -> int:
         """Retire surplus idle users (the newest first); return how many."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import gevent
 import numpy as np
-from locust import User, constant, task
+from locust import User, task
 from locust.env import Environment
 
 import scenarios.pool as pool
@@ -39,16 +39,29 @@ BOX: dict[str, Any] = {}
 class Sleeper(User):
     """A pool member whose journey is a sleep of `BOX['journey_s']`."""
 
-    wait_time = constant(0)
+    next_plan: Any = None
+
+    def wait_time(self) -> float:
+        """Take an arrival (blocking), as `scenarios.locustfile.Applicant` does."""
+        d = BOX.get("d")
+        if d is None:
+            return 0.05
+        self.next_plan = d.take()
+        return 0.0
+
+    def on_stop(self) -> None:
+        """Give back an arrival taken but not begun."""
+        plan, self.next_plan = self.next_plan, None
+        if plan is not None and BOX.get("d") is not None:
+            BOX["d"].give_back(plan)
 
     @task
     def serve(self) -> None:
-        """Take an arrival, 'journey', release."""
+        """'Journey' the arrival taken in wait_time, release."""
         d = BOX.get("d")
-        if d is None:
-            gevent.sleep(0.05)
+        plan, self.next_plan = self.next_plan, None
+        if d is None or plan is None:
             return
-        plan = d.take(self)
         BOX["lags"].append(time.time() - plan.intended_unix)
         try:
             gevent.sleep(BOX["journey_s"])
