@@ -31,8 +31,9 @@ import bench_workers  # noqa: E402
 LAG_P99_MAX_MS = 50.0
 
 
-def bisect_ceiling(holds: Callable[[float], bool], lo: float, hi: float, steps: int,
-                   resolution: float = 5.0) -> tuple[float, float]:
+def bisect_ceiling(
+    holds: Callable[[float], bool], lo: float, hi: float, steps: int, resolution: float = 5.0
+) -> tuple[float, float]:
     """The bracket [lo, hi) with `holds(lo)` true and `holds(hi)` false after bisecting.
 
     `lo` and `hi` are probed first, so a wrong bracket is seen: (0, lo) if lo fails,
@@ -60,11 +61,14 @@ def _line(r: dict) -> str:
     if "error" in r:
         return f"rate {r['rate']:g}/s: no run directory ({r['error']!r})"
     drop_pct = 100 * r["dropped"] / max(1, r["scheduled"])
-    return (f"rate {r['rate']:>6.1f}/s  scheduled {r['scheduled']:>5} (z {r['z']:+.2f})  dropped "
-            f"{r['dropped']} ({drop_pct:.2f} %) {r['by_reason']}  completed {r['completed']}  "
-            f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} / p99 {r['lag_p99_ms']:.1f} ms  "
-            f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  "
-            f"-> {'sustained' if r['ok'] else 'NOT'}")
+    return (
+        f"rate {r['rate']:>6.1f}/s  scheduled {r['scheduled']:>5} (z {r['z']:+.2f})  dropped "
+        f"{r['dropped']} ({drop_pct:.2f} %) {r['by_reason']}  completed {r['completed']}  "
+        f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} / "
+        f"p99 {r['lag_p99_ms']:.1f} ms  "
+        f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  "
+        f"-> {'sustained' if r['ok'] else 'NOT'}"
+    )
 
 
 def main() -> None:
@@ -75,12 +79,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--flash", type=float, nargs="*", default=[],
-                    help="fractions of the ceiling to run as flash crowds afterwards")
+    ap.add_argument(
+        "--flash",
+        type=float,
+        nargs="*",
+        default=[],
+        help="fractions of the ceiling to run as flash crowds afterwards",
+    )
     a = ap.parse_args()
     bench_workers.LAG_MAX[0] = LAG_P99_MAX_MS
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
-          f"{platform.python_version()}, load average {os.getloadavg()}", flush=True)
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
+        f"{platform.python_version()}, load average {os.getloadavg()}",
+        flush=True,
+    )
 
     def holds(rate: float) -> bool:
         r = bench_workers.one(rate, 1, a.duration, a.seed, pin=True)
@@ -88,14 +100,19 @@ def main() -> None:
         return bool(r.get("ok"))
 
     lo, hi = bisect_ceiling(holds, a.lo, a.hi, a.steps)
-    print(f"per-core ceiling (dropped <= 0.5 %, lag p99 <= {LAG_P99_MAX_MS:g} ms): "
-          f"{lo:g} arrivals/s sustained, {hi:g} not", flush=True)
+    print(
+        f"per-core ceiling (dropped <= 0.5 %, lag p99 <= {LAG_P99_MAX_MS:g} ms): "
+        f"{lo:g} arrivals/s sustained, {hi:g} not",
+        flush=True,
+    )
     for f in a.flash:
         rate = round(f * lo, 1)
         if rate <= 0:
             continue
         r = bench_workers.one(rate, 1, a.duration + 5, a.seed, shape="flash-crowd", pin=True)
-        print(f"flash crowd {f:g} x ceiling:", _line(r), f"load {os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"flash crowd {f:g} x ceiling:", _line(r), f"load {os.getloadavg()[0]:.2f}", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ One writer for a single process (`scenarios.run.Rehearsal.finish`) and a distrib
 (`scenarios.dist_master.MasterSide`), so both run directories have the same format.
 """
 
-
 from __future__ import annotations
 
 import shutil
@@ -26,11 +25,24 @@ from scenarios.thresholds import ThresholdWatch
 SETUP_MAX_BYTES = 1 << 20
 
 
-def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: AdminClient | None,
-             gates_before: dict[str, Any] | None, action_log: list[dict[str, Any]], watch: ThresholdWatch,
-             origin_unix: float, started_unix: float, scheduled_expected: float, cpu_max: float | None,
-             extra: dict[str, Any], lost_workers: list[dict[str, Any]] | None = None,
-             refused: list[str] | None = None, interrupted: bool = False) -> int:
+def conclude(
+    s: RunSettings,
+    recorder: Recorder,
+    *,
+    out: Path | None,
+    admin: AdminClient | None,
+    gates_before: dict[str, Any] | None,
+    action_log: list[dict[str, Any]],
+    watch: ThresholdWatch,
+    origin_unix: float,
+    started_unix: float,
+    scheduled_expected: float,
+    cpu_max: float | None,
+    extra: dict[str, Any],
+    lost_workers: list[dict[str, Any]] | None = None,
+    refused: list[str] | None = None,
+    interrupted: bool = False,
+) -> int:
     """Put the target back, fetch its audit and ledger, reconcile, and write the run directory.
 
     The one writer of a rehearsal's files, used by a single process (`Rehearsal.finish`)
@@ -61,43 +73,98 @@ def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: Adm
         code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
         if lost_workers:
             code = 3
-        problems = run_problems(s, recorder, admin=admin, refused=list(refused or []), interrupted=interrupted,
-                                server_ledger=evidence, recon_error=recon_error)
+        problems = run_problems(
+            s,
+            recorder,
+            admin=admin,
+            refused=list(refused or []),
+            interrupted=interrupted,
+            server_ledger=evidence,
+            recon_error=recon_error,
+        )
         if problems and code == 0:
             code = 1
         finished = time.time()
         if out is None:
             return code
         rid = rundir.process_run_id()
-        for name, obj in (("audit.json", audit), ("server_ledger.json", server_ledger),
-                          ("server_records.json", server_records), ("reconciliation.json", recon)):
+        for name, obj in (
+            ("audit.json", audit),
+            ("server_ledger.json", server_ledger),
+            ("server_records.json", server_records),
+            ("reconciliation.json", recon),
+        ):
             if obj is not None:
                 atomic.write_json(out / name, rundir.stamp(obj, rid))
         more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
         more.update(complete=not interrupted, problems=problems)
         if admin is not None and admin.problems:
             more["admin_problems"] = list(admin.problems)
-        atomic.write_json(out / "run.json", rundir.stamp(run_json(
-            s, origin_unix=origin_unix, started_unix=started_unix, finished_unix=finished,
-            extra={"admin_actions": action_log, **extra, **more}), rid))
-        atomic.write_json(out / "summary.json", rundir.stamp(summary_json(
-            s, recorder, scheduled_expected=scheduled_expected, elapsed_s=finished - origin_unix,
-            thresholds=thresholds, cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more), rid))
-        rundir.record(out, REHEARSAL_FILES + tuple(n for n in rundir.run_files(out) if n.startswith("latency/")),
-                      run_id=rid, by="rehearsal")
+        atomic.write_json(
+            out / "run.json",
+            rundir.stamp(
+                run_json(
+                    s,
+                    origin_unix=origin_unix,
+                    started_unix=started_unix,
+                    finished_unix=finished,
+                    extra={"admin_actions": action_log, **extra, **more},
+                ),
+                rid,
+            ),
+        )
+        atomic.write_json(
+            out / "summary.json",
+            rundir.stamp(
+                summary_json(
+                    s,
+                    recorder,
+                    scheduled_expected=scheduled_expected,
+                    elapsed_s=finished - origin_unix,
+                    thresholds=thresholds,
+                    cpu_max=cpu_max,
+                    exit_code=code,
+                    reconciliation=recon,
+                    extra=more,
+                ),
+                rid,
+            ),
+        )
+        rundir.record(
+            out,
+            REHEARSAL_FILES + tuple(n for n in rundir.run_files(out) if n.startswith("latency/")),
+            run_id=rid,
+            by="rehearsal",
+        )
     except OSError as e:
-        print(f"OutputError: cannot write the run directory {out} ({e.strerror or e}); free space or give "
-              f"another --out", file=sys.stderr, flush=True)
+        print(
+            f"OutputError: cannot write the run directory {out} ({e.strerror or e}); "
+            f"free space or give another --out",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return code
 
 
-REHEARSAL_FILES = ("arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "profile.toml", "audit.json",
-                   "server_ledger.json", "server_records.json", "reconciliation.json", "run.json", "summary.json")
+REHEARSAL_FILES = (
+    "arrivals.csv",
+    "ledger.csv",
+    "queue.csv",
+    "latency_history.csv",
+    "profile.toml",
+    "audit.json",
+    "server_ledger.json",
+    "server_records.json",
+    "reconciliation.json",
+    "run.json",
+    "summary.json",
+)
 
 
 def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
-    """What the client collected (arrivals, ledger, latencies, queue samples): written before anything else."""
+    """What the client collected (arrivals, ledger, latencies, queue samples): written before
+    anything else."""
     out.mkdir(parents=True, exist_ok=True)
     recorder.write_files(out)
     if s.profile is not None:
@@ -109,36 +176,56 @@ def _write_client_files(s: RunSettings, recorder: Recorder, out: Path) -> None:
 def _reconcile(rows: list[dict[str, Any]], evidence: Any) -> tuple[dict[str, Any] | None, str]:
     """(reconciliation, "") or (None, why it could not run) for server evidence of the wrong shape.
 
-    The run ends mid-surge: work still paying or queued is reported, not failed (a drill drains first).
+    The run ends mid-surge: work still paying or queued is reported, not failed (a drill drains
+    first).
     """
     if evidence is None:
         return None, ""
     try:
         return reconcile(rows, evidence, settled=False), ""
     except (TypeError, KeyError, ValueError, AttributeError) as e:
-        return None, f"GET /admin/records answered records of the wrong shape ({type(e).__name__}: {e})"
+        return (
+            None,
+            f"GET /admin/records answered records of the wrong shape ({type(e).__name__}: {e})",
+        )
 
 
-def run_problems(s: RunSettings, recorder: Recorder, *, admin: AdminClient | None, refused: list[str],
-                 interrupted: bool, server_ledger: Any, recon_error: str) -> list[str]:
+def run_problems(
+    s: RunSettings,
+    recorder: Recorder,
+    *,
+    admin: AdminClient | None,
+    refused: list[str],
+    interrupted: bool,
+    server_ledger: Any,
+    recon_error: str,
+) -> list[str]:
     """Why a run failed although nothing was found lost (each makes the exit code at least 1)."""
     c = recorder.counts
-    problems = [f"refused: {m}" for m in dict.fromkeys([*refused, *(admin.refused if admin else [])])]
+    problems = [
+        f"refused: {m}" for m in dict.fromkeys([*refused, *(admin.refused if admin else [])])
+    ]
     if interrupted:
         problems.append("interrupted by a signal before the end: the results are incomplete")
     if admin is not None and not refused and not admin.refused:
         if recon_error:
             problems.append(f"reconciliation could not run: {recon_error}")
         elif server_ledger is None:
-            problems.append(f"reconciliation could not run: GET {admin.host}/admin/records failed at the end "
-                            f"(the target died or refused); nothing can be said about lost data")
+            problems.append(
+                f"reconciliation could not run: GET {admin.host}/admin/records failed at the end "
+                f"(the target died or refused); nothing can be said about lost data"
+            )
     elif not refused and not _alive(s.host):
-        problems.append(f"the target {s.host} did not answer GET /healthz at the end: it died during the run")
+        problems.append(
+            f"the target {s.host} did not answer GET /healthz at the end: it died during the run"
+        )
     if c.get("scheduled", 0) == 0:
         problems.append("nothing arrived: no applicant was scheduled in the run")
     elif c.get("completed", 0) == 0:
-        problems.append(f"nothing succeeded: none of {c.get('scheduled', 0)} applicants completed a journey "
-                        f"({recorder.errors} of {recorder.requests} requests failed)")
+        problems.append(
+            f"nothing succeeded: none of {c.get('scheduled', 0)} applicants completed a journey "
+            f"({recorder.errors} of {recorder.requests} requests failed)"
+        )
     return problems
 
 
@@ -151,7 +238,8 @@ def _alive(host: str) -> bool:
 
 
 def publish_locust_csvs(staging: Path, out: Path) -> None:
-    """Move Locust's CSVs from the staging prefix directory into `out` atomically, then remove staging."""
+    """Move Locust's CSVs from the staging prefix directory into `out` atomically, then remove
+    staging."""
     if not staging.is_dir():
         return
     names = []
@@ -159,7 +247,9 @@ def publish_locust_csvs(staging: Path, out: Path) -> None:
         atomic.write_bytes(out / f.name, f.read_bytes())
         names.append(f.name)
     shutil.rmtree(staging, ignore_errors=True)
-    if (out / rundir.MANIFEST).is_file():  # the run wrote its files (conclude): Locust's belong to the same run
+    if (
+        out / rundir.MANIFEST
+    ).is_file():  # the run wrote its files (conclude): Locust's belong to the same run
         rundir.record(out, names, run_id=rundir.process_run_id(), by="rehearsal")
 
 

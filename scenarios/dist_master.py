@@ -45,7 +45,8 @@ from scenarios.thresholds import ThresholdWatch
 
 
 class PoolView:
-    """The workers' pools seen as one, for `OpenModelShape` on the master (a dispatcher look-alike)."""
+    """The workers' pools seen as one, for `OpenModelShape` on the master (a dispatcher
+    look-alike)."""
 
     def __init__(self, master: MasterSide) -> None:
         self.m = master
@@ -56,14 +57,18 @@ class PoolView:
 
     @property
     def finished(self) -> bool:
-        """Every worker's schedule is done (a silent worker does not hold the run open), or time is up."""
+        """Every worker's schedule is done (a silent worker does not hold the run open), or time
+        is up."""
         m = self.m
         if m.origin is None:
             return m.failed is not None
         if time.time() > m.origin + m.s.duration_s + STALE_S:
             return True
         now = time.time()
-        return all(st["finished"] or now - st["_at"] >= STALE_S or m.gone(i) for i, st in m.statuses.items())
+        return all(
+            st["finished"] or now - st["_at"] >= STALE_S or m.gone(i)
+            for i, st in m.statuses.items()
+        )
 
     def trim(self) -> int:
         """Workers retire their own surplus idle users."""
@@ -81,8 +86,12 @@ class PoolView:
     def status(self) -> PoolStatus:
         """Busy and idle users summed over the workers."""
         live = self._live()
-        return PoolStatus(busy=sum(int(st["busy"]) for st in live), idle=sum(int(st["idle"]) for st in live),
-                          rate_per_s=sum(float(st.get("rate", 0.0)) for st in live), finished=self.finished)
+        return PoolStatus(
+            busy=sum(int(st["busy"]) for st in live),
+            idle=sum(int(st["idle"]) for st in live),
+            rate_per_s=sum(float(st.get("rate", 0.0)) for st in live),
+            finished=self.finished,
+        )
 
 
 class MasterSide:
@@ -92,11 +101,13 @@ class MasterSide:
         self.s = settings
         self.allow_remote = allow_remote
         self.runner = runner
-        self.admin = AdminClient(settings.host, token=settings.admin_token) if settings.admin_token else None
+        self.admin = (
+            AdminClient(settings.host, token=settings.admin_token) if settings.admin_token else None
+        )
         self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso)
         self.watch = ThresholdWatch(list(settings.thresholds), window_s=settings.threshold_window_s)
         self.view = PoolView(self)
-        self.clients: dict[int, str] = {}          # our index -> Locust client id
+        self.clients: dict[int, str] = {}  # our index -> Locust client id
         self.n = 0
         self.statuses: dict[int, dict[str, Any]] = {}
         self.ready: set[int] = set()
@@ -114,14 +125,19 @@ class MasterSide:
         self.finished = False
         self.exit_code = 0
         self._greenlets: list[gevent.Greenlet] = []
-        for kind, fn in ((MSG_READY, self.on_ready), (MSG_STATUS, self.on_status), (MSG_RESULT, self.on_result),
-                         (MSG_ERROR, self.on_error)):
+        for kind, fn in (
+            (MSG_READY, self.on_ready),
+            (MSG_STATUS, self.on_status),
+            (MSG_RESULT, self.on_result),
+            (MSG_ERROR, self.on_error),
+        ):
             runner.register_message(kind, fn)
 
     def _calendar_iso(self, test_s: float) -> str:
         at = self.s.calendar_at(test_s)
         if at is None:
             from scenarios.recorder import iso_utc
+
             return iso_utc((self.origin or self.started_unix) + test_s).replace("Z", "+00:00")
         return at.isoformat(timespec="milliseconds")
 
@@ -138,7 +154,11 @@ class MasterSide:
         from locust.runners import STATE_MISSING
 
         cid = self.clients.get(index)
-        return cid is None or cid not in self.runner.clients or self.runner.clients[cid].state == STATE_MISSING
+        return (
+            cid is None
+            or cid not in self.runner.clients
+            or self.runner.clients[cid].state == STATE_MISSING
+        )
 
     def name(self, index: int) -> str:
         """'worker 1 (host_abcd)' for messages."""
@@ -149,9 +169,13 @@ class MasterSide:
         i = int(msg.data["index"])
         theirs, ours = msg.data.get("version"), surgecast_version()
         if theirs != ours:
-            # Settings, messages and the merge are only known to match within one version: refuse the run.
-            self.failed = (f"VersionMismatch: {self.name(i)} runs surgecast {theirs or 'older than 0.1.0'}, the "
-                           f"master {ours}; install the same surgecast version on every machine")
+            # Settings, messages and the merge are only known to match within one version:
+            # refuse the run.
+            self.failed = (
+                f"VersionMismatch: {self.name(i)} runs surgecast "
+                f"{theirs or 'older than 0.1.0'}, the "
+                f"master {ours}; install the same surgecast version on every machine"
+            )
             print(self.failed, file=sys.stderr, flush=True)
             self.exit_code = 2
             gevent.spawn(self.runner.quit)
@@ -175,12 +199,13 @@ class MasterSide:
     def on_error(self, environment: Any, msg: Any, **_kw: Any) -> None:
         self.failed = f"{self.name(int(msg.data['index']))}: {msg.data['message']}"
         print(render(RunFailed(self.failed)), file=sys.stderr, flush=True)
-        self.exit_code = RunFailed.exit_code     # a run that failed (1), not a usage error
+        self.exit_code = RunFailed.exit_code  # a run that failed (1), not a usage error
         gevent.spawn(self.runner.quit)
 
     # ---- the run -------------------------------------------------------------------------------
     def begin(self) -> None:
-        """At test start (before Locust sends the first spawn): give each worker its index and settings."""
+        """At test start (before Locust sends the first spawn): give each worker its index and
+        settings."""
         from locust.runners import STATE_MISSING
 
         nodes = [c for c in self.runner.clients.all if c.state != STATE_MISSING]
@@ -189,16 +214,25 @@ class MasterSide:
         self.s = dataclasses.replace(self.s, workers=self.n)
         for i, c in enumerate(nodes):
             self.clients[i] = c.id
-            self.runner.send_message(MSG_SETUP, settings_to_wire(self.s, index=i, workers=self.n,
-                                                                    allow_remote=self.allow_remote), client_id=c.id)
+            self.runner.send_message(
+                MSG_SETUP,
+                settings_to_wire(self.s, index=i, workers=self.n, allow_remote=self.allow_remote),
+                client_id=c.id,
+            )
         self._greenlets.append(gevent.spawn(self.run))
 
     def run(self) -> None:
-        """Wait for every worker's set-up (bounded), give the origin, play the admin schedule, watch."""
+        """Wait for every worker's set-up (bounded), give the origin, play the admin schedule,
+        watch."""
         if self.admin is not None:
             self.gates_before = (self.admin.metrics() or {}).get("gates")
         deadline = time.time() + READY_WAIT_S
-        while len(self.ready) < self.n and time.time() < deadline and not self.finished and self.failed is None:
+        while (
+            len(self.ready) < self.n
+            and time.time() < deadline
+            and not self.finished
+            and self.failed is None
+        ):
             gevent.sleep(0.05)
         if self.failed is not None or self.finished:
             return
@@ -217,7 +251,9 @@ class MasterSide:
         if self.admin is not None:
             acts = admin_actions(self.s)
             if acts:
-                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep))
+                self._greenlets.append(
+                    gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep)
+                )
         self.monitor()
 
     def monitor(self) -> None:
@@ -233,14 +269,18 @@ class MasterSide:
         busy = self.view.status().busy
         q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
         cal = self._calendar_iso(min(t, self.s.duration_s))
-        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s" + draining(t, self.s.duration_s)
-                + f"  calendar {cal[:16].replace('T', ' ')}"
-                f"  workers {len(self.view._live())}/{self.n}  arrivals {c.get('scheduled', 0)}"
-                f"  dropped {c.get('dropped', 0)}  in journey {busy}  {done_text(c)}  issuer queue {q}")
+        return (
+            f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s"
+            + draining(t, self.s.duration_s)
+            + f"  calendar {cal[:16].replace('T', ' ')}"
+            f"  workers {len(self.view._live())}/{self.n}  arrivals {c.get('scheduled', 0)}"
+            f"  dropped {c.get('dropped', 0)}  in journey {busy}  {done_text(c)}  issuer queue {q}"
+        )
 
-    # ---- the end ----------------------------------------------------------------------------------
+    # ---- the end -------------------------------------------------------------------------
     def finish(self, out: Path | None, stop_timeout: float) -> int:
-        """Ask the workers for their results (bounded wait), merge them exactly, write the run directory."""
+        """Ask the workers for their results (bounded wait), merge them exactly, write the run
+        directory."""
         if self.finished:
             return self.exit_code
         self.finished = True
@@ -257,14 +297,30 @@ class MasterSide:
             if not waiting or all(self.gone(i) for i in waiting):
                 break
             gevent.sleep(0.05)
-        lost = [{"index": i, "client_id": self.clients[i]} for i in range(self.n) if i not in self.results]
+        lost = [
+            {"index": i, "client_id": self.clients[i]}
+            for i in range(self.n)
+            if i not in self.results
+        ]
         for w in lost:
             got = self.parts.get(w["index"])
             more = f" ({len(got.parts)} of {got.total} chunks)" if got else ""
-            why = "stopped answering (no heartbeat)" if self.gone(w["index"]) else "did not send its results"
-            print(render(IntegrityError(f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
-                                        f"{more}; its arrivals, ledger and latencies are missing from the run "
-                                        "directory (data lost, exit 3)")), file=sys.stderr, flush=True)
+            why = (
+                "stopped answering (no heartbeat)"
+                if self.gone(w["index"])
+                else "did not send its results"
+            )
+            print(
+                render(
+                    IntegrityError(
+                        f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
+                        f"{more}; its arrivals, ledger and latencies are missing from the run "
+                        "directory (data lost, exit 3)"
+                    )
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
         setup = {"setup_s": 0.0, "setup_accounts": 0, "setup_failed": 0}
         try:
             for i in sorted(self.results):
@@ -280,14 +336,24 @@ class MasterSide:
         if self.origin is not None:
             self.watch.evaluate(time.time() - self.origin)
         self.exit_code = conclude(
-            self.s, self.recorder, out=out, admin=self.admin, gates_before=self.gates_before,
-            action_log=self.action_log, watch=self.watch, origin_unix=self.origin or self.started_unix,
-            started_unix=self.started_unix, scheduled_expected=build_schedule(self.s).expected(),
-            cpu_max=self.cpu_max, lost_workers=lost,
-            extra={**setup, "aborted_by": self.aborted_by,
-                   "worker_clients": [self.clients[i] for i in range(self.n)]},
-            refused=self.refused, interrupted=self.interrupted)
+            self.s,
+            self.recorder,
+            out=out,
+            admin=self.admin,
+            gates_before=self.gates_before,
+            action_log=self.action_log,
+            watch=self.watch,
+            origin_unix=self.origin or self.started_unix,
+            started_unix=self.started_unix,
+            scheduled_expected=build_schedule(self.s).expected(),
+            cpu_max=self.cpu_max,
+            lost_workers=lost,
+            extra={
+                **setup,
+                "aborted_by": self.aborted_by,
+                "worker_clients": [self.clients[i] for i in range(self.n)],
+            },
+            refused=self.refused,
+            interrupted=self.interrupted,
+        )
         return self.exit_code
-
-
-# ---- the command line ------------------------------------------------------------------------------

@@ -26,31 +26,47 @@ MSG_RESULT = "surgecast_result"
 MSG_ERROR = "surgecast_error"
 CHUNK_BYTES = 256 * 1024
 STATUS_EVERY_S = 0.5
-GO_LEAD_S = 0.5            # the origin is this far after the last worker is ready
-STALE_S = 5.0              # a worker silent this long no longer holds the run open
+GO_LEAD_S = 0.5  # the origin is this far after the last worker is ready
+STALE_S = 5.0  # a worker silent this long no longer holds the run open
 
 RESULTS_GRACE_S = float(os.environ.get("SURGECAST_RESULTS_WAIT_S", "30"))
 
 
-
 # ---- settings on the wire ------------------------------------------------------------------------
-def settings_to_wire(s: RunSettings, *, index: int, workers: int, allow_remote: bool = False) -> dict[str, Any]:
+def settings_to_wire(
+    s: RunSettings, *, index: int, workers: int, allow_remote: bool = False
+) -> dict[str, Any]:
     """What worker `index` of `workers` needs of the master's settings (plain data; no admin token).
 
     >>> from scenarios.options import RunSettings
-    >>> w = settings_to_wire(RunSettings(host="http://127.0.0.1:1", embedded=True, arrival_rate=4.0, seed=3),
-    ...                      index=1, workers=2)
+    >>> rs = RunSettings(host="http://127.0.0.1:1", embedded=True, arrival_rate=4.0, seed=3)
+    >>> w = settings_to_wire(rs, index=1, workers=2)
     >>> s = settings_from_wire(w); (s.arrival_rate, s.seed, s.workers, s.admin_token)
     (4.0, 3, 2, None)
     """
-    d: dict[str, Any] = {"index": index, "workers": workers, "allow_remote": allow_remote, "host": s.host, "embedded": s.embedded,
-                         "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "compress": s.compress, "scale": s.scale,
-                         "duration_s": s.duration_s, "seed": s.seed, "user_cap": s.user_cap, "max_rate": s.max_rate,
-                         "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
-                         "reuse_idempotency_keys": s.reuse_idempotency_keys, "headroom_s": s.headroom_s,
-                         "calendar_origin": s.calendar_origin.isoformat() if s.calendar_origin else None,
-                         "window_end": s.window_end.isoformat() if s.window_end else None,
-                         "profile_source": None, "profile_text": None}
+    d: dict[str, Any] = {
+        "index": index,
+        "workers": workers,
+        "allow_remote": allow_remote,
+        "host": s.host,
+        "embedded": s.embedded,
+        "arrival_rate": s.arrival_rate,
+        "arrival_shape": s.arrival_shape,
+        "compress": s.compress,
+        "scale": s.scale,
+        "duration_s": s.duration_s,
+        "seed": s.seed,
+        "user_cap": s.user_cap,
+        "max_rate": s.max_rate,
+        "thresholds": [t.expr for t in s.thresholds],
+        "threshold_window_s": s.threshold_window_s,
+        "reuse_idempotency_keys": s.reuse_idempotency_keys,
+        "headroom_s": s.headroom_s,
+        "calendar_origin": s.calendar_origin.isoformat() if s.calendar_origin else None,
+        "window_end": s.window_end.isoformat() if s.window_end else None,
+        "profile_source": None,
+        "profile_text": None,
+    }
     if s.profile is not None:
         d["profile_source"] = s.profile.source
         d["profile_text"] = Path(s.profile.source).read_text(encoding="utf-8")
@@ -63,23 +79,38 @@ def settings_from_wire(d: dict[str, Any]) -> RunSettings:
 
     profile = None
     if d.get("profile_text"):
-        profile = parse_profile(tomllib.loads(d["profile_text"]), source=d["profile_source"] or "<master>")
+        profile = parse_profile(
+            tomllib.loads(d["profile_text"]), source=d["profile_source"] or "<master>"
+        )
 
     def when(x: str | None) -> datetime | None:
         if x is None:
             return None
         t = datetime.fromisoformat(x)
         return t.astimezone(profile.calendar.tz) if profile is not None else t
-    return RunSettings(host=d["host"], embedded=bool(d["embedded"]), profile=profile,
-                       profile_name=profile.name if profile else None, arrival_rate=d["arrival_rate"],
-                       arrival_shape=str(d.get("arrival_shape") or "constant"),
-                       compress=float(d["compress"]), scale=float(d["scale"]), duration_s=float(d["duration_s"]),
-                       calendar_origin=when(d["calendar_origin"]), window_end=when(d["window_end"]),
-                       seed=int(d["seed"]), user_cap=int(d["user_cap"]), max_rate=d["max_rate"],
-                       thresholds=tuple(parse_threshold(x) for x in d["thresholds"]),
-                       threshold_window_s=float(d["threshold_window_s"]),
-                       reuse_idempotency_keys=bool(d["reuse_idempotency_keys"]), quiet=True,
-                       headroom_s=float(d["headroom_s"]), workers=int(d["workers"]))
+
+    return RunSettings(
+        host=d["host"],
+        embedded=bool(d["embedded"]),
+        profile=profile,
+        profile_name=profile.name if profile else None,
+        arrival_rate=d["arrival_rate"],
+        arrival_shape=str(d.get("arrival_shape") or "constant"),
+        compress=float(d["compress"]),
+        scale=float(d["scale"]),
+        duration_s=float(d["duration_s"]),
+        calendar_origin=when(d["calendar_origin"]),
+        window_end=when(d["window_end"]),
+        seed=int(d["seed"]),
+        user_cap=int(d["user_cap"]),
+        max_rate=d["max_rate"],
+        thresholds=tuple(parse_threshold(x) for x in d["thresholds"]),
+        threshold_window_s=float(d["threshold_window_s"]),
+        reuse_idempotency_keys=bool(d["reuse_idempotency_keys"]),
+        quiet=True,
+        headroom_s=float(d["headroom_s"]),
+        workers=int(d["workers"]),
+    )
 
 
 def surgecast_version() -> str:
@@ -97,7 +128,7 @@ def surgecast_version() -> str:
 def encode_payload(obj: Any, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[list[bytes], str]:
     """JSON -> zlib -> chunks of at most `chunk_bytes`, and the SHA-256 of the compressed bytes."""
     raw = zlib.compress(json.dumps(obj, separators=(",", ":")).encode(), 6)
-    chunks = [raw[i:i + chunk_bytes] for i in range(0, len(raw), chunk_bytes)] or [b""]
+    chunks = [raw[i : i + chunk_bytes] for i in range(0, len(raw), chunk_bytes)] or [b""]
     return chunks, hashlib.sha256(raw).hexdigest()
 
 
@@ -129,7 +160,15 @@ def drain_watch(w: ThresholdWatch) -> list[list[Any]]:
     rows = []
     while w._seconds:
         sec, b = w._seconds.popleft()
-        rows.append([sec, [[s, c, v] for (s, c), v in b.latencies.items()], b.requests, b.errors, b.outcomes])
+        rows.append(
+            [
+                sec,
+                [[s, c, v] for (s, c), v in b.latencies.items()],
+                b.requests,
+                b.errors,
+                b.outcomes,
+            ]
+        )
     return rows
 
 
@@ -137,8 +176,10 @@ def feed_watch(w: ThresholdWatch, rows: list[list[Any]]) -> None:
     """Add rows of `drain_watch` into `w` (the master's side), second by second.
 
     >>> from scenarios.thresholds import parse_threshold
-    >>> a = ThresholdWatch([parse_threshold("errors<50%")], min_count=1); a.request("login", 3.2, 0.1, ok=False)
-    >>> m = ThresholdWatch([parse_threshold("errors<50%")], min_count=1); feed_watch(m, drain_watch(a))
+    >>> a = ThresholdWatch([parse_threshold("errors<50%")], min_count=1)
+    >>> a.request("login", 3.2, 0.1, ok=False)
+    >>> m = ThresholdWatch([parse_threshold("errors<50%")], min_count=1)
+    >>> feed_watch(m, drain_watch(a))
     >>> _ = m.evaluate(4.0); m.results[0].ok
     False
     """

@@ -69,7 +69,8 @@ class WorkerSide:
         gevent.spawn(self.status_loop)
 
     def ready_then_wait(self) -> float | None:
-        """Tell the master this worker is set up; block until it gives the origin (None: stopped)."""
+        """Tell the master this worker is set up; block until it gives the origin (None:
+        stopped)."""
         self.send(MSG_READY, {"index": self.index, "version": surgecast_version()})
         return self.origin.get()
 
@@ -85,12 +86,20 @@ class WorkerSide:
             d = r.dispatcher
             if d is not None:
                 d.trim()
-            self.send(MSG_STATUS, {
-                "index": self.index, "busy": d.busy if d else 0, "idle": len(d.idle) if d else 0,
-                "desired": d.desired_idle(d.now_s()) if d else MIN_IDLE,
-                "rate": d.rate_at(d.now_s()) if d else 0.0,
-                "finished": bool(d and d.finished), "counts": dict(r.recorder.counts),
-                "cpu": getattr(self.runner, "current_cpu_usage", None), "watch": drain_watch(r.watch)})
+            self.send(
+                MSG_STATUS,
+                {
+                    "index": self.index,
+                    "busy": d.busy if d else 0,
+                    "idle": len(d.idle) if d else 0,
+                    "desired": d.desired_idle(d.now_s()) if d else MIN_IDLE,
+                    "rate": d.rate_at(d.now_s()) if d else 0.0,
+                    "finished": bool(d and d.finished),
+                    "counts": dict(r.recorder.counts),
+                    "cpu": getattr(self.runner, "current_cpu_usage", None),
+                    "watch": drain_watch(r.watch),
+                },
+            )
             gevent.sleep(STATUS_EVERY_S)
 
     def on_finish(self, environment: Any, msg: Any, **_kw: Any) -> None:
@@ -109,13 +118,23 @@ class WorkerSide:
         if not self.origin.ready():
             self.origin.set(None)
         r.close_journeys()
-        payload = {"index": self.index, "recorder": r.recorder.export(), "setup": r.setup_extra(),
-                   "dispatched": r.dispatcher.dispatched if r.dispatcher else 0, "drawn": len(r.times),
-                   "watch": drain_watch(r.watch)}
-        send_last_stats(self.runner)  # Locust's own last report goes before our results (same socket, in order)
+        payload = {
+            "index": self.index,
+            "recorder": r.recorder.export(),
+            "setup": r.setup_extra(),
+            "dispatched": r.dispatcher.dispatched if r.dispatcher else 0,
+            "drawn": len(r.times),
+            "watch": drain_watch(r.watch),
+        }
+        send_last_stats(
+            self.runner
+        )  # Locust's own last report goes before our results (same socket, in order)
         chunks, digest = encode_payload(payload)
         for i, c in enumerate(chunks):
-            self.send(MSG_RESULT, {"index": self.index, "seq": i, "total": len(chunks), "sha256": digest, "data": c})
+            self.send(
+                MSG_RESULT,
+                {"index": self.index, "seq": i, "total": len(chunks), "sha256": digest, "data": c},
+            )
             gevent.sleep(0)
 
 

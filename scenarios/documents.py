@@ -1,7 +1,7 @@
 """The documents an applicant stamps: a small PDF, its title, the upload body and the serial.
 
-    >>> build_multipart(b"%PDF-1.4", "surat.pdf", boundary="b")[1][:40]
-    b'--b\\r\\nContent-Disposition: form-data; nam'
+>>> build_multipart(b"%PDF-1.4", "surat.pdf", boundary="b")[1][:40]
+b'--b\\r\\nContent-Disposition: form-data; nam'
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ def pdf_document(title: str) -> bytes:
     """
     text = title.replace("\\", "").replace("(", "").replace(")", "")[:80]
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>",
-            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
     out, offsets = b"%PDF-1.4\n", []
     for i, o in enumerate(objs, 1):
         offsets.append(len(out))
@@ -55,9 +58,17 @@ def document_title(i: int) -> str:
     return ("Surat Lamaran", "Surat Pernyataan", "Surat Pernyataan Tambahan")[min(i, 2)]
 
 
-def build_multipart(data: bytes, filename: str, *, boundary: str | None = None) -> tuple[str, bytes]:
+def build_multipart(
+    data: bytes, filename: str, *, boundary: str | None = None
+) -> tuple[str, bytes]:
     """(content type, body) of a multipart/form-data upload with one field `document`."""
     b = boundary or uuid.uuid4().hex
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
+    body = (
+        (
+            f'--{b}\r\nContent-Disposition: form-data; name="document"; filename="{filename}"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{b}--\r\n".encode()
+    )
     return f"multipart/form-data; boundary={b}", body

@@ -25,7 +25,9 @@ def _json(resp: Any) -> dict[str, Any]:
         return {}
 
 
-MAX_RESPONSE_BYTES = 8 << 20   # a stamped PDF is kilobytes; a bigger answer is refused, never buffered
+MAX_RESPONSE_BYTES = (
+    8 << 20
+)  # a stamped PDF is kilobytes; a bigger answer is refused, never buffered
 
 
 @dataclass
@@ -38,10 +40,20 @@ class Reply:
     error: str = ""
 
 
-def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
-                    json_body: Any = None, headers: dict[str, str] | None = None, deadline_s: float = 10.0,
-                    max_bytes: int = MAX_RESPONSE_BYTES) -> Reply:
-    """One request on a Locust FastHttpSession: redirects not followed, a total deadline, the body capped.
+def bounded_request(
+    client: Any,
+    method: str,
+    path: str,
+    *,
+    name: str,
+    data: bytes | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    deadline_s: float = 10.0,
+    max_bytes: int = MAX_RESPONSE_BYTES,
+) -> Reply:
+    """One request on a Locust FastHttpSession: no redirects followed, a total deadline, the body
+    capped.
 
     The body is streamed and refused past `max_bytes`; the whole exchange (headers and
     body) must end within `deadline_s` (geventhttpclient's own timeout is per read). A
@@ -52,7 +64,9 @@ def bounded_request(client: Any, method: str, path: str, *, name: str, data: byt
     timer = gevent.Timeout(deadline_s)
     timer.start()
     try:
-        r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw)
+        r = client.request(
+            method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw
+        )
         status = int(r.status_code or 0)
         hdrs = r.headers
         raw = getattr(r, "_response", None)
