@@ -57,94 +57,60 @@ def conclude(
     `problems`. Returns the exit code; a run directory that cannot be written is one
     line on stderr and exit 1.
     """
-    audit = server_ledger = server_records = None
-    finished = time.time()
     try:
         if out is not None:
             _write_client_files(s, recorder, out)
-        if admin is not None and not (refused or admin.refused):
-            restore(admin, gates_before, action_log)
-            audit = admin.get_optional("/admin/audit", dict)
-            server_ledger = admin.get_optional("/admin/ledger", dict)
-            server_records = admin.get_optional("/admin/records", dict)
+        audit, server_ledger, server_records = _target_evidence(
+            admin, refused, gates_before, action_log
+        )
         evidence = server_records if server_records is not None else server_ledger
         recon, recon_error = _reconcile(recorder.ledger_rows(), evidence)
         thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
         code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
         if lost_workers:
             code = 3
-        problems = run_problems(
-            s,
-            recorder,
-            admin=admin,
-            refused=list(refused or []),
-            interrupted=interrupted,
-            server_ledger=evidence,
-            recon_error=recon_error,
-        )
+        problems = run_problems(s, recorder, admin=admin, refused=list(refused or []),
+                                interrupted=interrupted, server_ledger=evidence,
+                                recon_error=recon_error)
         if problems and code == 0:
             code = 1
         finished = time.time()
         if out is None:
             return code
         rid = rundir.process_run_id()
-        for name, obj in (
-            ("audit.json", audit),
-            ("server_ledger.json", server_ledger),
-            ("server_records.json", server_records),
-            ("reconciliation.json", recon),
-        ):
+        for name, obj in (("audit.json", audit), ("server_ledger.json", server_ledger),
+                          ("server_records.json", server_records), ("reconciliation.json", recon)):
             if obj is not None:
                 atomic.write_json(out / name, rundir.stamp(obj, rid))
         more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
         more.update(complete=not interrupted, problems=problems)
         if admin is not None and admin.problems:
             more["admin_problems"] = list(admin.problems)
-        atomic.write_json(
-            out / "run.json",
-            rundir.stamp(
-                run_json(
-                    s,
-                    origin_unix=origin_unix,
-                    started_unix=started_unix,
-                    finished_unix=finished,
-                    extra={"admin_actions": action_log, **extra, **more},
-                ),
-                rid,
-            ),
-        )
-        atomic.write_json(
-            out / "summary.json",
-            rundir.stamp(
-                summary_json(
-                    s,
-                    recorder,
-                    scheduled_expected=scheduled_expected,
-                    elapsed_s=finished - origin_unix,
-                    thresholds=thresholds,
-                    cpu_max=cpu_max,
-                    exit_code=code,
-                    reconciliation=recon,
-                    extra=more,
-                ),
-                rid,
-            ),
-        )
-        rundir.record(
-            out,
-            REHEARSAL_FILES + tuple(n for n in rundir.run_files(out) if n.startswith("latency/")),
-            run_id=rid,
-            by="rehearsal",
-        )
+        run = run_json(s, origin_unix=origin_unix, started_unix=started_unix,
+                       finished_unix=finished, extra={"admin_actions": action_log, **extra, **more})
+        atomic.write_json(out / "run.json", rundir.stamp(run, rid))
+        summary = summary_json(s, recorder, scheduled_expected=scheduled_expected,
+                               elapsed_s=finished - origin_unix, thresholds=thresholds,
+                               cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more)
+        atomic.write_json(out / "summary.json", rundir.stamp(summary, rid))
+        latency = tuple(n for n in rundir.run_files(out) if n.startswith("latency/"))
+        rundir.record(out, REHEARSAL_FILES + latency, run_id=rid, by="rehearsal")
     except OSError as e:
-        print(
-            f"OutputError: cannot write the run directory {out} ({e.strerror or e}); "
-            f"free space or give another --out",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"OutputError: cannot write the run directory {out} ({e.strerror or e}); "
+              f"free space or give another --out", file=sys.stderr, flush=True)
         return 1
     return code
+
+
+def _target_evidence(admin: AdminClient | None, refused: list[str] | None,
+                     gates_before: dict[str, Any] | None, action_log: list[dict[str, Any]]
+                     ) -> tuple[Any, Any, Any]:
+    """Put the target's gates back; its (audit, ledger, records), each None if not fetched."""
+    if admin is None or refused or admin.refused:
+        return None, None, None
+    restore(admin, gates_before, action_log)
+    return (admin.get_optional("/admin/audit", dict), admin.get_optional("/admin/ledger", dict),
+            admin.get_optional("/admin/records", dict))
 
 
 REHEARSAL_FILES = (
