@@ -67,7 +67,8 @@ def _line(r: dict) -> str:
         f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} / "
         f"p99 {r['lag_p99_ms']:.1f} ms  "
         f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  "
-        f"-> {'sustained' if r['ok'] else 'NOT'}"
+        f"generator cpu {r['gen_cpu_s']:.2f} s ({1000 * r['gen_cpu_s'] / max(1, r['started']):.2f} "
+        f"ms/arrival)  -> {'sustained' if r['ok'] else 'NOT'}"
     )
 
 
