@@ -72,7 +72,7 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
         with PinnedTestbed(port=0, extra_args=sum((["--set", kv] for kv in FAST), [])) as tb:
             r = subprocess.run(["taskset", "-c", "1", *cmd, "--host", tb.url, f"--admin-token={tb.admin_token}"],
                                capture_output=True, text=True, timeout=duration + 150, cwd=ROOT)
-            gen_cpu_s = _children_cpu_s() - before   # the generator alone: the testbed is not yet reaped
+            gen_cpu_s = _children_cpu_s() - before   # the generator alone (testbed not reaped)
     else:
         for kv in FAST:
             cmd += ["--testbed-set", kv]
@@ -135,7 +135,8 @@ def main() -> None:
                   f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms "
                   f"(after {WARMUP_S:g} s: {r['lag_p99_after_ms']:.1f} ms; {r['late']} over {LAG_P99_MAX_MS:g} ms at "
                   f"{r['late_at']} s)  "
-                  f"gen cpu {r['gen_cpu_s']:.2f} s ({1000 * r['gen_cpu_s'] / max(1, r['started']):.3f} ms/arrival)  "
+                  f"gen cpu {r['gen_cpu_s']:.2f} s "
+                  f"({1000 * r['gen_cpu_s'] / max(1, r['started']):.3f} ms/arrival)  "
                   f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  drops {r['by_reason']}  "
                   f"-> {'sustained' if r['ok'] else 'NOT'}", flush=True)
             if not r["ok"]:

@@ -116,9 +116,9 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
     add("--arrival-shape", default=None, metavar="SHAPE",
-        help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then 0 -> R/s "
-             "within 1 s: a step test of the generator; not the flash-crowd profile, a calendar day "
-             "with an 8x hour, given with --profile flash-crowd)")
+        help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then "
+             "0 -> R/s within 1 s: a step test of the generator; not the flash-crowd "
+             "profile, a calendar day with an 8x hour, given with --profile flash-crowd)")
     add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
         "(default: fit the window into --duration)")
     add("--scale", type=float, default=None, metavar="Y", help="fraction of the profile's applicants "

@@ -45,7 +45,8 @@ a, b = Idle(env), Idle(env)
 b.busy = True
 a.start(group); b.start(group); gevent.sleep(0.05)
 results["user blocked in wait_time stopped at once"] = a.stop() is True and a._greenlet.dead
-results["user in its task asked to finish"] = b.stop() is False and b._state == LOCUST_STATE_STOPPING
+results["user in its task asked to finish"] = (b.stop() is False
+                                               and b._state == LOCUST_STATE_STOPPING)
 group.kill(block=True)
 
 # 2. WorkerRunner._send_stats(): a method taking nothing but the runner.
