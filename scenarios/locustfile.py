@@ -315,8 +315,11 @@ class Applicant(FastHttpUser):
 
     It waits in `wait_time()`, Locust's documented hand-off: Locust marks the user WAITING
     before it calls `wait_time()`, so an idle user may be stopped at once, and RUNNING
-    after, so a busy one finishes its journey. An arrival taken by a user stopped in
-    between is given back by `on_stop`.
+    after, so a busy one finishes its journey. A user stopped in the one-loop gap after
+    `wait_time()` returned still begins its journey (gevent queues the kill behind its
+    wake-up) and is killed at its first request, recorded as abandoned; had the kill come
+    first, `on_stop` gives the arrival back. OpenModelShape never shrinks the pool, so
+    only the end of a run or a signal stops users.
     """
 
     host = "http://127.0.0.1"
