@@ -290,49 +290,8 @@ class MasterSide:
             return self.exit_code or RunFailed.exit_code
         for c in self.clients.values():
             self.runner.send_message(MSG_FINISH, {}, client_id=c)
-        wait_s = stop_timeout + RESULTS_GRACE_S
-        deadline = time.time() + wait_s
-        while time.time() < deadline:
-            waiting = [i for i in range(self.n) if i not in self.results]
-            if not waiting or all(self.gone(i) for i in waiting):
-                break
-            gevent.sleep(0.05)
-        lost = [
-            {"index": i, "client_id": self.clients[i]}
-            for i in range(self.n)
-            if i not in self.results
-        ]
-        for w in lost:
-            got = self.parts.get(w["index"])
-            more = f" ({len(got.parts)} of {got.total} chunks)" if got else ""
-            why = (
-                "stopped answering (no heartbeat)"
-                if self.gone(w["index"])
-                else "did not send its results"
-            )
-            print(
-                render(
-                    IntegrityError(
-                        f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
-                        f"{more}; its arrivals, ledger and latencies are missing from the run "
-                        "directory (data lost, exit 3)"
-                    )
-                ),
-                file=sys.stderr,
-                flush=True,
-            )
-        setup = {"setup_s": 0.0, "setup_accounts": 0, "setup_failed": 0}
-        try:
-            for i in sorted(self.results):
-                r = self.results[i]
-                self.recorder.absorb(r["recorder"])
-                feed_watch(self.watch, r["watch"])
-                setup["setup_s"] = max(setup["setup_s"], float(r["setup"]["setup_s"]))
-                setup["setup_accounts"] += int(r["setup"]["setup_accounts"])
-                setup["setup_failed"] += int(r["setup"]["setup_failed"])
-        except SurgecastError as e:
-            print(render(e), file=sys.stderr, flush=True)
-            lost.append({"index": -1, "client_id": "", "error": str(e)})
+        lost = self._await_results(stop_timeout + RESULTS_GRACE_S)
+        setup = self._merge_results(lost)
         if self.origin is not None:
             self.watch.evaluate(time.time() - self.origin)
         self.exit_code = conclude(
@@ -357,3 +316,40 @@ class MasterSide:
             interrupted=self.interrupted,
         )
         return self.exit_code
+
+    def _await_results(self, wait_s: float) -> list[dict[str, Any]]:
+        """Wait (bounded) for every worker's results; name each that never came (data lost)."""
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            waiting = [i for i in range(self.n) if i not in self.results]
+            if not waiting or all(self.gone(i) for i in waiting):
+                break
+            gevent.sleep(0.05)
+        lost = [{"index": i, "client_id": self.clients[i]} for i in range(self.n)
+                if i not in self.results]
+        for w in lost:
+            got = self.parts.get(w["index"])
+            more = f" ({len(got.parts)} of {got.total} chunks)" if got else ""
+            why = ("stopped answering (no heartbeat)" if self.gone(w["index"])
+                   else "did not send its results")
+            print(render(IntegrityError(
+                f"{self.name(w['index'])} {why}: nothing after waiting up to {wait_s:g} s"
+                f"{more}; its arrivals, ledger and latencies are missing from the run "
+                "directory (data lost, exit 3)")), file=sys.stderr, flush=True)
+        return lost
+
+    def _merge_results(self, lost: list[dict[str, Any]]) -> dict[str, Any]:
+        """Absorb every worker's recorder and threshold samples; the summed set-up figures."""
+        setup = {"setup_s": 0.0, "setup_accounts": 0, "setup_failed": 0}
+        try:
+            for i in sorted(self.results):
+                r = self.results[i]
+                self.recorder.absorb(r["recorder"])
+                feed_watch(self.watch, r["watch"])
+                setup["setup_s"] = max(setup["setup_s"], float(r["setup"]["setup_s"]))
+                setup["setup_accounts"] += int(r["setup"]["setup_accounts"])
+                setup["setup_failed"] += int(r["setup"]["setup_failed"])
+        except SurgecastError as e:
+            print(render(e), file=sys.stderr, flush=True)
+            lost.append({"index": -1, "client_id": "", "error": str(e)})
+        return setup
