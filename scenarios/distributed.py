@@ -1,6 +1,6 @@
 """Distributed rehearsals on Locust's own master/worker mode.
 
-    surgecast rehearse --workers 2 --profile casn2024 --out runs/x            # 2 local worker processes
+    surgecast rehearse --workers 2 --profile casn2024 --out runs/x     # 2 local worker processes
     surgecast rehearse --master --workers 4 --host http://10.0.0.9:8080 --allow-remote --out runs/y
     surgecast rehearse --worker --master-host 10.0.0.5                        # on each load machine
     locust -f locustfile.py --headless --processes 2 --arrival-rate 20 --duration 60 --out runs/z
@@ -37,7 +37,9 @@ Chunks round-trip exactly::
 
     >>> chunks, digest = encode_payload({"rows": list(range(5))}, chunk_bytes=8)
     >>> a = Assembler()
-    >>> done = [a.add({"seq": i, "total": len(chunks), "sha256": digest, "data": c}) for i, c in enumerate(chunks)]
+    >>> msgs = [{"seq": i, "total": len(chunks), "sha256": digest, "data": c}
+    ...         for i, c in enumerate(chunks)]
+    >>> done = [a.add(m) for m in msgs]
     >>> done[-1], a.payload()
     (True, {'rows': [0, 1, 2, 3, 4]})
 """

@@ -1,4 +1,5 @@
-"""Every Locust internal surgecast relies on, behind one seam, with the tested version range checked at import.
+"""Every Locust internal surgecast relies on, behind one seam, with the tested version range
+checked at import.
 
 Locust's documented API (User, LoadTestShape, events, runners) is used where it is; what is not
 documented lives here, so a Locust upgrade that moves it fails here, loudly, and in
@@ -26,18 +27,27 @@ from locust import argument_parser
 
 from floor.errors import UsageError
 
-__all__ = ["TESTED", "SPAWN_RATE_NUDGE", "LocustVersionError", "tested", "send_last_stats",
-           "cache_locust_default_args", "nudged"]
+__all__ = [
+    "TESTED",
+    "SPAWN_RATE_NUDGE",
+    "LocustVersionError",
+    "tested",
+    "send_last_stats",
+    "cache_locust_default_args",
+    "nudged",
+]
 
 TESTED = ((2, 30), (2, 48))
-"""Locust versions these internals are tested with: from 2.30 up to, not including, 2.48 (pyproject pins it)."""
+"""Locust versions these internals are tested with: from 2.30 up to, not including, 2.48
+(pyproject pins it)."""
 
 SPAWN_RATE_NUDGE = 0.001
 """Users per second added to the spawn rate to make Locust act on an unchanged shape tick."""
 
 
 class LocustVersionError(UsageError):
-    """The installed Locust is outside the range whose internals surgecast was tested with (exit 2)."""
+    """The installed Locust is outside the range whose internals surgecast was tested with
+    (exit 2)."""
 
 
 def tested(version: str) -> bool:
@@ -55,18 +65,22 @@ def tested(version: str) -> bool:
 
 
 def check_version(version: str = locust.__version__) -> None:
-    """Raise LocustVersionError unless ``version`` is tested (done once, at import of this module)."""
+    """Raise LocustVersionError unless ``version`` is tested (done once, at import of this
+    module)."""
     if not tested(version):
         lo, hi = (".".join(map(str, v)) for v in TESTED)
-        raise LocustVersionError(f"locust {version} is not a tested version (surgecast relies on internals of "
-                                 f"locust >={lo},<{hi}); install one: python3 -m pip install 'locust>={lo},<{hi}'")
+        raise LocustVersionError(
+            f"locust {version} is not a tested version (surgecast relies on internals of "
+            f"locust >={lo},<{hi}); install one: python3 -m pip install 'locust>={lo},<{hi}'"
+        )
 
 
 check_version()
 
 
 def send_last_stats(runner: Any) -> None:
-    """Send a worker's statistics report now (``WorkerRunner._send_stats``), ahead of what follows on its socket."""
+    """Send a worker's statistics report now (``WorkerRunner._send_stats``), ahead of what
+    follows on its socket."""
     runner._send_stats()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CHECKS = r'''
+CHECKS = r"""
 import sys
 from types import SimpleNamespace
 import gevent
@@ -84,12 +84,13 @@ results["none idle: recorded as dropped"] = (len(rec.dropped) == 1 and rec.dropp
 
 for name, ok in results.items():
     print(("ok   " if ok else "FAIL ") + name)
-'''
+"""
 
 
 def _run(*args: str) -> list[str]:
-    r = subprocess.run([sys.executable, "-c", CHECKS, *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", CHECKS, *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout.strip().splitlines()
 
