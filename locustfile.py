@@ -11,7 +11,8 @@ from testbed.process import TestbedServer
 
 
 def _start_testbed(admin_token: str) -> TestbedServer:
-    """A testbed on a free loopback port with this admin token (its database in a temporary folder)."""
+    """A testbed on a free loopback port with this admin token (its database in a temporary
+    folder)."""
     return TestbedServer(port=0, admin_token=admin_token, start_timeout_s=30.0).start()
 
 

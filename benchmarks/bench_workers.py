@@ -22,6 +22,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,12 @@ class PinnedTestbed(TestbedServer):
         return ["taskset", "-c", "0", *super().command()]
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of this process's reaped children so far."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "constant",
         pin: bool = False) -> dict[str, float]:
     """One rehearsal; its fidelity figures."""
@@ -60,14 +67,17 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
     cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--arrival-rate", str(rate), "--duration",
            str(duration), "--seed", str(seed), "--user-cap", "5000", "--max-rate", "1000", "--workers",
            str(workers), "--arrival-shape", shape, "--out", str(out)]
+    before = _children_cpu_s()
     if pin:
         with PinnedTestbed(port=0, extra_args=sum((["--set", kv] for kv in FAST), [])) as tb:
             r = subprocess.run(["taskset", "-c", "1", *cmd, "--host", tb.url, f"--admin-token={tb.admin_token}"],
                                capture_output=True, text=True, timeout=duration + 150, cwd=ROOT)
+            gen_cpu_s = _children_cpu_s() - before   # the generator alone (testbed not reaped)
     else:
         for kv in FAST:
             cmd += ["--testbed-set", kv]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 150)
+        gen_cpu_s = _children_cpu_s() - before   # generator and embedded testbed together
     if not (out / "summary.json").is_file():
         return {"rate": rate, "workers": workers, "ok": False, "error": (r.stderr or r.stdout)[-300:]}
     s = json.loads((out / "summary.json").read_text())
@@ -89,6 +99,7 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
            "lag_p99_after_ms": float(np.percentile(after, 99) * 1000) if len(after) else float("nan"),
            "late": len(late), "late_at": [round(float(x), 1) for x in late[:8]],
            "cpu_max": s.get("generator_cpu_percent_max"), "reconciled": s.get("reconciliation_ok"),
+           "gen_cpu_s": gen_cpu_s, "started": s["started"],
            "by_reason": {k: v for k, v in (s.get("dropped_by_reason") or {}).items() if v}}
     if shape == "flash-crowd":  # expected: nobody for min(5, T/4) s, then 0 -> R within 1 s
         res["expected"] = e = s["scheduled_expected"]
@@ -124,6 +135,8 @@ def main() -> None:
                   f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms "
                   f"(after {WARMUP_S:g} s: {r['lag_p99_after_ms']:.1f} ms; {r['late']} over {LAG_P99_MAX_MS:g} ms at "
                   f"{r['late_at']} s)  "
+                  f"gen cpu {r['gen_cpu_s']:.2f} s "
+                  f"({1000 * r['gen_cpu_s'] / max(1, r['started']):.3f} ms/arrival)  "
                   f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  drops {r['by_reason']}  "
                   f"-> {'sustained' if r['ok'] else 'NOT'}", flush=True)
             if not r["ok"]:

@@ -107,6 +107,10 @@ def constant_schedule(*, rate: float, duration_s: float, max_rate: float | None 
     return _clip(grid, rate * grid, max_rate, share)
 
 
+# The "flash-crowd" shape is a step test of the generator (--arrival-shape, with
+# --arrival-rate): 0 -> R/s within a second. It is not the flash-crowd *profile*
+# (scenarios/profiles/flash-crowd.toml, --profile): a calendar day whose announcement
+# brings 8x the rate for an hour.
 ARRIVAL_SHAPES = ("constant", "flash-crowd")
 FLASH_QUIET_S = 5.0   # a flash crowd: nobody for this long (at most a quarter of the run) ...
 FLASH_RISE_S = 1.0    # ... then 0 -> R arrivals/s within this long, held to the end

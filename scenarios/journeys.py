@@ -22,35 +22,37 @@ stamp) ends it as `failed`. `run_journey` returns (outcome, ended_step, requests
 
 from __future__ import annotations
 
-import contextlib
-import json
 import random
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
 
+from scenarios.documents import (  # noqa: F401 (re-exported)
+    SERIAL_RE,
+    build_multipart,
+    document_serial,
+    document_title,
+    pdf_document,
+)
 from scenarios.identities import Identity
+from scenarios.journey_http import (  # noqa: F401 (re-exported)
+    MAX_RESPONSE_BYTES,
+    Reply,
+    _drop_connections,
+    _json,
+    _retry_after,
+    bounded_request,
+)
 from scenarios.profile_build import Journeys
 
 RETRYABLE = {0, 408, 425, 429, 500, 502, 503, 504}
 DECLINED = "the payment was declined"
 GAVE_UP = "gave_up"  # ledger status: the client stopped sending this request without an answer
-SERIAL_RE = re.compile(rb"\(SN: ([A-Z0-9]{8,64})\)")
 
 
-def document_serial(pdf: bytes) -> str:
-    """The e-Meterai serial number printed on a stamped PDF ('' if none is found).
-
-    >>> document_serial(b"%PDF-1.4 BT (e-Meterai 10000) ' (SN: ABCDEFGHJKLMNPQRSTUV23) ' ET")
-    'ABCDEFGHJKLMNPQRSTUV23'
-    """
-    m = SERIAL_RE.search(pdf)
-    return m.group(1).decode("ascii") if m else ""
 DEFAULT_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.5, 2.0), patience_s=30.0,
                             poll_interval_s=0.5, retry_mix={"backoff": 1.0}, backoff_base_s=0.5,
                             backoff_max_s=10.0, max_attempts=5, request_timeout_s=10.0)
@@ -87,131 +89,6 @@ class GiveUp(Exception):
     def __init__(self, outcome: str, step: str, why: str = "") -> None:
         super().__init__(f"{outcome} at {step}: {why}")
         self.outcome, self.step, self.why = outcome, step, why
-
-
-def pdf_document(title: str) -> bytes:
-    """A small valid one-page PDF carrying `title`.
-
-    >>> pdf_document("Surat Lamaran").startswith(b"%PDF-1.4")
-    True
-    """
-    text = title.replace("\\", "").replace("(", "").replace(")", "")[:80]
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-            b"/Resources << /Font << /F1 5 0 R >> >> >>",
-            b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    out, offsets = b"%PDF-1.4\n", []
-    for i, o in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n".encode() + o + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return out
-
-
-def document_title(i: int) -> str:
-    """The title of an applicant's document `i` (0-based).
-
-    >>> document_title(0), document_title(5)
-    ('Surat Lamaran', 'Surat Pernyataan Tambahan')
-    """
-    return ("Surat Lamaran", "Surat Pernyataan", "Surat Pernyataan Tambahan")[min(i, 2)]
-
-
-def build_multipart(data: bytes, filename: str, *, boundary: str | None = None) -> tuple[str, bytes]:
-    """(content type, body) of a multipart/form-data upload with one field `document`."""
-    b = boundary or uuid.uuid4().hex
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: application/pdf\r\n\r\n").encode() + data + f"\r\n--{b}--\r\n".encode()
-    return f"multipart/form-data; boundary={b}", body
-
-
-def _retry_after(resp: Any) -> float:
-    try:
-        return max(0.0, float((resp.headers or {}).get("retry-after") or 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _json(resp: Any) -> dict[str, Any]:
-    try:
-        v = json.loads(resp.content or b"{}")
-        return v if isinstance(v, dict) else {}
-    except (ValueError, TypeError):
-        return {}
-
-
-MAX_RESPONSE_BYTES = 8 << 20   # a stamped PDF is kilobytes; a bigger answer is refused, never buffered
-
-
-@dataclass
-class Reply:
-    """What a journey reads of an answer: status (0 = no answer), headers, the capped body."""
-
-    status_code: int
-    headers: Any
-    content: bytes
-    error: str = ""
-
-
-def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
-                    json_body: Any = None, headers: dict[str, str] | None = None, deadline_s: float = 10.0,
-                    max_bytes: int = MAX_RESPONSE_BYTES) -> Reply:
-    """One request on a Locust FastHttpSession: redirects not followed, a total deadline, the body capped.
-
-    The body is streamed and refused past `max_bytes`; the whole exchange (headers and
-    body) must end within `deadline_s` (geventhttpclient's own timeout is per read). A
-    refused or timed-out answer is status 0 and its connections are closed.
-    """
-    h = {"Accept-Encoding": "identity", **(headers or {})}
-    kw: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
-    timer = gevent.Timeout(deadline_s)
-    timer.start()
-    try:
-        r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw)
-        status = int(r.status_code or 0)
-        hdrs = r.headers
-        raw = getattr(r, "_response", None)
-        if status == 0 or raw is None:
-            return Reply(0, hdrs, b"", "no answer")
-        declared = (hdrs or {}).get("content-length")
-        if declared and str(declared).isdigit() and int(declared) > max_bytes:
-            _drop_connections(client)
-            return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
-        chunks, size = [], 0
-        while True:
-            chunk = raw.read(64 << 10)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                _drop_connections(client)
-                return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
-            chunks.append(chunk)
-        raw.release()
-        return Reply(status, hdrs, b"".join(chunks))
-    except gevent.Timeout as t:
-        if t is not timer:
-            raise
-        _drop_connections(client)
-        return Reply(0, None, b"", f"no whole answer within {deadline_s:g} s")
-    except (OSError, ValueError) as e:  # the connection broke while reading the body
-        _drop_connections(client)
-        return Reply(0, None, b"", f"{type(e).__name__}")
-    finally:
-        timer.close()
-
-
-def _drop_connections(client: Any) -> None:
-    """Close a session's pooled connections (one may hold a half-read answer)."""
-    pool = getattr(getattr(client, "client", None), "clientpool", None)
-    if pool is not None:
-        with contextlib.suppress(Exception):  # closing is best effort
-            pool.close()
 
 
 class JourneyRun:

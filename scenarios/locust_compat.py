@@ -1,12 +1,14 @@
-"""Every Locust internal surgecast relies on, behind one seam, with the tested version range checked at import.
+"""Every Locust internal surgecast relies on, behind one seam, with the tested version range
+checked at import.
 
 Locust's documented API (User, LoadTestShape, events, runners) is used where it is; what is not
 documented lives here, so a Locust upgrade that moves it fails here, loudly, and in
 tests/test_locust_compat.py (which names each internal), not deep inside a run:
 
-- ``User._state`` and ``locust.user.users.LOCUST_STATE_*``: an idle pool member blocks inside its task
-  waiting for its next arrival; it is marked WAITING so Locust may stop it at once (``User.stop`` kills
-  a WAITING user, and asks a RUNNING one to finish its task, which an idle one never would).
+- the idle hand-off (documented, not an internal; checked in the test): Locust marks a user WAITING
+  before it calls ``wait_time()`` and RUNNING after (``TaskSet.wait``), and ``User.stop`` kills a
+  WAITING user at once. An idle pool member blocks in its ``wait_time()`` for its next arrival, so
+  Locust may stop it at once, and a busy one finishes its journey. surgecast writes no ``_state``.
 - ``WorkerRunner._send_stats()``: a worker's last statistics report, sent before its results.
 - ``locust.argument_parser.default_args_dict``: replaced by a cached copy (one parse per process).
 - the spawn-rate nudge: ``LoadTestShape.tick`` results are acted on only when they change, so the
@@ -22,22 +24,30 @@ from typing import Any
 
 import locust
 from locust import argument_parser
-from locust.user.users import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
 from floor.errors import UsageError
 
-__all__ = ["TESTED", "SPAWN_RATE_NUDGE", "LocustVersionError", "tested", "mark_waiting", "mark_running",
-           "send_last_stats", "cache_locust_default_args", "nudged"]
+__all__ = [
+    "TESTED",
+    "SPAWN_RATE_NUDGE",
+    "LocustVersionError",
+    "tested",
+    "send_last_stats",
+    "cache_locust_default_args",
+    "nudged",
+]
 
 TESTED = ((2, 30), (2, 48))
-"""Locust versions these internals are tested with: from 2.30 up to, not including, 2.48 (pyproject pins it)."""
+"""Locust versions these internals are tested with: from 2.30 up to, not including, 2.48
+(pyproject pins it)."""
 
 SPAWN_RATE_NUDGE = 0.001
 """Users per second added to the spawn rate to make Locust act on an unchanged shape tick."""
 
 
 class LocustVersionError(UsageError):
-    """The installed Locust is outside the range whose internals surgecast was tested with (exit 2)."""
+    """The installed Locust is outside the range whose internals surgecast was tested with
+    (exit 2)."""
 
 
 def tested(version: str) -> bool:
@@ -55,28 +65,22 @@ def tested(version: str) -> bool:
 
 
 def check_version(version: str = locust.__version__) -> None:
-    """Raise LocustVersionError unless ``version`` is tested (done once, at import of this module)."""
+    """Raise LocustVersionError unless ``version`` is tested (done once, at import of this
+    module)."""
     if not tested(version):
         lo, hi = (".".join(map(str, v)) for v in TESTED)
-        raise LocustVersionError(f"locust {version} is not a tested version (surgecast relies on internals of "
-                                 f"locust >={lo},<{hi}); install one: python3 -m pip install 'locust>={lo},<{hi}'")
+        raise LocustVersionError(
+            f"locust {version} is not a tested version (surgecast relies on internals of "
+            f"locust >={lo},<{hi}); install one: python3 -m pip install 'locust>={lo},<{hi}'"
+        )
 
 
 check_version()
 
 
-def mark_waiting(user: Any) -> None:
-    """Mark ``user`` WAITING (``User._state``): Locust may now stop it at once, as it does a sleeping user."""
-    user._state = LOCUST_STATE_WAITING
-
-
-def mark_running(user: Any) -> None:
-    """Mark ``user`` RUNNING again (``User._state``): a stop now lets it finish its journey first."""
-    user._state = LOCUST_STATE_RUNNING
-
-
 def send_last_stats(runner: Any) -> None:
-    """Send a worker's statistics report now (``WorkerRunner._send_stats``), ahead of what follows on its socket."""
+    """Send a worker's statistics report now (``WorkerRunner._send_stats``), ahead of what
+    follows on its socket."""
     runner._send_stats()
 
 

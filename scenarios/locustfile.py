@@ -40,7 +40,7 @@ if sys.path[0] != str(Path(__file__).resolve().parent.parent):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from floor.errors import FieldError, SurgecastError, render
@@ -306,23 +306,51 @@ def stop_load_now(environment: Any) -> None:
             runner.user_greenlets.kill(block=True, timeout=5)
 
 
-class Applicant(FastHttpUser):
-    """A pool member: waits for an arrival, plays its journey, waits again."""
+def _rehearsal() -> Any:
+    return STATE.worker.rehearsal if STATE.worker is not None else STATE.rehearsal
 
-    wait_time = constant(0)
+
+class Applicant(FastHttpUser):
+    """A pool member: waits for an arrival, plays its journey, waits again.
+
+    It waits in `wait_time()`, Locust's documented hand-off: Locust marks the user WAITING
+    before it calls `wait_time()`, so an idle user may be stopped at once, and RUNNING
+    after, so a busy one finishes its journey. A user stopped in the one-loop gap after
+    `wait_time()` returned still begins its journey (gevent queues the kill behind its
+    wake-up) and is killed at its first request, recorded as abandoned; had the kill come
+    first, `on_stop` gives the arrival back. OpenModelShape never shrinks the pool, so
+    only the end of a run or a signal stops users.
+    """
+
     host = "http://127.0.0.1"
     network_timeout = 10.0
     connection_timeout = 10.0
+    next_plan: Any = None
+
+    def wait_time(self) -> float:
+        """Block until the next arrival comes for this user (kept in `next_plan`)."""
+        r = _rehearsal()
+        d = r.dispatcher if r else None
+        if d is None:
+            return 0.2
+        self.next_plan = d.take()
+        return 0.0
+
+    def on_stop(self) -> None:
+        """Give back an arrival taken but not yet begun."""
+        plan, self.next_plan = self.next_plan, None
+        r = _rehearsal()
+        if plan is not None and r is not None and r.dispatcher is not None:
+            r.dispatcher.give_back(plan)
 
     @task
     def serve(self) -> None:
-        """Take the next arrival (blocking) and run its journey."""
-        r = STATE.worker.rehearsal if STATE.worker is not None else STATE.rehearsal
-        d = r.dispatcher if r else None
-        if r is None or d is None:
-            gevent.sleep(0.2)
+        """Run the journey of the arrival taken in `wait_time()` (none on the first call)."""
+        r = _rehearsal()
+        plan, self.next_plan = self.next_plan, None
+        if r is None or plan is None:
             return
-        plan = d.take(self)
+        d = r.dispatcher
         rec = r.recorder
         started = time.time()
         rec.arrival_started(plan.applicant_id, started)

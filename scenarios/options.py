@@ -117,7 +117,9 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
     add("--arrival-shape", default=None, metavar="SHAPE",
-        help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then 0 -> R/s within 1 s)")
+        help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then "
+             "0 -> R/s within 1 s: a step test of the generator; not the flash-crowd "
+             "profile, a calendar day with an 8x hour, given with --profile flash-crowd)")
     add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
         "(default: fit the window into --duration)")
     add("--scale", type=float, default=None, metavar="Y", help="fraction of the profile's applicants "
@@ -199,6 +201,14 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
     if not prof_arg and rate is None:
         raise FieldError("--profile", None, "give --profile NAME|FILE (e.g. casn2024) or --arrival-rate R")
     duration = None if ns.duration is None else parse_duration(ns.duration, "--duration", most_s=MAX_DURATION_S)
+    common = _common_settings(ns, host=host, embedded=embedded)
+    if rate is not None:
+        return _rate_settings(ns, rate, duration, common)
+    return _profile_settings(ns, prof_arg, duration, common, target_config)
+
+
+def _common_settings(ns: Any, *, host: str, embedded: bool) -> dict[str, Any]:
+    """The flags every run has, validated: RunSettings fields as a dict."""
     if ns.user_cap is None or ns.user_cap < 1 or ns.user_cap > 100_000:
         raise FieldError("--user-cap", ns.user_cap, "give a whole number from 1 to 100000")
     max_rate = ns.max_rate
@@ -221,39 +231,36 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
         thresholds=thresholds, threshold_window_s=float(ns.threshold_window), admin_token=ns.admin_token,
         reuse_idempotency_keys=not ns.fresh_idempotency_keys, out=ns.out, quiet=bool(ns.quiet),
         gates_file=ns.gates, sample_interval_s=float(sample))
-    embedded = embedded or bool(getattr(ns, "embedded_testbed", False))
-    common["embedded"] = embedded
-    if rate is not None:
-        if not math.isfinite(rate) or rate <= 0:
-            raise FieldError("--arrival-rate", rate, "give arrivals per second above 0")
-        for flag, v in (("--compress", ns.compress), ("--scale", ns.scale), ("--window", ns.window)):
-            if v is not None:
-                raise FieldError(flag, v, "only with --profile; --arrival-rate runs in wall time")
-        shape = getattr(ns, "arrival_shape", None) or "constant"
-        if shape not in ARRIVAL_SHAPES:
-            raise FieldError("--arrival-shape", shape, f"choose one of: {', '.join(ARRIVAL_SHAPES)}")
-        gates = ()
-        if ns.gates:
-            raise FieldError("--gates", ns.gates, "a gate schedule needs a profile's calendar; add --profile")
-        return RunSettings(arrival_rate=float(rate), arrival_shape=shape, duration_s=duration or DEFAULT_DURATION_S,
-                           gate_events=gates, **common)
+    common["embedded"] = embedded or bool(getattr(ns, "embedded_testbed", False))
+    return common
 
+
+def _rate_settings(ns: Any, rate: float, duration: float | None,
+                   common: dict[str, Any]) -> RunSettings:
+    """An --arrival-rate run (wall time, a constant or flash-crowd shape)."""
+    if not math.isfinite(rate) or rate <= 0:
+        raise FieldError("--arrival-rate", rate, "give arrivals per second above 0")
+    for flag, v in (("--compress", ns.compress), ("--scale", ns.scale), ("--window", ns.window)):
+        if v is not None:
+            raise FieldError(flag, v, "only with --profile; --arrival-rate runs in wall time")
+    shape = getattr(ns, "arrival_shape", None) or "constant"
+    if shape not in ARRIVAL_SHAPES:
+        raise FieldError("--arrival-shape", shape, f"choose one of: {', '.join(ARRIVAL_SHAPES)}")
+    gates = ()
+    if ns.gates:
+        raise FieldError("--gates", ns.gates, "a gate schedule needs a profile's calendar; add --profile")
+    return RunSettings(arrival_rate=float(rate), arrival_shape=shape, duration_s=duration or DEFAULT_DURATION_S,
+                       gate_events=gates, **common)
+
+
+def _profile_settings(ns: Any, prof_arg: str, duration: float | None, common: dict[str, Any],
+                      target_config: dict[str, Any] | None) -> RunSettings:
+    """A --profile run: its window, compression and scale."""
     if getattr(ns, "arrival_shape", None) is not None:
         raise FieldError("--arrival-shape", ns.arrival_shape, "only with --arrival-rate; a profile has its own curve")
     profile = load_profile(prof_arg)
     cal = profile.calendar
-    start, end = cal.window_start, cal.close
-    if ns.window:
-        if "/" not in ns.window:
-            raise FieldError("--window", ns.window, "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
-        a, b = ns.window.split("/", 1)
-        tz = profile.calendar.tz
-        start, end = parse_local_time(a, tz, "--window"), parse_local_time(b, tz, "--window")
-        if end <= start:
-            raise FieldError("--window", ns.window, "END must be after START")
-        if end <= cal.window_start or start >= cal.close:
-            raise FieldError("--window", ns.window, f"must overlap the registration window "
-                             f"{cal.window_start.isoformat()} .. {cal.close.isoformat()}")
+    start, end = _window(ns, profile)
     span = (end - start).total_seconds()
     if ns.compress is None:
         duration = duration or DEFAULT_DURATION_S
@@ -282,3 +289,21 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
     return RunSettings(profile=profile, profile_name=profile.name, compress=compress, scale=scale,
                        duration_s=float(duration), calendar_origin=start, window_end=end,
                        gate_events=gate_events, scale_note=note, **common)
+
+
+def _window(ns: Any, profile: Any) -> tuple[Any, Any]:
+    """The calendar window to rehearse: --window START/END, else the profile's whole window."""
+    cal = profile.calendar
+    if not ns.window:
+        return cal.window_start, cal.close
+    if "/" not in ns.window:
+        raise FieldError("--window", ns.window, "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
+    a, b = ns.window.split("/", 1)
+    tz = profile.calendar.tz
+    start, end = parse_local_time(a, tz, "--window"), parse_local_time(b, tz, "--window")
+    if end <= start:
+        raise FieldError("--window", ns.window, "END must be after START")
+    if end <= cal.window_start or start >= cal.close:
+        raise FieldError("--window", ns.window, f"must overlap the registration window "
+                         f"{cal.window_start.isoformat()} .. {cal.close.isoformat()}")
+    return start, end

@@ -4,9 +4,11 @@ load shape that keeps the pool just big enough.
 * `ArrivalDispatcher.run()` (a greenlet) walks the drawn arrival times; at each it
   hands the arrival to the longest-idle user, or, when none is idle, records it as
   dropped at once. Arrivals are never queued or delayed.
-* `ArrivalDispatcher.take(user)` is what an idle user blocks on. While it waits the
-  user is in Locust's WAITING state, so Locust may stop it at once; a busy user
-  finishes its journey first (`stop_timeout`).
+* `ArrivalDispatcher.take()` is what an idle user blocks on, from its `wait_time()`:
+  Locust marks a user WAITING before it calls `wait_time()`, so Locust may stop an idle
+  user at once; a busy user finishes its journey first (`stop_timeout`). A user stopped
+  after `take()` returned but before its journey began gives the arrival back
+  (`give_back`, from its `on_stop`).
 * `OpenModelShape.tick()` (the master/local runner, each second) grows the pool to
   busy + headroom (headroom = expected arrivals over the next `headroom_s`, at least
   2), never above `--user-cap`; it never asks Locust to shrink (Locust would pick
@@ -27,7 +29,8 @@ of the rate with its own seed stream and reports busy/idle counts to the master,
 whose shape adds them up; `PoolStatus` is the message body.
 
     >>> import numpy as np
-    >>> d = ArrivalDispatcher(np.array([0.0, 0.1]), make_plan=lambda i, t: None, recorder=None, headroom_s=3)
+    >>> d = ArrivalDispatcher(np.array([0.0, 0.1]), make_plan=lambda i, t: None, recorder=None,
+    ...                       headroom_s=3)
     >>> d.desired_idle(0.0) >= 2
     True
 """
@@ -49,26 +52,34 @@ from gevent.event import AsyncResult
 from locust import LoadTestShape
 from locust.exception import StopUser
 
-from scenarios.locust_compat import mark_running, mark_waiting, nudged
+from scenarios.locust_compat import nudged
 from scenarios.recorder import DROP_REASONS  # noqa: F401  (the reasons `drop_reason` returns)
 
 MIN_IDLE = 2
 RETIRE = object()  # handed to an idle user to make it leave the pool
-MIN_SPAWN_RATE = 100.0   # users/s: the floor of the spawn rate (the old fixed rate)
-SPAWN_HEADROOM = 1.5     # spawn this many times the expected growth
-LATE_S = 0.05            # a dispatcher this late at an arrival means the process is CPU-bound
+MIN_SPAWN_RATE = 100.0  # users/s: the floor of the spawn rate (the old fixed rate)
+SPAWN_HEADROOM = 1.5  # spawn this many times the expected growth
+LATE_S = 0.05  # a dispatcher this late at an arrival means the process is CPU-bound
 CPU_BUSY_PERCENT = 90.0  # Locust's own CPU reading (every 5 s) at or above this: CPU-bound
 
 
-def spawn_rate_for(*, want: int, live: int, arrival_rate: float, cap: int,
-                   floor: float = MIN_SPAWN_RATE, headroom: float = SPAWN_HEADROOM) -> float:
+def spawn_rate_for(
+    *,
+    want: int,
+    live: int,
+    arrival_rate: float,
+    cap: int,
+    floor: float = MIN_SPAWN_RATE,
+    headroom: float = SPAWN_HEADROOM,
+) -> float:
     """Users per second to ask Locust for: (missing users + the next second's arrivals) x headroom.
 
     At least `floor`, at most `cap` (more than the whole pool per second buys nothing)::
 
         >>> spawn_rate_for(want=900, live=300, arrival_rate=300.0, cap=5000)
         1350.0
-        >>> spawn_rate_for(want=10, live=10, arrival_rate=5.0, cap=5000), spawn_rate_for(want=9e3, live=0, arrival_rate=0, cap=2000)
+        >>> (spawn_rate_for(want=10, live=10, arrival_rate=5.0, cap=5000),
+        ...  spawn_rate_for(want=9e3, live=0, arrival_rate=0, cap=2000))
         (100.0, 2000.0)
     """
     growth = max(0, want - live) + max(0.0, arrival_rate)
@@ -87,7 +98,8 @@ SPAWN_CHUNK = 50  # users spawned between two yields to the event loop
 
 
 def chunked_spawning(runner: Any, chunk: int = SPAWN_CHUNK) -> None:
-    """Make `runner` spawn a big batch in chunks of `chunk` users, yielding to the event loop between.
+    """Make `runner` spawn a big batch in chunks of `chunk` users, yielding to the event loop
+    between.
 
     Locust spawns floor(spawn rate) users per one-second step without yielding; at a flash
     crowd's rates a step of ~1,000 users kept the dispatcher from its next arrival for
@@ -134,7 +146,8 @@ def drop_reason(*, live: int, cap: int, late_s: float, cpu_percent: float | None
 
     >>> drop_reason(live=50, cap=50, late_s=0.0, cpu_percent=20.0)
     'pool_cap'
-    >>> drop_reason(live=10, cap=50, late_s=0.2, cpu_percent=None), drop_reason(live=10, cap=50, late_s=0.0, cpu_percent=30.0)
+    >>> (drop_reason(live=10, cap=50, late_s=0.2, cpu_percent=None),
+    ...  drop_reason(live=10, cap=50, late_s=0.0, cpu_percent=30.0))
     ('cpu', 'spawn_lag')
     """
     if live >= cap:
@@ -157,11 +170,18 @@ class PoolStatus:
 class ArrivalDispatcher:
     """Dispatch arrivals at test seconds `times` (see the module docstring)."""
 
-    def __init__(self, times: np.ndarray, *, make_plan: Callable[[int, float], Any], recorder: Any,
-                 headroom_s: float = 3.0, rate_at: Callable[[float], float] | None = None,
-                 on_drop: Callable[[Any, float], None] | None = None,
-                 between: Callable[[int, float], None] | None = None,
-                 pool_size: Callable[[], tuple[int, int, float | None]] | None = None) -> None:
+    def __init__(
+        self,
+        times: np.ndarray,
+        *,
+        make_plan: Callable[[int, float], Any],
+        recorder: Any,
+        headroom_s: float = 3.0,
+        rate_at: Callable[[float], float] | None = None,
+        on_drop: Callable[[Any, float], None] | None = None,
+        between: Callable[[int, float], None] | None = None,
+        pool_size: Callable[[], tuple[int, int, float | None]] | None = None,
+    ) -> None:
         self.times = times
         self.pool_size = pool_size  # () -> (live users, this process's cap, Locust's CPU %)
         self.between = between
@@ -185,7 +205,9 @@ class ArrivalDispatcher:
                 due = origin_unix + float(t)
                 delay = due - time.time()
                 if delay > 0 and self.between is not None:
-                    self.between(i, delay)  # quiet time before arrival i (e.g. make identities ahead)
+                    self.between(
+                        i, delay
+                    )  # quiet time before arrival i (e.g. make identities ahead)
                     delay = due - time.time()
                 if delay > 0:
                     gevent.sleep(delay)
@@ -221,17 +243,17 @@ class ArrivalDispatcher:
         """Test seconds since the origin (0 before it)."""
         return 0.0 if self.origin_unix is None else max(0.0, time.time() - self.origin_unix)
 
-    def take(self, user: Any) -> Any:
-        """Block until an arrival comes for `user`; StopUser when the pool has too many idle users."""
+    def take(self, user: Any = None) -> Any:
+        """Block until an arrival comes (call it from the user's `wait_time()`, where Locust has
+        marked the user WAITING); StopUser when the pool has too many idle users."""
         if self.finished or len(self.idle) > 2 * self.desired_idle(self.now_s()) + MIN_IDLE:
             raise StopUser()
         slot: AsyncResult = AsyncResult()
         self.idle.append(slot)
-        mark_waiting(user)                      # Locust may stop a waiting user at once
         try:
             plan = slot.get()
         except BaseException:
-            if slot.ready():                    # handed over just as we were stopped: give it on
+            if slot.ready():  # handed over just as we were stopped: give it on
                 plan = slot.get()
                 if not self._hand_over(plan):
                     self._drop(plan, 0.0)
@@ -241,9 +263,15 @@ class ArrivalDispatcher:
             raise
         if plan is RETIRE:
             raise StopUser()
-        mark_running(user)
         self.busy += 1
         return plan
+
+    def give_back(self, plan: Any) -> None:
+        """A taken arrival whose user was stopped before its journey began: to another idle user,
+        else recorded as dropped."""
+        self.busy -= 1
+        if not self._hand_over(plan):
+            self._drop(plan, 0.0)
 
     def trim(self) -> int:
         """Retire surplus idle users (the newest first); return how many."""
@@ -262,8 +290,12 @@ class ArrivalDispatcher:
 
     def status(self) -> PoolStatus:
         """Busy and idle counts and the expected rate now (for the shape and the progress line)."""
-        return PoolStatus(busy=self.busy, idle=len(self.idle), rate_per_s=self.rate_at(self.now_s()),
-                          finished=self.finished)
+        return PoolStatus(
+            busy=self.busy,
+            idle=len(self.idle),
+            rate_per_s=self.rate_at(self.now_s()),
+            finished=self.finished,
+        )
 
 
 class OpenModelShape(LoadTestShape):
@@ -274,7 +306,7 @@ class OpenModelShape(LoadTestShape):
     """
 
     source: Callable[[], tuple[Any, int, float]] | None = None
-    spawn_rate = MIN_SPAWN_RATE   # the floor of the spawn rate (`spawn_rate_for`)
+    spawn_rate = MIN_SPAWN_RATE  # the floor of the spawn rate (`spawn_rate_for`)
 
     def __init__(self) -> None:
         super().__init__()
@@ -297,12 +329,18 @@ class OpenModelShape(LoadTestShape):
         st = dispatcher.status()
         want = min(cap, st.busy + dispatcher.desired_idle(dispatcher.now_s()))
         target = min(cap, max(want, live))
-        rate = round(spawn_rate_for(want=want, live=live, arrival_rate=st.rate_per_s, cap=cap,
-                                    floor=self.spawn_rate), 1)
+        rate = round(
+            spawn_rate_for(
+                want=want, live=live, arrival_rate=st.rate_per_s, cap=cap, floor=self.spawn_rate
+            ),
+            1,
+        )
         tick = nudged(target, rate, self._flip)
         if self._last is not None and target == self._last[0]:
             if live >= want:
-                return self._last  # nothing to grow: no new start() (in a distributed run, no messages)
+                return (
+                    self._last
+                )  # nothing to grow: no new start() (in a distributed run, no messages)
             if tick == self._last:
                 # Locust calls start() only when the tick changes; flip the spawn rate by a hair so
                 # users that retired themselves are replaced.

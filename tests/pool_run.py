@@ -1,4 +1,5 @@
-"""The open-model pool alone, on Locust's real runner and spawner, with journeys that only sleep (test-only).
+"""The open-model pool alone, on Locust's real runner and spawner, with journeys that only sleep
+(test-only).
 
 The pool's growth is what is measured, so the journey is `gevent.sleep(journey_s)`: no
 HTTP, no target, so hundreds of arrivals per second cost little CPU and a test stays
@@ -8,7 +9,8 @@ the flash-crowd schedule, and the warm-up wait of `scenarios.run.Rehearsal.start
 Run in a subprocess (importing Locust patches the standard library with gevent)::
 
     python -m tests.pool_run --rate 300 --journey-s 2 --duration 8 --quiet-s 4
-    python -m tests.pool_run --rate 300 --journey-s 2 --duration 8 --quiet-s 4 --fixed-spawn 100   # the old rule
+    # the old rule:
+    python -m tests.pool_run --rate 300 --journey-s 2 --duration 8 --quiet-s 4 --fixed-spawn 100
 
 It prints one JSON object: scheduled, dropped, dropped_by_reason, peak users, the spawn
 rates the shape asked for, and the dispatch lag p99.
@@ -24,7 +26,7 @@ from typing import Any
 
 import gevent
 import numpy as np
-from locust import User, constant, task
+from locust import User, task
 from locust.env import Environment
 
 import scenarios.pool as pool
@@ -39,16 +41,29 @@ BOX: dict[str, Any] = {}
 class Sleeper(User):
     """A pool member whose journey is a sleep of `BOX['journey_s']`."""
 
-    wait_time = constant(0)
+    next_plan: Any = None
+
+    def wait_time(self) -> float:
+        """Take an arrival (blocking), as `scenarios.locustfile.Applicant` does."""
+        d = BOX.get("d")
+        if d is None:
+            return 0.05
+        self.next_plan = d.take()
+        return 0.0
+
+    def on_stop(self) -> None:
+        """Give back an arrival taken but not begun."""
+        plan, self.next_plan = self.next_plan, None
+        if plan is not None and BOX.get("d") is not None:
+            BOX["d"].give_back(plan)
 
     @task
     def serve(self) -> None:
-        """Take an arrival, 'journey', release."""
+        """'Journey' the arrival taken in wait_time, release."""
         d = BOX.get("d")
-        if d is None:
-            gevent.sleep(0.05)
+        plan, self.next_plan = self.next_plan, None
+        if d is None or plan is None:
             return
-        plan = d.take(self)
         BOX["lags"].append(time.time() - plan.intended_unix)
         try:
             gevent.sleep(BOX["journey_s"])
@@ -64,11 +79,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=8.0)
     ap.add_argument("--quiet-s", type=float, default=4.0)
     ap.add_argument("--cap", type=int, default=100_000)
-    ap.add_argument("--fixed-spawn", type=float, default=None, help="the old rule: one fixed spawn rate")
+    ap.add_argument(
+        "--fixed-spawn", type=float, default=None, help="the old rule: one fixed spawn rate"
+    )
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
     if a.fixed_spawn is not None:
-        pool.spawn_rate_for = lambda **_kw: float(a.fixed_spawn)  # the mutant: growth no longer followed
+        pool.spawn_rate_for = lambda **_kw: float(
+            a.fixed_spawn
+        )  # the mutant: growth no longer followed
     sched = flash_crowd_schedule(rate=a.rate, duration_s=a.duration, quiet_s=a.quiet_s)
     times = sched.draw(np.random.default_rng(a.seed))
     rec = Recorder(origin_unix=time.time(), calendar_of=None)
@@ -82,8 +101,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rec.arrival_scheduled(aid, "sleep", due)
         return SimpleNamespace(applicant_id=aid, intended_unix=due)
 
-    d = ArrivalDispatcher(times, make_plan=plan, recorder=rec, headroom_s=3.0, rate_at=sched.rate_at,
-                          pool_size=lambda: (runner.user_count, a.cap, runner.current_cpu_usage))
+    d = ArrivalDispatcher(
+        times,
+        make_plan=plan,
+        recorder=rec,
+        headroom_s=3.0,
+        rate_at=sched.rate_at,
+        pool_size=lambda: (runner.user_count, a.cap, runner.current_cpu_usage),
+    )
     OpenModelShape.source = staticmethod(lambda: (d, a.cap, a.duration))
     tick = OpenModelShape.tick
 
@@ -92,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if t is not None and (not asked or asked[-1] != t):
             asked.append(t)
         return t
+
     OpenModelShape.tick = spy  # type: ignore[method-assign]
     BOX["d"] = d
     runner.start_shape()
@@ -108,10 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runner.quit()
     c = rec.counts
     lags = BOX["lags"]
-    return {"scheduled": c["scheduled"], "dropped": c["dropped"],
-            "dropped_by_reason": {r: c.get(f"dropped_{r}", 0) for r in DROP_REASONS},
-            "peak_users": peak, "spawn_rates": [round(r, 1) for _, r in asked],
-            "lag_p99_ms": round(float(np.percentile(lags, 99)) * 1000, 1) if lags else None}
+    return {
+        "scheduled": c["scheduled"],
+        "dropped": c["dropped"],
+        "dropped_by_reason": {r: c.get(f"dropped_{r}", 0) for r in DROP_REASONS},
+        "peak_users": peak,
+        "spawn_rates": [round(r, 1) for _, r in asked],
+        "lag_p99_ms": round(float(np.percentile(lags, 99)) * 1000, 1) if lags else None,
+    }
 
 
 if __name__ == "__main__":

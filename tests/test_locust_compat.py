@@ -26,22 +26,27 @@ from locust.user.users import LOCUST_STATE_STOPPING
 from scenarios import locust_compat as lc
 
 class Idle(User):
-    wait_time = constant(0)
-    @task
-    def block(self):
+    """Blocks in wait_time() as an idle pool member does; its task is a 30 s journey."""
+    def wait_time(self):
         gevent.sleep(30)   # an idle pool member blocked for its next arrival
+        return 0
+    @task
+    def journey(self):
+        if getattr(self, "busy", False):
+            gevent.sleep(30)
 
 env = Environment(user_classes=[Idle])
 results = {}
 
-# 1. User._state: a user marked WAITING is stopped at once; one marked RUNNING is asked to finish.
+# 1. The idle hand-off: Locust marks a user WAITING before it calls wait_time() (and RUNNING after),
+#    so a user blocked in wait_time() is stopped at once; one inside its task is asked to finish.
 group = Group()
 a, b = Idle(env), Idle(env)
+b.busy = True
 a.start(group); b.start(group); gevent.sleep(0.05)
-lc.mark_waiting(a)
-results["waiting user stopped at once"] = a.stop() is True and a._greenlet.dead
-lc.mark_running(b)
-results["running user asked to finish"] = b.stop() is False and b._state == LOCUST_STATE_STOPPING
+results["user blocked in wait_time stopped at once"] = a.stop() is True and a._greenlet.dead
+results["user in its task asked to finish"] = (b.stop() is False
+                                               and b._state == LOCUST_STATE_STOPPING)
 group.kill(block=True)
 
 # 2. WorkerRunner._send_stats(): a method taking nothing but the runner.
@@ -89,7 +94,8 @@ def test_the_pin_in_pyproject_is_the_tested_range() -> None:
 
 
 def test_no_module_outside_the_seam_touches_a_locust_internal() -> None:
-    """User._state, _send_stats, default_args_dict and LOCUST_STATE_* appear only in the seam."""
+    """User._state, _send_stats, default_args_dict and LOCUST_STATE_* appear only in the seam
+    (which now writes no _state: the idle hand-off is Locust's documented wait_time())."""
     internals = ("._state", "._send_stats", "default_args_dict", "LOCUST_STATE_")
     offenders = []
     for path in [*ROOT.glob("scenarios/*.py"), ROOT / "locustfile.py", *ROOT.glob("surgecast/**/*.py")]:
