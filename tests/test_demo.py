@@ -13,6 +13,7 @@ import pytest
 from analysis.follow import check_plan_followed
 from floor import atomic
 from floor.errors import InputFileError
+from tests.plan_rundirs import write_queue_csv, write_reconciliation
 
 TZ = "+07:00"
 REOPEN = datetime.fromisoformat(f"2024-09-05T20:00:00{TZ}")
@@ -32,8 +33,7 @@ def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, sam
                     "drained_at": (REOPEN + timedelta(minutes=20)).isoformat(),
                     "gates": {"stamping": "booked", "ordering": "closed"}}]})
     atomic.write_json(tmp / "run.json", {"kind": "rehearsal", "scale": 1e-4, "compress": 7200})
-    atomic.write_json(tmp / "reconciliation.json", {"ok": ok, "lost_quota": 0 if ok else 2,
-                                                    "duplicated_quota": 0, "orphaned_payments": 0})
+    write_reconciliation(tmp, ok=ok, lost_quota=0 if ok else 2)
     rows = []
     t = REOPEN - timedelta(hours=24)
     while t < REOPEN + timedelta(hours=48):
@@ -45,10 +45,7 @@ def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, sam
         rows.append(["2026-01-01T00:00:00Z", t.isoformat(), queue, 0 if paused else (4 if queue else busy), 4,
                      0, 0, paused, 0, 0, 8, *gates])
         t += timedelta(hours=samples_h)
-    atomic.write_csv(tmp / "queue.csv", ["at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers",
-                                         "issuer_completed", "issuer_failed", "issuer_paused", "payments_queue",
-                                         "payments_busy", "payments_workers", "gate_registration",
-                                         "gate_ordering", "gate_stamping"], rows)
+    write_queue_csv(tmp, rows)
     return tmp
 
 

@@ -19,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.timeout(180)
 def test_docstring_examples_pass() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--doctest-modules", "-p", "no:cacheprovider",
-         "-W", "ignore::DeprecationWarning", "floor", "analysis", "reports", "testbed", "surgecast", "scenarios"],
+        # -n 0: one process (the suite's addopts ask for xdist workers; nested, they
+        # collect the modules differently and crash)
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "--doctest-modules",
+         "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning",
+         "floor", "analysis", "reports", "testbed", "surgecast", "scenarios"],
         cwd=ROOT, capture_output=True, text=True, timeout=170)
     tail = proc.stdout[-3000:]
     assert proc.returncode == 0, tail

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from analysis.follow import check_by_name, check_plan_followed
 from floor import atomic
+from tests.plan_rundirs import write_queue_csv, write_reconciliation
 
 REOPEN = datetime.fromisoformat("2024-09-05T20:00:00+07:00")
 COMPRESS = 60.0
@@ -31,8 +32,7 @@ def _run_dir(tmp: Path, *, lag_s: float) -> Path:
     atomic.write_json(tmp / "run.json", {"kind": "rehearsal", "scale": 0.03, "compress": COMPRESS, "admin_actions": [
         {"kind": "gate", "target": "registration", "calendar_at": REOPEN.isoformat(), "at_s": at_s,
          "applied_at_s": at_s + lag_s / COMPRESS, "body": {"mode": "open"}, "ok": True}]})
-    atomic.write_json(tmp / "reconciliation.json", {"ok": True, "lost_quota": 0, "duplicated_quota": 0,
-                                                    "orphaned_payments": 0})
+    write_reconciliation(tmp)
     rows = []
     t = REOPEN - timedelta(minutes=10)
     while t < REOPEN + timedelta(minutes=20):
@@ -40,10 +40,7 @@ def _run_dir(tmp: Path, *, lag_s: float) -> Path:
         rows.append(["2026-01-01T00:00:00Z", t.isoformat(), 0, 0, 4, 0, 0, 0, 0, 0, 8,
                      "closed" if late else "open", "open", "open"])
         t += timedelta(seconds=SAMPLE_S)
-    atomic.write_csv(tmp / "queue.csv", ["at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers",
-                                         "issuer_completed", "issuer_failed", "issuer_paused", "payments_queue",
-                                         "payments_busy", "payments_workers", "gate_registration",
-                                         "gate_ordering", "gate_stamping"], rows)
+    write_queue_csv(tmp, rows)
     return tmp
 
 

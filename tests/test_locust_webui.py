@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -88,11 +90,14 @@ SET_FIELD = """(name, value) => {
 
 @contextlib.contextmanager
 def _chromium() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="surgecast-cdp-") as profile:
+    # Chromium's helpers may still write the profile as it exits (as in tests/cdp_browser.py)
+    profile_dir = tempfile.TemporaryDirectory(prefix="surgecast-cdp-", ignore_cleanup_errors=True)
+    with profile_dir as profile:
         proc = subprocess.Popen([find_chromium(), *HEADLESS_FLAGS, "--remote-debugging-port=0",
                                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                                  f"--user-data-dir={profile}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             assert proc.stderr is not None
             for line in proc.stderr:
@@ -104,6 +109,8 @@ def _chromium() -> Iterator[str]:
                 raise AssertionError("chromium did not open its DevTools port")
         finally:
             stop_child(proc, 5)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)    # its renderer and helper processes too
 
 
 @contextlib.contextmanager
