@@ -113,6 +113,9 @@ class ListeningChild:
         reader.start()
         reader.join(self.start_timeout_s)
         if not box or not box[0]:
+            if box:  # end of its output: the child is exiting; reap it before saying which
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(5)
             self.fail("no 'listening on' line" + (" (it exited)" if self.proc.poll() is not None
                                                      else f" within {self.start_timeout_s:.0f} s"))
         return box[0]
