@@ -32,7 +32,6 @@ directory; writes nothing. `surgecast demo` saves the result as `plan_check.json
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 
 from floor.errors import InputFileError
 from floor.rundir import schema as rs
+from floor.rundir.readers import read_object
 
 DRAIN_STAGE = "finish-paid"
 CHECKS = ("drain", "gates", "integrity", "model")
@@ -62,15 +62,7 @@ def stage(plan: dict[str, Any], stage_id: str) -> dict[str, Any] | None:
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: missing; it is written by a plan or a rehearsal") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InputFileError(f"{path}: expected a JSON object")
-    return data
+    return read_object(path, written_by="a plan or a rehearsal")
 
 
 def _queue_rows(path: Path) -> list[tuple[datetime, float, float, float, bool, dict[str, str]]]:

@@ -4,7 +4,6 @@ clients saw, the issuer's measured rate and capacity, arrivals, polls, the queue
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from analysis.backlog import GATES, Gate, Stage
 from floor.errors import InputFileError
+from floor.rundir.readers import read_object
 
 # think pauses before the first stamp upload: register, login, order, pay, wait_quota /
 # login, order, pay,
@@ -22,15 +22,7 @@ _THINKS_BEFORE_STAMP = {"new_applicant": 5, "returning_applicant": 4, "stamp_onl
 
 
 def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: missing; a rehearsal (or the probe) writes it") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise InputFileError(f"{path}: expected a JSON object")
-    return data
+    return read_object(path, written_by="a rehearsal (or the probe)")
 
 
 def _unix(text: str) -> float:

@@ -66,6 +66,23 @@ def read_json(path: Path) -> Any:
         raise InputFileError(f"{path}: JSON nested too deeply to read; {FIX}") from None
 
 
+def read_object(path: Path, *, written_by: str) -> dict[str, Any]:
+    """A JSON object file of the run directory; a missing file names who writes it.
+
+    >>> read_object(Path("/nonexistent/plan.json"), written_by="surgecast plan")
+    Traceback (most recent call last):
+    ...
+    floor.errors.InputFileError: /nonexistent/plan.json: missing; it is written by surgecast plan
+    """
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: missing; it is written by {written_by}") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path}: expected a JSON object")
+    return data
+
+
 def need(obj: Any, key: str, path: Path, kind: type | tuple[type, ...] | None = None, *,
          optional: bool = False, at: str = "") -> Any:
     """obj[key] for a dotted `key`, checked against `kind`; errors name the file and the key.
