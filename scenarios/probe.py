@@ -84,7 +84,7 @@ class ProbeSettings:
     batch_s: float = 1.0           # one sub-window
     min_batches: int = 3           # batches before a level may be judged
     budget_s: float = 40.0         # wall seconds for the whole ladder and hold
-    precision: float = 0.02        # hold until the interval's half-width is this share of the rate
+    precision: float = 0.025       # hold until the interval's half-width is this share of the rate
     hold_share: float = 0.4        # share of the budget the climb leaves for the hold
     climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
     queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
@@ -124,6 +124,7 @@ class ProbeRun:
     batches: list[dict[str, Any]]
     stopped: str
     wall_s: float
+    hold_stopped_by: str | None = None   # "precision" (the interval was tight), "budget", or None
 
 
 class _Level:
@@ -361,6 +362,7 @@ class _Ladder:
         # the budget holds the whole probe: keep the last stamps' sighting (run_probe) inside it
         self.deadline = time.monotonic() + s.budget_s - TAIL_S
         self._edge: tuple[float, dict[str, Any] | None, dict[str, int]] | None = None
+        self.hold_stopped_by: str | None = None
         self.env = Environment(user_classes=[ProbeApplicant], host=s.host)
         self.runner = self.env.create_local_runner()
 
@@ -514,12 +516,15 @@ class _Ladder:
         return min(b["server_queue"] for b in mine) < 2 or min(b["server_busy_share"] or 0.0 for b in mine) < 1.0
 
     def hold(self, n: int, settle: bool) -> None:
-        """Keep measuring level n until its interval is tight enough or the budget is spent."""
+        """Keep measuring level n until its interval is tight enough or the budget is spent
+        (`hold_stopped_by` says which: "precision" or "budget")."""
         if settle:
             self.go_to(n)
+        self.hold_stopped_by = "budget"
         while self.left() >= self.s.batch_s * 0.5:
             self.batch(n, "hold")
             if self.estimate(n).half_width() <= self.s.precision:
+                self.hold_stopped_by = "precision"
                 break
 
     def next_level(self, n: int, below: int | None) -> int | None:
@@ -611,4 +616,5 @@ def _measured(ladder: _Ladder, stopped: str, t0: float) -> ProbeRun:
     rows = [r for n in sorted(RECORDER.levels) for r in RECORDER.rows(n)]
     for b in batches:
         b["start_unix"], b["duration_s"] = round(b["start_unix"], 3), round(b["duration_s"], 4)
-    return ProbeRun(rows=rows, batches=batches, stopped=stopped, wall_s=round(time.monotonic() - t0, 3))
+    return ProbeRun(rows=rows, batches=batches, stopped=stopped, wall_s=round(time.monotonic() - t0, 3),
+                    hold_stopped_by=ladder.hold_stopped_by)

@@ -194,10 +194,11 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
 
+        budget = 30 if args.quick else 40   # the probe's --budget (40 is its default)
         _phase(2, "probe its capacity: closed-model load at concurrency 1, 2, 4, ... while completed stamps/s "
-                  "still rise, then hold where they level (about 50 s)")
+                  f"still rise, then hold where they level (at most about {budget + 3} s)")
         probe = [*me, "probe", "--host", tb.url, "--out", str(out), "--seed", str(args.seed)]
-        probe += ["--budget", "30"] if args.quick else []  # else the defaults (--budget 40)
+        probe += ["--budget", str(budget)]
         probe_code = _run(probe, "probe", token)
     capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
     if probe_code != 0 or not capacity.get("stamps_per_second"):

@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"the target's admin token, to record its configured capacity (default ${TOKEN_ENV})")
     parser.add_argument("--budget", type=float, default=40.0, metavar="S",
                         help="wall seconds for the whole probe: ladder and hold (default 40)")
-    parser.add_argument("--precision", type=float, default=0.02, metavar="R",
-                        help="hold the levelled level until the interval's half-width is this share (default 0.02)")
+    parser.add_argument("--precision", type=float, default=0.025, metavar="R",
+                        help="hold the levelled level until the interval's half-width is this share "
+                             "or the budget is spent (default 0.025)")
     parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
                         help="most measured seconds per ladder level before it is judged (default 3)")
     parser.add_argument("--warmup", type=float, default=0.5, metavar="S",
@@ -153,6 +154,7 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
                                    configured_stamps_per_second=issuer_capacity(configured),
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
     capacity["complete"] = interrupted is None
+    capacity["hold_stopped_by"] = result.hold_stopped_by   # "precision", "budget", or null (no hold)
     capacity["parameters"] = {
         "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in result.rows}),
         "budget_s": args.budget, "precision": args.precision, "step_duration_s": args.step_duration,
