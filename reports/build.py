@@ -29,6 +29,7 @@ from reports.figures import (
     latency_rows,
     plan_check_lines,
     plan_vs_baseline_rows,
+    pvb_verdict,
 )
 from reports.i18n import Translator
 from reports.load import RunData, load_run
@@ -79,7 +80,7 @@ def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
         thresholds=_thresholds(run, tr), failures=failure_rows(run.failures, tr), usl=_usl_rows(run, tr),
         what_if=_what_if(run, tr), params=params, css=css, version=__version__,
         plan_check=plan_check_lines(run, tr), pvb=plan_vs_baseline_rows(run, tr),
-        pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
+        pvb_verdict=pvb_verdict(run, tr),
         title=_title(run, tr), missing=[m for m in run.missing if m not in ("ledger.csv", "locust_stats.csv")],
     )
     return html, k
