@@ -32,8 +32,11 @@ OWN_DF = 8
 class LevelEstimate:
     """Stamps/s at one concurrency level with its batch-means confidence interval.
 
-    >>> level_estimate([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (15, 17, 16, 16)])
-    LevelEstimate(concurrency=4, stamps_per_second=16.0, ci_low=14.7003, ci_high=17.2997, se=0.4084, batches=4, seconds=4.0, server_stamps_per_second=None, server_busy_share=None)
+    >>> level_estimate([{"concurrency": 4, "stamps": s, "duration_s": 1.0}
+    ...                 for s in (15, 17, 16, 16)])  # doctest: +NORMALIZE_WHITESPACE
+    LevelEstimate(concurrency=4, stamps_per_second=16.0, ci_low=14.7003, ci_high=17.2997,
+                  se=0.4084, batches=4, seconds=4.0, server_stamps_per_second=None,
+                  server_busy_share=None)
     """
 
     concurrency: int
@@ -103,12 +106,15 @@ def level_estimate(batches: Sequence[Mapping[str, Any]], *, confidence: float = 
     d, df = spread if spread is not None else dispersion(batches)
     lo = hi = se = None
     if seconds > 0 and (spread is not None or df > 0):
-        q = float(stats.t.ppf(0.5 + confidence / 2, df)) if df > 0 else float(stats.norm.ppf(0.5 + confidence / 2))
+        tail = 0.5 + confidence / 2
+        q = float(stats.t.ppf(tail, df)) if df > 0 else float(stats.norm.ppf(tail))
         se = max(math.sqrt(d * max(count, 1.0)) / seconds, 1.0 / (seconds * q))
         lo, hi = max(0.0, x - q * se), x + q * se
-    busy = [float(b["server_busy_share"]) for b in batches if b.get("server_busy_share") not in (None, "")]
+    busy = [float(b["server_busy_share"]) for b in batches
+            if b.get("server_busy_share") not in (None, "")]
     return LevelEstimate(concurrency=int(batches[0]["concurrency"]), stamps_per_second=round(x, 4),
-                         ci_low=_rnd(lo), ci_high=_rnd(hi), se=_rnd(se), batches=k, seconds=round(seconds, 3),
+                         ci_low=_rnd(lo), ci_high=_rnd(hi), se=_rnd(se), batches=k,
+                         seconds=round(seconds, 3),
                          server_stamps_per_second=_rnd(srv),
                          server_busy_share=_rnd(sum(busy) / len(busy)) if busy else None)
 
@@ -128,8 +134,10 @@ def assess(below: LevelEstimate, above: LevelEstimate, *, min_gain: float = MIN_
     ratio is at most 1 + min_gain (the doubling gained less than min_gain), else
     *inconclusive* (a gain that is not significant).
 
-    >>> lo = LevelEstimate(concurrency=8, stamps_per_second=15.0, ci_low=14, ci_high=16, se=0.5, batches=4, seconds=4)
-    >>> hi = LevelEstimate(concurrency=16, stamps_per_second=16.2, ci_low=14.2, ci_high=18.2, se=1.0, batches=4, seconds=4)
+    >>> lo = LevelEstimate(concurrency=8, stamps_per_second=15.0, ci_low=14, ci_high=16, se=0.5,
+    ...                    batches=4, seconds=4)
+    >>> hi = LevelEstimate(concurrency=16, stamps_per_second=16.2, ci_low=14.2, ci_high=18.2,
+    ...                    se=1.0, batches=4, seconds=4)
     >>> assess(lo, hi), assess(lo, hi, final=True)
     ('undecided', 'inconclusive')
     """
@@ -155,7 +163,7 @@ def assess(below: LevelEstimate, above: LevelEstimate, *, min_gain: float = MIN_
 
 def queued_levels(batches: Sequence[Mapping[str, Any]], waits_ms: Mapping[int, float], *,
                   queue_factor: float = QUEUE_FACTOR, share: float = QUEUED_SHARE) -> set[int]:
-    """The levels where stamps queued at the issuer: saturation evidence, the ladder's and the analysis's.
+    """The levels where stamps queued at the issuer: saturation evidence, for ladder and analysis.
 
     Where the target reported its issuer queue at the batch edges (`server_queue`), a level
     is queued when at least `share` of its edges found stamps waiting (a work-conserving
@@ -181,12 +189,13 @@ def queued_levels(batches: Sequence[Mapping[str, Any]], waits_ms: Mapping[int, f
 
 
 def robust_levels(batches: Sequence[Mapping[str, Any]]) -> set[int]:
-    """Levels the server showed saturated at every batch edge: 2 or more stamps waiting, no worker idle.
+    """Levels the server showed saturated at every batch edge: 2+ stamps waiting, no worker idle.
 
     A significant rise *out of* such a level is a rise past saturation (still rising); a
     rise out of a level that merely queued at a few edges may be the knee being crossed.
 
-    >>> sorted(robust_levels([{"concurrency": 4, "server_queue": 1}, {"concurrency": 16, "server_queue": 6}]))
+    >>> sorted(robust_levels([{"concurrency": 4, "server_queue": 1},
+    ...                       {"concurrency": 16, "server_queue": 6}]))
     [16]
     """
     out: dict[int, bool] = {}
@@ -201,7 +210,8 @@ def robust_levels(batches: Sequence[Mapping[str, Any]]) -> set[int]:
     return {n for n, ok in out.items() if ok}
 
 
-def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+def level_spread(level: Sequence[Mapping[str, Any]],
+                 every: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """The dispersion a level's interval uses: its own when it has `OWN_DF` degrees of freedom
     (a held level: its own variability, not the ladder's), else pooled over all the batches.
 
@@ -213,8 +223,11 @@ def level_spread(level: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str
     return own if own[1] >= OWN_DF else dispersion(every)
 
 
-def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queued: Iterable[int] = (),
-            robust: Iterable[int] = (), by_server: bool = False, min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE, climb_gain: float = CLIMB_GAIN) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
+def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (),
+            queued: Iterable[int] = (), robust: Iterable[int] = (), by_server: bool = False,
+            min_gain: float = MIN_GAIN, confidence: float = CONFIDENCE,
+            climb_gain: float = CLIMB_GAIN
+            ) -> tuple[LevelEstimate | None, str | None, list[dict[str, Any]]]:
     """(capacity level, limited_by, steps), judged on all the data.
 
     `estimates` in ascending concurrency. The capacity is the level the probe held
@@ -234,7 +247,8 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
     steps: list[dict[str, Any]] = []
     for lo, hi in zip(good, good[1:], strict=False):
         steps.append({"from": lo.concurrency, "to": hi.concurrency,
-                      "verdict": assess(lo, hi, min_gain=min_gain, confidence=confidence, final=True),
+                      "verdict": assess(lo, hi, min_gain=min_gain, confidence=confidence,
+                                        final=True),
                       "significant": assess(lo, hi, min_gain=min_gain, confidence=confidence),
                       "gain": round(hi.stamps_per_second / lo.stamps_per_second - 1, 4)
                       if lo.stamps_per_second > 0 else None})
@@ -254,7 +268,8 @@ def plateau(estimates: Sequence[LevelEstimate], *, bad: Iterable[int] = (), queu
 
 
 def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, Any], queued: bool,
-                climb_gain: float = CLIMB_GAIN, *, below_queued: bool = False, by_server: bool = False) -> bool:
+                climb_gain: float = CLIMB_GAIN, *, below_queued: bool = False,
+                by_server: bool = False) -> bool:
     """Had throughput levelled at the held level? The evidence, with confidence:
 
     * the step into it is *flat* with confidence (`significant`: the gain's upper bound below
@@ -273,12 +288,15 @@ def levelled_at(held: LevelEstimate, into: Mapping[str, Any], out: Mapping[str, 
     or a client that could not drive the target) is not levelled: nothing is then called
     the peak.
 
-    >>> e = LevelEstimate(concurrency=64, stamps_per_second=16.0, ci_low=15, ci_high=17, se=0.5, batches=30, seconds=30)
+    >>> e = LevelEstimate(concurrency=64, stamps_per_second=16.0, ci_low=15, ci_high=17, se=0.5,
+    ...                   batches=30, seconds=30)
     >>> step = {"verdict": "inconclusive", "significant": "undecided", "gain": 0.08}
-    >>> levelled_at(e, step, {"verdict": None}, queued=True), levelled_at(e, step, {"verdict": None}, queued=False)
+    >>> none = {"verdict": None}
+    >>> levelled_at(e, step, none, queued=True), levelled_at(e, step, none, queued=False)
     (True, False)
     """
-    sig_in, sig_out = into.get("significant", into["verdict"]), out.get("significant", out["verdict"])
+    sig_in = into.get("significant", into["verdict"])
+    sig_out = out.get("significant", out["verdict"])
     if sig_in == "rising":
         # still rising, unless it rose from below the knee into a level the server showed saturated:
         # that is the knee crossed, not a rise past it (a saturated issuer cannot do more)
