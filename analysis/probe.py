@@ -19,13 +19,15 @@ This module only reads; the same functions judge the ladder while it runs.
   queued at the issuer there (`queued_levels`: the server's queue non-empty at 90 % of
   the level's batch edges; without the server's figures the client's median stamp wait
   is `queue_factor` = 3 times the least of any level) and the step into it is not a
-  significant rise, its gain at most `climb_gain` (25 %). Otherwise nothing is called the peak: `levelled` is false,
-  `stamps_per_second` null, and `note` says so. A level whose error ratio passes `max_error_ratio` stops the
-  ladder; the level below it is then the capacity (`limited_by = "errors"`).
+  significant rise, its gain at most `climb_gain` (25 %). Otherwise nothing is called the
+  peak: `levelled` is false, `stamps_per_second` null, and `note` says so. A level whose
+  error ratio passes `max_error_ratio` stops the ladder; the level below it is then the
+  capacity (`limited_by = "errors"`).
 * **peak concurrency** per step and a **USL** fit per step (at least 4 levels), as
   before; the USL is description, never the capacity.
 
-    >>> batches = [{"concurrency": n, "stamps": x, "duration_s": 1.0, "server_queue": 5 if n >= 4 else 0}
+    >>> batches = [{"concurrency": n, "stamps": x, "duration_s": 1.0,
+    ...             "server_queue": 5 if n >= 4 else 0}
     ...            for n, xs in [(1, [5, 5, 6]), (2, [10, 9, 11]), (4, [15, 16, 16, 15, 16]),
     ...                          (8, [16, 15, 16, 16, 17, 15, 16, 16])] for x in xs]
     >>> cap = capacity_from_probe([], batches=batches, measured_at="2024-09-01T00:00:00Z")
@@ -71,8 +73,9 @@ BATCH_COLUMNS = ("concurrency", "phase", "start_unix", "duration_s", "stamps", "
 _OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
-__all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe", "dispersion", "level_estimate",
-           "level_spread", "levelled_at", "plateau", "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv"]
+__all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe",
+           "dispersion", "level_estimate", "level_spread", "levelled_at", "plateau",
+           "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv"]
 
 
 def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
@@ -100,14 +103,16 @@ def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise InputFileError(f"{p}: not UTF-8 text; give the probe.csv of a probe run") from None
     except csv.Error as e:
-        raise InputFileError(f"{p}: not valid CSV ({e}); give the probe.csv of a probe run") from None
+        raise InputFileError(f"{p}: not valid CSV ({e}); "
+                             "give the probe.csv of a probe run") from None
     return rows
 
 
 def _parse_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     row: dict[str, Any] = {"step": str(raw.get("step", "")).strip()}
     if not row["step"]:
-        raise InputFileError(f"{where}, column step: empty; name the journey step, 'journey' or 'stamps'")
+        raise InputFileError(f"{where}, column step: empty; "
+                             "name the journey step, 'journey' or 'stamps'")
     for c in _NUMERIC:
         v = raw.get(c)
         try:
@@ -118,7 +123,8 @@ def _parse_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number >= 0")
         row[c] = x
     if row["concurrency"] < 1 or not float(row["concurrency"]).is_integer():
-        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} must be a whole number >= 1")
+        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
+                             "must be a whole number >= 1")
     row["concurrency"] = int(row["concurrency"])
     return row
 
@@ -138,21 +144,25 @@ def read_batches_csv(path: str | Path) -> list[dict[str, Any]]:
     try:
         with p.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or []) and c not in _OPTIONAL_BATCH[1:]]
+            have = reader.fieldnames or []
+            missing = [c for c in BATCH_COLUMNS if c not in have and c not in _OPTIONAL_BATCH[1:]]
             if missing:
                 raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
                                      f"probe_batches.csv needs {', '.join(BATCH_COLUMNS)}")
             return [_parse_batch(raw, f"{p} line {reader.line_num}") for raw in reader]
     except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text; give the probe_batches.csv of a probe run") from None
+        raise InputFileError(f"{p}: not UTF-8 text; "
+                             "give the probe_batches.csv of a probe run") from None
     except csv.Error as e:
-        raise InputFileError(f"{p}: not valid CSV ({e}); give the probe_batches.csv of a probe run") from None
+        raise InputFileError(f"{p}: not valid CSV ({e}); "
+                             "give the probe_batches.csv of a probe run") from None
 
 
 def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
     row: dict[str, Any] = {"phase": str(raw.get("phase", "")).strip()}
     if row["phase"] not in ("ladder", "hold"):
-        raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; expected ladder or hold")
+        raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; "
+                             "expected ladder or hold")
     for c in BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:]:
         v = raw.get(c)
         if c in _OPTIONAL_BATCH and (v is None or str(v).strip() == ""):
@@ -162,12 +172,14 @@ def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             x = float(v)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
-        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (c == "server_busy_share" and x > 1):
-            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number "
-                                 f"{'> 0' if c == 'duration_s' else 'in [0, 1]' if c == 'server_busy_share' else '>= 0'}")
+        share = c == "server_busy_share"
+        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (share and x > 1):
+            want = "> 0" if c == "duration_s" else "in [0, 1]" if share else ">= 0"
+            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number {want}")
         row[c] = x
     if row["concurrency"] < 1 or not row["concurrency"].is_integer():
-        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} must be a whole number >= 1")
+        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
+                             "must be a whole number >= 1")
     row["concurrency"] = int(row["concurrency"])
     return row
 
@@ -177,25 +189,30 @@ def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
     distinct = len({n for n, _ in pairs})
     if distinct < MIN_POINTS:
         return {**dict.fromkeys(USL_KEYS), "points": distinct,
-                "note": f"{distinct} usable concurrency level(s); the USL fit needs at least {MIN_POINTS}: not fitted"}
+                "note": f"{distinct} usable concurrency level(s); the USL fit needs at least "
+                        f"{MIN_POINTS}: not fitted"}
     try:
         fit = fit_usl([n for n, _ in pairs], [x for _, x in pairs])
-    except InputFileError as e:  # levels the fit cannot use (e.g. out of range): say why, keep the rest
+    except InputFileError as e:  # levels the fit cannot use (out of range): say why, keep the rest
         return {**dict.fromkeys(USL_KEYS), "points": distinct, "note": f"not fitted: {e}"}
     out: dict[str, Any] = {k: getattr(fit, k) for k in USL_KEYS}
-    out.update({"alpha_se": fit.alpha_se, "beta_se": fit.beta_se, "gamma_se": fit.gamma_se, "points": distinct})
+    out.update({"alpha_se": fit.alpha_se, "beta_se": fit.beta_se, "gamma_se": fit.gamma_se,
+                "points": distinct})
     if fit.peak_load is not None and fit.peak_load > max(levels):
-        out["note"] = f"peak load {fit.peak_load:.0f} is beyond the highest measured level {max(levels)}: extrapolated"
+        out["note"] = (f"peak load {fit.peak_load:.0f} is beyond the highest measured level "
+                       f"{max(levels)}: extrapolated")
     return out
 
 
-def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[Mapping[str, Any]] | None = None,
+def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *,
+                        batches: Iterable[Mapping[str, Any]] | None = None,
                         max_error_ratio: float = 0.01, min_gain: float = MIN_GAIN,
                         climb_gain: float = CLIMB_GAIN, queue_factor: float = QUEUE_FACTOR,
                         confidence: float = CONFIDENCE, configured: Mapping[str, Any] | None = None,
                         configured_stamps_per_second: float | None = None,
                         measured_at: str | None = None) -> dict[str, Any]:
-    """The capacity.json dict from probe rows (PROBE_COLUMNS) and, better, their batches (BATCH_COLUMNS).
+    """The capacity.json dict from probe rows (PROBE_COLUMNS) and, better, their batches
+    (BATCH_COLUMNS).
 
     Without batches the levels carry no interval and levelling is judged on point
     estimates only (`note` says so).
@@ -209,10 +226,10 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
     waits = {n: r["p50_ms"] for n, r in by_step.get("stamps", {}).items() if r.get("p50_ms")}
     queued = sorted(queued_levels(batch_rows, waits, queue_factor=queue_factor))
     by_server = any(b.get("server_queue") not in (None, "") for b in batch_rows)
-    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued, by_server=by_server,
-                                     robust=robust_levels(batch_rows),
-                                     min_gain=min_gain,
-                                     confidence=confidence, climb_gain=climb_gain)
+    cap, limited_by, steps = plateau(estimates, bad=excluded.get("stamps", []), queued=queued,
+                                     by_server=by_server, robust=robust_levels(batch_rows),
+                                     min_gain=min_gain, confidence=confidence,
+                                     climb_gain=climb_gain)
     if cap is not None:
         peak["stamps"] = cap.concurrency
     top = estimates[-1] if estimates else None
@@ -225,9 +242,11 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
         "limited_by": limited_by,
         "capacity_concurrency": cap.concurrency if cap else None,
         "configured_stamps_per_second": configured_stamps_per_second,
-        "error_vs_configured": _rel(cap.stamps_per_second, configured_stamps_per_second) if cap else None,
+        "error_vs_configured": (_rel(cap.stamps_per_second, configured_stamps_per_second)
+                                if cap else None),
         "server_stamps_per_second": cap.server_stamps_per_second if cap else None,
-        "client_vs_server": _rel(cap.stamps_per_second, cap.server_stamps_per_second) if cap else None,
+        "client_vs_server": (_rel(cap.stamps_per_second, cap.server_stamps_per_second)
+                             if cap else None),
         "server_busy_share": cap.server_busy_share if cap else None,
         "highest_measured": _level_dict(top) if top else None,
         "levels": [_level_dict(e) for e in estimates],
@@ -238,7 +257,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *, batches: Iterable[
         "peak_concurrency": peak,
         "usl": usl,
         "configured": dict(configured) if configured is not None else None,
-        "measured_at": measured_at or datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "measured_at": measured_at or _now(),
         "max_error_ratio": max_error_ratio,
         "excluded_levels": excluded,
         "note": _note(by_step, estimates, cap, limited_by, top, bool(batch_rows), max_error_ratio),
@@ -274,7 +293,8 @@ def _per_step(by_step: Mapping[str, Mapping[int, Mapping[str, Any]]], max_error_
         if not ok:
             peak[step] = None
             usl[step] = {**dict.fromkeys(USL_KEYS), "points": 0,
-                         "note": f"every level has error ratio above {max_error_ratio:g}: not fitted"}
+                         "note": f"every level has error ratio above {max_error_ratio:g}: "
+                                 "not fitted"}
             continue
         xs = [levels[n]["throughput_per_s"] for n in ok]
         peak[step] = ok[xs.index(max(xs))]
@@ -288,16 +308,24 @@ def _estimates(batches: list[dict[str, Any]], stamps: Mapping[int, Mapping[str, 
         grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for b in batches:
             grouped[b["concurrency"]].append(b)
-        return [level_estimate(grouped[n], confidence=confidence, spread=level_spread(grouped[n], batches))
+        return [level_estimate(grouped[n], confidence=confidence,
+                               spread=level_spread(grouped[n], batches))
                 for n in sorted(grouped)]
-    return [LevelEstimate(concurrency=n, stamps_per_second=float(r["throughput_per_s"]), ci_low=None, ci_high=None,
-                          se=None, batches=0, seconds=float(r["duration_s"])) for n, r in sorted(stamps.items())]
+    return [LevelEstimate(concurrency=n, stamps_per_second=float(r["throughput_per_s"]),
+                          ci_low=None, ci_high=None, se=None, batches=0,
+                          seconds=float(r["duration_s"]))
+            for n, r in sorted(stamps.items())]
 
 
 def _level_dict(e: LevelEstimate) -> dict[str, Any]:
-    return {"concurrency": e.concurrency, "stamps_per_second": e.stamps_per_second, "ci_low": e.ci_low,
-            "ci_high": e.ci_high, "batches": e.batches, "seconds": e.seconds,
-            "server_stamps_per_second": e.server_stamps_per_second, "server_busy_share": e.server_busy_share}
+    return {"concurrency": e.concurrency, "stamps_per_second": e.stamps_per_second,
+            "ci_low": e.ci_low, "ci_high": e.ci_high, "batches": e.batches, "seconds": e.seconds,
+            "server_stamps_per_second": e.server_stamps_per_second,
+            "server_busy_share": e.server_busy_share}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _rel(x: float | None, ref: float | None) -> float | None:
@@ -305,7 +333,8 @@ def _rel(x: float | None, ref: float | None) -> float | None:
 
 
 def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: LevelEstimate | None,
-          limited_by: str | None, top: LevelEstimate | None, has_batches: bool, max_error_ratio: float) -> str | None:
+          limited_by: str | None, top: LevelEstimate | None, has_batches: bool,
+          max_error_ratio: float) -> str | None:
     held = max(estimates, key=lambda e: (e.seconds, e.concurrency)) if estimates else None
     if not by_step.get("stamps") and not estimates:
         return "probe.csv has no 'stamps' rows: no sustainable stamp rate"
@@ -314,18 +343,21 @@ def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: Level
         return f"every stamps level has error ratio above {max_error_ratio:g}: no sustainable rate"
     rising_top = len(estimates) < 2 or assess(estimates[-2], estimates[-1]) == "rising"
     if cap is None and held is not None and held is not top and not rising_top:
-        return (f"throughput had not levelled with confidence at the held level (concurrency {held.concurrency}, "
-                f"{held.stamps_per_second:g} stamps/s): no flat step next to it and stamps did not queue at the "
-                f"issuer at {QUEUED_SHARE:.0%} of its batch edges, so no level is called the peak; "
+        return (f"throughput had not levelled with confidence at the held level "
+                f"(concurrency {held.concurrency}, {held.stamps_per_second:g} stamps/s): "
+                f"no flat step next to it and stamps did not queue at the issuer at "
+                f"{QUEUED_SHARE:.0%} of its batch edges, so no level is called the peak; "
                 f"raise --budget or look for another bottleneck (the client, the machine)")
     if cap is None and top is not None:
-        return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was still rising "
-                f"({top.stamps_per_second:g} stamps/s there), so no level is called the peak; the capacity is "
-                f"above that; raise --max-concurrency or --budget")
+        return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was "
+                f"still rising ({top.stamps_per_second:g} stamps/s there), so no level is called "
+                f"the peak; the capacity is above that; raise --max-concurrency or --budget")
     parts = []
     if limited_by == "errors" and cap is not None:
-        parts.append(f"the level above concurrency {cap.concurrency} failed more than {max_error_ratio:g} of its "
-                     f"requests: the capacity is the rate below the errors")
+        parts.append(f"the level above concurrency {cap.concurrency} failed more than "
+                     f"{max_error_ratio:g} of its requests: the capacity is the rate below the "
+                     "errors")
     if not has_batches:
-        parts.append("no probe_batches.csv: levels carry no confidence interval; levelling judged on point estimates")
+        parts.append("no probe_batches.csv: levels carry no confidence interval; levelling judged "
+                     "on point estimates")
     return "; ".join(parts) or None
