@@ -26,8 +26,12 @@ def one_run(out: Path) -> tuple[float, list[tuple[str, float]]]:
     """Run the demo once; return total seconds and (phase, start second) pairs."""
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "surgecast", "demo", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "surgecast", "demo", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     phases = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -41,24 +45,38 @@ def one_run(out: Path) -> tuple[float, list[tuple[str, float]]]:
 
 
 def figures(out: Path) -> str:
-    """One run's figures from its capacity.json and plan_check.json (what the closing note needs)."""
+    """One run's figures from its capacity.json and plan_check.json (for the closing note)."""
     cap = json.loads((out / "capacity.json").read_text())
-    pc = json.loads((out / "plan_check.json").read_text()) if (out / "plan_check.json").is_file() else {}
+    pc = (
+        json.loads((out / "plan_check.json").read_text())
+        if (out / "plan_check.json").is_file()
+        else {}
+    )
     x, conf = cap.get("stamps_per_second"), cap.get("configured_stamps_per_second")
     err = f"{x / conf - 1:+.1%}" if x and conf else "-"
     srv = cap.get("server_stamps_per_second")
-    parts = [f"capacity {x} vs configured {conf} ({err}; server's realised {srv}, "
-             f"client vs server {_pct(cap.get('client_vs_server'))}; hold stopped by {cap.get('hold_stopped_by')})"]
+    parts = [
+        f"capacity {x} vs configured {conf} ({err}; server's realised {srv}, "
+        f"client vs server {_pct(cap.get('client_vs_server'))}; "
+        f"hold stopped by {cap.get('hold_stopped_by')})"
+    ]
     pvb = pc.get("plan_vs_baseline") or {}
     for side in ("plan", "baseline"):
         o = pvb.get(side) or {}
         mvt = o.get("model_vs_testbed") or {}
         sv, pk = mvt.get("served") or {}, mvt.get("peak_backlog") or {}
-        meas = {k: (o.get(k) or {}).get("measured") for k in ("served", "lost", "duplicated", "p95_wait_s")}
-        model = {k: (o.get(k) or {}).get("model") for k in ("served", "lost", "duplicated", "p95_wait_s")}
-        parts.append(f"{side}: served model {sv.get('model')} / measured {sv.get('measured')} "
-                     f"({_pct(sv.get('error'))}), peak backlog {pk.get('model')} / {pk.get('measured')} "
-                     f"({_pct(pk.get('error'))}); measured {meas}; predicted {model}")
+        meas = {
+            k: (o.get(k) or {}).get("measured")
+            for k in ("served", "lost", "duplicated", "p95_wait_s")
+        }
+        model = {
+            k: (o.get(k) or {}).get("model") for k in ("served", "lost", "duplicated", "p95_wait_s")
+        }
+        parts.append(
+            f"{side}: served model {sv.get('model')} / measured {sv.get('measured')} "
+            f"({_pct(sv.get('error'))}), peak backlog {pk.get('model')} / {pk.get('measured')} "
+            f"({_pct(pk.get('error'))}); measured {meas}; predicted {model}"
+        )
     if pvb.get("verdict"):
         parts.append(f"verdict: {pvb['verdict']}")
     return "\n   ".join(parts)
@@ -73,7 +91,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench-demo"))
-    ap.add_argument("--keep", action="store_true", help="keep each run's directory (OUT-1, OUT-2, ...)")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep each run's directory (OUT-1, OUT-2, ...)"
+    )
     a = ap.parse_args()
     totals = []
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
@@ -84,9 +104,15 @@ def main() -> int:
         totals.append(total)
         for name, at in phases:
             print(f"run {i + 1}  {at:6.1f} s  {name}")
-        print(f"run {i + 1}  total {total:.1f} s (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})")
+        print(
+            f"run {i + 1}  total {total:.1f} s "
+            f"(load average {load0:.1f} -> {os.getloadavg()[0]:.1f})"
+        )
         print(f"   {figures(out)}", flush=True)
-    print(f"demo wall time: median {statistics.median(totals):.1f} s over {a.runs} run(s); target < 240 s")
+    print(
+        f"demo wall time: median {statistics.median(totals):.1f} s over {a.runs} run(s); "
+        "target < 240 s"
+    )
     return 0
 
 
