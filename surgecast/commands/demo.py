@@ -61,6 +61,11 @@ def _phase(n: int, title: str) -> None:
     print(f"\n== [{n}/{PHASES}] {title}", flush=True)
 
 
+def _step(t0: float, what: str) -> None:
+    """A progress line inside a phase (the last phase runs for longer than 10 s)."""
+    print(f"   [{time.monotonic() - t0:5.1f} s] {what} ...", flush=True)
+
+
 def estimate_text(duration: float, quick: bool) -> str:
     """The estimate printed first: a range around `estimate_s`, as the benchmark measured it (docs/benchmarks.md:
     median 216 s, 206-223 s, for the default 45 s rehearsals on 2 shared cores).
@@ -249,7 +254,10 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     from analysis.rehearsal_model import plan_vs_baseline
     from reports.build import build_report
 
+    t6 = time.monotonic()
+    _step(t6, "checking the plan rehearsal against the plan and the model (simulated trials)")
     check = check_plan_followed(out)
+    _step(t6, "comparing the plan with doing nothing (both rehearsals, measured and modelled)")
     check["plan_vs_baseline"] = plan_vs_baseline(out, base)
     atomic.write_json(out / "plan_check.json", rundir.stamp(check, run_id))
     rundir.record(out, ["plan_check.json"], run_id=run_id, by="demo")
@@ -257,6 +265,7 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
     print(_resolution_line(check.get("model_vs_testbed")))
     print(_pvb_lines(check["plan_vs_baseline"]))
+    _step(t6, "building the report")
     result = build_report(out, lang=args.lang)
     print()
     from surgecast.console import summary
