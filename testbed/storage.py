@@ -110,7 +110,8 @@ CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
 
 
-def open_db(path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+def open_db(path: str, *, synchronous: str = "NORMAL",
+            busy_timeout_ms: int = 5000) -> sqlite3.Connection:
     """Open (and create) the database in WAL mode with the schema.
 
     >>> open_db(":memory:").execute("PRAGMA foreign_keys").fetchone()
@@ -225,12 +226,13 @@ class Storage:
             self.commits += 1
             self.grouped += len(batch)
         for (_fn, fut), (ok, value) in zip(batch, answers, strict=True):
-            with contextlib.suppress(RuntimeError):   # the loop closed first (shutdown): no one waits
+            with contextlib.suppress(RuntimeError):   # the loop closed (shutdown): no one waits
                 fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, deadline_s: float | None = None,
                     after: Callable[[T], Any] | None = None) -> T:
-        """Commit ``fn(db)``; retry storage errors with backoff (for ever when ``deadline_s`` is None).
+        """Commit ``fn(db)``; retry storage errors with backoff (for ever when ``deadline_s`` is
+        None).
 
         Raises :class:`StorageBusy` once ``deadline_s`` seconds have passed without a
         commit; an attempt is never abandoned mid-flight, so a refusal stored nothing.
@@ -246,8 +248,10 @@ class Storage:
                 self._queue.append((fn, fut))
             self._pool.submit(self._drain)   # a drain that finds the queue empty does nothing
             if after is not None:
-                fut.add_done_callback(lambda f: after(f.result()) if not f.cancelled() and f.exception() is None else None)
-            fut.add_done_callback(lambda _f: setattr(self, "pending", self.pending - 1))  # after `after`
+                fut.add_done_callback(lambda f: after(f.result())
+                                      if not f.cancelled() and f.exception() is None else None)
+            # after `after`
+            fut.add_done_callback(lambda _f: setattr(self, "pending", self.pending - 1))
             try:
                 return await asyncio.shield(fut)
             except sqlite3.OperationalError as e:
@@ -260,7 +264,8 @@ class Storage:
 
     @contextlib.asynccontextmanager
     async def quiesced(self, timeout_s: float = 5.0) -> AsyncIterator[bool]:
-        """Hold new writes and wait (at most ``timeout_s``) for those in flight: a consistent snapshot.
+        """Hold new writes and wait (at most ``timeout_s``) for those in flight: a consistent
+        snapshot.
 
         Yields True if every write in flight had committed and been mirrored in memory.
         """
@@ -279,7 +284,8 @@ class Storage:
                 barrier.set_result(None)
 
     def write_now(self, fn: Callable[[sqlite3.Connection], T], *, patience_s: float = 30.0) -> T:
-        """Run a write on the writer and wait for it (start-up only, before serving); retried like any write."""
+        """Run a write on the writer and wait for it (start-up only, before serving); retried
+        like any write."""
         delay, deadline = 0.02, time.monotonic() + patience_s
         while True:
             try:
