@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run directory (default runs/demo)")
     parser.add_argument("--duration", type=float, default=45.0, metavar="S",
                         help="seconds of each of the two rehearsals (default 45; the demo takes "
-                             "about 2 x S + 140 s in all on 2 idle cores)")
+                             "about 2 x S + 104 s in all on 2 cores)")
     parser.add_argument("--lang", choices=("en", "id"), default="en", help="report language")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--quick", action="store_true",
@@ -69,27 +69,29 @@ def _step(t0: float, what: str) -> None:
 
 def estimate_text(duration: float, quick: bool) -> str:
     """The estimate printed first: a range around `estimate_s`, as the benchmark measured it
-    (docs/benchmarks.md:
-    median 216 s, 206-223 s, for the default 45 s rehearsals on 2 shared cores).
+    (docs/benchmarks.md, third pass: 189-195 s, median 193 s, for the default 45 s rehearsals
+    on 2 shared cores at load average 6-8).
 
     >>> estimate_text(45, False)
-    'about 3.4-4.0 min on 2 idle cores (measured: 3.4-3.7 min; a busy machine takes longer)'
+    'about 2.8-3.4 min on 2 idle cores (measured: 3.2-3.3 min; a busy machine takes longer)'
     >>> estimate_text(15, True)
-    'about 2.3-2.7 min on 2 idle cores (a busy machine takes longer)'
+    'about 1.8-2.2 min on 2 idle cores (a busy machine takes longer)'
     """
     est = estimate_s(duration, quick)
-    measured = "measured: 3.4-3.7 min; " if (duration, quick) == (45, False) else ""
+    measured = "measured: 3.2-3.3 min; " if (duration, quick) == (45, False) else ""
     return (f"about {est * 0.88 / 60:.1f}-{est * 1.05 / 60:.1f} min on 2 idle cores "
             f"({measured}a busy machine takes longer)")
 
 
 def estimate_s(duration: float, quick: bool) -> float:
-    """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
+    """Expected wall seconds of the demo (probe, plan, two rehearsals, checks and report), from
+    the phases measured (docs/benchmarks.md): the probe's budget and start-up, ~5 s of plan,
+    each rehearsal its duration plus ~26 s of set-up and last journeys, ~6 s of checks.
 
     >>> round(estimate_s(45, False))
-    230
+    194
     """
-    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 25.0) + 25.0
+    return (31.0 if quick else 41.0) + 5.0 + 2 * (duration + 26.0) + 6.0
 
 
 def _run(cmd: list[str], what: str, token: str | None = None) -> int:
