@@ -17,12 +17,15 @@ ENGLISH = ("served", "doing nothing", "applicants", "machine", "stamps", "noise"
 
 def _pvb(gain: int, noise: float, differ: bool) -> dict:
     def side(served: int, lost: int, peak: float) -> dict:
-        return {"served": {"measured": served, "model": served + 2.0}, "lost": {"measured": lost, "model": lost},
-                "duplicated": {"measured": 0, "model": 0}, "p95_wait_s": {"measured": 600.0, "model": 590.0},
+        return {"served": {"measured": served, "model": served + 2.0},
+                "lost": {"measured": lost, "model": lost},
+                "duplicated": {"measured": 0, "model": 0},
+                "p95_wait_s": {"measured": 600.0, "model": 590.0},
                 "model_vs_testbed": {"peak_backlog": {"measured": peak, "model": peak}}}
     return {"plan": side(100 + gain, 50, 40.0), "baseline": side(100, 50, 60.0),
             "served_gain": {"measured": gain, "model": gain + 1.5, "noise": noise},
-            "conditions": {"differ": differ, "issuer_stamps_per_second": {"plan": 15.0, "baseline": 13.3},
+            "conditions": {"differ": differ,
+                           "issuer_stamps_per_second": {"plan": 15.0, "baseline": 13.3},
                            "transit_s": {"plan": 4.1, "baseline": 7.2}},
             "gate_effect": {"gain": 3.0, "gain_se": 2.0},
             "verdict": "the plan served 30 more applicants than doing nothing (analysis/ English)"}
@@ -30,7 +33,8 @@ def _pvb(gain: int, noise: float, differ: bool) -> dict:
 
 def _run(pvb: dict | None = None, gates: list | None = None) -> RunData:
     checks = [{"name": "gates", "ok": False, "measured": gates or [], "detail": "English detail"}]
-    return RunData(run_dir=Path("."), plan_check={"checks": checks, "follows": False, "plan_vs_baseline": pvb})
+    return RunData(run_dir=Path("."),
+                   plan_check={"checks": checks, "follows": False, "plan_vs_baseline": pvb})
 
 
 @pytest.mark.parametrize(("gain", "kind"), [(30, "more"), (-30, "FEWER"), (2, "no measurable")])
@@ -40,7 +44,7 @@ def test_the_verdict_is_in_the_reports_language(gain: int, kind: str) -> None:
     assert en is not None and idn is not None
     assert kind in en and "machine load" in en and "gates alone give +3 served (±4)" in en, en
     assert "issuer 15.0 vs 13.3 stamps/s" in en and "peak issuer backlog 40 and 60 stamps" in en, en
-    assert not [w for w in ENGLISH if w in idn], idn   # the English `verdict` shown here would be red
+    assert not [w for w in ENGLISH if w in idn], idn   # the English `verdict` here would be red
     assert "15,0 vs 13,3" in idn   # Indonesian decimals
 
 
@@ -53,7 +57,8 @@ def test_an_old_plan_check_without_figures_keeps_its_english_verdict() -> None:
 def test_gates_not_set_as_planned_are_named_in_the_reports_language() -> None:
     gates = [{"stage": "s1", "gate": "stamping", "plan": "closed", "measured": "open", "ok": False},
              {"stage": "s2", "gate": "ordering", "plan": "open", "measured": None, "ok": False},
-             {"stage": "s3", "gate": "registration", "plan": "open", "measured": "open", "ok": True}]
+             {"stage": "s3", "gate": "registration", "plan": "open", "measured": "open",
+              "ok": True}]
     lines = {lang: plan_check_lines(_run(gates=gates), Translator(lang)) for lang in ("en", "id")}
     en, idn = lines["en"][2][0], lines["id"][2][0]
     assert "s1: stamping was open, plan closed; s2: ordering was not sampled, plan open" in en, en
