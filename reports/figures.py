@@ -387,7 +387,8 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
             text = tr.t("check_utilisation", measured=tr.pct(measured) if measured is not None else "–",
                         plan=tr.pct(planned))
         elif name == "gates":
-            text = tr.t("check_gates_ok") if c.get("ok") else tr.t("check_gates_failed", detail=_gate_detail(c, tr))
+            text = (tr.t("check_gates_ok") if c.get("ok")
+                    else tr.t("check_gates_failed", detail=_gate_detail(c, tr)))
         elif name == "integrity":
             text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
         elif name == "model" and isinstance(measured, dict):
@@ -408,7 +409,8 @@ def _gate_detail(c: dict[str, Any], tr: Translator) -> str:
     lines = c.get("measured")
     if not isinstance(lines, list):
         return str(c.get("detail", ""))
-    return "; ".join(tr.t("check_gate_line", stage=x.get("stage"), gate=x.get("gate"), plan=x.get("plan"),
+    return "; ".join(tr.t("check_gate_line", stage=x.get("stage"), gate=x.get("gate"),
+                          plan=x.get("plan"),
                           measured=x.get("measured") or tr.t("check_gate_unsampled"))
                      for x in lines if isinstance(x, dict) and not x.get("ok"))
 
@@ -436,15 +438,18 @@ def pvb_verdict(run: RunData, tr: Translator) -> str | None:
         return None if served is None or lost is None else served / max(1, served + lost)
 
     def peak(name: str) -> Any:
-        return (((pvb.get(name) or {}).get("model_vs_testbed") or {}).get("peak_backlog") or {}).get("measured")
+        mvt = (pvb.get(name) or {}).get("model_vs_testbed") or {}
+        return (mvt.get("peak_backlog") or {}).get("measured")
 
-    text += "; " + tr.t("pvb_verdict_why", plan=tr.pct(share("plan")), base=tr.pct(share("baseline")),
+    text += "; " + tr.t("pvb_verdict_why", plan=tr.pct(share("plan")),
+                        base=tr.pct(share("baseline")),
                         peak_plan=tr.num(peak("plan")), peak_base=tr.num(peak("baseline")))
     cond = pvb.get("conditions") or {}
     if cond.get("differ"):
         r, t = cond.get("issuer_stamps_per_second") or {}, cond.get("transit_s") or {}
         text += "; " + tr.t("pvb_verdict_machine", rate_plan=tr.num(r.get("plan"), 1),
-                            rate_base=tr.num(r.get("baseline"), 1), transit_plan=tr.num(t.get("plan"), 1),
+                            rate_base=tr.num(r.get("baseline"), 1),
+                            transit_plan=tr.num(t.get("plan"), 1),
                             transit_base=tr.num(t.get("baseline"), 1))
     ge = pvb.get("gate_effect") or {}
     if ge.get("gain") is not None:
@@ -454,7 +459,8 @@ def pvb_verdict(run: RunData, tr: Translator) -> str | None:
 
 
 def _signed_num(x: Any, tr: Translator) -> str:
-    return "–" if x is None else ("+" if x > 0 else "−" if x < 0 else "") + tr.num(abs(float(x)))
+    sign = "+" if x is not None and x > 0 else "−" if x is not None and x < 0 else ""
+    return "–" if x is None else sign + tr.num(abs(float(x)))
 
 
 def _signed_pct(e: Any, tr: Translator) -> str:
