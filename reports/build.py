@@ -26,7 +26,13 @@ from reports.figures import key_figures
 from reports.i18n import Translator
 from reports.load import RunData, load_run
 from reports.screen import KeyFigures
-from reports.tables import error_rows, latency_rows, plan_check_lines, plan_vs_baseline_rows
+from reports.tables import (
+    error_rows,
+    latency_rows,
+    plan_check_lines,
+    plan_vs_baseline_rows,
+    pvb_verdict,
+)
 from reports.warnings import find_warnings
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -91,7 +97,7 @@ def render_html(run: RunData, tr: Translator) -> tuple[str, KeyFigures]:
             version=__version__,
             plan_check=plan_check_lines(run, tr),
             pvb=plan_vs_baseline_rows(run, tr),
-            pvb_verdict=((run.plan_check or {}).get("plan_vs_baseline") or {}).get("verdict"),
+            pvb_verdict=pvb_verdict(run, tr),
             title=_title(run, tr),
             missing=[m for m in run.missing if m not in ("ledger.csv", "locust_stats.csv")],
         )

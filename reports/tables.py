@@ -126,7 +126,7 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
             text = (
                 tr.t("check_gates_ok")
                 if c.get("ok")
-                else tr.t("check_gates_failed", detail=str(c.get("detail", "")))
+                else tr.t("check_gates_failed", detail=_gate_detail(c, tr))
             )
         elif name == "integrity":
             text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
@@ -151,6 +151,65 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
         tr.t("plan_check_follows" if follows else "plan_check_not"),
         lines,
     )
+
+
+def _gate_detail(c: dict[str, Any], tr: Translator) -> str:
+    """The gates that were not set as planned, in the report's language (follow's gate lines)."""
+    lines = c.get("measured")
+    if not isinstance(lines, list):
+        return str(c.get("detail", ""))
+    return "; ".join(tr.t("check_gate_line", stage=x.get("stage"), gate=x.get("gate"),
+                          plan=x.get("plan"),
+                          measured=x.get("measured") or tr.t("check_gate_unsampled"))
+                     for x in lines if isinstance(x, dict) and not x.get("ok"))
+
+
+def pvb_verdict(run: RunData, tr: Translator) -> str | None:
+    """The plan-against-doing-nothing verdict in the report's language, from plan_check.json's
+    figures (`served_gain`, the two sides, `conditions`, `gate_effect`); its English `verdict`
+    when those figures are absent."""
+    pvb = (run.plan_check or {}).get("plan_vs_baseline")
+    if not isinstance(pvb, dict):
+        return None
+    sg = pvb.get("served_gain")
+    if not isinstance(sg, dict) or sg.get("measured") is None:
+        return pvb.get("verdict")
+    gain, noise = float(sg["measured"]), float(sg.get("noise") or 0.0)
+    kind = "more" if gain > noise else "fewer" if gain < -noise else "none"
+    text = tr.t(f"pvb_verdict_{kind}", n=tr.num(abs(gain)), gain=_signed_num(gain, tr),
+                noise=tr.num(noise), model=_signed_num(sg.get("model"), tr))
+
+    def side(name: str, key: str) -> Any:
+        return (((pvb.get(name) or {}).get(key)) or {}).get("measured")
+
+    def share(name: str) -> float | None:
+        served, lost = side(name, "served"), side(name, "lost")
+        return None if served is None or lost is None else served / max(1, served + lost)
+
+    def peak(name: str) -> Any:
+        mvt = (pvb.get(name) or {}).get("model_vs_testbed") or {}
+        return (mvt.get("peak_backlog") or {}).get("measured")
+
+    text += "; " + tr.t("pvb_verdict_why", plan=tr.pct(share("plan")),
+                        base=tr.pct(share("baseline")),
+                        peak_plan=tr.num(peak("plan")), peak_base=tr.num(peak("baseline")))
+    cond = pvb.get("conditions") or {}
+    if cond.get("differ"):
+        r, t = cond.get("issuer_stamps_per_second") or {}, cond.get("transit_s") or {}
+        text += "; " + tr.t("pvb_verdict_machine", rate_plan=tr.num(r.get("plan"), 1),
+                            rate_base=tr.num(r.get("baseline"), 1),
+                            transit_plan=tr.num(t.get("plan"), 1),
+                            transit_base=tr.num(t.get("baseline"), 1))
+    ge = pvb.get("gate_effect") or {}
+    if ge.get("gain") is not None:
+        text += "; " + tr.t("pvb_verdict_gates", gain=_signed_num(ge["gain"], tr),
+                            se=tr.num(2 * float(ge.get("gain_se") or 0.0)))
+    return text
+
+
+def _signed_num(x: Any, tr: Translator) -> str:
+    sign = "+" if x is not None and x > 0 else "−" if x is not None and x < 0 else ""
+    return "–" if x is None else sign + tr.num(abs(float(x)))
 
 
 def _signed_pct(e: Any, tr: Translator) -> str:

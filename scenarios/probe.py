@@ -10,8 +10,8 @@ then is measured in batches of `batch_s` (sub-windows). A stamp counts when the
 client **sees it done** (GET /v1/stamps/{id} says `done`): completions, not
 accepted 202s, so it works on any target. It is counted at the server's
 `finished_at` when the answer carries one (else when it was seen), so the
-moment a poll happens to see it does not move it between batches. After each batch a `Judge` (given by
-the caller, from `analysis.probe`) compares the level with the one below:
+moment a poll happens to see it does not move it between batches. After each batch a
+`Judge` (given by the caller, from `analysis.probe`) compares the level with the one below:
 
 * rising (significantly): go to the next level;
 * no queue at the issuer: the level has headroom whatever its short, noisy rate
@@ -34,7 +34,8 @@ batch boundary, as a cross-check of the client's count. The result is the rows o
 probe_batches.csv (docs/run-directory.md); `analysis.probe` turns them into
 capacity.json. Usage::
 
-    run = run_probe(ProbeSettings(host="http://127.0.0.1:8080"), judge=Judge(estimate=..., assess=..., queued=...))
+    judge = Judge(estimate=..., assess=..., queued=...)
+    run = run_probe(ProbeSettings(host="http://127.0.0.1:8080"), judge=judge)
 
 Importing this module imports Locust, which patches the standard library with
 gevent: import it only in a process that runs load.
@@ -42,297 +43,30 @@ gevent: import it only in a process that runs load.
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import json
-import random
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import gevent
 import numpy as np
-from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
-from floor.errors import TargetError
-from floor.vocabulary import STEPS
-from scenarios.identities import make_identity
-from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
-from scenarios.profile_build import Journeys
+from scenarios.probe_load import (
+    PROBE_JOURNEYS,
+    RECORDER,
+    REFUSED,
+    LevelRecorder,
+    ProbeApplicant,
+    ProbeJourney,
+)
+from scenarios.probe_load import sleep_watching as _sleep_watching
+from scenarios.probe_settings import Judge, ProbeRun, ProbeSettings
+
+__all__ = ["PROBE_JOURNEYS", "RECORDER", "REFUSED", "TAIL_S", "Judge", "LevelRecorder",
+           "ProbeApplicant", "ProbeInterrupted", "ProbeJourney", "ProbeRun", "ProbeSettings",
+           "run_probe"]
 
 TAIL_S = 2.0   # at most this long, after the last batch, for its stamps to be seen done
-PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
-                          poll_interval_s=0.2, retry_mix={"backoff": 1.0}, backoff_base_s=0.2,
-                          backoff_max_s=2.0, max_attempts=3, request_timeout_s=30.0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProbeSettings:
-    """How the probe steps its load.
-
-    >>> ProbeSettings(host="http://127.0.0.1:1").levels()[:5]
-    [1, 2, 4, 8, 16]
-    """
-
-    host: str
-    step_duration_s: float = 3.0   # most measured seconds per ladder level
-    warmup_s: float = 0.5          # settling seconds after a level has filled
-    batch_s: float = 1.0           # one sub-window
-    min_batches: int = 3           # batches before a level may be judged
-    budget_s: float = 40.0         # wall seconds for the whole ladder and hold
-    precision: float = 0.02        # hold until the interval's half-width is this share of the rate
-    hold_share: float = 0.4        # share of the budget the climb leaves for the hold
-    climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
-    queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
-    max_concurrency: int = 256
-    max_error_ratio: float = 0.05
-    documents: int = 2
-    seed: int = 1
-
-    def levels(self) -> list[int]:
-        """Concurrency levels 1, 2, 4, ... up to max_concurrency."""
-        out = [1]
-        while out[-1] * 2 <= self.max_concurrency:
-            out.append(out[-1] * 2)
-        return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class Judge:
-    """The statistics the ladder runs on (callables, so this module needs no analysis import).
-
-    `estimate(level_batches, all_batches)` returns an object with `stamps_per_second`
-    and `half_width()`; `assess(below, above, final=bool)` returns rising, flat,
-    falling, undecided or inconclusive; `queued(batches, median_wait_ms_by_level)`
-    the levels where stamps queue at the issuer.
-    """
-
-    estimate: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any]
-    assess: Callable[..., str]
-    queued: Callable[[list[dict[str, Any]], dict[int, float]], set[int]]
-
-
-@dataclass
-class ProbeRun:
-    """What a probe measured: probe.csv rows, probe_batches.csv rows, and why it stopped."""
-
-    rows: list[dict[str, Any]]
-    batches: list[dict[str, Any]]
-    stopped: str
-    wall_s: float
-
-
-class _Level:
-    """What the journeys did while one level was measured (all its batches)."""
-
-    def __init__(self) -> None:
-        self.latency: dict[str, list[float]] = defaultdict(list)
-        self.errors: Counter[str] = Counter()
-        self.journey_s: list[float] = []
-        self.journey_errors = 0
-        self.stamps = 0
-        self.stamp_s: list[float] = []
-        self.seconds = 0.0
-
-
-class LevelRecorder:
-    """Collects what the journeys did into the level being measured and the current batch.
-
-    While `level` is None (settling after a change of level) nothing is kept.
-    """
-
-    def __init__(self) -> None:
-        self.levels: dict[int, _Level] = {}
-        self.level: int | None = None
-        self.done: list[float] = []
-        self.lags: list[float] = []
-        self.stampers = 0  # applicants that have had a stamp accepted (ever)
-        self.cut()
-
-    def measure(self, level: int | None) -> None:
-        """Record into `level` from now on (None: settling, record nothing)."""
-        self.level = level
-        if level is not None:
-            self.levels.setdefault(level, _Level())
-        self.cut()
-
-    def cut(self) -> dict[str, int]:
-        """End the current batch: return its counts and start the next one."""
-        out = {"requests": getattr(self, "_requests", 0), "errors": getattr(self, "_errors", 0)}
-        self._requests = self._errors = 0
-        return out
-
-    def _cur(self) -> _Level | None:
-        return None if self.level is None else self.levels[self.level]
-
-    # the recorder interface JourneyRun calls
-    def request_done(self, step: str, sent_unix: float, seconds: float, ok: bool) -> None:
-        """One request finished."""
-        cur = self._cur()
-        if cur is None:
-            return
-        cur.latency[step].append(seconds)
-        self._requests += 1
-        if not ok:
-            cur.errors[step] += 1
-            self._errors += 1
-
-    def step_done(self, step: str, end_unix: float, seconds: float) -> None:
-        """A step finished (the probe has no think time, so this is the step's own time)."""
-        cur = self._cur()
-        if cur is not None and step == "poll_stamp":
-            cur.stamp_s.append(seconds)
-
-    def ledger_row(self, applicant_id: str, kind: str, ref: str, *, status: str, **_: Any) -> None:
-        """The journey's ledger (the probe counts stamps through stamp_done instead)."""
-
-    def stamp_done(self, finished_unix: float) -> None:
-        """A stamp the client saw done (not an accepted upload), at the time the issuer finished it.
-
-        Kept while settling too: a batch's last stamps are often seen after it ended.
-        """
-        bisect.insort(self.done, finished_unix)
-        self.lags.append(max(0.0, time.time() - finished_unix))
-        del self.lags[:-200]
-
-    def lag_s(self) -> float:
-        """How late the client sees most stamps done (95th percentile of the last 200), seconds."""
-        return float(np.percentile(self.lags, 95)) if self.lags else 0.5
-
-    def count(self, t0: float, t1: float) -> int:
-        """Stamps finished in [t0, t1)."""
-        return bisect.bisect_left(self.done, t1) - bisect.bisect_left(self.done, t0)
-
-    def journey_done(self, seconds: float, ok: bool) -> None:
-        """A whole journey ended."""
-        cur = self._cur()
-        if cur is None:
-            return
-        cur.journey_s.append(seconds)
-        if not ok:
-            cur.journey_errors += 1
-
-    def error_ratio(self, level: int) -> float:
-        """Share of the level's requests that failed so far."""
-        lv = self.levels[level]
-        n = sum(len(v) for v in lv.latency.values())
-        return sum(lv.errors.values()) / n if n else 0.0
-
-    def rows(self, concurrency: int) -> list[dict[str, Any]]:
-        """probe.csv rows of one level (all its measured batches)."""
-        lv = self.levels[concurrency]
-        duration = max(1e-9, lv.seconds)
-
-        def row(step: str, samples: list[float], errors: int, completed: float) -> dict[str, Any]:
-            n = len(samples)
-            pct = np.percentile(np.asarray(samples) * 1000, [50, 95, 99]) if n else [None] * 3
-            return {"concurrency": concurrency, "step": step, "requests": n, "errors": errors,
-                    "error_ratio": round(errors / n, 6) if n else 0.0,
-                    "throughput_per_s": round(completed / duration, 4),
-                    "p50_ms": _r(pct[0]), "p95_ms": _r(pct[1]), "p99_ms": _r(pct[2]),
-                    "duration_s": round(duration, 3)}
-
-        out = [row(s, lv.latency[s], lv.errors[s], len(lv.latency[s]) - lv.errors[s])
-               for s in STEPS if lv.latency.get(s)]
-        out.append(row("journey", lv.journey_s, lv.journey_errors, len(lv.journey_s) - lv.journey_errors))
-        stamp_errors = sum(lv.errors.values())
-        all_requests = sum(len(v) for v in lv.latency.values())
-        out.append({**row("stamps", lv.stamp_s, 0, lv.stamps),
-                    "requests": lv.stamps, "errors": stamp_errors,
-                    "error_ratio": round(stamp_errors / all_requests, 6) if all_requests else 0.0})
-        return out
-
-
-def _r(x: Any) -> float | None:
-    return None if x is None else round(float(x), 3)
-
-
-RECORDER = LevelRecorder()
-REFUSED: list[str] = []   # redirects the journeys refused: the probe stops at the first
-_IDS = itertools.count(1)
-_RUN_TAG = f"probe{int(time.time())}"
-
-
-class ProbeJourney(JourneyRun):
-    """The journey, polling a queued stamp less often the longer it waits (0.2 s, x1.5, at most 1 s).
-
-    Deep in saturation every applicant waits at the issuer; polling each every 0.2 s
-    would load the target (and this client) with status reads and lower the very
-    throughput being measured. Backing off bounds the reads per stamp; the count
-    of completions is unbiased in steady state (only the moment a stamp is seen shifts).
-    """
-
-    POLL_MAX_S = 1.0
-
-    def send(self, step: str, method: str, path: str, **kw: Any) -> Any:
-        """As JourneyRun.send; a poll that finds the stamp done keeps the server's `finished_at`."""
-        r = super().send(step, method, path, **kw)
-        if step == "poll_stamp":
-            self._finished = _finished_unix(r)
-        elif step == "stamp" and 200 <= r.status_code < 300 and getattr(self, "owner", None) is not None \
-                and not self.owner.stamping:
-            self.owner.stamping = True  # this applicant has reached the issuer: the level is filling
-            self.rec.stampers += 1
-        return r
-
-    def ledger(self, kind: str, ref: str, **kw: Any) -> None:
-        """As JourneyRun.ledger; a stamp seen done is counted at the moment the issuer finished it."""
-        if kind == "stamp" and kw.get("status") == "done":
-            self.rec.stamp_done(getattr(self, "_finished", None) or time.time())
-        super().ledger(kind, ref, **kw)
-
-    def _step_start(self, step: str) -> None:
-        if step == "poll_stamp":
-            self._polls = 0
-        super()._step_start(step)
-
-    def _pause(self, seconds: float, *, giving_up_ok: bool = False) -> None:
-        if self.step == "poll_stamp":
-            self._polls = getattr(self, "_polls", 0) + 1
-            seconds = min(self.POLL_MAX_S, seconds * 1.5 ** (self._polls - 1))
-        super()._pause(seconds, giving_up_ok=giving_up_ok)
-
-
-def _finished_unix(resp: Any) -> float | None:
-    """The `finished_at` of a GET /v1/stamps/{id} answer as Unix seconds, or None."""
-    try:
-        v = json.loads(resp.content or b"{}").get("finished_at")
-        return datetime.fromisoformat(v).timestamp() if isinstance(v, str) and v else None
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-class ProbeApplicant(FastHttpUser):
-    """Loops the new-applicant journey with no think time (closed model)."""
-
-    wait_time = constant(0)
-    host = "http://127.0.0.1"
-    network_timeout = 30.0
-    connection_timeout = 30.0
-    documents = 2
-    seed = 1
-    stamping = False  # set once this applicant's first stamp was accepted
-
-    @task
-    def journey(self) -> None:
-        """One whole journey; the next starts as soon as it ends."""
-        n = next(_IDS)
-        rng = random.Random(self.seed * 1_000_003 + n)
-        plan = ApplicantPlan(applicant_id=f"p{n}", journey="new_applicant", intended_unix=time.time(),
-                             documents=self.documents, retry_policy="backoff", rng=rng,
-                             identity=make_identity(rng, applicant_id=f"p{n}", run_tag=_RUN_TAG))
-        t0 = time.time()
-        try:
-            run = ProbeJourney(self.client, plan, PROBE_JOURNEYS, RECORDER, on_refused=REFUSED.append)
-            run.owner = self
-            outcome, _ = run.run()
-        except GiveUp as g:  # run() turns these into outcomes; kept for safety
-            outcome = g.outcome
-        RECORDER.journey_done(time.time() - t0, outcome == "completed")
 
 
 class ProbeInterrupted(KeyboardInterrupt):
@@ -343,24 +77,18 @@ class ProbeInterrupted(KeyboardInterrupt):
         self.signame, self.run = signame, run
 
 
-def _sleep_watching(seconds: float) -> None:
-    end = time.time() + seconds
-    while time.time() < end and not REFUSED:
-        gevent.sleep(min(0.2, max(0.0, end - time.time())))
-    if REFUSED:
-        raise TargetError(f"{REFUSED[0]}; the probe stopped (no load follows a redirect)")
-
-
 class _Ladder:
     """The probe's state machine: levels, batches, the hold (see the module docstring)."""
 
-    def __init__(self, s: ProbeSettings, judge: Judge, server_completed: Callable[[], dict[str, Any] | None] | None,
+    def __init__(self, s: ProbeSettings, judge: Judge,
+                 server_completed: Callable[[], dict[str, Any] | None] | None,
                  progress: Callable[[str], None]) -> None:
         self.s, self.judge, self.server, self.say = s, judge, server_completed, progress
         self.batches: list[dict[str, Any]] = []
         # the budget holds the whole probe: keep the last stamps' sighting (run_probe) inside it
         self.deadline = time.monotonic() + s.budget_s - TAIL_S
         self._edge: tuple[float, dict[str, Any] | None, dict[str, int]] | None = None
+        self.hold_stopped_by: str | None = None
         self.env = Environment(user_classes=[ProbeApplicant], host=s.host)
         self.runner = self.env.create_local_runner()
 
@@ -381,7 +109,8 @@ class _Ladder:
         settle = self.s.warmup_s
         if before > n:
             rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
-            settle += max(0.0, min(15.0, (before - n) / max(rate, 1.0), self.left() - 3 * self.s.batch_s))
+            drain = (before - n) / max(rate, 1.0)
+            settle += max(0.0, min(15.0, drain, self.left() - 3 * self.s.batch_s))
         else:
             # Going up: the new applicants register, log in and pay before their first stamp.
             # Until every one of them has reached the issuer the level is still filling, and a
@@ -390,12 +119,13 @@ class _Ladder:
             # The server's queue may end the wait sooner: an issuer already saturated (stamps
             # waiting, every worker busy) stays so as the rest arrive, so its rate is the level's.
             limit = time.monotonic() + min(10.0, max(4.0, self.climb_left()))
-            while RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0 and not self.busy_now():
+            while (RECORDER.stampers < n and time.monotonic() < limit and self.left() > 0
+                   and not self.busy_now()):
                 _sleep_watching(0.25)
         _sleep_watching(settle)
 
     def busy_now(self) -> bool:
-        """The server says its issuer is saturated right now: 2 or more stamps waiting, every worker busy."""
+        """The server says its issuer is saturated now: 2+ stamps waiting, every worker busy."""
         c = self._server()
         return c is not None and c.get("queue", 0) >= 2 and (c.get("busy_share") or 0.0) >= 1.0
 
@@ -419,8 +149,8 @@ class _Ladder:
         self._edge = t1, c1, counts = self._boundary()
         RECORDER.levels[n].seconds += t1 - t0
         both = c0 is not None and c1 is not None
-        self.batches.append({"concurrency": n, "phase": phase, "start_unix": t0, "duration_s": t1 - t0,
-                             "stamps": None, **counts,
+        self.batches.append({"concurrency": n, "phase": phase, "start_unix": t0,
+                             "duration_s": t1 - t0, "stamps": None, **counts,
                              "server_stamps": (c1["completed"] - c0["completed"]) if both else None,
                              "server_busy_share": c1.get("busy_share") if c1 else None,
                              "server_queue": c1.get("queue") if c1 else None})
@@ -480,7 +210,8 @@ class _Ladder:
             if verdict == "rising":
                 return "rising"   # a clear rise may be called after two batches
             if not self.saturated(n) and (last or self.idle(n)):
-                return "headroom"  # no clear rise, but no queue either (the server's never held one): climb on
+                # no clear rise, but no queue either (the server's never held one): climb on
+                return "headroom"
             if measured < self.s.min_batches or not self.saturated(n) or verdict == "undecided":
                 continue
             if verdict == "inconclusive":
@@ -489,12 +220,14 @@ class _Ladder:
             return verdict
 
     def saturated(self, n: int) -> bool:
-        """Stamps queue at the issuer at level n (the judge's rule: the server's queue, else client waits)."""
-        waits = {m: float(np.median(lv.stamp_s)) * 1000 for m, lv in RECORDER.levels.items() if lv.stamp_s}
+        """Stamps queue at the issuer at level n (the judge's rule: the server's queue, else
+        client waits)."""
+        waits = {m: float(np.median(lv.stamp_s)) * 1000
+                 for m, lv in RECORDER.levels.items() if lv.stamp_s}
         return n in self.judge.queued(self.batches, waits)
 
     def wait_ratio(self, n: int) -> float:
-        """Median stamp wait (accepted to seen done) at level n over the least median of any level."""
+        """Median stamp wait (accepted to seen done) at level n over the least median of any."""
         med = {m: float(np.median(lv.stamp_s)) for m, lv in RECORDER.levels.items() if lv.stamp_s}
         if n not in med:
             return 0.0
@@ -502,24 +235,30 @@ class _Ladder:
 
     def idle(self, n: int) -> bool:
         """The server reported its issuer queue at level n, and it was empty at every batch edge."""
-        edges = [b["server_queue"] for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
+        edges = [b["server_queue"] for b in self.batches
+                 if b["concurrency"] == n and b["server_queue"] is not None]
         return bool(edges) and max(edges) == 0
 
     def thin(self, n: int) -> bool:
         """Level n is not robustly saturated: at some batch edge fewer than 2 stamps waited or a
-        worker idled; without the server's figures, client waits under 2 x `queue_factor` x the least."""
+        worker idled; without the server's figures, client waits under 2 x `queue_factor` x the
+        least."""
         mine = [b for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
         if not mine:
             return self.wait_ratio(n) < 2 * self.s.queue_factor
-        return min(b["server_queue"] for b in mine) < 2 or min(b["server_busy_share"] or 0.0 for b in mine) < 1.0
+        return (min(b["server_queue"] for b in mine) < 2
+                or min(b["server_busy_share"] or 0.0 for b in mine) < 1.0)
 
     def hold(self, n: int, settle: bool) -> None:
-        """Keep measuring level n until its interval is tight enough or the budget is spent."""
+        """Keep measuring level n until its interval is tight enough or the budget is spent
+        (`hold_stopped_by` says which: "precision" or "budget")."""
         if settle:
             self.go_to(n)
+        self.hold_stopped_by = "budget"
         while self.left() >= self.s.batch_s * 0.5:
             self.batch(n, "hold")
             if self.estimate(n).half_width() <= self.s.precision:
+                self.hold_stopped_by = "precision"
                 break
 
     def next_level(self, n: int, below: int | None) -> int | None:
@@ -543,7 +282,8 @@ class _Ladder:
         while True:
             verdict = self.climb(n, below)
             x = self.estimate(n).stamps_per_second
-            self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, error ratio {RECORDER.error_ratio(n):.1%}, "
+            self.say(f"concurrency {n:>4}: {x:8.2f} stamps/s done, "
+                     f"error ratio {RECORDER.error_ratio(n):.1%}, "
                      f"{'stamps queue, ' if self.saturated(n) else ''}{verdict}")
             if verdict == "errors":
                 if below is not None:
@@ -562,12 +302,13 @@ class _Ladder:
                 # out of climbing time while still rising: hold here, or one level deeper if this
                 # one is not robustly saturated (a closed loop saturates with more applicants), and
                 # let the analysis judge (a significant rise into it is never called the peak)
-                deeper = n * 2 if n * 2 <= self.s.max_concurrency and self.thin(n) and verdict != "budget" else None
+                can = n * 2 <= self.s.max_concurrency and self.thin(n) and verdict != "budget"
+                deeper = n * 2 if can else None
                 self.hold(deeper or n, settle=deeper is not None)
                 return "budget"
             nxt = self.next_level(n, below)
             if nxt is None:
-                if verdict != "rising":      # more data may show it flat; a clear rise will not level
+                if verdict != "rising":   # more data may show it flat; a clear rise will not level
                     self.hold(n, settle=False)
                 return "top"
             n, below = nxt, n
@@ -580,7 +321,7 @@ class _Ladder:
 def run_probe(s: ProbeSettings, *, judge: Judge,
               server_completed: Callable[[], dict[str, Any] | None] | None = None,
               progress: Callable[[str], None] | None = None) -> ProbeRun:
-    """Climb the ladder, hold where it levels, and return what was measured (see the module docstring).
+    """Climb the ladder, hold where it levels, and return what was measured (module docstring).
 
     A redirect from the target stops it with a TargetError; SIGTERM/SIGINT stop it with
     `ProbeInterrupted` carrying what was measured so far (users stopped first).
@@ -597,7 +338,8 @@ def run_probe(s: ProbeSettings, *, judge: Judge,
         RECORDER.measure(None)
         gevent.sleep(min(TAIL_S, RECORDER.lag_s()))  # let the last batch's stamps be seen
     except KeyboardInterrupt as e:
-        raise ProbeInterrupted(getattr(e, "signame", "SIGINT"), _measured(ladder, "interrupted", t0)) from None
+        so_far = _measured(ladder, "interrupted", t0)
+        raise ProbeInterrupted(getattr(e, "signame", "SIGINT"), so_far) from None
     finally:
         ladder.close()
     return _measured(ladder, stopped, t0)
@@ -611,4 +353,5 @@ def _measured(ladder: _Ladder, stopped: str, t0: float) -> ProbeRun:
     rows = [r for n in sorted(RECORDER.levels) for r in RECORDER.rows(n)]
     for b in batches:
         b["start_unix"], b["duration_s"] = round(b["start_unix"], 3), round(b["duration_s"], 4)
-    return ProbeRun(rows=rows, batches=batches, stopped=stopped, wall_s=round(time.monotonic() - t0, 3))
+    return ProbeRun(rows=rows, batches=batches, stopped=stopped,
+                    wall_s=round(time.monotonic() - t0, 3), hold_stopped_by=ladder.hold_stopped_by)

@@ -78,7 +78,8 @@ class Slot:
         if self._open:
             self._open = False
             self._res._held -= 1
-        self._res.queue.append(job)   # (after a release only if the caller was cancelled mid-commit)
+        # (after a release only if the caller was cancelled mid-commit)
+        self._res.queue.append(job)
         self._res.queued_at[job] = asyncio.get_running_loop().time()
         self._res._wake(self._res._idle, 1)
 
@@ -102,7 +103,8 @@ class Resource:
         self.on_start = on_start
         self.on_finish = on_finish
         self.queue: deque[Any] = deque()
-        self.queued_at: dict[Any, float] = {}   # loop time a job was put (a service never starts before)
+        # loop time a job was put (a service never starts before)
+        self.queued_at: dict[Any, float] = {}
         self.in_service: set[Any] = set()
         self.busy = 0
         self.completed = 0
@@ -121,7 +123,8 @@ class Resource:
         return len(self.queue) + self._held < self.cfg.queue_bound
 
     @contextlib.asynccontextmanager
-    async def admission(self, gone: Callable[[], Awaitable[Any]] | None = None) -> AsyncIterator[Slot]:
+    async def admission(self, gone: Callable[[], Awaitable[Any]] | None = None
+                        ) -> AsyncIterator[Slot]:
         """Hold room for one job; put it with ``slot.put(job)``, else the room is passed on.
 
         ``shed``: raise :class:`QueueFull` when full. ``unbounded``: wait in FIFO order;
@@ -209,7 +212,8 @@ class Resource:
         return {"queue_depth": len(self.queue), "busy": self.busy, "workers": self.cfg.workers,
                 "completed": self.completed, "failed": self.failed, "shed": self.shed,
                 "paused": self.paused, "slow_factor": self.slow_factor,
-                "waiting_for_room": sum(not f.done() for f in self._room), "queue_bound": self.cfg.queue_bound,
+                "waiting_for_room": sum(not f.done() for f in self._room),
+                "queue_bound": self.cfg.queue_bound,
                 "overload": self.cfg.overload}
 
     # ---- internals -------------------------------------------------------------

@@ -5,11 +5,14 @@ committed before the response that reports it, so a 2xx survives ``kill -9``.
 The hot reads (token -> account, quota counters) are served from memory by
 :mod:`testbed.ledger`; SQLite is the durable write-through store.
 
-Writes never run on the event loop: :class:`Storage` runs each transaction on one
-dedicated writer thread with its own connection (a single writer, so transactions
-never contend with each other), and retries a storage error (the write lock held
-by someone else, a full disk) with backoff. Reads run on the loop's connection:
-in WAL mode a reader never waits for a writer::
+Writes never run on the event loop: :class:`Storage` runs them on one dedicated
+writer thread with its own connection (a single writer, so transactions never
+contend with each other), and retries a storage error (the write lock held by
+someone else, a full disk) with backoff. Writes that queue while the writer is busy
+are **group-committed**: up to ``GROUP_MAX`` of them run in one transaction, each in
+its own savepoint (one write's error undoes that write alone), and every one of them
+is answered only after that transaction's COMMIT, so a 2xx still means committed.
+Reads run on the loop's connection: in WAL mode a reader never waits for a writer::
 
     >>> db = open_db(":memory:")
     >>> with transaction(db):
@@ -24,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +37,7 @@ log = logging.getLogger("testbed.storage")
 T = TypeVar("T")
 WRITER_BUSY_TIMEOUT_MS = 250   # one attempt's wait for the write lock; then back off and retry
 READER_BUSY_TIMEOUT_MS = 200   # a WAL read waits only in rare cases (recovery); keep the loop free
+GROUP_MAX = 256                # most writes one group commit holds
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -105,7 +110,8 @@ CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
 
 
-def open_db(path: str, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+def open_db(path: str, *, synchronous: str = "NORMAL",
+            busy_timeout_ms: int = 5000) -> sqlite3.Connection:
     """Open (and create) the database in WAL mode with the schema.
 
     >>> open_db(":memory:").execute("PRAGMA foreign_keys").fetchone()
@@ -174,15 +180,59 @@ class Storage:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self.retries = 0
         self.pending = 0
+        self.commits = 0      # transactions committed by the writer (group commits included)
+        self.grouped = 0      # writes committed in them
         self._barrier: asyncio.Future[None] | None = None
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._lock = threading.Lock()
 
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with transaction(self._writer) as db:
             return fn(db)
 
+    def _drain(self) -> None:
+        """On the writer thread: run the queued writes in one transaction, then answer each.
+
+        Every write runs in its own savepoint: an error in one undoes that one alone and is
+        its answer. A storage error that ends the transaction (BEGIN, COMMIT, or SQLite
+        rolling it all back) is every write's answer, so each is retried whole. No write is
+        answered before the COMMIT that holds it.
+        """
+        with self._lock:
+            batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+        if not batch:
+            return
+        db = self._writer
+        answers: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for fn, _fut in batch:
+                db.execute("SAVEPOINT w")
+                try:
+                    answers.append((True, fn(db)))
+                except Exception as e:
+                    if not db.in_transaction:   # SQLite rolled the whole transaction back
+                        raise
+                    db.execute("ROLLBACK TO w")
+                    answers.append((False, e))
+                db.execute("RELEASE w")
+            db.execute("COMMIT")
+        except Exception as e:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            answers = [(False, e)] * len(batch)
+        else:
+            self.commits += 1
+            self.grouped += len(batch)
+        for (_fn, fut), (ok, value) in zip(batch, answers, strict=True):
+            with contextlib.suppress(RuntimeError):   # the loop closed (shutdown): no one waits
+                fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, deadline_s: float | None = None,
                     after: Callable[[T], Any] | None = None) -> T:
-        """Commit ``fn(db)``; retry storage errors with backoff (for ever when ``deadline_s`` is None).
+        """Commit ``fn(db)``; retry storage errors with backoff (for ever when ``deadline_s`` is
+        None).
 
         Raises :class:`StorageBusy` once ``deadline_s`` seconds have passed without a
         commit; an attempt is never abandoned mid-flight, so a refusal stored nothing.
@@ -193,10 +243,15 @@ class Storage:
             while self._barrier is not None:
                 await asyncio.shield(self._barrier)
             self.pending += 1
-            fut = loop.run_in_executor(self._pool, self._run, fn)
+            fut: asyncio.Future[T] = loop.create_future()
+            with self._lock:
+                self._queue.append((fn, fut))
+            self._pool.submit(self._drain)   # a drain that finds the queue empty does nothing
             if after is not None:
-                fut.add_done_callback(lambda f: after(f.result()) if not f.cancelled() and f.exception() is None else None)
-            fut.add_done_callback(lambda _f: setattr(self, "pending", self.pending - 1))  # after `after`
+                fut.add_done_callback(lambda f: after(f.result())
+                                      if not f.cancelled() and f.exception() is None else None)
+            # after `after`
+            fut.add_done_callback(lambda _f: setattr(self, "pending", self.pending - 1))
             try:
                 return await asyncio.shield(fut)
             except sqlite3.OperationalError as e:
@@ -209,7 +264,8 @@ class Storage:
 
     @contextlib.asynccontextmanager
     async def quiesced(self, timeout_s: float = 5.0) -> AsyncIterator[bool]:
-        """Hold new writes and wait (at most ``timeout_s``) for those in flight: a consistent snapshot.
+        """Hold new writes and wait (at most ``timeout_s``) for those in flight: a consistent
+        snapshot.
 
         Yields True if every write in flight had committed and been mirrored in memory.
         """
@@ -228,7 +284,8 @@ class Storage:
                 barrier.set_result(None)
 
     def write_now(self, fn: Callable[[sqlite3.Connection], T], *, patience_s: float = 30.0) -> T:
-        """Run a write on the writer and wait for it (start-up only, before serving); retried like any write."""
+        """Run a write on the writer and wait for it (start-up only, before serving); retried
+        like any write."""
         delay, deadline = 0.02, time.monotonic() + patience_s
         while True:
             try:
@@ -243,7 +300,18 @@ class Storage:
 
     def close(self) -> None:
         """Finish queued writes, then close both connections."""
+        self._pool.submit(self._drain)
         self._pool.shutdown(wait=True)
         if self._writer is not self.read:
             self._writer.close()
         self.read.close()
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """On the loop: give a write's future its answer (a result, or the error to raise)."""
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)

@@ -103,8 +103,31 @@ def test_a_slowed_issuer_fails_the_5_percent_check(tmp_path: Path, const20: Test
 
 
 @pytest.mark.timeout(150)
+def test_probe_finds_the_default_testbeds_capacity_within_5_percent(tmp_path: Path) -> None:
+    """The demo's testbed as configured by default: 4 workers x lognormal (mean 0.25 s,
+    sigma 0.2) = 16 stamps/s, the demo's probe settings (--budget 40).
+
+    Why +-5 % is a fair bound here: c busy renewal servers complete N stamps in t s with
+    Var N ~ lambda*t*CV^2, CV^2 = exp(0.04) - 1 = 0.041. The hold gets at least 40 % of the
+    budget (16 s) unless its interval is tighter first, so N >= ~256 and sd <= 1.3 %: +-5 %
+    is about 4 sd, and the client's count is within 2 % of the server's. A wrong probe
+    fails it: the same check on the issuer slowed by 1.25 reads -20 % (the test below)."""
+    with TestbedServer(extra_args=FAST) as tb:
+        proc, cap = _probe_on(tb, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert cap["configured"]["issuer"]["service"]["distribution"] == "lognormal"
+    assert cap["configured_stamps_per_second"] == 16.0 and cap["levelled"] is True
+    assert abs(cap["error_vs_configured"]) <= 0.05, cap
+    assert abs(cap["client_vs_server"]) <= 0.02, cap
+    assert cap["hold_stopped_by"] in ("precision", "budget"), cap
+    if cap["hold_stopped_by"] == "precision":   # it says why it stopped, and it is true
+        assert (cap["ci_high"] - cap["ci_low"]) / 2 / cap["stamps_per_second"] <= 0.025, cap
+    assert cap["parameters"]["precision"] == 0.025 and cap["parameters"]["wall_s"] < 60
+
+
+@pytest.mark.timeout(150)
 def test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_truth(tmp_path: Path) -> None:
-    # The demo's testbed: 4 workers x exponential 0.25 s = 16 stamps/s, the demo's settings.
+    # 4 workers x exponential 0.25 s = 16 stamps/s (no longer the default), the demo's settings.
     # Completions of a busy exponential issuer are Poisson: in the ~15-25 s held their count
     # alone varies by 5-6 % (one sigma; +-5 % on every run would need ~3,600 completions, about
     # 4 min at 16/s: docs/benchmarks.md), so the check is that the probe measured what the

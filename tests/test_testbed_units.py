@@ -21,7 +21,9 @@ from testbed.storage import open_db
 
 def test_default_config_matches_the_contract() -> None:
     cfg = load_config()
-    assert (cfg.issuer.workers, cfg.issuer.service.distribution, cfg.issuer.service.mean) == (4, "exponential", 0.25)
+    issuer = cfg.issuer
+    assert (issuer.workers, issuer.service.distribution, issuer.service.mean) == (4, "lognormal", 0.25)
+    assert cfg.issuer.service.sigma == 0.2   # the small spread a 16 s probe hold resolves to +-5 %
     assert (cfg.issuer.queue_bound, cfg.issuer.overload) == (10000, "unbounded")
     assert (cfg.payments.workers, cfg.payments.service.distribution, cfg.payments.service.mean) == (8, "constant", 0.2)
     assert cfg.pricing.duty + cfg.pricing.service_fee == 12500

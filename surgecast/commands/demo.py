@@ -44,10 +44,11 @@ PROFILE = "casn2024"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast demo`."""
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default runs/demo)")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"),
+                        help="run directory (default runs/demo)")
     parser.add_argument("--duration", type=float, default=45.0, metavar="S",
-                        help="seconds of each of the two rehearsals (default 45; the demo takes about 2 x S + 140 s "
-                             "in all on 2 idle cores)")
+                        help="seconds of each of the two rehearsals (default 45; the demo takes "
+                             "about 2 x S + 104 s in all on 2 cores)")
     parser.add_argument("--lang", choices=("en", "id"), default="en", help="report language")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--quick", action="store_true",
@@ -63,38 +64,47 @@ def _phase(n: int, title: str) -> None:
     print(f"\n== [{n}/{PHASES}] {title}", flush=True)
 
 
+def _step(t0: float, what: str) -> None:
+    """A progress line inside a phase (the last phase runs for longer than 10 s)."""
+    print(f"   [{time.monotonic() - t0:5.1f} s] {what} ...", flush=True)
+
+
 def estimate_text(duration: float, quick: bool) -> str:
-    """The estimate printed first: a range around `estimate_s`, as the benchmark measured it (docs/benchmarks.md:
-    median 216 s, 206-223 s, for the default 45 s rehearsals on 2 shared cores).
+    """The estimate printed first: a range around `estimate_s`, as the benchmark measured it
+    (docs/benchmarks.md, third pass: 189-195 s, median 193 s, for the default 45 s rehearsals
+    on 2 shared cores at load average 6-8).
 
     >>> estimate_text(45, False)
-    'about 3.4-4.0 min on 2 idle cores (measured: 3.4-3.7 min; a busy machine takes longer)'
+    'about 2.8-3.4 min on 2 idle cores (measured: 3.2-3.3 min; a busy machine takes longer)'
     >>> estimate_text(15, True)
-    'about 2.3-2.7 min on 2 idle cores (a busy machine takes longer)'
+    'about 1.8-2.2 min on 2 idle cores (a busy machine takes longer)'
     """
     est = estimate_s(duration, quick)
-    measured = "measured: 3.4-3.7 min; " if (duration, quick) == (45, False) else ""
+    measured = "measured: 3.2-3.3 min; " if (duration, quick) == (45, False) else ""
     return (f"about {est * 0.88 / 60:.1f}-{est * 1.05 / 60:.1f} min on 2 idle cores "
             f"({measured}a busy machine takes longer)")
 
 
 def estimate_s(duration: float, quick: bool) -> float:
-    """Expected wall seconds of the demo on 2 idle cores (probe, plan, two rehearsals, report).
+    """Expected wall seconds of the demo (probe, plan, two rehearsals, checks and report), from
+    the phases measured (docs/benchmarks.md): the probe's budget and start-up, ~5 s of plan,
+    each rehearsal its duration plus ~26 s of set-up and last journeys, ~6 s of checks.
 
     >>> round(estimate_s(45, False))
-    230
+    194
     """
-    return (35.0 if quick else 50.0) + 15.0 + 2 * (duration + 25.0) + 25.0
+    return (31.0 if quick else 41.0) + 5.0 + 2 * (duration + 26.0) + 6.0
 
 
 def _run(cmd: list[str], what: str, token: str | None = None) -> int:
     shown = " ".join(cmd[3:])  # after python -P -m
     pre = f"{TOKEN_ENV}=*** " if token else ""
     print(f"   $ {pre}surgecast {shown.removeprefix('surgecast ')}", flush=True)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token), stdout=_CHILD_STDOUT[0])
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=child_env(token),
+                            stdout=_CHILD_STDOUT[0])
     try:
         proc.wait()
-    except KeyboardInterrupt:  # SIGTERM/SIGINT: the phase publishes what it has, then the testbed stops
+    except KeyboardInterrupt:  # SIGTERM/SIGINT: the phase publishes what it has, then testbed stops
         stop_child(proc, 8.0)
         raise
     if proc.returncode == 2:
@@ -127,27 +137,32 @@ def window_around(reopen: Any, span_s: float) -> tuple[str, str]:
 
 
 def baseline_schedule(plan: dict[str, Any], schedule: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Doing nothing: the schedule's fixed past (before the decision), then every gate open at the reopening.
+    """Doing nothing: the schedule's fixed past (before the decision), then every gate open at the
+    reopening.
 
-    >>> plan = {"reopen_at": "2024-09-05T20:00:00+07:00", "decision_at": "2024-09-05T20:00:00+07:00"}
+    >>> plan = {"reopen_at": "2024-09-05T20:00:00+07:00",
+    ...         "decision_at": "2024-09-05T20:00:00+07:00"}
     >>> sched = [{"at": "2024-09-03T00:00:00+07:00", "gate": "ordering", "mode": "closed"},
-    ...          {"at": "2024-09-05T20:00:00+07:00", "gate": "stamping", "mode": "rate", "rate_per_s": 3}]
+    ...          {"at": "2024-09-05T20:00:00+07:00", "gate": "stamping", "mode": "rate",
+    ...           "rate_per_s": 3}]
     >>> [(g["gate"], g["mode"]) for g in baseline_schedule(plan, sched)]
     [('ordering', 'closed'), ('registration', 'open'), ('ordering', 'open'), ('stamping', 'open')]
     """
     from datetime import datetime as _dt
     decided = _dt.fromisoformat(plan.get("decision_at") or plan["reopen_at"])
     past = [g for g in schedule if _dt.fromisoformat(g["at"]) < decided]
-    return past + [{"at": plan["reopen_at"], "gate": g, "mode": "open", "rate_per_s": None, "burst": None,
-                    "room": None, "label": "baseline"} for g in ("registration", "ordering", "stamping")]
+    return past + [{"at": plan["reopen_at"], "gate": g, "mode": "open", "rate_per_s": None,
+                    "burst": None, "room": None, "label": "baseline"}
+                   for g in ("registration", "ordering", "stamping")]
 
 
-def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], compress: float, scale: float,
-              args: argparse.Namespace, what: str) -> int:
+def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], compress: float,
+              scale: float, args: argparse.Namespace, what: str) -> int:
     """One rehearsal on its own fresh embedded testbed (the same configuration every time)."""
     return _run([*me, "rehearse", "--profile", PROFILE, "--window", f"{window[0]}/{window[1]}",
-                 "--duration", f"{args.duration:g}", "--compress", f"{compress:.6g}", "--scale", f"{scale:.6g}",
-                 "--gates", str(gates), "--seed", str(args.seed), "--sample-interval", f"{SAMPLE_S:g}",
+                 "--duration", f"{args.duration:g}", "--compress", f"{compress:.6g}",
+                 "--scale", f"{scale:.6g}", "--gates", str(gates), "--seed", str(args.seed),
+                 "--sample-interval", f"{SAMPLE_S:g}",
                  "--out", str(out)], what)
 
 
@@ -157,7 +172,8 @@ def _write_mapping(out: Path, profile: Any, capacity: dict[str, Any], plan: dict
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     atomic.write_json(out / "mapping.json", rundir.stamp(mapping(
         profile, run, plan_stamps_per_second=plan.get("capacity_stamps_per_second"),
-        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates), rundir.process_run_id()))
+        testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates),
+        rundir.process_run_id()))
     rundir.record(out, ["mapping.json"], run_id=rundir.process_run_id(), by="demo")
 
 
@@ -172,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         if (d / "summary.json").exists():
             raise FieldError("--out", str(out), "already holds a demo; give a new directory")
     check_writable(out)
-    # Another run's files in --out or --out/baseline: exit 2 before anything is written (never half old, half new).
+    # Another run's files in --out or --out/baseline: exit 2 before anything is written (never
+    # half old, half new).
     run_id = rundir.claim(out, what="demo")
     rundir.claim(out / "baseline", what="demo", run_id=run_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,37 +206,42 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     me = python_module("surgecast")
     t0 = time.monotonic()
     token = secrets.token_hex(16)
-    _CHILD_STDOUT[0] = subprocess.DEVNULL if getattr(args, "quiet", False) or getattr(args, "json", False) else None
-    print(f"surgecast demo: {estimate_text(args.duration, args.quick)}: probe, plan, two {args.duration:g} s "
-          "rehearsals, report", flush=True)
+    silent = getattr(args, "quiet", False) or getattr(args, "json", False)
+    _CHILD_STDOUT[0] = subprocess.DEVNULL if silent else None
+    print(f"surgecast demo: {estimate_text(args.duration, args.quick)}: probe, plan, "
+          f"two {args.duration:g} s rehearsals, report", flush=True)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
 
-        _phase(2, "probe its capacity: closed-model load at concurrency 1, 2, 4, ... while completed stamps/s "
-                  "still rise, then hold where they level (about 50 s)")
+        budget = 30 if args.quick else 40   # the probe's --budget (40 is its default)
+        _phase(2, "probe its capacity: closed-model load at concurrency 1, 2, 4, ... while "
+                  "completed stamps/s still rise, then hold where they level "
+                  f"(at most about {budget + 3} s)")
         probe = [*me, "probe", "--host", tb.url, "--out", str(out), "--seed", str(args.seed)]
-        probe += ["--budget", "30"] if args.quick else []  # else the defaults (--budget 40)
+        probe += ["--budget", str(budget)]
         probe_code = _run(probe, "probe", token)
-    capacity = json.loads((out / "capacity.json").read_text()) if (out / "capacity.json").is_file() else {}
+    cap_file = out / "capacity.json"
+    capacity = json.loads(cap_file.read_text()) if cap_file.is_file() else {}
     if probe_code != 0 or not capacity.get("stamps_per_second"):
         raise RunFailed("the probe measured no sustainable capacity: "
                         f"{capacity.get('note') or 'see its output above'}")
 
-    # The mapping: the testbed stands for the real service at the profile's capacity, so the demand
-    # multiplier m = compress x scale = testbed capacity / real capacity, and the plan is made at the
-    # testbed's measured capacity de-scaled (/ m), which is the real service's.
+    # The mapping: the testbed stands for the real service at the profile's capacity, so the
+    # demand multiplier m = compress x scale = testbed capacity / real capacity, and the plan
+    # is made at the testbed's measured capacity de-scaled (/ m), which is the real service's.
     real = float(profile.capacity.stamps_per_second)
     mult = float(capacity["stamps_per_second"]) / real
     plan_cap = float(capacity["stamps_per_second"]) / mult
-    _phase(3, f"plan {PROFILE} with its 2024 outage at the testbed's {capacity['stamps_per_second']:.1f} stamps/s "
-              f"de-scaled by m = {mult:.3g}: {plan_cap:.3g} stamps/s, the real service's")
-    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}", "--out", str(out),
-             "--quiet"], "plan") != 0:
+    _phase(3, f"plan {PROFILE} with its 2024 outage at the testbed's "
+              f"{capacity['stamps_per_second']:.1f} stamps/s de-scaled by m = {mult:.3g}: "
+              f"{plan_cap:.3g} stamps/s, the real service's")
+    if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}",
+             "--out", str(out), "--quiet"], "plan") != 0:
         raise RunFailed("the planner failed; see its output above")
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     from surgecast.console import plan_digest, print_renderable
-    print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command above without --quiet
+    print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command without --quiet
     schedule = [{**g, "at": g["at"].isoformat()} for g in read_gate_schedule(out / GATE_SCHEDULE)]
 
     compress = consistent_compress(profile)
@@ -227,8 +249,9 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     window = window_around(datetime.fromisoformat(plan["reopen_at"]).replace(tzinfo=None),
                            args.duration * compress)
     scale = mult / compress
-    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s (compress {compress:,.0f}x: 20 min "
-              f"of patience = the client's {profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
+    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s "
+              f"(compress {compress:,.0f}x: 20 min of patience = the client's "
+              f"{profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
               "on a fresh testbed: the outage's end and the plan's reopening")
     code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
     _write_mapping(out, profile, capacity, plan, schedule)
@@ -239,18 +262,24 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
         atomic.write_text(base / name, (out / name).read_text(encoding="utf-8"))
     base_sched = baseline_schedule(plan, schedule)
     atomic.write_json(base / "gate_schedule.json", base_sched)
-    rundir.record(base, ["capacity.json", "plan.json", "gate_schedule.json"], run_id=run_id, by="demo")
-    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open from the "
-              "reopening (doing nothing)")
-    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args, "baseline")
+    rundir.record(base, ["capacity.json", "plan.json", "gate_schedule.json"], run_id=run_id,
+                  by="demo")
+    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open "
+              "from the reopening (doing nothing)")
+    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args,
+                          "baseline")
     _write_mapping(base, profile, capacity, plan, base_sched)
 
-    _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; build the report")
+    _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; "
+              "build the report")
     from analysis.follow import check_by_name, check_plan_followed
     from analysis.rehearsal_compare import plan_vs_baseline
     from reports.build import build_report
 
+    t6 = time.monotonic()
+    _step(t6, "checking the plan rehearsal against the plan and the model (simulated trials)")
     check = check_plan_followed(out)
+    _step(t6, "comparing the plan with doing nothing (both rehearsals, measured and modelled)")
     check["plan_vs_baseline"] = plan_vs_baseline(out, base)
     atomic.write_json(out / "plan_check.json", rundir.stamp(check, run_id))
     rundir.record(out, ["plan_check.json"], run_id=run_id, by="demo")
@@ -258,6 +287,7 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
     print(_resolution_line(check.get("model_vs_testbed")))
     print(_pvb_lines(check["plan_vs_baseline"]))
+    _step(t6, "building the report")
     result = build_report(out, lang=args.lang)
     print()
     from surgecast.console import summary
@@ -286,8 +316,10 @@ def _resolution_line(mvt: dict[str, Any] | None) -> str:
     """How finely the model check resolves, as a terminal line.
 
     >>> _resolution_line({"resolution": {"sd_share": {"served": 0.05, "peak_backlog": 0.01},
-    ...                   "sd_share_repeat": {"served": 0.3, "peak_backlog": 0.07}}, "tolerance": 0.1})
-    '   resolution: model sd served 5% / peak 1% given the issuer as measured; a repeat rehearsal spreads served 30% / peak 7% (tolerance 10%)'
+    ...                   "sd_share_repeat": {"served": 0.3, "peak_backlog": 0.07}},
+    ...                   "tolerance": 0.1}).split("; ")  # doctest: +NORMALIZE_WHITESPACE
+    ['   resolution: model sd served 5% / peak 1% given the issuer as measured',
+     'a repeat rehearsal spreads served 30% / peak 7% (tolerance 10%)']
     """
     res = (mvt or {}).get("resolution")
     if not res:
@@ -296,6 +328,6 @@ def _resolution_line(mvt: dict[str, Any] | None) -> str:
 
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
-    return (f"   resolution: model sd served {pct(a['served'])} / peak {pct(a['peak_backlog'])} given the issuer as "
-            f"measured; a repeat rehearsal spreads served {pct(b['served'])} / peak {pct(b['peak_backlog'])} "
-            f"(tolerance {mvt['tolerance']:.0%})")
+    return (f"   resolution: model sd served {pct(a['served'])} / peak {pct(a['peak_backlog'])} "
+            f"given the issuer as measured; a repeat rehearsal spreads served {pct(b['served'])} / "
+            f"peak {pct(b['peak_backlog'])} (tolerance {mvt['tolerance']:.0%})")

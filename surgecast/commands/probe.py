@@ -1,4 +1,4 @@
-"""`surgecast probe [--host URL] --out DIR`: measure a target's capacity with stepped closed-model load.
+"""`surgecast probe [--host URL] --out DIR`: a target's capacity by stepped closed-model load.
 
 Counts stamps the client sees done (not accepted uploads), climbs 1, 2, 4, ...
 applicants while throughput rises, holds the level where it levels off until the
@@ -35,23 +35,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="target base URL (default: start the embedded testbed)")
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument("--admin-token", default=os.environ.get(TOKEN_ENV) or None,
-                        help=f"the target's admin token, to record its configured capacity (default ${TOKEN_ENV})")
+                        help="the target's admin token, to record its configured capacity "
+                             f"(default ${TOKEN_ENV})")
     parser.add_argument("--budget", type=float, default=40.0, metavar="S",
                         help="wall seconds for the whole probe: ladder and hold (default 40)")
-    parser.add_argument("--precision", type=float, default=0.02, metavar="R",
-                        help="hold the levelled level until the interval's half-width is this share (default 0.02)")
+    parser.add_argument("--precision", type=float, default=0.025, metavar="R",
+                        help="hold the levelled level until the interval's half-width is this "
+                             "share or the budget is spent (default 0.025)")
     parser.add_argument("--step-duration", type=float, default=3.0, metavar="S",
-                        help="most measured seconds per ladder level before it is judged (default 3)")
+                        help="most measured seconds per ladder level before it is judged "
+                             "(default 3)")
     parser.add_argument("--warmup", type=float, default=0.5, metavar="S",
                         help="unmeasured seconds after a level has filled (default 0.5)")
     parser.add_argument("--batch", type=float, default=1.0, metavar="S",
-                        help="seconds per batch (sub-window) of the confidence interval (default 1)")
+                        help="seconds per batch (sub-window) of the confidence interval "
+                             "(default 1)")
     parser.add_argument("--max-concurrency", type=int, default=256, metavar="N",
                         help="stop at this many concurrent applicants (default 256)")
     parser.add_argument("--max-error-ratio", type=float, default=0.05, metavar="R",
                         help="stop when this share of requests fail (default 0.05)")
     parser.add_argument("--min-gain", type=float, default=0.05, metavar="R",
-                        help="a doubling that gains less than this share has levelled (default 0.05)")
+                        help="a doubling that gains less than this share has levelled "
+                             "(default 0.05)")
     parser.add_argument("--confidence", type=float, default=0.95, metavar="P",
                         help="confidence of the intervals and of the levelling test (default 0.95)")
     parser.add_argument("--seed", type=int, default=1)
@@ -63,10 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     bounds = [("--budget", args.budget, 5, 3600, "give seconds between 5 and 3600"),
               ("--precision", args.precision, 0.001, 0.5, "give a share between 0.001 and 0.5"),
-              ("--step-duration", args.step_duration, 0.5, 3600, "give seconds between 0.5 and 3600"),
+              ("--step-duration", args.step_duration, 0.5, 3600,
+               "give seconds between 0.5 and 3600"),
               ("--warmup", args.warmup, 0, 600, "give seconds between 0 and 600"),
               ("--batch", args.batch, 0.2, 60, "give seconds between 0.2 and 60"),
-              ("--max-concurrency", args.max_concurrency, 1, 4096, "give a whole number from 1 to 4096"),
+              ("--max-concurrency", args.max_concurrency, 1, 4096,
+               "give a whole number from 1 to 4096"),
               ("--min-gain", args.min_gain, 0, 1, "give a share between 0 and 1")]
     for flag, v, lo, hi, fix in bounds:
         if not (isinstance(v, int | float) and math.isfinite(v) and lo <= v <= hi):
@@ -74,13 +81,16 @@ def _check(args: argparse.Namespace) -> None:
     if not 0 < args.max_error_ratio <= 1:
         raise FieldError("--max-error-ratio", args.max_error_ratio, "give a ratio in (0, 1]")
     if not 0.5 <= args.confidence < 1:
-        raise FieldError("--confidence", args.confidence, "give a probability in [0.5, 1), e.g. 0.95")
+        raise FieldError("--confidence", args.confidence,
+                         "give a probability in [0.5, 1), e.g. 0.95")
     if args.batch > args.step_duration:
-        raise FieldError("--batch", args.batch, f"give at most --step-duration ({args.step_duration:g} s)")
+        raise FieldError("--batch", args.batch,
+                         f"give at most --step-duration ({args.step_duration:g} s)")
     if args.out.exists() and not args.out.is_dir():
         raise FieldError("--out", str(args.out), "is a file; give a directory")
     check_writable(args.out)
-    args.run_id = rundir.claim(args.out, what="probe")  # another run's files there: exit 2 before any load
+    # another run's files there: exit 2 before any load
+    args.run_id = rundir.claim(args.out, what="probe")
     for flag, v in (("--step-duration", args.step_duration), ("--warmup", args.warmup),
                     ("--max-error-ratio", args.max_error_ratio)):
         if not math.isfinite(v):
@@ -96,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from scenarios.target import AdminClient, check_host, preflight
     from surgecast.console import ProbeProgress
 
-    say = ProbeProgress(args.budget, quiet=args.quiet)  # a bar with an ETA on a terminal; lines on stderr elsewhere
+    # a bar with an ETA on a terminal; lines on stderr elsewhere
+    say = ProbeProgress(args.budget, quiet=args.quiet)
     server: Any = None
     host, token = args.host, args.admin_token
     if host is None:
@@ -133,12 +144,14 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     configured = admin.config() if admin else None
     settings = ProbeSettings(host=host, step_duration_s=args.step_duration, warmup_s=args.warmup,
                              batch_s=args.batch, budget_s=args.budget, precision=args.precision,
-                             max_concurrency=args.max_concurrency, max_error_ratio=args.max_error_ratio,
-                             seed=args.seed)
-    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence, spread=level_spread(b, every)),
-                  assess=lambda lo, hi, final=False: assess(lo, hi, min_gain=args.min_gain,
-                                                            confidence=args.confidence, final=final),
-                  queued=lambda b, waits: queued_levels(b, waits, queue_factor=settings.queue_factor))
+                             max_concurrency=args.max_concurrency,
+                             max_error_ratio=args.max_error_ratio, seed=args.seed)
+    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence,
+                                                           spread=level_spread(b, every)),
+                  assess=lambda lo, hi, final=False: assess(
+                      lo, hi, min_gain=args.min_gain, confidence=args.confidence, final=final),
+                  queued=lambda b, waits: queued_levels(b, waits,
+                                                        queue_factor=settings.queue_factor))
     server = _server_counter(admin) if admin else None
     started = datetime.now(UTC)
     interrupted: Any = None
@@ -149,17 +162,20 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
     finally:
         getattr(say, "close", lambda: None)()
     capacity = capacity_from_probe(result.rows, batches=result.batches, min_gain=args.min_gain,
-                                   climb_gain=settings.climb_gain, queue_factor=settings.queue_factor,
+                                   climb_gain=settings.climb_gain,
+                                   queue_factor=settings.queue_factor,
                                    confidence=args.confidence, configured=configured,
                                    configured_stamps_per_second=issuer_capacity(configured),
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
     capacity["complete"] = interrupted is None
+    capacity["hold_stopped_by"] = result.hold_stopped_by   # "precision", "budget", null: no hold
     capacity["parameters"] = {
         "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in result.rows}),
         "budget_s": args.budget, "precision": args.precision, "step_duration_s": args.step_duration,
         "warmup_s": args.warmup, "batch_s": args.batch, "max_concurrency": args.max_concurrency,
-        "max_error_ratio": args.max_error_ratio, "min_gain": args.min_gain, "confidence": args.confidence,
-        "seed": args.seed, "stopped": result.stopped, "wall_s": result.wall_s, "surgecast": __version__,
+        "max_error_ratio": args.max_error_ratio, "min_gain": args.min_gain,
+        "confidence": args.confidence, "seed": args.seed, "stopped": result.stopped,
+        "wall_s": result.wall_s, "surgecast": __version__,
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
@@ -192,14 +208,18 @@ def _server_counter(admin: Any) -> Any:
 def _print(capacity: dict[str, Any], out: Path) -> None:
     x = capacity.get("stamps_per_second")
     if x is None:
-        print(f"WARNING: {capacity.get('note') or 'no sustainable capacity measured'}", file=sys.stderr)
+        print(f"WARNING: {capacity.get('note') or 'no sustainable capacity measured'}",
+              file=sys.stderr)
         print("sustainable capacity: not measured")
     else:
         conf = capacity["confidence"]
         lo, hi = capacity.get("ci_low"), capacity.get("ci_high")
         ci = f" ({conf:.0%} interval {lo:g} .. {hi:g})" if lo is not None and hi is not None else ""
-        print(f"sustainable capacity: {x:g} stamps/s done{ci} at concurrency {capacity['capacity_concurrency']}, "
-              f"limited by {capacity['limited_by']}")
+        print(f"sustainable capacity: {x:g} stamps/s done{ci} at concurrency "
+              f"{capacity['capacity_concurrency']}, limited by {capacity['limited_by']}")
+        if capacity.get("hold_stopped_by"):
+            print(f"hold stopped by: {capacity['hold_stopped_by']} "
+                  "(precision: the interval was tight enough; budget: time ran out first)")
     if capacity.get("configured_stamps_per_second"):
         err = capacity.get("error_vs_configured")
         print(f"configured capacity: {capacity['configured_stamps_per_second']:g} stamps/s"
@@ -211,8 +231,8 @@ def _print(capacity: dict[str, Any], out: Path) -> None:
               + (f"; issuer busy {busy:.0%} of the held time" if busy is not None else ""))
     usl = (capacity.get("usl") or {}).get("stamps") or {}
     if usl.get("gamma") is not None:
-        print(f"USL (stamps): alpha={usl['alpha']:.4g} beta={usl['beta']:.4g} gamma={usl['gamma']:.4g} "
-              f"R2={usl.get('r2', float('nan')):.3f}")
+        print(f"USL (stamps): alpha={usl['alpha']:.4g} beta={usl['beta']:.4g} "
+              f"gamma={usl['gamma']:.4g} R2={usl.get('r2', float('nan')):.3f}")
     elif usl.get("note"):
         print(f"USL (stamps): {usl['note']}")
     print(f"wrote {out / 'probe.csv'}, {out / 'probe_batches.csv'}, {out / 'capacity.json'}")

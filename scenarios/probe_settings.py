@@ -1,0 +1,69 @@
+"""The capacity probe's settings, the statistics it is judged by, and what it returns.
+
+Plain data, no Locust: `ProbeSettings` (how the ladder steps), `Judge` (the callables from
+`analysis.probe` the ladder runs on) and `ProbeRun` (probe.csv and probe_batches.csv rows,
+why it stopped, and what stopped its hold). scenarios.probe runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeSettings:
+    """How the probe steps its load.
+
+    >>> ProbeSettings(host="http://127.0.0.1:1").levels()[:5]
+    [1, 2, 4, 8, 16]
+    """
+
+    host: str
+    step_duration_s: float = 3.0   # most measured seconds per ladder level
+    warmup_s: float = 0.5          # settling seconds after a level has filled
+    batch_s: float = 1.0           # one sub-window
+    min_batches: int = 3           # batches before a level may be judged
+    budget_s: float = 40.0         # wall seconds for the whole ladder and hold
+    precision: float = 0.025       # hold until the interval's half-width is this share of the rate
+    hold_share: float = 0.4        # share of the budget the climb leaves for the hold
+    climb_gain: float = 0.25       # a gain not significant stops the climb only below this share,
+    queue_factor: float = 3.0      # and only where stamps wait this many times the least wait
+    max_concurrency: int = 256
+    max_error_ratio: float = 0.05
+    documents: int = 2
+    seed: int = 1
+
+    def levels(self) -> list[int]:
+        """Concurrency levels 1, 2, 4, ... up to max_concurrency."""
+        out = [1]
+        while out[-1] * 2 <= self.max_concurrency:
+            out.append(out[-1] * 2)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Judge:
+    """The statistics the ladder runs on (callables, so this module needs no analysis import).
+
+    `estimate(level_batches, all_batches)` returns an object with `stamps_per_second`
+    and `half_width()`; `assess(below, above, final=bool)` returns rising, flat,
+    falling, undecided or inconclusive; `queued(batches, median_wait_ms_by_level)`
+    the levels where stamps queue at the issuer.
+    """
+
+    estimate: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any]
+    assess: Callable[..., str]
+    queued: Callable[[list[dict[str, Any]], dict[int, float]], set[int]]
+
+
+@dataclass
+class ProbeRun:
+    """What a probe measured: probe.csv rows, probe_batches.csv rows, and why it stopped."""
+
+    rows: list[dict[str, Any]]
+    batches: list[dict[str, Any]]
+    stopped: str
+    wall_s: float
+    hold_stopped_by: str | None = None   # "precision" (the interval was tight), "budget", or None
