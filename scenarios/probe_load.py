@@ -29,7 +29,7 @@ from floor.errors import TargetError
 from floor.vocabulary import STEPS
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
-from scenarios.profile import Journeys
+from scenarios.profile_build import Journeys
 
 PROBE_JOURNEYS = Journeys(mix={"new_applicant": 1.0}, think_time_s=(0.0, 0.0), patience_s=120.0,
                           poll_interval_s=0.2, retry_mix={"backoff": 1.0}, backoff_base_s=0.2,
