@@ -72,7 +72,12 @@ def _sim(run_dir: Path, mr: RehearsalModel) -> dict[str, Any]:
     out = trials(si, n=SIM_TRIALS, seed=seed)
     fresh = (
         trials(
-            replace(si, exponential=mr.service_distribution == "exponential", epochs=np.zeros(0)),
+            replace(
+                si,
+                exponential=mr.service_distribution == "exponential",
+                service_sigma=mr.service_sigma,
+                epochs=np.zeros(0),
+            ),
             n=SIM_TRIALS,
             seed=seed,
         )

@@ -89,6 +89,7 @@ class RehearsalModel:
     workers: int = 4
     front: FrontEnd | None = None
     service_distribution: str = "exponential"
+    service_sigma: float = 0.0  # lognormal service: its log-space sd (testbed config)
     capacity: dict[str, Any] | None = None
 
     @property
@@ -182,6 +183,7 @@ def model_rehearsal(
         service_distribution=str(
             (issuer_conf.get("service") or {}).get("distribution", "exponential")
         ),
+        service_sigma=_lognormal_sigma(issuer_conf.get("service") or {}),
         capacity={
             "stamps_per_second": rate,
             "from": how,
@@ -279,4 +281,16 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
             mr.service_distribution == "exponential"
             and not (mr.capacity or {}).get("windows_measured")
         ),
+        service_sigma=0.0 if (mr.capacity or {}).get("windows_measured") else mr.service_sigma,
     )
+
+
+def _lognormal_sigma(service: dict[str, Any]) -> float:
+    """The log-space sd of a lognormal issuer service (0 for any other distribution).
+
+    >>> _lognormal_sigma({"distribution": "lognormal", "sigma": 0.2}), _lognormal_sigma({})
+    (0.2, 0.0)
+    """
+    if service.get("distribution") != "lognormal":
+        return 0.0
+    return float(service.get("sigma", 0.5))

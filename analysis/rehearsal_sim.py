@@ -70,6 +70,7 @@ class SimInputs:
     backoff: tuple[float, float] = (0.5, 10.0)
     sample_s: float = 0.25
     exponential: bool = True
+    service_sigma: float = 0.0    # not exponential: lognormal service of this log-space sd (0: constant)
 
     def __repr__(self) -> str:
         return f"SimInputs(applicants={len(self.intended)}, workers={self.workers}, gates={len(self.gates)})"
@@ -169,7 +170,17 @@ class _Trial:
             a = q.pop(0)
             self.busy += 1
             mean = inp.workers / max(_step_value(inp.rate_t, inp.rate, now), 1e-9)
-            self.push(now + (float(self.rng.exponential(mean)) if inp.exponential else mean), "done", a)
+            self.push(now + self.service_time(mean), "done", a)
+
+    def service_time(self, mean: float) -> float:
+        """One service time of the issuer's law, of mean `mean` (the testbed's distributions)."""
+        inp = self.inp
+        if inp.exponential:
+            return float(self.rng.exponential(mean))
+        if inp.service_sigma > 0:
+            s = inp.service_sigma
+            return mean * float(self.rng.lognormal(-s * s / 2.0, s))
+        return mean
 
     def upload(self, now: float, kind: str, a: int, attempt: int) -> None:
         """An upload tried: admitted (queued), or refused and retried per the client's policy."""

@@ -57,3 +57,24 @@ def test_a_mis_scaled_issuer_changes_the_prediction() -> None:
     wrong = trials(_inputs(200, rate=4.0, patience=20.0, end=80.0), n=8)
     assert wrong["served_mean"] < 0.5 * right["served_mean"]
     assert wrong["peak_mean"] >= right["peak_mean"]
+
+
+def test_lognormal_service_keeps_its_mean_rate_with_less_spread_than_exponential() -> None:
+    # The default testbed's issuer: lognormal, sigma 0.2 (CV 0.20). 1,000 applicants x 2 stamps at
+    # once keep it busy until 2000 / 16 = 125 s whatever the law (the mean is kept), and the busy
+    # time's spread over trials is about CV / sqrt(2000): ~0.45 % lognormal against ~2.2 %
+    # exponential. The mutant that ignores sigma (constant service) has no spread at all.
+    from dataclasses import replace
+
+    base = _inputs(1000)
+    laws = {"lognormal": replace(base, exponential=False, service_sigma=0.2),
+            "exponential": base, "constant": replace(base, exponential=False)}
+    ends = {}
+    for name, inp in laws.items():
+        ends[name] = []
+        for seed in range(8):
+            r = simulate(inp, seed=seed)
+            ends[name].append(float(r.t[np.nonzero(r.backlog > 0)[0][-1]]))
+    assert np.mean(ends["lognormal"]) == pytest.approx(125.0, rel=0.02)
+    assert 0 < np.std(ends["lognormal"]) < np.std(ends["exponential"])
+    assert np.std(ends["constant"]) < np.std(ends["lognormal"])
