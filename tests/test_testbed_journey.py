@@ -131,7 +131,7 @@ def test_admin_views(tb: TestbedServer) -> None:
     assert text.status == 200 and text.headers["content-type"].startswith("text/plain")
     assert 'surgecast_resource_workers{resource="issuer"} 4' in text.body.decode()
     cfg = admin(c, tb, "GET", "/admin/config").json
-    assert cfg["issuer"]["service"] == {"distribution": "constant", "mean": 0.02, "sigma": 0.5}
+    assert cfg["issuer"]["service"] == {"distribution": "constant", "mean": 0.02, "sigma": 0.2}  # sigma: the default's
     assert cfg["payments"]["workers"] == 8
     faults = admin(c, tb, "GET", "/admin/faults").json
     assert faults["issuer"] == "running" and faults["payment_failure_ratio"] == 0.0
