@@ -15,6 +15,7 @@ reconciliation counts that must turn non-zero.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import secrets
@@ -22,6 +23,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from testbed.ledger import Ledger
 from testbed.ledger_base import SERIAL_ALPHABET
@@ -50,24 +52,39 @@ def _drop_unconfirmed_payments_on_restart() -> None:
 
 
 def _drop_stamp_job() -> None:
-    create, n = Ledger.create_stamp, itertools.count(1)
+    admit, n = Ledger.admit, itertools.count(1)
 
-    async def mutant(self: Ledger, account_id: str, key: str, document: bytes, name: str,  # type: ignore[no-untyped-def]
-                     *args, **kw):
-        body, replayed = await create(self, account_id, key, document, name, *args, **kw)
-        if not replayed and next(n) % 3 == 0:          # every third accepted job, after its 202 is decided
-            sid = body["stamp_id"]
-            with contextlib.suppress(ValueError):
-                self.issuer.queue.remove(sid)
+    class _Dropping:
+        """The issuer's slot for every third new job: the job is never queued; once its 202 is
+        decided its rows are deleted and its reservation returned, so the books still balance.
+        (Deleting a job already queued raced the worker that had taken it.)"""
+
+        def __init__(self, slot: Any, ledger: Ledger) -> None:
+            self.slot, self.ledger = slot, ledger
+
+        def put(self, sid: str) -> None:
+            ledger = self.ledger
+            (account_id,) = ledger.db.execute("SELECT account_id FROM stamps WHERE stamp_id=?",
+                                              (sid,)).fetchone()
+            ledger.quotas[account_id].reserved -= 1
 
             def drop(db: sqlite3.Connection) -> None:
                 db.execute("DELETE FROM documents WHERE stamp_id=?", (sid,))
                 db.execute("DELETE FROM stamps WHERE stamp_id=?", (sid,))
                 db.execute("UPDATE quota SET reserved=reserved-1 WHERE account_id=?", (account_id,))
-            await self._write(drop, request=False)
-            self.quotas[account_id].reserved -= 1
-        return body, replayed
-    Ledger.create_stamp = mutant  # type: ignore[method-assign]
+            _TASKS.add(asyncio.get_running_loop().create_task(ledger._write(drop, request=False)))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.slot, name)
+
+    @contextlib.asynccontextmanager
+    async def mutant(self: Ledger, res: Any, gone: Any = None):  # type: ignore[no-untyped-def]
+        async with admit(self, res, gone) as slot:
+            yield _Dropping(slot, self) if res is self.issuer and next(n) % 3 == 0 else slot
+    Ledger.admit = mutant  # type: ignore[method-assign]
+
+
+_TASKS: set[Any] = set()  # the drop writes in flight (a task needs a reference until it is done)
 
 
 def _double_stamp() -> None:
