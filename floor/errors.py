@@ -51,16 +51,25 @@ class FieldError(UsageError):
 def shown(value: object, limit: int = 80) -> str:
     """A value as the user wrote it: dates in ISO form, one line, at most `limit` characters.
 
+    A long path keeps its end, which names the file (`…` stands for the start cut off).
+
     >>> import datetime
     >>> shown(datetime.datetime(2024, 9, 2, 0, 0)), shown("x"), shown(list(range(40)))[-5:]
     ("'2024-09-02T00:00:00'", "'x'", '21, …')
+    >>> shown("/tmp/" + "d" * 90 + "/demo/baseline")[-15:]
+    "/demo/baseline'"
     """
     import datetime as _dt
+    import os
 
     if isinstance(value, _dt.date | _dt.time):
         value = value.isoformat()
     text = repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    if isinstance(value, os.PathLike | str) and os.sep in str(value):
+        return "…" + text[-(limit - 1):]
+    return text[: limit - 1] + "…"
 
 
 class ProfileError(FieldError):
