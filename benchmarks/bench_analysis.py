@@ -78,13 +78,22 @@ def main() -> None:
     stages = stages_from_profile(p21)
     t_fluid, r = _median(lambda: run_fluid(inp, stages), reps)
     t_inputs, _ = _median(lambda: inputs_from_profile(p21), reps)
-    print(f"fluid model: {inp.n:,} steps, {inp.total_applicants:,.0f} applicants: run {t_fluid * 1000:.0f} ms "
-          f"(+ inputs {t_inputs * 1000:.0f} ms), median of {reps} (target < 500 ms); {r!r}")
+    print(
+        f"fluid model: {inp.n:,} steps, {inp.total_applicants:,.0f} applicants: run "
+        f"{t_fluid * 1000:.0f} ms (+ inputs {t_inputs * 1000:.0f} ms), median of {reps} (target < "
+        f"500 ms); {r!r}"
+    )
 
     # 2. Planner: the acceptance plan (no file writing).
-    cfg = PlanConfig(stamps_per_second=12.0, outage=parse_outage("2024-09-03T08:00/2024-09-05T20:00", p.calendar.tz))
+    cfg = PlanConfig(
+        stamps_per_second=12.0,
+        outage=parse_outage("2024-09-03T08:00/2024-09-05T20:00", p.calendar.tz),
+    )
     t_plan, plan = _median(lambda: make_plan(p, cfg), max(3, reps // 2))
-    print(f"planner (casn2024, 12 stamps/s, outage 3-5 Sep): {t_plan:.2f} s median (target < 5 s); {plan!r}")
+    print(
+        f"planner (casn2024, 12 stamps/s, outage 3-5 Sep): {t_plan:.2f} s median (target < 5 s); "
+        f"{plan!r}"
+    )
 
     # 3. DES vs SimPy: the same M/M/c (c = 10, rho = 0.9), the same arrival and service times.
     rng = np.random.default_rng(2024)
@@ -93,15 +102,22 @@ def main() -> None:
     svc = rng.exponential(1.0, n_des)
     t_des, w = _median(lambda: mmc_waits(arr, svc, 10), reps)
     exact = mmc(arrival_rate=9.0, service_rate=1.0, servers=10).mean_wait
-    print(f"DES M/M/c, {n_des:,} jobs: {t_des:.3f} s median ({t_des / n_des * 1e6:.2f} us/job); "
-          f"mean wait {w.mean():.4f} s (Erlang C {exact:.4f} s, {w.mean() / exact - 1:+.2%})")
+    print(
+        f"DES M/M/c, {n_des:,} jobs: {t_des:.3f} s median ({t_des / n_des * 1e6:.2f} us/job); "
+        f"mean wait {w.mean():.4f} s (Erlang C {exact:.4f} s, {w.mean() / exact - 1:+.2%})"
+    )
     n_simpy = 200_000 if a.quick else n_des
-    t_simpy, ws = _median(lambda: simpy_mmc_waits(arr[:n_simpy], svc[:n_simpy], 10), 1 if not a.quick else 1)
+    t_simpy, ws = _median(
+        lambda: simpy_mmc_waits(arr[:n_simpy], svc[:n_simpy], 10), 1 if not a.quick else 1
+    )
     t_des_same, wd = _median(lambda: mmc_waits(arr[:n_simpy], svc[:n_simpy], 10), reps)
     rel = abs(ws.mean() / wd.mean() - 1)
-    print(f"SimPy M/M/c, {n_simpy:,} jobs (same inputs): {t_simpy:.2f} s ({t_simpy / n_simpy * 1e6:.2f} us/job); "
-          f"ours on the same jobs {t_des_same:.3f} s: {t_simpy / t_des_same:.1f}x faster; "
-          f"mean wait SimPy {ws.mean():.6f} s vs ours {wd.mean():.6f} s (difference {rel:.2e})")
+    print(
+        f"SimPy M/M/c, {n_simpy:,} jobs (same inputs): {t_simpy:.2f} s "
+        f"({t_simpy / n_simpy * 1e6:.2f} us/job); ours on the same jobs {t_des_same:.3f} s: "
+        f"{t_simpy / t_des_same:.1f}x faster; mean wait SimPy {ws.mean():.6f} s vs ours "
+        f"{wd.mean():.6f} s (difference {rel:.2e})"
+    )
     print(f"finished {datetime.now():%Y-%m-%d %H:%M}")
 
 

@@ -36,8 +36,23 @@ def _t(s: str) -> float:
 
 def one(rate: float, duration: float, seed: int) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix="bench-arrivals-")) / "run"
-    cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--arrival-rate", str(rate), "--duration",
-           str(duration), "--seed", str(seed), "--user-cap", "5000", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "surgecast",
+        "rehearse",
+        "--quiet",
+        "--arrival-rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--seed",
+        str(seed),
+        "--user-cap",
+        "5000",
+        "--out",
+        str(out),
+    ]
     for kv in FAST:
         cmd += ["--testbed-set", kv]
     subprocess.run(cmd, check=False, capture_output=True, timeout=duration + 300)
@@ -53,14 +68,20 @@ def one(rate: float, duration: float, seed: int) -> dict[str, float]:
     e = rate * 10.0
     z = np.abs(counts - e) / np.sqrt(e)
     expected_total = rate * duration
-    return {"rate": rate, "expected": expected_total, "scheduled": len(rows),
-            "total_dev_pct": 100 * (len(rows) - expected_total) / expected_total,
-            "total_z": (len(rows) - expected_total) / np.sqrt(expected_total),
-            "bucket_max_z": float(z.max()), "buckets_within_4sd": int((z < 4).sum()), "buckets": len(z),
-            "dropped": sum(r["outcome"] == "dropped" for r in rows),
-            "lag_p50_ms": float(np.percentile(lag, 50) * 1000) if len(lag) else float("nan"),
-            "lag_p99_ms": float(np.percentile(lag, 99) * 1000) if len(lag) else float("nan"),
-            "started": len(started)}
+    return {
+        "rate": rate,
+        "expected": expected_total,
+        "scheduled": len(rows),
+        "total_dev_pct": 100 * (len(rows) - expected_total) / expected_total,
+        "total_z": (len(rows) - expected_total) / np.sqrt(expected_total),
+        "bucket_max_z": float(z.max()),
+        "buckets_within_4sd": int((z < 4).sum()),
+        "buckets": len(z),
+        "dropped": sum(r["outcome"] == "dropped" for r in rows),
+        "lag_p50_ms": float(np.percentile(lag, 50) * 1000) if len(lag) else float("nan"),
+        "lag_p99_ms": float(np.percentile(lag, 99) * 1000) if len(lag) else float("nan"),
+        "started": len(started),
+    }
 
 
 def main() -> None:
@@ -70,13 +91,20 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} python "
+        f"{platform.python_version()}"
+    )
     for rate in a.rates:
         r = one(rate, a.duration, a.seed)
-        print(f"rate {r['rate']:>5g}/s  expected {r['expected']:>6.0f}  scheduled {r['scheduled']:>6}  "
-              f"total {r['total_dev_pct']:+.2f}% (z {r['total_z']:+.2f})  buckets within 4 sd "
-              f"{r['buckets_within_4sd']}/{r['buckets']} (max z {r['bucket_max_z']:.2f})  dropped {r['dropped']}  "
-              f"dispatch lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms", flush=True)
+        print(
+            f"rate {r['rate']:>5g}/s  expected {r['expected']:>6.0f}  scheduled "
+            f"{r['scheduled']:>6}  total {r['total_dev_pct']:+.2f}% (z {r['total_z']:+.2f})  "
+            f"buckets within 4 sd {r['buckets_within_4sd']}/{r['buckets']} (max z "
+            f"{r['bucket_max_z']:.2f})  dropped {r['dropped']}  dispatch lag p50 "
+            f"{r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

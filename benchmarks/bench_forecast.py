@@ -43,8 +43,17 @@ def _peak_mb(fn) -> float:
 
 def _rss_mb(code: str) -> float:
     """Peak RSS (MB) of a fresh interpreter running `code` (imports included)."""
-    out = subprocess.run([sys.executable, "-c", code + "\nimport resource; print(resource.getrusage("
-                          "resource.RUSAGE_SELF).ru_maxrss / 1024)"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport resource; print(resource.getrusage("
+            "resource.RUSAGE_SELF).ru_maxrss / 1024)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.split()[-1])
 
 
@@ -56,37 +65,55 @@ def main() -> None:
     p = load_profile("casn2024")
 
     t, f = _median(lambda: forecast(p), reps)
-    print(f"forecast casn2024 (60 s steps, {len(f.result.t_s):,} steps, demand + model): {t * 1000:.0f} ms median "
-          f"(target <= 500 ms)")
+    print(
+        f"forecast casn2024 (60 s steps, {len(f.result.t_s):,} steps, demand + model): "
+        f"{t * 1000:.0f} ms median (target <= 500 ms)"
+    )
     t5, _ = _median(lambda: forecast(p, step_s=300.0), reps)
     print(f"forecast casn2024 at 300 s steps: {t5 * 1000:.0f} ms median")
-    samples = [{"demand.conversion": c, "outages.capacity_factor": o, "bypass.share": b}
-               for c in (0.9, 0.95, 1.0) for o in (0.1, 0.2, 0.3) for b in (0.05, 0.2)]
+    samples = [
+        {"demand.conversion": c, "outages.capacity_factor": o, "bypass.share": b}
+        for c in (0.9, 0.95, 1.0)
+        for o in (0.1, 0.2, 0.3)
+        for b in (0.05, 0.2)
+    ]
     tb, _ = _median(lambda: bands(p, samples, step_s=300.0), max(1, reps // 3))
-    print(f"bands over {len(samples)} parameter sets at 300 s steps: {tb:.2f} s ({tb / len(samples) * 1000:.0f} ms "
-          "per set; planner budget 5 s)")
+    print(
+        f"bands over {len(samples)} parameter sets at 300 s steps: {tb:.2f} s "
+        f"({tb / len(samples) * 1000:.0f} ms per set; planner budget 5 s)"
+    )
     tc, _ = _median(lambda: fit_profile(p), 1)
     print(f"calibration through the model (2 parameters, 2 in-sample points): {tc:.1f} s")
 
     kw = dict(arrival_rate=6000.0, service_rate=1.0, servers=5000, patience=86400.0)
     te, r = _median(lambda: erlang_a(**kw), reps)
     mem = _peak_mb(lambda: erlang_a(**kw))
-    rss = _rss_mb("from analysis.queueing import erlang_a\nerlang_a(arrival_rate=6000.0, service_rate=1.0, "
-                  "servers=5000, patience=86400.0)")
+    rss = _rss_mb(
+        "from analysis.queueing import erlang_a\nerlang_a(arrival_rate=6000.0, service_rate=1.0, "
+        "servers=5000, patience=86400.0)"
+    )
     base = _rss_mb("import analysis.queueing, scipy.special")
-    print(f"Erlang A lambda 6000 / c 5000 / patience 1 day: {te * 1000:.2f} ms median, traced peak {mem:.2f} MB, "
-          f"process RSS {rss:.0f} MB (interpreter + numpy + scipy alone {base:.0f} MB); p_abandon {r.p_abandon:.6f}")
+    print(
+        f"Erlang A lambda 6000 / c 5000 / patience 1 day: {te * 1000:.2f} ms median, traced peak "
+        f"{mem:.2f} MB, process RSS {rss:.0f} MB (interpreter + numpy + scipy alone {base:.0f} "
+        f"MB); p_abandon {r.p_abandon:.6f}"
+    )
     te8, r8 = _median(lambda: erlang_a(**{**kw, "patience": 1e8}), reps)
     print(f"Erlang A patience 1e8 s: {te8 * 1000:.2f} ms; p_abandon {r8.p_abandon:.6f}")
     side = dict(arrival_rate=6000.0, service_rate=1.0, servers=5000, patience=100.0)
     tcf, a = _median(lambda: erlang_a(**side), reps)
     tch, b = _median(lambda: erlang_a_chain(**side), reps)
     mch = _peak_mb(lambda: erlang_a_chain(**side))
-    print(f"side by side at patience 100 s: closed form {tcf * 1000:.2f} ms vs chain {tch * 1000:.1f} ms "
-          f"({tch / tcf:.0f}x), chain traced peak {mch:.0f} MB; p_abandon {a.p_abandon:.10f} vs {b.p_abandon:.10f}")
+    print(
+        f"side by side at patience 100 s: closed form {tcf * 1000:.2f} ms vs chain "
+        f"{tch * 1000:.1f} ms ({tch / tcf:.0f}x), chain traced peak {mch:.0f} MB; p_abandon "
+        f"{a.p_abandon:.10f} vs {b.p_abandon:.10f}"
+    )
     states = int(5000 + 1000 * 86400 + 40 * np.sqrt(6000 * 86400))
-    print(f"(the chain at one day of patience would hold ~{states:,} states per array: "
-          f"~{states * 8 * 5 / 2**30:.1f} GB over its five arrays; not run)")
+    print(
+        f"(the chain at one day of patience would hold ~{states:,} states per array: "
+        f"~{states * 8 * 5 / 2**30:.1f} GB over its five arrays; not run)"
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def _accounts(url: str, n: int, quota: int) -> list[str]:
         buy(c, tok, quota)
         tokens.append(tok)
     for tok in tokens:
-        wait_for(lambda t=tok: c.get("/v1/quota", token=t).json.get("available", 0) >= quota, timeout=60)
+        wait_for(
+            lambda t=tok: c.get("/v1/quota", token=t).json.get("available", 0) >= quota, timeout=60
+        )
     return tokens
 
 
@@ -79,7 +81,7 @@ def _applicant(url: str, token: str, out: dict, lock: threading.Lock, stop_at: f
             time.sleep(POLL)
             g = c.get(f"/v1/stamps/{sid}", token=token)
             if g.status == 200 and g.json.get("status") == "done":
-                with lock:   # counted only inside the window, like the issuer's completions
+                with lock:  # counted only inside the window, like the issuer's completions
                     out["useful"] += time.monotonic() <= stop_at
                 return
         with lock:
@@ -89,9 +91,20 @@ def _applicant(url: str, token: str, out: dict, lock: threading.Lock, stop_at: f
 
 def measure(mode: str, duration: float, seed: int = 1) -> dict:
     bound = 100_000 if mode == "unbounded" else int(CAP)
-    args = FAST + ["--set", "issuer.workers=2", "--set", "issuer.service.distribution=\"constant\"",
-                   "--set", "issuer.service.mean=0.25", "--set", f"issuer.queue_bound={bound}",
-                   "--set", f"issuer.overload=\"{mode}\"", "--set", "payments.service.mean=0.01"]
+    args = FAST + [
+        "--set",
+        "issuer.workers=2",
+        "--set",
+        'issuer.service.distribution="constant"',
+        "--set",
+        "issuer.service.mean=0.25",
+        "--set",
+        f"issuer.queue_bound={bound}",
+        "--set",
+        f'issuer.overload="{mode}"',
+        "--set",
+        "payments.service.mean=0.01",
+    ]
     with TestbedServer(extra_args=args) as tb:
         n_acc = 20
         tokens = _accounts(tb.url, n_acc, 100)
@@ -126,13 +139,24 @@ def model(duration: float) -> dict:
     z = np.zeros(n)
     res = {}
     for waste in (False, True):
-        inp = FluidInputs(step_s=1.0, t0_s=0.0, arrivals={"registration": z, "ordering": z, "stamping": np.full(n, RATE)},
-                          issuer_per_s=np.full(n, CAP), payments_per_s=np.full(n, 1e9), stamps_per_applicant=1.0,
-                          patience_s=PATIENCE, retry_probability=0.5, retry_after_s=PATIENCE + RETRY_AFTER,
-                          total_applicants=RATE * n, waste=waste)
+        inp = FluidInputs(
+            step_s=1.0,
+            t0_s=0.0,
+            arrivals={"registration": z, "ordering": z, "stamping": np.full(n, RATE)},
+            issuer_per_s=np.full(n, CAP),
+            payments_per_s=np.full(n, 1e9),
+            stamps_per_applicant=1.0,
+            patience_s=PATIENCE,
+            retry_probability=0.5,
+            retry_after_s=PATIENCE + RETRY_AFTER,
+            total_applicants=RATE * n,
+            waste=waste,
+        )
         r = run_fluid(inp)
-        res["waste" if waste else "shed"] = {"useful": float(r.served_cum[-1]),
-                                             "useful_share": float(r.served_cum[-1]) / (CAP * n)}
+        res["waste" if waste else "shed"] = {
+            "useful": float(r.served_cum[-1]),
+            "useful_share": float(r.served_cum[-1]) / (CAP * n),
+        }
     return res
 
 
@@ -144,13 +168,17 @@ def main() -> None:
     for mode in ("unbounded", "shed"):
         r = measure(mode, duration)
         useful_share = r["useful"] / r["completed"] if r["completed"] else 0.0
-        print(f"{mode:>9}: {r['arrivals']} applicants in {duration:g} s, {r['jobs']} jobs, issuer completed "
-              f"{r['completed']} ({r['completed'] / duration:.2f}/s), useful {r['useful']} "
-              f"({r['useful'] / duration:.2f}/s), wasted share {1 - useful_share:.1%}, gave up {r['gave_up']}, "
-              f"refused {r['refused']}, queue left {r['queue_left']}")
+        print(
+            f"{mode:>9}: {r['arrivals']} applicants in {duration:g} s, {r['jobs']} jobs, issuer "
+            f"completed {r['completed']} ({r['completed'] / duration:.2f}/s), useful {r['useful']} "
+            f"({r['useful'] / duration:.2f}/s), wasted share {1 - useful_share:.1%}, gave up "
+            f"{r['gave_up']}, refused {r['refused']}, queue left {r['queue_left']}"
+        )
     for k, v in m.items():
-        print(f"model {k:>5}: useful {v['useful']:.0f} ({v['useful'] / duration:.2f}/s), "
-              f"useful share of capacity {v['useful_share']:.1%}")
+        print(
+            f"model {k:>5}: useful {v['useful']:.0f} ({v['useful'] / duration:.2f}/s), "
+            f"useful share of capacity {v['useful_share']:.1%}"
+        )
 
 
 if __name__ == "__main__":

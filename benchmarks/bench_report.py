@@ -1,4 +1,5 @@
-"""Benchmark: build the report for the data of a 2-hour rehearsal (plus a probe and a 1-minute plan).
+"""Benchmark: build the report for the data of a
+2-hour rehearsal (plus a probe and a 1-minute plan).
 
     python benchmarks/bench_report.py            # prints the median of 3 builds; target < 5 s
 
@@ -34,13 +35,16 @@ def main() -> None:
         d.mkdir()
         t = time.perf_counter()
         rid = RUN_IDS["full"]  # one run in one directory (the manifest refuses a second run id)
-        write_rehearsal(d, duration_s=7200, compress=96.0, scale=0.0115, seed=3, ledger=False,
-                        run_id=rid)
+        write_rehearsal(
+            d, duration_s=7200, compress=96.0, scale=0.0115, seed=3, ledger=False, run_id=rid
+        )
         write_probe(d, run_id=rid)
         write_plan(d, dt=60.0, run_id=rid)
         setup = time.perf_counter() - t
-        sizes = {f: sum(1 for _ in (d / f).open()) - 1 for f in ("queue.csv", "arrivals.csv", "latency_history.csv",
-                                                                  "timeline.csv")}
+        sizes = {
+            f: sum(1 for _ in (d / f).open()) - 1
+            for f in ("queue.csv", "arrivals.csv", "latency_history.csv", "timeline.csv")
+        }
         times = []
         for _ in range(3):
             t = time.perf_counter()
@@ -48,9 +52,15 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         html = (d / "report.html").stat().st_size
         med = statistics.median(times)
-        print(f"data: {', '.join(f'{k} {v:,} rows' for k, v in sizes.items())} (written in {setup:.1f} s)")
-        print(f"report build: median {med:.2f} s of 3 ({', '.join(f'{x:.2f}' for x in times)}); "
-              f"report.html {html / 1e6:.2f} MB; target < {TARGET_S:g} s: {'ok' if med < TARGET_S else 'MISSED'}")
+        print(
+            f"data: {', '.join(f'{k} {v:,} rows' for k, v in sizes.items())} (written in "
+            f"{setup:.1f} s)"
+        )
+        print(
+            f"report build: median {med:.2f} s of 3 ({', '.join(f'{x:.2f}' for x in times)}); "
+            f"report.html {html / 1e6:.2f} MB; target < {TARGET_S:g} s: "
+            f"{'ok' if med < TARGET_S else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,18 +51,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk_quota(tb: TestbedServer, token: str, duration: int, runs: int, connections: int) -> list[float]:
+def wrk_quota(
+    tb: TestbedServer, token: str, duration: int, runs: int, connections: int
+) -> list[float]:
     """Requests/s of GET /v1/quota, one figure per wrk run."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
-    cmd = ["taskset", "-c", "1", wrk, "-t1", f"-c{connections}", "-H", f"Authorization: Bearer {token}",
-           tb.url + "/v1/quota"]
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        "-H",
+        f"Authorization: Bearer {token}",
+        tb.url + "/v1/quota",
+    ]
     subprocess.run([*cmd[:4], "-d2s", *cmd[4:]], capture_output=True, check=True)  # warm-up
     rates = []
     for _ in range(runs):
-        out = subprocess.run([*cmd[:4], f"-d{duration}s", *cmd[4:]], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [*cmd[:4], f"-d{duration}s", *cmd[4:]], capture_output=True, text=True, check=True
+        ).stdout
         if "Non-2xx" in out:
             raise SystemExit(f"wrk saw errors:\n{out}")
         rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)))  # type: ignore[union-attr]
@@ -73,8 +85,12 @@ def journey(c: Client, n: int) -> None:
     """One applicant's whole journey."""
     ident = identity(n)
     assert c.post("/v1/accounts", json_body=ident).status == 201
-    token = c.post("/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}).json["token"]
-    oid = c.post("/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o"}).json["order_id"]
+    token = c.post(
+        "/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}
+    ).json["token"]
+    oid = c.post(
+        "/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o"}
+    ).json["order_id"]
     assert c.post(f"/v1/orders/{oid}/pay", token=token).status == 202
     while c.get("/v1/quota", token=token).json["available"] < 2:
         time.sleep(0.005)
@@ -129,17 +145,26 @@ def main() -> int:
         c = Client(tb.url)
         ident = identity(1)
         c.post("/v1/accounts", json_body=ident)
-        token = c.post("/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}).json["token"]
+        token = c.post(
+            "/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}
+        ).json["token"]
         rates = wrk_quota(tb, token, args.duration, args.runs, args.connections)
-    print(f"GET /v1/quota, server on 1 core, wrk -t1 -c{args.connections} -d{args.duration}s: "
-          f"median {statistics.median(rates):,.0f} req/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})")
-    for label, extra in [("cheap hashing (pbkdf2, 1000 iterations)", FAST),
-                         ("default hashing (scrypt n=4096)", [])]:
+    print(
+        f"GET /v1/quota, server on 1 core, wrk -t1 -c{args.connections} -d{args.duration}s: median "
+        f"{statistics.median(rates):,.0f} req/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+    for label, extra in [
+        ("cheap hashing (pbkdf2, 1000 iterations)", FAST),
+        ("default hashing (scrypt n=4096)", []),
+    ]:
         total = args.journeys if extra else max(20, args.journeys // 5)
         with PinnedTestbed("0", extra_args=[*extra, *HIGH_CAPACITY]) as tb:
             rate, cpu = journeys_per_second(tb, total, args.threads)
-        print(f"journeys/s, server on 1 core, issuer and payments capacity high, {label}: "
-              f"{rate:,.1f} ({total} journeys, {args.threads} client threads, server CPU {cpu:.0%} of one core)")
+        print(
+            f"journeys/s, server on 1 core, issuer and payments capacity high, {label}: "
+            f"{rate:,.1f} ({total} journeys, {args.threads} client threads, server CPU {cpu:.0%} "
+            "of one core)"
+        )
     return 0
 
 
