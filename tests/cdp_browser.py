@@ -1,4 +1,5 @@
-"""One real headless Chromium for a test module, driven over the DevTools protocol (websocket-client).
+"""One real headless Chromium for a test module,
+driven over the DevTools protocol (websocket-client).
 
     with Browser() as b:
         b.open(Path("run/report.html").as_uri(), width=390)
@@ -28,11 +29,22 @@ class Browser:
 
     def __init__(self, timeout_s: float = 30.0) -> None:
         self.timeout_s = timeout_s
-        self._profile = tempfile.TemporaryDirectory(prefix="surgecast-cdp-", ignore_cleanup_errors=True)
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="surgecast-cdp-", ignore_cleanup_errors=True
+        )
         self.proc = subprocess.Popen(
-            [find_chromium(), *HEADLESS_FLAGS, "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                find_chromium(),
+                *HEADLESS_FLAGS,
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                f"--user-data-dir={self._profile.name}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         port = self._port()
         pages = self._targets(port)
         self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=timeout_s)
@@ -74,8 +86,13 @@ class Browser:
 
     def open(self, url: str, *, width: int, height: int = 900) -> None:
         """Set the viewport and load `url`, waiting for its load event."""
-        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                  mobile=width < 600)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
         self.call("Page.navigate", url=url)
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:

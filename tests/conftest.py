@@ -74,8 +74,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     args = [*config.invocation_params.args, "-n", "0", "-p", "no:cacheprovider"]
     print(f"\n-- second pass: the tests that run alone ({', '.join(sorted(ALONE))}) --", flush=True)
-    rc = subprocess.run([sys.executable, "-m", "pytest", *args], env={**os.environ, PASS_ENV: "alone"},
-                        cwd=config.invocation_params.dir, check=False).returncode
+    rc = subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        env={**os.environ, PASS_ENV: "alone"},
+        cwd=config.invocation_params.dir,
+        check=False,
+    ).returncode
     if rc == pytest.ExitCode.NO_TESTS_COLLECTED:
         return  # none of the selected tests runs alone
     if rc != 0:

@@ -1,9 +1,11 @@
-"""A misbehaving front for a real testbed, on loopback: per path prefix it forwards, redirects to
-another origin, trickles, answers a huge or wrong-typed body, or a status; and a `Sink` (another
-origin: another port on 127.0.0.1) that records every request it gets, with its Authorization header.
+"""A misbehaving front for a real testbed, on loopback: per path prefix it forwards,
+redirects to another origin, trickles, answers a huge or wrong-typed body, or a status; and
+a `Sink` (another origin: another port on 127.0.0.1) that records every request it gets,
+with its Authorization header.
 
-    with TestbedServer(port=0) as tb, Sink() as sink, FaultyFront(tb.url, {"/admin/metrics": ("redirect", sink.url)}) as front:
-        ...  # run the harness against front.url; afterwards sink.requests must be empty
+    with TestbedServer(port=0) as tb, Sink() as sink:
+        with FaultyFront(tb.url, {"/admin/metrics": ("redirect", sink.url)}) as front:
+            ...  # run the harness against front.url; afterwards sink.requests must be empty
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class Sink:
-    """Another origin that records (method, path, Authorization) of every request and answers JSON {}."""
+    """Another origin that records (method, path,
+    Authorization) of every request and answers JSON {}."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, str]] = []
@@ -33,7 +36,9 @@ class Sink:
 
         class H(http.server.BaseHTTPRequestHandler):
             def _any(self) -> None:
-                sink.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
+                sink.requests.append(
+                    (self.command, self.path, self.headers.get("Authorization", ""))
+                )
                 n = int(self.headers.get("Content-Length") or 0)
                 if n:
                     self.rfile.read(n)
@@ -64,9 +69,9 @@ class Sink:
 class FaultyFront:
     """Forwards to `upstream` except where a rule (longest matching path prefix) says otherwise.
 
-    Rules: ("redirect", base) 302 to base + path; ("trickle", every_s) a JSON 200 whose body comes one
-    byte every `every_s`; ("huge", n_bytes) a chunked JSON 200 of n_bytes; ("json", value) a 200 with
-    that JSON; ("status", code) that status with a JSON body.
+    Rules: ("redirect", base) 302 to base + path; ("trickle", every_s) a JSON 200 whose
+    body comes one byte every `every_s`; ("huge", n_bytes) a chunked JSON 200 of n_bytes;
+    ("json", value) a 200 with that JSON; ("status", code) that status with a JSON body.
     """
 
     def __init__(self, upstream: str, rules: dict[str, Rule]) -> None:
@@ -93,8 +98,13 @@ class FaultyFront:
 
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
-            def _send(self, code: int, payload: bytes, ctype: str = "application/json",
-                      extra: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                code: int,
+                payload: bytes,
+                ctype: str = "application/json",
+                extra: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(payload)))
@@ -106,12 +116,18 @@ class FaultyFront:
             def _forward(self, body: bytes) -> None:
                 u = front.upstream
                 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")
+                }
                 conn.request(self.command, self.path, body=body or None, headers=headers)
                 r = conn.getresponse()
                 data = r.read()
-                self._send(r.status, data, r.getheader("Content-Type", "application/json"),
-                           {k: v for k, v in r.getheaders() if k.lower() in ("retry-after", "location")})
+                self._send(
+                    r.status,
+                    data,
+                    r.getheader("Content-Type", "application/json"),
+                    {k: v for k, v in r.getheaders() if k.lower() in ("retry-after", "location")},
+                )
                 conn.close()
 
             def _redirect(self, base: str) -> None:

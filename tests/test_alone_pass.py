@@ -30,9 +30,28 @@ def _suite(tmp_path: Path, alone_body: str) -> subprocess.CompletedProcess[str]:
         f"{alone_body}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SURGECAST_TEST"))}
     env["WHERE"] = str(tmp_path / "where.txt")
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.timeout(150)

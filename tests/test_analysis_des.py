@@ -40,7 +40,9 @@ def test_des_matches_erlang_a_and_c() -> None:
     svc = rng.exponential(1.0, len(arr))
     arr9 = poisson_arrivals(rate=9.0, count=300_000, rng=rng)
     w = mmc_waits(arr9, svc, 10)
-    assert w.mean() == pytest.approx(mmc(arrival_rate=9.0, service_rate=1.0, servers=10).mean_wait, rel=0.1)
+    assert w.mean() == pytest.approx(
+        mmc(arrival_rate=9.0, service_rate=1.0, servers=10).mean_wait, rel=0.1
+    )
 
 
 def test_fast_path_equals_general_simulation() -> None:
@@ -57,8 +59,8 @@ def test_outage_holds_every_start() -> None:
     res = simulate(arr, DesConfig(servers=3, service_rate=1.0, outages=((500.0, 800.0),)), rng=rng)
     starts = res.served
     assert not ((starts >= 500.0) & (starts < 800.0)).any()
-    assert (starts == 800.0).sum() == 3                  # every server starts at the reopening
-    assert res.queue_at(np.array([799.0]))[0] > 450      # about 2/s x 300 s waited for it
+    assert (starts == 800.0).sum() == 3  # every server starts at the reopening
+    assert res.queue_at(np.array([799.0]))[0] > 450  # about 2/s x 300 s waited for it
 
 
 def _drain(times: np.ndarray, q: np.ndarray) -> tuple[float, float]:
@@ -77,16 +79,36 @@ def test_fluid_matches_des_on_a_surge() -> None:
     lam = np.where((t >= 7200) & (t < 10800), 25.0, 10.0)
     cap = np.where((t >= 10800) & (t < 14400), 0.0, 13.0)
     z = np.zeros(n)
-    fluid = run_fluid(FluidInputs(step_s=step, t0_s=0.0, arrivals={"registration": z, "ordering": z, "stamping": lam * step},
-                                  issuer_per_s=cap, payments_per_s=np.full(n, 1e9), stamps_per_applicant=1.0,
-                                  patience_s=3600.0, retry_probability=0.6, retry_after_s=1800.0,
-                                  total_applicants=float((lam * step).sum())))
+    fluid = run_fluid(
+        FluidInputs(
+            step_s=step,
+            t0_s=0.0,
+            arrivals={"registration": z, "ordering": z, "stamping": lam * step},
+            issuer_per_s=cap,
+            payments_per_s=np.full(n, 1e9),
+            stamps_per_applicant=1.0,
+            patience_s=3600.0,
+            retry_probability=0.6,
+            retry_after_s=1800.0,
+            total_applicants=float((lam * step).sum()),
+        )
+    )
     grid = t + step
     f_peak, f_drain = _drain(grid, fluid.queue)
     rng = np.random.default_rng(2024)
     arr = nhpp_arrivals(lam * step, step_s=step, rng=rng)
-    des = simulate(arr, DesConfig(servers=130, service_rate=0.1, patience_s=3600.0, retry_probability=0.6,
-                                  retry_after_s=1800.0, outages=((10800.0, 14400.0),)), rng=rng)
+    des = simulate(
+        arr,
+        DesConfig(
+            servers=130,
+            service_rate=0.1,
+            patience_s=3600.0,
+            retry_probability=0.6,
+            retry_after_s=1800.0,
+            outages=((10800.0, 14400.0),),
+        ),
+        rng=rng,
+    )
     d_peak, d_drain = _drain(grid, des.queue_at(grid))
     assert f_peak > 30_000
     assert f_peak == pytest.approx(d_peak, rel=0.05)

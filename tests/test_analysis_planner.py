@@ -27,8 +27,22 @@ from scenarios.profile import load_profile
 from surgecast.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
-PLAN_KEYS = ("outcome", "baseline", "bands", "lost_paid", "required_extension_days", "meets_target", "timetable",
-             "stages", "what_if", "trade_offs", "cutoff", "triggers", "recommended", "pacing_costs")
+PLAN_KEYS = (
+    "outcome",
+    "baseline",
+    "bands",
+    "lost_paid",
+    "required_extension_days",
+    "meets_target",
+    "timetable",
+    "stages",
+    "what_if",
+    "trade_offs",
+    "cutoff",
+    "triggers",
+    "recommended",
+    "pacing_costs",
+)
 
 
 def _run(argv: list[str]) -> tuple[int, str]:
@@ -54,8 +68,17 @@ def at10() -> object:
 def test_acceptance_prints_and_writes_the_contract(accepted) -> None:
     code, text, out = accepted
     assert code == 0
-    for needle in ("do nothing", "recommended", "bands", "reopening timetable", "VERDICT", "finish-paid",
-                   "minimum extension", "last-day cut-off", "trigger"):
+    for needle in (
+        "do nothing",
+        "recommended",
+        "bands",
+        "reopening timetable",
+        "VERDICT",
+        "finish-paid",
+        "minimum extension",
+        "last-day cut-off",
+        "trigger",
+    ):
         assert needle in text
     plan = json.loads((out / "plan.json").read_text())
     for key in PLAN_KEYS:
@@ -67,15 +90,35 @@ def test_acceptance_prints_and_writes_the_contract(accepted) -> None:
     assert abs(sum(plan["outcome"].values()) - total) <= 2
     assert abs(sum(plan["baseline"].values()) - total) <= 2
     for s in plan["stages"]:
-        assert {"id", "start", "end", "gates", "backlog_start", "backlog_end", "why", "serves"} <= set(s)
+        assert {
+            "id",
+            "start",
+            "end",
+            "gates",
+            "backlog_start",
+            "backlog_end",
+            "why",
+            "serves",
+        } <= set(s)
     assert plan["timetable"] and {"hour", "gate", "admit", "eta_s"} <= set(plan["timetable"][0])
     hours = sorted({r["hour"] for r in plan["timetable"]})
     assert len(hours) >= 12 and hours[0] == plan["reopen_at"]
     room = json.loads((out / "waiting_room.json").read_text())
     assert list(room) == ["run_id", "stages"]  # run_id: docs/run-directory.md, "Run ids"
     for s in room["stages"]:
-        assert list(s) == ["id", "start", "cloudflare", "aws_virtual_waiting_room", "queue_it", "why"]
-        assert set(s["cloudflare"]) == {"total_active_users", "new_users_per_minute", "session_duration_minutes"}
+        assert list(s) == [
+            "id",
+            "start",
+            "cloudflare",
+            "aws_virtual_waiting_room",
+            "queue_it",
+            "why",
+        ]
+        assert set(s["cloudflare"]) == {
+            "total_active_users",
+            "new_users_per_minute",
+            "session_duration_minutes",
+        }
         assert list(s["aws_virtual_waiting_room"]) == ["increment_per_minute"]
         assert list(s["queue_it"]) == ["max_outflow_per_minute"]
         assert s["cloudflare"]["total_active_users"] >= 200 and "75%" in s["why"]
@@ -90,7 +133,9 @@ def test_plan_beats_or_equals_doing_nothing_and_loses_no_one_who_paid(accepted) 
     plan = json.loads((out / "plan.json").read_text())
     assert plan["outcome"]["served"] >= plan["baseline"]["served"]
     assert plan["lost_paid"] == 0
-    assert plan["candidates"]["baseline"]["lost_paid"] > 0   # doing nothing does lose people who paid
+    assert (
+        plan["candidates"]["baseline"]["lost_paid"] > 0
+    )  # doing nothing does lose people who paid
     for v, cost in plan["pacing_costs"].items():
         assert cost == plan["outcome"]["served"] - plan["candidates"][v]["served"]
 
@@ -105,17 +150,32 @@ def test_every_documented_key_is_in_run_directory_md(accepted) -> None:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(["flash-crowd", "steady"]), sps=st.floats(2.0, 60.0),
-       start_h=st.integers(9, 12), length_h=st.integers(1, 4))
-def test_recommended_is_never_worse_than_the_baseline(name: str, sps: float, start_h: int, length_h: int) -> None:
+@given(
+    name=st.sampled_from(["flash-crowd", "steady"]),
+    sps=st.floats(2.0, 60.0),
+    start_h=st.integers(9, 12),
+    length_h=st.integers(1, 4),
+)
+def test_recommended_is_never_worse_than_the_baseline(
+    name: str, sps: float, start_h: int, length_h: int
+) -> None:
     p = load_profile(name)
     day = p.calendar.window_start.date()
     from datetime import datetime, timedelta
+
     a = datetime(day.year, day.month, day.day, start_h, tzinfo=p.calendar.tz)
     if a + timedelta(hours=length_h) >= p.calendar.close:
         return
-    plan = make_plan(p, PlanConfig(stamps_per_second=sps, outage=(a, a + timedelta(hours=length_h)), bands=False,
-                                   what_if_days=(0,), max_extension_days=0))
+    plan = make_plan(
+        p,
+        PlanConfig(
+            stamps_per_second=sps,
+            outage=(a, a + timedelta(hours=length_h)),
+            bands=False,
+            what_if_days=(0,),
+            max_extension_days=0,
+        ),
+    )
     assert plan.outcome["served"] >= plan.baseline["served"] - 1e-6
     assert problems(plan) == []
 
@@ -126,7 +186,9 @@ def test_a_plan_worse_than_doing_nothing_is_flagged(at10) -> None:
     worse = replace(rec, outcome={**rec.outcome, "served": at10.baseline["served"] - 1000.0})
     bad = replace(at10, candidates={**at10.candidates, at10.recommended: worse})
     assert any("worse than doing nothing" in x for x in problems(bad))
-    paid = replace(at10, recommended="baseline")   # doing nothing loses people who paid; book does not
+    paid = replace(
+        at10, recommended="baseline"
+    )  # doing nothing loses people who paid; book does not
     assert any("who paid" in x for x in problems(paid))
     wrong = replace(at10, required_extension_days=(at10.required_extension_days or 0) + 1)
     assert any("first day meeting" in x for x in problems(wrong))
@@ -136,8 +198,15 @@ def test_choose_never_picks_below_the_baseline() -> None:
     from analysis.plan_model import Candidate
 
     def c(v: str, s: float, lp: float) -> Candidate:
-        return Candidate(variant=v, specs=(), starts={}, stages=[], outcome={"served": s, "lost": 0.0, "waiting": 0.0},
-                         lost_paid=lp)
+        return Candidate(
+            variant=v,
+            specs=(),
+            starts={},
+            stages=[],
+            outcome={"served": s, "lost": 0.0, "waiting": 0.0},
+            lost_paid=lp,
+        )
+
     assert choose({"baseline": c("baseline", 10.0, 5.0), "book": c("book", 9.0, 0.0)}) == "baseline"
     assert choose({"baseline": c("baseline", 10.0, 5.0), "book": c("book", 10.0, 0.0)}) == "book"
 
@@ -157,9 +226,9 @@ def test_minimum_extension_equals_brute_force(at10) -> None:
 
 
 def test_brute_force_finds_the_minimum_a_bisection_misses() -> None:
-    shares = [0.80, 0.90, 0.95, 0.94, 0.94, 0.96, 0.97]   # oscillates, as the daily cycle makes it
+    shares = [0.80, 0.90, 0.95, 0.94, 0.94, 0.96, 0.97]  # oscillates, as the daily cycle makes it
     assert smallest_meeting(shares, 0.95) == 2
-    lo, hi = 0, len(shares) - 1                            # a bisection assuming monotonicity
+    lo, hi = 0, len(shares) - 1  # a bisection assuming monotonicity
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if shares[mid] >= 0.95 else (mid, hi)
@@ -179,9 +248,12 @@ def test_the_past_is_fixed_under_extension_and_capacity(at10) -> None:
     assert np.array_equal(more.issuer_per_s[:k], base.issuer_per_s[:k])
     assert np.allclose(more.issuer_per_s[k:], 2 * base.issuer_per_s[k:])
     from analysis.backlog import run_fluid
+
     stages = plan.candidates[plan.recommended].stages
     a, b = run_fluid(base, stages), run_fluid(model.inputs(3), stages)
-    assert np.allclose(a.served_cum[:k], b.served_cum[:k]) and np.allclose(a.lost_cum[:k], b.lost_cum[:k])
+    assert np.allclose(a.served_cum[:k], b.served_cum[:k]) and np.allclose(
+        a.lost_cum[:k], b.lost_cum[:k]
+    )
 
 
 def test_bands_are_ordered_and_not_degenerate(accepted) -> None:
@@ -197,7 +269,7 @@ def test_bands_are_ordered_and_not_degenerate(accepted) -> None:
 def test_collapsed_ranges_give_degenerate_bands() -> None:
     sets = parameter_sets({"behaviour.patience_minutes": (20.0, 20.0)}, 8)
     b = band([s["behaviour.patience_minutes"] for s in sets])
-    assert b["p5"] == b["p95"]                              # the check above would go red
+    assert b["p5"] == b["p95"]  # the check above would go red
     assert "capacity.stamps_per_second" not in profile_ranges(load_profile("casn2024"))
 
 
@@ -209,13 +281,14 @@ def test_stage_ids_are_stable_and_the_table_validated() -> None:
     with pytest.raises(FieldError, match="unique id"):
         validate_table((STAGES[0], STAGES[0]))
     for s in STAGES:
-        assert stage_by_id(s.id).name["id"] != s.name["en"]      # translated, not copied
+        assert stage_by_id(s.id).name["id"] != s.name["en"]  # translated, not copied
 
 
 def test_reordering_stages_cannot_silently_break_the_plan_check(tmp_path: Path) -> None:
     d = tmp_path / "run"
     shutil.copytree(FIXTURES / "full", d)
-    # plan refuses a directory holding another run's files: plan apart, then lay its files over the rehearsal's
+    # plan refuses a directory holding another run's files:
+    # plan apart, then lay its files over the rehearsal's
     code, _ = _run(["plan", "--profile", "casn2024", "--no-bands", "--out", str(tmp_path / "plan")])
     assert code == 0
     for name in ("plan.json", "timeline.csv", "gate_schedule.json", "waiting_room.json"):
@@ -229,9 +302,11 @@ def test_reordering_stages_cannot_silently_break_the_plan_check(tmp_path: Path) 
     # a check reading stages by position would now read another stage
     assert plan["stages"][0]["id"] != "finish-paid" and stage(plan, "finish-paid") is not None
     plan["stages"] = [s for s in plan["stages"] if s["id"] != "reopen-ordering"] + [
-        {**stage(plan, "reopen-ordering"), "id": None}]
+        {**stage(plan, "reopen-ordering"), "id": None}
+    ]
     (d / "plan.json").write_text(json.dumps(plan))
     from floor.errors import InputFileError
+
     with pytest.raises(InputFileError, match="without an id"):
         check_plan_followed(d)
 
@@ -242,11 +317,16 @@ def test_extend_flag_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
         with pytest.raises(FieldError, match="--extend"):
             parse_days(bad)
     out = tmp_path / "e"
-    code = main(["plan", "--profile", "casn2024", "--extend", "2d", "--no-bands", "--out", str(out)])
+    code = main(
+        ["plan", "--profile", "casn2024", "--extend", "2d", "--no-bands", "--out", str(out)]
+    )
     assert code == 0
     plan = json.loads((out / "plan.json").read_text())
     assert plan["extend_days"] == 2 and plan["close"].startswith("2024-09-12T23:59")
-    assert main(["plan", "--profile", "casn2024", "--extend", "1.5d", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["plan", "--profile", "casn2024", "--extend", "1.5d", "--out", str(tmp_path / "x")])
+        == 2
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -272,14 +352,19 @@ def test_timeline_shares_the_forecast_contract(tmp_path: Path) -> None:
     from analysis.forecast import Forecast
     from analysis.plan_config import TIMELINE_COLUMNS
     from analysis.plan_output import forecast_columns
+
     p = load_profile("flash-crowd")
-    plan = make_plan(p, PlanConfig(stamps_per_second=5.0, bands=False, what_if_days=(0,), max_extension_days=0))
-    assert TIMELINE_COLUMNS[:len(FORECAST)] == FORECAST
+    plan = make_plan(
+        p, PlanConfig(stamps_per_second=5.0, bands=False, what_if_days=(0,), max_extension_days=0)
+    )
+    assert TIMELINE_COLUMNS[: len(FORECAST)] == FORECAST
     theirs = Forecast(profile=p, result=plan.result, close_s=plan.close_s).timeline_rows()
-    mine = [list(r) for r in zip(*forecast_columns(plan.result, p.calendar, len(theirs)), strict=True)]
+    mine = [
+        list(r) for r in zip(*forecast_columns(plan.result, p.calendar, len(theirs)), strict=True)
+    ]
     assert mine == theirs
     rows = plan.timeline_rows()
-    assert len(rows[0]) == len(TIMELINE_COLUMNS) and [r[:len(FORECAST)] for r in rows] == theirs
+    assert len(rows[0]) == len(TIMELINE_COLUMNS) and [r[: len(FORECAST)] for r in rows] == theirs
 
 
 def test_plan_command_as_a_process_prints_no_traceback(tmp_path) -> None:
@@ -289,8 +374,21 @@ def test_plan_command_as_a_process_prints_no_traceback(tmp_path) -> None:
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "surgecast", "plan", "--profile", "casn2024", "--out",
-                        str(tmp_path / "p")], capture_output=True, text=True, timeout=170)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "surgecast",
+            "plan",
+            "--profile",
+            "casn2024",
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
     assert (tmp_path / "p" / "plan.json").is_file()
