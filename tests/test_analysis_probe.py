@@ -16,17 +16,21 @@ FIXTURE = Path(__file__).parent / "fixtures" / "probe" / "probe.csv"
 
 def test_capacity_from_fixture() -> None:
     rows = read_probe_csv(FIXTURE)
-    cap = capacity_from_probe(rows, configured={"issuer_workers": 4}, measured_at="2024-09-01T00:00:00.000Z")
+    cap = capacity_from_probe(
+        rows, configured={"issuer_workers": 4}, measured_at="2024-09-01T00:00:00.000Z"
+    )
     json.dumps(cap)  # JSON-ready
     stamps = [r for r in rows if r["step"] == "stamps"]
     acceptable = [r["throughput_per_s"] for r in stamps if r["error_ratio"] <= 0.01]
     assert cap["stamps_per_second"] == max(acceptable)
-    assert cap["excluded_levels"]["stamps"] == [32]          # 12 % errors at 32
+    assert cap["excluded_levels"]["stamps"] == [32]  # 12 % errors at 32
     assert cap["peak_concurrency"]["stamps"] == 16
     u = cap["usl"]["stamps"]
     assert u["points"] == 5 and u["r2"] > 0.98
-    assert u["alpha"] == pytest.approx(0.08, abs=0.03) and u["beta"] == pytest.approx(0.002, abs=0.001)
-    assert "beyond the highest measured level" in u["note"]   # peak ~21 > 16: said, not used
+    assert u["alpha"] == pytest.approx(0.08, abs=0.03) and u["beta"] == pytest.approx(
+        0.002, abs=0.001
+    )
+    assert "beyond the highest measured level" in u["note"]  # peak ~21 > 16: said, not used
     assert cap["usl"]["pay"]["alpha"] is None and "needs at least 4" in cap["usl"]["pay"]["note"]
     assert cap["configured"] == {"issuer_workers": 4}
     assert set(cap) >= {"stamps_per_second", "peak_concurrency", "usl", "configured", "measured_at"}
@@ -47,7 +51,9 @@ def test_all_levels_failing() -> None:
 def test_bad_probe_csv(tmp_path) -> None:
     p = tmp_path / "probe.csv"
     p.write_text(",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,abc,1,2,3,60\n")
-    with pytest.raises(InputFileError, match=r"line 2, column throughput_per_s: 'abc' is not a number"):
+    with pytest.raises(
+        InputFileError, match=r"line 2, column throughput_per_s: 'abc' is not a number"
+    ):
         read_probe_csv(p)
     p.write_text("concurrency,step\n1,stamps\n")
     with pytest.raises(InputFileError, match="missing column"):
@@ -68,10 +74,22 @@ from analysis.probe import (  # noqa: E402
 )
 
 
-def _batches(rng: np.random.Generator, n: int, rate: float, k: int, phase: str = "ladder") -> list[dict]:
-    return [{"concurrency": n, "phase": phase, "start_unix": 0.0, "duration_s": 1.0,
-             "stamps": float(rng.poisson(rate)), "server_stamps": None, "requests": 0.0, "errors": 0.0}
-            for _ in range(k)]
+def _batches(
+    rng: np.random.Generator, n: int, rate: float, k: int, phase: str = "ladder"
+) -> list[dict]:
+    return [
+        {
+            "concurrency": n,
+            "phase": phase,
+            "start_unix": 0.0,
+            "duration_s": 1.0,
+            "stamps": float(rng.poisson(rate)),
+            "server_stamps": None,
+            "requests": 0.0,
+            "errors": 0.0,
+        }
+        for _ in range(k)
+    ]
 
 
 def test_interval_covers_a_poisson_rate_as_stated() -> None:
@@ -103,17 +121,26 @@ def test_assess_calls_a_doubling_rise_and_a_plateau_flat() -> None:
     spread = dispersion(lo + hi + top)
     e8, e16, e32 = (level_estimate(b, spread=spread) for b in (lo, hi, top))
     assert assess(e8, e16) == "rising"
-    assert assess(e16, e32, final=True) in ("flat", "falling") or abs(e32.stamps_per_second / e16.stamps_per_second - 1) > 0.05
+    assert (
+        assess(e16, e32, final=True) in ("flat", "falling")
+        or abs(e32.stamps_per_second / e16.stamps_per_second - 1) > 0.05
+    )
 
 
 def test_the_short_noisy_level_does_not_win_the_winners_curse() -> None:
     # What the old probe did: a 2-second ladder level that happened to read 21/s on a 16/s
     # issuer was "the peak". The held level (30 s at 16/s) is the capacity, with its interval.
     rng = np.random.default_rng(5)
-    batches = (_batches(rng, 4, 8.0, 2) + _batches(rng, 8, 13.0, 2)
-               + [{**b, "stamps": 21.0} for b in _batches(rng, 16, 16, 2)]
-               + _batches(rng, 32, 16.0, 3) + _batches(rng, 64, 16.0, 30, "hold"))
-    batches = _with_queue(batches, {4: 0, 8: 0, 16: 2, 32: 10, 64: 40})   # the issuer saturated from 32
+    batches = (
+        _batches(rng, 4, 8.0, 2)
+        + _batches(rng, 8, 13.0, 2)
+        + [{**b, "stamps": 21.0} for b in _batches(rng, 16, 16, 2)]
+        + _batches(rng, 32, 16.0, 3)
+        + _batches(rng, 64, 16.0, 30, "hold")
+    )
+    batches = _with_queue(
+        batches, {4: 0, 8: 0, 16: 2, 32: 10, 64: 40}
+    )  # the issuer saturated from 32
     cap = capacity_from_probe([], batches=batches, configured_stamps_per_second=16.0)
     assert cap["levelled"] is True and cap["capacity_concurrency"] == 64
     assert cap["stamps_per_second"] == pytest.approx(16.0, rel=0.1)
@@ -125,10 +152,16 @@ def test_the_short_noisy_level_does_not_win_the_winners_curse() -> None:
 
 def test_still_rising_at_the_top_is_not_called_a_peak() -> None:
     rng = np.random.default_rng(2)
-    batches = (_batches(rng, 1, 4.0, 3) + _batches(rng, 2, 8.0, 3) + _batches(rng, 4, 16.0, 3)
-               + _batches(rng, 8, 32.0, 20, "hold"))
+    batches = (
+        _batches(rng, 1, 4.0, 3)
+        + _batches(rng, 2, 8.0, 3)
+        + _batches(rng, 4, 16.0, 3)
+        + _batches(rng, 8, 32.0, 20, "hold")
+    )
     cap = capacity_from_probe([], batches=batches)
-    assert cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
+    assert (
+        cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
+    )
     assert "not levelled by the top level (concurrency 8)" in cap["note"]
     assert cap["highest_measured"]["concurrency"] == 8
 
@@ -155,10 +188,16 @@ def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -
     run = tmp_path / "probe"
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)
     rng = np.random.default_rng(4)
-    batches = _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
+    batches = (
+        _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
+    )
     batches = [{**b, "server_queue": 0.0 if b["concurrency"] == 8 else 9.0} for b in batches]
-    cap = capacity_from_probe(read_probe_csv(run / "probe.csv"), batches=batches, max_error_ratio=1.0,
-                              configured_stamps_per_second=16.0)
+    cap = capacity_from_probe(
+        read_probe_csv(run / "probe.csv"),
+        batches=batches,
+        max_error_ratio=1.0,
+        configured_stamps_per_second=16.0,
+    )
     atomic.write_json(run / "capacity.json", cap)
     html = build_report(run, lang="en").paths[0].read_text()
     assert "configured 16/s" in html and "95% interval" in html
@@ -180,18 +219,23 @@ def test_a_short_inconclusive_step_levels_only_where_stamps_queue() -> None:
     # The step 16 -> 32 cannot be shown flat from 3 seconds of Poisson counts; what shows that
     # 32 is saturated is the issuer's queue at its batch edges.
     rng = np.random.default_rng(8)
-    ladder = [{**b, "stamps": x} for b, x in zip(_batches(rng, 16, 15, 3), (15.0, 17.0, 14.0), strict=True)]
+    ladder = [
+        {**b, "stamps": x}
+        for b, x in zip(_batches(rng, 16, 15, 3), (15.0, 17.0, 14.0), strict=True)
+    ]
     base = _batches(rng, 8, 10.0, 3) + ladder + _batches(rng, 32, 16.0, 30, "hold")
     queued = capacity_from_probe([], batches=_with_queue(base, {8: 0, 16: 3, 32: 20}))
     assert queued["levelled"] is True and queued["capacity_concurrency"] == 32, queued["steps"]
     assert queued["queued_levels"] == [16, 32] and queued["steps"][-1]["significant"] == "undecided"
-    # mutated: no queue anywhere (a client that cannot drive the issuer): the same rates are not a peak
+    # mutated: no queue anywhere (a client that cannot
+    # drive the issuer): the same rates are not a peak
     idle = capacity_from_probe([], batches=_with_queue(base, {8: 0, 16: 0, 32: 0}))
     assert idle["levelled"] is False and idle["stamps_per_second"] is None, idle["steps"]
 
 
 def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
-    # Stamps queue at 16 and 32, but 32 does 40 % more than 16: still rising, whatever the queue says.
+    # Stamps queue at 16 and 32, but 32 does 40 % more
+    # than 16: still rising, whatever the queue says.
     rng = np.random.default_rng(9)
     base = _batches(rng, 16, 16.0, 6) + _batches(rng, 32, 22.4, 30, "hold")
     cap = capacity_from_probe([], batches=_with_queue(base, {16: 5, 32: 30}))
@@ -201,9 +245,21 @@ def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
     knee = capacity_from_probe([], batches=_with_queue(base, {16: 0, 32: 30}))
     assert knee["levelled"] is True and knee["capacity_concurrency"] == 32
     # but the same rise seen only through the client's waits is not enough
-    rows = [{"concurrency": n, "step": "stamps", "requests": 10, "errors": 0, "error_ratio": 0.0,
-             "throughput_per_s": x, "p50_ms": w, "p95_ms": w, "p99_ms": w, "duration_s": 6.0}
-            for n, x, w in [(16, 16.0, 400.0), (32, 22.4, 1600.0)]]
+    rows = [
+        {
+            "concurrency": n,
+            "step": "stamps",
+            "requests": 10,
+            "errors": 0,
+            "error_ratio": 0.0,
+            "throughput_per_s": x,
+            "p50_ms": w,
+            "p95_ms": w,
+            "p99_ms": w,
+            "duration_s": 6.0,
+        }
+        for n, x, w in [(16, 16.0, 400.0), (32, 22.4, 1600.0)]
+    ]
     client = capacity_from_probe(rows, batches=base)
     assert client["queued_levels"] == [32] and client["levelled"] is False
 
@@ -211,6 +267,6 @@ def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
 def test_queued_levels_needs_a_queue_at_most_edges() -> None:
     edges = [(16, q) for q in (4, 0, 3)] + [(32, q) for q in [9] * 19 + [0]] + [(64, 0)] * 5
     b = [{"concurrency": n, "server_queue": float(q)} for n, q in edges]
-    assert queued_levels(b, {}) == {32}                      # 16: one edge in 3 found none
+    assert queued_levels(b, {}) == {32}  # 16: one edge in 3 found none
     # without the server's figures: the client's median waits, 3x the least
     assert queued_levels([], {1: 500.0, 16: 1200.0, 32: 1600.0}) == {32}

@@ -51,7 +51,9 @@ def test_mmc_wait_and_tail_formulas() -> None:
     assert mmc(arrival_rate=12.0, service_rate=1.0, servers=12).mean_wait == math.inf
 
 
-def _chain_exact(lam: Fraction, mu: Fraction, c: int, theta: Fraction, n_max: int) -> tuple[float, float]:
+def _chain_exact(
+    lam: Fraction, mu: Fraction, c: int, theta: Fraction, n_max: int
+) -> tuple[float, float]:
     """Stationary P(wait) and E[queue] of M/M/c+M from exact rationals, truncated at n_max."""
     p = [Fraction(1)]
     for n in range(1, n_max + 1):
@@ -74,16 +76,21 @@ def test_erlang_a_against_exact_chain(lam: int) -> None:
 
 def test_erlang_a_limits() -> None:
     # Patience -> infinity: Erlang C.  Heavy overload: the fluid limit (lambda - c mu)/theta.
-    assert erlang_a(arrival_rate=10, service_rate=1, servers=12, patience=1e9).p_wait == pytest.approx(erlang_c(12, 10.0), rel=1e-6)
+    assert erlang_a(
+        arrival_rate=10, service_rate=1, servers=12, patience=1e9
+    ).p_wait == pytest.approx(erlang_c(12, 10.0), rel=1e-6)
     big = erlang_a(arrival_rate=2000, service_rate=1, servers=1000, patience=60)
     assert big.mean_queue == pytest.approx(1000 * 60, rel=0.01)
     assert big.throughput == pytest.approx(1000, rel=0.01)
 
 
 # ---- Erlang A at planning scale (issue 9): O(c) closed form against the independent chain ----
-@pytest.mark.parametrize("lam, patience", [(6000.0, 100.0), (4900.0, 600.0), (5000.0, 3600.0), (4000.0, 60.0)])
+@pytest.mark.parametrize(
+    "lam, patience", [(6000.0, 100.0), (4900.0, 600.0), (5000.0, 3600.0), (4000.0, 60.0)]
+)
 def test_erlang_a_closed_form_matches_the_chain_at_c_5000(lam: float, patience: float) -> None:
     from analysis.queueing import erlang_a_chain
+
     a = erlang_a(arrival_rate=lam, service_rate=1.0, servers=5000, patience=patience)
     b = erlang_a_chain(arrival_rate=lam, service_rate=1.0, servers=5000, patience=patience)
     assert a.p_wait == pytest.approx(b.p_wait, rel=1e-8, abs=1e-14)
@@ -95,6 +102,7 @@ def test_erlang_a_closed_form_matches_the_chain_at_c_5000(lam: float, patience: 
 def test_the_c_5000_check_can_fail() -> None:
     # A mutated formula (Erlang C's queue, ignoring abandonment) is far from the chain.
     from analysis.queueing import erlang_a_chain
+
     b = erlang_a_chain(arrival_rate=4990.0, service_rate=1.0, servers=5000, patience=60.0)
     c = mmc(arrival_rate=4990.0, service_rate=1.0, servers=5000)
     assert abs(c.mean_queue / b.mean_queue - 1) > 0.05
@@ -109,15 +117,36 @@ def test_erlang_a_long_patience_overload_is_the_fluid_limit() -> None:
     huge = erlang_a(arrival_rate=6000.0, service_rate=1.0, servers=5000, patience=1e8)
     assert huge.p_abandon == pytest.approx(1000 / 6000, rel=1e-6)
     near = erlang_a(arrival_rate=4999.0, service_rate=1.0, servers=5000, patience=1e8)
-    assert near.p_wait == pytest.approx(erlang_c(5000, 4999.0), rel=1e-3)   # patience -> inf: Erlang C
+    assert near.p_wait == pytest.approx(
+        erlang_c(5000, 4999.0), rel=1e-3
+    )  # patience -> inf: Erlang C
 
 
 def test_queue_json_reports_erlang_b_as_p_block(capsys) -> None:
     from surgecast.cli import main
-    assert main(["queue", "--arrival-rate", "10", "--service-rate", "1", "--servers", "10", "--json"]) == 0
+
+    assert (
+        main(["queue", "--arrival-rate", "10", "--service-rate", "1", "--servers", "10", "--json"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert round(out["p_block"], 4) == 0.2146
-    assert main(["queue", "--arrival-rate", "6000", "--service-rate", "1", "--servers", "5000",
-                 "--patience", "1e8", "--json"]) == 0
+    assert (
+        main(
+            [
+                "queue",
+                "--arrival-rate",
+                "6000",
+                "--service-rate",
+                "1",
+                "--servers",
+                "5000",
+                "--patience",
+                "1e8",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["p_abandon"] == pytest.approx(1 / 6, rel=1e-6) and 0 < out["p_block"] < 1

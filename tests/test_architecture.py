@@ -23,8 +23,14 @@ LINT = ("import sys; from importlinter.cli import lint_imports_command; "
 
 def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
     """Run lint-imports on ``tree`` (its pyproject.toml, its packages first on the path)."""
-    return subprocess.run([sys.executable, "-c", LINT], cwd=tree, capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", LINT],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project's Python packages and pyproject.toml."""
     out = tmp_path_factory.mktemp("tree")
     for name in PACKAGES:
-        shutil.copytree(ROOT / name, out / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            ROOT / name, out / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     shutil.copy(ROOT / "pyproject.toml", out / "pyproject.toml")
     return out
 
@@ -55,12 +63,18 @@ PLANTED = [
 ]
 
 
-@pytest.mark.parametrize(("path", "line", "contract"), PLANTED, ids=[p[0] + ":" + p[1] for p in PLANTED])
-def test_a_planted_violation_turns_the_contracts_red(tree: Path, path: str, line: str, contract: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "line", "contract"), PLANTED, ids=[p[0] + ":" + p[1] for p in PLANTED]
+)
+def test_a_planted_violation_turns_the_contracts_red(
+    tree: Path, path: str, line: str, contract: str
+) -> None:
     target = tree / path
     original = target.read_text(encoding="utf-8")
     try:
-        target.write_text(original + f"\n\ndef _planted() -> None:\n    {line}  # noqa\n", encoding="utf-8")
+        target.write_text(
+            original + f"\n\ndef _planted() -> None:\n    {line}  # noqa\n", encoding="utf-8"
+        )
         r = _lint(tree)
     finally:
         target.write_text(original, encoding="utf-8")

@@ -58,7 +58,7 @@ def html_target() -> Iterator[str]:
 def hanging_target() -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    sock.listen(16)            # connections complete in the kernel's backlog; nobody ever reads them
+    sock.listen(16)  # connections complete in the kernel's backlog; nobody ever reads them
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
 
@@ -72,29 +72,82 @@ def refused_target() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _run(command: str, host: str, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run(
+    command: str, host: str, out: Path, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
     if command == "rehearse":
-        args = ["rehearse", "--arrival-rate", "2", "--duration", "3", "--host", host, "--out", str(out), *extra]
+        args = [
+            "rehearse",
+            "--arrival-rate",
+            "2",
+            "--duration",
+            "3",
+            "--host",
+            host,
+            "--out",
+            str(out),
+            *extra,
+        ]
     elif command == "locust":  # Locust's own entry: the same pre-flight from the locustfile
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
-                            "--arrival-rate", "2", "--duration", "3", "--host", host, "--out", str(out), *extra],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "locustfile.py"),
+                "--headless",
+                "--arrival-rate",
+                "2",
+                "--duration",
+                "3",
+                "--host",
+                host,
+                "--out",
+                str(out),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         return r, time.monotonic() - t0
     else:
-        args = ["probe", "--host", host, "--out", str(out), "--step-duration", "1", "--warmup", "0", *extra]
+        args = [
+            "probe",
+            "--host",
+            host,
+            "--out",
+            str(out),
+            "--step-duration",
+            "1",
+            "--warmup",
+            "0",
+            *extra,
+        ]
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "surgecast", *args], capture_output=True, text=True,
-                       timeout=60, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "surgecast", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     return r, time.monotonic() - t0
 
 
-def _assert_refused_cleanly(r: subprocess.CompletedProcess[str], host: str, out: Path, *words: str) -> None:
+def _assert_refused_cleanly(
+    r: subprocess.CompletedProcess[str], host: str, out: Path, *words: str
+) -> None:
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
     # Locust's own log lines ("[date] host/INFO/locust.main: ...") may come first under `locust -f`.
-    err = "\n".join(line for line in r.stderr.strip().splitlines() if not line.startswith("[")).strip()
+    err = "\n".join(
+        line for line in r.stderr.strip().splitlines() if not line.startswith("[")
+    ).strip()
     assert "Traceback" not in r.stderr + r.stdout
-    assert err.count("\n") == 0, err                    # one line
+    assert err.count("\n") == 0, err  # one line
     assert err.startswith("TargetError: ") and host in err, err
     for w in words:
         assert w in err, (w, err)
@@ -115,7 +168,9 @@ def test_refused_connection(tmp_path: Path, refused_target: str, command: str) -
 def test_html_instead_of_json(tmp_path: Path, html_target: str, command: str) -> None:
     out = tmp_path / "out"
     r, _ = _run(command, html_target, out, "--admin-token", "t0ken-for-html")
-    _assert_refused_cleanly(r, html_target, out, "text/html", "not JSON", "--host must be the API's base URL")
+    _assert_refused_cleanly(
+        r, html_target, out, "text/html", "not JSON", "--host must be the API's base URL"
+    )
 
 
 @pytest.mark.timeout(60)
@@ -135,9 +190,10 @@ def test_wrong_admin_token_is_refused_before_any_load(tmp_path: Path) -> None:
             out = tmp_path / command
             r, _ = _run(command, tb.url, out, "--admin-token", "not-the-token")
             _assert_refused_cleanly(r, tb.url, out, "--admin-token", "HTTP 401")
-            assert "not-the-token" not in r.stderr          # the message never echoes a token
+            assert "not-the-token" not in r.stderr  # the message never echoes a token
         # The real testbed passes the pre-flight: the same command gets past it (and fails later
         # only on what it is given, here nothing: no admin token is fine).
         from scenarios.target import preflight
+
         assert preflight(tb.url) is None
         assert preflight(tb.url, admin_token=tb.admin_token)["issuer"]["workers"] >= 1

@@ -61,12 +61,16 @@ def test_argparse_errors_are_one_line_via_real_process() -> None:
 
 
 def test_profile_error_names_field_value_and_fix() -> None:
-    e = ProfileError("calendar.deadline", "2024-13-01", "write a date-time like 2024-09-06T23:59:00")
+    e = ProfileError(
+        "calendar.deadline", "2024-13-01", "write a date-time like 2024-09-06T23:59:00"
+    )
     assert str(e) == "calendar.deadline = '2024-13-01': write a date-time like 2024-09-06T23:59:00"
     assert isinstance(e, FieldError) and e.exit_code == EXIT_USAGE
 
 
-@pytest.mark.parametrize(("cls", "code"), [(ThresholdFailed, EXIT_THRESHOLD), (IntegrityError, EXIT_INTEGRITY)])
+@pytest.mark.parametrize(
+    ("cls", "code"), [(ThresholdFailed, EXIT_THRESHOLD), (IntegrityError, EXIT_INTEGRITY)]
+)
 def test_exit_codes_carry_the_outcome(cls: type[SurgecastError], code: int) -> None:
     assert cls("x").exit_code == code
 

@@ -2,10 +2,10 @@
 `surgecast.cli.main` answers with an exit code in {0, 1, 2, 3} and at most one line on stderr,
 never a traceback.
 
-Calls are in-process for speed. Where a call would start real work (a testbed, a Locust process,
-a plan computation, a report), the entry point is replaced by a sentinel that ends the call: reaching
-it means every flag was accepted. Hosts are only loopback (a closed port) or malformed, and
---allow-remote is never generated, so no traffic leaves the machine.
+Calls are in-process for speed. Where a call would start real work (a testbed, a Locust
+process, a plan computation, a report), the entry point is replaced by a sentinel that ends
+the call: reaching it means every flag was accepted. Hosts are only loopback (a closed port)
+or malformed, and --allow-remote is never generated, so no traffic leaves the machine.
 """
 
 from __future__ import annotations
@@ -41,28 +41,117 @@ def _files(tmp: Path) -> list[str]:
     (tmp / "text.txt").write_text("just words\n")
     (tmp / "empty").write_text("")
     (tmp / "bad.toml").write_text("[calendar\nx = = 1\n")
-    (tmp / "gates_inf.json").write_text('[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", '
-                                        '"rate_per_s": 1e400, "burst": 40}]')
-    (tmp / "gates_tiny.json").write_text('[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", '
-                                         '"rate_per_s": 5e-324}]')
+    (tmp / "gates_inf.json").write_text(
+        '[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", '
+        '"rate_per_s": 1e400, "burst": 40}]'
+    )
+    (tmp / "gates_tiny.json").write_text(
+        '[{"at": "2024-09-06T02:00:00+07:00", "gate": "ordering", "mode": "rate", '
+        '"rate_per_s": 5e-324}]'
+    )
     (tmp / "usl.csv").write_text("load,throughput\n1,1\n2,1.9\n4,3.5\n8,5\n")
     (tmp / "adir").mkdir(exist_ok=True)
-    return [str(tmp / n) for n in ("deep.toml", "deep.json", "text.txt", "empty", "bad.toml", "gates_inf.json",
-                                   "gates_tiny.json", "usl.csv", "adir", "missing.file")] + [
-        "/proc/x", "/proc/self/status", "/dev/null", str(ROOT / "tests" / "fixtures" / "runs"),
-        str(ROOT / "scenarios" / "profiles" / "steady.toml"), "casn2024", "steady", "no-such-profile"]
+    return [
+        str(tmp / n)
+        for n in (
+            "deep.toml",
+            "deep.json",
+            "text.txt",
+            "empty",
+            "bad.toml",
+            "gates_inf.json",
+            "gates_tiny.json",
+            "usl.csv",
+            "adir",
+            "missing.file",
+        )
+    ] + [
+        "/proc/x",
+        "/proc/self/status",
+        "/dev/null",
+        str(ROOT / "tests" / "fixtures" / "runs"),
+        str(ROOT / "scenarios" / "profiles" / "steady.toml"),
+        "casn2024",
+        "steady",
+        "no-such-profile",
+    ]
 
 
-NUMBERS = ["0", "-1", "1", "2.5", "1e400", "-1e400", "5e-324", "nan", "inf", "-inf", "99999", "65536",
-           "18446744073709551617", "0x10", "1_000", "", " ", "1e308", "3600", "600"]
-HOSTS = ["http://[::1", "http://[::1]:99999", "http://127.0.0.1:99999", "http://127.0.0.1:1", "http://[::1]:1",
-         "ftp://127.0.0.1", "http://", "127.0.0.1:1", "http://127.0.0.1:-5", "http://user:pw@127.0.0.1:1",
-         "http://127.0.0.1:1/?q=1", "http://localhost:0", "http://127.0.0.1:1#f", "http://%31%32%37.0.0.1:1"]
-WORDS = ["", "-", "--", "-x", "--nope", "\u00e9\u00e8", "a\nb", "x" * 300, "stamp.p95<2s", "errors<1%:abort",
-         "stamp.p95<1e400s", "dropped<nan%", "2024-09-02T00:00/2024-09-07T00:00", "2024-13-01T00:00/2024-01-01",
-         "9999-12-31T00:00/0001-01-01T00:00", "issuer.workers=1e400", "issuer.workers=[[[[1]]]]", "a.b.c",
-         "issuer.service.mean=5e-324", "1h30m", "5m", "90s", "10", "-5s", "1e400s", "en", "id", "kill-testbed",
-         "show", "list", "check", "exponential:0.25", "lognormal:nan:1", "shed", "unbounded"]
+NUMBERS = [
+    "0",
+    "-1",
+    "1",
+    "2.5",
+    "1e400",
+    "-1e400",
+    "5e-324",
+    "nan",
+    "inf",
+    "-inf",
+    "99999",
+    "65536",
+    "18446744073709551617",
+    "0x10",
+    "1_000",
+    "",
+    " ",
+    "1e308",
+    "3600",
+    "600",
+]
+HOSTS = [
+    "http://[::1",
+    "http://[::1]:99999",
+    "http://127.0.0.1:99999",
+    "http://127.0.0.1:1",
+    "http://[::1]:1",
+    "ftp://127.0.0.1",
+    "http://",
+    "127.0.0.1:1",
+    "http://127.0.0.1:-5",
+    "http://user:pw@127.0.0.1:1",
+    "http://127.0.0.1:1/?q=1",
+    "http://localhost:0",
+    "http://127.0.0.1:1#f",
+    "http://%31%32%37.0.0.1:1",
+]
+WORDS = [
+    "",
+    "-",
+    "--",
+    "-x",
+    "--nope",
+    "\u00e9\u00e8",
+    "a\nb",
+    "x" * 300,
+    "stamp.p95<2s",
+    "errors<1%:abort",
+    "stamp.p95<1e400s",
+    "dropped<nan%",
+    "2024-09-02T00:00/2024-09-07T00:00",
+    "2024-13-01T00:00/2024-01-01",
+    "9999-12-31T00:00/0001-01-01T00:00",
+    "issuer.workers=1e400",
+    "issuer.workers=[[[[1]]]]",
+    "a.b.c",
+    "issuer.service.mean=5e-324",
+    "1h30m",
+    "5m",
+    "90s",
+    "10",
+    "-5s",
+    "1e400s",
+    "en",
+    "id",
+    "kill-testbed",
+    "show",
+    "list",
+    "check",
+    "exponential:0.25",
+    "lognormal:nan:1",
+    "shed",
+    "unbounded",
+]
 # never generated: --allow-remote (it would let a non-loopback host through)
 FORBIDDEN = {"--allow-remote", "-h", "--help"}
 
@@ -89,8 +178,13 @@ GRAMMAR = {name: _flags(name) for name in COMMANDS}
 def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
     name = draw(st.sampled_from(sorted(COMMANDS)))
     flags, positionals = GRAMMAR[name]
-    values = st.one_of(st.sampled_from(NUMBERS), st.sampled_from(HOSTS), st.sampled_from(WORDS),
-                       st.sampled_from(files), st.text(max_size=12))
+    values = st.one_of(
+        st.sampled_from(NUMBERS),
+        st.sampled_from(HOSTS),
+        st.sampled_from(WORDS),
+        st.sampled_from(files),
+        st.text(max_size=12),
+    )
     argv = [name]
     if name == "profile":
         argv.append(draw(st.sampled_from(["show", "list", "check", "bogus"])))
@@ -103,7 +197,9 @@ def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
             argv.append(draw(values))
     if draw(st.integers(0, 9)) == 0:
         argv.insert(draw(st.integers(1, len(argv))), draw(values))
-    if "--host" in argv:  # the value after --host is one of ours (loopback or malformed), never remote
+    if (
+        "--host" in argv
+    ):  # the value after --host is one of ours (loopback or malformed), never remote
         i = argv.index("--host")
         if i + 1 >= len(argv) or argv[i + 1] not in HOSTS:
             argv.insert(i + 1, draw(st.sampled_from(HOSTS)))
@@ -120,6 +216,7 @@ def _fake_probe_module() -> types.ModuleType:
         if name.startswith("__"):
             raise AttributeError(name)
         raise Reached
+
     m.__getattr__ = getattr_  # type: ignore[attr-defined]
     return m
 
@@ -130,22 +227,29 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 @pytest.mark.timeout(600)
-def test_every_command_line_answers_one_line_and_a_contract_exit_code(files: list[str], tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)                 # default run directories land here
+def test_every_command_line_answers_one_line_and_a_contract_exit_code(
+    files: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # default run directories land here
     monkeypatch.delenv("SURGECAST_ADMIN_TOKEN", raising=False)
-    patches = [mock.patch("testbed.process.TestbedServer.start", _sentinel),
-               mock.patch("testbed.server.serve", _sentinel),
-               mock.patch("subprocess.Popen", _sentinel), mock.patch("subprocess.run", _sentinel),
-               mock.patch("subprocess.call", _sentinel),
-               mock.patch("scenarios.distributed_cli.wait_for_master", _sentinel),
-               mock.patch("analysis.planner.make_plan", _sentinel),
-               mock.patch("reports.build.build_report", _sentinel),
-               mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()})]
+    patches = [
+        mock.patch("testbed.process.TestbedServer.start", _sentinel),
+        mock.patch("testbed.server.serve", _sentinel),
+        mock.patch("subprocess.Popen", _sentinel),
+        mock.patch("subprocess.run", _sentinel),
+        mock.patch("subprocess.call", _sentinel),
+        mock.patch("scenarios.distributed_cli.wait_for_master", _sentinel),
+        mock.patch("analysis.planner.make_plan", _sentinel),
+        mock.patch("reports.build.build_report", _sentinel),
+        mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()}),
+    ]
     seen: list[tuple[list[str], int | str]] = []
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                        HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=400,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(argv=command_lines(files))
     def one(argv: list[str]) -> None:
         err, out = io.StringIO(), io.StringIO()
@@ -165,20 +269,48 @@ def test_every_command_line_answers_one_line_and_a_contract_exit_code(files: lis
         for p in patches:
             stack.enter_context(p)
         one()
-    assert "locust" not in sys.modules       # nothing gevent-patched this test process
+    assert "locust" not in sys.modules  # nothing gevent-patched this test process
     codes = {c for _, c in seen}
-    assert 2 in codes and len(seen) >= 100, codes   # the grammar reaches refusals ...
-    assert codes - {2}, codes                      # ... and calls that pass validation
+    assert 2 in codes and len(seen) >= 100, codes  # the grammar reaches refusals ...
+    assert codes - {2}, codes  # ... and calls that pass validation
 
 
-NAMED = [  # the malformed calls that gave a traceback before (issue 11), each now one line and exit 2
+# the malformed calls that gave a traceback before (issue 11), each now one line and exit 2
+NAMED = [
     (["rehearse", "--host", "http://[::1", "--arrival-rate", "1", "--out", "o"], "--host"),
-    (["rehearse", "--host", "http://127.0.0.1:99999", "--arrival-rate", "1", "--out", "o"], "--host"),
+    (
+        ["rehearse", "--host", "http://127.0.0.1:99999", "--arrival-rate", "1", "--out", "o"],
+        "--host",
+    ),
     (["probe", "--host", "http://127.0.0.1:99999", "--out", "o"], "--host"),
-    (["rehearse", "--profile", "casn2024", "--gates", "{gates_inf.json}", "--scale", "0.001", "--out", "o"],
-     "rate_per_s"),
-    (["rehearse", "--profile", "casn2024", "--gates", "{gates_tiny.json}", "--scale", "0.001", "--out", "o"],
-     "rate_per_s"),
+    (
+        [
+            "rehearse",
+            "--profile",
+            "casn2024",
+            "--gates",
+            "{gates_inf.json}",
+            "--scale",
+            "0.001",
+            "--out",
+            "o",
+        ],
+        "rate_per_s",
+    ),
+    (
+        [
+            "rehearse",
+            "--profile",
+            "casn2024",
+            "--gates",
+            "{gates_tiny.json}",
+            "--scale",
+            "0.001",
+            "--out",
+            "o",
+        ],
+        "rate_per_s",
+    ),
     (["profile", "check", "{deep.toml}"], "nested too deeply"),
     (["testbed", "--config", "{deep.toml}", "--port", "0"], "nested too deeply"),
     (["rehearse", "--arrival-rate", "1", "--out", "/proc/x"], "--out"),
@@ -189,17 +321,25 @@ NAMED = [  # the malformed calls that gave a traceback before (issue 11), each n
 
 
 @pytest.mark.parametrize(("argv", "word"), NAMED)
-def test_named_bad_inputs_are_one_line_exit_2(argv: list[str], word: str, files: list[str], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_named_bad_inputs_are_one_line_exit_2(
+    argv: list[str],
+    word: str,
+    files: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     by_name = {Path(f).name: f for f in files}
     argv = [by_name[a[1:-1]] if a.startswith("{") else a for a in argv]
-    with mock.patch("testbed.process.TestbedServer.start", _sentinel), \
-            mock.patch("testbed.server.serve", _sentinel), mock.patch("subprocess.Popen", _sentinel), \
-            mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()}):
+    with (
+        mock.patch("testbed.process.TestbedServer.start", _sentinel),
+        mock.patch("testbed.server.serve", _sentinel),
+        mock.patch("subprocess.Popen", _sentinel),
+        mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()}),
+    ):
         code = main(argv)
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "Traceback" not in err, (code, err)
     assert word in err, err
-    assert "locust" not in sys.modules       # nothing gevent-patched this test process
+    assert "locust" not in sys.modules  # nothing gevent-patched this test process

@@ -23,27 +23,63 @@ def _run_dir(tmp: Path, *, drain_after_h: float, busy: int, ok: bool = True, sam
              stamping_after: str = "rate") -> Path:
     """A rehearsal + plan directory whose issuer queue drains `drain_after_h` after reopening;
     after the reopening the target's stamping gate is `stamping_after` (the plan books it: rate)."""
-    atomic.write_json(tmp / "plan.json", {
-        "reopen_at": REOPEN.isoformat(), "max_utilisation": 1.0, "stamps_per_applicant": 2.2,
-        "close": (REOPEN + timedelta(days=5)).isoformat(),
-        "stages": [{"id": "reopen-ordering", "name": "reopen quota purchase", "start": (REOPEN + timedelta(hours=12)).isoformat(),
-                    "end": (REOPEN + timedelta(days=5)).isoformat(), "gates": {"ordering": "open"}},
-                   {"id": "finish-paid", "name": "finish stamping for those who paid", "start": REOPEN.isoformat(),
+    atomic.write_json(
+        tmp / "plan.json",
+        {
+            "reopen_at": REOPEN.isoformat(),
+            "max_utilisation": 1.0,
+            "stamps_per_applicant": 2.2,
+            "close": (REOPEN + timedelta(days=5)).isoformat(),
+            "stages": [
+                {
+                    "id": "reopen-ordering",
+                    "name": "reopen quota purchase",
+                    "start": (REOPEN + timedelta(hours=12)).isoformat(),
+                    "end": (REOPEN + timedelta(days=5)).isoformat(),
+                    "gates": {"ordering": "open"},
+                },
+                {
+                    "id": "finish-paid",
+                    "name": "finish stamping for those who paid",
+                    "start": REOPEN.isoformat(),
                     "end": (REOPEN + timedelta(hours=12)).isoformat(),
                     "drained_at": (REOPEN + timedelta(minutes=20)).isoformat(),
-                    "gates": {"stamping": "booked", "ordering": "closed"}}]})
+                    "gates": {"stamping": "booked", "ordering": "closed"},
+                },
+            ],
+        },
+    )
     atomic.write_json(tmp / "run.json", {"kind": "rehearsal", "scale": 1e-4, "compress": 7200})
     write_reconciliation(tmp, ok=ok, lost_quota=0 if ok else 2)
     rows = []
     t = REOPEN - timedelta(hours=24)
     while t < REOPEN + timedelta(hours=48):
         h = (t - REOPEN).total_seconds() / 3600
-        queue = 30 if h < 0 else (max(0, int(30 * (1 - h / drain_after_h))) if h < drain_after_h else 0)
+        queue = (
+            30 if h < 0 else (max(0, int(30 * (1 - h / drain_after_h))) if h < drain_after_h else 0)
+        )
         paused = 1 if h < 0 else 0
-        gates = (["open", "open", "open"] if h < 0 else
-                 ["open", "closed" if h < 12 else "open", stamping_after])
-        rows.append(["2026-01-01T00:00:00Z", t.isoformat(), queue, 0 if paused else (4 if queue else busy), 4,
-                     0, 0, paused, 0, 0, 8, *gates])
+        gates = (
+            ["open", "open", "open"]
+            if h < 0
+            else ["open", "closed" if h < 12 else "open", stamping_after]
+        )
+        rows.append(
+            [
+                "2026-01-01T00:00:00Z",
+                t.isoformat(),
+                queue,
+                0 if paused else (4 if queue else busy),
+                4,
+                0,
+                0,
+                paused,
+                0,
+                0,
+                8,
+                *gates,
+            ]
+        )
         t += timedelta(hours=samples_h)
     write_queue_csv(tmp, rows)
     return tmp
@@ -58,11 +94,20 @@ def test_follows_when_drained_in_time_below_target(tmp_path: Path) -> None:
     assert check["outage_peak_issuer_queue_national_applicants"] == round(30 / 2.2 / 1e-4)
 
 
-@pytest.mark.parametrize(("kw", "failing"), [
-    ({"drain_after_h": 12, "busy": 3}, "drain"),          # drains 12 h late: beyond 2 samples of resolution
-    ({"drain_after_h": 2, "busy": 3, "stamping_after": "open"}, "gates"),   # stamping left open, plan books it
-    ({"drain_after_h": 2, "busy": 3, "ok": False}, "integrity"),
-])
+@pytest.mark.parametrize(
+    ("kw", "failing"),
+    [
+        (
+            {"drain_after_h": 12, "busy": 3},
+            "drain",
+        ),  # drains 12 h late: beyond 2 samples of resolution
+        (
+            {"drain_after_h": 2, "busy": 3, "stamping_after": "open"},
+            "gates",
+        ),  # stamping left open, plan books it
+        ({"drain_after_h": 2, "busy": 3, "ok": False}, "integrity"),
+    ],
+)
 def test_each_check_can_fail(tmp_path: Path, kw: dict, failing: str) -> None:
     check = check_plan_followed(_run_dir(tmp_path, **kw), model=False)
     assert check["follows"] is False
@@ -83,7 +128,9 @@ def test_report_shows_the_plan_check(tmp_path: Path) -> None:
 
     run = tmp_path / "full"
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "full", run)
-    check = check_plan_followed(_run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3), model=False)
+    check = check_plan_followed(
+        _run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3), model=False
+    )
     atomic.write_json(run / "plan_check.json", check)
     html = build_report(run).paths[0].read_text()
     assert 'id="plan-check" class="callout bad"' in html
@@ -92,44 +139,90 @@ def test_report_shows_the_plan_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "id"])
-def test_report_shows_plan_against_doing_nothing_measured_beside_model(tmp_path: Path, lang: str) -> None:
+def test_report_shows_plan_against_doing_nothing_measured_beside_model(
+    tmp_path: Path, lang: str
+) -> None:
     import shutil
 
     from reports.build import build_report
 
     run = tmp_path / "full"
     shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "full", run)
-    check = check_plan_followed(_run_dir(tmp_path / "synthetic", drain_after_h=2, busy=3), model=False)
-    side = {"served": {"measured": 301, "model": 297.5}, "lost": {"measured": 40, "model": 43.5},
-            "duplicated": {"measured": 0, "model": 0}, "p95_wait_s": {"measured": 1500.0, "model": 1320.0}}
-    check["plan_vs_baseline"] = {"plan": side, "baseline": {**side, "served": {"measured": 254, "model": 249.1}},
-                                 "verdict": "the plan served 47 more applicants than doing nothing"}
+    check = check_plan_followed(
+        _run_dir(tmp_path / "synthetic", drain_after_h=2, busy=3), model=False
+    )
+    side = {
+        "served": {"measured": 301, "model": 297.5},
+        "lost": {"measured": 40, "model": 43.5},
+        "duplicated": {"measured": 0, "model": 0},
+        "p95_wait_s": {"measured": 1500.0, "model": 1320.0},
+    }
+    check["plan_vs_baseline"] = {
+        "plan": side,
+        "baseline": {**side, "served": {"measured": 254, "model": 249.1}},
+        "verdict": "the plan served 47 more applicants than doing nothing",
+    }
     atomic.write_json(run / "plan_check.json", check)
     html = build_report(run, lang=lang).paths[0].read_text()
     assert 'id="plan-vs-baseline"' in html
-    row = html[html.index('data-row="served"', html.index('id="plan-vs-baseline"')):]
-    row = row[:row.index("</tr>")]
-    assert [c in row for c in ("301", "298", "254", "249")] == [True] * 4   # measured beside model, both sides
+    row = html[html.index('data-row="served"', html.index('id="plan-vs-baseline"')) :]
+    row = row[: row.index("</tr>")]
+    assert [c in row for c in ("301", "298", "254", "249")] == [
+        True
+    ] * 4  # measured beside model, both sides
     assert ("Rencana dibandingkan" in html) == (lang == "id")
 
 
 @pytest.mark.timeout(300)
 def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "surgecast", "demo", "--quick", "--duration", "25",
-                           "--out", str(out)], capture_output=True, text=True, timeout=290)
-    tails = f"exit {proc.returncode}\n--- stdout (tail)\n{proc.stdout[-3000:]}\n--- stderr (tail)\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "surgecast",
+            "demo",
+            "--quick",
+            "--duration",
+            "25",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    tails = (
+        f"exit {proc.returncode}\n--- stdout (tail)\n{proc.stdout[-3000:]}\n"
+        f"--- stderr (tail)\n{proc.stderr[-3000:]}"
+    )
     assert proc.returncode in (0, 1), tails
-    for name in ("capacity.json", "probe.csv", "plan.json", "timeline.csv", "gate_schedule.json",
-                 "arrivals.csv", "queue.csv", "summary.json", "reconciliation.json", "plan_check.json",
-                 "mapping.json", "report.html", "baseline/summary.json", "baseline/queue.csv",
-                 "baseline/mapping.json", "baseline/gate_schedule.json"):
+    for name in (
+        "capacity.json",
+        "probe.csv",
+        "plan.json",
+        "timeline.csv",
+        "gate_schedule.json",
+        "arrivals.csv",
+        "queue.csv",
+        "summary.json",
+        "reconciliation.json",
+        "plan_check.json",
+        "mapping.json",
+        "report.html",
+        "baseline/summary.json",
+        "baseline/queue.csv",
+        "baseline/mapping.json",
+        "baseline/gate_schedule.json",
+    ):
         assert (out / name).is_file(), f"{name} missing; {tails}"
     check = json.loads((out / "plan_check.json").read_text())
     # exit 0 exactly when every check (the model's included) passed; 1 when one failed
     assert (proc.returncode == 0) == check["follows"], check["checks"]
     assert [c["name"] for c in check["checks"]] == ["drain", "gates", "integrity", "model"]
-    assert all(c["ok"] for c in check["checks"] if c["name"] in ("gates", "integrity")), check["checks"]
+    assert all(c["ok"] for c in check["checks"] if c["name"] in ("gates", "integrity")), check[
+        "checks"
+    ]
     mvt = check["model_vs_testbed"]
     for key in ("served", "peak_backlog", "drain_s"):
         assert set(mvt[key]) >= {"model", "measured", "error"}, mvt[key]
@@ -144,7 +237,10 @@ def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
     base_arr = (out / "baseline" / "arrivals.csv").read_text().splitlines()
     assert len(plan_arr) == len(base_arr) > 10
     mapping = json.loads((out / "mapping.json").read_text())
-    assert mapping["capacity"]["consistent"] is True and mapping["clocks"]["patience"]["preserved"] is True
+    assert (
+        mapping["capacity"]["consistent"] is True
+        and mapping["clocks"]["patience"]["preserved"] is True
+    )
     capacity = json.loads((out / "capacity.json").read_text())
     assert 4 <= capacity["stamps_per_second"] <= 32, capacity  # the testbed is configured for 16/s
     assert "surgecast demo: about" in proc.stdout

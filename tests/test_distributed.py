@@ -1,4 +1,5 @@
-"""Distributed rehearsals: real Locust master and worker processes on loopback, a few seconds each."""
+"""Distributed rehearsals: real Locust master and
+worker processes on loopback, a few seconds each."""
 
 from __future__ import annotations
 
@@ -20,12 +21,29 @@ from scenarios.profile import flat_profile_toml
 from testbed.process import TestbedServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_TESTBED = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=16",
-                "issuer.service.mean=0.02", "payments.service.mean=0.05"]
-PROFILE = flat_profile_toml("test-distributed", total=100000, stamps_per_applicant={2: 0.5, 3: 0.5}, journeys={
-    "mix": {"new_applicant": 0.6, "returning_applicant": 0.2, "stamp_only": 0.2}, "think_time_s": [0.0, 0.05],
-    "patience_s": 10, "poll_interval_s": 0.1, "retry_mix": {"refresh": 0.5, "backoff": 0.5},
-    "backoff_base_s": 0.2, "backoff_max_s": 1, "max_attempts": 3, "request_timeout_s": 5})
+FAST_TESTBED = [
+    'security.password_hash="pbkdf2"',
+    "security.pbkdf2_iterations=1000",
+    "issuer.workers=16",
+    "issuer.service.mean=0.02",
+    "payments.service.mean=0.05",
+]
+PROFILE = flat_profile_toml(
+    "test-distributed",
+    total=100000,
+    stamps_per_applicant={2: 0.5, 3: 0.5},
+    journeys={
+        "mix": {"new_applicant": 0.6, "returning_applicant": 0.2, "stamp_only": 0.2},
+        "think_time_s": [0.0, 0.05],
+        "patience_s": 10,
+        "poll_interval_s": 0.1,
+        "retry_mix": {"refresh": 0.5, "backoff": 0.5},
+        "backoff_base_s": 0.2,
+        "backoff_max_s": 1,
+        "max_attempts": 3,
+        "request_timeout_s": 5,
+    },
+)
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -43,8 +61,26 @@ def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
     prof.write_text(PROFILE)
     out = tmp_path / "two"
     # 1 day into 5 s at 1/1000 of 100,000 applicants: 100 arrivals expected, 50 per worker.
-    cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--workers", "2", "--profile", str(prof),
-           "--duration", "5", "--scale", "0.001", "--seed", "21", "--out", str(out), *fast_flags()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "surgecast",
+        "rehearse",
+        "--quiet",
+        "--workers",
+        "2",
+        "--profile",
+        str(prof),
+        "--duration",
+        "5",
+        "--scale",
+        "0.001",
+        "--seed",
+        "21",
+        "--out",
+        str(out),
+        *fast_flags(),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=110, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
 
@@ -64,9 +100,9 @@ def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
     assert all(a["applicant_id"].startswith(a["worker"] + "-") for a in arrivals)
     e = s["scheduled_expected"]
     assert e == pytest.approx(100, rel=1e-6)
-    assert abs(s["scheduled"] - e) < 4 * e ** 0.5                    # Poisson noise of the sum
+    assert abs(s["scheduled"] - e) < 4 * e**0.5  # Poisson noise of the sum
     for w in by_worker.values():
-        assert abs(len(w) - e / 2) < 4 * (e / 2) ** 0.5                 # each worker drew its half
+        assert abs(len(w) - e / 2) < 4 * (e / 2) ** 0.5  # each worker drew its half
     # arrivals.csv, summary counts and the outcomes agree.
     for outcome in ("completed", "abandoned", "failed", "dropped"):
         assert sum(a["outcome"] == outcome for a in arrivals) == s[outcome], outcome
@@ -74,7 +110,11 @@ def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
     assert sum(1 for a in arrivals if a["started_at"]) == s["started"]
 
     # The merged HDR histograms hold exactly the requests Locust counted, step by step.
-    stats = {x["Name"]: int(x["Request Count"]) for x in rows(out / "locust_stats.csv") if x["Name"] != "Aggregated"}
+    stats = {
+        x["Name"]: int(x["Request Count"])
+        for x in rows(out / "locust_stats.csv")
+        if x["Name"] != "Aggregated"
+    }
     assert stats, "locust_stats.csv has no steps"
     for step, n in stats.items():
         assert read_hdr(str(out / "latency" / f"{step}.service.hdr")).get_total_count() == n, step
@@ -101,24 +141,74 @@ def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         port = _free_port()
         out = tmp_path / "lost"
-        env = dict(os.environ, SURGECAST_RESULTS_WAIT_S="5", SURGECAST_READY_WAIT_S="60", PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ,
+            SURGECAST_RESULTS_WAIT_S="5",
+            SURGECAST_READY_WAIT_S="60",
+            PYTHONUNBUFFERED="1",
+        )
         master = subprocess.Popen(
-            [sys.executable, "-m", "surgecast", "rehearse", "--master", "--workers", "2", "--master-bind-host",
-             "127.0.0.1", "--master-port", str(port), "--host", tb.url, f"--admin-token={tb.admin_token}",
-             "--arrival-rate", "10", "--duration", "6", "--seed", "4", "--out", str(out)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "surgecast",
+                "rehearse",
+                "--master",
+                "--workers",
+                "2",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+                "--host",
+                tb.url,
+                f"--admin-token={tb.admin_token}",
+                "--arrival-rate",
+                "10",
+                "--duration",
+                "6",
+                "--seed",
+                "4",
+                "--out",
+                str(out),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         lines: list[str] = []
         threading.Thread(target=lambda: lines.extend(master.stdout), daemon=True).start()  # type: ignore[arg-type]
-        workers = [subprocess.Popen([sys.executable, "-m", "surgecast", "rehearse", "--worker", "--master-host",
-                                     "127.0.0.1", "--master-port", str(port)], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-                   for _ in range(2)]
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "surgecast",
+                    "rehearse",
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            for _ in range(2)
+        ]
         try:
-            # Kill one worker once arrivals are flowing: the master's progress line counts them (a
-            # fixed sleep killed it during its set-up on a loaded machine, and the master waited for it).
+            # Kill one worker once arrivals are flowing: the master's progress line counts
+            # them (a fixed sleep killed it during its set-up on a loaded machine, and the
+            # master waited for it).
             end = time.time() + 60
-            while time.time() < end and not any("arrivals" in x and not x.split("arrivals ")[1].startswith("0/")
-                                                for x in lines):
+            while time.time() < end and not any(
+                "arrivals" in x and not x.split("arrivals ")[1].startswith("0/") for x in lines
+            ):
                 time.sleep(0.2)
             time.sleep(1)
             os.killpg(workers[1].pid, signal.SIGKILL)
@@ -143,7 +233,8 @@ def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
 
 
 def _free_port() -> int:
-    # Not scenarios.distributed.free_port: importing it would import Locust (gevent patching) into pytest.
+    # Not scenarios.distributed.free_port: importing it
+    # would import Locust (gevent patching) into pytest.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
