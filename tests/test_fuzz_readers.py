@@ -1,4 +1,5 @@
-"""Hypothesis fuzzing of every file reader in analysis/ and reports/ (issue 6, "bad input everywhere").
+"""Hypothesis fuzzing of every file reader in analysis/
+and reports/ (issue 6, "bad input everywhere").
 
 Property: a reader given any bytes either returns a well-formed result or raises a
 SurgecastError whose message is one line naming the file (and the line, column or
@@ -53,9 +54,17 @@ TR = Translator("en")
 
 def fuzz(n: int) -> settings:
     """Hypothesis settings for one fuzz test: `n` examples, no deadline."""
-    return settings(max_examples=n * SCALE, deadline=None, derandomize=SCALE == 1, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
+    return settings(
+        max_examples=n * SCALE,
+        deadline=None,
+        derandomize=SCALE == 1,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
 
 
 @contextlib.contextmanager
@@ -69,7 +78,8 @@ def scratch() -> Iterator[Path]:
 
 
 def clean(fn: Callable[..., Any], path: Path, *args: Any) -> Any:
-    """Call fn(*args); a SurgecastError must be one line naming `path`; anything else fails the test."""
+    """Call fn(*args); a SurgecastError must be one line
+    naming `path`; anything else fails the test."""
     try:
         return fn(*args)
     except SurgecastError as e:
@@ -93,14 +103,55 @@ def finite_or_none(obj: Any, where: str = "") -> None:
 
 
 # ---------------------------------------------------------------- strategies
-NASTY_CELLS = ["", " ", "nan", "NaN", "inf", "-inf", "Infinity", "1e309", "-1e309", "1e308", "-1", "0", "-0",
-               "0.0", "1e-320", "abc", "1_000", " 7 ", "+3", "0x10", "True", "None", "null", "\x00", "\ufeff1",
-               "9" * 400, "1" * 5000, "2024-09-03T08:00:00+07:00", "2024-09-03T08:00:00", "0001-01-01T00:00:00+07:00",
-               "9999-12-31T23:59:59-07:00", "2024-09-03T08:00:00Z", "a\nb", 'x"y', "é", "completed", "stamps",
-               "journey", "register", "open", "dropped"]
-cells = st.one_of(st.sampled_from(NASTY_CELLS), st.integers(-10**20, 10**20).map(str),
-                  st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                  st.text(max_size=12))
+NASTY_CELLS = [
+    "",
+    " ",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e309",
+    "-1e309",
+    "1e308",
+    "-1",
+    "0",
+    "-0",
+    "0.0",
+    "1e-320",
+    "abc",
+    "1_000",
+    " 7 ",
+    "+3",
+    "0x10",
+    "True",
+    "None",
+    "null",
+    "\x00",
+    "\ufeff1",
+    "9" * 400,
+    "1" * 5000,
+    "2024-09-03T08:00:00+07:00",
+    "2024-09-03T08:00:00",
+    "0001-01-01T00:00:00+07:00",
+    "9999-12-31T23:59:59-07:00",
+    "2024-09-03T08:00:00Z",
+    "a\nb",
+    'x"y',
+    "é",
+    "completed",
+    "stamps",
+    "journey",
+    "register",
+    "open",
+    "dropped",
+]
+cells = st.one_of(
+    st.sampled_from(NASTY_CELLS),
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=12),
+)
 
 
 def _csv_text(rows: list[list[str]], eol: str) -> str:
@@ -123,28 +174,58 @@ def raw_bytes(draw: st.DrawFn) -> bytes:
         return draw(st.sampled_from([b"", b"\n", b"\r\n", b"\xef\xbb\xbf", b" ", b"\x00"]))
     if kind == "nul":
         return b"a,b\x00,c\n\x00\x00\n" + draw(st.binary(max_size=20))
-    return draw(st.sampled_from([b"{", b"[]", b"null", b"1e999", b"NaN", b'"x"', b"{}", b'{"a": NaN}',
-                                 b"[" * 5000, b'{"a":' * 3000]))
+    return draw(
+        st.sampled_from(
+            [
+                b"{",
+                b"[]",
+                b"null",
+                b"1e999",
+                b"NaN",
+                b'"x"',
+                b"{}",
+                b'{"a": NaN}',
+                b"[" * 5000,
+                b'{"a":' * 3000,
+            ]
+        )
+    )
 
 
 @st.composite
 def csv_bytes(draw: st.DrawFn, valid: bytes) -> bytes:
-    """A valid CSV with its header and cells mutated: dropped/extra/renamed columns, nasty cells, odd endings."""
+    """A valid CSV with its header and cells mutated:
+    dropped/extra/renamed columns, nasty cells, odd endings."""
     rows = list(csv.reader(io.StringIO(valid.decode("utf-8"))))
-    header, body = rows[0], rows[1:draw(st.integers(1, 6))]
-    op = draw(st.sampled_from(["cells", "cells", "cells", "drop_col", "extra_col", "header_only", "ragged",
-                               "dup_col", "blank_lines"]))
+    header, body = rows[0], rows[1 : draw(st.integers(1, 6))]
+    op = draw(
+        st.sampled_from(
+            [
+                "cells",
+                "cells",
+                "cells",
+                "drop_col",
+                "extra_col",
+                "header_only",
+                "ragged",
+                "dup_col",
+                "blank_lines",
+            ]
+        )
+    )
     if op == "drop_col" and header:
         i = draw(st.integers(0, len(header) - 1))
-        header = header[:i] + header[i + 1:]
-        body = [r[:i] + r[i + 1:] for r in body]
+        header = header[:i] + header[i + 1 :]
+        body = [r[:i] + r[i + 1 :] for r in body]
     elif op == "extra_col":
         header = [*header, draw(st.sampled_from(["extra", "", "step", "a\nb"]))]
         body = [[*r, draw(cells)] for r in body]
     elif op == "header_only":
         body = []
     elif op == "ragged" and body:
-        body[-1] = body[-1][: draw(st.integers(0, len(body[-1])))] + draw(st.lists(cells, max_size=2))
+        body[-1] = body[-1][: draw(st.integers(0, len(body[-1])))] + draw(
+            st.lists(cells, max_size=2)
+        )
     elif op == "dup_col" and header:
         header = [*header, header[0]]
         body = [[*r, draw(cells)] for r in body]
@@ -161,14 +242,37 @@ def csv_bytes(draw: st.DrawFn, valid: bytes) -> bytes:
     return data
 
 
-NASTY_JSON = [None, True, False, 0, -1, -1e308, 1e308, 2**70, float("nan"), float("inf"), -float("inf"), "",
-              "x", "2024-13-01", "2024-09-03T08:00:00", "0001-01-01T00:00:00+14:00", "a\nb", [], [None], {},
-              {"a": 1}, [[[]]], {"": {}}]
+NASTY_JSON = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    -1e308,
+    1e308,
+    2**70,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "",
+    "x",
+    "2024-13-01",
+    "2024-09-03T08:00:00",
+    "0001-01-01T00:00:00+14:00",
+    "a\nb",
+    [],
+    [None],
+    {},
+    {"a": 1},
+    [[[]]],
+    {"": {}},
+]
 
 
 @st.composite
 def json_bytes(draw: st.DrawFn, valid: bytes) -> bytes:
-    """A valid JSON document with 1..3 fields replaced by a wrong type, a nasty number, or deleted."""
+    """A valid JSON document with 1..3 fields replaced
+    by a wrong type, a nasty number, or deleted."""
     obj = json.loads(valid)
     for _ in range(draw(st.integers(1, 3))):
         obj = _mutate(draw, obj, 0)
@@ -186,7 +290,7 @@ def _mutate(draw: st.DrawFn, obj: Any, depth: int) -> Any:
                 return {kk: v for kk, v in obj.items() if kk != k}
             return {**obj, k: _mutate(draw, obj[k], depth + 1)}
         i = draw(st.integers(0, len(obj) - 1))
-        return [*obj[:i], _mutate(draw, obj[i], depth + 1), *obj[i + 1:]]
+        return [*obj[:i], _mutate(draw, obj[i], depth + 1), *obj[i + 1 :]]
     return draw(st.sampled_from(NASTY_JSON))
 
 
@@ -213,7 +317,12 @@ def test_usl_csv_reader_and_fit(data: bytes) -> None:
         if got is not None:
             load, x = got
             assert load.shape == x.shape and load.ndim == 1 and len(load) >= 4
-            assert np.all(np.isfinite(load)) and np.all(load > 0) and np.all(np.isfinite(x)) and np.all(x > 0)
+            assert (
+                np.all(np.isfinite(load))
+                and np.all(load > 0)
+                and np.all(np.isfinite(x))
+                and np.all(x > 0)
+            )
         fit = clean(fit_file, p, p)
         if fit is not None:
             finite_or_none(fit.as_dict(), "fit")
@@ -221,7 +330,9 @@ def test_usl_csv_reader_and_fit(data: bytes) -> None:
 
 
 @fuzz(60)
-@given(st.lists(st.tuples(st.floats(1e-300, 1e300), st.floats(1e-300, 1e300)), min_size=4, max_size=8))
+@given(
+    st.lists(st.tuples(st.floats(1e-300, 1e300), st.floats(1e-300, 1e300)), min_size=4, max_size=8)
+)
 def test_fit_usl_extreme_values(points: list[tuple[float, float]]) -> None:
     """Valid-looking but extreme numbers: a fit or an InputFileError, never a scipy/numpy error."""
     try:
@@ -239,7 +350,8 @@ PROBE_VALID = (RUNS / "probe" / "probe.csv").read_bytes()
 @fuzz(120)
 @given(any_file(PROBE_VALID, "csv"), st.sampled_from([0.0, 0.01, 0.5]))
 def test_probe_csv_to_capacity(data: bytes, max_error_ratio: float) -> None:
-    """read_probe_csv then capacity_from_probe: rows with the columns' types, a strict-JSON capacity dict."""
+    """read_probe_csv then capacity_from_probe: rows with
+    the columns' types, a strict-JSON capacity dict."""
     with scratch() as d:
         p = d / "probe.csv"
         p.write_bytes(data)
@@ -247,9 +359,15 @@ def test_probe_csv_to_capacity(data: bytes, max_error_ratio: float) -> None:
         if rows is None:
             return
         for r in rows:
-            assert set(PROBE_COLUMNS) <= set(r) and isinstance(r["concurrency"], int) and r["concurrency"] >= 1
+            assert (
+                set(PROBE_COLUMNS) <= set(r)
+                and isinstance(r["concurrency"], int)
+                and r["concurrency"] >= 1
+            )
             assert isinstance(r["step"], str) and r["step"]
-        cap = clean(lambda: capacity_from_probe(rows, max_error_ratio=max_error_ratio, measured_at="x"), p)
+        cap = clean(
+            lambda: capacity_from_probe(rows, max_error_ratio=max_error_ratio, measured_at="x"), p
+        )
         if cap is not None:
             finite_or_none(cap, "capacity")
             json.dumps(cap, allow_nan=False)
@@ -274,7 +392,8 @@ CAPACITY_VALID = (RUNS / "probe" / "capacity.json").read_bytes()
 @fuzz(100)
 @given(any_file(CAPACITY_VALID, "json"))
 def test_plan_capacity_reader(data: bytes) -> None:
-    """The planner's capacity.json reader: a finite rate > 0 or an InputFileError naming the file."""
+    """The planner's capacity.json reader: a finite
+    rate > 0 or an InputFileError naming the file."""
     from surgecast.commands.plan import _capacity_file
 
     with scratch() as d:
@@ -287,26 +406,47 @@ def test_plan_capacity_reader(data: bytes) -> None:
 
 # ---------------------------------------------------------------- reports/load.py
 RUN_FILES = {  # file -> the fixture directory it comes from
-    "run.json": "full", "summary.json": "full", "arrivals.csv": "full", "queue.csv": "full",
-    "latency_history.csv": "full", "reconciliation.json": "full", "audit.json": "full",
-    "locust_failures.csv": "full", "probe.csv": "probe", "capacity.json": "probe", "plan.json": "plan",
-    "timeline.csv": "plan", "gate_schedule.json": "plan",
+    "run.json": "full",
+    "summary.json": "full",
+    "arrivals.csv": "full",
+    "queue.csv": "full",
+    "latency_history.csv": "full",
+    "reconciliation.json": "full",
+    "audit.json": "full",
+    "locust_failures.csv": "full",
+    "probe.csv": "probe",
+    "capacity.json": "probe",
+    "plan.json": "plan",
+    "timeline.csv": "plan",
+    "gate_schedule.json": "plan",
 }
 # What else a directory needs for the file's charts to draw (kept small: charts are slow).
-COMPANIONS = {"probe.csv": ("capacity.json",), "capacity.json": ("probe.csv",), "gate_schedule.json": (),
-              "plan.json": (), "timeline.csv": ()}
+COMPANIONS = {
+    "probe.csv": ("capacity.json",),
+    "capacity.json": ("probe.csv",),
+    "gate_schedule.json": (),
+    "plan.json": (),
+    "timeline.csv": (),
+}
 CHARTS_OF = {
-    "timeline.csv": ("demand", "backlog"), "queue.csv": ("backlog",), "arrivals.csv": ("arrivals",),
-    "latency_history.csv": ("latency", "throughput"), "capacity.json": ("usl",), "probe.csv": ("usl",),
-    "plan.json": ("gates",), "gate_schedule.json": ("gates",), "run.json": ("backlog",),
+    "timeline.csv": ("demand", "backlog"),
+    "queue.csv": ("backlog",),
+    "arrivals.csv": ("arrivals",),
+    "latency_history.csv": ("latency", "throughput"),
+    "capacity.json": ("usl",),
+    "probe.csv": ("usl",),
+    "plan.json": ("gates",),
+    "gate_schedule.json": ("gates",),
+    "run.json": ("backlog",),
 }
 CHART_FNS = {c.name: c.draw for c in charts.ALL_CHARTS}
 
 
 # A companion run.json (a probe writes none): the rehearsal's, without its run id, so the fuzzed
 # file's own run id never clashes with it (the manifest check is tested in test_run_ids.py).
-RUN_JSON = json.dumps({k: v for k, v in json.loads((RUNS / "full" / "run.json").read_text()).items()
-                       if k != "run_id"}).encode()
+RUN_JSON = json.dumps(
+    {k: v for k, v in json.loads((RUNS / "full" / "run.json").read_text()).items() if k != "run_id"}
+).encode()
 
 
 def _valid(name: str) -> bytes:
@@ -340,9 +480,13 @@ def _run_file_test(name: str, n: int, with_charts: bool) -> Callable[..., None]:
         with scratch() as d:
             for other in COMPANIONS.get(name, ()):
                 (d / other).write_bytes(_valid(other))
-            if name == "run.json":  # run.json alone says nothing to draw; give the backlog chart a queue
+            if (
+                name == "run.json"
+            ):  # run.json alone says nothing to draw; give the backlog chart a queue
                 (d / "queue.csv").write_bytes(_valid("queue.csv"))
-            else:  # a directory with a header-only CSV alone is "not a run directory", which names no file
+            else:
+                # a directory with a header-only CSV alone is "not a run directory", which
+                # names no file
                 (d / "run.json").write_bytes(RUN_JSON)
             p = d / name
             p.write_bytes(data)
@@ -381,10 +525,16 @@ HDR_VALID = (RUNS / "full" / "latency" / "stamp.service.hdr").read_bytes()
 
 
 @fuzz(40)
-@given(st.one_of(raw_bytes(), st.binary(max_size=40).map(lambda b: HDR_VALID[:20] + b),
-                 st.integers(0, len(HDR_VALID)).map(lambda i: HDR_VALID[:i]),
-                 st.tuples(st.integers(0, len(HDR_VALID) - 1), st.integers(0, 255)).map(
-                     lambda t: HDR_VALID[:t[0]] + bytes([t[1]]) + HDR_VALID[t[0] + 1:])))
+@given(
+    st.one_of(
+        raw_bytes(),
+        st.binary(max_size=40).map(lambda b: HDR_VALID[:20] + b),
+        st.integers(0, len(HDR_VALID)).map(lambda i: HDR_VALID[:i]),
+        st.tuples(st.integers(0, len(HDR_VALID) - 1), st.integers(0, 255)).map(
+            lambda t: HDR_VALID[: t[0]] + bytes([t[1]]) + HDR_VALID[t[0] + 1 :]
+        ),
+    )
+)
 def test_load_run_hdr(data: bytes) -> None:
     """latency/*.hdr: a decodable histogram or an InputFileError naming the .hdr file."""
     with scratch() as d:
@@ -412,8 +562,15 @@ def test_load_run_profile_toml(data: bytes) -> None:
 # ---------------------------------------------------------------- the command line
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "surgecast", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "surgecast", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
 
 
 def _one_line_error(r: subprocess.CompletedProcess[str], name: str, *expect: str) -> None:
@@ -430,12 +587,15 @@ def _no_temporaries(d: Path) -> None:
     assert not [p for p in d.rglob(".*.tmp")], list(d.rglob(".*"))
 
 
-@pytest.mark.parametrize(("content", "expect"), [
-    (b"load,throughput\n1,10\n2,\xff\n", "not UTF-8"),
-    (b"load,throughput\n1,10\n2,19\n4,1e999\n8,55\n", "line 4, column throughput"),
-    (b'"lo\nad",throughput\n1,2\n', "no column 'load'"),
-    (b"load,throughput\n1,1e300\n2,1e300\n4,1e300\n8,1e300\n", ""),
-])
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b"load,throughput\n1,10\n2,\xff\n", "not UTF-8"),
+        (b"load,throughput\n1,10\n2,19\n4,1e999\n8,55\n", "line 4, column throughput"),
+        (b'"lo\nad",throughput\n1,2\n', "no column 'load'"),
+        (b"load,throughput\n1,1e300\n2,1e300\n4,1e300\n8,1e300\n", ""),
+    ],
+)
 def test_cli_usl_bad_file(tmp_path: Path, content: bytes, expect: str) -> None:
     p = tmp_path / "bad.csv"
     p.write_bytes(content)
@@ -451,7 +611,9 @@ def test_cli_report_corrupted_directory_keeps_old_report(tmp_path: Path) -> None
     shutil.copytree(RUNS / "probe", d, ignore=shutil.ignore_patterns("report.*"))
     old = b"<!DOCTYPE html><p>an older report</p>\n"
     (d / "report.html").write_bytes(old)
-    (d / "capacity.json").write_bytes(b'{"stamps_per_second": 12, "usl": {"stamps": {"alpha": "x"}}}')
+    (d / "capacity.json").write_bytes(
+        b'{"stamps_per_second": 12, "usl": {"stamps": {"alpha": "x"}}}'
+    )
     before = sorted(p.name for p in d.iterdir())
     r = _cli("report", str(d), cwd=tmp_path)
     _one_line_error(r, "capacity.json", "usl.stamps.alpha")
@@ -470,17 +632,24 @@ def test_cli_report_binary_garbage_writes_nothing(tmp_path: Path) -> None:
     _no_temporaries(d)
 
 
-@pytest.mark.parametrize(("content", "expect"), [
-    (b"{\"stamps_per_second\": ", "not valid JSON"),
-    (b"\xff\xfe{}", "not UTF-8"),
-    (b'{"stamps_per_second": NaN}', "stamps_per_second"),
-    (b'[1, 2]', "stamps_per_second"),
-])
-def test_cli_plan_broken_capacity_writes_nothing(tmp_path: Path, content: bytes, expect: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b'{"stamps_per_second": ', "not valid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"stamps_per_second": NaN}', "stamps_per_second"),
+        (b"[1, 2]", "stamps_per_second"),
+    ],
+)
+def test_cli_plan_broken_capacity_writes_nothing(
+    tmp_path: Path, content: bytes, expect: str
+) -> None:
     cap = tmp_path / "broken.json"
     cap.write_bytes(content)
     out = tmp_path / "plan"
-    r = _cli("plan", "--profile", "casn2024", "--capacity", str(cap), "--out", str(out), cwd=tmp_path)
+    r = _cli(
+        "plan", "--profile", "casn2024", "--capacity", str(cap), "--out", str(out), cwd=tmp_path
+    )
     _one_line_error(r, "broken.json", expect)
     assert not out.exists() or not any(out.iterdir())
     _no_temporaries(tmp_path)

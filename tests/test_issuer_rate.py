@@ -55,14 +55,18 @@ async def _rate(distribution: str, *, workers: int, mean: float, hook_s: float, 
 def test_a_slow_loop_does_not_slow_the_issuer() -> None:
     # 4 x constant 0.05 s = 80/s; each job spends 2 x 15 ms in writes and the loop is held
     # 5 ms in every 15: the old worker would serve at 1 / (0.05 + 0.015 + lateness) per worker.
-    rate, configured = asyncio.run(_rate("constant", workers=4, mean=0.05, hook_s=0.015, hog_s=0.005, seconds=3))
+    rate, configured = asyncio.run(
+        _rate("constant", workers=4, mean=0.05, hook_s=0.015, hog_s=0.005, seconds=3)
+    )
     assert rate == pytest.approx(configured, rel=0.03)
 
 
 def test_exponential_service_keeps_its_mean_rate() -> None:
-    # 8 x exponential 0.02 s = 400/s over 3 s: ~1200 completions, Poisson +-3 % (1 sigma); 4 sigma band.
-    rate, configured = asyncio.run(_rate("exponential", workers=8, mean=0.02, hook_s=0.004, hog_s=0.002,
-                                         seconds=3, seed=3))
+    # 8 x exponential 0.02 s = 400/s over 3 s: ~1200
+    # completions, Poisson +-3 % (1 sigma); 4 sigma band.
+    rate, configured = asyncio.run(
+        _rate("exponential", workers=8, mean=0.02, hook_s=0.004, hog_s=0.002, seconds=3, seed=3)
+    )
     assert rate == pytest.approx(configured, rel=0.12)
 
 
@@ -70,5 +74,7 @@ def test_mutant_without_catch_up_falls_behind(monkeypatch: pytest.MonkeyPatch) -
     # The check can fail: with no catch-up (each service time counted from the moment the
     # worker got round to it, the old behaviour) the same issuer runs well below 80/s.
     monkeypatch.setattr(capacity, "MAX_CATCH_UP_S", 0.0)
-    rate, configured = asyncio.run(_rate("constant", workers=4, mean=0.05, hook_s=0.015, hog_s=0.005, seconds=3))
+    rate, configured = asyncio.run(
+        _rate("constant", workers=4, mean=0.05, hook_s=0.015, hog_s=0.005, seconds=3)
+    )
     assert rate < 0.85 * configured

@@ -22,25 +22,38 @@ from typing import Any
 import pytest
 
 yaml = pytest.importorskip("yaml")
-k8s = pytest.importorskip("kubernetes", reason="pip install kubernetes (the test extra) for the schema check")
+k8s = pytest.importorskip(
+    "kubernetes", reason="pip install kubernetes (the test extra) for the schema check"
+)
 from kubernetes import client as kc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {("v1", "ConfigMap"): "V1ConfigMap", ("batch/v1", "Job"): "V1Job", ("v1", "Service"): "V1Service",
-          ("apps/v1", "Deployment"): "V1Deployment"}
+MODELS = {
+    ("v1", "ConfigMap"): "V1ConfigMap",
+    ("batch/v1", "Job"): "V1Job",
+    ("v1", "Service"): "V1Service",
+    ("apps/v1", "Deployment"): "V1Deployment",
+}
 PRIMITIVES = {"str": str, "int": int, "bool": bool, "float": (int, float)}
 
 
 def manifests() -> list[dict[str, Any]]:
     """The YAML documents of docs/distributed.md's ```yaml blocks."""
     text = (ROOT / "docs" / "distributed.md").read_text(encoding="utf-8")
-    return [d for block in re.findall(r"```yaml\n(.*?)```", text, re.S) for d in yaml.safe_load_all(block) if d]
+    return [
+        d
+        for block in re.findall(r"```yaml\n(.*?)```", text, re.S)
+        for d in yaml.safe_load_all(block)
+        if d
+    ]
 
 
 def schema_errors(data: Any, type_name: str, path: str) -> list[str]:
     """Every field of `data` not in the model `type_name`, or of the wrong type."""
     if type_name in PRIMITIVES:
-        ok = isinstance(data, PRIMITIVES[type_name]) and not (type_name != "bool" and isinstance(data, bool))
+        ok = isinstance(data, PRIMITIVES[type_name]) and not (
+            type_name != "bool" and isinstance(data, bool)
+        )
         return [] if ok else [f"{path}: {data!r} is not {type_name}"]
     if type_name == "object":
         return []
@@ -99,16 +112,24 @@ def consistency_errors(docs: list[dict[str, Any]]) -> list[str]:
     if "--master" not in master["args"] or "--worker" not in worker["args"]:
         errors.append("the Job must run --master and the Deployment --worker")
     if int(ma.get("--workers", 0)) != dep["spec"]["replicas"]:
-        errors.append(f"Deployment replicas {dep['spec']['replicas']} != master --workers {ma.get('--workers')}")
+        errors.append(
+            f"Deployment replicas {dep['spec']['replicas']} != master --workers "
+            f"{ma.get('--workers')}"
+        )
     labels = job["spec"]["template"]["metadata"]["labels"]
     if any(labels.get(k) != v for k, v in svc["spec"]["selector"].items()):
-        errors.append(f"the Service selects {svc['spec']['selector']}, the master pod is labelled {labels}")
+        errors.append(
+            f"the Service selects {svc['spec']['selector']}, the master pod is labelled {labels}"
+        )
     port = int(ma.get("--master-port", 5557))
     if port not in [p["containerPort"] for p in master.get("ports", [])]:
         errors.append(f"the master container does not expose --master-port {port}")
     if port not in [p.get("targetPort") for p in svc["spec"]["ports"]]:
         errors.append(f"the Service does not forward to --master-port {port}")
-    if wa.get("--master-host") != svc["metadata"]["name"] or int(wa.get("--master-port", 5557)) != port:
+    if (
+        wa.get("--master-host") != svc["metadata"]["name"]
+        or int(wa.get("--master-port", 5557)) != port
+    ):
         errors.append("the workers must reach the master's Service by name on --master-port")
     if "--allow-remote" not in master["args"]:
         errors.append("a remote --host needs --allow-remote")
@@ -117,7 +138,9 @@ def consistency_errors(docs: list[dict[str, Any]]) -> list[str]:
 
 def test_the_documented_manifests_are_valid_and_agree():
     docs = manifests()
-    assert {(d["apiVersion"], d["kind"]) for d in docs} == set(MODELS), "the four manifests of the walk-through"
+    assert {(d["apiVersion"], d["kind"]) for d in docs} == set(MODELS), (
+        "the four manifests of the walk-through"
+    )
     for d in docs:
         assert check(d) == [], d["kind"]
     assert consistency_errors(docs) == []
@@ -129,25 +152,45 @@ def _broken(kind: str, edit) -> list[dict[str, Any]]:
     return docs
 
 
-@pytest.mark.parametrize("kind, edit, expect", [
-    ("Deployment", lambda d: d["spec"]["template"]["spec"].__setitem__(
-        "contianers", d["spec"]["template"]["spec"].pop("containers")), "not a field"),
-    ("Deployment", lambda d: d["spec"].__setitem__("replicas", "eight"), "is not int"),
-    ("Job", lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"), "name"),
-    ("Service", lambda d: d["spec"]["ports"][0].__setitem__("port", "5557x"), "is not int"),
-])
+@pytest.mark.parametrize(
+    "kind, edit, expect",
+    [
+        (
+            "Deployment",
+            lambda d: d["spec"]["template"]["spec"].__setitem__(
+                "contianers", d["spec"]["template"]["spec"].pop("containers")
+            ),
+            "not a field",
+        ),
+        ("Deployment", lambda d: d["spec"].__setitem__("replicas", "eight"), "is not int"),
+        ("Job", lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"), "name"),
+        ("Service", lambda d: d["spec"]["ports"][0].__setitem__("port", "5557x"), "is not int"),
+    ],
+)
 def test_a_broken_manifest_fails_the_schema(kind, edit, expect):
     doc = next(d for d in _broken(kind, edit) if d["kind"] == kind)
     errors = check(doc)
     assert errors and any(expect in e for e in errors), errors
 
 
-@pytest.mark.parametrize("kind, edit, expect", [
-    ("Deployment", lambda d: d["spec"].__setitem__("replicas", 7), "replicas"),
-    ("Service", lambda d: d["spec"].__setitem__("selector", {"app": "surgecast", "role": "worker"}), "selects"),
-    ("Deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0]["args"].__setitem__(2, "master"),
-     "by name"),
-])
+@pytest.mark.parametrize(
+    "kind, edit, expect",
+    [
+        ("Deployment", lambda d: d["spec"].__setitem__("replicas", 7), "replicas"),
+        (
+            "Service",
+            lambda d: d["spec"].__setitem__("selector", {"app": "surgecast", "role": "worker"}),
+            "selects",
+        ),
+        (
+            "Deployment",
+            lambda d: d["spec"]["template"]["spec"]["containers"][0]["args"].__setitem__(
+                2, "master"
+            ),
+            "by name",
+        ),
+    ],
+)
 def test_manifests_that_disagree_are_caught(kind, edit, expect):
     errors = consistency_errors(_broken(kind, edit))
     assert any(expect in e for e in errors), errors

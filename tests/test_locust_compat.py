@@ -1,5 +1,5 @@
-"""Each Locust internal surgecast relies on (scenarios/locust_compat.py) still behaves as it assumes,
-and the seam refuses a Locust outside the tested range.
+"""Each Locust internal surgecast relies on (scenarios/locust_compat.py) still behaves as
+it assumes, and the seam refuses a Locust outside the tested range.
 
 The checks run in a subprocess: importing Locust patches the standard library with gevent, and that
 must not leak into the test process.
@@ -50,20 +50,23 @@ results["user in its task asked to finish"] = (b.stop() is False
 group.kill(block=True)
 
 # 2. WorkerRunner._send_stats(): a method taking nothing but the runner.
-results["WorkerRunner._send_stats()"] = (callable(getattr(WorkerRunner, "_send_stats", None))
-                                         and list(inspect.signature(WorkerRunner._send_stats).parameters) == ["self"])
+results["WorkerRunner._send_stats()"] = (
+    callable(getattr(WorkerRunner, "_send_stats", None))
+    and list(inspect.signature(WorkerRunner._send_stats).parameters) == ["self"])
 
 # 3. argument_parser.default_args_dict: replaced by a cached copy that answers the same.
 before = argument_parser.default_args_dict()
 lc.cache_locust_default_args()
 after = argument_parser.default_args_dict()
-results["default_args_dict cached"] = (before == after and "host" in after
-                                       and getattr(argument_parser.default_args_dict, "surgecast_cached", False))
+results["default_args_dict cached"] = (
+    before == after and "host" in after
+    and getattr(argument_parser.default_args_dict, "surgecast_cached", False))
 
 # 4. the spawn-rate nudge: the shape worker acts only on a tick that differs from the last one.
 src = inspect.getsource(Runner.shape_worker)
-results["shape acts only on a changed tick"] = ("shape_last_tick != current_tick" in src
-                                                and lc.nudged(5, 100.0, 1) != lc.nudged(5, 100.0, 0))
+results["shape acts only on a changed tick"] = (
+    "shape_last_tick != current_tick" in src
+    and lc.nudged(5, 100.0, 1) != lc.nudged(5, 100.0, 0))
 
 # 5. the version check refuses an untested Locust.
 try:
@@ -78,7 +81,9 @@ for name, ok in results.items():
 
 
 def test_every_locust_internal_in_use_behaves_as_the_seam_assumes() -> None:
-    r = subprocess.run([sys.executable, "-c", CHECKS], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", CHECKS], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 6 and all(ln.startswith("ok ") for ln in lines), r.stdout
@@ -88,8 +93,11 @@ def test_the_pin_in_pyproject_is_the_tested_range() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pin = next(d for d in deps if d.startswith("locust"))
     tree = ast.parse((ROOT / "scenarios" / "locust_compat.py").read_text(encoding="utf-8"))
-    lo, hi = next(ast.literal_eval(n.value) for n in tree.body
-                  if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "TESTED")
+    lo, hi = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "TESTED"
+    )
     assert pin.replace(" ", "") == f"locust>={lo[0]}.{lo[1]},<{hi[0]}.{hi[1]}", pin
 
 
@@ -98,7 +106,11 @@ def test_no_module_outside_the_seam_touches_a_locust_internal() -> None:
     (which now writes no _state: the idle hand-off is Locust's documented wait_time())."""
     internals = ("._state", "._send_stats", "default_args_dict", "LOCUST_STATE_")
     offenders = []
-    for path in [*ROOT.glob("scenarios/*.py"), ROOT / "locustfile.py", *ROOT.glob("surgecast/**/*.py")]:
+    for path in [
+        *ROOT.glob("scenarios/*.py"),
+        ROOT / "locustfile.py",
+        *ROOT.glob("surgecast/**/*.py"),
+    ]:
         if path.name == "locust_compat.py":
             continue
         text = path.read_text(encoding="utf-8")
