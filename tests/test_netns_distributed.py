@@ -1,4 +1,5 @@
-"""Several machines for real: master and workers in separate Linux network namespaces joined by a veth pair.
+"""Several machines for real: master and workers in
+separate Linux network namespaces joined by a veth pair.
 
 The test makes its own two namespaces (`ip netns add`), a veth pair between them with
 addresses of its own (10.231.X.1/24 for the master's side, .2 for the workers'), runs the
@@ -44,7 +45,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def _teardown() -> None:
     for ns in (NS_M, NS_W):
-        _ip("netns", "del", ns, check=False)   # deleting a namespace deletes its end of the veth
+        _ip("netns", "del", ns, check=False)  # deleting a namespace deletes its end of the veth
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +72,12 @@ def netns():
         _teardown()
 
 
-def _in(ns: str, *cmd: str, env: dict[str, str] | None = None, cwd: str | Path = ROOT,
-        **kw) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", ns, *cmd], cwd=cwd, text=True, env=env,
-                            start_new_session=True, **kw)
+def _in(
+    ns: str, *cmd: str, env: dict[str, str] | None = None, cwd: str | Path = ROOT, **kw
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["ip", "netns", "exec", ns, *cmd], cwd=cwd, text=True, env=env, start_new_session=True, **kw
+    )
 
 
 def _veth_bytes() -> int:
@@ -85,39 +88,104 @@ def _veth_bytes() -> int:
 class Run:
     """A testbed and a master in the master's namespace, workers in the workers' namespace."""
 
-    def __init__(self, tmp: Path, port: int, *, worker_path: str | None = None, quiet: bool = True) -> None:
+    def __init__(
+        self, tmp: Path, port: int, *, worker_path: str | None = None, quiet: bool = True
+    ) -> None:
         self.out = tmp / f"run{port}"
         self.token = os.urandom(12).hex()
         flags = sum((["--set", kv] for kv in FAST_TESTBED), [])
-        self.env = {**child_env(self.token), "PYTHONPATH": str(ROOT), "SURGECAST_RESULTS_WAIT_S": "5",
-                    "SURGECAST_READY_WAIT_S": "60", "PYTHONUNBUFFERED": "1"}
-        self.tb = _in(NS_M, sys.executable, "-m", "surgecast", "testbed", "--host", A_M, "--port", "0",
-                      "--db", str(tmp / f"tb{port}.sqlite"), *flags, env=self.env,
-                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.env = {
+            **child_env(self.token),
+            "PYTHONPATH": str(ROOT),
+            "SURGECAST_RESULTS_WAIT_S": "5",
+            "SURGECAST_READY_WAIT_S": "60",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.tb = _in(
+            NS_M,
+            sys.executable,
+            "-m",
+            "surgecast",
+            "testbed",
+            "--host",
+            A_M,
+            "--port",
+            "0",
+            "--db",
+            str(tmp / f"tb{port}.sqlite"),
+            *flags,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert self.tb.stdout is not None
         line = self.tb.stdout.readline().strip()
         assert line.startswith("listening on http://" + A_M), line
         threading.Thread(target=lambda: [None for _ in self.tb.stdout], daemon=True).start()  # type: ignore[union-attr]
         self.url = line.removeprefix("listening on ")
-        self.master = _in(NS_M, sys.executable, "-m", "surgecast", "rehearse", "--master", "--workers", "2",
-                          "--master-bind-host", A_M, "--master-port", str(port), "--host", self.url,
-                          "--allow-remote", f"--admin-token={self.token}", "--arrival-rate", "10",
-                          "--duration", "6", "--seed", "4", *(["--quiet"] if quiet else []), "--out", str(self.out),
-                          env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.master = _in(
+            NS_M,
+            sys.executable,
+            "-m",
+            "surgecast",
+            "rehearse",
+            "--master",
+            "--workers",
+            "2",
+            "--master-bind-host",
+            A_M,
+            "--master-port",
+            str(port),
+            "--host",
+            self.url,
+            "--allow-remote",
+            f"--admin-token={self.token}",
+            "--arrival-rate",
+            "10",
+            "--duration",
+            "6",
+            "--seed",
+            "4",
+            *(["--quiet"] if quiet else []),
+            "--out",
+            str(self.out),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: list[str] = []
         if not quiet:  # read the progress lines as they come (the test waits for arrivals to flow)
-            threading.Thread(target=lambda: self.lines.extend(self.master.stdout), daemon=True).start()  # type: ignore[arg-type]
+            threading.Thread(
+                target=lambda: self.lines.extend(self.master.stdout), daemon=True
+            ).start()  # type: ignore[arg-type]
         wenv = dict(self.env, PYTHONPATH=worker_path or str(ROOT))
-        self.workers = [_in(NS_W, sys.executable, "-m", "surgecast", "rehearse", "--worker", "--master-host", A_M,
-                            "--master-port", str(port), env=wenv, cwd=worker_path or ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL) for _ in range(2)]
+        self.workers = [
+            _in(
+                NS_W,
+                sys.executable,
+                "-m",
+                "surgecast",
+                "rehearse",
+                "--worker",
+                "--master-host",
+                A_M,
+                "--master-port",
+                str(port),
+                env=wenv,
+                cwd=worker_path or ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
         self.stdout = self.stderr = ""
 
     def arrivals_flowing(self, timeout: float = 90) -> None:
         """Block until the master's progress line shows arrivals being dispatched."""
         end = time.time() + timeout
-        while time.time() < end and not any("arrivals" in x and not x.split("arrivals ")[1].startswith("0/")
-                                            for x in self.lines):
+        while time.time() < end and not any(
+            "arrivals" in x and not x.split("arrivals ")[1].startswith("0/") for x in self.lines
+        ):
             time.sleep(0.2)
 
     def wait(self, timeout: float = 120) -> int:
@@ -144,8 +212,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.timeout(200)
 def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     other = tmp_path / "other"
-    shutil.copytree(ROOT, other, ignore=shutil.ignore_patterns(".git", "tests", "runs", "docs", "benchmarks",
-                                                               "__pycache__", "*.pyc", ".locust-staging"))
+    shutil.copytree(
+        ROOT,
+        other,
+        ignore=shutil.ignore_patterns(
+            ".git", "tests", "runs", "docs", "benchmarks", "__pycache__", "*.pyc", ".locust-staging"
+        ),
+    )
     init = other / "floor" / "version.py"  # the one place the version lives
     text = init.read_text()
     assert '__version__ = "' in text
@@ -164,11 +237,19 @@ def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     run = json.loads((exact.out / "run.json").read_text())
     assert run["workers"] == 2 and run["lost_workers"] == [] and s["reconciliation_ok"] is True
     arrivals = _rows(exact.out / "arrivals.csv")
-    assert {a["worker"] for a in arrivals} == {"0", "1"} and len({a["applicant_id"] for a in arrivals}) == s["scheduled"]
-    stats = {x["Name"]: int(x["Request Count"]) for x in _rows(exact.out / "locust_stats.csv") if x["Name"] != "Aggregated"}
+    assert {a["worker"] for a in arrivals} == {"0", "1"} and len(
+        {a["applicant_id"] for a in arrivals}
+    ) == s["scheduled"]
+    stats = {
+        x["Name"]: int(x["Request Count"])
+        for x in _rows(exact.out / "locust_stats.csv")
+        if x["Name"] != "Aggregated"
+    }
     assert stats and sum(stats.values()) == s["requests"]
     for step, n in stats.items():
-        assert read_hdr(str(exact.out / "latency" / f"{step}.service.hdr")).get_total_count() == n, step
+        assert (
+            read_hdr(str(exact.out / "latency" / f"{step}.service.hdr")).get_total_count() == n
+        ), step
     # every request and every message crossed the veth: well over a kilobyte per request
     assert _veth_bytes() - before > 1000 * s["requests"]
 
@@ -176,11 +257,19 @@ def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     assert codes[1] == 3, killed.stderr[-2000:]
     k = json.loads((killed.out / "summary.json").read_text())
     lost = k["lost_workers"][0]["index"]
-    assert len(k["lost_workers"]) == 1 and f"IntegrityError: worker {lost} (" in killed.stderr, killed.stderr[-1500:]
+    assert len(k["lost_workers"]) == 1 and f"IntegrityError: worker {lost} (" in killed.stderr, (
+        killed.stderr[-1500:]
+    )
     assert {a["worker"] for a in _rows(killed.out / "arrivals.csv")} == {str(1 - lost)}
 
-    # 3. workers of another surgecast version: refused by the master, one line, exit 2, nothing written
+    # 3. workers of another surgecast version: refused
+    # by the master, one line, exit 2, nothing written
     assert codes[2] == 2, stranger.stderr[-2000:]
-    assert "runs surgecast 0.0.0-other+" in stranger.stderr and "the same surgecast version" in stranger.stderr
-    assert "Traceback" not in stranger.stderr and len(stranger.stderr.strip().splitlines()) == 1, stranger.stderr
+    assert (
+        "runs surgecast 0.0.0-other+" in stranger.stderr
+        and "the same surgecast version" in stranger.stderr
+    )
+    assert "Traceback" not in stranger.stderr and len(stranger.stderr.strip().splitlines()) == 1, (
+        stranger.stderr
+    )
     assert not (stranger.out / "summary.json").exists()

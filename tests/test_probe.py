@@ -23,32 +23,56 @@ from testbed.process import TestbedServer
 
 
 def _surgecast(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "surgecast", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "surgecast", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def _probe(tmp_path: Path, workers: int, service: str, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    with TestbedServer(extra_args=[*FAST, "--issuer-workers", str(workers), "--issuer-service", service]) as tb:
-        proc = _surgecast("probe", "--host", tb.url, f"--admin-token={tb.admin_token}", "--out", str(tmp_path),
-                          *flags)
+def _probe(
+    tmp_path: Path, workers: int, service: str, *flags: str
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    with TestbedServer(
+        extra_args=[*FAST, "--issuer-workers", str(workers), "--issuer-service", service]
+    ) as tb:
+        proc = _surgecast(
+            "probe",
+            "--host",
+            tb.url,
+            f"--admin-token={tb.admin_token}",
+            "--out",
+            str(tmp_path),
+            *flags,
+        )
     assert tb.admin_token not in (tmp_path / "capacity.json").read_text()
     return proc, json.loads((tmp_path / "capacity.json").read_text())
 
 
-def _probe_on(tb: TestbedServer, out: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    proc = _surgecast("probe", "--host", tb.url, f"--admin-token={tb.admin_token}", "--out", str(out), *flags)
+def _probe_on(
+    tb: TestbedServer, out: Path, *flags: str
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    proc = _surgecast(
+        "probe", "--host", tb.url, f"--admin-token={tb.admin_token}", "--out", str(out), *flags
+    )
     return proc, json.loads((out / "capacity.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def const20() -> Iterator[TestbedServer]:
     """2 workers x constant 0.1 s = 20 stamps/s: a regular issuer, so the count has little noise."""
-    with TestbedServer(extra_args=[*FAST, "--issuer-workers", "2", "--issuer-service", "constant:0.1"]) as tb:
+    with TestbedServer(
+        extra_args=[*FAST, "--issuer-workers", "2", "--issuer-service", "constant:0.1"]
+    ) as tb:
         yield tb
 
 
 @pytest.mark.timeout(150)
-def test_probe_finds_a_constant_capacity_within_5_percent(tmp_path: Path, const20: TestbedServer) -> None:
+def test_probe_finds_a_constant_capacity_within_5_percent(
+    tmp_path: Path, const20: TestbedServer
+) -> None:
     proc, cap = _probe_on(const20, tmp_path, "--budget", "25")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert cap["configured_stamps_per_second"] == 20.0
@@ -57,7 +81,8 @@ def test_probe_finds_a_constant_capacity_within_5_percent(tmp_path: Path, const2
     assert cap["ci_low"] <= cap["stamps_per_second"] <= cap["ci_high"]
     # the client's count of stamps it saw done agrees with the issuer's own counter
     assert abs(cap["client_vs_server"]) <= 0.02, cap
-    # the peak is not the top level: the ladder went past the knee and held a level where stamps queue
+    # the peak is not the top level: the ladder went
+    # past the knee and held a level where stamps queue
     assert cap["capacity_concurrency"] < cap["parameters"]["max_concurrency"]
     assert cap["capacity_concurrency"] in cap["queued_levels"]
     assert cap["parameters"]["wall_s"] < 60
@@ -67,8 +92,17 @@ def test_probe_finds_a_constant_capacity_within_5_percent(tmp_path: Path, const2
     levels = [int(r["concurrency"]) for r in stamps]
     # 1 first; then x4 while the issuer's queue stays empty (below the knee), x2 once stamps queue
     assert levels == sorted(levels) and levels[0] == 1 and len(levels) >= 3
-    assert {r["step"] for r in rows} >= {"register", "login", "order", "pay", "stamp", "poll_stamp",
-                                          "download", "journey", "stamps"}
+    assert {r["step"] for r in rows} >= {
+        "register",
+        "login",
+        "order",
+        "pay",
+        "stamp",
+        "poll_stamp",
+        "download",
+        "journey",
+        "stamps",
+    }
     batches = read_batches_csv(tmp_path / "probe_batches.csv")
     assert {b["phase"] for b in batches} == {"ladder", "hold"}
     held = [b for b in batches if b["concurrency"] == cap["capacity_concurrency"]]
@@ -91,7 +125,7 @@ def test_a_slowed_issuer_fails_the_5_percent_check(tmp_path: Path, const20: Test
     # does, so its error against the configured figure is about -20 %, far outside 5 %.
     admin = AdminClient(const20.url, token=const20.admin_token)
     admin.faults(issuer_slow_factor=1.25)
-    try:   # another seed: other applicants than the first probe's on this testbed
+    try:  # another seed: other applicants than the first probe's on this testbed
         proc, cap = _probe_on(const20, tmp_path, "--budget", "25", "--seed", "2")
     finally:
         admin.faults(issuer_slow_factor=1.0)
@@ -120,13 +154,15 @@ def test_probe_finds_the_default_testbeds_capacity_within_5_percent(tmp_path: Pa
     assert abs(cap["error_vs_configured"]) <= 0.05, cap
     assert abs(cap["client_vs_server"]) <= 0.02, cap
     assert cap["hold_stopped_by"] in ("precision", "budget"), cap
-    if cap["hold_stopped_by"] == "precision":   # it says why it stopped, and it is true
+    if cap["hold_stopped_by"] == "precision":  # it says why it stopped, and it is true
         assert (cap["ci_high"] - cap["ci_low"]) / 2 / cap["stamps_per_second"] <= 0.025, cap
     assert cap["parameters"]["precision"] == 0.025 and cap["parameters"]["wall_s"] < 60
 
 
 @pytest.mark.timeout(150)
-def test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_truth(tmp_path: Path) -> None:
+def test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_truth(
+    tmp_path: Path,
+) -> None:
     # 4 workers x exponential 0.25 s = 16 stamps/s (no longer the default), the demo's settings.
     # Completions of a busy exponential issuer are Poisson: in the ~15-25 s held their count
     # alone varies by 5-6 % (one sigma; +-5 % on every run would need ~3,600 completions, about
@@ -149,7 +185,9 @@ def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> Non
     # level. Too good to be true: the probe must not call its top level the peak.
     proc, cap = _probe(tmp_path, 64, "constant:0.05", "--max-concurrency", "4")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
+    assert (
+        cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
+    )
     assert "not levelled by the top level (concurrency 4)" in cap["note"]
     assert "not levelled by the top level" in proc.stderr and "Traceback" not in proc.stderr
     assert cap["highest_measured"]["concurrency"] == 4
@@ -158,15 +196,18 @@ def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> Non
     assert cap["parameters"]["stopped"] == "top"
 
 
-@pytest.mark.parametrize(("args", "flag"), [
-    (["--step-duration", "0"], "--step-duration"),
-    (["--max-concurrency", "0"], "--max-concurrency"),
-    (["--max-error-ratio", "2"], "--max-error-ratio"),
-    (["--budget", "1"], "--budget"),
-    (["--confidence", "1"], "--confidence"),
-    (["--batch", "5", "--step-duration", "2"], "--batch"),
-    (["--host", "http://10.1.2.3:8080"], "--host"),
-])
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--step-duration", "0"], "--step-duration"),
+        (["--max-concurrency", "0"], "--max-concurrency"),
+        (["--max-error-ratio", "2"], "--max-error-ratio"),
+        (["--budget", "1"], "--budget"),
+        (["--confidence", "1"], "--confidence"),
+        (["--batch", "5", "--step-duration", "2"], "--batch"),
+        (["--host", "http://10.1.2.3:8080"], "--host"),
+    ],
+)
 def test_probe_bad_flags_are_one_line_exit_2(tmp_path: Path, args: list[str], flag: str) -> None:
     out = tmp_path / "out"
     proc = _surgecast("probe", *args, "--out", str(out), timeout=60)

@@ -1,5 +1,6 @@
-"""Process hygiene: SIGTERM/SIGINT/SIGKILL of `rehearse`, `drill` and `probe` leave no child running,
-stop the load at once, publish what was collected marked incomplete, and no secret is on any argv.
+"""Process hygiene: SIGTERM/SIGINT/SIGKILL of `rehearse`, `drill` and `probe` leave no
+child running, stop the load at once, publish what was collected marked incomplete, and no
+secret is on any argv.
 
 Real processes on loopback; children are found through /proc (parent pids, command lines, and the
 SURGECAST_PARENT_PID their launcher put in their environment).
@@ -22,7 +23,12 @@ import pytest
 from testbed.process import TestbedServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--testbed-set", 'security.password_hash="pbkdf2"', "--testbed-set", "security.pbkdf2_iterations=1000"]
+FAST = [
+    "--testbed-set",
+    'security.password_hash="pbkdf2"',
+    "--testbed-set",
+    "security.pbkdf2_iterations=1000",
+]
 SECRET = "f00dfeedf00dfeedf00dfeedf00dfeed"
 
 
@@ -72,8 +78,14 @@ class _Run:
     """A `surgecast ...` process whose stdout is read in the background."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "surgecast", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "surgecast", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         self.lines: list[str] = []
         self.family: dict[int, tuple[int, str, str]] = {}
         threading.Thread(target=self._read, daemon=True).start()
@@ -95,13 +107,21 @@ class _Run:
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_a_rehearsal_and_its_children_and_publishes_it_incomplete(tmp_path: Path, sig: int) -> None:
+def test_signal_stops_a_rehearsal_and_its_children_and_publishes_it_incomplete(
+    tmp_path: Path, sig: int
+) -> None:
     out = tmp_path / "out"
     env = dict(os.environ, SURGECAST_ADMIN_TOKEN=SECRET)
-    run = _Run("rehearse", "--arrival-rate", "4", "--duration", "60", "--out", str(out), *FAST, env=env)
-    assert run.wait_for(lambda: any("arrivals" in ln and " 0/" not in ln for ln in run.lines), 60), run.lines
+    run = _Run(
+        "rehearse", "--arrival-rate", "4", "--duration", "60", "--out", str(out), *FAST, env=env
+    )
+    assert run.wait_for(
+        lambda: any("arrivals" in ln and " 0/" not in ln for ln in run.lines), 60
+    ), run.lines
     family = dict(run.family)
-    assert any("locust" in c for _, c, _ in family.values()) and any(" testbed" in c for _, c, _ in family.values())
+    assert any("locust" in c for _, c, _ in family.values()) and any(
+        " testbed" in c for _, c, _ in family.values()
+    )
     # the secret is in no child's command line (ps shows argv to every user)
     assert not [c for _, c, _ in family.values() if SECRET in c or "--admin-token" in c]
     t0 = time.monotonic()
@@ -120,40 +140,64 @@ def test_signal_stops_a_rehearsal_and_its_children_and_publishes_it_incomplete(t
     time.sleep(0.5)
     alive = [p for p in family if Path(f"/proc/{p}").exists()]
     assert alive == [], [family[p][1][:120] for p in alive]
-    assert _refused(host)                      # the embedded testbed is gone
+    assert _refused(host)  # the embedded testbed is gone
 
 
 @pytest.mark.timeout(150)
 def test_sigterm_stops_the_load_at_once(tmp_path: Path) -> None:
     """Before: after SIGTERM the Locust child kept loading the target for its whole stop timeout."""
-    with TestbedServer(port=0, extra_args=["--set", 'security.password_hash="pbkdf2"',
-                                           "--set", "security.pbkdf2_iterations=1000",
-                                           "--set", "issuer.service.mean=3.0"]) as tb:
+    with TestbedServer(
+        port=0,
+        extra_args=[
+            "--set",
+            'security.password_hash="pbkdf2"',
+            "--set",
+            "security.pbkdf2_iterations=1000",
+            "--set",
+            "issuer.service.mean=3.0",
+        ],
+    ) as tb:
         # slow stamps: every applicant is in a journey (polling) when the signal comes
-        run = _Run("rehearse", "--arrival-rate", "4", "--duration", "60", "--host", tb.url,
-                   "--out", str(tmp_path / "out"))
+        run = _Run(
+            "rehearse",
+            "--arrival-rate",
+            "4",
+            "--duration",
+            "60",
+            "--host",
+            tb.url,
+            "--out",
+            str(tmp_path / "out"),
+        )
         assert run.wait_for(lambda: sum("arrivals" in ln for ln in run.lines) >= 2, 60), run.lines
         run.proc.send_signal(signal.SIGTERM)
         run.proc.communicate(timeout=60)
         time.sleep(1.0)
         from floor.jsonhttp import JsonClient
+
         admin = JsonClient(tb.url, token=tb.admin_token)
         before = admin.json("GET", "/admin/metrics")
         time.sleep(3.0)
         after = admin.json("GET", "/admin/metrics")
-    def made(m: dict) -> tuple[int, ...]:  # what only a client request creates (the queues drain on their own)
+
+    def made(
+        m: dict,
+    ) -> tuple[int, ...]:  # what only a client request creates (the queues drain on their own)
         c = m["counts"]
         return c["accounts"], c["sessions"], sum(c["orders"].values()), sum(c["stamps"].values())
+
     assert run.proc.returncode == 1
     assert not [p for p in run.family if Path(f"/proc/{p}").exists()]
-    assert made(before)[0] > 0                 # the load was flowing when the signal came
+    assert made(before)[0] > 0  # the load was flowing when the signal came
     assert made(before) == made(after), (made(before), made(after))
 
 
 @pytest.mark.timeout(120)
 def test_sigkill_of_rehearse_leaves_no_testbed_or_locust_running(tmp_path: Path) -> None:
     """Before: kill -9 of rehearse left the embedded testbed (and Locust) running."""
-    run = _Run("rehearse", "--arrival-rate", "3", "--duration", "60", "--out", str(tmp_path / "out"), *FAST)
+    run = _Run(
+        "rehearse", "--arrival-rate", "3", "--duration", "60", "--out", str(tmp_path / "out"), *FAST
+    )
     assert run.wait_for(lambda: any("arrivals" in ln for ln in run.lines), 60), run.lines
     family = dict(run.family)
     run.proc.kill()
@@ -170,7 +214,9 @@ def test_sigterm_of_a_drill_says_interrupted_and_stops_its_paused_testbed(tmp_pa
     out = tmp_path / "drill"
     run = _Run("drill", "issuer-outage", "--out", str(out))
     # the issuer is paused from 3 s to 8 s into the load: signal while it is paused
-    assert run.wait_for(lambda: (out / "arrivals.csv").exists() or len(_descendants(run.proc.pid)) >= 3, 90)
+    assert run.wait_for(
+        lambda: (out / "arrivals.csv").exists() or len(_descendants(run.proc.pid)) >= 3, 90
+    )
     assert run.wait_for(lambda: False, 6) is False
     family = dict(run.family)
     assert not [c for _, c, _ in family.values() if "--admin-token" in c]
@@ -193,12 +239,14 @@ def test_sigterm_of_a_probe_publishes_the_levels_measured_marked_incomplete(tmp_
     out = tmp_path / "probe"
     run = _Run("probe", "--out", str(out), "--step-duration", "2", "--warmup", "0.5")
     proc = run.proc
-    assert run.wait_for(lambda: False, 15) is False   # about 15 s in: the first levels are measured
+    assert run.wait_for(lambda: False, 15) is False  # about 15 s in: the first levels are measured
     family = dict(run.family)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (proc.returncode, err[-1500:])
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Interrupted: "), err[-800:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("Interrupted: "), err[
+        -800:
+    ]
     cap = json.loads((out / "capacity.json").read_text())
     assert cap["complete"] is False
     time.sleep(0.5)
@@ -216,7 +264,9 @@ def test_a_testbed_that_fails_to_start_names_no_token_in_its_error() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_worker_without_master_gives_up_within_its_wait(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_worker_without_master_gives_up_within_its_wait(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Before: `rehearse --worker` with no master waited silently (Locust retries for 300 s)."""
     from surgecast.cli import main
 
@@ -236,7 +286,9 @@ def test_sigterm_of_the_demo_stops_its_phase_and_its_testbed(tmp_path: Path) -> 
     out = tmp_path / "demo"
     run = _Run("demo", "--quick", "--out", str(out))
     # signal during the probe phase (a child `surgecast probe` loading the demo's testbed)
-    assert run.wait_for(lambda: any(" probe" in c for _, c, _ in _descendants(run.proc.pid).values()), 90)
+    assert run.wait_for(
+        lambda: any(" probe" in c for _, c, _ in _descendants(run.proc.pid).values()), 90
+    )
     assert run.wait_for(lambda: False, 6) is False
     family = dict(run.family)
     assert not [c for _, c, _ in family.values() if "--admin-token" in c]

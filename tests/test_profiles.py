@@ -27,7 +27,9 @@ def test_shipped_profiles_load(name):
     assert name in available_profiles()
     p = load_profile(name)
     assert p.name == name
-    assert ArrivalCurve(p).cumulative(p.calendar.span_s) == pytest.approx(p.applicants_total, rel=1e-6)
+    assert ArrivalCurve(p).cumulative(p.calendar.span_s) == pytest.approx(
+        p.applicants_total, rel=1e-6
+    )
 
 
 def test_casn2024_marks_its_holdouts():
@@ -42,20 +44,23 @@ def test_casn2024_marks_its_holdouts():
     assert p.applicants_total == round(p.demand.conversion * p.demand.accounts[-1][1])
 
 
-@pytest.mark.parametrize("path, value, field", [
-    (("calendar", "deadline"), "2024-13-01", "calendar.deadline"),
-    (("calendar", "deadline"), "2024-08-01T00:00:00", "calendar.deadline"),
-    (("applicants", "total"), -5, "applicants.total"),
-    (("applicants", "stamps_per_applicant"), {"2": 0.5}, "applicants.stamps_per_applicant"),
-    (("journeys", "mix"), {"new_applicant": 0.5, "tourist": 0.5}, "journeys.mix.tourist"),
-    (("journeys", "think_time_s"), [3, 1], "journeys.think_time_s"),
-    (("journeys", "patience_s"), 0, "journeys.patience_s"),
-    (("journeys", "retry_mix"), {"refresh": 2.0}, "journeys.retry_mix"),
-    (("arrivals", "daily_cycle"), [1.0] * 23, "arrivals.daily_cycle"),
-    (("profile", "timezone"), "Mars/Olympus", "profile.timezone"),
-    (("capacity", "stamps_per_second"), 0, "capacity.stamps_per_second"),
-    (("profile", "nmae"), "x", "profile.nmae"),
-])
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        (("calendar", "deadline"), "2024-13-01", "calendar.deadline"),
+        (("calendar", "deadline"), "2024-08-01T00:00:00", "calendar.deadline"),
+        (("applicants", "total"), -5, "applicants.total"),
+        (("applicants", "stamps_per_applicant"), {"2": 0.5}, "applicants.stamps_per_applicant"),
+        (("journeys", "mix"), {"new_applicant": 0.5, "tourist": 0.5}, "journeys.mix.tourist"),
+        (("journeys", "think_time_s"), [3, 1], "journeys.think_time_s"),
+        (("journeys", "patience_s"), 0, "journeys.patience_s"),
+        (("journeys", "retry_mix"), {"refresh": 2.0}, "journeys.retry_mix"),
+        (("arrivals", "daily_cycle"), [1.0] * 23, "arrivals.daily_cycle"),
+        (("profile", "timezone"), "Mars/Olympus", "profile.timezone"),
+        (("capacity", "stamps_per_second"), 0, "capacity.stamps_per_second"),
+        (("profile", "nmae"), "x", "profile.nmae"),
+    ],
+)
 def test_bad_fields_are_named(path, value, field):
     d = copy.deepcopy(_raw("steady"))
     d.setdefault(path[0], {})[path[1]] = value
@@ -80,18 +85,31 @@ def test_bad_outage_and_reopening_are_named():
         parse_profile(d)
 
 
-@pytest.mark.parametrize("section, key, value, field", [
-    ("demand", "conversion", 1.5, "demand.conversion"),
-    ("demand", "pull", 0, "demand.pull"),
-    ("demand", "accounts", [["2024-08-20T00:00:00", 5], ["2024-08-19T00:00:00", 6]], "demand.accounts[1]"),
-    ("demand", "accounts", [["2024-08-20T00:00:00", 5], ["2024-08-21T00:00:00", 4]], "demand.accounts[1]"),
-    ("demand", "retarget_share", -0.1, "demand.retarget_share"),
-    ("bypass", "share", 2, "bypass.share"),
-    ("overload", "mode", "melt", "overload.mode"),
-    ("behaviour", "persistence_days", 0, "behaviour.persistence_days"),
-    ("ranges", "demand.conversion", [1.0, 0.9], "ranges.demand.conversion"),
-    ("calibration", "role", "peeked", "calibration[0].role"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, field",
+    [
+        ("demand", "conversion", 1.5, "demand.conversion"),
+        ("demand", "pull", 0, "demand.pull"),
+        (
+            "demand",
+            "accounts",
+            [["2024-08-20T00:00:00", 5], ["2024-08-19T00:00:00", 6]],
+            "demand.accounts[1]",
+        ),
+        (
+            "demand",
+            "accounts",
+            [["2024-08-20T00:00:00", 5], ["2024-08-21T00:00:00", 4]],
+            "demand.accounts[1]",
+        ),
+        ("demand", "retarget_share", -0.1, "demand.retarget_share"),
+        ("bypass", "share", 2, "bypass.share"),
+        ("overload", "mode", "melt", "overload.mode"),
+        ("behaviour", "persistence_days", 0, "behaviour.persistence_days"),
+        ("ranges", "demand.conversion", [1.0, 0.9], "ranges.demand.conversion"),
+        ("calibration", "role", "peeked", "calibration[0].role"),
+    ],
+)
 def test_bad_surge_model_fields_are_named(section, key, value, field):
     d = copy.deepcopy(_raw("casn2024"))
     if section == "calibration":
@@ -109,19 +127,59 @@ def test_unknown_profile_name_suggests_the_close_one():
 
 
 # ---- fuzzing: any TOML-ish input loads or raises ProfileError, never anything else ----------
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=True),
-                    st.text(max_size=30), st.sampled_from(["2024-09-06T23:59:00", "open", "rate", "issuer",
-                                                           "Asia/Jakarta", "new_applicant", "backoff"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=5),
-                                                       st.dictionaries(st.text(max_size=12), inner, max_size=5)),
-                      max_leaves=20)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "2024-09-06T23:59:00",
+            "open",
+            "rate",
+            "issuer",
+            "Asia/Jakarta",
+            "new_applicant",
+            "backoff",
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["profile", "calendar", "applicants", "arrivals", "behaviour", "journeys",
-                                        "capacity", "outages", "reopening", "calibration", "demand",
-                                        "bypass", "overload", "ranges", "extra"]),
-                       values, max_size=8))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "profile",
+                "calendar",
+                "applicants",
+                "arrivals",
+                "behaviour",
+                "journeys",
+                "capacity",
+                "outages",
+                "reopening",
+                "calibration",
+                "demand",
+                "bypass",
+                "overload",
+                "ranges",
+                "extra",
+            ]
+        ),
+        values,
+        max_size=8,
+    )
+)
 def test_fuzz_random_dicts_load_or_raise_profile_error(d):
     with contextlib.suppress(ProfileError):
         parse_profile(d)
@@ -141,4 +199,6 @@ def test_fuzz_one_field_of_a_good_profile(path, value):
     except ProfileError:
         return
     with contextlib.suppress(ProfileError):
-        ArrivalCurve(p)  # a profile that loads also gives a curve (or ProfileError for an all-zero curve)
+        ArrivalCurve(
+            p
+        )  # a profile that loads also gives a curve (or ProfileError for an all-zero curve)

@@ -1,5 +1,5 @@
-"""The README a first-timer follows: venv before install, no links a clone cannot follow, the picture
-exists and its script makes it, and the API contract names every route the journeys call."""
+"""The README a first-timer follows: venv before install, no links a clone cannot follow, the
+picture exists and its script makes it, and the API contract names every route the journeys call."""
 
 from __future__ import annotations
 
@@ -35,27 +35,38 @@ def test_timings_and_success_are_stated() -> None:
 
 
 def test_the_api_contract_lists_every_route_the_journeys_call() -> None:
-    """Every /v1 path in scenarios/journeys.py is in the README's contract, and in the testbed's OpenAPI."""
-    called = {re.sub(r"\{[^}]+\}", "{id}", p)
-              for p in re.findall(r'f?"(/v1/[^"?]*)"', (ROOT / "scenarios" / "journeys.py").read_text())}
+    """Every /v1 path in scenarios/journeys.py is in the
+    README's contract, and in the testbed's OpenAPI."""
+    called = {
+        re.sub(r"\{[^}]+\}", "{id}", p)
+        for p in re.findall(r'f?"(/v1/[^"?]*)"', (ROOT / "scenarios" / "journeys.py").read_text())
+    }
     assert len(called) >= 7, called
-    openapi = {re.sub(r"\{[^}]+\}", "{id}", p)
-               for p in json.loads((ROOT / "docs" / "openapi.json").read_text())["paths"]}
-    section = README[README.index("## Point it at your own service"):README.index("## The commands")]
+    openapi = {
+        re.sub(r"\{[^}]+\}", "{id}", p)
+        for p in json.loads((ROOT / "docs" / "openapi.json").read_text())["paths"]
+    }
+    section = README[
+        README.index("## Point it at your own service") : README.index("## The commands")
+    ]
     for path in sorted(called):
         assert path in openapi, path
         assert f"{path}`" in section, path
 
 
-@pytest.mark.skipif(not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
-                    reason="chromium not installed")
+@pytest.mark.skipif(
+    not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
+    reason="chromium not installed",
+)
 @pytest.mark.timeout(120)
 def test_the_screenshot_script_makes_the_first_screen(tmp_path: Path) -> None:
     import importlib.util
 
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location("docs_screenshot", ROOT / "docs" / "screenshot.py")
+    spec = importlib.util.spec_from_file_location(
+        "docs_screenshot", ROOT / "docs" / "screenshot.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
