@@ -13,11 +13,28 @@ import pytest
 from analysis.rehearsal_sim import SimInputs, simulate, trials
 
 
-def _inputs(n: int, *, rate: float = 16.0, patience: float = 1e6, first: float = 0.0, docs: int = 2,
-            gates: list[tuple[float, str, float, float]] | None = None, end: float = 400.0) -> SimInputs:
-    return SimInputs(intended=np.zeros(n), deadline=np.full(n, patience), documents=np.full(n, docs),
-                     first_upload=np.full(n, first), refresh=np.zeros(n, bool), rate_t=np.array([0.0]),
-                     rate=np.array([rate]), workers=4, gates=gates or [], end_s=end)
+def _inputs(
+    n: int,
+    *,
+    rate: float = 16.0,
+    patience: float = 1e6,
+    first: float = 0.0,
+    docs: int = 2,
+    gates: list[tuple[float, str, float, float]] | None = None,
+    end: float = 400.0,
+) -> SimInputs:
+    return SimInputs(
+        intended=np.zeros(n),
+        deadline=np.full(n, patience),
+        documents=np.full(n, docs),
+        first_upload=np.full(n, first),
+        refresh=np.zeros(n, bool),
+        rate_t=np.array([0.0]),
+        rate=np.array([rate]),
+        workers=4,
+        gates=gates or [],
+        end_s=end,
+    )
 
 
 def test_ample_patience_serves_everyone_and_every_stamp() -> None:
@@ -67,8 +84,11 @@ def test_lognormal_service_keeps_its_mean_rate_with_less_spread_than_exponential
     from dataclasses import replace
 
     base = _inputs(1000)
-    laws = {"lognormal": replace(base, exponential=False, service_sigma=0.2),
-            "exponential": base, "constant": replace(base, exponential=False)}
+    laws = {
+        "lognormal": replace(base, exponential=False, service_sigma=0.2),
+        "exponential": base,
+        "constant": replace(base, exponential=False),
+    }
     ends = {}
     for name, inp in laws.items():
         ends[name] = []

@@ -1,4 +1,5 @@
-"""Real rehearsals: Locust subprocesses against a real testbed process on loopback, a few seconds each."""
+"""Real rehearsals: Locust subprocesses against a real
+testbed process on loopback, a few seconds each."""
 
 from __future__ import annotations
 
@@ -18,20 +19,52 @@ from scenarios.recorder import read_ledger_csv
 from testbed.process import TestbedServer
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST_TESTBED = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=16",
-                "issuer.service.mean=0.02", "payments.service.mean=0.05"]
-RUN_FILES = {"run.json", "profile.toml", "locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
-             "locust_exceptions.csv", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv", "audit.json",
-             "server_ledger.json", "server_records.json", "reconciliation.json", "summary.json"}
-
+FAST_TESTBED = [
+    'security.password_hash="pbkdf2"',
+    "security.pbkdf2_iterations=1000",
+    "issuer.workers=16",
+    "issuer.service.mean=0.02",
+    "payments.service.mean=0.05",
+]
+RUN_FILES = {
+    "run.json",
+    "profile.toml",
+    "locust_stats.csv",
+    "locust_stats_history.csv",
+    "locust_failures.csv",
+    "locust_exceptions.csv",
+    "arrivals.csv",
+    "ledger.csv",
+    "queue.csv",
+    "latency_history.csv",
+    "audit.json",
+    "server_ledger.json",
+    "server_records.json",
+    "reconciliation.json",
+    "summary.json",
+}
 
 
 def write_profile(tmp: Path, name: str, mix: dict[str, float], patience: float = 15) -> Path:
     p = tmp / f"{name}.toml"
-    p.write_text(flat_profile_toml(f"test-{name}", total=100000, stamps_per_applicant={2: 0.5, 3: 0.5}, journeys={
-        "mix": mix, "think_time_s": [0.0, 0.05], "patience_s": patience, "poll_interval_s": 0.1,
-        "retry_mix": {"refresh": 0.5, "backoff": 0.5}, "backoff_base_s": 0.2, "backoff_max_s": 1,
-        "max_attempts": 3, "request_timeout_s": 5}))
+    p.write_text(
+        flat_profile_toml(
+            f"test-{name}",
+            total=100000,
+            stamps_per_applicant={2: 0.5, 3: 0.5},
+            journeys={
+                "mix": mix,
+                "think_time_s": [0.0, 0.05],
+                "patience_s": patience,
+                "poll_interval_s": 0.1,
+                "retry_mix": {"refresh": 0.5, "backoff": 0.5},
+                "backoff_base_s": 0.2,
+                "backoff_max_s": 1,
+                "max_attempts": 3,
+                "request_timeout_s": 5,
+            },
+        )
+    )
     return p
 
 
@@ -58,8 +91,19 @@ def test_each_journey_completes_and_reconciles(tmp_path, journey):
     prof = write_profile(tmp_path, journey, {journey: 1.0})
     out = tmp_path / "run"
     # 1 day into 4 s at 1/2000 of 100,000 applicants: about 50 arrivals at ~12/s.
-    r = rehearse("--profile", str(prof), "--duration", "4", "--scale", "0.0005", "--seed", "7",
-                 "--out", str(out), *fast_testbed_flags())
+    r = rehearse(
+        "--profile",
+        str(prof),
+        "--duration",
+        "4",
+        "--scale",
+        "0.0005",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        *fast_testbed_flags(),
+    )
     assert r.returncode == 0, r.stderr + r.stdout[-2000:]
     assert {p.name for p in out.iterdir()} >= RUN_FILES
     s = json.loads((out / "summary.json").read_text())
@@ -67,9 +111,11 @@ def test_each_journey_completes_and_reconciles(tmp_path, journey):
     assert s["completed"] >= 0.9 * s["scheduled"], s
     arrivals = rows(out / "arrivals.csv")
     assert {a["journey"] for a in arrivals} == {journey}
-    expected_steps = {"new_applicant": {"register", "login", "order", "pay", "wait_quota"},
-                      "returning_applicant": {"login", "order", "pay", "wait_quota"},
-                      "stamp_only": {"login"}}[journey] | {"stamp", "poll_stamp", "download"}
+    expected_steps = {
+        "new_applicant": {"register", "login", "order", "pay", "wait_quota"},
+        "returning_applicant": {"login", "order", "pay", "wait_quota"},
+        "stamp_only": {"login"},
+    }[journey] | {"stamp", "poll_stamp", "download"}
     assert set(s["steps"]) == expected_steps
     for step in expected_steps:
         assert (out / "latency" / f"{step}.service.hdr").is_file()
@@ -89,14 +135,25 @@ def test_each_journey_completes_and_reconciles(tmp_path, journey):
 @pytest.mark.timeout(90)
 def test_arrivals_match_the_schedule_and_a_small_pool_drops(tmp_path):
     out = tmp_path / "capped"
-    r = rehearse("--arrival-rate", "40", "--duration", "5", "--user-cap", "3", "--seed", "11",
-                 "--out", str(out), *fast_testbed_flags())
+    r = rehearse(
+        "--arrival-rate",
+        "40",
+        "--duration",
+        "5",
+        "--user-cap",
+        "3",
+        "--seed",
+        "11",
+        "--out",
+        str(out),
+        *fast_testbed_flags(),
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
     e = s["scheduled_expected"]
     assert e == pytest.approx(200)
-    assert abs(s["scheduled"] - e) < 4 * e ** 0.5                   # Poisson noise
-    assert s["dropped"] > 0.5 * s["scheduled"], s                    # 3 users cannot carry 40/s
+    assert abs(s["scheduled"] - e) < 4 * e**0.5  # Poisson noise
+    assert s["dropped"] > 0.5 * s["scheduled"], s  # 3 users cannot carry 40/s
     dropped = [a for a in rows(out / "arrivals.csv") if a["outcome"] == "dropped"]
     assert len(dropped) == s["dropped"]
     assert all(a["started_at"] == "" and a["finished_at"] == "" for a in dropped)
@@ -108,19 +165,45 @@ def test_a_gate_closing_mid_run_shows_in_outcomes_and_thresholds(tmp_path):
     prof = write_profile(tmp_path, "gate", {"new_applicant": 1.0}, patience=4)
     gates = tmp_path / "gate_schedule.json"
     # Registration closes at 12:00 calendar = 3 s into a 6 s run.
-    gates.write_text(json.dumps([{"at": "2024-09-01T12:00:00+07:00", "gate": "registration", "mode": "closed",
-                                  "label": "test closes registration"}]))
+    gates.write_text(
+        json.dumps(
+            [
+                {
+                    "at": "2024-09-01T12:00:00+07:00",
+                    "gate": "registration",
+                    "mode": "closed",
+                    "label": "test closes registration",
+                }
+            ]
+        )
+    )
     out = tmp_path / "gated"
-    r = rehearse("--profile", str(prof), "--duration", "6", "--scale", "0.0003", "--seed", "5",
-                 "--gates", str(gates), "--threshold", "register.errors<5%", "--out", str(out),
-                 *fast_testbed_flags())
-    assert r.returncode == 1, r.stderr + r.stdout[-1500:]             # the errors threshold failed
+    r = rehearse(
+        "--profile",
+        str(prof),
+        "--duration",
+        "6",
+        "--scale",
+        "0.0003",
+        "--seed",
+        "5",
+        "--gates",
+        str(gates),
+        "--threshold",
+        "register.errors<5%",
+        "--out",
+        str(out),
+        *fast_testbed_flags(),
+    )
+    assert r.returncode == 1, r.stderr + r.stdout[-1500:]  # the errors threshold failed
     arrivals = rows(out / "arrivals.csv")
     early = [a for a in arrivals if a["calendar_intended_at"] < "2024-09-01T11:50"]
     late = [a for a in arrivals if a["calendar_intended_at"] > "2024-09-01T12:10"]
     assert early and late
     assert sum(a["outcome"] == "completed" for a in early) >= 0.8 * len(early)
-    assert all(a["outcome"] in ("abandoned", "failed") and a["ended_step"] == "register" for a in late), late[:3]
+    assert all(
+        a["outcome"] in ("abandoned", "failed") and a["ended_step"] == "register" for a in late
+    ), late[:3]
     s = json.loads((out / "summary.json").read_text())
     assert [t["ok"] for t in s["thresholds"]] == [False]
     run = json.loads((out / "run.json").read_text())
@@ -134,8 +217,19 @@ def test_a_gate_closing_mid_run_shows_in_outcomes_and_thresholds(tmp_path):
 def test_reconciliation_catches_an_order_deleted_from_the_database(tmp_path):
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         out = tmp_path / "remote"
-        r = rehearse("--arrival-rate", "5", "--duration", "3", "--host", tb.url, f"--admin-token={tb.admin_token}",
-                     "--seed", "3", "--out", str(out))
+        r = rehearse(
+            "--arrival-rate",
+            "5",
+            "--duration",
+            "3",
+            "--host",
+            tb.url,
+            f"--admin-token={tb.admin_token}",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        )
         assert r.returncode == 0, r.stderr
         client = read_ledger_csv(out / "ledger.csv")
         paid = [x["ref"] for x in client if x["kind"] == "payment" and x["status"] == "credited"]
@@ -143,12 +237,16 @@ def test_reconciliation_catches_an_order_deleted_from_the_database(tmp_path):
         # Lose one paid order behind the service's back, as a broken write would.
         with sqlite3.connect(tb.db_path) as db:
             db.execute("DELETE FROM orders WHERE order_id = ?", (paid[0],))
-        req = urllib.request.Request(tb.url + "/admin/ledger", headers={"Authorization": f"Bearer {tb.admin_token}"})
+        req = urllib.request.Request(
+            tb.url + "/admin/ledger", headers={"Authorization": f"Bearer {tb.admin_token}"}
+        )
         server = json.loads(urllib.request.urlopen(req, timeout=10).read())
     result = reconcile(client, server)
     assert not result["ok"]
     assert result["unknown_orders"] == 1
-    assert any(d["problem"] == "unknown_order" and d["order_id"] == paid[0] for d in result["details"])
+    assert any(
+        d["problem"] == "unknown_order" and d["order_id"] == paid[0] for d in result["details"]
+    )
     # The same check from the run's own files (the doctored snapshot) fails too.
     snap = json.loads((out / "server_ledger.json").read_text())
     snap["orders"] = [o for o in snap["orders"] if o["order_id"] != paid[0]]
@@ -173,9 +271,29 @@ def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
     prof = write_profile(tmp_path, "lf", {"new_applicant": 0.6, "stamp_only": 0.4})
     with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
         out = tmp_path / "lf"
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
-               "--profile", str(prof), "--duration", "3", "--scale", "0.0003", "--seed", "1",
-               "--host", tb.url, f"--admin-token={tb.admin_token}", "--out", str(out), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "--only-summary",
+            "--profile",
+            str(prof),
+            "--duration",
+            "3",
+            "--scale",
+            "0.0003",
+            "--seed",
+            "1",
+            "--host",
+            tb.url,
+            f"--admin-token={tb.admin_token}",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=80, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert {p.name for p in out.iterdir()} >= RUN_FILES
@@ -183,9 +301,13 @@ def test_locust_dash_f_headless_writes_the_same_files(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["scheduled"] > 5 and s["exit_code"] == 0
     history = rows(out / "locust_stats_history.csv")
-    assert len(history) > 3   # full history, not just the aggregate
+    assert len(history) > 3  # full history, not just the aggregate
     # one run id over every file, Locust's CSVs (published at exit) included
     from floor import rundir
 
     listed = json.loads((out / "manifest.json").read_text())["files"]
-    assert rundir.verify(out) is not None and "locust_stats_history.csv" in listed and "arrivals.csv" in listed
+    assert (
+        rundir.verify(out) is not None
+        and "locust_stats_history.csv" in listed
+        and "arrivals.csv" in listed
+    )

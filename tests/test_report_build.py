@@ -15,16 +15,50 @@ FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 CHARTS = ("demand", "backlog", "arrivals", "latency", "throughput", "usl", "gates")
 # kind -> (charts drawn, sections with data, parts explained as absent)
 EXPECT = {
-    "rehearsal": ({"demand", "backlog", "arrivals", "latency", "throughput"},
-                  {"latency-table", "error-table", "thresholds", "parameters"},
-                  {"stages", "chart-usl", "chart-gates", "usl-table", "kind-probe", "kind-plan"}),
-    "probe": ({"usl"}, {"usl-table", "parameters"},
-              {"stages", "chart-demand", "chart-backlog", "chart-arrivals", "chart-latency", "chart-throughput",
-               "chart-gates", "latency-table", "error-table", "thresholds", "kind-rehearsal", "kind-plan"}),
-    "plan": ({"demand", "backlog", "gates"}, set(),
-             {"chart-arrivals", "chart-latency", "chart-throughput", "chart-usl", "latency-table", "error-table",
-              "thresholds", "usl-table", "kind-rehearsal", "kind-probe"}),
-    "full": (set(CHARTS), {"latency-table", "error-table", "thresholds", "usl-table", "parameters"}, set()),
+    "rehearsal": (
+        {"demand", "backlog", "arrivals", "latency", "throughput"},
+        {"latency-table", "error-table", "thresholds", "parameters"},
+        {"stages", "chart-usl", "chart-gates", "usl-table", "kind-probe", "kind-plan"},
+    ),
+    "probe": (
+        {"usl"},
+        {"usl-table", "parameters"},
+        {
+            "stages",
+            "chart-demand",
+            "chart-backlog",
+            "chart-arrivals",
+            "chart-latency",
+            "chart-throughput",
+            "chart-gates",
+            "latency-table",
+            "error-table",
+            "thresholds",
+            "kind-rehearsal",
+            "kind-plan",
+        },
+    ),
+    "plan": (
+        {"demand", "backlog", "gates"},
+        set(),
+        {
+            "chart-arrivals",
+            "chart-latency",
+            "chart-throughput",
+            "chart-usl",
+            "latency-table",
+            "error-table",
+            "thresholds",
+            "usl-table",
+            "kind-rehearsal",
+            "kind-probe",
+        },
+    ),
+    "full": (
+        set(CHARTS),
+        {"latency-table", "error-table", "thresholds", "usl-table", "parameters"},
+        set(),
+    ),
 }
 
 
@@ -34,6 +68,7 @@ def run_copy(tmp_path: Path):
         dst = tmp_path / kind
         shutil.copytree(FIXTURES / kind, dst, ignore=shutil.ignore_patterns("report.*"))
         return dst
+
     return copy
 
 
@@ -65,11 +100,16 @@ def test_full_report_first_screen(run_copy) -> None:
     html = (d / "report.html").read_text(encoding="utf-8")
     first = html.split('id="charts"', 1)[0]
     assert 'class="verdict bad"' in first
-    assert "Not served in time: the backlog clears 10.5 hours after the deadline (10 Sep 23:59 WIB)" in first
+    assert (
+        "Not served in time: the backlog clears 10.5 hours after the deadline (10 Sep 23:59 WIB)"
+        in first
+    )
     for key in ("peak_demand", "peak_backlog", "longest_wait", "lost"):
         assert f'id="fig-{key}"' in first
     assert "No quota lost or duplicated." in first
-    assert "extend the deadline by 10.5 hours" in first and "raise capacity to 25 e-Meterai/s" in first
+    assert (
+        "extend the deadline by 10.5 hours" in first and "raise capacity to 25 e-Meterai/s" in first
+    )
     assert first.count("<tr data-stage=") == 5  # five stages
     assert 'id="chart-gates"' in first
     assert "**Verdict:** Not served in time" in result.summary_markdown
@@ -80,9 +120,17 @@ def test_units_on_every_axis(run_copy) -> None:
     d = run_copy("full")
     build_report(d)
     html = (d / "report.html").read_text(encoding="utf-8")
-    for unit in ("applicants per second", "backlog (applicants)", "wait (hours)", "arrivals per wall second",
-                 "requests per wall second", "errors per wall second", "concurrent users (N)",
-                 "e-Meterai per second", "calendar time (WIB, UTC+7)"):
+    for unit in (
+        "applicants per second",
+        "backlog (applicants)",
+        "wait (hours)",
+        "arrivals per wall second",
+        "requests per wall second",
+        "errors per wall second",
+        "concurrent users (N)",
+        "e-Meterai per second",
+        "calendar time (WIB, UTC+7)",
+    ):
         assert unit in html, unit
 
 
@@ -133,7 +181,9 @@ def test_served_verdict_is_green(run_copy) -> None:
 
 def test_cli_prints_markdown_summary(run_copy, capsys: pytest.CaptureFixture[str]) -> None:
     d = run_copy("plan")
-    assert main(["report", str(d)]) == 1  # the plan misses its deadline: a red verdict exits 1, like plan and demo
+    assert (
+        main(["report", str(d)]) == 1
+    )  # the plan misses its deadline: a red verdict exits 1, like plan and demo
     out = capsys.readouterr().out
     assert out.startswith("**Verdict:**")
     assert "| Stage | From | To | Gates | Admission rate |" in out

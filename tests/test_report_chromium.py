@@ -1,4 +1,5 @@
-"""The report opened in real headless Chromium: rendered, not blank, the verdict visible; and --pdf."""
+"""The report opened in real headless Chromium:
+rendered, not blank, the verdict visible; and --pdf."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 VERDICT_BAD = (0xB4, 0x23, 0x18)  # --bad in report.css: the red verdict banner
 VERDICT_OK = (0x1A, 0x7F, 0x37)
 
-pytestmark = pytest.mark.skipif(not any(shutil.which(n) for n in CHROMIUM_NAMES),
-                                reason="chromium not installed (apt-get install chromium; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not any(shutil.which(n) for n in CHROMIUM_NAMES),
+    reason="chromium not installed (apt-get install chromium; .ci/run installs it)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,14 @@ def _pixels_near(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 6) -> np
 
 def test_screenshot_is_not_blank_and_shows_the_verdict(full_report: Path, tmp_path: Path) -> None:
     png = tmp_path / "shot.png"
-    run_chromium(["--window-size=1280,2000", "--hide-scrollbars", f"--screenshot={png}", full_report.as_uri()])
+    run_chromium(
+        [
+            "--window-size=1280,2000",
+            "--hide-scrollbars",
+            f"--screenshot={png}",
+            full_report.as_uri(),
+        ]
+    )
     img = np.asarray(Image.open(png).convert("RGB"))
     assert img.shape[:2] == (2000, 1280)
     assert img.std() > 20  # not a blank page
@@ -58,7 +68,9 @@ def test_dump_dom_holds_the_verdict_text(full_report: Path) -> None:
 def test_pdf_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "plan"
     shutil.copytree(FIXTURES / "plan", d, ignore=shutil.ignore_patterns("report.*"))
-    assert main(["report", str(d), "--pdf", "--lang", "id"]) == 1  # printed; the plan's verdict is red
+    assert (
+        main(["report", str(d), "--pdf", "--lang", "id"]) == 1
+    )  # printed; the plan's verdict is red
     pdf = (d / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
     assert "PDF:" in capsys.readouterr().out

@@ -41,22 +41,56 @@ def test_bad_language(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     _fails(["report", str(_copy(tmp_path)), "--lang", "fr"], capsys, "UsageError:", "--lang")
 
 
-@pytest.mark.parametrize(("file", "mutate", "expect"), [
-    ("plan.json", lambda t: t.replace('"verdict"', '"verdikt"'), "key verdict.served_by_deadline is missing"),
-    ("plan.json", lambda t: t[:-20], "not valid JSON"),
-    ("plan.json", lambda t: t.replace('"served_by_deadline": false', '"served_by_deadline": "no"'),
-     "served_by_deadline = 'no' is not a bool"),
-    ("capacity.json", lambda t: t.replace('"alpha"', '"alfa"', 1), "key usl.stamps.alpha is missing"),
-    ("queue.csv", lambda t: "\n".join(x + (",9" if i == 3 else "") for i, x in enumerate(t.split("\n"))),
-     "line 4: 15 fields, the header has 14"),
-    ("timeline.csv", lambda t: t.replace("demand_per_s", "demand"), "column demand_per_s is missing"),
-    ("arrivals.csv", lambda t: t.replace("completed", "complete", 1), "column outcome = 'complete'"),
-    ("latency_history.csv", lambda t: t.replace(",register,", ",register,abc", 1), "line 2: column count = 'abc"),
-    ("gate_schedule.json", lambda t: t.replace('"closed"', '"shut"', 1), "mode = 'shut'"),
-    ("summary.json", lambda t: t.replace('"scheduled"', '"planned"', 1), "key scheduled is missing"),
-])
-def test_malformed_file_names_file_and_place(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             file: str, mutate, expect: str) -> None:
+@pytest.mark.parametrize(
+    ("file", "mutate", "expect"),
+    [
+        (
+            "plan.json",
+            lambda t: t.replace('"verdict"', '"verdikt"'),
+            "key verdict.served_by_deadline is missing",
+        ),
+        ("plan.json", lambda t: t[:-20], "not valid JSON"),
+        (
+            "plan.json",
+            lambda t: t.replace('"served_by_deadline": false', '"served_by_deadline": "no"'),
+            "served_by_deadline = 'no' is not a bool",
+        ),
+        (
+            "capacity.json",
+            lambda t: t.replace('"alpha"', '"alfa"', 1),
+            "key usl.stamps.alpha is missing",
+        ),
+        (
+            "queue.csv",
+            lambda t: "\n".join(x + (",9" if i == 3 else "") for i, x in enumerate(t.split("\n"))),
+            "line 4: 15 fields, the header has 14",
+        ),
+        (
+            "timeline.csv",
+            lambda t: t.replace("demand_per_s", "demand"),
+            "column demand_per_s is missing",
+        ),
+        (
+            "arrivals.csv",
+            lambda t: t.replace("completed", "complete", 1),
+            "column outcome = 'complete'",
+        ),
+        (
+            "latency_history.csv",
+            lambda t: t.replace(",register,", ",register,abc", 1),
+            "line 2: column count = 'abc",
+        ),
+        ("gate_schedule.json", lambda t: t.replace('"closed"', '"shut"', 1), "mode = 'shut'"),
+        (
+            "summary.json",
+            lambda t: t.replace('"scheduled"', '"planned"', 1),
+            "key scheduled is missing",
+        ),
+    ],
+)
+def test_malformed_file_names_file_and_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], file: str, mutate, expect: str
+) -> None:
     d = _copy(tmp_path)
     p = d / file
     p.write_text(mutate(p.read_text(encoding="utf-8")), encoding="utf-8")
@@ -73,7 +107,9 @@ def test_bad_histogram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert not (d / "report.html").exists()
 
 
-def test_old_report_survives_a_failed_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_old_report_survives_a_failed_rebuild(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     d = _copy(tmp_path, "plan")
     assert main(["report", str(d)]) == 1  # written; the plan's verdict is red
     before = (d / "report.html").read_bytes()
@@ -84,7 +120,14 @@ def test_old_report_survives_a_failed_rebuild(tmp_path: Path, capsys: pytest.Cap
 
 def test_any_subset_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = _copy(tmp_path)
-    for name in ("timeline.csv", "queue.csv", "latency", "probe.csv", "reconciliation.json", "profile.toml"):
+    for name in (
+        "timeline.csv",
+        "queue.csv",
+        "latency",
+        "probe.csv",
+        "reconciliation.json",
+        "profile.toml",
+    ):
         p = d / name
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     assert main(["report", str(d)]) == 1  # written; the full fixture's plan verdict is red
@@ -94,8 +137,9 @@ def test_any_subset_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "timeline.csv" in html.split("Missing", 1)[1]
 
 
-def test_pdf_without_chromium_still_writes_html(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pdf_without_chromium_still_writes_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = _copy(tmp_path, "probe")
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -118,7 +162,10 @@ def test_reconciliation_failure_in_words(tmp_path: Path) -> None:
     (d / "reconciliation.json").write_text(json.dumps(r))
     build_report(d)
     html = (d / "report.html").read_text(encoding="utf-8")
-    assert "3 e-Meterai paid for were not credited; 1 e-Meterai were credited beyond what was paid for" in html
+    assert (
+        "3 e-Meterai paid for were not credited; 1 e-Meterai were credited beyond what was paid for"
+        in html
+    )
 
 
 def test_unfinished_stamps_alone_are_not_a_failure(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Both languages: the same keys, Indonesian number formats, no English leaking into the id report."""
+"""Both languages: the same keys, Indonesian number
+formats, no English leaking into the id report."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ def test_translation_tables_have_the_same_keys_and_fields() -> None:
     en, id_ = _table("en"), _table("id")
     assert set(en) == set(id_)
     for key in (k for k in en if not k.startswith("_")):
-        assert set(re.findall(r"\{(\w+)\}", en[key])) == set(re.findall(r"\{(\w+)\}", id_[key])), key
+        assert set(re.findall(r"\{(\w+)\}", en[key])) == set(re.findall(r"\{(\w+)\}", id_[key])), (
+            key
+        )
 
 
 def test_number_formats() -> None:
@@ -47,9 +50,12 @@ def test_id_report_has_no_english_from_the_table(tmp_path: Path) -> None:
     html = (d / "report.html").read_text(encoding="utf-8")
     assert '<html lang="id">' in html
     text = visible_text(html)
-    # Data from the run files stay as written (stage names and reasons, the profile's title): not the table's.
+    # Data from the run files stay as written (stage names
+    # and reasons, the profile's title): not the table's.
     plan = json.loads((d / "plan.json").read_text(encoding="utf-8"))
-    for data in [s[k] for s in plan["stages"] for k in ("name", "why")] + ["CASN 2024 registration and the e-Meterai outage"]:
+    for data in [s[k] for s in plan["stages"] for k in ("name", "why")] + [
+        "CASN 2024 registration and the e-Meterai outage"
+    ]:
         text = text.replace(data, " ")
     text = " ".join(text.split())
     en, id_ = _table("en"), _table("id")
@@ -65,7 +71,9 @@ def test_id_report_has_no_english_from_the_table(tmp_path: Path) -> None:
     # Indonesian text and number formats in the page and in the charts
     assert "Tidak terlayani tepat waktu" in text
     assert "10,5 jam" in text and "133.924 pelamar" in text
-    assert "pelamar per detik" in text and "waktu kalender (WIB, UTC+7)" in text  # chart labels (SVG text)
+    assert (
+        "pelamar per detik" in text and "waktu kalender (WIB, UTC+7)" in text
+    )  # chart labels (SVG text)
 
 
 def test_english_is_default_and_has_english_charts(tmp_path: Path) -> None:

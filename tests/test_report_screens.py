@@ -1,8 +1,9 @@
-"""The report on every screen (issue 13 item 6): size, phones and desktops in real headless Chromium,
-paper (print_pdf, pages rendered with pdftoppm), captions that match the drawing, words not ids.
+"""The report on every screen (issue 13 item 6): size, phones and desktops in real headless
+Chromium, paper (print_pdf, pages rendered with pdftoppm), captions that match the drawing,
+words not ids.
 
-One Chromium for the module (tests/cdp_browser.py). Inputs: the fixtures (rehearsal, probe and
-plan in one directory) and one real `surgecast plan` (31,679 one-minute timeline rows, as the demo's).
+One Chromium for the module (tests/cdp_browser.py). Inputs: the fixtures (rehearsal, probe and plan
+in one directory) and one real `surgecast plan` (31,679 one-minute timeline rows, as the demo's).
 """
 
 from __future__ import annotations
@@ -30,16 +31,23 @@ FIXTURES = ROOT / "tests" / "fixtures" / "runs"
 MB = 1_000_000
 HAVE_CHROMIUM = any(shutil.which(n) for n in CHROMIUM_NAMES)
 HAVE_POPPLER = bool(shutil.which("pdftoppm") and shutil.which("pdftotext"))
-needs_chromium = pytest.mark.skipif(not HAVE_CHROMIUM, reason="chromium not installed (.ci/run installs it)")
-needs_poppler = pytest.mark.skipif(not (HAVE_CHROMIUM and HAVE_POPPLER),
-                                   reason="chromium and poppler-utils needed (.ci/run installs both)")
-# The page may not scroll sideways, and nothing outside a table (which scrolls in its own box) may stick out.
+needs_chromium = pytest.mark.skipif(
+    not HAVE_CHROMIUM, reason="chromium not installed (.ci/run installs it)"
+)
+needs_poppler = pytest.mark.skipif(
+    not (HAVE_CHROMIUM and HAVE_POPPLER),
+    reason="chromium and poppler-utils needed (.ci/run installs both)",
+)
+# The page may not scroll sideways, and nothing outside
+# a table (which scrolls in its own box) may stick out.
 OVERFLOW_JS = """(() => {
   const w = document.documentElement.clientWidth;
   const out = Array.from(document.querySelectorAll('body *'))
     .filter(e => !e.closest('table') && e.getBoundingClientRect().right > w + 1)
-    .map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(e.getBoundingClientRect().right));
-  return {scroll: document.documentElement.scrollWidth, width: w, inner: window.innerWidth, out: out.slice(0, 5),
+    .map(e => e.tagName + (e.id ? '#' + e.id : '') + ' '
+              + Math.round(e.getBoundingClientRect().right));
+  return {scroll: document.documentElement.scrollWidth, width: w, inner: window.innerWidth,
+          out: out.slice(0, 5),
           verdict_top: document.getElementById('verdict').getBoundingClientRect().top};
 })()"""
 
@@ -55,8 +63,24 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out[f"full-{lang}"] = d
     plan = base / "plan"
     env = {k: v for k, v in os.environ.items() if k != rundir.RUN_ID_ENV}
-    r = subprocess.run([sys.executable, "-m", "surgecast", "plan", "--profile", "casn2024", "--no-bands",
-                        "--out", str(plan)], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "surgecast",
+            "plan",
+            "--profile",
+            "casn2024",
+            "--no-bands",
+            "--out",
+            str(plan),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     build_report(plan, lang="en")
     out["plan-en"] = plan
@@ -81,8 +105,9 @@ def test_demo_sized_report_is_under_one_megabyte(dirs: dict[str, Path]) -> None:
     assert (d / "report.html").stat().st_size <= MB
 
 
-def test_without_downsampling_the_demand_chart_alone_passes_a_megabyte(dirs: dict[str, Path],
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_downsampling_the_demand_chart_alone_passes_a_megabyte(
+    dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The mutant: every point drawn, as before. The check above would go red."""
     run, tr = load_run(dirs["plan-en"]), Translator("en")
     small = len(charts.demand_chart(run, tr).svg)
@@ -96,10 +121,26 @@ def test_envelope_keeps_every_peak_and_trough() -> None:
     y = np.cumsum(rng.normal(size=x.size))
     x2, y2 = charts.pixel_envelope(x, y)
     assert len(x2) <= 2 * charts.PIXEL_COLUMNS + 2 and np.all(np.diff(x2) > 0)
-    cols = np.clip(((x - x[0]) / (x[-1] - x[0]) * charts.PIXEL_COLUMNS).astype(int), 0, charts.PIXEL_COLUMNS - 1)
-    cols2 = np.clip(((x2 - x[0]) / (x[-1] - x[0]) * charts.PIXEL_COLUMNS).astype(int), 0, charts.PIXEL_COLUMNS - 1)
-    for c in (0, 17, 450, charts.PIXEL_COLUMNS - 1):  # each pixel column spans the same values as before
-        assert y2[cols2 == c].max() == y[cols == c].max() and y2[cols2 == c].min() == y[cols == c].min()
+    cols = np.clip(
+        ((x - x[0]) / (x[-1] - x[0]) * charts.PIXEL_COLUMNS).astype(int),
+        0,
+        charts.PIXEL_COLUMNS - 1,
+    )
+    cols2 = np.clip(
+        ((x2 - x[0]) / (x[-1] - x[0]) * charts.PIXEL_COLUMNS).astype(int),
+        0,
+        charts.PIXEL_COLUMNS - 1,
+    )
+    for c in (
+        0,
+        17,
+        450,
+        charts.PIXEL_COLUMNS - 1,
+    ):  # each pixel column spans the same values as before
+        assert (
+            y2[cols2 == c].max() == y[cols == c].max()
+            and y2[cols2 == c].min() == y[cols == c].min()
+        )
 
 
 # ---------------------------------------------------------------- phones and desktops
@@ -116,12 +157,18 @@ def test_no_horizontal_scroll(browser, dirs: dict[str, Path], which: str, width:
 
 
 @needs_chromium
-def test_overflow_check_catches_a_table_that_does_not_fit(browser, dirs: dict[str, Path], tmp_path: Path) -> None:
+def test_overflow_check_catches_a_table_that_does_not_fit(
+    browser, dirs: dict[str, Path], tmp_path: Path
+) -> None:
     """The mutant: tables laid out as on a desktop on a 390 px phone. The check above goes red."""
     html = (dirs["full-en"] / "report.html").read_text(encoding="utf-8")
     broken = tmp_path / "report.html"
-    broken.write_text(html.replace("</style>", "table { display: table !important; white-space: nowrap; }</style>", 1),
-                      encoding="utf-8")
+    broken.write_text(
+        html.replace(
+            "</style>", "table { display: table !important; white-space: nowrap; }</style>", 1
+        ),
+        encoding="utf-8",
+    )
     browser.open(broken.as_uri(), width=390)
     got = browser.eval(OVERFLOW_JS)
     assert got["scroll"] > 390 or got["inner"] > 390
@@ -133,27 +180,40 @@ def _layout(pdf: Path, html: Path) -> list[str]:
 
     headings = heading_texts(html.read_text(encoding="utf-8"))
     spots = heading_spots(pdf, headings)
-    assert len({s.text for s in spots}) == len(set(headings))  # every heading was found on the paper
+    assert len({s.text for s in spots}) == len(
+        set(headings)
+    )  # every heading was found on the paper
     return layout_problems(page_fill(pdf), spots)
 
 
 @needs_poppler
 @pytest.mark.parametrize("which", ["full-id", "plan-en"])
-def test_pdf_has_no_orphaned_heading_and_no_half_empty_page(dirs: dict[str, Path], which: str) -> None:
+def test_pdf_has_no_orphaned_heading_and_no_half_empty_page(
+    dirs: dict[str, Path], which: str
+) -> None:
     html = dirs[which] / "report.html"
     pdf = print_pdf(html, dirs[which] / "report.pdf")
     assert _layout(pdf, html) == []
 
 
 @needs_poppler
-def test_pdf_layout_check_catches_orphans_and_empty_pages(dirs: dict[str, Path], tmp_path: Path) -> None:
-    """The mutant: a page break after every sub-heading. The check above goes red for both reasons."""
+def test_pdf_layout_check_catches_orphans_and_empty_pages(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The mutant: a page break after every sub-heading.
+    The check above goes red for both reasons."""
     html = (dirs["full-en"] / "report.html").read_text(encoding="utf-8")
     broken = tmp_path / "report.html"
-    broken.write_text(html.replace("</style>", "@media print { h3 { break-after: page !important; } }</style>", 1),
-                      encoding="utf-8")
+    broken.write_text(
+        html.replace(
+            "</style>", "@media print { h3 { break-after: page !important; } }</style>", 1
+        ),
+        encoding="utf-8",
+    )
     problems = _layout(print_pdf(broken, tmp_path / "report.pdf"), broken)
-    assert any("orphaned" in p for p in problems) and any("half empty" in p for p in problems), problems
+    assert any("orphaned" in p for p in problems) and any("half empty" in p for p in problems), (
+        problems
+    )
 
 
 # ---------------------------------------------------------------- what the page says
@@ -161,24 +221,26 @@ def test_bahasa_indonesia_in_words(dirs: dict[str, Path]) -> None:
     html = (dirs["full-id"] / "report.html").read_text(encoding="utf-8")
     assert "(md)" not in html and "p99 (ms)" in html
     assert "Direktori hasil pengujian" in html and "Direktori run" not in html
-    table = html[html.index('id="error-table"'):html.index('id="thresholds"')]
+    table = html[html.index('id="error-table"') : html.index('id="thresholds"')]
     assert "HTTP 500: server gagal" in table and ">HTTPError(" not in table
-    assert ">tunggu kuota<" in table and ">wait_quota<" not in table  # the step in words, the id in a tooltip
-    thin = html[html.index('data-warning="thin_percentiles"'):]
-    thin = thin[:thin.index("</div>")]
+    assert (
+        ">tunggu kuota<" in table and ">wait_quota<" not in table
+    )  # the step in words, the id in a tooltip
+    thin = html[html.index('data-warning="thin_percentiles"') :]
+    thin = thin[: thin.index("</div>")]
     assert "bubuhkan (n=" in thin and "poll_stamp" not in thin and "wait_quota" not in thin
 
 
 def test_errors_in_words_in_english(dirs: dict[str, Path]) -> None:
     html = (dirs["full-en"] / "report.html").read_text(encoding="utf-8")
-    table = html[html.index('id="error-table"'):html.index('id="thresholds"')]
+    table = html[html.index('id="error-table"') : html.index('id="thresholds"')]
     assert "HTTP 500: the server failed" in table and ">HTTPError(" not in table
 
 
 def test_usl_caption_matches_the_star(dirs: dict[str, Path], tmp_path: Path) -> None:
     html = (dirs["full-en"] / "report.html").read_text(encoding="utf-8")
-    usl = html[html.index('id="chart-usl"'):]
-    usl = usl[:usl.index("</figure>")]
+    usl = html[html.index('id="chart-usl"') :]
+    usl = usl[: usl.index("</figure>")]
     assert "peak: " in usl and "The star marks the predicted peak." in usl
     d = tmp_path / "nostar"
     shutil.copytree(FIXTURES / "full", d, ignore=shutil.ignore_patterns("report.*"))
@@ -187,8 +249,8 @@ def test_usl_caption_matches_the_star(dirs: dict[str, Path], tmp_path: Path) -> 
         fit.update(alpha=0.0, beta=0.0, peak_load=None, peak_throughput=None)
     (d / "capacity.json").write_text(json.dumps(cap))
     html, _k = render_html(load_run(d), Translator("en"))
-    usl = html[html.index('id="chart-usl"'):]
-    usl = usl[:usl.index("</figure>")]
+    usl = html[html.index('id="chart-usl"') :]
+    usl = usl[: usl.index("</figure>")]
     assert "peak: " not in usl and "The star" not in usl and "No peak is marked" in usl
 
 
@@ -201,15 +263,24 @@ def test_throughput_shows_errors_only_from_their_window(dirs: dict[str, Path]) -
     assert k > 0
     xs, ys = charts.window_steps(starts, errors)
     just_before = starts[k] - 1e-6 * (starts[k] - starts[k - 1])
-    assert charts.step_value(xs, ys, just_before) == errors[k - 1] == 0 < charts.step_value(xs, ys, starts[k])
+    assert (
+        charts.step_value(xs, ys, just_before)
+        == errors[k - 1]
+        == 0
+        < charts.step_value(xs, ys, starts[k])
+    )
     # the mutant, a line from point to point, shows errors before their window began
     assert np.interp(starts[k - 1] + 0.5 * (starts[k] - starts[k - 1]), starts, errors) > 0
 
 
-@pytest.mark.parametrize(("lo", "hi"), [(30, 90), (5, 7), (0.2, 0.9), (120, 130), (1, 10_000), (999, 1001), (5, 6000)])
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(30, 90), (5, 7), (0.2, 0.9), (120, 130), (1, 10_000), (999, 1001), (5, 6000)]
+)
 def test_latency_axes_get_at_least_three_ticks(lo: float, hi: float) -> None:
     ticks = charts.log_ticks(lo, hi)
-    assert 3 <= len(ticks) <= 6 and ticks == sorted(ticks)  # enough to read, few enough not to crowd
+    assert 3 <= len(ticks) <= 6 and ticks == sorted(
+        ticks
+    )  # enough to read, few enough not to crowd
     assert ticks[0] <= hi and ticks[-1] >= lo  # they are about the data, not elsewhere
 
 
@@ -222,10 +293,12 @@ def test_parameters_are_a_table_with_the_exact_scale(tmp_path: Path) -> None:
     run = load_run(d)
     for lang in ("en", "id"):
         html, _k = render_html(run, Translator(lang))
-        params = html[html.index('id="parameters"'):html.index('id="inputs"')]
+        params = html[html.index('id="parameters"') : html.index('id="inputs"')]
         assert "<th><code>scale</code></th><td>0.034848</td>" in params
         assert "{'" not in params and "'count'" not in params  # no Python dict
-        assert "skala 0.034848" in html if lang == "id" else "scale 0.034848" in html  # the backlog chart's label
+        assert (
+            "skala 0.034848" in html if lang == "id" else "scale 0.034848" in html
+        )  # the backlog chart's label
 
 
 def test_report_exit_codes(tmp_path: Path) -> None:

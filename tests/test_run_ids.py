@@ -1,4 +1,5 @@
-"""Run directories never blend (issue 13 item 3): run ids, manifest.json, refusals before writing, the report's check.
+"""Run directories never blend (issue 13 item 3): run ids,
+manifest.json, refusals before writing, the report's check.
 
 Real writers: `surgecast plan` twice (about 4 s each) and one short `surgecast rehearse`
 (embedded testbed, real Locust). Each blend is made by hand and `surgecast report` must go red.
@@ -23,17 +24,25 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "runs"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     e = {k: v for k, v in os.environ.items() if k != rundir.RUN_ID_ENV}
-    return subprocess.run([sys.executable, "-m", "surgecast", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**e, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "surgecast", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**e, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def plans(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("plans")
-    # b at another capacity: its files differ in content (the same plan twice writes byte-identical CSVs,
-    # which pass the sha256 check: they are the same data)
+    # b at another capacity: its files differ in content (the same plan twice writes
+    # byte-identical CSVs, which pass the sha256 check: they are the same data)
     for name, extra in (("a", []), ("b", ["--stamps-per-second", "10"])):
         r = _cli("plan", "--profile", "casn2024", "--no-bands", *extra, "--out", str(base / name))
         assert r.returncode == 0, r.stderr
@@ -43,10 +52,27 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("rehearsal") / "r"
-    fast = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=16",
-            "issuer.service.mean=0.02", "payments.service.mean=0.05"]  # as tests/test_distributed.py
-    r = _cli("rehearse", "--arrival-rate", "3", "--duration", "4", "--seed", "5", "--quiet", "--out", str(out),
-             *sum((["--testbed-set", kv] for kv in fast), []), timeout=150)
+    fast = [
+        'security.password_hash="pbkdf2"',
+        "security.pbkdf2_iterations=1000",
+        "issuer.workers=16",
+        "issuer.service.mean=0.02",
+        "payments.service.mean=0.05",
+    ]  # as tests/test_distributed.py
+    r = _cli(
+        "rehearse",
+        "--arrival-rate",
+        "3",
+        "--duration",
+        "4",
+        "--seed",
+        "5",
+        "--quiet",
+        "--out",
+        str(out),
+        *sum((["--testbed-set", kv] for kv in fast), []),
+        timeout=150,
+    )
     assert r.returncode in (0, 1), r.stdout[-2000:] + r.stderr[-2000:]
     return out
 
@@ -57,8 +83,11 @@ def _copy(src: Path, dst: Path) -> Path:
 
 
 def _snapshot(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(d.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _one_line_exit_2(r: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -87,14 +116,24 @@ def _check_sealed(d: Path) -> str:
 
 def test_plan_files_carry_one_run_id_and_two_plans_differ(plans: tuple[Path, Path]) -> None:
     a, b = plans
-    assert {"timeline.csv", "plan.json", "gate_schedule.json", "waiting_room.json"} <= set(rundir.run_files(a))
+    assert {"timeline.csv", "plan.json", "gate_schedule.json", "waiting_room.json"} <= set(
+        rundir.run_files(a)
+    )
     assert _check_sealed(a) != _check_sealed(b)
 
 
 def test_rehearsal_files_carry_one_run_id(rehearsal: Path) -> None:
     files = set(rundir.run_files(rehearsal))
-    assert {"run.json", "summary.json", "arrivals.csv", "ledger.csv", "queue.csv", "latency_history.csv",
-            "locust_stats.csv", "reconciliation.json"} <= files
+    assert {
+        "run.json",
+        "summary.json",
+        "arrivals.csv",
+        "ledger.csv",
+        "queue.csv",
+        "latency_history.csv",
+        "locust_stats.csv",
+        "reconciliation.json",
+    } <= files
     assert any(f.startswith("latency/") for f in files)
     rid = _check_sealed(rehearsal)
     assert "locust.log" in json.loads((rehearsal / "manifest.json").read_text())["files"]
@@ -102,7 +141,8 @@ def test_rehearsal_files_carry_one_run_id(rehearsal: Path) -> None:
 
 
 def test_report_records_the_run_id(plans: tuple[Path, Path], tmp_path: Path) -> None:
-    """Also the control of the blends below: the same copy, untouched, builds (red: the plan misses its target)."""
+    """Also the control of the blends below: the same copy,
+    untouched, builds (red: the plan misses its target)."""
     d = _copy(plans[0], tmp_path / "a")
     rid = json.loads((d / "manifest.json").read_text())["run_id"]
     assert main(["report", str(d)]) == 1
@@ -111,22 +151,31 @@ def test_report_records_the_run_id(plans: tuple[Path, Path], tmp_path: Path) -> 
     assert f"belongs to run {rid}" in html
 
 
-# ---------------------------------------------------------------- the report refuses a blended directory
-@pytest.mark.parametrize("blend", ["foreign_csv", "foreign_json", "unlisted", "listed_elsewhere", "json_id"])
-def test_report_refuses_a_blended_directory(plans: tuple[Path, Path], tmp_path: Path, blend: str) -> None:
+# -------------------------------------------------------- the report refuses a blended directory
+@pytest.mark.parametrize(
+    "blend", ["foreign_csv", "foreign_json", "unlisted", "listed_elsewhere", "json_id"]
+)
+def test_report_refuses_a_blended_directory(
+    plans: tuple[Path, Path], tmp_path: Path, blend: str
+) -> None:
     a, b = plans
     d = _copy(a, tmp_path / "blend")
-    name = {"foreign_csv": "timeline.csv", "foreign_json": "plan.json", "unlisted": "arrivals.csv",
-            "listed_elsewhere": "gate_schedule.json", "json_id": "waiting_room.json"}[blend]
-    if blend in ("foreign_csv", "foreign_json"):      # a file of run b copied over run a's
+    name = {
+        "foreign_csv": "timeline.csv",
+        "foreign_json": "plan.json",
+        "unlisted": "arrivals.csv",
+        "listed_elsewhere": "gate_schedule.json",
+        "json_id": "waiting_room.json",
+    }[blend]
+    if blend in ("foreign_csv", "foreign_json"):  # a file of run b copied over run a's
         shutil.copy(b / name, d / name)
-    elif blend == "unlisted":                         # another run's file added beside
+    elif blend == "unlisted":  # another run's file added beside
         shutil.copy(FIXTURES / "rehearsal" / name, d / name)
-    elif blend == "listed_elsewhere":                 # the manifest lists it under another run
+    elif blend == "listed_elsewhere":  # the manifest lists it under another run
         m = json.loads((d / "manifest.json").read_text())
         m["files"][name]["run_id"] = json.loads((b / "manifest.json").read_text())["run_id"]
         (d / "manifest.json").write_text(json.dumps(m))
-    else:                                             # JSON says another run; manifest re-sealed to match
+    else:  # JSON says another run; manifest re-sealed to match
         w = json.loads((d / name).read_text())
         w["run_id"] = json.loads((b / "manifest.json").read_text())["run_id"]
         (d / name).write_text(json.dumps(w))
@@ -141,7 +190,9 @@ def test_report_refuses_a_blended_directory(plans: tuple[Path, Path], tmp_path: 
 
 def test_deleting_a_listed_file_is_not_a_blend(plans: tuple[Path, Path], tmp_path: Path) -> None:
     d = _copy(plans[0], tmp_path / "less")
-    (d / "waiting_room.json").unlink()  # the readers' advice for a bad file: delete it, build without
+    (
+        d / "waiting_room.json"
+    ).unlink()  # the readers' advice for a bad file: delete it, build without
     assert rundir.verify(d) == json.loads((d / "manifest.json").read_text())["run_id"]
 
 
@@ -155,23 +206,30 @@ def test_directory_without_manifest_says_so(tmp_path: Path) -> None:
 
 def test_without_manifest_differing_json_run_ids_are_refused(tmp_path: Path) -> None:
     d = _copy(FIXTURES / "full", tmp_path / "legacy")
-    for name, rid in (("plan.json", "20261201T000000Z-aaaaaa"), ("capacity.json", "20261201T000000Z-bbbbbb")):
+    for name, rid in (
+        ("plan.json", "20261201T000000Z-aaaaaa"),
+        ("capacity.json", "20261201T000000Z-bbbbbb"),
+    ):
         obj = json.loads((d / name).read_text())
         (d / name).write_text(json.dumps({"run_id": rid, **obj}))
     with pytest.raises(rundir.BlendedRun, match="capacity.json|plan.json"):
         rundir.verify(d)
 
 
-# ---------------------------------------------------------------- writers refuse another run's directory
-@pytest.mark.parametrize("cmd", [
-    ["plan", "--profile", "casn2024", "--no-bands"],
-    ["forecast", "--profile", "casn2024"],
-    ["probe"],
-    ["rehearse", "--arrival-rate", "2", "--duration", "3"],
-    ["demo", "--quick", "--duration", "20"],
-])
-def test_a_writer_refuses_another_runs_directory_before_writing(plans: tuple[Path, Path], tmp_path: Path,
-                                                                  cmd: list[str]) -> None:
+# -------------------------------------------------------- writers refuse another run's directory
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["plan", "--profile", "casn2024", "--no-bands"],
+        ["forecast", "--profile", "casn2024"],
+        ["probe"],
+        ["rehearse", "--arrival-rate", "2", "--duration", "3"],
+        ["demo", "--quick", "--duration", "20"],
+    ],
+)
+def test_a_writer_refuses_another_runs_directory_before_writing(
+    plans: tuple[Path, Path], tmp_path: Path, cmd: list[str]
+) -> None:
     d = _copy(plans[0], tmp_path / "taken")
     before = _snapshot(d)
     r = _cli(*cmd, "--out", str(d))
@@ -188,7 +246,8 @@ def test_a_writer_refuses_files_without_a_manifest(tmp_path: Path) -> None:
 
 
 def test_a_demo_left_half_done_is_not_continued(plans: tuple[Path, Path], tmp_path: Path) -> None:
-    """A demo that stopped after its plan (no summary.json yet) is refused too, --out/baseline included."""
+    """A demo that stopped after its plan (no summary.json
+    yet) is refused too, --out/baseline included."""
     out = tmp_path / "demo"
     out.mkdir()
     _copy(plans[0], out / "baseline")

@@ -1,4 +1,5 @@
-"""The run directory's room: producers write through the schema, one gate_schedule reader, checks by name."""
+"""The run directory's room: producers write through the
+schema, one gate_schedule reader, checks by name."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_producers_use_the_schemas_columns() -> None:
     import analysis.plan_config
     import analysis.probe
     import scenarios.recorder
+
     assert scenarios.recorder.LEDGER_COLUMNS is schema.LEDGER_COLUMNS
     assert analysis.probe.PROBE_COLUMNS is schema.PROBE_COLUMNS
     assert analysis.plan_config.TIMELINE_COLUMNS is schema.TIMELINE_COLUMNS
@@ -45,7 +47,8 @@ def test_one_gate_schedule_reader_for_report_and_rehearse(tmp_path: Path) -> Non
     report = read_gate_schedule(PLAN / schema.GATE_SCHEDULE)
     rehearse = load_gate_schedule(str(PLAN / schema.GATE_SCHEDULE), tz)
     assert [(g["at"], g["gate"], g["mode"], g["rate_per_s"]) for g in report] == [
-        (g.at, g.gate, g.mode, g.rate_per_s) for g in rehearse]
+        (g.at, g.gate, g.mode, g.rate_per_s) for g in rehearse
+    ]
     bad = json.loads((PLAN / schema.GATE_SCHEDULE).read_text())
     bad[0]["mode"] = "paced"  # a stage's mode, not one a target understands
     p = tmp_path / schema.GATE_SCHEDULE
@@ -57,8 +60,14 @@ def test_one_gate_schedule_reader_for_report_and_rehearse(tmp_path: Path) -> Non
 
 
 def test_checks_are_found_by_name_whatever_their_order() -> None:
-    check = {"checks": [{"name": "drain", "ok": True}, {"name": "gates", "ok": True},
-                        {"name": "integrity", "ok": False}, {"name": "model", "ok": True}]}
+    check = {
+        "checks": [
+            {"name": "drain", "ok": True},
+            {"name": "gates", "ok": True},
+            {"name": "integrity", "ok": False},
+            {"name": "model", "ok": True},
+        ]
+    }
     shuffled = {"checks": list(reversed(check["checks"]))}
     assert check_by_name(shuffled, "integrity") == check_by_name(check, "integrity")
     assert check_by_name(shuffled, "integrity")["ok"] is False
