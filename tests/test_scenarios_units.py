@@ -45,8 +45,9 @@ def test_profile_arrivals_follow_the_curve_and_max_rate_clips():
     spike = ((t >= 4 * hour) & (t < 5 * hour)).sum()
     before = ((t >= 3 * hour) & (t < 4 * hour)).sum()
     assert spike > 4 * before
-    clipped = profile_schedule(curve, calendar_origin_s=0, compress=86400 / 60, scale=0.01, duration_s=60,
-                               max_rate=10.0)
+    clipped = profile_schedule(
+        curve, calendar_origin_s=0, compress=86400 / 60, scale=0.01, duration_s=60, max_rate=10.0
+    )
     assert clipped.expected() <= 600 + 1e-6
     assert max(clipped.rate_at(x) for x in np.arange(0, 59, 1.0)) <= 10.0 + 1e-6
 
@@ -60,7 +61,9 @@ def test_histograms_merge_exactly_across_processes():
     merged = StepLatency.decode(a.encode())
     merged.merge(StepLatency.decode(b.encode()))
     for pct in (50, 95, 99, 99.9, 100):
-        assert merged.percentile("stamp", "service", pct) == both.percentile("stamp", "service", pct)
+        assert merged.percentile("stamp", "service", pct) == both.percentile(
+            "stamp", "service", pct
+        )
     assert merged.count("stamp") == 5000
 
 
@@ -70,9 +73,11 @@ def test_thresholds_parse_and_breach():
     for bad in ("stamp.p95<2", "errors<150", "nonsense", "stamp.p0<1s"):
         with pytest.raises(FieldError):
             parse_threshold(bad)
-    w = ThresholdWatch([parse_threshold("errors<10%"), parse_threshold("stamp.p95<1s")], window_s=5, min_count=5)
+    w = ThresholdWatch(
+        [parse_threshold("errors<10%"), parse_threshold("stamp.p95<1s")], window_s=5, min_count=5
+    )
     for i in range(20):
-        w.request("stamp", 1.0, 0.1, ok=i % 4 != 0)     # 25% errors, fast
+        w.request("stamp", 1.0, 0.1, ok=i % 4 != 0)  # 25% errors, fast
     w.evaluate(1.5)
     assert [r.ok for r in w.results] == [False, True]
     assert w.results[0].observed == pytest.approx(0.25)
@@ -88,7 +93,11 @@ def test_identities_are_valid_and_reproducible():
 
 
 def test_loopback_check():
-    assert is_loopback("http://127.9.9.9:1") and is_loopback("http://localhost") and is_loopback("http://[::1]:8")
+    assert (
+        is_loopback("http://127.9.9.9:1")
+        and is_loopback("http://localhost")
+        and is_loopback("http://[::1]:8")
+    )
     assert not is_loopback("http://10.0.0.1") and not is_loopback("http://example.com")
     with pytest.raises(FieldError, match="--allow-remote"):
         check_host("http://192.168.1.1:8080", allow_remote=False)
@@ -96,14 +105,46 @@ def test_loopback_check():
 
 
 CLIENT = [
-    {"applicant_id": "1", "account_id": "A", "kind": "account", "ref": "A", "quantity": "", "status": "created"},
-    {"applicant_id": "1", "account_id": "A", "kind": "order", "ref": "O1", "quantity": "2", "status": "pending_payment"},
-    {"applicant_id": "1", "account_id": "A", "kind": "payment", "ref": "O1", "quantity": "2", "status": "credited"},
-    {"applicant_id": "1", "account_id": "A", "kind": "stamp", "ref": "S1", "quantity": "1", "status": "downloaded"},
+    {
+        "applicant_id": "1",
+        "account_id": "A",
+        "kind": "account",
+        "ref": "A",
+        "quantity": "",
+        "status": "created",
+    },
+    {
+        "applicant_id": "1",
+        "account_id": "A",
+        "kind": "order",
+        "ref": "O1",
+        "quantity": "2",
+        "status": "pending_payment",
+    },
+    {
+        "applicant_id": "1",
+        "account_id": "A",
+        "kind": "payment",
+        "ref": "O1",
+        "quantity": "2",
+        "status": "credited",
+    },
+    {
+        "applicant_id": "1",
+        "account_id": "A",
+        "kind": "stamp",
+        "ref": "S1",
+        "quantity": "1",
+        "status": "downloaded",
+    },
 ]
-SERVER = {"orders": [{"order_id": "O1", "account_id": "A", "quantity": 2, "status": "paid", "credited_at": "t"}],
-          "stamps": [{"stamp_id": "S1", "account_id": "A", "status": "done", "serial_number": "X"}],
-          "accounts": [{"account_id": "A", "available": 1, "used": 1, "reserved": 0, "credited": 2}]}
+SERVER = {
+    "orders": [
+        {"order_id": "O1", "account_id": "A", "quantity": 2, "status": "paid", "credited_at": "t"}
+    ],
+    "stamps": [{"stamp_id": "S1", "account_id": "A", "status": "done", "serial_number": "X"}],
+    "accounts": [{"account_id": "A", "available": 1, "used": 1, "reserved": 0, "credited": 2}],
+}
 
 
 def test_reconciliation_is_clean_on_consistent_ledgers():
@@ -111,14 +152,30 @@ def test_reconciliation_is_clean_on_consistent_ledgers():
     assert r["ok"] and r["checked_orders"] == 1 and r["checked_stamps"] == 1
 
 
-@pytest.mark.parametrize("doctor, field", [
-    (lambda s: s["orders"].clear(), "unknown_orders"),                                   # order row deleted
-    (lambda s: s["orders"][0].update(status="paying", credited_at=None), "lost_quota"),  # payment lost
-    (lambda s: s["accounts"][0].update(available=5), "duplicated_quota"),               # credited twice
-    (lambda s: s["orders"].append({"order_id": "O2", "account_id": "A", "quantity": 2, "status": "paid",
-                                   "credited_at": "t"}), "orphaned_payments"),          # paid behind our back
-    (lambda s: s["stamps"].clear(), "lost_stamps"),                                    # accepted job lost
-])
+@pytest.mark.parametrize(
+    "doctor, field",
+    [
+        (lambda s: s["orders"].clear(), "unknown_orders"),  # order row deleted
+        (
+            lambda s: s["orders"][0].update(status="paying", credited_at=None),
+            "lost_quota",
+        ),  # payment lost
+        (lambda s: s["accounts"][0].update(available=5), "duplicated_quota"),  # credited twice
+        (
+            lambda s: s["orders"].append(
+                {
+                    "order_id": "O2",
+                    "account_id": "A",
+                    "quantity": 2,
+                    "status": "paid",
+                    "credited_at": "t",
+                }
+            ),
+            "orphaned_payments",
+        ),  # paid behind our back
+        (lambda s: s["stamps"].clear(), "lost_stamps"),  # accepted job lost
+    ],
+)
 def test_reconciliation_catches_doctored_server_ledgers(doctor, field):
     server = copy.deepcopy(SERVER)
     doctor(server)

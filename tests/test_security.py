@@ -63,8 +63,11 @@ def _open(tb: TestbedServer, head: str) -> socket.socket:
     return s
 
 
-def _trickle(s: socket.socket, piece: bytes, every_s: float, bound_s: float) -> tuple[bytes, float, int]:
-    """Send `piece` every `every_s` until the server answers or closes; (reply, seconds, bytes sent)."""
+def _trickle(
+    s: socket.socket, piece: bytes, every_s: float, bound_s: float
+) -> tuple[bytes, float, int]:
+    """Send `piece` every `every_s` until the server
+    answers or closes; (reply, seconds, bytes sent)."""
     s.settimeout(every_s)
     t0, reply, sent = time.monotonic(), b"", 0
     while time.monotonic() - t0 < bound_s:
@@ -86,7 +89,7 @@ def _trickle(s: socket.socket, piece: bytes, every_s: float, bound_s: float) -> 
             break
     with contextlib.suppress(OSError):
         s.settimeout(2)
-        while data := s.recv(4096):        # then the server closes the connection
+        while data := s.recv(4096):  # then the server closes the connection
             reply += data
     return reply, time.monotonic() - t0, sent
 
@@ -102,11 +105,15 @@ def _closed(s: socket.socket) -> bool:
 
 
 @pytest.mark.timeout(60)
-def test_slow_upload_with_content_length_is_cut_off_in_bounded_time(tb: TestbedServer, token: str) -> None:
-    head = (f"POST /v1/stamps HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
-            f"Idempotency-Key: slow-{secrets.token_hex(4)}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {UPLOAD_LIMIT}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"document\"; "
-            f"filename=\"a.pdf\"\r\n\r\n%PDF-1.4\n")
+def test_slow_upload_with_content_length_is_cut_off_in_bounded_time(
+    tb: TestbedServer, token: str
+) -> None:
+    head = (
+        f"POST /v1/stamps HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nIdempotency-Key: "
+        f"slow-{secrets.token_hex(4)}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f'Content-Length: {UPLOAD_LIMIT}\r\n\r\n--b\r\nContent-Disposition: form-data; '
+        'name="document"; filename="a.pdf"\r\n\r\n%PDF-1.4\n'
+    )
     s = _open(tb, head)
     # Meanwhile the service answers everyone else (the slow client holds no lock, no loop).
     healthy: list[float] = []
@@ -117,24 +124,32 @@ def test_slow_upload_with_content_length_is_cut_off_in_bounded_time(tb: TestbedS
         with urllib.request.urlopen(tb.url + "/healthz", timeout=5) as r:
             assert r.status == 200
         healthy.append(time.monotonic() - t0)
+
     t = threading.Thread(target=probe)
     t.start()
     reply, seconds, sent = _trickle(s, b"x", 0.1, bound_s=BODY_TIMEOUT_S + 8)
     t.join(10)
     assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
     assert b'"request_timeout"' in reply and b'"field":"document"' in reply
-    assert BODY_TIMEOUT_S - 0.5 <= seconds <= BODY_TIMEOUT_S + 3, seconds   # answered at the bound, not never
-    assert sent < 100                                                       # we sent a few dozen bytes
+    assert BODY_TIMEOUT_S - 0.5 <= seconds <= BODY_TIMEOUT_S + 3, (
+        seconds
+    )  # answered at the bound, not never
+    assert sent < 100  # we sent a few dozen bytes
     assert _closed(s)
     s.close()
     assert healthy and healthy[0] < 1.0
-    assert Client(tb.url).get("/v1/quota", token=token).json["reserved"] == 0   # nothing was accepted
+    assert (
+        Client(tb.url).get("/v1/quota", token=token).json["reserved"] == 0
+    )  # nothing was accepted
 
 
 @pytest.mark.timeout(60)
 def test_slow_chunked_json_without_content_length_is_cut_off(tb: TestbedServer) -> None:
-    s = _open(tb, "POST /v1/accounts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
+    s = _open(
+        tb,
+        "POST /v1/accounts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
+    )
     reply, seconds, _ = _trickle(s, b"1\r\n \r\n", 0.1, bound_s=BODY_TIMEOUT_S + 8)
     assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
     assert seconds <= BODY_TIMEOUT_S + 3
@@ -144,8 +159,14 @@ def test_slow_chunked_json_without_content_length_is_cut_off(tb: TestbedServer) 
 
 @pytest.mark.timeout(60)
 def test_many_slow_clients_are_all_dropped_and_the_service_stays_up(tb: TestbedServer) -> None:
-    socks = [_open(tb, "POST /v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                       "Content-Length: 1000\r\n\r\n{") for _ in range(40)]
+    socks = [
+        _open(
+            tb,
+            "POST /v1/sessions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{",
+        )
+        for _ in range(40)
+    ]
     t0 = time.monotonic()
     c = Client(tb.url, timeout=5)
     assert c.get("/healthz").status == 200 and time.monotonic() - t0 < 1.5
@@ -158,22 +179,29 @@ def test_many_slow_clients_are_all_dropped_and_the_service_stays_up(tb: TestbedS
         except TimeoutError:
             replies.append(b"")
         s.close()
-    assert all(r.startswith(b"HTTP/1.1 408") for r in replies), [r[:40] for r in replies if not r.startswith(b"HTTP/1.1 408")][:3]
+    assert all(r.startswith(b"HTTP/1.1 408") for r in replies), [
+        r[:40] for r in replies if not r.startswith(b"HTTP/1.1 408")
+    ][:3]
 
 
 @pytest.mark.timeout(60)
 def test_chunked_json_past_the_limit_is_refused_before_the_end(tb: TestbedServer) -> None:
-    s = _open(tb, "POST /v1/accounts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n")
+    s = _open(
+        tb,
+        "POST /v1/accounts HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+    )
     chunk = b'{"name": "' + b"x" * 4000
     s.settimeout(0.05)
-    sent, reply = send_chunks_until_answer(s, chunk, 200 * JSON_LIMIT)   # we would send 3 MiB
+    sent, reply = send_chunks_until_answer(s, chunk, 200 * JSON_LIMIT)  # we would send 3 MiB
     assert reply.startswith(b"HTTP/1.1 413"), reply[:120]
-    assert sent <= 8 * JSON_LIMIT, sent                    # refused soon after the limit
+    assert sent <= 8 * JSON_LIMIT, sent  # refused soon after the limit
 
 
 # ---- secrets never reach the run directory -----------------------------------------------------
-TOKEN_RE = re.compile(rb"[A-Za-z0-9_-]{43}")   # secrets.token_urlsafe(32), the testbed's session tokens
+TOKEN_RE = re.compile(
+    rb"[A-Za-z0-9_-]{43}"
+)  # secrets.token_urlsafe(32), the testbed's session tokens
 
 
 def _session_tokens_in(data: bytes, digests: set[str]) -> set[str]:
@@ -191,9 +219,11 @@ def _passwords(out: Path, seed: int, db_path: str) -> dict[str, str]:
         aid = row["applicant_id"]
         worker, index = aid.split("-")
         tag = email.split("@")[0].rsplit(".", 1)[1]
-        ident = make_identity(random.Random(f"{seed}:{int(worker)}:{int(index) - 1}"), applicant_id=aid, run_tag=tag)
+        ident = make_identity(
+            random.Random(f"{seed}:{int(worker)}:{int(index) - 1}"), applicant_id=aid, run_tag=tag
+        )
         assert ident.email == email
-        assert verify_password(ident.password, hashes[email])      # really the password the server has
+        assert verify_password(ident.password, hashes[email])  # really the password the server has
         found[email] = ident.password
     return found
 
@@ -203,29 +233,75 @@ def test_no_password_or_token_in_the_run_directory_or_output(tmp_path: Path) -> 
     admin_token = "adm-" + secrets.token_urlsafe(24)
     out = tmp_path / "run"
     seed = 5
-    fast = ["--set", "security.password_hash=pbkdf2", "--set", "security.pbkdf2_iterations=1000",
-            "--set", "issuer.workers=16", "--set", "issuer.service.mean=0.02"]
+    fast = [
+        "--set",
+        "security.password_hash=pbkdf2",
+        "--set",
+        "security.pbkdf2_iterations=1000",
+        "--set",
+        "issuer.workers=16",
+        "--set",
+        "issuer.service.mean=0.02",
+    ]
     with TestbedServer(port=0, admin_token=admin_token, extra_args=fast) as tb:
-        r = subprocess.run([sys.executable, "-m", "surgecast", "rehearse", "--arrival-rate", "4", "--duration", "4",
-                            "--host", tb.url, f"--admin-token={admin_token}", "--seed", str(seed), "--out", str(out)],
-                           capture_output=True, text=True, timeout=90, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "surgecast",
+                "rehearse",
+                "--arrival-rate",
+                "4",
+                "--duration",
+                "4",
+                "--host",
+                tb.url,
+                f"--admin-token={admin_token}",
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
-        rep = subprocess.run([sys.executable, "-m", "surgecast", "report", str(out)], capture_output=True,
-                             text=True, timeout=90, cwd=ROOT)
+        rep = subprocess.run(
+            [sys.executable, "-m", "surgecast", "report", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+        )
         assert rep.returncode == 0, rep.stderr[-2000:]
         digests = {d for (d,) in sqlite3.connect(tb.db_path).execute("SELECT token FROM sessions")}
         passwords = _passwords(out, seed, tb.db_path)
     files = [p for p in out.rglob("*") if p.is_file()]
     names = {p.name for p in files}
-    assert {"report.html", "locust.log", "locust_stats.csv", "locust_failures.csv", "ledger.csv",
-            "run.json", "server_ledger.json"} <= names, names
-    assert len(passwords) >= 8 and len(digests) >= len(passwords)   # every applicant logged in
+    assert {
+        "report.html",
+        "locust.log",
+        "locust_stats.csv",
+        "locust_failures.csv",
+        "ledger.csv",
+        "run.json",
+        "server_ledger.json",
+    } <= names, names
+    assert len(passwords) >= 8 and len(digests) >= len(passwords)  # every applicant logged in
     # Positive control: the scanners do find a planted secret.
     planted = secrets.token_urlsafe(32)
-    assert _session_tokens_in(b"Bearer " + planted.encode(), {hashlib.sha256(planted.encode()).hexdigest()})
+    assert _session_tokens_in(
+        b"Bearer " + planted.encode(), {hashlib.sha256(planted.encode()).hexdigest()}
+    )
     blobs = [(p.name, p.read_bytes()) for p in files]
-    blobs += [("rehearse stdout", r.stdout.encode()), ("rehearse stderr", r.stderr.encode()),
-              ("report stdout", rep.stdout.encode()), ("report stderr", rep.stderr.encode())]
+    blobs += [
+        ("rehearse stdout", r.stdout.encode()),
+        ("rehearse stderr", r.stderr.encode()),
+        ("report stdout", rep.stdout.encode()),
+        ("report stderr", rep.stderr.encode()),
+    ]
     for name, data in blobs:
         assert admin_token.encode() not in data, f"the admin token is in {name}"
         leaked = [pw for pw in passwords.values() if pw.encode() in data]

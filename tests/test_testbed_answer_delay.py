@@ -45,18 +45,37 @@ def test_lost_answers_replay_with_a_key_and_duplicate_without() -> None:
         assert _orders(c, tb, account) == 2                          # a fresh key did it again
         admin(c, tb, "POST", "/admin/faults", {"answer_delay_on": ["stamp"]})
         assert _order(tb.url, token, key, timeout=5) == 201          # orders answered at once again
-        admin(c, tb, "POST", "/admin/faults", {"answer_delay_s": 0, "answer_delay_on": ["order", "pay", "stamp"]})
-        assert _order(tb.url, token, key, timeout=5) == 201          # replayed, answered at once
+        admin(
+            c,
+            tb,
+            "POST",
+            "/admin/faults",
+            {"answer_delay_s": 0, "answer_delay_on": ["order", "pay", "stamp"]},
+        )
+        assert _order(tb.url, token, key, timeout=5) == 201  # replayed, answered at once
 
 
-@pytest.mark.parametrize("body", [{"answer_delay_s": -1}, {"answer_delay_s": 61}, {"answer_delay_s": True},
-                                  {"answer_delay_s": "2"}, {"answer_delay_s": None},
-                                  {"answer_delay_on": "stamp"}, {"answer_delay_on": ["download"]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"answer_delay_s": -1},
+        {"answer_delay_s": 61},
+        {"answer_delay_s": True},
+        {"answer_delay_s": "2"},
+        {"answer_delay_s": None},
+        {"answer_delay_on": "stamp"},
+        {"answer_delay_on": ["download"]},
+    ],
+)
 def test_answer_delay_is_validated(body: dict) -> None:
     from testbed.faults import Faults
 
-    f = Faults(issuer_failure_ratio=0, payment_failure_ratio=0, payment_duplicate_ratio=0,
-               payment_reorder=False)
+    f = Faults(
+        issuer_failure_ratio=0,
+        payment_failure_ratio=0,
+        payment_duplicate_ratio=0,
+        payment_reorder=False,
+    )
     from testbed.validation import ApiError
 
     with pytest.raises(ApiError) as e:

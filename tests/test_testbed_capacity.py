@@ -31,11 +31,13 @@ async def _scenario(bound: int, workers: int, crowd: list[tuple[str, bool]]) -> 
         served.append(job)
         return True
 
-    cfg = ResourceConfig(workers=workers, service=ServiceTime(distribution="constant", mean=0.0), queue_bound=bound)
+    cfg = ResourceConfig(
+        workers=workers, service=ServiceTime(distribution="constant", mean=0.0), queue_bound=bound
+    )
     res = Resource("issuer", cfg, random.Random(0), on_start=on_start, on_finish=on_finish)
     res.pause()
     res.start()
-    for i in range(bound):                      # a full queue
+    for i in range(bound):  # a full queue
         async with res.admission() as slot:
             slot.put(f"fill-{i}")
     gone_events = [asyncio.Event() for _ in crowd]
@@ -69,7 +71,7 @@ async def _scenario(bound: int, workers: int, crowd: list[tuple[str, bool]]) -> 
     assert not pending, f"{len(pending)} waiters hung with room to spare (lost wakeup)"
     for t, (b, _late) in zip(tasks, crowd, strict=True):
         if b == "cancel":
-            continue                            # it may have finished before its cancel landed
+            continue  # it may have finished before its cancel landed
         if b == "raise":
             assert isinstance(t.exception(), ValueError)
         elif b == "gone":
@@ -80,8 +82,11 @@ async def _scenario(bound: int, workers: int, crowd: list[tuple[str, bool]]) -> 
         await asyncio.sleep(0)
         if not res.queue and not res.busy:
             break
-    added = {f"job-{i}" for i, t in enumerate(tasks)
-             if not t.cancelled() and t.exception() is None and crowd[i][0] == "add"}
+    added = {
+        f"job-{i}"
+        for i, t in enumerate(tasks)
+        if not t.cancelled() and t.exception() is None and crowd[i][0] == "add"
+    }
     assert set(served) == added | {f"fill-{i}" for i in range(bound)}
     assert len(served) == len(set(served))
     assert res._held == 0 and res.has_room() and res.state()["waiting_for_room"] == 0
@@ -89,9 +94,14 @@ async def _scenario(bound: int, workers: int, crowd: list[tuple[str, bool]]) -> 
 
 
 @settings(max_examples=150, deadline=None)
-@given(bound=st.integers(1, 3), workers=st.integers(1, 3),
-       crowd=st.lists(st.tuples(st.sampled_from(BEHAVIOURS), st.booleans()), min_size=1, max_size=12))
-def test_no_waiter_hangs_whatever_the_others_do(bound: int, workers: int, crowd: list[tuple[str, bool]]) -> None:
+@given(
+    bound=st.integers(1, 3),
+    workers=st.integers(1, 3),
+    crowd=st.lists(st.tuples(st.sampled_from(BEHAVIOURS), st.booleans()), min_size=1, max_size=12),
+)
+def test_no_waiter_hangs_whatever_the_others_do(
+    bound: int, workers: int, crowd: list[tuple[str, bool]]
+) -> None:
     asyncio.run(_scenario(bound, workers, crowd))
 
 
@@ -100,7 +110,9 @@ def test_shed_refuses_at_once_and_holds_nothing() -> None:
         async def hook(job: str) -> bool:
             return True
 
-        cfg = ResourceConfig(workers=1, service=ServiceTime(mean=0.0), queue_bound=1, overload="shed")
+        cfg = ResourceConfig(
+            workers=1, service=ServiceTime(mean=0.0), queue_bound=1, overload="shed"
+        )
         res = Resource("issuer", cfg, random.Random(0), on_start=hook, on_finish=hook)
         res.pause()
         async with res.admission() as slot:

@@ -1,4 +1,5 @@
-"""kill -9 during a burst of stamping: after restart nothing accepted is lost and the audit balances."""
+"""kill -9 during a burst of stamping: after restart
+nothing accepted is lost and the audit balances."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_kill_9_during_a_stamping_burst_then_restart() -> None:
                 try:
                     r = stamp(client, token, f"burst-{i}")
                 except OSError:
-                    return                      # the server died under us
+                    return  # the server died under us
                 assert r.status == 202, r.json
                 accepted[token].append(r.json["stamp_id"])
                 if sum(map(len, accepted.values())) >= 50:
@@ -43,7 +44,7 @@ def test_kill_9_during_a_stamping_burst_then_restart() -> None:
         for th in threads:
             th.start()
         assert enough.wait(20)
-        tb.kill()                                # SIGKILL: no shutdown, no flush
+        tb.kill()  # SIGKILL: no shutdown, no flush
         for th in threads:
             th.join(10)
         n_accepted = sum(map(len, accepted.values()))
@@ -52,8 +53,8 @@ def test_kill_9_during_a_stamping_burst_then_restart() -> None:
         tb.restart()
         c = Client(tb.url)
         before = admin(c, tb, "GET", "/admin/audit").json
-        assert before["balanced"], before["checks"]    # balanced even with work still pending
-        assert before["totals"]["stamps_pending"] > 0   # the kill did leave accepted jobs unfinished
+        assert before["balanced"], before["checks"]  # balanced even with work still pending
+        assert before["totals"]["stamps_pending"] > 0  # the kill did leave accepted jobs unfinished
         assert before["totals"]["payments_pending"] == len(in_flight)
         admin(c, tb, "POST", "/admin/faults", {"payments": "resume"})
 
@@ -78,11 +79,13 @@ def test_kill_9_during_a_stamping_burst_then_restart() -> None:
 
 
 def test_passwords_and_tokens_are_not_stored_in_clear() -> None:
-    with TestbedServer() as tb:                 # the default scrypt cost
+    with TestbedServer() as tb:  # the default scrypt cost
         c = Client(tb.url)
         token, account_id, email = register_and_login(c)
         db = sqlite3.connect(f"file:{tb.db_path}?mode=ro", uri=True)
-        (stored,) = db.execute("SELECT password_hash FROM accounts WHERE account_id=?", (account_id,)).fetchone()
+        (stored,) = db.execute(
+            "SELECT password_hash FROM accounts WHERE account_id=?", (account_id,)
+        ).fetchone()
         assert stored.startswith("scrypt$4096$8$1$") and "rahasia-123" not in stored
         dump = "\n".join(db.iterdump())
         assert "rahasia-123" not in dump and token not in dump
@@ -90,5 +93,7 @@ def test_passwords_and_tokens_are_not_stored_in_clear() -> None:
         db.close()
         wrong = c.post("/v1/sessions", json_body={"email": email, "password": "rahasia-124"})
         assert wrong.status == 401 and wrong.json["error"] == "invalid_credentials"
-        nobody = c.post("/v1/sessions", json_body={"email": "nobody@example.id", "password": "rahasia-123"})
+        nobody = c.post(
+            "/v1/sessions", json_body={"email": "nobody@example.id", "password": "rahasia-123"}
+        )
         assert nobody.status == 401 and nobody.json == wrong.json

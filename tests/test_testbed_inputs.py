@@ -46,16 +46,31 @@ def test_json_nested_8000_deep_is_400(tb: TestbedServer) -> None:
 
 @pytest.mark.parametrize("field", ["name", "password", "email"])
 def test_a_lone_surrogate_is_422_naming_the_field(tb: TestbedServer, field: str) -> None:
-    value = {"name": "Siti \ud800", "password": "rahasia-\udfff-123", "email": "s\ud800@example.id"}[field]
+    value = {
+        "name": "Siti \ud800",
+        "password": "rahasia-\udfff-123",
+        "email": "s\ud800@example.id",
+    }[field]
     r = _register(tb, **{field: value})
     assert r.status == 422 and r.json["field"] == field and "surrogate" in r.json["detail"]
-    s = Client(tb.url).post("/v1/sessions", json_body={"email": "a@b.id", "password": "x", field: value}
-                            if field != "name" else {"email": "a\ud800@b.id", "password": "x"})
+    s = Client(tb.url).post(
+        "/v1/sessions",
+        json_body={"email": "a@b.id", "password": "x", field: value}
+        if field != "name"
+        else {"email": "a\ud800@b.id", "password": "x"},
+    )
     assert s.status == 422
 
 
-@pytest.mark.parametrize("field, value", [("email", "siti@example.id\n"), ("phone", "081234567890\n"),
-                                          ("email", "siti@example.id\r\n"), ("phone", "081234567890\n\n")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("email", "siti@example.id\n"),
+        ("phone", "081234567890\n"),
+        ("email", "siti@example.id\r\n"),
+        ("phone", "081234567890\n\n"),
+    ],
+)
 def test_a_trailing_newline_does_not_pass(tb: TestbedServer, field: str, value: str) -> None:
     r = _register(tb, **{field: value})
     assert r.status == 422 and r.json["field"] == field
@@ -68,7 +83,9 @@ def test_no_second_account_for_the_same_email_with_a_newline(tb: TestbedServer) 
     assert again.status == 422 and again.json["field"] == "email"
 
 
-@pytest.mark.parametrize("name", ["Siti\x07Aminah", "Siti\nAminah", "Siti\x1b[31m", "Siti\x7f", "Siti\x85"])
+@pytest.mark.parametrize(
+    "name", ["Siti\x07Aminah", "Siti\nAminah", "Siti\x1b[31m", "Siti\x7f", "Siti\x85"]
+)
 def test_control_characters_in_a_name_are_422(tb: TestbedServer, name: str) -> None:
     r = _register(tb, name=name)
     assert r.status == 422 and r.json["field"] == "name" and "control" in r.json["detail"]
@@ -87,9 +104,15 @@ def test_media_types_are_case_insensitive(tb: TestbedServer) -> None:
     buy(c, token, 1)
     wait_for(lambda: c.get("/v1/quota", token=token).json["available"] == 1)
     body, ctype = multipart([("document", "a.pdf", PDF)])
-    r = c.post("/v1/stamps", body=body, token=token,
-               headers={"Content-Type": ctype.replace("multipart/form-data", "Multipart/Form-Data"),
-                        "Idempotency-Key": "case"})
+    r = c.post(
+        "/v1/stamps",
+        body=body,
+        token=token,
+        headers={
+            "Content-Type": ctype.replace("multipart/form-data", "Multipart/Form-Data"),
+            "Idempotency-Key": "case",
+        },
+    )
     assert r.status == 202, r.json
 
 
@@ -102,7 +125,7 @@ def test_logout_ends_the_token_at_once(tb: TestbedServer) -> None:
     r = c.get("/v1/quota", token=token)
     assert r.status == 401 and r.json["error"] == "unauthorized"
     assert c.post("/v1/logout", token=token).status == 401
-    assert c.get("/v1/quota", token=other).status == 200          # only that session ended
+    assert c.get("/v1/quota", token=other).status == 200  # only that session ended
 
 
 def test_sessions_expire_and_logout_survives_a_restart() -> None:
@@ -110,15 +133,19 @@ def test_sessions_expire_and_logout_survives_a_restart() -> None:
         c = Client(tb.url)
         ident = identity()
         assert c.post("/v1/accounts", json_body=ident).status == 201
-        s = c.post("/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]})
+        s = c.post(
+            "/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}
+        )
         assert s.status == 200 and s.json["expires_in"] in (1, 2)
         token = s.json["token"]
-        s2 = c.post("/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}).json
+        s2 = c.post(
+            "/v1/sessions", json_body={"email": ident["email"], "password": ident["password"]}
+        ).json
         assert c.post("/v1/logout", token=s2["token"]).status == 204
         assert c.get("/v1/quota", token=token).status == 200
         tb.restart()
         c = Client(tb.url)
-        assert c.get("/v1/quota", token=s2["token"]).status == 401    # logged out for good
+        assert c.get("/v1/quota", token=s2["token"]).status == 401  # logged out for good
         wait_for(lambda: c.get("/v1/quota", token=token).status == 401, timeout=5)
 
 
@@ -127,27 +154,45 @@ def _login(c: Client, email: str, password: str) -> Any:
 
 
 def test_failed_logins_are_throttled_per_account() -> None:
-    args = [*FAST, "--set", "security.login_failures_per_account=3", "--set", "security.login_failures_per_client=100"]
+    args = [
+        *FAST,
+        "--set",
+        "security.login_failures_per_account=3",
+        "--set",
+        "security.login_failures_per_client=100",
+    ]
     with TestbedServer(extra_args=args) as tb:
         c = Client(tb.url)
         victim, bystander = identity(), identity()
         for ident in (victim, bystander):
             assert c.post("/v1/accounts", json_body=ident).status == 201
-        assert [_login(c, victim["email"], "wrong-password").status for _ in range(3)] == [401, 401, 401]
-        r = _login(c, victim["email"].upper(), victim["password"])        # even the right password waits
+        assert [_login(c, victim["email"], "wrong-password").status for _ in range(3)] == [
+            401,
+            401,
+            401,
+        ]
+        r = _login(c, victim["email"].upper(), victim["password"])  # even the right password waits
         assert r.status == 429 and r.json["field"] == "email" and int(r.headers["retry-after"]) >= 1
         assert _login(c, bystander["email"], bystander["password"]).status == 200
         honest = [_login(c, bystander["email"], bystander["password"]).status for _ in range(10)]
-        assert honest == [200] * 10                                         # successes never count
+        assert honest == [200] * 10  # successes never count
 
 
 def test_failed_logins_are_throttled_per_client() -> None:
-    args = [*FAST, "--set", "security.login_failures_per_account=100", "--set", "security.login_failures_per_client=4"]
+    args = [
+        *FAST,
+        "--set",
+        "security.login_failures_per_account=100",
+        "--set",
+        "security.login_failures_per_client=4",
+    ]
     with TestbedServer(extra_args=args) as tb:
         c = Client(tb.url)
         ident = identity()
         assert c.post("/v1/accounts", json_body=ident).status == 201
-        assert [_login(c, f"nobody{i}@example.id", "guess-1234").status for i in range(4)] == [401] * 4
+        assert [_login(c, f"nobody{i}@example.id", "guess-1234").status for i in range(4)] == [
+            401
+        ] * 4
         r = _login(c, ident["email"], ident["password"])
         assert r.status == 429 and r.json["error"] == "rate_limited" and r.json["field"] is None
         m = c.get("/admin/metrics", token=tb.admin_token).json
