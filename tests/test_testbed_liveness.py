@@ -33,7 +33,8 @@ from testbed_fixtures import (
 
 from testbed.process import TestbedServer
 
-ANSWER_S = 10.0  # every waiter must be answered this soon after the resume (service times are 0.05 s)
+# every waiter must be answered this soon after the resume (service times are 0.05 s)
+ANSWER_S = 10.0
 
 
 def _waiting(c: Client, tb: TestbedServer, resource: str) -> int:
@@ -56,8 +57,11 @@ class Waiter:
             self.error = e
 
 
-def _line_up(c: Client, tb: TestbedServer, resource: str, calls: list[Callable[[Client], Reply]]) -> list[Waiter]:
-    """Start each call in turn, each only once the previous one waits for room (a known FIFO order)."""
+def _line_up(
+    c: Client, tb: TestbedServer, resource: str, calls: list[Callable[[Client], Reply]]
+) -> list[Waiter]:
+    """Start each call in turn, each only once the
+    previous one waits for room (a known FIFO order)."""
     waiters = []
     for i, fn in enumerate(calls, start=1):
         waiters.append(Waiter(fn, tb.url))
@@ -81,8 +85,15 @@ def _funded(c: Client, n: int) -> str:
     return token
 
 
-STAMP_ARGS = [*FAST, "--set", "issuer.queue_bound=1", "--issuer-service", "constant:0.05",
-              "--set", "payments.service.mean=0.01"]
+STAMP_ARGS = [
+    *FAST,
+    "--set",
+    "issuer.queue_bound=1",
+    "--issuer-service",
+    "constant:0.05",
+    "--set",
+    "payments.service.mean=0.01",
+]
 
 
 @pytest.mark.parametrize("why", ["replay", "no_quota"])
@@ -92,10 +103,10 @@ def test_stamp_waiters_that_add_nothing_pass_the_wakeup_on(why: str) -> None:
         alice = _funded(c, 4 if why == "replay" else 2)
         bob = _funded(c, 1)
         admin(c, tb, "POST", "/admin/faults", {"issuer": "pause"})
-        assert stamp(c, alice, "k0").status == 202                       # the queue is full
-        if why == "replay":     # two requests with one key: the second adds nothing
+        assert stamp(c, alice, "k0").status == 202  # the queue is full
+        if why == "replay":  # two requests with one key: the second adds nothing
             first = [lambda cl: stamp(cl, alice, "dup"), lambda cl: stamp(cl, alice, "dup")]
-        else:                   # two requests for the last quota: the second is a 402
+        else:  # two requests for the last quota: the second is a 402
             first = [lambda cl: stamp(cl, alice, "k1"), lambda cl: stamp(cl, alice, "k2")]
         waiters = _line_up(c, tb, "issuer", [*first, lambda cl: stamp(cl, bob, "bob")])
         admin(c, tb, "POST", "/admin/faults", {"issuer": "resume"})
@@ -118,11 +129,16 @@ def test_pay_waiters_that_add_nothing_pass_the_wakeup_on() -> None:
         token, *_ = register_and_login(c)
         orders = []
         for i in range(3):
-            r = c.post("/v1/orders", json_body={"quantity": 1}, token=token, headers={"Idempotency-Key": f"o{i}"})
+            r = c.post(
+                "/v1/orders",
+                json_body={"quantity": 1},
+                token=token,
+                headers={"Idempotency-Key": f"o{i}"},
+            )
             assert r.status == 201
             orders.append(r.json["order_id"])
         admin(c, tb, "POST", "/admin/faults", {"payments": "pause"})
-        assert c.post(f"/v1/orders/{orders[0]}/pay", token=token).status == 202   # the queue is full
+        assert c.post(f"/v1/orders/{orders[0]}/pay", token=token).status == 202  # the queue is full
 
         def pay(oid: str) -> Callable[[Client], Reply]:
             return lambda cl: cl.post(f"/v1/orders/{oid}/pay", token=token)
@@ -140,8 +156,10 @@ def test_pay_waiters_that_add_nothing_pass_the_wakeup_on() -> None:
 
 def _raw_stamp_request(tb: TestbedServer, token: str, key: str) -> bytes:
     body, ctype = multipart([("document", "surat.pdf", PDF)])
-    head = (f"POST /v1/stamps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-            f"Idempotency-Key: {key}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"POST /v1/stamps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Idempotency-Key: {key}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -155,11 +173,11 @@ def test_a_waiter_whose_client_left_charges_nothing() -> None:
         s = socket.create_connection((host, int(port)), timeout=5)
         s.sendall(_raw_stamp_request(tb, alice, "gone-" + secrets.token_hex(4)))
         wait_for(lambda: _waiting(c, tb, "issuer") == 1)
-        s.close()                                                         # the client gives up
-        wait_for(lambda: _waiting(c, tb, "issuer") == 0, timeout=5)       # its request stops waiting
+        s.close()  # the client gives up
+        wait_for(lambda: _waiting(c, tb, "issuer") == 0, timeout=5)  # its request stops waiting
         admin(c, tb, "POST", "/admin/faults", {"issuer": "resume"})
         wait_for(lambda: admin(c, tb, "GET", "/admin/audit").json["totals"]["stamps_pending"] == 0)
-        time.sleep(0.3)                           # room for a late (wrong) admission to show
+        time.sleep(0.3)  # room for a late (wrong) admission to show
         q: dict[str, Any] = c.get("/v1/quota", token=alice).json
         assert q == {"available": 2, "used": 1, "pending": 0, "reserved": 0}, q
         assert len(admin(c, tb, "GET", "/admin/ledger").json["stamps"]) == 1

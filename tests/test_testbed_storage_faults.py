@@ -66,9 +66,14 @@ def test_write_lock_held_past_busy_timeout_drops_nothing_and_blocks_no_one() -> 
             else:
                 assert r.json["error"] == "storage_busy" and int(r.headers["retry-after"]) >= 1
         holder.join()
-        assert slowest < 2.0, f"a read took {slowest:.1f} s while the write lock was held (loop blocked)"
+        assert slowest < 2.0, (
+            f"a read took {slowest:.1f} s while the write lock was held (loop blocked)"
+        )
 
-        wait_for(lambda: admin(c, tb, "GET", "/admin/audit").json["totals"]["stamps_pending"] == 0, timeout=30)
+        wait_for(
+            lambda: admin(c, tb, "GET", "/admin/audit").json["totals"]["stamps_pending"] == 0,
+            timeout=30,
+        )
         for sid in accepted + during:
             assert c.get(f"/v1/stamps/{sid}", token=token).json["status"] == "done", sid
         audit = admin(c, tb, "GET", "/admin/audit").json
@@ -76,7 +81,7 @@ def test_write_lock_held_past_busy_timeout_drops_nothing_and_blocks_no_one() -> 
         assert audit["totals"]["stamps_failed"] == 0
         m = admin(c, tb, "GET", "/admin/metrics").json
         assert m["resources"]["issuer"]["failed"] == 0
-        assert m["storage"]["write_retries"] > 0          # the hold was really felt
+        assert m["storage"]["write_retries"] > 0  # the hold was really felt
 
 
 def test_a_request_write_past_its_deadline_is_503_and_stores_nothing() -> None:
@@ -88,12 +93,22 @@ def test_a_request_write_past_its_deadline_is_503_and_stores_nothing() -> None:
         holder.start()
         assert held.wait(10)
         t0 = time.monotonic()
-        r = c.post("/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"})
+        r = c.post(
+            "/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"}
+        )
         waited = time.monotonic() - t0
-        assert r.status == 503 and r.json["error"] == "storage_busy" and r.headers["retry-after"] == "1", r.json
+        assert (
+            r.status == 503
+            and r.json["error"] == "storage_busy"
+            and r.headers["retry-after"] == "1"
+        ), r.json
         assert waited < 2.5, f"the refusal took {waited:.1f} s (deadline 0.5 s)"
         assert c.get("/healthz").status == 200
         holder.join()
-        again = c.post("/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"})
-        assert again.status == 201 and again.headers["idempotent-replayed"] == "false"   # nothing was stored
+        again = c.post(
+            "/v1/orders", json_body={"quantity": 2}, token=token, headers={"Idempotency-Key": "o1"}
+        )
+        assert (
+            again.status == 201 and again.headers["idempotent-replayed"] == "false"
+        )  # nothing was stored
         assert len(admin(c, tb, "GET", "/admin/ledger").json["orders"]) == 1

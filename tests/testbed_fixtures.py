@@ -24,7 +24,8 @@ from typing import Any
 from testbed.pdf import stamped_pdf
 
 FAST = ["--set", "security.password_hash=pbkdf2", "--set", "security.pbkdf2_iterations=1000"]
-# well-formed one-page PDFs (the testbed checks the structure: header, xref, trailer, catalog, pages)
+# well-formed one-page PDFs (the testbed checks the
+# structure: header, xref, trailer, catalog, pages)
 PDF = stamped_pdf(b"fixture letter", serial="FIXTURE", stamp_id="stp_fixture")
 PDF_OTHER = stamped_pdf(b"another letter", serial="FIXTURE", stamp_id="stp_fixture")
 _seq = itertools.count(1)
@@ -129,13 +130,22 @@ def multipart(fields: Iterable[tuple[str, str | None, bytes]]) -> tuple[bytes, s
 def stamp(c: Client, token: str, key: str, doc: bytes = PDF) -> Reply:
     """POST /v1/stamps with one document."""
     body, ctype = multipart([("document", "surat.pdf", doc)])
-    return c.post("/v1/stamps", body=body, token=token, headers={"Content-Type": ctype, "Idempotency-Key": key})
+    return c.post(
+        "/v1/stamps",
+        body=body,
+        token=token,
+        headers={"Content-Type": ctype, "Idempotency-Key": key},
+    )
 
 
 def buy(c: Client, token: str, quantity: int, key: str | None = None) -> str:
     """Order and pay; return the order id (payment still confirming)."""
-    r = c.post("/v1/orders", json_body={"quantity": quantity}, token=token,
-               headers={"Idempotency-Key": key or secrets.token_hex(8)})
+    r = c.post(
+        "/v1/orders",
+        json_body={"quantity": quantity},
+        token=token,
+        headers={"Idempotency-Key": key or secrets.token_hex(8)},
+    )
     assert r.status == 201, r.json
     p = c.post(f"/v1/orders/{r.json['order_id']}/pay", token=token)
     assert p.status == 202, p.json
