@@ -1,4 +1,4 @@
-"""Artillery, surgecast and a bare FastHttpUser on the same journey, against the latency law's truth.
+"""Artillery, surgecast and a bare FastHttpUser on one journey, against the latency law's truth.
 
     python benchmarks/bench_peers.py --rate 200 --duration 30 --runs 3
     python benchmarks/bench_peers.py --tools artillery surgecast --rate 10 --duration 10 --runs 1
@@ -75,7 +75,7 @@ module.exports = { ids(context, events, done) {
   return done();
 } };
 """
-BARE = r'''
+BARE = r"""
 import json, os, time
 import gevent
 from locust import FastHttpUser, constant, events, task
@@ -119,9 +119,10 @@ def _final(environment, **_kw):
     e, t = environment.stats.get("register", "POST"), environment.stats.total
     json.dump({"requests": t.num_requests, "register": e.num_requests, "failures": e.num_failures,
                "pcts": {"0": e.min_response_time or 0,
-                        **{str(p): e.get_response_time_percentile(p / 100) for p in (50, 99, 99.9)}}},
+                        **{str(p): e.get_response_time_percentile(p / 100)
+                           for p in (50, 99, 99.9)}}},
               open(os.environ["BARE_FINAL"], "w"))
-'''
+"""
 
 
 # ---- reading each tool's own figures (pure: tests/test_bench_peers.py) -----------------------
@@ -149,9 +150,11 @@ def artillery_figures(report: dict[str, Any]) -> dict[str, Any]:
         session = {p: float(sl[k]) / 1e3 for p, k in ART_KEYS.items()}
         requests, created = int(c["http.requests"]), int(c["vusers.created"])
     except (KeyError, TypeError, ValueError) as e:
-        raise ReportError(f"Artillery report: no {e} (aggregate.counters http.requests, "
-                          "vusers.created; summaries http.response_time and vusers.session_length: "
-                          "min/p50/p99/p999)") from None
+        raise ReportError(
+            f"Artillery report: no {e} (aggregate.counters http.requests, "
+            "vusers.created; summaries http.response_time and vusers.session_length: "
+            "min/p50/p99/p999)"
+        ) from None
     return {
         "requests": requests,
         "arrived": created,
@@ -169,7 +172,8 @@ def surgecast_figures(out: Path) -> dict[str, Any]:
     svc = read_hdr(str(out / "latency" / "register.service.hdr"))
     summary = json.loads((out / "summary.json").read_text())
     return {
-        "requests": int(summary["requests"]),  # the recorder's (locust_stats.csv misses the last second)
+        # the recorder's count (its locust_stats.csv misses the last second)
+        "requests": int(summary["requests"]),
         "arrived": sum(a["outcome"] != "dropped" for a in rows),
         "skipped": sum(a["outcome"] == "dropped" for a in rows),
         "failed": sum(a["outcome"] == "failed" for a in rows),
@@ -192,11 +196,18 @@ def bare_figures(final: dict[str, Any], scheduled: int) -> dict[str, Any]:
     try:
         n = int(final["register"])
         pcts = {p: float(final["pcts"][f"{p:g}"]) / 1e3 for p in PCTS}
-        res = {"requests": int(final["requests"]), "arrived": n, "skipped": scheduled - n,
-               "failed": int(final["failures"]), "scheduled": scheduled, "pcts": pcts}
+        res = {
+            "requests": int(final["requests"]),
+            "arrived": n,
+            "skipped": scheduled - n,
+            "failed": int(final["failures"]),
+            "scheduled": scheduled,
+            "pcts": pcts,
+        }
     except (KeyError, TypeError, ValueError) as e:
-        raise ReportError(f"bare final stats: no {e} (requests, register, failures, "
-                          "pcts 0/50/99/99.9)") from None
+        raise ReportError(
+            f"bare final stats: no {e} (requests, register, failures, pcts 0/50/99/99.9)"
+        ) from None
     return res
 
 
@@ -272,11 +283,15 @@ def like_for_like(run: dict[str, Any]) -> list[str]:
     """
     out = []
     if run["requests"] != run["arrived"]:
-        out.append(f"{run['tool']}: {run['requests']} requests for {run['arrived']} arrivals "
-                   "(the journey is one request)")
+        out.append(
+            f"{run['tool']}: {run['requests']} requests for {run['arrived']} arrivals "
+            "(the journey is one request)"
+        )
     if run["received"] != run["requests"]:
-        out.append(f"{run['tool']}: the server received {run['received']} requests, the tool "
-                   f"counted {run['requests']}")
+        out.append(
+            f"{run['tool']}: the server received {run['received']} requests, the tool "
+            f"counted {run['requests']}"
+        )
     return out
 
 
@@ -295,19 +310,37 @@ def ensure_artillery() -> None:
         return
     PEERS.mkdir(exist_ok=True)
     r = subprocess.run(
-        ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(PEERS),
-         ARTILLERY],
-        capture_output=True, text=True, timeout=600,
+        [
+            "npm",
+            "install",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(PEERS),
+            ARTILLERY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if r.returncode != 0 or not BIN.exists():
         raise SystemExit(f"npm install {ARTILLERY} failed ({r.returncode}): {r.stderr[-300:]}")
 
 
-def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, float, str]:
+def timed(
+    cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float
+) -> tuple[int, float, str]:
     """Run `cmd` pinned to `TOOL_CPU`; (exit code, CPU s from wait4, tail of its output)."""
     with tempfile.TemporaryFile("w+") as log:
-        p = subprocess.Popen(["taskset", "-c", TOOL_CPU, *cmd], env=env, cwd=cwd, stdout=log,
-                             stderr=subprocess.STDOUT, text=True)
+        p = subprocess.Popen(
+            ["taskset", "-c", TOOL_CPU, *cmd],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + timeout
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
@@ -326,17 +359,31 @@ def timed(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float) -> 
 def run_artillery(url: str, rate: float, duration: float, work: Path) -> dict[str, Any]:
     """One Artillery run: its figures and whole-life CPU."""
     (work / "ids.js").write_text(PROCESSOR)
-    body = {"nik": "{{ nik }}", "name": "Siti", "email": "{{ email }}", "phone": "081234567890",
-            "password": "rahasia-123"}
+    body = {
+        "nik": "{{ nik }}",
+        "name": "Siti",
+        "email": "{{ email }}",
+        "phone": "081234567890",
+        "password": "rahasia-123",
+    }
     script = {
-        "config": {"target": url, "processor": "./ids.js",
-                   "phases": [{"duration": duration, "arrivalRate": rate}]},
-        "scenarios": [{"flow": [{"function": "ids"}, {"post": {"url": "/v1/accounts", "json": body}}]}],
+        "config": {
+            "target": url,
+            "processor": "./ids.js",
+            "phases": [{"duration": duration, "arrivalRate": rate}],
+        },
+        "scenarios": [
+            {"flow": [{"function": "ids"}, {"post": {"url": "/v1/accounts", "json": body}}]}
+        ],
     }
     (work / "a.json").write_text(json.dumps(script))
     env = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true"}
-    code, cpu, tail = timed([str(BIN), "run", "--output", str(work / "report.json"),
-                             str(work / "a.json")], env=env, cwd=work, timeout=duration + 180)
+    code, cpu, tail = timed(
+        [str(BIN), "run", "--output", str(work / "report.json"), str(work / "a.json")],
+        env=env,
+        cwd=work,
+        timeout=duration + 180,
+    )
     if code != 0:
         raise SystemExit(f"artillery failed ({code}): {tail}")
     res = artillery_figures(json.loads((work / "report.json").read_text()))
@@ -345,13 +392,34 @@ def run_artillery(url: str, rate: float, duration: float, work: Path) -> dict[st
     return {**res, "cpu_s": cpu}
 
 
-def run_surgecast(tb: TestbedServer, rate: float, duration: float, seed: int,
-                  out: Path) -> dict[str, Any]:
+def run_surgecast(
+    tb: TestbedServer, rate: float, duration: float, seed: int, out: Path
+) -> dict[str, Any]:
     """One register-only rehearsal (scenarios/peer_journey.py): its figures and CPU."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "scenarios" / "peer_journey.py"),
-           "--headless", "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-           "--host", tb.url, "--out", str(out), "--seed", str(seed), "--duration", repr(duration),
-           "--arrival-rate", repr(rate), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "scenarios" / "peer_journey.py"),
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--exit-code-on-error",
+        "0",
+        "--host",
+        tb.url,
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+        "--duration",
+        repr(duration),
+        "--arrival-rate",
+        repr(rate),
+        "--quiet",
+    ]
     code, cpu, tail = timed(cmd, env=child_env(tb.admin_token), cwd=ROOT, timeout=duration + 300)
     if code != 0:
         raise SystemExit(f"surgecast failed ({code}): {tail}")
@@ -365,11 +433,33 @@ def run_bare(url: str, times: list[float], work: Path) -> dict[str, Any]:
     rate = len(times) / max(times[-1], 1.0) if times else 1.0
     users = max(8, int(rate * 3.5))  # 2 s stalls hold 2 s of arrivals; Poisson bursts above
     lead = 2.0  # all users spawn in the first second (-r = -u)
-    env = {**os.environ, "BARE_TIMES": str(work / "times.json"), "BARE_LEAD_S": str(lead),
-           "BARE_FINAL": str(work / "final.json")}
-    cmd = [sys.executable, "-m", "locust", "-f", str(work / "bare.py"), "--headless",
-           "--only-summary", "--loglevel", "WARNING", "-u", str(users), "-r", str(users), "-t",
-           f"{int((times[-1] if times else 0) + 60)}s", "--host", url, "--exit-code-on-error", "0"]
+    env = {
+        **os.environ,
+        "BARE_TIMES": str(work / "times.json"),
+        "BARE_LEAD_S": str(lead),
+        "BARE_FINAL": str(work / "final.json"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(work / "bare.py"),
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{int((times[-1] if times else 0) + 60)}s",
+        "--host",
+        url,
+        "--exit-code-on-error",
+        "0",
+    ]
     code, cpu, tail = timed(cmd, env=env, cwd=work, timeout=(times[-1] if times else 0) + 120)
     if code != 0:
         raise SystemExit(f"bare failed ({code}): {tail}")
@@ -378,16 +468,25 @@ def run_bare(url: str, times: list[float], work: Path) -> dict[str, Any]:
 
 
 def arrival_times(rate: float, duration: float, seed: int) -> list[float]:
-    """surgecast's arrival times (test s) for `seed`, drawn in a child (Locust patches on import)."""
-    code = ("import json,sys,numpy as np;from scenarios.options import add_options,resolve_settings;"
-            "from scenarios.run import build_schedule;import argparse;p=argparse.ArgumentParser();"
-            "add_options(p,locust=False);r,d,s=sys.argv[1:4];"
-            "ns=p.parse_args(['--arrival-rate',r,'--duration',d,'--seed',s]);"
-            "st=resolve_settings(ns,host='http://127.0.0.1:1',target_config=None,embedded=False);"
-            "g=np.random.default_rng(np.random.SeedSequence(int(s)).spawn(1)[0]);"
-            "print(json.dumps([float(t) for t in build_schedule(st).draw(g)]))")
-    out = subprocess.run([sys.executable, "-c", code, repr(rate), repr(duration), str(seed)],
-                         capture_output=True, text=True, cwd=ROOT, check=True, env=child_env(None))
+    """surgecast's arrival times (test s) for `seed`, drawn in a child (Locust patches on import).
+    """
+    code = (
+        "import json,sys,numpy as np;from scenarios.options import add_options,resolve_settings;"
+        "from scenarios.run import build_schedule;import argparse;p=argparse.ArgumentParser();"
+        "add_options(p,locust=False);r,d,s=sys.argv[1:4];"
+        "ns=p.parse_args(['--arrival-rate',r,'--duration',d,'--seed',s]);"
+        "st=resolve_settings(ns,host='http://127.0.0.1:1',target_config=None,embedded=False);"
+        "g=np.random.default_rng(np.random.SeedSequence(int(s)).spawn(1)[0]);"
+        "print(json.dumps([float(t) for t in build_schedule(st).draw(g)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, repr(rate), repr(duration), str(seed)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env=child_env(None),
+    )
     return json.loads(out.stdout)
 
 
@@ -421,10 +520,16 @@ def run_line(i: int, r: dict[str, Any]) -> str:
         f"arrivals {r['arrived']}/{r['scheduled']} ({r['achieved'] * 100:.2f} %), skipped/dropped "
         f"{r['skipped']}, failed {r['failed']}; behind schedule p50 {r['lag']['p50'] * 1e3:.1f} "
         f"p99 {r['lag']['p99'] * 1e3:.1f} max {r['lag']['max'] * 1e3:.1f} ms; "
-        + ", ".join(f"{_pname(p)} {r['pcts'][p] * 1e3:.1f} (law {r['law'][p] * 1e3:.1f}, "
-                    f"server {r['server'][p] * 1e3:.1f})" for p in PCTS)
-        + ("; session " + ", ".join(f"{_pname(p)} {r['session'][p] * 1e3:.1f}" for p in PCTS)
-           if "session" in r else "")
+        + ", ".join(
+            f"{_pname(p)} {r['pcts'][p] * 1e3:.1f} (law {r['law'][p] * 1e3:.1f}, "
+            f"server {r['server'][p] * 1e3:.1f})"
+            for p in PCTS
+        )
+        + (
+            "; session " + ", ".join(f"{_pname(p)} {r['session'][p] * 1e3:.1f}" for p in PCTS)
+            if "session" in r
+            else ""
+        )
     )
 
 
@@ -446,29 +551,60 @@ def table(res: dict[str, list[dict[str, Any]]], small: dict[str, dict[str, Any]]
         return lambda r: (r["cpu_s"] - c0) / max(1, r["requests"] - n0) * 1e3
 
     rows = [
-        ("CPU per request, whole life (ms)",
-         {t: cell(t, lambda r: r["cpu_s"] / max(1, r["requests"]) * 1e3, "{:.3f}") for t in tools}),
+        (
+            "CPU per request, whole life (ms)",
+            {
+                t: cell(t, lambda r: r["cpu_s"] / max(1, r["requests"]) * 1e3, "{:.3f}")
+                for t in tools
+            },
+        ),
         ("CPU per request, marginal (ms)", {t: cell(t, marginal(t), "{:.3f}") for t in tools}),
-        ("arrivals achieved / scheduled",
-         {t: ", ".join(f"{r['arrived']}/{r['scheduled']}" for r in res[t]) for t in tools}),
+        (
+            "arrivals achieved / scheduled",
+            {t: ", ".join(f"{r['arrived']}/{r['scheduled']}" for r in res[t]) for t in tools},
+        ),
         ("skipped / dropped", {t: ", ".join(str(r["skipped"]) for r in res[t]) for t in tools}),
-        ("behind schedule p99 (ms)", {t: cell(t, lambda r: r["lag"]["p99"] * 1e3, "{:.1f}")
-                                      for t in tools}),
-        ("behind schedule max (ms)", {t: cell(t, lambda r: r["lag"]["max"] * 1e3, "{:.1f}")
-                                      for t in tools}),
+        (
+            "behind schedule p99 (ms)",
+            {t: cell(t, lambda r: r["lag"]["p99"] * 1e3, "{:.1f}") for t in tools},
+        ),
+        (
+            "behind schedule max (ms)",
+            {t: cell(t, lambda r: r["lag"]["max"] * 1e3, "{:.1f}") for t in tools},
+        ),
     ]
     for p in PCTS:
-        rows.append((f"{_pname(p)} − law (ms)",
-                     {t: cell(t, lambda r, p=p: (r["pcts"][p] - r["law"][p]) * 1e3, "{:+.1f}")
-                      for t in tools}))
-        rows.append((f"{_pname(p)} − server (ms)",
-                     {t: cell(t, lambda r, p=p: (r["pcts"][p] - r["server"][p]) * 1e3, "{:+.1f}")
-                      for t in tools}))
+        rows.append(
+            (
+                f"{_pname(p)} − law (ms)",
+                {
+                    t: cell(t, lambda r, p=p: (r["pcts"][p] - r["law"][p]) * 1e3, "{:+.1f}")
+                    for t in tools
+                },
+            )
+        )
+        rows.append(
+            (
+                f"{_pname(p)} − server (ms)",
+                {
+                    t: cell(t, lambda r, p=p: (r["pcts"][p] - r["server"][p]) * 1e3, "{:+.1f}")
+                    for t in tools
+                },
+            )
+        )
     if "artillery" in res:
         for p in PCTS:
-            rows.append((f"{_pname(p)} − law, Artillery's vusers.session_length (ms)",
-                         {t: cell(t, lambda r, p=p: (r["session"][p] - r["law"][p]) * 1e3,
-                                  "{:+.1f}") if t == "artillery" else "" for t in tools}))
+            rows.append(
+                (
+                    f"{_pname(p)} − law, Artillery's vusers.session_length (ms)",
+                    {
+                        t: cell(t, lambda r, p=p: (r["session"][p] - r["law"][p]) * 1e3, "{:+.1f}")
+                        if t == "artillery"
+                        else ""
+                        for t in tools
+                    },
+                )
+            )
     out = ["| | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
     out += [f"| {name} | " + " | ".join(v[t] for t in tools) + " |" for name, v in rows]
     return out
@@ -487,12 +623,18 @@ def main() -> None:
         raise SystemExit(2)
     if "artillery" in a.tools:
         ensure_artillery()
-    print(f"{a.rate:g} arrivals/s for {a.duration} s, {a.runs} rounds of {', '.join(a.tools)}; "
-          f"testbed on CPU {TESTBED_CPU}, tool on CPU {TOOL_CPU}; load {os.getloadavg()[0]:.1f}",
-          flush=True)
+    print(
+        f"{a.rate:g} arrivals/s for {a.duration} s, {a.runs} rounds of {', '.join(a.tools)}; "
+        f"testbed on CPU {TESTBED_CPU}, tool on CPU {TOOL_CPU}; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     small = {t: one(t, SMALL_RATE, SMALL_DURATION, 7) for t in a.tools}
-    print("  small runs (1/s, 5 s): " + ", ".join(
-        f"{t} {c['cpu_s']:.2f} s CPU for {c['requests']} requests" for t, c in small.items()))
+    print(
+        "  small runs (1/s, 5 s): "
+        + ", ".join(
+            f"{t} {c['cpu_s']:.2f} s CPU for {c['requests']} requests" for t, c in small.items()
+        )
+    )
     res: dict[str, list[dict[str, Any]]] = {t: [] for t in a.tools}
     for i in range(a.runs):
         for tool in a.tools:
@@ -501,7 +643,9 @@ def main() -> None:
             print(run_line(i + 1, r), flush=True)
     print(f"load {os.getloadavg()[0]:.1f}")
     print("\n".join(table(res, small)))
-    problems = [p for runs in [*res.values(), list(small.values())] for r in runs for p in r["problems"]]
+    problems = [
+        p for runs in [*res.values(), list(small.values())] for r in runs for p in r["problems"]
+    ]
     if problems:
         print("NOT LIKE-FOR-LIKE: " + "; ".join(problems))
         raise SystemExit(1)
