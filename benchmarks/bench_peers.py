@@ -31,6 +31,10 @@ times fell behind the tool's schedule. Marginal CPU per request subtracts a smal
 same tool (1 arrival/s for 5 s), so start-up cancels. A run is **not like-for-like** (the
 script says so and exits 1) when a tool sent other than one request an arrival, or the server
 received a different number of requests than the tool counted.
+
+Artillery's CPU at these rates is mostly its arrival timer (`nanotimer`), which re-arms itself
+with `setImmediate` for the last 25 ms before each tick: a spin, not a cost per request
+(docs/benchmarks.md, the peer section).
 """
 
 from __future__ import annotations
