@@ -8,7 +8,9 @@ the pool, a Faker id_ID identity per applicant, retries, the recorder (arrival a
 ledger rows, HDR histograms on both clocks), the run directory and its reconciliation.
 Only the journey is shorter: each arrival sends `POST /v1/accounts` at its intended time
 and ends (no login, order, stamps; no think time after it). `benchmarks/bench_peers.py`
-plays it against Artillery and a bare FastHttpUser sending the same request.
+plays it against Artillery and a bare FastHttpUser sending the same request. The run
+directory reads as any rehearsal's, except that arrivals.csv keeps the mix's journey name
+(`new_applicant`) with `ended_step` register, and the ledger holds accounts only.
 
     >>> [c.__name__ for c in (RegisterApplicant, RegisterOnlyRun)]
     ['RegisterApplicant', 'RegisterOnlyRun']
