@@ -47,7 +47,9 @@ class Browser:
         )
         port = self._port()
         pages = self._targets(port)
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=timeout_s)
+        self.ws = websocket.create_connection(
+            pages[0]["webSocketDebuggerUrl"], timeout=timeout_s, suppress_origin=True
+        )
         self._id = 0
         self.call("Page.enable")
 

@@ -46,7 +46,7 @@ class Page:
     """One Chromium tab over the DevTools protocol (flattened session; Runtime.evaluate only)."""
 
     def __init__(self, ws_url: str, url: str) -> None:
-        self.ws = websocket.create_connection(ws_url, timeout=30)
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
         self._id = 0
         target = self.call("Target.createTarget", url=url)["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)[
@@ -111,6 +111,7 @@ def _chromium() -> Iterator[str]:
                 find_chromium(),
                 *HEADLESS_FLAGS,
                 "--remote-debugging-port=0",
+                "--remote-allow-origins=*",  # websocket-client sends an Origin header
                 "--disable-background-timer-throttling",
                 "--disable-renderer-backgrounding",
                 f"--user-data-dir={profile}",
