@@ -76,9 +76,8 @@ def run_drill(
         raise FieldError(
             "--duration", duration_s, "give 8 to 600 seconds (the faults play in the first 9 s)"
         )
-    with rundir.exported(
-        rundir.claim(out, what="drill")
-    ):  # the rehearsal and the drill's files: one run id
+    # the rehearsal and the drill's files: one run id
+    with rundir.exported(rundir.claim(out, what="drill")):
         return _run_drill(
             drill, out=out, duration=duration, seed=seed, fresh_keys=fresh_keys, quiet=quiet
         )
