@@ -97,11 +97,7 @@ def _run_drill(
             ctx = DrillContext(tb=tb)
             cmd = _rehearse_cmd(drill, tb.url, profile, out, duration, seed, fresh_keys)
             proc = subprocess.Popen(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                 env=child_env(tb.admin_token),
             )
             fault_error: list[str] = []
