@@ -55,7 +55,11 @@ class ArrivalCurve:
         total_mass = float(mass.sum())
         if total_mass <= 0:
             from floor.errors import ProfileError
-            raise ProfileError("arrivals", "all weights", "the curve is zero over the whole window; give some weight > 0")
+            raise ProfileError(
+                "arrivals",
+                "all weights",
+                "the curve is zero over the whole window; give some weight > 0",
+            )
         self._scale = profile.applicants_total / total_mass
         self._edges = edges
         self._cum = np.concatenate([[0.0], np.cumsum(mass) * self._scale])
@@ -77,7 +81,11 @@ class ArrivalCurve:
         s = base * cyc
         rush = self.profile.arrivals.rush
         if rush is not None and rush.amplitude > 0:
-            s = s * (1 + rush.amplitude * np.exp(-np.clip(self.span_s - t, 0, None) / (rush.tau_hours * 3600)))
+            s = s * (
+                1
+                + rush.amplitude
+                * np.exp(-np.clip(self.span_s - t, 0, None) / (rush.tau_hours * 3600))
+            )
         for a, b, f in self._spikes:
             s = np.where((t >= a) & (t < b), s * f, s)
         return np.where((t >= 0) & (t <= self.span_s), s, 0.0)
@@ -139,19 +147,31 @@ class AccountsCurve:
     1.0
     """
 
-    def __init__(self, profile: Profile, *, closes: list[tuple[float, float]] | None = None,
-                 retarget: float | None = None, conversion: float | None = None, pull: float | None = None,
-                 step_s: float = _GRID_S) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        closes: list[tuple[float, float]] | None = None,
+        retarget: float | None = None,
+        conversion: float | None = None,
+        pull: float | None = None,
+        step_s: float = _GRID_S,
+    ) -> None:
         d = profile.demand
         if d is None:
             from floor.errors import ProfileError
-            raise ProfileError("demand", None, "this profile has no [demand] accounts series; add one")
+
+            raise ProfileError(
+                "demand", None, "this profile has no [demand] accounts series; add one"
+            )
         self.profile = profile
         cal = profile.calendar
         if closes is None:
             closes = []
             if cal.extension is not None:
-                at = cal.seconds(d.extension_announced) if d.extension_announced is not None else 0.0
+                at = (
+                    cal.seconds(d.extension_announced) if d.extension_announced is not None else 0.0
+                )
                 closes.append((at, cal.seconds(cal.extension)))
         self.first_close_s = cal.seconds(cal.deadline)
         self.closes = [(float(a), float(c)) for a, c in closes]
@@ -172,7 +192,8 @@ class AccountsCurve:
         return np.interp(np.asarray(t, dtype=float), xs, ys, left=0.0)
 
     def _clock(self, profile: Profile) -> tuple[np.ndarray, np.ndarray, list[float], list[int]]:
-        """Inflow per step, the daily-cycle clock u at the edges, u at each close, decision steps."""
+        """Inflow per step, the daily-cycle clock u at the edges, u at each close, decision
+        steps."""
         edges = self._edges
         inflow = self.conversion * np.diff(self.accounts(edges))
         hour0 = profile.calendar.window_start.hour + profile.calendar.window_start.minute / 60
@@ -189,20 +210,23 @@ class AccountsCurve:
 
     def _ready_fast(self, profile: Profile) -> np.ndarray:
         """Ready per step, vectorised: a population aiming at close C keeps, after step j,
-        Σ_{m<=j} in_m (L_{j+1} / L_m)^pull with L = u_C − u (the survival telescopes), so its
-        stock is L_{j+1}^pull × cumsum(in × L^−pull). At a decision the retargeted share of the
+        Σ_{m<=j} in_m (L_{j+1} / L_m)^pull with L = u_C − u (the survival telescopes), so
+        its stock is L_{j+1}^pull × cumsum(in × L^−pull). At a decision the retargeted share of the
         stock leaves one population (a negative inflow) and joins the next."""
         inflow, u, u_close, decide = self._clock(profile)
         n, k = len(inflow), self.pull
         flows = [np.zeros(n) for _ in u_close]
         bounds = [0] + [min(d, n) for d in decide] + [n]
-        for i in range(len(u_close)):               # new accounts aim at the close in force
-            flows[i][bounds[i]:max(bounds[i], bounds[i + 1])] += inflow[bounds[i]:max(bounds[i], bounds[i + 1])]
-        for i, d in enumerate(decide):               # then each decision moves a share of the stock
+        for i in range(len(u_close)):  # new accounts aim at the close in force
+            lo, hi = bounds[i], max(bounds[i], bounds[i + 1])
+            flows[i][lo:hi] += inflow[lo:hi]
+        for i, d in enumerate(decide):  # then each decision moves a share of the stock
             if d >= n:
                 break
             before = self._stock(flows[i], u, u_close[i], k)[d - 1] if d > 0 else 0.0
-            moved = self.retarget * (before + (flows[i][d] - (inflow[d] if bounds[i] <= d < bounds[i + 1] else 0.0)))
+            moved = self.retarget * (
+                before + (flows[i][d] - (inflow[d] if bounds[i] <= d < bounds[i + 1] else 0.0))
+            )
             flows[i][d] -= moved
             flows[i + 1][d] += moved
         stocks = [self._stock(fl, u, uc, k) for fl, uc in zip(flows, u_close, strict=True)]
@@ -212,7 +236,7 @@ class AccountsCurve:
     @staticmethod
     def _stock(flow: np.ndarray, u: np.ndarray, uc: float, k: float) -> np.ndarray:
         """Not-yet-ready stock after each step of a population aiming at clock value uc."""
-        left = np.maximum(uc - u, 0.0)           # at the edges
+        left = np.maximum(uc - u, 0.0)  # at the edges
         with np.errstate(divide="ignore", invalid="ignore"):
             w = np.where(left[:-1] > 0, left[:-1] ** -k, 0.0)
             acc = np.cumsum(flow * w)

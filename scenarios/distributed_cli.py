@@ -25,19 +25,48 @@ def add_distributed_arguments(parser: Any) -> None:
     >>> a = p.parse_args(["--workers", "2"]); (a.workers, a.master, a.worker, a.master_port)
     (2, False, False, 5557)
     """
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="local worker processes (Locust --processes N); with --master: workers to wait for")
-    parser.add_argument("--master", action="store_true", default=False,
-                        help="be the master of workers on other machines (they run `rehearse --worker`)")
-    parser.add_argument("--worker", action="store_true", default=False,
-                        help="be a worker of a master at --master-host (all settings come from the master)")
-    parser.add_argument("--master-host", default="127.0.0.1", metavar="H", help="(--worker) the master's address")
-    parser.add_argument("--master-port", type=int, default=5557, metavar="P",
-                        help="the master's port (default 5557, Locust's)")
-    parser.add_argument("--master-bind-host", default="*", metavar="H",
-                        help="(--master) interface to listen on (default all)")
-    parser.add_argument("--master-wait", type=float, default=MASTER_WAIT_S, metavar="S",
-                        help=f"(--worker) seconds to wait for the master to listen (default {MASTER_WAIT_S:g})")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="local worker processes (Locust --processes N); with --master: workers to wait for",
+    )
+    parser.add_argument(
+        "--master",
+        action="store_true",
+        default=False,
+        help="be the master of workers on other machines (they run `rehearse --worker`)",
+    )
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        default=False,
+        help="be a worker of a master at --master-host (all settings come from the master)",
+    )
+    parser.add_argument(
+        "--master-host", default="127.0.0.1", metavar="H", help="(--worker) the master's address"
+    )
+    parser.add_argument(
+        "--master-port",
+        type=int,
+        default=5557,
+        metavar="P",
+        help="the master's port (default 5557, Locust's)",
+    )
+    parser.add_argument(
+        "--master-bind-host",
+        default="*",
+        metavar="H",
+        help="(--master) interface to listen on (default all)",
+    )
+    parser.add_argument(
+        "--master-wait",
+        type=float,
+        default=MASTER_WAIT_S,
+        metavar="S",
+        help=f"(--worker) seconds to wait for the master to listen (default {MASTER_WAIT_S:g})",
+    )
 
 
 def check_distributed_flags(args: Any) -> None:
@@ -61,8 +90,12 @@ def check_distributed_flags(args: Any) -> None:
     if not (isinstance(wait, int | float) and 0 < wait <= 3600):
         raise FieldError("--master-wait", wait, "give seconds above 0 and at most 3600")
     if args.master and not getattr(args, "host", None):
-        raise FieldError("--master", True, "give --host: workers on other machines cannot reach the embedded "
-                         "testbed, which listens on loopback (or use --workers N on one machine)")
+        raise FieldError(
+            "--master",
+            True,
+            "give --host: workers on other machines cannot reach the embedded "
+            "testbed, which listens on loopback (or use --workers N on one machine)",
+        )
 
 
 def free_port() -> int:
@@ -90,17 +123,37 @@ def locust_distributed_args(args: Any) -> list[str]:
     """
     wait = str(int(READY_WAIT_S))
     if args.master:
-        return ["--master", "--expect-workers", str(args.workers), "--expect-workers-max-wait", wait,
-                "--master-bind-host", args.master_bind_host, "--master-bind-port", str(args.master_port)]
+        return [
+            "--master",
+            "--expect-workers",
+            str(args.workers),
+            "--expect-workers-max-wait",
+            wait,
+            "--master-bind-host",
+            args.master_bind_host,
+            "--master-bind-port",
+            str(args.master_port),
+        ]
     if args.workers > 1:
         port = str(free_port())
-        return ["--processes", str(args.workers), "--expect-workers-max-wait", wait,
-                "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
+        return [
+            "--processes",
+            str(args.workers),
+            "--expect-workers-max-wait",
+            wait,
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            port,
+            "--master-port",
+            port,
+        ]
     return []
 
 
 def wait_for_master(host: str, port: int, wait_s: float) -> None:
-    """Block until the master listens on host:port, saying so; TargetError (exit 2) after `wait_s`."""
+    """Block until the master listens on host:port, saying so; TargetError (exit 2) after
+    `wait_s`."""
     import socket
     import time
 
@@ -115,22 +168,39 @@ def wait_for_master(host: str, port: int, wait_s: float) -> None:
         except OSError as e:
             why = e.strerror or type(e).__name__
         if time.monotonic() >= end:
-            raise TargetError(f"no master listens on {host}:{port} after waiting {wait_s:g} s ({why}); start "
-                              f"`surgecast rehearse --master ...` first, or fix --master-host/--master-port")
+            raise TargetError(
+                f"no master listens on {host}:{port} after waiting {wait_s:g} s ({why}); start "
+                f"`surgecast rehearse --master ...` first, or fix --master-host/--master-port"
+            )
         if not said:
-            print(f"[surgecast] waiting up to {wait_s:g} s for the master at {host}:{port} ...", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[surgecast] waiting up to {wait_s:g} s for the master at {host}:{port} ...",
+                file=sys.stderr,
+                flush=True,
+            )
             said = True
         time.sleep(0.1)
 
 
 def run_worker_process(args: Any, locust_file: str) -> int:
-    """`surgecast rehearse --worker`: a Locust worker of the master at --master-host; returns its exit code."""
+    """`surgecast rehearse --worker`: a Locust worker of the master at --master-host; returns its
+    exit code."""
     import subprocess
 
     wait_for_master(args.master_host, args.master_port, getattr(args, "master_wait", MASTER_WAIT_S))
-    cmd = [*python_module("locust"), "-f", locust_file, "--worker", "--headless", "--master-host",
-           args.master_host, "--master-port", str(args.master_port), "--loglevel", "WARNING"]
+    cmd = [
+        *python_module("locust"),
+        "-f",
+        locust_file,
+        "--worker",
+        "--headless",
+        "--master-host",
+        args.master_host,
+        "--master-port",
+        str(args.master_port),
+        "--loglevel",
+        "WARNING",
+    ]
     try:
         return subprocess.call(cmd, env=child_env(os.environ.get(TOKEN_ENV)))
     except KeyboardInterrupt:

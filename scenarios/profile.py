@@ -102,6 +102,27 @@ def load_profile(name_or_file: str | Path) -> Profile:
     return parse_profile(read_toml(path, field="--profile", error=ProfileError), source=str(path))
 
 
+SECTIONS = frozenset(
+    {
+        "profile",
+        "calendar",
+        "applicants",
+        "arrivals",
+        "behaviour",
+        "journeys",
+        "capacity",
+        "outages",
+        "reopening",
+        "calibration",
+        "demand",
+        "bypass",
+        "overload",
+        "ranges",
+    }
+)
+"""The top-level tables a profile may hold."""
+
+
 def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
     """Validate a profile already parsed from TOML (a dict) and build it.
 
@@ -113,38 +134,42 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
     r = TableReader(
         data, error=ProfileError, missing="missing; add it to the profile", zone="profile.timezone"
     )
-    known_keys(
-        r,
-        "",
-        data,
-        {
-            "profile",
-            "calendar",
-            "applicants",
-            "arrivals",
-            "behaviour",
-            "journeys",
-            "capacity",
-            "outages",
-            "reopening",
-            "calibration",
-            "demand",
-            "bypass",
-            "overload",
-            "ranges",
-        },
-    )
+    known_keys(r, "", data, SECTIONS)
     meta = r.table("profile")
     known_keys(r, "profile", meta, {"name", "title", "description", "timezone"})
     name = r.string("profile.name")
+    calendar = _calendar(r, _timezone(r))
+    app = r.table("applicants")
+    known_keys(r, "applicants", app, {"total", "stamps_per_applicant"})
+    total = r.number("applicants.total", minimum=1, integer=True)
+    stamps_raw = r.get("applicants.stamps_per_applicant")
+    stamps = distribution(r, "applicants.stamps_per_applicant", stamps_raw, key_type=int)
+    return Profile(
+        name=name,
+        applicants_total=int(total),
+        stamps_per_applicant=stamps,
+        **_sections(r, calendar),
+        title=r.string("profile.title", default=name),
+        description=r.string("profile.description") if "description" in meta else "",
+        source=source,
+        calendar=calendar,
+        raw=data,
+    )
+
+
+def _timezone(r: TableReader) -> ZoneInfo:
+    """`profile.timezone` (default UTC) as a zone."""
     tz_name = r.string("profile.timezone", default="UTC")
     try:
-        tz = ZoneInfo(tz_name)
+        return ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ProfileError(
             "profile.timezone", tz_name, "give an IANA zone such as 'Asia/Jakarta'"
         ) from None
 
+
+def _calendar(r: TableReader, tz: ZoneInfo) -> Calendar:
+    """[calendar]: the registration window, its deadline and an optional extension, in order."""
     cal = r.table("calendar")
     known_keys(r, "calendar", cal, {"window_start", "deadline", "extension"})
     start = r.when("calendar.window_start", tz)
@@ -158,47 +183,24 @@ def parse_profile(data: dict[str, Any], *, source: str = "<dict>") -> Profile:
         raise ProfileError(
             "calendar.extension", extension.isoformat(), "must be after calendar.deadline"
         )
-    calendar = Calendar(tz=tz, window_start=start, deadline=deadline, extension=extension)
+    return Calendar(tz=tz, window_start=start, deadline=deadline, extension=extension)
 
-    app = r.table("applicants")
-    known_keys(r, "applicants", app, {"total", "stamps_per_applicant"})
-    total = r.number("applicants.total", minimum=1, integer=True)
-    stamps_raw = r.get("applicants.stamps_per_applicant")
-    stamps = distribution(r, "applicants.stamps_per_applicant", stamps_raw, key_type=int)
 
-    arrivals = arrivals_section(r, calendar)
-    behaviour = behaviour_section(r)
-    journeys = journeys_section(r)
-    capacity = capacity_section(r, calendar)
-    outages = outages_section(r, calendar)
-    reopening = reopening_section(r, calendar)
-    calibration = calibration_section(r, calendar)
-    demand = demand_section(r, calendar)
-    bypass = bypass_section(r, calendar)
-    overload = overload_section(r)
-    ranges = ranges_section(r)
-
-    return Profile(
-        name=name,
-        title=r.string("profile.title", default=name),
-        description=r.string("profile.description") if "description" in meta else "",
-        source=source,
-        calendar=calendar,
-        applicants_total=int(total),
-        stamps_per_applicant=stamps,
-        arrivals=arrivals,
-        behaviour=behaviour,
-        journeys=journeys,
-        capacity=capacity,
-        outages=outages,
-        reopening=reopening,
-        calibration=calibration,
-        demand=demand,
-        bypass=bypass,
-        overload=overload,
-        ranges=ranges,
-        raw=data,
-    )
+def _sections(r: TableReader, calendar: Calendar) -> dict[str, Any]:
+    """The profile's other sections, read in this order (the first bad field is the one named)."""
+    return {
+        "arrivals": arrivals_section(r, calendar),
+        "behaviour": behaviour_section(r),
+        "journeys": journeys_section(r),
+        "capacity": capacity_section(r, calendar),
+        "outages": outages_section(r, calendar),
+        "reopening": reopening_section(r, calendar),
+        "calibration": calibration_section(r, calendar),
+        "demand": demand_section(r, calendar),
+        "bypass": bypass_section(r, calendar),
+        "overload": overload_section(r),
+        "ranges": ranges_section(r),
+    }
 
 
 def _toml_value(v: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,7 +55,7 @@ def is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def known_keys(r: TableReader, prefix: str, table: Any, allowed: set[str]) -> None:
+def known_keys(r: TableReader, prefix: str, table: Any, allowed: AbstractSet[str]) -> None:
     if not isinstance(table, dict):
         raise ProfileError(prefix or "<profile>", table, "must be a table")
     for key in table:

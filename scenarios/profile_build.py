@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from floor.errors import ProfileError
 from floor.tomlfile import TableReader
@@ -112,10 +113,27 @@ RETRY_POLICIES = ("refresh", "backoff")
 
 
 def arrivals_section(r: TableReader, cal: Calendar) -> ArrivalShape:
+    """[arrivals]: the base curve's knots, the daily cycle, an optional rush and the spikes."""
     a = r.table("arrivals")
     known_keys(r, "arrivals", a, {"base", "daily_cycle", "rush", "spikes"})
     span_days = cal.span_s / 86400
     base_raw = r.get("arrivals.base", default=[[0.0, 1.0], [span_days, 1.0]])
+    base = _base_knots(base_raw)
+    cycle_raw = _daily_cycle(r)
+    rush = _rush(r) if "rush" in a else None
+    spikes = _spikes(r, cal)
+    if not any(w > 0 for _, w in base):
+        raise ProfileError("arrivals.base", base_raw, "at least one knot needs a weight above 0")
+    return ArrivalShape(
+        base=tuple(base),
+        daily_cycle=tuple(float(v) for v in cycle_raw),
+        rush=rush,
+        spikes=tuple(spikes),
+    )
+
+
+def _base_knots(base_raw: Any) -> list[tuple[float, float]]:
+    """arrivals.base: [day, weight] pairs, days increasing, weights finite and >= 0."""
     if not isinstance(base_raw, list) or len(base_raw) < 1:
         raise ProfileError(
             "arrivals.base",
@@ -133,6 +151,11 @@ def arrivals_section(r: TableReader, cal: Calendar) -> ArrivalShape:
         if base and d <= base[-1][0]:
             raise ProfileError(fname, knot, "days must increase from one knot to the next")
         base.append((d, w))
+    return base
+
+
+def _daily_cycle(r: TableReader) -> list[Any]:
+    """arrivals.daily_cycle: 24 hourly weights >= 0, not all 0 (default flat)."""
     cycle_raw = r.get("arrivals.daily_cycle", default=[1.0] * 24)
     if not (
         isinstance(cycle_raw, list)
@@ -146,14 +169,21 @@ def arrivals_section(r: TableReader, cal: Calendar) -> ArrivalShape:
         raise ProfileError(
             "arrivals.daily_cycle", cycle_raw, "at least one hour needs a weight above 0"
         )
-    rush = None
-    if "rush" in a:
-        rt = r.table("arrivals.rush")
-        known_keys(r, "arrivals.rush", rt, {"amplitude", "tau_hours"})
-        rush = Rush(
-            amplitude=r.number("arrivals.rush.amplitude", minimum=0),
-            tau_hours=r.number("arrivals.rush.tau_hours", minimum=0, exclusive=True),
-        )
+    return cycle_raw
+
+
+def _rush(r: TableReader) -> Rush:
+    """[arrivals.rush]: the deadline rush's amplitude and time constant."""
+    rt = r.table("arrivals.rush")
+    known_keys(r, "arrivals.rush", rt, {"amplitude", "tau_hours"})
+    return Rush(
+        amplitude=r.number("arrivals.rush.amplitude", minimum=0),
+        tau_hours=r.number("arrivals.rush.tau_hours", minimum=0, exclusive=True),
+    )
+
+
+def _spikes(r: TableReader, cal: Calendar) -> list[Spike]:
+    """[[arrivals.spikes]]: when each starts, how long it lasts, its factor and label."""
     spikes = []
     for i, s in enumerate(r.array_of_tables("arrivals.spikes")):
         f = f"arrivals.spikes[{i}]"
@@ -168,14 +198,7 @@ def arrivals_section(r: TableReader, cal: Calendar) -> ArrivalShape:
                 label=str(s.get("label", "")),
             )
         )
-    if not any(w > 0 for _, w in base):
-        raise ProfileError("arrivals.base", base_raw, "at least one knot needs a weight above 0")
-    return ArrivalShape(
-        base=tuple(base),
-        daily_cycle=tuple(float(v) for v in cycle_raw),
-        rush=rush,
-        spikes=tuple(spikes),
-    )
+    return spikes
 
 
 def behaviour_section(r: TableReader) -> Behaviour:

@@ -34,37 +34,54 @@ def sparkline(values: np.ndarray, width: int = 66) -> str:
     return "".join(_BARS[i] for i in idx)
 
 
+FMT = "%Y-%m-%d %H:%M %Z"
+
+
 def render_profile(p: Profile) -> str:
     """The text `surgecast profile show` prints."""
-    c = p.calendar
     curve = ArrivalCurve(p)
-    fmt = "%Y-%m-%d %H:%M %Z"
-    peak_at, peak_n = curve.peak(3600)
-    starts, per_hour = curve.buckets(3600)
-    day_starts, per_day = curve.buckets(86400)
-    stamps = p.mean_stamps_per_applicant
+    lines = [*_calendar_lines(p), *_load_lines(p, curve), *_event_lines(p)]
+    lines += _demand_lines(p, curve)
+    return "\n".join(lines)
+
+
+def _calendar_lines(p: Profile) -> list[str]:
+    """Title, description and the registration calendar."""
+    c = p.calendar
     lines = [
         f"{p.title}  ({p.name}, {p.source})",
         p.description,
         "",
         "calendar",
-        f"  window opens   {c.window_start.strftime(fmt)}",
-        f"  deadline       {c.deadline.strftime(fmt)}",
+        f"  window opens   {c.window_start.strftime(FMT)}",
+        f"  deadline       {c.deadline.strftime(FMT)}",
     ]
     if c.extension:
-        lines.append(f"  extended to    {c.extension.strftime(fmt)}")
-    lines += [
+        lines.append(f"  extended to    {c.extension.strftime(FMT)}")
+    return lines
+
+
+def _load_lines(p: Profile, curve: ArrivalCurve) -> list[str]:
+    """Totals, the peak hour, the busiest day, the planning capacity and the sparkline."""
+    c = p.calendar
+    peak_at, peak_n = curve.peak(3600)
+    _starts, per_hour = curve.buckets(3600)
+    day_starts, per_day = curve.buckets(86400)
+    stamps = p.mean_stamps_per_applicant
+    busiest = c.at(float(day_starts[int(np.argmax(per_day))]))
+    return [
         f"  span           {c.span_s / 86400:.1f} days",
         "",
         "totals",
         f"  applicants     {p.applicants_total:,}",
         f"  e-Meterai      {p.applicants_total * stamps:,.0f}  ({stamps:g} per applicant: "
-        + ", ".join(f"{k} x {v:.0%}" for k, v in sorted(p.stamps_per_applicant.items())) + ")",
+        + ", ".join(f"{k} x {v:.0%}" for k, v in sorted(p.stamps_per_applicant.items()))
+        + ")",
         f"  mean rate      {p.applicants_total / c.span_s:,.2f} applicants/s",
         "",
-        f"peak hour        {peak_at.strftime(fmt)}: {peak_n:,.0f} applicants "
+        f"peak hour        {peak_at.strftime(FMT)}: {peak_n:,.0f} applicants "
         f"({peak_n / 3600:,.2f}/s, {peak_n * stamps / 3600:,.1f} e-Meterai/s)",
-        f"busiest day      {c.at(float(day_starts[int(np.argmax(per_day))])).strftime('%Y-%m-%d')}: "
+        f"busiest day      {busiest.strftime('%Y-%m-%d')}: "
         f"{per_day.max():,.0f} applicants ({per_day.max() * stamps:,.0f} e-Meterai)",
         f"planning capacity {p.capacity.stamps_per_second:g} e-Meterai/s "
         f"(peak demand is {peak_n * stamps / 3600 / p.capacity.stamps_per_second:.1f}x that)",
@@ -72,10 +89,18 @@ def render_profile(p: Profile) -> str:
         f"arrivals per hour, {c.window_start:%d %b} .. {c.close:%d %b}",
         f"  {sparkline(per_hour)}",
     ]
+
+
+def _event_lines(p: Profile) -> list[str]:
+    """The outages and the reopening plan."""
+    lines: list[str] = []
     if p.outages:
         lines += ["", "outages"]
-        lines += [f"  {o.start.strftime(fmt)} .. {o.end.strftime(fmt)}  {o.resource} at {o.capacity_factor:.0%}  {o.label}"
-                  for o in p.outages]
+        lines += [
+            f"  {o.start.strftime(FMT)} .. {o.end.strftime(FMT)}  {o.resource} at "
+            f"{o.capacity_factor:.0%}  {o.label}"
+            for o in p.outages
+        ]
     if p.reopening:
         lines += ["", "reopening plan"]
         for g in p.reopening:
@@ -83,21 +108,35 @@ def render_profile(p: Profile) -> str:
                 rate = f" {g.rate_share:g} x issuer capacity"
             else:
                 rate = f" {g.rate_per_s:g}/s burst {g.burst}" if g.mode == "rate" else ""
-            lines.append(f"  {g.at.strftime(fmt)}  {g.gate:<12} {g.mode}{rate}  {g.label}")
+            lines.append(f"  {g.at.strftime(FMT)}  {g.gate:<12} {g.mode}{rate}  {g.label}")
+    return lines
+
+
+def _demand_lines(p: Profile, curve: ArrivalCurve) -> list[str]:
+    """The demand model, the bypass and the published points against the curve's demand."""
+    lines: list[str] = []
     if p.demand is not None:
         d = p.demand
-        lines += ["", "demand (registered accounts x conversion, ready by the close)",
-                  f"  accounts       {d.accounts[-1][1]:,.0f} by {d.accounts[-1][0].strftime(fmt)}; conversion "
-                  f"{d.conversion:g}; pull {d.pull:g}; {d.retarget_share:.0%} re-aim at an extension"]
+        lines += [
+            "",
+            "demand (registered accounts x conversion, ready by the close)",
+            f"  accounts       {d.accounts[-1][1]:,.0f} by {d.accounts[-1][0].strftime(FMT)}; "
+            f"conversion {d.conversion:g}; pull {d.pull:g}; {d.retarget_share:.0%} re-aim at an "
+            "extension",
+        ]
     if p.bypass is not None:
-        lines.append(f"  bypass         from {p.bypass.at.strftime(fmt)}: {p.bypass.share:.0%}  {p.bypass.label}")
+        b = p.bypass
+        lines.append(f"  bypass         from {b.at.strftime(FMT)}: {b.share:.0%}  {b.label}")
     if p.calibration:
-        lines += ["", "published points (demand by then; what the model serves: surgecast forecast)"]
+        lines += [
+            "",
+            "published points (demand by then; what the model serves: surgecast forecast)",
+        ]
         for pt in p.calibration:
+            head = f"  {pt.at.strftime(FMT)}  {pt.cumulative:>12,.0f}  "
             if pt.kind != "submitted":
-                lines.append(f"  {pt.at.strftime(fmt)}  {pt.cumulative:>12,.0f}  {pt.label} [{pt.role}]  {pt.source}")
+                lines.append(f"{head}{pt.label} [{pt.role}]  {pt.source}")
                 continue
             got = curve.cumulative_at(pt.at)
-            lines.append(f"  {pt.at.strftime(fmt)}  {pt.cumulative:>12,.0f}  demand {got:>12,.0f}  "
-                         f"[{pt.role}]  {pt.source}")
-    return "\n".join(lines)
+            lines.append(f"{head}demand {got:>12,.0f}  [{pt.role}]  {pt.source}")
+    return lines

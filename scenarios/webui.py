@@ -13,9 +13,9 @@ reason not to start, which the web UI shows under its form (`{"success": false, 
     >>> app.test_client().post("/swarm", data={}).json
     {'message': 'give a seed', 'success': False}
 
-`explain_open_model(app)` hides the Users, Ramp up and Run time fields (Locust shows them disabled at 0
-for a load shape) and says instead that arrivals come from the open model: the pool of users is sized
-by the shape, and the run's length is the Duration custom parameter.
+`explain_open_model(app)` hides the Users, Ramp up and Run time fields (Locust shows them disabled
+at 0 for a load shape) and says instead that arrivals come from the open model: the pool of users
+is sized by the shape, and the run's length is the Duration custom parameter.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def guard_swarm(app: Any, check: Callable[[dict[str, str]], str | None]) -> None
     """Wrap the Flask view `swarm` of Locust's web UI with `check(form) -> None | reason`."""
     from flask import jsonify, request
 
-    endpoint = next(r.endpoint for r in app.url_map.iter_rules() if r.rule.rstrip("/").endswith("/swarm"))
+    endpoint = next(
+        r.endpoint for r in app.url_map.iter_rules() if r.rule.rstrip("/").endswith("/swarm")
+    )
     original = app.view_functions[endpoint]
 
     @functools.wraps(original)
@@ -42,9 +44,11 @@ def guard_swarm(app: Any, check: Callable[[dict[str, str]], str | None]) -> None
     app.view_functions[endpoint] = swarm
 
 
-OPEN_MODEL_NOTE = ("Open model: applicants arrive at the rehearsal's rate (Arrival rate, or the surge profile) "
-                   "whatever the service does; the pool of Locust users is sized for them, so there is no "
-                   "Users or Ramp up to set. The run lasts Duration (custom parameters below).")
+OPEN_MODEL_NOTE = (
+    "Open model: applicants arrive at the rehearsal's rate (Arrival rate, or the surge profile) "
+    "whatever the service does; the pool of Locust users is sized for them, so there is no "
+    "Users or Ramp up to set. The run lasts Duration (custom parameters below)."
+)
 
 _HIDE_COMMON = """<script>(() => {
   const note = %s;
@@ -64,7 +68,8 @@ _HIDE_COMMON = """<script>(() => {
 
 
 def explain_open_model(app: Any) -> None:
-    """Hide Locust's Users/Ramp up/Run time fields in the web UI's pages and explain the open model."""
+    """Hide Locust's Users/Ramp up/Run time fields in the web UI's pages and explain the open
+    model."""
     import json
 
     snippet = (_HIDE_COMMON % json.dumps(OPEN_MODEL_NOTE)).encode()

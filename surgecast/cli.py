@@ -38,7 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("surgecast.commands.probe", "measure a target's capacity with stepped load"),
     "usl": ("surgecast.commands.usl", "fit the Universal Scalability Law to load,throughput"),
     "queue": ("surgecast.commands.queue", "Erlang B/C/A figures for one resource"),
-    "forecast": ("surgecast.commands.forecast", "run the surge model as the profile says (served, lost, waiting)"),
+    "forecast": (
+        "surgecast.commands.forecast",
+        "run the surge model as the profile says (served, lost, waiting)",
+    ),
     "plan": ("surgecast.commands.plan", "backlog forecast and a staged-reopening plan"),
     "report": ("surgecast.commands.report", "build the capacity report from a run directory"),
     "drill": ("surgecast.commands.drill", "a rehearsal with a fault injected, then reconciliation"),
@@ -47,18 +50,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _top_help() -> str:
     width = max(len(n) for n in COMMANDS)
-    lines = [f"surgecast {__version__}: rehearse a registration surge and plan the way through it",
-             "", "usage: surgecast COMMAND [options]   (surgecast COMMAND --help for its options)",
-             "", "commands:"]
+    lines = [
+        f"surgecast {__version__}: rehearse a registration surge and plan the way through it",
+        "",
+        "usage: surgecast COMMAND [options]   (surgecast COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "exit codes: 0 ok, 1 a threshold failed, 2 usage or bad input, 3 data lost or duplicated"]
+    lines += [
+        "",
+        "exit codes: 0 ok, 1 a threshold failed, 2 usage or bad input, 3 data lost or duplicated",
+    ]
     return "\n".join(lines)
 
 
 # Commands with --quiet and --json (surgecast.console.add_script_flags), and the file in --out (or
 # DIR) whose content is the JSON document's "result".
-SCRIPTED: dict[str, str | None] = {"demo": "plan_check.json", "plan": "plan.json", "forecast": "forecast.json",
-                                   "probe": "capacity.json", "report": None}
+SCRIPTED: dict[str, str | None] = {
+    "demo": "plan_check.json",
+    "plan": "plan.json",
+    "forecast": "forecast.json",
+    "probe": "capacity.json",
+    "report": None,
+}
 
 
 def build_parser(name: str) -> OneLineParser:
@@ -94,7 +109,9 @@ def _scripted(name: str, ns: argparse.Namespace) -> int:
         main_file = SCRIPTED[name]
         if main_file and (where / main_file).is_file():
             doc["result"] = json.loads((where / main_file).read_text(encoding="utf-8"))
-        doc["files"] = sorted(str(p) for p in where.glob("*") if p.is_file() and not p.name.startswith("."))
+        doc["files"] = sorted(
+            str(p) for p in where.glob("*") if p.is_file() and not p.name.startswith(".")
+        )
         print(json.dumps(doc))
     return code
 
@@ -115,8 +132,16 @@ def _dispatch(args: list[str]) -> int:
         return _dispatch_command(args)
     except SurgecastError as e:
         if name_wants_json(args):  # a scripted command's error is a JSON document on stdout too
-            print(json.dumps({"command": args[0], "exit_code": e.exit_code, "error": type(e).__name__,
-                              "message": str(e)}))
+            print(
+                json.dumps(
+                    {
+                        "command": args[0],
+                        "exit_code": e.exit_code,
+                        "error": type(e).__name__,
+                        "message": str(e),
+                    }
+                )
+            )
         raise
 
 
@@ -129,8 +154,10 @@ def _dispatch_command(args: list[str]) -> int:
         return 0
     name = args[0]
     if name not in COMMANDS:
-        raise UsageError(f"unknown command {name!r}{did_you_mean(name, list(COMMANDS))}; "
-                         f"choose one of: {', '.join(COMMANDS)}")
+        raise UsageError(
+            f"unknown command {name!r}{did_you_mean(name, list(COMMANDS))}; "
+            f"choose one of: {', '.join(COMMANDS)}"
+        )
     ns = build_parser(name).parse_args(args[1:])
     if name in SCRIPTED and (ns.json or ns.quiet):
         return _scripted(name, ns)

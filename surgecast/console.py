@@ -24,7 +24,10 @@ import time
 from typing import Any, TextIO
 
 _T = re.compile(r"t=\s*(?P<t>\d+(?:\.\d+)?)s/(?P<total>\d+(?:\.\d+)?)s")
-_FIELDS = {k: re.compile(rf"{k} (\d+)") for k in ("in journey", "completed", "abandoned", "failed", "dropped")}
+_FIELDS = {
+    k: re.compile(rf"{k} (\d+)")
+    for k in ("in journey", "completed", "abandoned", "failed", "dropped")
+}
 
 
 def _console(stream: TextIO | None = None) -> Any:
@@ -49,7 +52,9 @@ def parse_progress(line: str) -> dict[str, float] | None:
 class _Bar:
     """A one-task Rich progress bar on a terminal; plain lines elsewhere."""
 
-    def __init__(self, title: str, total: float, *, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, title: str, total: float, *, stream: TextIO | None = None, quiet: bool = False
+    ) -> None:
         self.console = _console(stream)
         self.quiet = quiet
         self.live = self.console.is_terminal and not quiet
@@ -63,9 +68,16 @@ class _Bar:
                 TimeRemainingColumn,
             )
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
-                                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                     console=self.console, transient=False)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
             self.task = self.progress.add_task(title, total=total, note="")
             self.progress.start()
 
@@ -93,9 +105,12 @@ class _Bar:
 
 
 class ProbeProgress(_Bar):
-    """The probe ladder: wall seconds spent against `budget_s`, the last level measured beside it."""
+    """The probe ladder: wall seconds spent against `budget_s`, the last level measured beside
+    it."""
 
-    def __init__(self, budget_s: float, *, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, budget_s: float, *, stream: TextIO | None = None, quiet: bool = False
+    ) -> None:
         super().__init__("probe ladder", budget_s, stream=stream or sys.stderr, quiet=quiet)
         self.budget_s = budget_s
         self.t0 = time.monotonic()
@@ -105,16 +120,28 @@ class ProbeProgress(_Bar):
         spent = time.monotonic() - self.t0
         if line.lstrip().startswith("concurrency"):
             level = line.split(":", 1)[0].strip()
-            self.show(f"probe {level}", min(spent, self.budget_s), line.split(":", 1)[1].strip()[:60], line)
+            self.show(
+                f"probe {level}",
+                min(spent, self.budget_s),
+                line.split(":", 1)[1].strip()[:60],
+                line,
+            )
         else:
             self.say(line)
 
 
 class RehearsalProgress(_Bar):
-    """A rehearsal: test seconds against its duration, then draining (arrivals over, journeys finishing)."""
+    """A rehearsal: test seconds against its duration, then draining (arrivals over, journeys
+    finishing)."""
 
-    def __init__(self, duration_s: float, *, stream: TextIO | None = None, quiet: bool = False,
-                 title: str = "rehearsal") -> None:
+    def __init__(
+        self,
+        duration_s: float,
+        *,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        title: str = "rehearsal",
+    ) -> None:
         super().__init__(title, duration_s, stream=stream, quiet=quiet)
         self.title = title
 
@@ -142,21 +169,29 @@ def summary(markdown: str, *, stream: TextIO | None = None) -> None:
 def plan_digest(plan: dict[str, Any]) -> Any:
     """The plan in a few lines for the demo: the reopening's stages and plan against doing nothing.
 
-    >>> t = plan_digest({"recommended": "staged", "outcome": {"served": 90, "waiting": 5, "lost": 5},
-    ...                  "baseline": {"served": 70, "waiting": 10, "lost": 20}, "stages": [{"id": "hold"}],
+    >>> t = plan_digest({"recommended": "staged",
+    ...                  "outcome": {"served": 90, "waiting": 5, "lost": 5},
+    ...                  "baseline": {"served": 70, "waiting": 10, "lost": 20},
+    ...                  "stages": [{"id": "hold"}],
     ...                  "required_extension_days": 0, "required_capacity": 3.5})
     >>> t.row_count
     2
     """
     from rich.table import Table
 
-    stages = " -> ".join(str(s.get("id") or s.get("name") or "?") for s in plan.get("stages") or []) or "none"
+    stages = (
+        " -> ".join(str(s.get("id") or s.get("name") or "?") for s in plan.get("stages") or [])
+        or "none"
+    )
     ext = plan.get("required_extension_days")
     ext_text = "none needed" if ext == 0 else "not reachable" if ext is None else f"{ext} d"
     rc = plan.get("required_capacity")
-    t = Table(title=f"plan: {plan.get('recommended')} reopening ({stages}); minimum extension {ext_text}; "
-                    f"capacity for the target {'not reachable' if rc is None else f'{rc:.3g} stamps/s'}",
-              title_justify="left")
+    t = Table(
+        title=f"plan: {plan.get('recommended')} reopening ({stages}); minimum extension "
+        f"{ext_text}; "
+        f"capacity for the target {'not reachable' if rc is None else f'{rc:.3g} stamps/s'}",
+        title_justify="left",
+    )
     for col in ("", "served", "still waiting", "lost"):
         t.add_column(col, justify="right" if col else "left")
     for name, key in (("the plan", "outcome"), ("doing nothing", "baseline")):
@@ -171,13 +206,19 @@ def print_renderable(obj: Any, *, stream: TextIO | None = None) -> None:
 
 
 def add_script_flags(parser: argparse.ArgumentParser) -> None:
-    """`--quiet` (nothing on stdout; errors still on stderr) and `--json` (one JSON document on stdout).
+    """`--quiet` (nothing on stdout; errors still on stderr) and `--json` (one JSON document on
+    stdout).
 
     A command that already has `--quiet` keeps its own.
     """
     have = {o for a in parser._actions for o in a.option_strings}
     if "--quiet" not in have:
-        parser.add_argument("--quiet", action="store_true", help="print nothing on stdout (errors still on stderr)")
+        parser.add_argument(
+            "--quiet", action="store_true", help="print nothing on stdout (errors still on stderr)"
+        )
     if "--json" not in have:
-        parser.add_argument("--json", action="store_true",
-                            help="print one JSON document on stdout (the result) and nothing else there")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print one JSON document on stdout (the result) and nothing else there",
+        )

@@ -1,10 +1,12 @@
 """`python -m testbed`: the reference service on its own, without the command package.
 
-The same flags and output as `surgecast testbed` (both run `testbed.cli`); `testbed.process.TestbedServer`
-starts it this way, so nothing below the command imports the command::
+The same flags and output as `surgecast testbed` (both run `testbed.cli`);
+`testbed.process.TestbedServer` starts it this way, so nothing below the command imports the
+command::
 
     python -m testbed --port 0 --set issuer.workers=64
-    python -m testbed --openapi docs/openapi.json     # write the OpenAPI description and exit (- prints it)
+    python -m testbed --openapi docs/openapi.json  # write the OpenAPI description and exit
+    python -m testbed --openapi -                  # print it
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from testbed.cli import add_arguments, run
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the flags and serve until interrupted; the exit code (errors as one line)."""
-    parser = OneLineParser(prog="surgecast testbed", description="run the reference e-Meterai-like service")
+    parser = OneLineParser(
+        prog="surgecast testbed", description="run the reference e-Meterai-like service"
+    )
     add_arguments(parser)
-    parser.add_argument("--openapi", metavar="FILE", default=None,
-                        help="write the OpenAPI description of the routes to FILE (- prints it) and exit")
+    parser.add_argument(
+        "--openapi",
+        metavar="FILE",
+        default=None,
+        help="write the OpenAPI description of the routes to FILE (- prints it) and exit",
+    )
     args = list(sys.argv[1:] if argv is None else argv)
     return run_entry(lambda: _run(parser.parse_args(args)), name="testbed")
 

@@ -8,7 +8,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from floor.vocabulary import GATE_MODES, GATES
 from testbed.app_context import config_of, ledger_of, require_admin
-from testbed.audit import audit, ledger_listing, metrics, prometheus, records
+from testbed.audit import audit, ledger_listing, records
+from testbed.metrics import metrics, prometheus
 from testbed.validation import (
     ApiError,
     get_int,

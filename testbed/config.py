@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from floor.errors import FieldError
 from floor.tomlfile import TableReader, read_toml
 from floor.vocabulary import GATE_MODES, GATES
 from testbed.latency_law import LatencyLaw, law_from_table
+
+T = TypeVar("T")
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 DISTRIBUTIONS = ("constant", "exponential", "lognormal")
@@ -91,8 +94,9 @@ class LimitsConfig:
 
     max_upload_bytes: int = 2 * 1024 * 1024
     max_json_bytes: int = 16 * 1024
-    body_timeout_s: float = 30.0   # a request body must arrive whole within this (slow-body guard)
-    header_timeout_s: float = 10.0  # request line and headers must arrive within this (slowloris guard)
+    body_timeout_s: float = 30.0  # a request body must arrive whole within this (slow-body guard)
+    # request line and headers must arrive within this (slowloris guard)
+    header_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +109,7 @@ class SecurityConfig:
     scrypt_p: int = 1
     pbkdf2_iterations: int = 200000
     session_ttl_s: float = 28800.0        # a token stops working this long after login
-    login_failures_per_account: int = 5   # failed logins per email in the window, then 429 (0 = off)
+    login_failures_per_account: int = 5  # failed logins per email in the window, then 429 (0 = off)
     login_failures_per_client: int = 50   # failed logins per client address in the window (0 = off)
     login_window_s: float = 300.0
     unique_nik: bool = True               # one account per NIK (409 nik_taken)
@@ -168,7 +172,9 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # a bare word such as shed or lognormal
     except RecursionError:
-        raise ConfigError("--set", item, "the value is nested too deeply; give a number, word or flat list") from None
+        raise ConfigError(
+            "--set", item, "the value is nested too deeply; give a number, word or flat list"
+        ) from None
     return key.strip().split("."), value
 
 
@@ -221,7 +227,11 @@ def _gate(r: TableReader) -> GateConfig:
     )
     r.done()
     if g.mode == "rate" and (g.rate_per_s <= 0 or g.burst < 1):
-        raise ConfigError(f"{r.prefix}.rate_per_s", g.rate_per_s, "a rate gate needs rate_per_s > 0 and burst >= 1")
+        raise ConfigError(
+            f"{r.prefix}.rate_per_s",
+            g.rate_per_s,
+            "a rate gate needs rate_per_s > 0 and burst >= 1",
+        )
     return g
 
 
@@ -235,56 +245,89 @@ def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
     seed = root.get("seed", None)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError("seed", seed, "give an integer, or leave it out for a random seed")
-    p = root.sub("pricing")
-    pricing = PricingConfig(duty=p.integer("duty", 10000), service_fee=p.integer("service_fee", 2500),
-                            max_quantity=p.integer("max_quantity", 100, 1))
-    p.done()
-    li = root.sub("limits")
-    limits = LimitsConfig(max_upload_bytes=li.integer("max_upload_bytes", 2 * 1024 * 1024, 1024),
-                          max_json_bytes=li.integer("max_json_bytes", 16 * 1024, 1024),
-                          body_timeout_s=li.bounded("body_timeout_s", 30.0, 0.1, 3600.0),
-                          header_timeout_s=li.bounded("header_timeout_s", 10.0, 0.1, 3600.0))
-    li.done()
-    s = root.sub("security")
-    security = SecurityConfig(
+    pricing = _section(root, "pricing", _pricing)
+    limits = _section(root, "limits", _limits)
+    security = _section(root, "security", _security)
+    if security.scrypt_n & (security.scrypt_n - 1):
+        raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
+    storage = _section(root, "storage", _storage)
+    issuer = _section(root, "issuer", lambda ir: ResourceConfig(**_resource_fields(ir)))
+    payments = _section(root, "payments", _payments)
+    gates = _section(root, "gates", lambda gr: {name: _gate(gr.sub(name)) for name in GATES})
+    latency_law = _section(root, "latency_law", law_from_table)
+    root.done()
+    return TestbedConfig(
+        seed=seed,
+        pricing=pricing,
+        limits=limits,
+        security=security,
+        storage=storage,
+        issuer=issuer,
+        payments=payments,
+        gates=gates,
+        latency_law=latency_law,
+    )
+
+
+def _section(root: TableReader, name: str, read: Callable[[TableReader], T]) -> T:
+    """Read table `name` of `root` with `read`, then refuse any key it did not read."""
+    table = root.sub(name)
+    value = read(table)
+    table.done()
+    return value
+
+
+def _pricing(p: TableReader) -> PricingConfig:
+    return PricingConfig(
+        duty=p.integer("duty", 10000),
+        service_fee=p.integer("service_fee", 2500),
+        max_quantity=p.integer("max_quantity", 100, 1),
+    )
+
+
+def _limits(li: TableReader) -> LimitsConfig:
+    return LimitsConfig(
+        max_upload_bytes=li.integer("max_upload_bytes", 2 * 1024 * 1024, 1024),
+        max_json_bytes=li.integer("max_json_bytes", 16 * 1024, 1024),
+        body_timeout_s=li.bounded("body_timeout_s", 30.0, 0.1, 3600.0),
+        header_timeout_s=li.bounded("header_timeout_s", 10.0, 0.1, 3600.0),
+    )
+
+
+def _security(s: TableReader) -> SecurityConfig:
+    return SecurityConfig(
         password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
-        scrypt_n=s.integer("scrypt_n", 4096, 2), scrypt_r=s.integer("scrypt_r", 8, 1),
-        scrypt_p=s.integer("scrypt_p", 1, 1), pbkdf2_iterations=s.integer("pbkdf2_iterations", 200000, 1),
+        scrypt_n=s.integer("scrypt_n", 4096, 2),
+        scrypt_r=s.integer("scrypt_r", 8, 1),
+        scrypt_p=s.integer("scrypt_p", 1, 1),
+        pbkdf2_iterations=s.integer("pbkdf2_iterations", 200000, 1),
         session_ttl_s=s.bounded("session_ttl_s", 28800.0, 1.0, 365 * 86400.0),
         login_failures_per_account=s.integer("login_failures_per_account", 5, 0),
         login_failures_per_client=s.integer("login_failures_per_client", 50, 0),
         login_window_s=s.bounded("login_window_s", 300.0, 1.0, 86400.0),
-        unique_nik=s.boolean("unique_nik", True))
-    s.done()
-    if security.scrypt_n & (security.scrypt_n - 1):
-        raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
-    st = root.sub("storage")
-    storage = StorageConfig(synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")),
-                            write_deadline_s=st.bounded("write_deadline_s", 10.0, 0.1, 3600.0))
-    st.done()
-    ir = root.sub("issuer")
-    issuer = ResourceConfig(**_resource_fields(ir))
-    ir.done()
-    pr = root.sub("payments")
-    payments = PaymentsConfig(
+        unique_nik=s.boolean("unique_nik", True),
+    )
+
+
+def _storage(st: TableReader) -> StorageConfig:
+    return StorageConfig(
+        synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")),
+        write_deadline_s=st.bounded("write_deadline_s", 10.0, 0.1, 3600.0),
+    )
+
+
+def _payments(pr: TableReader) -> PaymentsConfig:
+    return PaymentsConfig(
         **_resource_fields(pr),
         duplicate_ratio=pr.bounded("duplicate_ratio", 0.0, 0.0, 1.0),
         reorder=pr.boolean("reorder", False),
         reorder_max_delay_s=pr.bounded("reorder_max_delay_s", 1.0, 0.0, 3600.0),
     )
-    pr.done()
-    gr = root.sub("gates")
-    gates = {name: _gate(gr.sub(name)) for name in GATES}
-    gr.done()
-    lr = root.sub("latency_law")
-    latency_law = law_from_table(lr)
-    lr.done()
-    root.done()
-    return TestbedConfig(seed=seed, pricing=pricing, limits=limits, security=security,
-                         storage=storage, issuer=issuer, payments=payments, gates=gates, latency_law=latency_law)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TestbedConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> TestbedConfig:
     """Load the defaults, then the TOML file at ``path`` (if any), then ``overrides``.
 
     >>> load_config(None, ["issuer.service.distribution=lognormal"]).issuer.service.distribution

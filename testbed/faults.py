@@ -16,7 +16,8 @@ does the work again. ``answer_delay_on`` names the writes it holds (any of
 
 Each fault is one row of ``FAULTS`` (its key, JSON schema, check, how it is applied and read back);
 validation, application, the state served by GET /admin/faults and the OpenAPI schema of
-POST /admin/faults all iterate the table, so a new fault is one row here (and its effect where it acts).
+POST /admin/faults all iterate the table, so a new fault is one row here (and its effect where it
+acts).
 
 Everything is validated before anything changes, so a bad body changes nothing::
 
@@ -77,16 +78,30 @@ def _pause(resource: str, refused: Any) -> Fault:
         res: Resource = getattr(t, resource)
         res.pause() if v == "pause" else res.resume()
 
-    return Fault(key=resource, schema={"type": "string", "enum": ["pause", "resume"]},
-                 valid=lambda v: v in ("pause", "resume"), fix=f'{resource} must be "pause" or "resume"',
-                 apply=apply, state=lambda t: "paused" if getattr(t, resource).paused else "running",
-                 example="pause", shown="paused", refused=refused)
+    return Fault(
+        key=resource,
+        schema={"type": "string", "enum": ["pause", "resume"]},
+        valid=lambda v: v in ("pause", "resume"),
+        fix=f'{resource} must be "pause" or "resume"',
+        apply=apply,
+        state=lambda t: "paused" if getattr(t, resource).paused else "running",
+        example="pause",
+        shown="paused",
+        refused=refused,
+    )
 
 
 def _ratio(key: str, example: float, refused: Any) -> Fault:
-    return Fault(key=key, schema={"type": "number"}, valid=_number(0, 1), fix=f"{key} must be a number in [0, 1]",
-                 apply=lambda t, v: setattr(t.faults, key, float(v)), state=lambda t: getattr(t.faults, key),
-                 example=example, refused=refused)
+    return Fault(
+        key=key,
+        schema={"type": "number"},
+        valid=_number(0, 1),
+        fix=f"{key} must be a number in [0, 1]",
+        apply=lambda t, v: setattr(t.faults, key, float(v)),
+        state=lambda t: getattr(t.faults, key),
+        example=example,
+        refused=refused,
+    )
 
 
 def _set_slow(t: Target, v: float) -> None:
@@ -95,27 +110,53 @@ def _set_slow(t: Target, v: float) -> None:
 
 FAULTS: tuple[Fault, ...] = (
     _pause("issuer", refused="stop"),
-    Fault(key="issuer_slow_factor", schema={"type": "number"}, valid=_number(0.01, 1000),
-          fix="issuer_slow_factor must be a number in [0.01, 1000]",
-          apply=_set_slow, state=lambda t: t.issuer.slow_factor, example=3.0, refused=0.0),
+    Fault(
+        key="issuer_slow_factor",
+        schema={"type": "number"},
+        valid=_number(0.01, 1000),
+        fix="issuer_slow_factor must be a number in [0.01, 1000]",
+        apply=_set_slow,
+        state=lambda t: t.issuer.slow_factor,
+        example=3.0,
+        refused=0.0,
+    ),
     _ratio("issuer_failure_ratio", 0.25, refused=1.5),
     _pause("payments", refused=True),
     _ratio("payment_failure_ratio", 0.5, refused="x"),
     _ratio("payment_duplicate_ratio", 0.125, refused=-0.1),
-    Fault(key="payment_reorder", schema={"type": "boolean"}, valid=lambda v: isinstance(v, bool),
-          fix="payment_reorder must be true or false",
-          apply=lambda t, v: setattr(t.faults, "payment_reorder", v), state=lambda t: t.faults.payment_reorder,
-          example=True, refused=1),
-    Fault(key="answer_delay_s", schema={"type": "number"}, valid=_number(0, 60),
-          fix="answer_delay_s must be a number of seconds in [0, 60]",
-          apply=lambda t, v: setattr(t.faults, "answer_delay_s", float(v)), state=lambda t: t.faults.answer_delay_s,
-          example=2.5, refused=61),
-    Fault(key="answer_delay_on", schema={"type": "array", "items": {"type": "string", "enum": list(ANSWER_DELAY_STEPS)}},
-          valid=lambda v: isinstance(v, list) and all(isinstance(x, str) and x in ANSWER_DELAY_STEPS for x in v),
-          fix="answer_delay_on must be a list of: " + ", ".join(ANSWER_DELAY_STEPS),
-          apply=lambda t, v: setattr(t.faults, "answer_delay_on", tuple(dict.fromkeys(v))),
-          state=lambda t: list(t.faults.answer_delay_on),
-          example=["stamp", "stamp"], shown=["stamp"], refused=["login"]),
+    Fault(
+        key="payment_reorder",
+        schema={"type": "boolean"},
+        valid=lambda v: isinstance(v, bool),
+        fix="payment_reorder must be true or false",
+        apply=lambda t, v: setattr(t.faults, "payment_reorder", v),
+        state=lambda t: t.faults.payment_reorder,
+        example=True,
+        refused=1,
+    ),
+    Fault(
+        key="answer_delay_s",
+        schema={"type": "number"},
+        valid=_number(0, 60),
+        fix="answer_delay_s must be a number of seconds in [0, 60]",
+        apply=lambda t, v: setattr(t.faults, "answer_delay_s", float(v)),
+        state=lambda t: t.faults.answer_delay_s,
+        example=2.5,
+        refused=61,
+    ),
+    Fault(
+        key="answer_delay_on",
+        schema={"type": "array", "items": {"type": "string", "enum": list(ANSWER_DELAY_STEPS)}},
+        valid=lambda v: (
+            isinstance(v, list) and all(isinstance(x, str) and x in ANSWER_DELAY_STEPS for x in v)
+        ),
+        fix="answer_delay_on must be a list of: " + ", ".join(ANSWER_DELAY_STEPS),
+        apply=lambda t, v: setattr(t.faults, "answer_delay_on", tuple(dict.fromkeys(v))),
+        state=lambda t: list(t.faults.answer_delay_on),
+        example=["stamp", "stamp"],
+        shown=["stamp"],
+        refused=["login"],
+    ),
 )
 """Every fault, in the order GET /admin/faults and the OpenAPI schema list them."""
 

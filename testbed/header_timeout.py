@@ -24,8 +24,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _BODY = json.dumps({"error": "request_timeout", "field": None,
                     "detail": "the request headers did not arrive in time"}).encode()
-RESPONSE_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                b"content-length: %d\r\n\r\n" % len(_BODY)) + _BODY
+RESPONSE_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n" % len(_BODY)
+) + _BODY
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -40,7 +42,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:      # a new request on a kept-alive connection
+        if self._header_timer is None:  # a new request on a kept-alive connection
             self._arm()
 
     def on_headers_complete(self) -> None:
@@ -73,4 +75,6 @@ def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
     >>> protocol_with_header_timeout(2.5).header_timeout_s
     2.5
     """
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": float(seconds)})
+    return type(
+        "HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": float(seconds)}
+    )

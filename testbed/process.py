@@ -58,18 +58,27 @@ class TestbedServer:
 
     # ---- lifecycle -------------------------------------------------------------
     def command(self) -> list[str]:
-        """The command line that starts the server (``python -m testbed``, never the command package).
+        """The command line that starts the server (``python -m testbed``, never the command
+        package).
 
         >>> TestbedServer(db="/tmp/x.sqlite", admin_token="t").command()[1:5]
         ['-P', '-m', 'testbed', '--host']
         """
         # Test-only: SURGECAST_TESTBED_MUTANT=NAME starts a deliberately broken testbed through
-        # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle; docs/reliability.md).
-        # The admin token goes in the environment (SURGECAST_ADMIN_TOKEN), never on argv: ps shows argv.
+        # `python -m tests.mutants NAME testbed ...` (the mutation tests of the oracle;
+        # docs/reliability.md). The admin token goes in the environment (SURGECAST_ADMIN_TOKEN),
+        # never on argv: ps shows argv.
         mutant = self.env.get(MUTANT_ENV)
         launcher = ["tests.mutants", mutant, "testbed"] if mutant else ["testbed"]
-        cmd = [*python_module(launcher[0]), *launcher[1:], "--host", self.host, "--port", str(self.port),
-               f"--db={self.db_path}"]
+        cmd = [
+            *python_module(launcher[0]),
+            *launcher[1:],
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            f"--db={self.db_path}",
+        ]
         if self.config:
             cmd.append(f"--config={self.config}")
         return cmd + self.extra_args
@@ -84,7 +93,9 @@ class TestbedServer:
         if self._child is not None and self._child.running:
             return self
         env = child_env(self.admin_token, base=self.env)  # and it stops itself if this process dies
-        self._child = ListeningChild(self.command(), env=env, name="testbed", start_timeout_s=self.start_timeout_s)
+        self._child = ListeningChild(
+            self.command(), env=env, name="testbed", start_timeout_s=self.start_timeout_s
+        )
         self.url = self._child.start()
         self.port = int(self.url.rsplit(":", 1)[1])
         self._wait_healthy(time.monotonic() + self.start_timeout_s)

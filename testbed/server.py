@@ -56,15 +56,21 @@ def serve(cfg: TestbedConfig, *, host: str, port: int, db_path: str | None,
     try:
         sock = bind(host, port)
     except OSError as e:
-        raise FieldError("--port", port, f"cannot listen on {host}:{port} ({e.strerror}); try --port 0") from None
+        raise FieldError(
+            "--port", port, f"cannot listen on {host}:{port} ({e.strerror}); try --port 0"
+        ) from None
     url = url_of(host, sock.getsockname()[1])
     generated = admin_token is None
     token = admin_token or secrets.token_hex(24)
     if db_path is None:
         db_path = os.path.join(tempfile.mkdtemp(prefix="surgecast-testbed-"), "testbed.sqlite")
     if not is_loopback(host):
-        print(f"warning: listening on non-loopback address {host}; anyone who can reach it can load it",
-              file=sys.stderr, flush=True)
+        print(
+            f"warning: listening on non-loopback address {host}; "
+            "anyone who can reach it can load it",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def ready() -> None:
         print(f"listening on {url}", flush=True)
@@ -77,9 +83,17 @@ def serve(cfg: TestbedConfig, *, host: str, port: int, db_path: str | None,
         from testbed.latency_law import LatencyLawMiddleware
 
         app = LatencyLawMiddleware(app, cfg.latency_law, admin_token=token)
-    config = uvicorn.Config(app, loop="uvloop", http=protocol_with_header_timeout(cfg.limits.header_timeout_s),
-                            lifespan="on", access_log=False,
-                            log_level="warning", server_header=False, date_header=False,
-                            timeout_keep_alive=30, backlog=2048,
-                            timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http=protocol_with_header_timeout(cfg.limits.header_timeout_s),
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=30,
+        backlog=2048,
+        timeout_graceful_shutdown=3,
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -31,8 +31,14 @@ class LoginThrottle:
 
     def __init__(self, cfg: SecurityConfig) -> None:
         self.window = float(cfg.login_window_s)
-        self.limits = {"email": cfg.login_failures_per_account, "client": cfg.login_failures_per_client}
-        self._fails: dict[str, OrderedDict[str, deque[float]]] = {"email": OrderedDict(), "client": OrderedDict()}
+        self.limits = {
+            "email": cfg.login_failures_per_account,
+            "client": cfg.login_failures_per_client,
+        }
+        self._fails: dict[str, OrderedDict[str, deque[float]]] = {
+            "email": OrderedDict(),
+            "client": OrderedDict(),
+        }
         self.refusals = 0
 
     def _recent(self, kind: str, key: str, now: float) -> deque[float] | None:
@@ -47,7 +53,8 @@ class LoginThrottle:
         return q
 
     def refused(self, email: str, client: str, now: float | None = None) -> tuple[str, int] | None:
-        """(what is throttled: "email" | "client", Retry-After seconds), or None to let the attempt in."""
+        """(what is throttled: "email" | "client", Retry-After seconds), or None to let the attempt
+        in."""
         now = time.monotonic() if now is None else now
         for kind, key in (("email", email.lower()), ("client", client)):
             q = self._recent(kind, key, now)

@@ -21,7 +21,9 @@ from typing import Any
 from starlette.requests import Request
 
 # Patterns are applied with fullmatch (a trailing newline does not pass, unlike ``$`` with match).
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+")
+EMAIL_RE = re.compile(
+    r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+"
+)
 PHONE_RE = re.compile(r"(?:\+62|62|0)8[0-9]{7,12}")
 IDEM_RE = re.compile(r"[\x21-\x7e]{1,128}")
 
@@ -29,8 +31,16 @@ IDEM_RE = re.compile(r"[\x21-\x7e]{1,128}")
 class ApiError(Exception):
     """A refusal with an HTTP status, an error code, the field at fault, and extra headers."""
 
-    def __init__(self, status: int, error: str, detail: str, *, field: str | None = None,
-                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
@@ -50,11 +60,18 @@ def too_large(limit: int, field: str | None = None) -> ApiError:
     >>> too_large(10).status
     413
     """
-    return ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes", field=field,
-                    headers={"Connection": "close"})
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"the body is larger than {limit} bytes",
+        field=field,
+        headers={"Connection": "close"},
+    )
 
 
-async def limited_stream(request: Request, limit: int, field: str | None = None) -> AsyncIterator[bytes]:
+async def limited_stream(
+    request: Request, limit: int, field: str | None = None
+) -> AsyncIterator[bytes]:
     """Yield the request body, refusing (413) as soon as it passes ``limit`` bytes.
 
     A declared Content-Length over the limit is refused before reading anything::
@@ -64,7 +81,9 @@ async def limited_stream(request: Request, limit: int, field: str | None = None)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise ApiError(400, "invalid_header", "Content-Length must be a number", field="Content-Length")
+            raise ApiError(
+                400, "invalid_header", "Content-Length must be a number", field="Content-Length"
+            )
         if int(declared) > limit:
             raise too_large(limit, field)
     seen = 0
@@ -80,8 +99,13 @@ async def limited_stream(request: Request, limit: int, field: str | None = None)
         except StopAsyncIteration:
             break
         except TimeoutError:
-            raise ApiError(408, "request_timeout", f"the request body did not arrive within {timeout_s:g} s",
-                           field=field, headers={"Connection": "close"}) from None
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {timeout_s:g} s",
+                field=field,
+                headers={"Connection": "close"},
+            ) from None
         seen += len(chunk)
         if seen > limit:
             raise too_large(limit, field)
@@ -107,7 +131,9 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body is nested too deeply; send a flat JSON object") from None
+        raise ApiError(
+            400, "invalid_json", "the body is nested too deeply; send a flat JSON object"
+        ) from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
@@ -127,8 +153,15 @@ def invalid(field: str, detail: str) -> ApiError:
     return ApiError(422, "invalid_field", detail, field=field)
 
 
-def get_str(body: dict[str, Any], field: str, *, min_len: int = 1, max_len: int = 200,
-            pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+def get_str(
+    body: dict[str, Any],
+    field: str,
+    *,
+    min_len: int = 1,
+    max_len: int = 200,
+    pattern: re.Pattern[str] | None = None,
+    hint: str = "",
+) -> str:
     """A required string field of bounded length, optionally matching ``pattern``.
 
     >>> get_str({"name": "Siti"}, "name")
@@ -151,8 +184,10 @@ def get_str(body: dict[str, Any], field: str, *, min_len: int = 1, max_len: int 
 def text_problem(v: str) -> str | None:
     """Why ``v`` is not clean text (a lone surrogate, a control character), or None.
 
-    >>> text_problem("Siti Aminah"), text_problem("Siti\\n"), text_problem("\\ud800")
-    (None, 'must not contain control characters (found U+000A)', 'must be valid Unicode text (found a lone surrogate U+D800)')
+    >>> text_problem("Siti Aminah"), text_problem("Siti\\n")
+    (None, 'must not contain control characters (found U+000A)')
+    >>> text_problem("\\ud800")
+    'must be valid Unicode text (found a lone surrogate U+D800)'
     """
     for ch in v:
         cat = unicodedata.category(ch)
@@ -183,15 +218,22 @@ def idempotency_key(request: Request) -> str:
     """The required Idempotency-Key header (1 to 128 printable ASCII characters)."""
     key = request.headers.get("idempotency-key")
     if key is None:
-        raise ApiError(400, "missing_header", "send an Idempotency-Key header", field="Idempotency-Key")
+        raise ApiError(
+            400, "missing_header", "send an Idempotency-Key header", field="Idempotency-Key"
+        )
     if not IDEM_RE.fullmatch(key):
-        raise ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 128 printable ASCII characters",
-                       field="Idempotency-Key")
+        raise ApiError(
+            400,
+            "invalid_header",
+            "Idempotency-Key must be 1 to 128 printable ASCII characters",
+            field="Idempotency-Key",
+        )
     return key
 
 
 def media_type(request: Request) -> str:
-    """The request's media type, lower-cased, without parameters (``Multipart/Form-Data; b=x`` -> ``multipart/form-data``).
+    """The request's media type, lower-cased, without parameters (``Multipart/Form-Data; b=x`` ->
+    ``multipart/form-data``).
 
     Media types are case-insensitive (RFC 9110 8.3.1).
     """

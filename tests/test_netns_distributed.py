@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -32,11 +33,20 @@ from floor.children import child_env
 from scenarios.latency import read_hdr
 from tests.test_rehearse_runs import FAST_TESTBED, ROOT
 
-TAG = f"{os.getpid() % 100000}"
-NS_M, NS_W = f"scm{TAG}", f"scw{TAG}"
-VETH_M, VETH_W = f"vm{TAG}", f"vw{TAG}"
-NET = f"10.231.{os.getpid() % 250}"
-A_M, A_W = f"{NET}.1", f"{NET}.2"
+# The names are set by `_claim()`: namespaces and the veth pair are named in the host's
+# namespace, so two runs at once (or a pid reused after a crash left its namespaces behind)
+# could ask for the same name; a name taken ("File exists") is retried with another tag. The
+# addresses live inside the test's own namespaces, so they cannot collide with another run's.
+NS_M = NS_W = VETH_M = VETH_W = A_M = A_W = ""
+TAKEN = "File exists"
+
+
+def _names(tag: int) -> None:
+    global NS_M, NS_W, VETH_M, VETH_W, A_M, A_W
+    NS_M, NS_W = f"scm{tag}", f"scw{tag}"
+    VETH_M, VETH_W = f"vm{tag}", f"vw{tag}"
+    net = f"10.231.{tag % 250}"
+    A_M, A_W = f"{net}.1", f"{net}.2"
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -44,6 +54,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _teardown() -> None:
+    _ip("link", "del", VETH_M, check=False)  # still here only if it was never moved
     for ns in (NS_M, NS_W):
         _ip("netns", "del", ns, check=False)  # deleting a namespace deletes its end of the veth
 
@@ -55,12 +66,8 @@ def netns():
         pytest.skip("needs Linux and iproute2's `ip`")
     if os.geteuid() != 0:
         pytest.skip("needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to make network namespaces")
-    r = _ip("netns", "add", NS_M, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"`ip netns add` is not permitted here: {r.stderr.strip()}")
+    _claim()
     try:
-        _ip("netns", "add", NS_W)
-        _ip("link", "add", VETH_M, "type", "veth", "peer", "name", VETH_W)
         _ip("link", "set", VETH_M, "netns", NS_M)
         _ip("link", "set", VETH_W, "netns", NS_W)
         for ns, dev, addr in ((NS_M, VETH_M, A_M), (NS_W, VETH_W, A_W)):
@@ -72,12 +79,34 @@ def netns():
         _teardown()
 
 
-def _in(
-    ns: str, *cmd: str, env: dict[str, str] | None = None, cwd: str | Path = ROOT, **kw
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["ip", "netns", "exec", ns, *cmd], cwd=cwd, text=True, env=env, start_new_session=True, **kw
-    )
+def _claim() -> None:
+    """Make the two namespaces and the veth pair under a tag no one else holds (or skip)."""
+    tags = [os.getpid() % 100000, *(random.randrange(100000) for _ in range(19))]
+    for tag in tags:
+        _names(tag)
+        r = _ip("netns", "add", NS_M, check=False)
+        if r.returncode != 0 and TAKEN in r.stderr:
+            continue
+        if r.returncode != 0:
+            pytest.skip(f"`ip netns add` is not permitted here: {r.stderr.strip()}")
+        made = [NS_M]
+        r = _ip("netns", "add", NS_W, check=False)
+        if r.returncode == 0:
+            made.append(NS_W)
+            r = _ip("link", "add", VETH_M, "type", "veth", "peer", "name", VETH_W, check=False)
+        if r.returncode == 0:
+            return
+        for ns in made:  # only what this tag made: the taken name is another run's
+            _ip("netns", "del", ns, check=False)
+        if TAKEN not in r.stderr:
+            raise RuntimeError(f"ip: {r.stderr.strip()}")
+    pytest.fail(f"no free namespace name after {len(tags)} tags (scm*/scw*/vm* all taken)")
+
+
+def _in(ns: str, *cmd: str, env: dict[str, str] | None = None, cwd: str | Path = ROOT,
+        **kw) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", ns, *cmd], cwd=cwd, text=True, env=env,
+                            start_new_session=True, **kw)
 
 
 def _veth_bytes() -> int:

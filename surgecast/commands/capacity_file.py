@@ -1,9 +1,9 @@
 """Reading `--capacity capacity.json` (a probe run's file) for `plan` and `forecast`.
 
-    >>> read_capacity_json("/nonexistent/capacity.json")
+    >>> read_capacity_json("/nonexistent/capacity.json")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.InputFileError: --capacity /nonexistent/capacity.json: no such file; give the capacity.json of a probe run
+    floor.errors.InputFileError: --capacity /nonexistent/capacity.json: no such file; give the ...
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ _FIX = "give the capacity.json of a probe run"
 
 
 def read_capacity_json(path: str) -> Any:
-    """The parsed JSON of `path`, or one InputFileError naming `--capacity`, the file and the fix."""
+    """The parsed JSON of `path`, or one InputFileError naming `--capacity`, the file and the
+    fix."""
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"--capacity {path}: no such file; {_FIX}")

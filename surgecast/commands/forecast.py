@@ -2,7 +2,8 @@
 
     surgecast forecast --profile casn2024 --out runs/f
     surgecast forecast --profile casn2024 --stamps-per-second 20 --extend 2d --out runs/f2
-    surgecast forecast --profile casn2024 --capacity runs/probe/capacity.json --overload unbounded --out runs/f3
+    surgecast forecast --profile casn2024 --capacity runs/probe/capacity.json \\
+        --overload unbounded --out runs/f3
 
 Writes forecast.json (with `outcome: {served, lost, waiting}` at the close in force) and
 timeline.csv (docs/run-directory.md), then prints a short summary. Times are ISO local
@@ -21,17 +22,41 @@ from floor.errors import FieldError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast forecast`."""
-    parser.add_argument("--profile", required=True, metavar="NAME|FILE", help="a shipped profile name or a TOML file")
+    parser.add_argument(
+        "--profile",
+        required=True,
+        metavar="NAME|FILE",
+        help="a shipped profile name or a TOML file",
+    )
     cap = parser.add_mutually_exclusive_group()
-    cap.add_argument("--capacity", metavar="capacity.json", help="stamps/s and the USL fit measured by a probe")
-    cap.add_argument("--stamps-per-second", metavar="C", help="issuer capacity in stamps per second")
-    parser.add_argument("--outage", metavar="START/END", help="issuer outage times, ISO local (default: the profile's)")
-    parser.add_argument("--extend", metavar="Nd", help="extend the close in force by whole days, e.g. 2d")
-    parser.add_argument("--decided-at", metavar="TIME",
-                        help="when the extension is announced (default: the outage end); arrivals before it are kept")
-    parser.add_argument("--overload", choices=("shed", "unbounded"),
-                        help="issuer overload physics (default: the profile's [overload] mode)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for forecast.json and timeline.csv")
+    cap.add_argument(
+        "--capacity", metavar="capacity.json", help="stamps/s and the USL fit measured by a probe"
+    )
+    cap.add_argument(
+        "--stamps-per-second", metavar="C", help="issuer capacity in stamps per second"
+    )
+    parser.add_argument(
+        "--outage",
+        metavar="START/END",
+        help="issuer outage times, ISO local (default: the profile's)",
+    )
+    parser.add_argument(
+        "--extend", metavar="Nd", help="extend the close in force by whole days, e.g. 2d"
+    )
+    parser.add_argument(
+        "--decided-at",
+        metavar="TIME",
+        help="when the extension is announced (default: the outage end); arrivals before it are "
+        "kept",
+    )
+    parser.add_argument(
+        "--overload",
+        choices=("shed", "unbounded"),
+        help="issuer overload physics (default: the profile's [overload] mode)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="directory for forecast.json and timeline.csv"
+    )
 
 
 def parse_days(text: str) -> int:
@@ -50,7 +75,9 @@ def _sps(text: str) -> float:
     try:
         v = float(text)
     except (TypeError, ValueError):
-        raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second") from None
+        raise FieldError(
+            "--stamps-per-second", text, "give a capacity > 0 stamps per second"
+        ) from None
     if not (math.isfinite(v) and v > 0):
         raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second")
     return v
@@ -59,6 +86,7 @@ def _sps(text: str) -> float:
 def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityModel
     from analysis.forecast import capacity_from_json
     from surgecast.commands.capacity_file import read_capacity_json
+
     return capacity_from_json(read_capacity_json(path), path)
 
 
@@ -75,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
     capacity = _capacity(args.capacity) if args.capacity else None
     outage = parse_outage(args.outage, cal.tz) if args.outage else None
     if outage is not None and (outage[0] >= cal.close or outage[1] <= cal.window_start):
-        raise FieldError("--outage", args.outage, f"lies outside the window {cal.window_start:%Y-%m-%d} to "
-                         f"{cal.close:%Y-%m-%d}; give times inside it")
+        raise FieldError(
+            "--outage",
+            args.outage,
+            f"lies outside the window {cal.window_start:%Y-%m-%d} to "
+            f"{cal.close:%Y-%m-%d}; give times inside it",
+        )
     days = parse_days(args.extend) if args.extend is not None else 0
     decided = parse_local_time(args.decided_at, cal.tz, "--decided-at") if args.decided_at else None
     if decided is not None and not days:
@@ -85,10 +117,21 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FieldError("--out", args.out, "is a file; give a directory")
     from floor import rundir
-    run_id = rundir.claim(out, what="forecast")  # another run's files there: exit 2, nothing written
-    f = forecast(profile, stamps_per_second=sps, capacity=capacity, outage=outage, extend_days=days,
-                 decided_at=decided, overload=args.overload)
+
+    run_id = rundir.claim(
+        out, what="forecast"
+    )  # another run's files there: exit 2, nothing written
+    f = forecast(
+        profile,
+        stamps_per_second=sps,
+        capacity=capacity,
+        outage=outage,
+        extend_days=days,
+        decided_at=decided,
+        overload=args.overload,
+    )
     from floor.rundir import writers
+
     writers.write_forecast(out, forecast=f.as_json(), timeline=f.timeline_rows(), run_id=run_id)
     print(f.render())
     print(f"\n  wrote {out / 'forecast.json'}, {out / 'timeline.csv'}")

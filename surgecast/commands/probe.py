@@ -128,16 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: Any, say: Any) -> int:
-    from analysis.probe import (
-        BATCH_COLUMNS,
-        PROBE_COLUMNS,
-        assess,
-        capacity_from_probe,
-        level_estimate,
-        level_spread,
-        queued_levels,
-    )
-    from scenarios.probe import Judge, ProbeInterrupted, ProbeSettings, run_probe
+    """The probe against `host`: run the ladder, write its files, print the capacity."""
+    from analysis.probe import BATCH_COLUMNS, PROBE_COLUMNS, capacity_from_probe
+    from scenarios.probe import ProbeInterrupted, ProbeSettings, run_probe
     from scenarios.target import issuer_capacity
 
     admin = admin_cls(host, token=token) if token else None
@@ -146,12 +139,7 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
                              batch_s=args.batch, budget_s=args.budget, precision=args.precision,
                              max_concurrency=args.max_concurrency,
                              max_error_ratio=args.max_error_ratio, seed=args.seed)
-    judge = Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence,
-                                                           spread=level_spread(b, every)),
-                  assess=lambda lo, hi, final=False: assess(
-                      lo, hi, min_gain=args.min_gain, confidence=args.confidence, final=final),
-                  queued=lambda b, waits: queued_levels(b, waits,
-                                                        queue_factor=settings.queue_factor))
+    judge = _judge(args, settings.queue_factor)
     server = _server_counter(admin) if admin else None
     started = datetime.now(UTC)
     interrupted: Any = None
@@ -169,16 +157,7 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
                                    measured_at=started.isoformat().replace("+00:00", "Z"))
     capacity["complete"] = interrupted is None
     capacity["hold_stopped_by"] = result.hold_stopped_by   # "precision", "budget", null: no hold
-    capacity["parameters"] = {
-        "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in result.rows}),
-        "budget_s": args.budget, "precision": args.precision, "step_duration_s": args.step_duration,
-        "warmup_s": args.warmup, "batch_s": args.batch, "max_concurrency": args.max_concurrency,
-        "max_error_ratio": args.max_error_ratio, "min_gain": args.min_gain,
-        "confidence": args.confidence, "seed": args.seed, "stopped": result.stopped,
-        "wall_s": result.wall_s, "surgecast": __version__,
-        "started_at": started.isoformat().replace("+00:00", "Z"),
-        "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
+    capacity["parameters"] = _parameters(args, host, result, started)
     out: Path = args.out
     writers.write_probe(out, rows=([r[c] for c in PROBE_COLUMNS] for r in result.rows),
                         batches=([b[c] if b[c] is not None else "" for c in BATCH_COLUMNS]
@@ -190,6 +169,34 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
               f"(complete=false)", file=sys.stderr)
         return 1
     return 0 if capacity.get("stamps_per_second") is not None else 1
+
+
+def _judge(args: argparse.Namespace, queue_factor: float) -> Any:
+    """How the probe judges a level: its estimate, the levelling test and the queued levels."""
+    from analysis.probe import assess, level_estimate, level_spread, queued_levels
+    from scenarios.probe import Judge
+
+    return Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence,
+                                                          spread=level_spread(b, every)),
+                 assess=lambda lo, hi, final=False: assess(
+                     lo, hi, min_gain=args.min_gain, confidence=args.confidence, final=final),
+                 queued=lambda b, waits: queued_levels(b, waits, queue_factor=queue_factor))
+
+
+def _parameters(
+    args: argparse.Namespace, host: str, result: Any, started: datetime
+) -> dict[str, Any]:
+    """capacity.json's `parameters`: the flags, the levels run, why it stopped, when."""
+    return {
+        "kind": "probe", "host": host, "levels": sorted({r["concurrency"] for r in result.rows}),
+        "budget_s": args.budget, "precision": args.precision, "step_duration_s": args.step_duration,
+        "warmup_s": args.warmup, "batch_s": args.batch, "max_concurrency": args.max_concurrency,
+        "max_error_ratio": args.max_error_ratio, "min_gain": args.min_gain,
+        "confidence": args.confidence, "seed": args.seed, "stopped": result.stopped,
+        "wall_s": result.wall_s, "surgecast": __version__,
+        "started_at": started.isoformat().replace("+00:00", "Z"),
+        "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
 
 
 def _server_counter(admin: Any) -> Any:

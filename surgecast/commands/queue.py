@@ -38,13 +38,29 @@ def _servers(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast queue`."""
-    parser.add_argument("--arrival-rate", type=_number("--arrival-rate"), required=True, metavar="L",
-                        help="arrivals per second")
-    parser.add_argument("--service-rate", type=_number("--service-rate"), required=True, metavar="MU",
-                        help="services per second per server")
-    parser.add_argument("--servers", type=_servers, required=True, metavar="C", help="number of servers")
-    parser.add_argument("--patience", type=_number("--patience"), metavar="P",
-                        help="mean patience in seconds (Erlang A); without it, Erlang C")
+    parser.add_argument(
+        "--arrival-rate",
+        type=_number("--arrival-rate"),
+        required=True,
+        metavar="L",
+        help="arrivals per second",
+    )
+    parser.add_argument(
+        "--service-rate",
+        type=_number("--service-rate"),
+        required=True,
+        metavar="MU",
+        help="services per second per server",
+    )
+    parser.add_argument(
+        "--servers", type=_servers, required=True, metavar="C", help="number of servers"
+    )
+    parser.add_argument(
+        "--patience",
+        type=_number("--patience"),
+        metavar="P",
+        help="mean patience in seconds (Erlang A); without it, Erlang C",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -60,32 +76,54 @@ def run(args: argparse.Namespace) -> int:
     lam, mu, c = args.arrival_rate, args.service_rate, args.servers
     if args.patience is None:
         r = mmc(arrival_rate=lam, service_rate=mu, servers=c)
-        out = {"model": "M/M/c (Erlang C)", "p_wait": r.p_wait, "mean_wait": _clean(r.mean_wait),
-               "mean_queue": _clean(r.mean_queue), "utilisation": r.utilisation, "stable": r.stable,
-               "wait_p50": _clean(r.wait_percentile(0.5)), "wait_p95": _clean(r.wait_percentile(0.95)),
-               "wait_p99": _clean(r.wait_percentile(0.99))}
+        out = {
+            "model": "M/M/c (Erlang C)",
+            "p_wait": r.p_wait,
+            "mean_wait": _clean(r.mean_wait),
+            "mean_queue": _clean(r.mean_queue),
+            "utilisation": r.utilisation,
+            "stable": r.stable,
+            "wait_p50": _clean(r.wait_percentile(0.5)),
+            "wait_p95": _clean(r.wait_percentile(0.95)),
+            "wait_p99": _clean(r.wait_percentile(0.99)),
+        }
     else:
         a = erlang_a(arrival_rate=lam, service_rate=mu, servers=c, patience=args.patience)
-        out = {"model": "M/M/c+M (Erlang A)", "p_wait": a.p_wait, "mean_wait": a.mean_wait,
-               "mean_queue": a.mean_queue, "utilisation": a.utilisation, "p_abandon": a.p_abandon,
-               "throughput": a.throughput}
-    out["p_block"] = erlang_b(c, lam / mu)   # Erlang B: the share refused by c servers with no queue
-    out.update({"arrival_rate": lam, "service_rate": mu, "servers": c, "offered_load_erlangs": lam / mu})
+        out = {
+            "model": "M/M/c+M (Erlang A)",
+            "p_wait": a.p_wait,
+            "mean_wait": a.mean_wait,
+            "mean_queue": a.mean_queue,
+            "utilisation": a.utilisation,
+            "p_abandon": a.p_abandon,
+            "throughput": a.throughput,
+        }
+    out["p_block"] = erlang_b(c, lam / mu)  # Erlang B: the share refused by c servers with no queue
+    out.update(
+        {"arrival_rate": lam, "service_rate": mu, "servers": c, "offered_load_erlangs": lam / mu}
+    )
     if args.patience is not None:
         out["patience"] = args.patience
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{out['model']}: arrivals {lam:g}/s, {c} servers x {mu:g}/s, offered load {lam / mu:.4g} erlangs")
+    print(
+        f"{out['model']}: arrivals {lam:g}/s, {c} servers x {mu:g}/s, offered load "
+        f"{lam / mu:.4g} erlangs"
+    )
     print(f"  utilisation        {out['utilisation']:.1%}")
     print(f"  P(wait)            {out['p_wait']:.4f}")
     print(f"  P(block), no queue {out['p_block']:.4f}   (Erlang B)")
     mw = out["mean_wait"]
-    print(f"  mean wait          {'unbounded (lambda >= c mu: the queue grows without limit)' if mw is None else f'{mw:.4g} s'}")
+    unbounded = "unbounded (lambda >= c mu: the queue grows without limit)"
+    print(f"  mean wait          {unbounded if mw is None else f'{mw:.4g} s'}")
     mq = out["mean_queue"]
     print(f"  mean queue         {'unbounded' if mq is None else f'{mq:.4g}'}")
     if args.patience is None and out["stable"]:
-        print(f"  wait p50/p95/p99   {out['wait_p50']:.4g} / {out['wait_p95']:.4g} / {out['wait_p99']:.4g} s")
+        print(
+            f"  wait p50/p95/p99   {out['wait_p50']:.4g} / {out['wait_p95']:.4g} / "
+            f"{out['wait_p99']:.4g} s"
+        )
     if args.patience is not None:
         print(f"  P(abandon)         {out['p_abandon']:.4f}   (mean patience {args.patience:g} s)")
         print(f"  served per second  {out['throughput']:.4g}")

@@ -5,9 +5,9 @@
 
 Exit 0 when the report is written and its verdict is not red; 1 when the verdict
 is red (target not met, thresholds failed) and 3 when reconciliation found data
-lost or duplicated, like the other commands (the report is still written); 2 for a missing or malformed file, or a directory whose files come
-from different runs (nothing written), or when --pdf cannot run Chromium
-(report.html is still written).
+lost or duplicated, like the other commands (the report is still written); 2 for a missing
+or malformed file, or a directory whose files come from different runs (nothing written), or
+when --pdf cannot run Chromium (report.html is still written).
 """
 
 from __future__ import annotations
@@ -20,12 +20,23 @@ from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast report`."""
-    parser.add_argument("dir", metavar="DIR", type=Path,
-                        help="a run directory (rehearsal, probe, plan, or all three)")
-    parser.add_argument("--lang", choices=("en", "id"), default="en",
-                        help="language of the report: en (default) or id (Bahasa Indonesia)")
-    parser.add_argument("--pdf", action="store_true",
-                        help="also print DIR/report.pdf with headless Chromium (apt-get install chromium)")
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        type=Path,
+        help="a run directory (rehearsal, probe, plan, or all three)",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=("en", "id"),
+        default="en",
+        help="language of the report: en (default) or id (Bahasa Indonesia)",
+    )
+    parser.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print DIR/report.pdf with headless Chromium (apt-get install chromium)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,10 +17,21 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast usl`."""
-    parser.add_argument("file", metavar="FILE.csv", help="a CSV with columns load,throughput (at least 4 rows, values > 0)")
-    parser.add_argument("--json", action="store_true", help="print the fit as JSON (with a warnings list)")
-    parser.add_argument("--weights", choices=("relative", "none"), default="relative",
-                        help="relative residuals (default; noise proportional to throughput) or plain least squares")
+    parser.add_argument(
+        "file",
+        metavar="FILE.csv",
+        help="a CSV with columns load,throughput (at least 4 rows, values > 0)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the fit as JSON (with a warnings list)"
+    )
+    parser.add_argument(
+        "--weights",
+        choices=("relative", "none"),
+        default="relative",
+        help="relative residuals (default; noise proportional to throughput) or plain least "
+        "squares",
+    )
 
 
 def fit_file(path: str | Path, weights: str = "relative") -> UslFit:
@@ -29,10 +40,10 @@ def fit_file(path: str | Path, weights: str = "relative") -> UslFit:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "u.csv"
     >>> _ = p.write_text("load,throughput\\n1,1\\n1,1\\n2,2\\n2,2\\n")
-    >>> fit_file(p)
+    >>> fit_file(p)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.InputFileError: ...u.csv: USL needs at least 3 distinct load levels to separate alpha from beta
+    floor.errors.InputFileError: ...u.csv: USL needs at least 3 distinct load levels to separate ...
     """
     from analysis.usl import fit_usl, read_load_throughput
     from floor.errors import InputFileError

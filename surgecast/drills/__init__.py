@@ -1,8 +1,8 @@
 """Fault drills: a short rehearsal against a testbed with a fault injected, then reconciliation.
 
 A drill starts a testbed process it controls (so it can SIGKILL it), runs
-`surgecast rehearse --host URL --admin-token T --out DIR` against it as a
-subprocess, injects its fault from a thread while the surge runs, heals the
+`surgecast rehearse --host URL --out DIR` against it as a subprocess (the admin
+token in its environment), injects its fault from a thread while the surge runs, heals the
 testbed, waits (bounded) for the issuer and payment queues to drain, then
 judges the run from files and the testbed's admin API::
 

@@ -75,8 +75,7 @@ def _kill_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
     return ok, (
         f"killed={bool(ctx.observed.get('killed'))}, restarted on the same port="
         f"{bool(ctx.observed.get('same_port'))}, unconfirmed payments at the kill={pays}, queued "
-        f"stamp "
-        f"jobs at the kill={stamps}, client request errors={errors}, "
+        f"stamp jobs at the kill={stamps}, client request errors={errors}, "
         f"journeys started after the restart and completed={after}"
     )
 
@@ -175,59 +174,59 @@ def _retries_fault(ctx: DrillContext) -> None:
     (the control run) they do the work again, and the drill must fail.
     """
     peak = 0
-
-    def stall() -> None:
-        ctx.event("database_stall", hold_s=1.5)
-        with contextlib.closing(
-            sqlite3.connect(ctx.tb.db_path, timeout=5, isolation_level=None)
-        ) as db:
-            db.execute("BEGIN IMMEDIATE")
-            time.sleep(1.5)
-            db.execute("ROLLBACK")
-
-    plan: list[tuple[float, str, Callable[[], Any]]] = [
-        (1.5, "payments_pause", lambda: ctx.admin("POST", "/admin/faults", {"payments": "pause"})),
-        (
-            2.5,
-            "answers_late",
-            lambda: ctx.admin(
-                "POST", "/admin/faults", {"answer_delay_s": 1.5, "answer_delay_on": ["stamp"]}
-            ),
-        ),
-        (3.0, "", stall),
-        (
-            4.0,
-            "issuer_slow",
-            lambda: ctx.admin("POST", "/admin/faults", {"issuer_slow_factor": 10.0}),
-        ),
-        (
-            4.5,
-            "payments_resume",
-            lambda: ctx.admin("POST", "/admin/faults", {"payments": "resume"}),
-        ),
-        (7.0, "", stall),
-        (9.5, "answers_on_time", lambda: ctx.admin("POST", "/admin/faults", {"answer_delay_s": 0})),
-    ]
-    for at, label, act in plan:
+    for at, label, act in _retries_plan(ctx):
         while time.time() < ctx.load_start + at:  # sample while waiting for the next phase
             if not ctx.sleep_until(min(at, time.time() - ctx.load_start + 0.25)):
                 return
             if time.time() - ctx.load_start >= 4.0:
-                m = ctx.metrics()
-                if m:
-                    peak = max(peak, int(m["resources"]["issuer"]["waiting_for_room"]))
+                peak = _room_peak(ctx, peak)
         act()
         if label:
             ctx.event(label)
     while (
         ctx.sleep_until(time.time() - ctx.load_start + 0.25) and time.time() < ctx.load_start + 10.0
     ):
-        m = ctx.metrics()
-        if m:
-            peak = max(peak, int(m["resources"]["issuer"]["waiting_for_room"]))
+        peak = _room_peak(ctx, peak)
     ctx.observed["stamps_waiting_for_room_max"] = peak
     ctx.admin("POST", "/admin/faults", {"issuer_slow_factor": 1.0})
     ctx.event("issuer_normal", issuer_slow_factor=1.0, stamp_requests_waiting_for_room_max=peak)
+
+
+def _retries_plan(ctx: DrillContext) -> list[tuple[float, str, Callable[[], Any]]]:
+    """The phases of the client-retries fault: (seconds into the load, event label, act)."""
+
+    def faults(body: dict[str, Any]) -> Callable[[], Any]:
+        return lambda: ctx.admin("POST", "/admin/faults", body)
+
+    def stall() -> None:
+        _database_stall(ctx, 1.5)
+
+    return [
+        (1.5, "payments_pause", faults({"payments": "pause"})),
+        (2.5, "answers_late", faults({"answer_delay_s": 1.5, "answer_delay_on": ["stamp"]})),
+        (3.0, "", stall),
+        (4.0, "issuer_slow", faults({"issuer_slow_factor": 10.0})),
+        (4.5, "payments_resume", faults({"payments": "resume"})),
+        (7.0, "", stall),
+        (9.5, "answers_on_time", faults({"answer_delay_s": 0})),
+    ]
+
+
+def _database_stall(ctx: DrillContext, hold_s: float) -> None:
+    """Hold the testbed's SQLite write lock for `hold_s` seconds."""
+    ctx.event("database_stall", hold_s=hold_s)
+    with contextlib.closing(sqlite3.connect(ctx.tb.db_path, timeout=5, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        time.sleep(hold_s)
+        db.execute("ROLLBACK")
+
+
+def _room_peak(ctx: DrillContext, peak: int) -> int:
+    """`peak`, or more if more stamp requests wait for room in the issuer's queue now."""
+    m = ctx.metrics()
+    if m:
+        return max(peak, int(m["resources"]["issuer"]["waiting_for_room"]))
+    return peak
 
 
 def _retries_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
@@ -270,8 +269,8 @@ DRILLS: dict[str, Drill] = {
             proves="duplicate, reordered and declined payment confirmations credit each paid "
             "order exactly once",
             injects="payment_duplicate_ratio=0.5, payment_reorder=true, "
-            "payment_failure_ratio=0.2 for the "
-            "whole load; then a late failure and a repeat confirmation of 5 paid payments by hand",
+            "payment_failure_ratio=0.2 for the whole load; then a late failure and a repeat "
+            "confirmation of 5 paid payments by hand",
             fault=_chaos_fault,
             observe=_chaos_observe,
             rate_per_s=6.0,
@@ -281,8 +280,7 @@ DRILLS: dict[str, Drill] = {
             proves="Idempotency-Keys stop retried orders and stamps from charging twice (with "
             "--fresh-idempotency-keys the same drill must fail)",
             injects="client timeout 1 s; payments paused 1.5-4.5 s behind a 2-job queue (pay "
-            "requests wait), "
-            "accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
+            "requests wait), accepted stamps answered 1.5 s late 2.5-9.5 s (lost answers), "
             "1.5 s database stalls at 3 s and 7 s, issuer 10x slower 4-10 s behind a 4-job queue "
             "(stamp requests wait for room)",
             fault=_retries_fault,

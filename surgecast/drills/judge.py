@@ -132,40 +132,17 @@ def _judge(
     waited_s: float,
     db_path: str,
 ) -> dict[str, Any]:
+    """The checks and the verdict of a drill from its run directory and the drained testbed."""
     summary_path = out / rs.SUMMARY
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     client = _rows(out / rs.LEDGER)
     arrivals = _rows(out / rs.ARRIVALS)
     for a in arrivals:
         a["started_unix"] = _unix(a.get("started_at") or "")  # type: ignore[assignment]
-    checks: list[dict[str, Any]] = []
-    completed = int(summary.get("completed") or 0)
-    tail = (rehearse_stderr.strip().splitlines() or [""])[-1][:300]
-    checks.append(
-        _check(
-            "load_ran",
-            bool(summary) and completed > 0,
-            f"rehearsal exit {rehearse_exit}; scheduled {summary.get('scheduled')}, completed "
-            f"{completed}, abandoned {summary.get('abandoned')}, failed {summary.get('failed')}"
-            + ("" if summary else f"; no summary.json ({tail or 'no output'})"),
-        )
-    )
-    if fault_error:
-        checks.append(
-            _check(
-                "fault_observed",
-                False,
-                "the fault could not be injected: " + "; ".join(fault_error),
-            )
-        )
-    elif not ctx.timeline or ctx.load_start == 0:
-        checks.append(
-            _check("fault_observed", False, "the load never reached the testbed; no fault injected")
-        )
-    else:
-        ok, detail = drill.observe(ctx, {"summary": summary, "arrivals": arrivals})
-        checks.append(_check("fault_observed", ok, detail))
-    recon: dict[str, Any] | None = None
+    checks = [
+        _load_ran_check(summary, rehearse_exit, rehearse_stderr),
+        _fault_check(drill, ctx, fault_error, {"summary": summary, "arrivals": arrivals}),
+    ]
     dups: dict[str, Any] | None = None
     check, recon = _reconciliation_check(client, records, out)
     checks.append(check)
@@ -176,43 +153,100 @@ def _judge(
             out / rs.DRILL_SERVER_LEDGER, rundir.stamp(server, rundir.process_run_id())
         )
         dups = duplicate_jobs(client, server, db_path)
-        n = dups["duplicate_orders"] + dups["duplicate_stamp_jobs"]
-        checks.append(
-            _check(
-                "no_duplicate_jobs",
-                n == 0,
-                f"{dups['duplicate_stamp_jobs']} stamp jobs made twice for one document "
-                f"({dups['quota_charged_twice']} e-Meterai charged twice), "
-                f"{dups['duplicate_orders']} duplicate orders",
-            )
+        checks.append(_duplicates_check(dups))
+        checks.append(_stamps_finished_check(client, server, audit, recon, waited_s))
+    checks.append(_audit_check(audit))
+    return {
+        "verdict": _verdict(checks),
+        "checks": checks,
+        "rehearse_exit_code": rehearse_exit,
+        "reconciliation": recon,
+        "duplicates": dups,
+        "audit": audit,
+    }
+
+
+def _load_ran_check(
+    summary: dict[str, Any], rehearse_exit: int | None, rehearse_stderr: str
+) -> dict[str, Any]:
+    """`load_ran`: the rehearsal wrote its summary and some applicants completed."""
+    completed = int(summary.get("completed") or 0)
+    tail = (rehearse_stderr.strip().splitlines() or [""])[-1][:300]
+    return _check(
+        "load_ran",
+        bool(summary) and completed > 0,
+        f"rehearsal exit {rehearse_exit}; scheduled {summary.get('scheduled')}, completed "
+        f"{completed}, abandoned {summary.get('abandoned')}, failed {summary.get('failed')}"
+        + ("" if summary else f"; no summary.json ({tail or 'no output'})"),
+    )
+
+
+def _fault_check(
+    drill: Drill, ctx: DrillContext, fault_error: list[str], run: dict[str, Any]
+) -> dict[str, Any]:
+    """`fault_observed`: the fault was injected and the drill's own observation says it bit."""
+    if fault_error:
+        return _check(
+            "fault_observed", False, "the fault could not be injected: " + "; ".join(fault_error)
         )
-        accounts = {r["account_id"] for r in client if r.get("account_id")}
-        states = Counter(
-            s["status"] for s in server.get("stamps", []) if s.get("account_id") in accounts
+    if not ctx.timeline or ctx.load_start == 0:
+        return _check(
+            "fault_observed", False, "the load never reached the testbed; no fault injected"
         )
-        pending = (audit or {}).get("totals", {}).get("stamps_pending")
-        unfinished = states.get("queued", 0) + states.get("processing", 0)
-        lost_stamps = (recon or {}).get("lost_stamps", 0)
-        checks.append(
-            _check(
-                "stamps_finished",
-                unfinished == 0 and pending == 0 and lost_stamps == 0,
-                f"{states.get('done', 0)} done, {states.get('failed', 0)} failed, {unfinished} "
-                f"unfinished of {sum(states.values())} accepted; drained in {waited_s:.1f} s "
-                f"(bound {DRAIN_TIMEOUT_S:g} s)",
-            )
-        )
+    ok, detail = drill.observe(ctx, run)
+    return _check("fault_observed", ok, detail)
+
+
+def _duplicates_check(dups: dict[str, Any]) -> dict[str, Any]:
+    """`no_duplicate_jobs`: no order and no stamp job made twice for one client request."""
+    n = dups["duplicate_orders"] + dups["duplicate_stamp_jobs"]
+    return _check(
+        "no_duplicate_jobs",
+        n == 0,
+        f"{dups['duplicate_stamp_jobs']} stamp jobs made twice for one document "
+        f"({dups['quota_charged_twice']} e-Meterai charged twice), "
+        f"{dups['duplicate_orders']} duplicate orders",
+    )
+
+
+def _stamps_finished_check(
+    client: list[dict[str, str]],
+    server: dict[str, Any],
+    audit: dict[str, Any] | None,
+    recon: dict[str, Any] | None,
+    waited_s: float,
+) -> dict[str, Any]:
+    """`stamps_finished`: the queues drained and every accepted stamp job is done or failed."""
+    accounts = {r["account_id"] for r in client if r.get("account_id")}
+    states = Counter(
+        s["status"] for s in server.get("stamps", []) if s.get("account_id") in accounts
+    )
+    pending = (audit or {}).get("totals", {}).get("stamps_pending")
+    unfinished = states.get("queued", 0) + states.get("processing", 0)
+    lost_stamps = (recon or {}).get("lost_stamps", 0)
+    return _check(
+        "stamps_finished",
+        unfinished == 0 and pending == 0 and lost_stamps == 0,
+        f"{states.get('done', 0)} done, {states.get('failed', 0)} failed, {unfinished} "
+        f"unfinished of {sum(states.values())} accepted; drained in {waited_s:.1f} s "
+        f"(bound {DRAIN_TIMEOUT_S:g} s)",
+    )
+
+
+def _audit_check(audit: dict[str, Any] | None) -> dict[str, Any]:
+    """`audit_balanced`: the drained testbed's own audit balances."""
     if audit is None:
-        checks.append(_check("audit_balanced", False, "GET /admin/audit failed after the load"))
-    else:
-        failing = [c["name"] for c in audit.get("checks", []) if not c.get("ok")]
-        checks.append(
-            _check(
-                "audit_balanced",
-                bool(audit.get("balanced")),
-                "balanced" if audit.get("balanced") else "failing: " + ", ".join(failing),
-            )
-        )
+        return _check("audit_balanced", False, "GET /admin/audit failed after the load")
+    failing = [c["name"] for c in audit.get("checks", []) if not c.get("ok")]
+    return _check(
+        "audit_balanced",
+        bool(audit.get("balanced")),
+        "balanced" if audit.get("balanced") else "failing: " + ", ".join(failing),
+    )
+
+
+def _verdict(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Passed only when every check holds; the reason names each failed check."""
     failed = [c for c in checks if not c["ok"]]
     reason = (
         "all checks passed"
@@ -220,14 +254,7 @@ def _judge(
         else "; ".join(f"{c['name']} failed ({c['detail']})" for c in failed)
     )
     return {
-        "verdict": {
-            "passed": not failed,
-            "reason": reason,
-            "failed_checks": [c["name"] for c in failed],
-        },
-        "checks": checks,
-        "rehearse_exit_code": rehearse_exit,
-        "reconciliation": recon,
-        "duplicates": dups,
-        "audit": audit,
+        "passed": not failed,
+        "reason": reason,
+        "failed_checks": [c["name"] for c in failed],
     }

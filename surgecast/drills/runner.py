@@ -4,12 +4,14 @@ write drill.json."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +76,8 @@ def run_drill(
         raise FieldError(
             "--duration", duration_s, "give 8 to 600 seconds (the faults play in the first 9 s)"
         )
-    with rundir.exported(
-        rundir.claim(out, what="drill")
-    ):  # the rehearsal and the drill's files: one run id
+    # the rehearsal and the drill's files: one run id
+    with rundir.exported(rundir.claim(out, what="drill")):
         return _run_drill(
             drill, out=out, duration=duration, seed=seed, fresh_keys=fresh_keys, quiet=quiet
         )
@@ -86,132 +87,29 @@ def _run_drill(
     drill: Drill, *, out: Path, duration: float, seed: int, fresh_keys: bool, quiet: bool
 ) -> dict[str, Any]:
     """run_drill after its checks, under the run id exported in the environment."""
-    from testbed.process import TestbedServer
-
-    name = drill.name
-
-    say = (
-        (lambda _m: None)
-        if quiet
-        else (lambda m: print(f"[drill] {m}", file=sys.stderr, flush=True))
-    )
+    say = _say(quiet)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="surgecast-drill-") as tmp:
-        profile = Path(tmp) / f"drill-{name}.toml"
+        profile = Path(tmp) / f"drill-{drill.name}.toml"
         profile.write_text(drill.profile_toml(), encoding="utf-8")
-        extra: list[str] = ["--seed", str(seed)]
-        for kv in (*BASE_TESTBED, *drill.testbed_set):
-            extra += ["--set", kv]
-        tb = TestbedServer(
-            port=0,
-            db=str(Path(tmp) / "testbed.sqlite"),
-            admin_token=secrets.token_hex(24),
-            extra_args=extra,
-        )
-        with tb:
-            say(f"{name}: testbed at {tb.url}; {drill.injects}")
+        with _drill_testbed(drill, Path(tmp), seed) as tb:
+            say(f"{drill.name}: testbed at {tb.url}; {drill.injects}")
             ctx = DrillContext(tb=tb)
-            scale = drill.rate_per_s * duration / 86400.0
-            cmd = [
-                *python_module("surgecast"),
-                "rehearse",
-                "--profile",
-                str(profile),
-                "--duration",
-                repr(duration),
-                "--scale",
-                repr(scale),
-                "--seed",
-                str(seed),
-                "--host",
-                tb.url,
-                "--out",
-                str(out),
-                "--quiet",
-            ]  # the admin token goes in the environment, not argv
-            if fresh_keys:
-                cmd.append("--fresh-idempotency-keys")
+            cmd = _rehearse_cmd(drill, tb.url, profile, out, duration, seed, fresh_keys)
             proc = subprocess.Popen(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                 env=child_env(tb.admin_token),
             )
             fault_error: list[str] = []
-            thread: threading.Thread | None = None
-            try:
-                if _wait_for_load(ctx, proc):
-                    ctx.event("load_started")
-
-                    def play() -> None:
-                        try:
-                            drill.fault(ctx)
-                        except Exception as e:  # noqa: BLE001 (recorded as a failed check)
-                            fault_error.append(f"{type(e).__name__}: {e}")
-                            ctx.event("fault_error", error=f"{type(e).__name__}: {e}")
-
-                    thread = threading.Thread(target=play, daemon=True)
-                    thread.start()
-                limit = duration + 25 + 60
-                try:
-                    stdout, stderr = proc.communicate(timeout=limit)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    stdout, stderr = proc.communicate()
-                    stderr += f"\n(rehearsal killed after {limit:.0f} s)"
-            except (
-                KeyboardInterrupt
-            ) as e:  # SIGTERM/SIGINT: stop the load, say so, leave no testbed behind
-                ctx.stop.set()
-                stop_child(proc, 7.0)
-                ctx.event(
-                    "interrupted",
-                    signal=getattr(e, "signame", "SIGINT"),
-                    rehearse_exit=proc.returncode,
-                )
-                _write_interrupted(drill, ctx, out, e, started, seed=seed, duration=duration)
-                raise
-            finally:
-                ctx.stop.set()
-                if thread is not None:
-                    thread.join(15)
+            on_interrupt = functools.partial(
+                _interrupted, drill, ctx, proc, out, started=started, seed=seed, duration=duration
+            )
+            stderr = _load_with_fault(drill, ctx, proc, duration, fault_error, on_interrupt)
             ctx.event("load_finished", rehearse_exit=proc.returncode)
             if proc.returncode == 2:
                 last = (stderr.strip().splitlines() or ["(no output)"])[-1]
                 raise SurgecastError(f"the drill's rehearsal refused its flags: {last}")
-            if tb.proc is None or tb.proc.poll() is not None:
-                tb.restart()
-                ctx.event("restart_after_load", port=tb.port)
-            # Heal: everything running again, then let the queues drain.
-            healed = _admin_optional(
-                tb.url,
-                tb.admin_token,
-                "POST",
-                "/admin/faults",
-                {
-                    "issuer": "resume",
-                    "payments": "resume",
-                    "issuer_slow_factor": 1.0,
-                    "answer_delay_s": 0,
-                },
-            )
-            ctx.event("healed", ok=healed is not None)
-            if name == "payment-chaos" and not fault_error:
-                try:
-                    _chaos_after(ctx)
-                except (HttpError, KeyError, TypeError) as e:
-                    fault_error.append(f"late confirmations: {e}")
-            audit, waited = _drain(tb.url, tb.admin_token, DRAIN_TIMEOUT_S)
-            ctx.event(
-                "drained"
-                if audit
-                and audit["totals"].get("stamps_pending") == 0
-                and audit["totals"].get("payments_pending") == 0
-                else "drain_timeout",
-                waited_s=round(waited, 2),
-            )
+            audit, waited = _heal_and_drain(drill, ctx, fault_error)
             server = _admin_optional(tb.url, tb.admin_token, "GET", "/admin/ledger")
             records = _admin_optional(tb.url, tb.admin_token, "GET", "/admin/records")
             result = _judge(
@@ -228,7 +126,7 @@ def _run_drill(
                 db_path=tb.db_path,
             )
     result.update(
-        name=name,
+        name=drill.name,
         proves=drill.proves,
         injects=drill.injects,
         seed=seed,
@@ -240,28 +138,169 @@ def _run_drill(
         elapsed_s=round(time.time() - started, 2),
         timeline=ctx.timeline,
     )
-    ordered = {
-        k: result[k]
-        for k in (
-            "name",
-            "proves",
-            "injects",
-            "verdict",
-            "checks",
-            "timeline",
-            "seed",
-            "duration_s",
-            "rate_per_s",
-            "fresh_idempotency_keys",
-            "started_at",
-            "finished_at",
-            "elapsed_s",
-            "rehearse_exit_code",
-            "reconciliation",
-            "duplicates",
-            "audit",
-        )
-    }
+    return _write_result(result, out)
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    """The drill's progress line on stderr, or nothing when quiet."""
+    if quiet:
+        return lambda _m: None
+    return lambda m: print(f"[drill] {m}", file=sys.stderr, flush=True)
+
+
+def _drill_testbed(drill: Drill, tmp: Path, seed: int) -> Any:
+    """The drill's own testbed (not started): a fresh SQLite file in `tmp`, the drill's settings."""
+    from testbed.process import TestbedServer
+
+    extra: list[str] = ["--seed", str(seed)]
+    for kv in (*BASE_TESTBED, *drill.testbed_set):
+        extra += ["--set", kv]
+    return TestbedServer(
+        port=0,
+        db=str(tmp / "testbed.sqlite"),
+        admin_token=secrets.token_hex(24),
+        extra_args=extra,
+    )
+
+
+def _rehearse_cmd(
+    drill: Drill,
+    url: str,
+    profile: Path,
+    out: Path,
+    duration: float,
+    seed: int,
+    fresh_keys: bool,
+) -> list[str]:
+    """The `surgecast rehearse` command line of the drill's load (the admin token goes in the
+    environment, not argv)."""
+    scale = drill.rate_per_s * duration / 86400.0
+    cmd = [
+        *python_module("surgecast"),
+        "rehearse",
+        *("--profile", str(profile), "--duration", repr(duration), "--scale", repr(scale)),
+        *("--seed", str(seed), "--host", url, "--out", str(out), "--quiet"),
+    ]
+    if fresh_keys:
+        cmd.append("--fresh-idempotency-keys")
+    return cmd
+
+
+def _load_with_fault(
+    drill: Drill,
+    ctx: DrillContext,
+    proc: subprocess.Popen[str],
+    duration: float,
+    fault_error: list[str],
+    on_interrupt: Callable[[BaseException], None],
+) -> str:
+    """Play the fault from a thread once the load reached the testbed, wait (bounded) for the
+    rehearsal to end; its stderr. A fault that raises is recorded in `fault_error`; a signal
+    calls `on_interrupt` before the fault thread is stopped, then propagates."""
+    thread: threading.Thread | None = None
+    try:
+        if _wait_for_load(ctx, proc):
+            ctx.event("load_started")
+
+            def play() -> None:
+                try:
+                    drill.fault(ctx)
+                except Exception as e:  # noqa: BLE001 (recorded as a failed check)
+                    fault_error.append(f"{type(e).__name__}: {e}")
+                    ctx.event("fault_error", error=f"{type(e).__name__}: {e}")
+
+            thread = threading.Thread(target=play, daemon=True)
+            thread.start()
+        limit = duration + 25 + 60
+        try:
+            _stdout, stderr = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _stdout, stderr = proc.communicate()
+            stderr += f"\n(rehearsal killed after {limit:.0f} s)"
+        return stderr
+    except KeyboardInterrupt as e:  # SIGTERM/SIGINT: stop the load, say so, leave no testbed behind
+        on_interrupt(e)
+        raise
+    finally:
+        ctx.stop.set()
+        if thread is not None:
+            thread.join(15)
+
+
+def _interrupted(
+    drill: Drill,
+    ctx: DrillContext,
+    proc: subprocess.Popen[str],
+    out: Path,
+    e: BaseException,
+    *,
+    started: float,
+    seed: int,
+    duration: float,
+) -> None:
+    """A signal stopped the drill: stop the load, record it, write the interrupted drill.json."""
+    ctx.stop.set()
+    stop_child(proc, 7.0)
+    ctx.event(
+        "interrupted",
+        signal=getattr(e, "signame", "SIGINT"),
+        rehearse_exit=proc.returncode,
+    )
+    _write_interrupted(drill, ctx, out, e, started, seed=seed, duration=duration)
+
+
+def _heal_and_drain(
+    drill: Drill, ctx: DrillContext, fault_error: list[str]
+) -> tuple[dict[str, Any] | None, float]:
+    """After the load: the testbed up, every fault healed, the drill's late acts, then the
+    queues drained (bounded); (last audit, seconds waited)."""
+    tb = ctx.tb
+    if tb.proc is None or tb.proc.poll() is not None:
+        tb.restart()
+        ctx.event("restart_after_load", port=tb.port)
+    # Heal: everything running again, then let the queues drain.
+    heal = {"issuer": "resume", "payments": "resume"}
+    heal |= {"issuer_slow_factor": 1.0, "answer_delay_s": 0}
+    healed = _admin_optional(tb.url, tb.admin_token, "POST", "/admin/faults", heal)
+    ctx.event("healed", ok=healed is not None)
+    if drill.name == "payment-chaos" and not fault_error:
+        try:
+            _chaos_after(ctx)
+        except (HttpError, KeyError, TypeError) as e:
+            fault_error.append(f"late confirmations: {e}")
+    audit, waited = _drain(tb.url, tb.admin_token, DRAIN_TIMEOUT_S)
+    totals = audit["totals"] if audit else {}
+    drained = totals.get("stamps_pending") == 0 and totals.get("payments_pending") == 0
+    ctx.event("drained" if drained else "drain_timeout", waited_s=round(waited, 2))
+    return audit, waited
+
+
+RESULT_KEYS = (
+    "name",
+    "proves",
+    "injects",
+    "verdict",
+    "checks",
+    "timeline",
+    "seed",
+    "duration_s",
+    "rate_per_s",
+    "fresh_idempotency_keys",
+    "started_at",
+    "finished_at",
+    "elapsed_s",
+    "rehearse_exit_code",
+    "reconciliation",
+    "duplicates",
+    "audit",
+)
+"""The keys of drill.json, in their order."""
+
+
+def _write_result(result: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write drill.json (its keys in order) and record the drill's files; what was written."""
+    ordered = {k: result[k] for k in RESULT_KEYS}
     if out.is_dir() or not out.exists():
         atomic.write_json(out / rs.DRILL, rundir.stamp(ordered, rundir.process_run_id()))
         rundir.record(
