@@ -92,7 +92,15 @@ class SimResult:
 
 
 class _Gate:
-    """The testbed's stamping token bucket (testbed/gates.py), on the simulated clock."""
+    """The testbed's stamping token bucket (testbed/gates.py), on the simulated clock.
+
+    As the testbed's: a change of mode starts a rate gate with a full bucket, and a refused
+    request's Retry-After is ceil((1 - tokens) / rate). An upload the rehearsal measured was
+    admitted by the real bucket, so it takes its token here too even when the simulated bucket
+    is empty: the bucket then owes it (tokens below zero) and admits nothing else until the
+    refill has paid it back. Over any stretch the gate so admits at most burst + rate x time,
+    measured uploads included, as the real one did.
+    """
 
     def __init__(self, gates: list[tuple[float, str, float, float]]) -> None:
         self.changes = sorted(gates)
@@ -101,16 +109,17 @@ class _Gate:
     def _at(self, now: float) -> None:
         while self.changes and self.changes[0][0] <= now:
             _, self.mode, self.rate, self.burst = self.changes.pop(0)
-            self.tokens = min(self.tokens, self.burst)
+            self.tokens = self.burst
             self.stamp = now
 
     def take(self, now: float, measured: bool = False) -> float | None:
-        """None if admitted, else the Retry-After seconds (a measured upload was admitted: it only spends)."""
+        """None if admitted, else the Retry-After seconds (a measured upload was admitted: it
+        only spends, into debt if need be)."""
         self._at(now)
         if self.mode == "open" or measured:
             if self.mode == "rate":
                 self._refill(now)
-                self.tokens = max(0.0, self.tokens - 1.0)
+                self.tokens -= 1.0
             return None
         if self.mode == "closed":
             return 60.0
@@ -118,7 +127,7 @@ class _Gate:
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return None
-        return float(max(1, math.ceil((1.0 - self.tokens) / self.rate)))
+        return float(max(1, math.ceil((1.0 - max(self.tokens, 0.0)) / self.rate)))
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
