@@ -141,7 +141,7 @@ def model_rehearsal(
     arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
     j = profile.journeys
     think = sum(j.think_time_s) / 2.0
-    fe = front_end(run_dir, origin, arrivals, think, spa)
+    fe = front_end(run_dir, origin, arrivals, think, spa, retry_span_s(j))
     last = max([origin + float(run["duration_s"])] + [a[4] for a in arrivals if a[4] is not None])
     n = int(math.ceil((last - origin) / step_s)) + 2
     arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think)
