@@ -92,23 +92,7 @@ def front_end(
             transit_s=est,
             source="estimated",
         )
-    rec = _json(rec_path)
-    who: dict[str, str] = {}
-    with ledger_path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            if r.get("account_id") and r.get("applicant_id"):
-                who[r["account_id"]] = r["applicant_id"]
-    by_app: dict[str, list[tuple[float, float | None]]] = {}
-    for st in rec.get("stamps") or []:
-        app = who.get(str(st.get("account_id")))
-        if app is None or not st.get("created_at"):
-            continue
-        by_app.setdefault(app, []).append(
-            (
-                _unix(st["created_at"]) - origin,
-                _unix(st["finished_at"]) - origin if st.get("finished_at") else None,
-            )
-        )
+    by_app = _stamps_by_applicant(_json(rec_path), _who(ledger_path), origin)
     timed, finals, transit = [], [], {}
     first: dict[str, float | None] = {}
     for app_id, journey, t_int, outcome, fin in arrivals:
@@ -116,7 +100,9 @@ def front_end(
         first[app_id] = ups[0][0] if ups else None
         if ups:
             transit.setdefault(journey, []).append(ups[0][0] - (t_int - origin))
-        timed += [(b[0], b[0] - a[1]) for a, b in zip(ups, ups[1:], strict=False) if a[1] is not None]
+        timed += [
+            (b[0], b[0] - a[1]) for a, b in zip(ups, ups[1:], strict=False) if a[1] is not None
+        ]
         if outcome == "completed" and fin is not None and ups and ups[-1][1] is not None:
             finals.append(fin - origin - ups[-1][1])
     med = {j: float(np.median(v)) for j, v in transit.items()}
@@ -131,6 +117,30 @@ def front_end(
         transit_s={j: med.get(j, est[j]) for j in est},
         source="measured",
     )
+
+
+def _who(ledger_path: Path) -> dict[str, str]:
+    """account id -> applicant id, from the client's ledger.csv."""
+    who: dict[str, str] = {}
+    with ledger_path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("account_id") and r.get("applicant_id"):
+                who[r["account_id"]] = r["applicant_id"]
+    return who
+
+
+def _stamps_by_applicant(rec: dict[str, Any], who: dict[str, str], origin: float
+                         ) -> dict[str, list[tuple[float, float | None]]]:
+    """Each applicant's stamp jobs as the server recorded them: (accepted, finished or None), test
+    seconds."""
+    by_app: dict[str, list[tuple[float, float | None]]] = {}
+    for st in rec.get("stamps") or []:
+        app = who.get(str(st.get("account_id")))
+        if app is None or not st.get("created_at"):
+            continue
+        done = _unix(st["finished_at"]) - origin if st.get("finished_at") else None
+        by_app.setdefault(app, []).append((_unix(st["created_at"]) - origin, done))
+    return by_app
 
 
 MIN_GAPS = 30  # measured gaps between uploads the simulation needs to draw from
@@ -178,11 +188,7 @@ def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, i
             if st.get("finished_at") and st.get("status") in ("done", "failed")
         )
     if (run_dir / "ledger.csv").is_file():
-        who: dict[str, str] = {}
-        with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
-            for r in csv.DictReader(f):
-                if r.get("account_id") and r.get("applicant_id"):
-                    who[r["account_id"]] = r["applicant_id"]
+        who = _who(run_dir / "ledger.csv")
         for acc in rec.get("accounts") or []:
             if acc.get("account_id") in who and acc.get("credited"):
                 docs_of[who[acc["account_id"]]] = int(acc["credited"])
