@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.rehearsal_inputs import _arrival_rows, _json, _queue_series, _unix
+from analysis.rehearsal_inputs import _arrival_rows, _json, _profile, _queue_series, _unix
 from analysis.rehearsal_model import (
     ISSUER,
     SIM_TRIALS,
@@ -140,6 +140,9 @@ def compare(
         ),
         "capacity": mr.capacity,
         "assumptions": _assumptions(mr),
+        "client_lateness": client_lateness(
+            arrivals, float(_profile(run_dir, run).journeys.patience_s)
+        ),
     }
     if stamps_per_second is None and issuer == ISSUER:
         out["diagnostic_replayed_issuer"] = _replayed(run_dir, served_meas, peak_meas)
@@ -184,6 +187,35 @@ def _series(ts: np.ndarray, measured_q: np.ndarray, sim: dict[str, Any], compres
         "samples": int(len(ts)),
         "sample_interval_calendar_s": round(float(np.median(np.diff(ts))) * compress, 1),
         "model_step_calendar_s": round(step_s * compress, 1),
+    }
+
+
+LATE_S = 0.05  # a give-up noticed this long after the client's own deadline: its process stalled
+
+
+def client_lateness(arrivals: list[Any], patience_s: float) -> dict[str, Any]:
+    """How late the rehearsal's clients noticed their own deadline: an applicant gives up at
+    intended start + patience, so one whose journey ended more than `LATE_S` after it was held
+    up by its own process (a starved Locust process: its sleeps and polls ran late). The
+    model's clients keep their clocks, so a rehearsal with many late give-ups did not run as
+    the model assumes (its served count then reads low).
+
+    >>> client_lateness([("new_applicant", 0.0, "abandoned", 20.02), ("x", 0.0, "abandoned",
+    ...                  21.5), ("x", 0.0, "completed", 19.0)], 20.0)["late_give_ups"]
+    1
+    """
+    late = [
+        fin - (t_int + patience_s)
+        for _journey, t_int, outcome, fin in arrivals
+        if outcome != "completed" and fin is not None
+    ]
+    over = [x for x in late if x > LATE_S]
+    return {
+        "give_ups": len(late),
+        "late_give_ups": len(over),
+        "max_late_s": round(max(over), 3) if over else 0.0,
+        "means": f"give-ups that ended more than {LATE_S:g} s after the client's deadline "
+        "(intended start + journeys.patience_s): the client process was held up then",
     }
 
 

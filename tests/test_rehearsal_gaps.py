@@ -76,3 +76,14 @@ def test_without_the_target_s_failure_history_every_gap_is_kept(tmp_path: Path) 
     run_dir, arrivals = _run_dir(tmp_path, history=False)
     fe = front_end(run_dir, ORIGIN, arrivals, 0.85, 2.0, RETRY_S)
     assert len(fe.gaps) == 50 and max(fe.gaps) == pytest.approx(5.0, abs=0.01)
+
+
+def test_client_lateness_counts_give_ups_noticed_after_the_deadline() -> None:
+    # A held-up client process notices its deadline late; one on time ends at intended + patience.
+    from analysis.rehearsal_compare import LATE_S, client_lateness
+
+    rows = [("stamp_only", 10.0, "abandoned", 30.0 + LATE_S / 2), ("stamp_only", 10.0, "abandoned", 30.4),
+            ("stamp_only", 11.0, "abandoned", 33.9), ("stamp_only", 12.0, "completed", 40.0),
+            ("stamp_only", 12.0, "abandoned", None)]
+    lat = client_lateness(rows, 20.0)
+    assert (lat["give_ups"], lat["late_give_ups"], lat["max_late_s"]) == (3, 2, 2.9)
