@@ -42,8 +42,9 @@ class DesConfig:
     (None: infinitely patient); a share `retry_probability` of those who give up come
     back after an exponential time of mean `retry_after_s`; `outages`: (start, end) s.
 
-    >>> DesConfig(servers=4, service_rate=0.5, patience_s=600.0)
-    DesConfig(servers=4, service_rate=0.5, patience_s=600.0, retry_probability=0.0, retry_after_s=None, outages=())
+    >>> DesConfig(servers=4, service_rate=0.5, patience_s=600.0)  # doctest: +NORMALIZE_WHITESPACE
+    DesConfig(servers=4, service_rate=0.5, patience_s=600.0, retry_probability=0.0,
+              retry_after_s=None, outages=())
     """
 
     servers: int
@@ -57,13 +58,19 @@ class DesConfig:
         if self.servers < 1:
             raise FieldError("servers", self.servers, "give at least 1 server")
         if not self.service_rate > 0:
-            raise FieldError("service_rate", self.service_rate, "give a rate > 0 per server per second")
+            raise FieldError(
+                "service_rate", self.service_rate, "give a rate > 0 per server per second"
+            )
         if self.patience_s is not None and not self.patience_s > 0:
             raise FieldError("patience_s", self.patience_s, "give a mean patience > 0 s, or None")
         if not 0 <= self.retry_probability <= 1:
-            raise FieldError("retry_probability", self.retry_probability, "give a probability in [0, 1]")
+            raise FieldError(
+                "retry_probability", self.retry_probability, "give a probability in [0, 1]"
+            )
         if self.retry_probability > 0 and not (self.retry_after_s and self.retry_after_s > 0):
-            raise FieldError("retry_after_s", self.retry_after_s, "retries need a mean retry time > 0 s")
+            raise FieldError(
+                "retry_after_s", self.retry_after_s, "retries need a mean retry time > 0 s"
+            )
         for a, b in self.outages:
             if not b > a:
                 raise FieldError("outages", (a, b), "each outage needs end > start")
@@ -82,8 +89,10 @@ class DesResult:
     service: np.ndarray
 
     def __repr__(self) -> str:
-        return (f"DesResult(attempts={len(self.arrival):,}, abandoned={int(self.abandoned.sum()):,}, "
-                f"mean_wait={self.mean_wait:.4g} s)")
+        return (
+            f"DesResult(attempts={len(self.arrival):,}, abandoned={int(self.abandoned.sum()):,}, "
+            f"mean_wait={self.mean_wait:.4g} s)"
+        )
 
     @property
     def wait(self) -> np.ndarray:
@@ -119,7 +128,9 @@ class DesResult:
         return int(np.searchsorted(s, b) - np.searchsorted(s, a))
 
 
-def poisson_arrivals(*, rate: float, count: int, rng: np.random.Generator, start: float = 0.0) -> np.ndarray:
+def poisson_arrivals(
+    *, rate: float, count: int, rng: np.random.Generator, start: float = 0.0
+) -> np.ndarray:
     """`count` Poisson arrival times of intensity `rate` from `start` (sorted).
 
     >>> a = poisson_arrivals(rate=2.0, count=5, rng=np.random.default_rng(0))
@@ -129,8 +140,9 @@ def poisson_arrivals(*, rate: float, count: int, rng: np.random.Generator, start
     return start + np.cumsum(rng.exponential(1.0 / rate, count))
 
 
-def nhpp_arrivals(counts_per_step: np.ndarray, *, step_s: float, rng: np.random.Generator,
-                  t0: float = 0.0) -> np.ndarray:
+def nhpp_arrivals(
+    counts_per_step: np.ndarray, *, step_s: float, rng: np.random.Generator, t0: float = 0.0
+) -> np.ndarray:
     """Arrivals of a Poisson process whose rate is constant within each step; the
     expected count in step k is `counts_per_step[k]`. Sorted, vectorised.
 
@@ -164,10 +176,13 @@ def mmc_waits(arrival: np.ndarray, service: np.ndarray, servers: int) -> np.ndar
     return np.array(out)
 
 
-def simulate(arrival: np.ndarray | Sequence[float], config: DesConfig, *, rng: np.random.Generator) -> DesResult:
+def simulate(
+    arrival: np.ndarray | Sequence[float], config: DesConfig, *, rng: np.random.Generator
+) -> DesResult:
     """Simulate the resource for the given (sorted) primary arrival times.
 
-    >>> cfg = DesConfig(servers=2, service_rate=1.0, patience_s=5.0, retry_probability=0.5, retry_after_s=60.0)
+    >>> cfg = DesConfig(servers=2, service_rate=1.0, patience_s=5.0, retry_probability=0.5,
+    ...                 retry_after_s=60.0)
     >>> r = simulate(poisson_arrivals(rate=3.0, count=20_000, rng=np.random.default_rng(3)), cfg,
     ...              rng=np.random.default_rng(4))
     >>> bool(r.retrial.any() and r.abandoned.any())
@@ -176,28 +191,49 @@ def simulate(arrival: np.ndarray | Sequence[float], config: DesConfig, *, rng: n
     arr = np.asarray(arrival, dtype=float)
     if len(arr) and np.any(np.diff(arr) < 0):
         raise FieldError("arrival", "unsorted", "give arrival times in increasing order")
-    c = config.servers
-    patient = config.patience_s is None
+    return _serve(arr.tolist(), config, _Draws(rng, config, max(1024, len(arr) // 4)))
+
+
+class _Draws:
+    """Random numbers drawn in blocks of `block`, consumed one of each per attempt: service time,
+    patience, the retry coin and the retry delay."""
+
+    def __init__(self, rng: np.random.Generator, config: DesConfig, block: int) -> None:
+        self.rng, self.config, self.block = rng, config, block
+        self.svc: list[float] = []
+        self.pat: list[float] = []
+        self.uni: list[float] = []
+        self.back: list[float] = []
+
+    def refill(self) -> None:
+        rng, cfg, block = self.rng, self.config, self.block
+        self.svc.extend(rng.exponential(1.0 / cfg.service_rate, block).tolist())
+        self.pat.extend(
+            (
+                rng.exponential(cfg.patience_s, block)
+                if cfg.patience_s is not None
+                else np.full(block, math.inf)
+            ).tolist()
+        )
+        self.uni.extend(rng.random(block).tolist())
+        self.back.extend(
+            (
+                rng.exponential(cfg.retry_after_s, block)
+                if cfg.retry_probability > 0
+                else np.zeros(block)
+            ).tolist()
+        )
+
+
+def _serve(prim: list[float], config: DesConfig, draws: _Draws) -> DesResult:
+    """The event loop of `simulate` (the hot path: primary arrivals and retries in time order,
+    FIFO over `config.servers` servers, starts held past outages)."""
     p_ret = config.retry_probability
     outs = sorted(config.outages)
     o_start = [a for a, _ in outs]
-
-    # Random numbers drawn in blocks, consumed per attempt.
-    block = max(1024, len(arr) // 4)
-    svc: list[float] = []
-    pat: list[float] = []
-    uni: list[float] = []
-    back: list[float] = []
-
-    def refill() -> None:
-        svc.extend(rng.exponential(1.0 / config.service_rate, block).tolist())
-        pat.extend((rng.exponential(config.patience_s, block) if not patient else np.full(block, math.inf)).tolist())
-        uni.extend(rng.random(block).tolist())
-        back.extend((rng.exponential(config.retry_after_s, block) if p_ret > 0 else np.zeros(block)).tolist())
-
-    free = [0.0] * c
+    svc, pat, uni, back = draws.svc, draws.pat, draws.uni, draws.back
+    free = [0.0] * config.servers
     retry_heap: list[float] = []
-    prim = arr.tolist()
     n_prim = len(prim)
     i = 0
     j = 0
@@ -216,7 +252,7 @@ def simulate(arrival: np.ndarray | Sequence[float], config: DesConfig, *, rng: n
             i += 1
             is_retry = False
         if j >= len(svc):
-            refill()
+            draws.refill()
         f = free[0]
         st = t if t > f else f
         if outs:
@@ -239,5 +275,10 @@ def simulate(arrival: np.ndarray | Sequence[float], config: DesConfig, *, rng: n
         out_rt.append(is_retry)
         out_s.append(s)
         j += 1
-    return DesResult(arrival=np.array(out_a), leave_queue=np.array(out_l), abandoned=np.array(out_ab, dtype=bool),
-                     retrial=np.array(out_rt, dtype=bool), service=np.array(out_s))
+    return DesResult(
+        arrival=np.array(out_a),
+        leave_queue=np.array(out_l),
+        abandoned=np.array(out_ab, dtype=bool),
+        retrial=np.array(out_rt, dtype=bool),
+        service=np.array(out_s),
+    )

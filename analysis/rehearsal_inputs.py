@@ -67,9 +67,16 @@ def front_end(
     arrivals: list[tuple[str, str, float, str, float | None]],
     think: float,
     spa: float,
+    retry_s: float = 0.0,
 ) -> FrontEnd:
     """The measured front end (server_records.json and ledger.csv), or the journeys' think times
-    when the run kept no server records (then `source` says "estimated")::
+    when the run kept no server records (then `source` says "estimated").
+
+    `gaps` is the clients' own time between two uploads: a gap whose next upload was accepted
+    while the target was refusing uploads, or within `retry_s` (the clients' retry span) after,
+    may hold the client's wait at the gate and its retries, which the simulation plays itself,
+    so it is left out (`_refusing`); all gaps are kept when that leaves fewer than
+    `MIN_GAPS`::
 
         fe = front_end(run_dir, origin, _arrival_rows(run_dir / "arrivals.csv", ids=True), 0.85,
         2.2)
@@ -85,34 +92,23 @@ def front_end(
             transit_s=est,
             source="estimated",
         )
-    rec = _json(rec_path)
-    who: dict[str, str] = {}
-    with ledger_path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            if r.get("account_id") and r.get("applicant_id"):
-                who[r["account_id"]] = r["applicant_id"]
-    by_app: dict[str, list[tuple[float, float | None]]] = {}
-    for st in rec.get("stamps") or []:
-        app = who.get(str(st.get("account_id")))
-        if app is None or not st.get("created_at"):
-            continue
-        by_app.setdefault(app, []).append(
-            (
-                _unix(st["created_at"]) - origin,
-                _unix(st["finished_at"]) - origin if st.get("finished_at") else None,
-            )
-        )
-    gaps, finals, transit = [], [], {}
+    by_app = _stamps_by_applicant(_json(rec_path), _who(ledger_path), origin)
+    timed, finals, transit = [], [], {}
     first: dict[str, float | None] = {}
     for app_id, journey, t_int, outcome, fin in arrivals:
         ups = sorted(by_app.get(app_id, []))
         first[app_id] = ups[0][0] if ups else None
         if ups:
             transit.setdefault(journey, []).append(ups[0][0] - (t_int - origin))
-        gaps += [b[0] - a[1] for a, b in zip(ups, ups[1:], strict=False) if a[1] is not None]
+        timed += [
+            (b[0], b[0] - a[1]) for a, b in zip(ups, ups[1:], strict=False) if a[1] is not None
+        ]
         if outcome == "completed" and fin is not None and ups and ups[-1][1] is not None:
             finals.append(fin - origin - ups[-1][1])
     med = {j: float(np.median(v)) for j, v in transit.items()}
+    stretches = _refusing(run_dir, origin, retry_s)
+    clean = [g for at, g in timed if not any(a < at <= b for a, b in stretches)]
+    gaps = clean if len(clean) >= MIN_GAPS else [g for _at, g in timed]
     return FrontEnd(
         first_upload=first,
         gap_s=float(np.median(gaps)) if gaps else 2 * think,
@@ -121,6 +117,59 @@ def front_end(
         transit_s={j: med.get(j, est[j]) for j in est},
         source="measured",
     )
+
+
+def _who(ledger_path: Path) -> dict[str, str]:
+    """account id -> applicant id, from the client's ledger.csv."""
+    who: dict[str, str] = {}
+    with ledger_path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("account_id") and r.get("applicant_id"):
+                who[r["account_id"]] = r["applicant_id"]
+    return who
+
+
+def _stamps_by_applicant(rec: dict[str, Any], who: dict[str, str], origin: float
+                         ) -> dict[str, list[tuple[float, float | None]]]:
+    """Each applicant's stamp jobs as the server recorded them: (accepted, finished or None), test
+    seconds."""
+    by_app: dict[str, list[tuple[float, float | None]]] = {}
+    for st in rec.get("stamps") or []:
+        app = who.get(str(st.get("account_id")))
+        if app is None or not st.get("created_at"):
+            continue
+        done = _unix(st["finished_at"]) - origin if st.get("finished_at") else None
+        by_app.setdefault(app, []).append((_unix(st["created_at"]) - origin, done))
+    return by_app
+
+
+MIN_GAPS = 30  # measured gaps between uploads the simulation needs to draw from
+
+
+def _refusing(run_dir: Path, origin: float, after_s: float) -> list[tuple[float, float]]:
+    """Test-second stretches in which the target refused uploads (locust_stats_history.csv: the
+    `stamp` request's failure count rose), each extended by `after_s`; none without the file.
+
+    >>> _refusing(Path("/nonexistent"), 0.0, 6.8)
+    []
+    """
+    path = run_dir / "locust_stats_history.csv"
+    out: list[tuple[float, float]] = []
+    if not path.is_file():
+        return out
+    prev_t, prev_f = None, 0
+    with path.open(encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            if r.get("Name") != "stamp":
+                continue
+            try:
+                t, fails = float(r["Timestamp"]) - origin, int(r["Total Failure Count"])
+            except (KeyError, ValueError):
+                continue
+            if fails > prev_f:
+                out.append((t - 1.0 if prev_t is None else prev_t, t + after_s))
+            prev_t, prev_f = t, fails
+    return out
 
 
 def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, int], list[float]]:
@@ -139,11 +188,7 @@ def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, i
             if st.get("finished_at") and st.get("status") in ("done", "failed")
         )
     if (run_dir / "ledger.csv").is_file():
-        who: dict[str, str] = {}
-        with (run_dir / "ledger.csv").open(encoding="utf-8", newline="") as f:
-            for r in csv.DictReader(f):
-                if r.get("account_id") and r.get("applicant_id"):
-                    who[r["account_id"]] = r["applicant_id"]
+        who = _who(run_dir / "ledger.csv")
         for acc in rec.get("accounts") or []:
             if acc.get("account_id") in who and acc.get("credited"):
                 docs_of[who[acc["account_id"]]] = int(acc["credited"])

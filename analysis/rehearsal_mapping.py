@@ -33,46 +33,6 @@ def mapping(
     compress, scale = float(run["compress"]), float(run["scale"])
     mult = compress * scale
     spa = float(profile.mean_stamps_per_applicant)
-    b, j = profile.behaviour, profile.journeys
-    implied = None if testbed_stamps_per_second is None else testbed_stamps_per_second / mult
-    consistent = (
-        implied is not None
-        and plan_stamps_per_second is not None
-        and abs(implied / plan_stamps_per_second - 1) <= 0.01
-    )
-
-    def clock(real_s: float | None, testbed_s: float | None, note: str) -> dict[str, Any]:
-        return {
-            "real_s": real_s,
-            "mapped_testbed_s": None if real_s is None else round(real_s / compress, 4),
-            "testbed_s": testbed_s,
-            "testbed_as_calendar_s": None if testbed_s is None else testbed_s * compress,
-            "preserved": (
-                real_s is not None
-                and testbed_s is not None
-                and abs(testbed_s * compress / real_s - 1) <= 0.1
-            ),
-            "note": note,
-        }
-
-    gates = []
-    for g in gate_schedule or []:
-        per = spa if g.get("gate") == "stamping" else 1.0
-        rate = g.get("rate_per_s")
-        gates.append(
-            {
-                "at": g.get("at"),
-                "gate": g.get("gate"),
-                "mode": g.get("mode"),
-                "label": g.get("label"),
-                "real_rate_per_s": rate,
-                "real_burst": g.get("burst"),
-                "testbed_tokens_per_s": None if rate is None else round(rate * mult * per, 6),
-                "testbed_burst": None
-                if rate is None
-                else max(1, math.ceil((g.get("burst") or 1) * scale * per)),
-            }
-        )
     return {
         "compress": compress,
         "scale": scale,
@@ -82,54 +42,9 @@ def mapping(
         "(compress x scale); counts (applicants, bursts) x scale; real clocks / compress = "
         "testbed clocks",
         "stamps_per_applicant": spa,
-        "capacity": {
-            "real_stamps_per_second": plan_stamps_per_second,
-            "testbed_stamps_per_second": testbed_stamps_per_second,
-            "testbed_as_real_stamps_per_second": implied,
-            "consistent": consistent,
-            "how": "the plan is made at the testbed's measured capacity de-scaled (/ "
-            "demand_multiplier)",
-        },
-        "clocks": {
-            "patience": clock(
-                b.patience_minutes * 60.0,
-                j.patience_s,
-                "session patience; the testbed's clients give up after journeys.patience_s from "
-                "their intended start, the whole journey included",
-            ),
-            "retry_after": clock(
-                b.retry_after_minutes * 60.0,
-                None,
-                "come back later: mapped through the compression this is "
-                f"{b.retry_after_minutes * 60.0 / compress:.4g} test s, "
-                + (
-                    "longer than the rehearsal itself, so no one who gives up could come back "
-                    "within it: the Locust applicants do not return (no orbit) and the model "
-                    "plays none"
-                    if b.retry_after_minutes * 60.0 / compress
-                    >= float(run.get("duration_s") or 0.0)
-                    else "within the rehearsal: the Locust applicants still do not return "
-                    "(no orbit), "
-                    "so the rehearsal under-states the returns the plan's model counts"
-                )
-                + "; within a journey a refused step retries with backoff up to "
-                "journeys.backoff_max_s",
-            ),
-            "persistence": clock(
-                None if b.persistence_days is None else b.persistence_days * 86400.0,
-                None,
-                "no return within the rehearsal, so nothing to persist: giving up on the "
-                "testbed is lost",
-            ),
-            "think_time": {
-                "testbed_s": list(j.think_time_s),
-                "testbed_as_calendar_s": [t * compress for t in j.think_time_s],
-                "note": "the journey's own pauses; the real service's pages take no calendar "
-                "time in "
-                "the model",
-            },
-        },
-        "gates": gates,
+        "capacity": _capacity(mult, plan_stamps_per_second, testbed_stamps_per_second),
+        "clocks": _clocks(profile, compress, float(run.get("duration_s") or 0.0)),
+        "gates": [_gate(g, mult, scale, spa) for g in gate_schedule or []],
         "outage": [
             {
                 "start": o.start.isoformat(),
@@ -142,4 +57,105 @@ def mapping(
             for o in profile.outages
             if o.resource == "issuer"
         ],
+    }
+
+
+def _capacity(mult: float, plan: float | None, testbed: float | None) -> dict[str, Any]:
+    """The capacity mapping: the testbed's stamps/s de-scaled, consistent with the plan's when
+    within 1 %.
+
+    >>> _capacity(2.0, 8.0, 16.0)["consistent"], _capacity(2.0, 8.0, 20.0)["consistent"]
+    (True, False)
+    """
+    implied = None if testbed is None else testbed / mult
+    return {
+        "real_stamps_per_second": plan,
+        "testbed_stamps_per_second": testbed,
+        "testbed_as_real_stamps_per_second": implied,
+        "consistent": implied is not None and plan is not None and abs(implied / plan - 1) <= 0.01,
+        "how": "the plan is made at the testbed's measured capacity de-scaled (/ "
+        "demand_multiplier)",
+    }
+
+
+def _gate(g: dict[str, Any], mult: float, scale: float, spa: float) -> dict[str, Any]:
+    """One gate change of the plan's schedule, real and on the testbed (tokens per test second,
+    burst; per stamp at the stamping gate)."""
+    per = spa if g.get("gate") == "stamping" else 1.0
+    rate = g.get("rate_per_s")
+    return {
+        "at": g.get("at"),
+        "gate": g.get("gate"),
+        "mode": g.get("mode"),
+        "label": g.get("label"),
+        "real_rate_per_s": rate,
+        "real_burst": g.get("burst"),
+        "testbed_tokens_per_s": None if rate is None else round(rate * mult * per, 6),
+        "testbed_burst": None
+        if rate is None
+        else max(1, math.ceil((g.get("burst") or 1) * scale * per)),
+    }
+
+
+def _clock(real_s: float | None, testbed_s: float | None, note: str, compress: float
+           ) -> dict[str, Any]:
+    """One clock of the real service, mapped through the compression, beside the testbed's."""
+    return {
+        "real_s": real_s,
+        "mapped_testbed_s": None if real_s is None else round(real_s / compress, 4),
+        "testbed_s": testbed_s,
+        "testbed_as_calendar_s": None if testbed_s is None else testbed_s * compress,
+        "preserved": (
+            real_s is not None
+            and testbed_s is not None
+            and abs(testbed_s * compress / real_s - 1) <= 0.1
+        ),
+        "note": note,
+    }
+
+
+def _clocks(profile: Any, compress: float, duration_s: float) -> dict[str, Any]:
+    """Patience, come back later, persistence and think time: real, mapped and the testbed's."""
+    b, j = profile.behaviour, profile.journeys
+    retry_test_s = b.retry_after_minutes * 60.0 / compress
+    return {
+        "patience": _clock(
+            b.patience_minutes * 60.0,
+            j.patience_s,
+            "session patience; the testbed's clients give up after journeys.patience_s from "
+            "their intended start, the whole journey included",
+            compress,
+        ),
+        "retry_after": _clock(
+            b.retry_after_minutes * 60.0,
+            None,
+            "come back later: mapped through the compression this is "
+            f"{retry_test_s:.4g} test s, "
+            + (
+                "longer than the rehearsal itself, so no one who gives up could come back "
+                "within it: the Locust applicants do not return (no orbit) and the model "
+                "plays none"
+                if retry_test_s >= duration_s
+                else "within the rehearsal: the Locust applicants still do not return "
+                "(no orbit), "
+                "so the rehearsal under-states the returns the plan's model counts"
+            )
+            + "; within a journey a refused step retries with backoff up to "
+            "journeys.backoff_max_s",
+            compress,
+        ),
+        "persistence": _clock(
+            None if b.persistence_days is None else b.persistence_days * 86400.0,
+            None,
+            "no return within the rehearsal, so nothing to persist: giving up on the "
+            "testbed is lost",
+            compress,
+        ),
+        "think_time": {
+            "testbed_s": list(j.think_time_s),
+            "testbed_as_calendar_s": [t * compress for t in j.think_time_s],
+            "note": "the journey's own pauses; the real service's pages take no calendar "
+            "time in "
+            "the model",
+        },
     }

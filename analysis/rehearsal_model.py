@@ -131,17 +131,12 @@ def model_rehearsal(
         raise InputFileError(
             f"{run_dir / 'capacity.json'}: no measured stamps_per_second; probe the testbed first"
         )
-    conf = cap.get("configured") or {}
-    pay = conf.get("payments") or {}
-    pay_per_s = float(pay.get("workers", 8)) / float((pay.get("service") or {}).get("mean", 0.2))
-    issuer_conf = conf.get("issuer") or {}
-    service_mean = float((issuer_conf.get("service") or {}).get("mean", 0.25))
-    waste = issuer_conf.get("overload", "unbounded") == "unbounded"
+    conf = _testbed_config(cap)
     origin = _unix(run["wall_origin_at"])
     arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
     j = profile.journeys
     think = sum(j.think_time_s) / 2.0
-    fe = front_end(run_dir, origin, arrivals, think, spa)
+    fe = front_end(run_dir, origin, arrivals, think, spa, retry_span_s(j))
     last = max([origin + float(run["duration_s"])] + [a[4] for a in arrivals if a[4] is not None])
     n = int(math.ceil((last - origin) / step_s)) + 2
     arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think)
@@ -150,50 +145,87 @@ def model_rehearsal(
     rate, how, windows, achieved, span = _issuer_capacity(
         run_dir, origin, acts, stamps_per_second, probed, issuer
     )
-    issuer = np.full(n, rate / spa)
-    stages, recovery = _stages_and_capacity(acts, t, issuer, spa, retry_span_s(j))
+    per_s = np.full(n, rate / spa)
+    stages, recovery = _stages_and_capacity(acts, t, per_s, spa, retry_span_s(j))
     for a, b, r in windows:  # where the issuer was saturated, the rate its server counted there
-        issuer[(t >= a) & (t < b)] = r / spa
-    inputs = FluidInputs(
+        per_s[(t >= a) & (t < b)] = r / spa
+    inputs = _fluid_inputs(step_s, arr, per_s, conf, spa, j, transit, fe, left, len(arrivals))
+    return RehearsalModel(
+        result=run_fluid(inputs, stages),
+        stamps_per_applicant=spa,
+        service_mean_s=conf["service_mean_s"],
+        compress=float(run["compress"]),
+        transit_s=transit,
+        recovery_s=recovery,
+        workers=conf["workers"],
+        front=fe,
+        service_distribution=conf["distribution"],
+        service_sigma=conf["sigma"],
+        capacity=_capacity_record(rate, how, probed, achieved, span, len(windows)),
+    )
+
+
+def _capacity_record(rate: float, how: str, probed: Any, achieved: float | None, span: float,
+                     windows: int) -> dict[str, Any]:
+    """`model_vs_testbed.capacity`: the rate the model ran at, where from, beside the probe's
+    and the rehearsal's own saturated rate."""
+    return {
+        "stamps_per_second": rate,
+        "from": how,
+        "probe_stamps_per_second": probed,
+        "rehearsal_stamps_per_second": None if achieved is None else round(achieved, 4),
+        "rehearsal_saturated_s": round(span, 2),
+        "windows_measured": windows,
+        "window_s": RATE_WINDOW_S,
+    }
+
+
+def _fluid_inputs(step_s: float, arr: dict[str, np.ndarray], per_s: np.ndarray,
+                  conf: dict[str, Any], spa: float, j: Any, transit: float, fe: FrontEnd,
+                  left: np.ndarray, applicants: int) -> FluidInputs:
+    """The fluid model's inputs in test time: the issuer per step, the clients' fixed patience
+    less the front end's transit and the last download, no orbit, ghost work kept."""
+    n = len(per_s)
+    return FluidInputs(
         step_s=step_s,
         t0_s=0.0,
         arrivals=arr,
-        issuer_per_s=issuer,
-        payments_per_s=np.full(n, pay_per_s),
+        issuer_per_s=per_s,
+        payments_per_s=np.full(n, conf["payments_per_s"]),
         stamps_per_applicant=spa,
         patience_s=max(step_s, j.patience_s - transit - fe.final_s),
         retry_probability=0.0,
         retry_after_s=1e9,
-        total_applicants=float(len(arrivals)),
-        waste=waste,
+        total_applicants=float(applicants),
+        waste=conf["waste"],
         fixed_patience=True,
         patience_left_s=left,
         pass_gap_s=fe.gap_s,
         first_uploads_admitted=fe.source == "measured",
     )
-    return RehearsalModel(
-        result=run_fluid(inputs, stages),
-        stamps_per_applicant=spa,
-        service_mean_s=service_mean,
-        compress=float(run["compress"]),
-        transit_s=transit,
-        recovery_s=recovery,
-        workers=int(issuer_conf.get("workers", 4)),
-        front=fe,
-        service_distribution=str(
-            (issuer_conf.get("service") or {}).get("distribution", "exponential")
-        ),
-        service_sigma=_lognormal_sigma(issuer_conf.get("service") or {}),
-        capacity={
-            "stamps_per_second": rate,
-            "from": how,
-            "probe_stamps_per_second": probed,
-            "rehearsal_stamps_per_second": None if achieved is None else round(achieved, 4),
-            "rehearsal_saturated_s": round(span, 2),
-            "windows_measured": len(windows),
-            "window_s": RATE_WINDOW_S,
-        },
-    )
+
+
+def _testbed_config(cap: dict[str, Any]) -> dict[str, Any]:
+    """The testbed's configuration as capacity.json records it (`configured`): the payment
+    gateway's rate, the issuer's workers, mean service, law and overload mode.
+
+    >>> c = _testbed_config({})
+    >>> c["payments_per_s"], c["workers"], c["service_mean_s"], c["distribution"], c["waste"]
+    (40.0, 4, 0.25, 'exponential', True)
+    """
+    conf = cap.get("configured") or {}
+    pay = conf.get("payments") or {}
+    issuer = conf.get("issuer") or {}
+    service = issuer.get("service") or {}
+    return {
+        "payments_per_s": float(pay.get("workers", 8))
+        / float((pay.get("service") or {}).get("mean", 0.2)),
+        "service_mean_s": float(service.get("mean", 0.25)),
+        "waste": issuer.get("overload", "unbounded") == "unbounded",
+        "workers": int(issuer.get("workers", 4)),
+        "distribution": str(service.get("distribution", "exponential")),
+        "sigma": _lognormal_sigma(service),
+    }
 
 
 SIM_TRIALS = 24  # seeded trials of the applicant-level simulation per rehearsal
@@ -218,49 +250,28 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     docs_of, epochs = _records(
         run_dir, origin, replay=(mr.capacity or {}).get("from") == "rehearsal"
     )
-    rng = np.random.default_rng(int(run.get("seed") or 0))
-    ks = sorted(profile.stamps_per_applicant)
-    ps = np.array([profile.stamps_per_applicant[k] for k in ks], dtype=float)
-    refresh_share = float(j.retry_mix.get("refresh", 0.0))
+    documents, refresh = _client_draws(run, profile, arrivals, docs_of)
+    ups = fe.first_upload if fe is not None else {}
     first = np.array(
-        [
-            np.nan if (fe is None or fe.first_upload.get(a[0]) is None) else fe.first_upload[a[0]]
-            for a in arrivals
-        ],
-        dtype=float,
+        [np.nan if ups.get(a[0]) is None else ups[a[0]] for a in arrivals], dtype=float
     )
     intended = np.array([a[2] - origin for a in arrivals])
     r = mr.result
-    spa = mr.stamps_per_applicant
-    rate = r.inputs.issuer_per_s * spa
+    rate = r.inputs.issuer_per_s * mr.stamps_per_applicant
     keep = np.concatenate([[True], np.diff(rate) != 0])
-    gates = []
-    for a in _actions(run):
-        if a.get("kind") == "gate" and a.get("target") == "stamping":
-            b = a.get("body") or {}
-            gates.append(
-                (
-                    float(a.get("applied_at_s", a.get("at_s", 0.0))),
-                    str(b.get("mode", "open")),
-                    float(b.get("rate_per_s") or 0.0),
-                    float(b.get("burst") or 1.0),
-                )
-            )
     think = sum(j.think_time_s) / 2.0
     gap = fe.gap_s if fe is not None else 2 * think
     poll = _poll_latency(run_dir, run)
     return SimInputs(
         intended=intended,
         deadline=intended + j.patience_s,
-        documents=np.array(
-            [docs_of.get(a[0], int(rng.choice(ks, p=ps / ps.sum()))) for a in arrivals]
-        ),
+        documents=documents,
         first_upload=first,
-        refresh=rng.random(len(arrivals)) < refresh_share,
+        refresh=refresh,
         rate_t=r.t_s[keep],
         rate=rate[keep],
         workers=mr.workers,
-        gates=gates,
+        gates=_stamping_gates(run),
         end_s=float(r.t_s[-1] + r.inputs.step_s) + 30.0,
         transit=np.array([(fe.transit_s if fe else {}).get(a[1], think) for a in arrivals]),
         think_s=tuple(j.think_time_s),
@@ -275,14 +286,57 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
         unmeasured_enter=fe is None or fe.source != "measured",
         max_attempts=j.max_attempts,
         backoff=(j.backoff_base_s, j.backoff_max_s),
-        # the server's count per window already holds the service times' luck: drawing them
-        # again would add spread that did not happen, so service is deterministic at that rate
-        exponential=(
-            mr.service_distribution == "exponential"
-            and not (mr.capacity or {}).get("windows_measured")
-        ),
-        service_sigma=0.0 if (mr.capacity or {}).get("windows_measured") else mr.service_sigma,
+        **_service_law(mr),
     )
+
+
+def _service_law(mr: RehearsalModel) -> dict[str, Any]:
+    """The simulated issuer's service law: the testbed's, or deterministic at the rate the
+    server counted per window (that count already holds the service times' luck: drawing them
+    again would add spread that did not happen)."""
+    counted = bool((mr.capacity or {}).get("windows_measured"))
+    return {
+        "exponential": mr.service_distribution == "exponential" and not counted,
+        "service_sigma": 0.0 if counted else mr.service_sigma,
+    }
+
+
+def _client_draws(
+    run: dict[str, Any], profile: Any, arrivals: list[Any], docs_of: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each applicant's documents (the quota its account was credited, else drawn from the
+    profile's mix) and retry policy (refresh with the profile's share, else backoff), drawn
+    from the rehearsal's seed in that order."""
+    rng = np.random.default_rng(int(run.get("seed") or 0))
+    ks = sorted(profile.stamps_per_applicant)
+    ps = np.array([profile.stamps_per_applicant[k] for k in ks], dtype=float)
+    documents = np.array(
+        [docs_of.get(a[0], int(rng.choice(ks, p=ps / ps.sum()))) for a in arrivals]
+    )
+    refresh_share = float(profile.journeys.retry_mix.get("refresh", 0.0))
+    return documents, rng.random(len(arrivals)) < refresh_share
+
+
+def _stamping_gates(run: dict[str, Any]) -> list[tuple[float, str, float, float]]:
+    """The stamping gate's changes the rehearsal applied: (test second, mode, rate, burst).
+
+    >>> _stamping_gates({"admin_actions": [{"kind": "gate", "target": "stamping", "applied_at_s":
+    ...     15.02, "body": {"mode": "rate", "rate_per_s": 16.0, "burst": 16}}]})
+    [(15.02, 'rate', 16.0, 16.0)]
+    """
+    out = []
+    for a in _actions(run):
+        if a.get("kind") == "gate" and a.get("target") == "stamping":
+            b = a.get("body") or {}
+            out.append(
+                (
+                    float(a.get("applied_at_s", a.get("at_s", 0.0))),
+                    str(b.get("mode", "open")),
+                    float(b.get("rate_per_s") or 0.0),
+                    float(b.get("burst") or 1.0),
+                )
+            )
+    return out
 
 
 def _lognormal_sigma(service: dict[str, Any]) -> float:

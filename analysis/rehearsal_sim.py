@@ -1,4 +1,5 @@
-"""The testbed's issuer stage as its clients live it, simulated applicant by applicant (seeded trials).
+"""The testbed's issuer stage as its clients live it, simulated applicant by applicant (seeded
+trials).
 
 The fluid model (`analysis.backlog`) moves averages: at the knife edge a rehearsal sits on
 (everyone served just within their patience) an average applicant either makes it or not,
@@ -19,8 +20,9 @@ left to send the download.
 
     >>> import numpy as np
     >>> inp = SimInputs(intended=np.zeros(4), deadline=np.full(4, 30.0), documents=np.full(4, 2),
-    ...                 first_upload=np.full(4, 1.0), refresh=np.zeros(4, bool), rate_t=np.array([0.0]),
-    ...                 rate=np.array([16.0]), workers=4, gates=[], end_s=60.0)
+    ...                 first_upload=np.full(4, 1.0), refresh=np.zeros(4, bool),
+    ...                 rate_t=np.array([0.0]), rate=np.array([16.0]), workers=4, gates=[],
+    ...                 end_s=60.0)
     >>> simulate(inp, seed=1).served
     4
 """
@@ -41,39 +43,46 @@ __all__ = ["SimInputs", "SimResult", "simulate", "trials"]
 class SimInputs:
     """One rehearsal's applicants and issuer (test seconds from the run's origin)."""
 
-    intended: np.ndarray          # intended start of each applicant
-    deadline: np.ndarray          # intended + the client's patience
-    documents: np.ndarray         # stamps each needs
-    first_upload: np.ndarray      # measured arrival of its first upload at the issuer (nan: not measured)
-    refresh: np.ndarray           # retry policy refresh (else backoff)
-    rate_t: np.ndarray            # issuer rate changes: at these test seconds ...
-    rate: np.ndarray              # ... the issuer completes this many stamps/s (all workers busy)
+    intended: np.ndarray  # intended start of each applicant
+    deadline: np.ndarray  # intended + the client's patience
+    documents: np.ndarray  # stamps each needs
+    # measured arrival of its first upload at the issuer (nan: not measured)
+    first_upload: np.ndarray
+    refresh: np.ndarray  # retry policy refresh (else backoff)
+    rate_t: np.ndarray  # issuer rate changes: at these test seconds ...
+    rate: np.ndarray  # ... the issuer completes this many stamps/s (all workers busy)
     workers: int
-    gates: list[tuple[float, str, float, float]]   # stamping gate: (at, mode, rate_per_s, burst)
+    gates: list[tuple[float, str, float, float]]  # stamping gate: (at, mode, rate_per_s, burst)
     end_s: float
-    transit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # intended -> first upload if not measured
+    # intended -> first upload if not measured
+    transit: np.ndarray = field(default_factory=lambda: np.zeros(0))
     think_s: tuple[float, float] = (0.2, 1.5)
     poll_s: float = 0.5
-    overhead_s: float = 0.2       # request time per upload cycle (download + upload) beyond the pauses
-    request_s: float = 0.05       # one upload request's time (a refresh client re-sends at once after it)
-    unmeasured_enter: bool = True  # an applicant without a measured first upload tries one at intended + transit
-                                   # (False: the front end is as measured, and it never reached the issuer)
-    epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the server's completion times: when
-                                                                     # given, the issuer completes the head of its
-                                                                     # queue at each (its measured path)
-    tail_rate: float = 16.0       # stamps/s after the last epoch (replay only)
-    poll_latency_t: np.ndarray = field(default_factory=lambda: np.zeros(0))  # from these test seconds ...
-    poll_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))    # ... one poll takes this long (s)
-    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # measured stamp done -> next upload (else
-                                                                   # poll + think + overhead + think)
+    overhead_s: float = 0.2  # request time per upload cycle (download + upload) beyond the pauses
+    # one upload request's time (a refresh client re-sends at once after it)
+    request_s: float = 0.05
+    # an applicant without a measured first upload tries one at intended + transit
+    # (False: the front end is as measured, and it never reached the issuer)
+    unmeasured_enter: bool = True
+    # the server's completion times: when given, the issuer completes the head of its queue at
+    # each (its measured path)
+    epochs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tail_rate: float = 16.0  # stamps/s after the last epoch (replay only)
+    # from these test seconds ... one poll takes this long (s)
+    poll_latency_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    poll_latency: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # measured stamp done -> next upload (else poll + think + overhead + think)
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     max_attempts: int = 5
     backoff: tuple[float, float] = (0.5, 10.0)
     sample_s: float = 0.25
     exponential: bool = True
-    service_sigma: float = 0.0    # not exponential: lognormal service of this log-space sd (0: constant)
+    # not exponential: lognormal service of this log-space sd (0: constant)
+    service_sigma: float = 0.0
 
     def __repr__(self) -> str:
-        return f"SimInputs(applicants={len(self.intended)}, workers={self.workers}, gates={len(self.gates)})"
+        return (f"SimInputs(applicants={len(self.intended)}, workers={self.workers}, "
+                f"gates={len(self.gates)})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,17 +91,27 @@ class SimResult:
 
     served: int
     stamps_done: int
-    waits: np.ndarray             # intended start -> done (test s) of each applicant served
-    refused_out: int = 0          # applicants who gave up at a refused upload (attempts or patience ran out)
-    uploads: np.ndarray | None = None   # uploads the issuer accepted, per applicant
-    done_at: np.ndarray | None = None   # when each stamp was done (test s), in order
-    served_mask: np.ndarray | None = None   # which applicants were served
+    waits: np.ndarray  # intended start -> done (test s) of each applicant served
+    refused_out: int = (
+        0  # applicants who gave up at a refused upload (attempts or patience ran out)
+    )
+    uploads: np.ndarray | None = None  # uploads the issuer accepted, per applicant
+    done_at: np.ndarray | None = None  # when each stamp was done (test s), in order
+    served_mask: np.ndarray | None = None  # which applicants were served
     t: np.ndarray
     backlog: np.ndarray
 
 
 class _Gate:
-    """The testbed's stamping token bucket (testbed/gates.py), on the simulated clock."""
+    """The testbed's stamping token bucket (testbed/gates.py), on the simulated clock.
+
+    As the testbed's: a change of mode starts a rate gate with a full bucket, and a refused
+    request's Retry-After is ceil((1 - tokens) / rate). An upload the rehearsal measured was
+    admitted by the real bucket, so it takes its token here too even when the simulated bucket
+    is empty: the bucket then owes it (tokens below zero) and admits nothing else until the
+    refill has paid it back. Over any stretch the gate so admits at most burst + rate x time,
+    measured uploads included, as the real one did.
+    """
 
     def __init__(self, gates: list[tuple[float, str, float, float]]) -> None:
         self.changes = sorted(gates)
@@ -101,16 +120,17 @@ class _Gate:
     def _at(self, now: float) -> None:
         while self.changes and self.changes[0][0] <= now:
             _, self.mode, self.rate, self.burst = self.changes.pop(0)
-            self.tokens = min(self.tokens, self.burst)
+            self.tokens = self.burst
             self.stamp = now
 
     def take(self, now: float, measured: bool = False) -> float | None:
-        """None if admitted, else the Retry-After seconds (a measured upload was admitted: it only spends)."""
+        """None if admitted, else the Retry-After seconds (a measured upload was admitted: it
+        only spends, into debt if need be)."""
         self._at(now)
         if self.mode == "open" or measured:
             if self.mode == "rate":
                 self._refill(now)
-                self.tokens = max(0.0, self.tokens - 1.0)
+                self.tokens -= 1.0
             return None
         if self.mode == "closed":
             return 60.0
@@ -118,7 +138,7 @@ class _Gate:
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return None
-        return float(max(1, math.ceil((1.0 - self.tokens) / self.rate)))
+        return float(max(1, math.ceil((1.0 - max(self.tokens, 0.0)) / self.rate)))
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
@@ -135,7 +155,9 @@ class _Trial:
 
     def __init__(self, inp: SimInputs, seed: int) -> None:
         self.inp, self.rng, self.gate = inp, np.random.default_rng(seed), _Gate(inp.gates)
-        self.ev: list[tuple[float, int, str, int, int]] = []   # (time, order, kind, applicant, attempt)
+        self.ev: list[
+            tuple[float, int, str, int, int]
+        ] = []  # (time, order, kind, applicant, attempt)
         self.order = 0
         n = len(inp.intended)
         self.left = inp.documents.astype(int).copy()
@@ -143,23 +165,28 @@ class _Trial:
         self.ok = np.zeros(n, dtype=bool)
         self.done_at: list[float] = []
         self.waits: list[float] = []
-        self.queue: list[int] = []          # FIFO of applicants' jobs (in replay: queued and in service)
+        self.queue: list[int] = []  # FIFO of applicants' jobs (in replay: queued and in service)
         self.busy = self.served = self.done_n = self.refused_out = 0
         self.replay = len(inp.epochs) > 0
         self.last_epoch = float(inp.epochs[-1]) if self.replay else 0.0
-        self.tail = False                   # a synthetic epoch is pending (past the measured ones)
+        self.tail = False  # a synthetic epoch is pending (past the measured ones)
         for i in range(n):
             if np.isfinite(inp.first_upload[i]):
                 self.push(float(inp.first_upload[i]), "first", i)
             elif inp.unmeasured_enter:
-                self.push(float(inp.intended[i] + (inp.transit[i] if len(inp.transit) else 0.0)), "upload", i)
+                self.push(
+                    float(inp.intended[i] + (inp.transit[i] if len(inp.transit) else 0.0)),
+                    "upload",
+                    i,
+                )
 
     def push(self, t: float, kind: str, a: int, attempt: int = 1) -> None:
         self.order += 1
         heapq.heappush(self.ev, (t, self.order, kind, a, attempt))
 
     def start(self, now: float) -> None:
-        """Start service where workers are free; in replay, make sure an epoch follows the measured ones."""
+        """Start service where workers are free; in replay, make sure an epoch follows the
+        measured ones."""
         inp, q = self.inp, self.queue
         if self.replay:
             if q and now >= self.last_epoch and not self.tail:
@@ -186,7 +213,7 @@ class _Trial:
         """An upload tried: admitted (queued), or refused and retried per the client's policy."""
         inp, dl = self.inp, float(self.inp.deadline[a])
         if now >= dl:
-            return                                         # gave up before sending it
+            return  # gave up before sending it
         wait = self.gate.take(now, measured=kind == "first")
         if wait is None:
             self.accepted[a] += 1
@@ -194,7 +221,7 @@ class _Trial:
             self.start(now)
             return
         if attempt >= inp.max_attempts:
-            self.refused_out += 1                          # gave up after max_attempts refusals
+            self.refused_out += 1  # gave up after max_attempts refusals
             return
         if inp.refresh[a]:
             self.push(now + inp.request_s, "upload", a, attempt + 1)
@@ -204,28 +231,31 @@ class _Trial:
         if now + d < dl:
             self.push(now + d, "upload", a, attempt + 1)
         else:
-            self.refused_out += 1                          # its patience runs out before the next try
+            self.refused_out += 1  # its patience runs out before the next try
 
     def done(self, now: float, a: int) -> None:
-        """A stamp done: the client sees it at its next poll, then downloads and uploads the next, or is served."""
+        """A stamp done: the client sees it at its next poll, then downloads and uploads the
+        next, or is served."""
         inp, rng, dl = self.inp, self.rng, float(self.inp.deadline[a])
         self.busy -= 1
         self.done_n += 1
         self.done_at.append(now)
         self.start(now)
-        lat = _step_value(inp.poll_latency_t, inp.poll_latency, now) if len(inp.poll_latency) else 0.0
-        seen = now + rng.uniform(0.0, inp.poll_s + lat) + lat   # the next poll's answer
+        lat = (
+            _step_value(inp.poll_latency_t, inp.poll_latency, now) if len(inp.poll_latency) else 0.0
+        )
+        seen = now + rng.uniform(0.0, inp.poll_s + lat) + lat  # the next poll's answer
         if seen >= dl:
-            return                                         # gave up while polling (its job was still done)
+            return  # gave up while polling (its job was still done)
         self.left[a] -= 1
-        t1 = seen + rng.uniform(*inp.think_s)              # think after the poll, then download
+        t1 = seen + rng.uniform(*inp.think_s)  # think after the poll, then download
         if self.left[a] <= 0:
             if t1 < dl:
                 self.served += 1
                 self.ok[a] = True
                 self.waits.append(t1 - float(inp.intended[a]))
             return
-        if len(inp.gaps):                                  # the client time the rehearsal measured
+        if len(inp.gaps):  # the client time the rehearsal measured
             t2 = now + max(float(inp.gaps[rng.integers(len(inp.gaps))]), seen - now)
         else:
             t2 = t1 + inp.overhead_s + rng.uniform(*inp.think_s)
@@ -247,7 +277,7 @@ class _Trial:
             if kind == "epoch":
                 if now > self.last_epoch:
                     self.tail = False
-                if self.queue:                             # else the testbed finished work the model has not
+                if self.queue:  # else the testbed finished work the model has not
                     self.busy += 1
                     self.done(now, self.queue.pop(0))
             elif kind == "done":
@@ -255,9 +285,17 @@ class _Trial:
             else:
                 self.upload(now, kind, a, attempt)
         backlog[si:] = 0.0
-        return SimResult(served=self.served, stamps_done=self.done_n, waits=np.array(self.waits),
-                         refused_out=self.refused_out, uploads=self.accepted, done_at=np.array(self.done_at),
-                         served_mask=self.ok, t=samples_t, backlog=backlog)
+        return SimResult(
+            served=self.served,
+            stamps_done=self.done_n,
+            waits=np.array(self.waits),
+            refused_out=self.refused_out,
+            uploads=self.accepted,
+            done_at=np.array(self.done_at),
+            served_mask=self.ok,
+            t=samples_t,
+            backlog=backlog,
+        )
 
 
 def simulate(inp: SimInputs, *, seed: int) -> SimResult:
@@ -270,8 +308,9 @@ def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
     of the served applicants' waits (test s), the mean backlog series (and its sample times).
 
     >>> inp = SimInputs(intended=np.zeros(40), deadline=np.full(40, 6.0), documents=np.full(40, 2),
-    ...                 first_upload=np.full(40, 0.5), refresh=np.zeros(40, bool), rate_t=np.array([0.0]),
-    ...                 rate=np.array([16.0]), workers=4, gates=[], end_s=30.0)
+    ...                 first_upload=np.full(40, 0.5), refresh=np.zeros(40, bool),
+    ...                 rate_t=np.array([0.0]), rate=np.array([16.0]), workers=4, gates=[],
+    ...                 end_s=30.0)
     >>> r = trials(inp, n=10)
     >>> 0 < r["served_mean"] < 40, r["peak_mean"] <= 40
     (True, True)
@@ -279,10 +318,19 @@ def trials(inp: SimInputs, *, n: int = 20, seed: int = 0) -> dict[str, Any]:
     runs = [simulate(inp, seed=seed + i) for i in range(n)]
     served = np.array([r.served for r in runs], dtype=float)
     peaks = np.array([r.backlog.max() for r in runs], dtype=float)
-    return {"served_mean": float(served.mean()), "served_sd": float(served.std(ddof=1)) if n > 1 else 0.0,
-            "peak_mean": float(peaks.mean()), "peak_sd": float(peaks.std(ddof=1)) if n > 1 else 0.0,
-            "stamps_done_mean": float(np.mean([r.stamps_done for r in runs])),
-            "refused_out_mean": float(np.mean([r.refused_out for r in runs])),
-            "p95_wait_s": (float(np.percentile(np.concatenate([r.waits for r in runs]), 95))
-                           if any(len(r.waits) for r in runs) else None),
-            "t": runs[0].t, "backlog": np.mean([r.backlog for r in runs], axis=0), "n": n}
+    return {
+        "served_mean": float(served.mean()),
+        "served_sd": float(served.std(ddof=1)) if n > 1 else 0.0,
+        "peak_mean": float(peaks.mean()),
+        "peak_sd": float(peaks.std(ddof=1)) if n > 1 else 0.0,
+        "stamps_done_mean": float(np.mean([r.stamps_done for r in runs])),
+        "refused_out_mean": float(np.mean([r.refused_out for r in runs])),
+        "p95_wait_s": (
+            float(np.percentile(np.concatenate([r.waits for r in runs]), 95))
+            if any(len(r.waits) for r in runs)
+            else None
+        ),
+        "t": runs[0].t,
+        "backlog": np.mean([r.backlog for r in runs], axis=0),
+        "n": n,
+    }

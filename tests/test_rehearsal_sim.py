@@ -98,3 +98,52 @@ def test_lognormal_service_keeps_its_mean_rate_with_less_spread_than_exponential
     assert np.mean(ends["lognormal"]) == pytest.approx(125.0, rel=0.02)
     assert 0 < np.std(ends["lognormal"]) < np.std(ends["exponential"])
     assert np.std(ends["constant"]) < np.std(ends["lognormal"])
+
+
+def test_the_simulated_gate_decides_as_the_testbed_gate() -> None:
+    # The same requests on the same clock: every admission and every Retry-After as the testbed's
+    # token bucket (testbed/gates.py) gives them, across mode changes (a rate gate starts full).
+    import random
+
+    from analysis.rehearsal_sim import _Gate
+    from testbed.gates import Gate
+
+    rnd = random.Random(7)
+    changes = [(0.0, "rate", 4.0, 8.0), (20.0, "closed", 0.0, 0.0), (25.0, "rate", 2.5, 3.0),
+               (40.0, "open", 0.0, 0.0), (45.0, "rate", 6.0, 1.0)]
+    sim, real, pending = _Gate(changes), Gate("stamping"), list(changes)
+    now, decisions = 0.0, 0
+    while now < 60.0:
+        while pending and pending[0][0] <= now:
+            at, mode, rate, burst = pending.pop(0)
+            real.set(mode=mode, rate_per_s=rate, burst=int(burst))
+            real.stamp = at                      # the testbed's monotonic clock, here the sim's
+        refusal = real.admit(now=now)
+        got = sim.take(now)
+        assert (got is None) == (refusal is None), (now, got, refusal)
+        if refusal is not None and refusal.status == 429:
+            assert got == refusal.retry_after, (now, got, refusal)
+        decisions += 1
+        now += rnd.expovariate(8.0)
+    assert decisions > 300
+
+
+def test_measured_uploads_spend_the_gate_s_tokens_so_it_admits_no_more_than_burst_plus_rate() -> None:
+    # A rate gate of 4 tokens/s, burst 4, from t = 0; 120 applicants' first uploads (measured,
+    # so admitted whatever the simulated bucket holds) come in 0..30 s at 4/s, exactly what the
+    # gate can pass, and each applicant has 2 more documents, retried until admitted (demand
+    # always waiting at the gate). The real bucket admitted those 120
+    # first uploads with tokens it had, so over 60 s it can have admitted at most 4 + 4 x 60 = 244
+    # uploads in all. A simulated bucket that forgets what a measured upload took (floors at zero)
+    # lets the later uploads have those tokens again and admits about 120 too many.
+    n = 120
+    inp = SimInputs(intended=np.zeros(n), deadline=np.full(n, 1e6), documents=np.full(n, 3),
+                    first_upload=np.linspace(0.0, 30.0, n), refresh=np.zeros(n, bool),
+                    rate_t=np.array([0.0]), rate=np.array([1000.0]), workers=64,
+                    gates=[(0.0, "rate", 4.0, 4.0)], end_s=60.0, max_attempts=10_000,
+                    backoff=(0.25, 1.0))
+    r = simulate(inp, seed=2)
+    assert r.done_at is not None                 # an issuer of 1,000/s: done as soon as admitted
+    passed = int(np.sum(r.done_at <= 60.0))
+    assert passed <= 4 + 4 * 60 + 1, passed
+    assert passed >= 4 * 60 * 0.95               # and with demand waiting it passes what it can

@@ -200,16 +200,49 @@ def run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     """The six phases (see the module docstring) in `out`, every child under `run_id`."""
     from scenarios.profile import load_profile
-    from testbed.process import TestbedServer
 
     profile = load_profile(PROFILE)
     me = python_module("surgecast")
     t0 = time.monotonic()
-    token = secrets.token_hex(16)
     silent = getattr(args, "quiet", False) or getattr(args, "json", False)
     _CHILD_STDOUT[0] = subprocess.DEVNULL if silent else None
     print(f"surgecast demo: {estimate_text(args.duration, args.quick)}: probe, plan, "
           f"two {args.duration:g} s rehearsals, report", flush=True)
+    capacity = _probe_phase(me, out, args)
+    plan, schedule, mult = _plan_phase(me, out, profile, capacity)
+    compress = consistent_compress(profile)
+    from datetime import datetime
+    window = window_around(datetime.fromisoformat(plan["reopen_at"]).replace(tzinfo=None),
+                           args.duration * compress)
+    scale = mult / compress
+    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s "
+              f"(compress {compress:,.0f}x: 20 min of patience = the client's "
+              f"{profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
+              "on a fresh testbed: the outage's end and the plan's reopening")
+    code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
+    _write_mapping(out, profile, capacity, plan, schedule)
+    base, base_sched = _baseline_dir(out, plan, schedule, run_id)
+    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open "
+              "from the reopening (doing nothing)")
+    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args,
+                          "baseline")
+    _write_mapping(base, profile, capacity, plan, base_sched)
+    check = _check_phase(out, base, run_id, args)
+    from analysis.follow import check_by_name
+    print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
+    if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
+        return EXIT_INTEGRITY
+    for c, what in ((code, "rehearsal"), (base_code, "baseline rehearsal")):
+        if c not in (0, EXIT_THRESHOLD):
+            raise RunFailed(f"the {what} ended with exit code {c}; see its output above")
+    return 0 if check["follows"] else EXIT_THRESHOLD
+
+
+def _probe_phase(me: list[str], out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Phases 1-2: a fresh testbed on loopback and the probe of its capacity (capacity.json)."""
+    from testbed.process import TestbedServer
+
+    token = secrets.token_hex(16)
     _phase(1, "start the reference testbed (the stand-in for the national e-Meterai service)")
     with TestbedServer(port=0, admin_token=token) as tb:
         print(f"   testbed at {tb.url}", flush=True)
@@ -226,7 +259,13 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     if probe_code != 0 or not capacity.get("stamps_per_second"):
         raise RunFailed("the probe measured no sustainable capacity: "
                         f"{capacity.get('note') or 'see its output above'}")
+    return capacity
 
+
+def _plan_phase(me: list[str], out: Path, profile: Any, capacity: dict[str, Any]
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+    """Phase 3: the plan at the testbed's measured capacity de-scaled; (plan, its gate schedule,
+    the demand multiplier m)."""
     # The mapping: the testbed stands for the real service at the profile's capacity, so the
     # demand multiplier m = compress x scale = testbed capacity / real capacity, and the plan
     # is made at the testbed's measured capacity de-scaled (/ m), which is the real service's.
@@ -243,19 +282,13 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     from surgecast.console import plan_digest, print_renderable
     print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command without --quiet
     schedule = [{**g, "at": g["at"].isoformat()} for g in read_gate_schedule(out / GATE_SCHEDULE)]
+    return plan, schedule, mult
 
-    compress = consistent_compress(profile)
-    from datetime import datetime
-    window = window_around(datetime.fromisoformat(plan["reopen_at"]).replace(tzinfo=None),
-                           args.duration * compress)
-    scale = mult / compress
-    _phase(4, f"rehearse {window[0]} .. {window[1]} in {args.duration:g} s "
-              f"(compress {compress:,.0f}x: 20 min of patience = the client's "
-              f"{profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
-              "on a fresh testbed: the outage's end and the plan's reopening")
-    code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
-    _write_mapping(out, profile, capacity, plan, schedule)
 
+def _baseline_dir(out: Path, plan: dict[str, Any], schedule: list[dict[str, Any]],
+                  run_id: str) -> tuple[Path, list[dict[str, Any]]]:
+    """OUT/baseline with the plan's capacity.json and plan.json and the doing-nothing gates
+    (returned beside the directory)."""
     base = out / "baseline"
     base.mkdir(exist_ok=True)
     for name in ("capacity.json", "plan.json"):
@@ -264,18 +297,18 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     atomic.write_json(base / "gate_schedule.json", base_sched)
     rundir.record(base, ["capacity.json", "plan.json", "gate_schedule.json"], run_id=run_id,
                   by="demo")
-    _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open "
-              "from the reopening (doing nothing)")
-    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args,
-                          "baseline")
-    _write_mapping(base, profile, capacity, plan, base_sched)
+    return base, base_sched
+
+
+def _check_phase(out: Path, base: Path, run_id: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Phase 6: the plan rehearsal against the plan and the model, plan against doing nothing
+    (plan_check.json), and the report."""
+    from analysis.follow import check_plan_followed
+    from analysis.rehearsal_baseline import plan_vs_baseline
+    from reports.build import build_report
 
     _phase(6, "check the rehearsal against the plan and the model, plan against doing nothing; "
               "build the report")
-    from analysis.follow import check_by_name, check_plan_followed
-    from analysis.rehearsal_compare import plan_vs_baseline
-    from reports.build import build_report
-
     t6 = time.monotonic()
     _step(t6, "checking the plan rehearsal against the plan and the model (simulated trials)")
     check = check_plan_followed(out)
@@ -292,13 +325,7 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
     print()
     from surgecast.console import summary
     summary(result.summary_markdown)
-    print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
-    if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
-        return EXIT_INTEGRITY
-    for c, what in ((code, "rehearsal"), (base_code, "baseline rehearsal")):
-        if c not in (0, EXIT_THRESHOLD):
-            raise RunFailed(f"the {what} ended with exit code {c}; see its output above")
-    return 0 if check["follows"] else EXIT_THRESHOLD
+    return check
 
 
 def _pvb_lines(pvb: dict[str, Any]) -> str:
