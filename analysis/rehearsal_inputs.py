@@ -15,6 +15,7 @@ from analysis.backlog import GATES, Gate, Stage
 from floor.errors import InputFileError
 from floor.rundir.files import read_arrivals, read_queue
 from floor.rundir.readers import read_object, require
+from floor.timegrammar import unix_seconds
 
 # think pauses before the first stamp upload: register, login, order, pay, wait_quota /
 # login, order, pay,
@@ -27,7 +28,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _unix(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """Unix seconds of a run file's ISO 8601 time (floor.timegrammar); ValueError if not one."""
+    at = unix_seconds(text)
+    if at is None:
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    return at
 
 
 def _profile(run_dir: Path, run: dict[str, Any]) -> Any:
