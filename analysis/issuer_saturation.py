@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from analysis.rehearsal_inputs import _unix
+
 __all__ = ["saturation"]
-
-
-def _unix(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _queue(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

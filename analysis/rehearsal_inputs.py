@@ -13,7 +13,9 @@ import numpy as np
 
 from analysis.backlog import GATES, Gate, Stage
 from floor.errors import InputFileError
-from floor.rundir.readers import read_object
+from floor.rundir.files import read_arrivals, read_queue
+from floor.rundir.readers import read_object, require
+from floor.timegrammar import unix_seconds
 
 # think pauses before the first stamp upload: register, login, order, pay, wait_quota /
 # login, order, pay,
@@ -26,7 +28,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _unix(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    """Unix seconds of a run file's ISO 8601 time (floor.timegrammar); ValueError if not one."""
+    at = unix_seconds(text)
+    if at is None:
+        raise ValueError(f"not an ISO 8601 time: {text!r}")
+    return at
 
 
 def _profile(run_dir: Path, run: dict[str, Any]) -> Any:
@@ -250,24 +256,16 @@ def _last_recovery(acts: list[dict[str, Any]]) -> float | None:
 def _arrival_rows(path: Path, *, ids: bool = False) -> list[Any]:
     """(journey, intended unix, outcome, finished unix or None) of every arrival that was not
     dropped; with `ids`, the applicant id first."""
+    a = read_arrivals(path, missing="a rehearsal writes it")
+    require(a, "finished_at", *(("applicant_id",) if ids else ()))
     out: list[Any] = []
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            for i, r in enumerate(csv.DictReader(f), start=2):
-                try:
-                    if r["outcome"] == "dropped":
-                        continue
-                    row = (
-                        r["journey"],
-                        _unix(r["intended_at"]),
-                        r["outcome"],
-                        _unix(r["finished_at"]) if r.get("finished_at") else None,
-                    )
-                    out.append((r["applicant_id"], *row) if ids else row)
-                except (KeyError, ValueError) as e:
-                    raise InputFileError(f"{path}:{i}: bad arrival ({e})") from None
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: missing; a rehearsal writes it") from None
+    for i, outcome in enumerate(a["outcome"]):
+        if outcome == "dropped":
+            continue
+        fin = a["finished_at"][i]
+        row = (a["journey"][i], a["intended_at"][i].timestamp(), outcome,
+               fin.timestamp() if fin is not None else None)
+        out.append((a["applicant_id"][i], *row) if ids else row)
     return out
 
 
@@ -341,19 +339,8 @@ def _stages_and_capacity(
 
 def _queue_series(path: Path, origin: float) -> tuple[np.ndarray, np.ndarray]:
     """(test seconds, stamps at the issuer: queued + in service) per queue.csv sample."""
-    ts, q = [], []
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            for i, r in enumerate(csv.DictReader(f), start=2):
-                try:
-                    ts.append(_unix(r["at"]) - origin)
-                    q.append(float(r["issuer_queue"]) + float(r["issuer_busy"] or 0))
-                except (KeyError, ValueError) as e:
-                    raise InputFileError(f"{path}:{i}: bad sample ({e})") from None
-    except FileNotFoundError:
-        raise InputFileError(
-            f"{path}: missing; a rehearsal against a target with an admin API writes it"
-        ) from None
-    if len(ts) < 3:
-        raise InputFileError(f"{path}: only {len(ts)} samples; rehearse longer")
-    return np.array(ts), np.array(q)
+    s = read_queue(path, missing="a rehearsal against a target with an admin API writes it")
+    require(s, "at")
+    if len(s) < 3:
+        raise InputFileError(f"{path}: only {len(s)} samples; rehearse longer")
+    return np.array([t.timestamp() - origin for t in s["at"]]), s["issuer_queue"] + s["issuer_busy"]

@@ -9,7 +9,8 @@ leaves the old file or none::
     >>> (d / "x.json").read_text()
     '{\\n  "ok": true\\n}\\n'
 
-This module imports nothing of the project (but `floor.errors`, lazily), so every room may import it.
+This module imports nothing of the project (but `floor.errors`, lazily), so every room may import
+it.
 """
 
 from __future__ import annotations
@@ -93,15 +94,16 @@ def write_csv(
 
 
 def check_writable(path: Path | str, flag: str = "--out") -> Path:
-    """Refuse (FieldError, exit 2) a directory that cannot be made or written, before any work; creates nothing.
+    """Refuse (FieldError, exit 2) a directory that cannot be made or written, before any work;
+    creates nothing.
 
     The nearest existing ancestor must be a writable directory (not a file, not on a
     read-only file system, not /proc or /sys)::
 
-        >>> check_writable("/proc/x")
+        >>> check_writable("/proc/x")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        floor.errors.FieldError: --out = '/proc/x': cannot write there (a kernel file system); give a directory on a writable disk
+        floor.errors.FieldError: --out = '/proc/x': cannot write there (a kernel file system); ...
     """
     from floor.errors import FieldError
 
@@ -109,10 +111,15 @@ def check_writable(path: Path | str, flag: str = "--out") -> Path:
     try:
         resolved = p.resolve()
     except (OSError, RuntimeError, ValueError):
-        raise FieldError(flag, str(path), "not a usable path; give a directory such as runs/x") from None
+        raise FieldError(
+            flag, str(path), "not a usable path; give a directory such as runs/x"
+        ) from None
     if resolved.parts[1:2] in (("proc",), ("sys",), ("dev",)):
-        raise FieldError(flag, str(path), "cannot write there (a kernel file system); give a directory on a "
-                                          "writable disk")
+        raise FieldError(
+            flag,
+            str(path),
+            "cannot write there (a kernel file system); give a directory on a writable disk",
+        )
     probe = resolved
     while not probe.exists():
         probe = probe.parent
@@ -120,7 +127,9 @@ def check_writable(path: Path | str, flag: str = "--out") -> Path:
         raise FieldError(flag, str(path), f"{probe} is a file, not a directory; give another path")
     if not os.access(probe, os.W_OK | os.X_OK):
         why = "read-only file system" if _read_only(probe) else "no permission to write"
-        raise FieldError(flag, str(path), f"cannot write in {probe} ({why}); give a writable directory")
+        raise FieldError(
+            flag, str(path), f"cannot write in {probe} ({why}); give a writable directory"
+        )
     return p
 
 

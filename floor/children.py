@@ -44,7 +44,8 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def signals_raise() -> Iterator[None]:
-    """Within the block (main thread only), SIGTERM/SIGINT raise `Interrupted` once; handlers restored after."""
+    """Within the block (main thread only), SIGTERM/SIGINT raise `Interrupted` once; handlers
+    restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -69,7 +70,8 @@ def signals_raise() -> Iterator[None]:
 
 
 def _deliver_in_gevent(exc: BaseException) -> bool:
-    """In a gevent process whose hub is running, throw `exc` into the main greenlet; False otherwise.
+    """In a gevent process whose hub is running, throw `exc` into the main greenlet; False
+    otherwise.
 
     A handler that raises while gevent's hub runs would only print a traceback from the hub;
     gevent itself delivers KeyboardInterrupt this way.
@@ -77,7 +79,8 @@ def _deliver_in_gevent(exc: BaseException) -> bool:
     import sys
 
     gevent, greenlet = sys.modules.get("gevent"), sys.modules.get("greenlet")
-    if gevent is None or greenlet is None:  # only where scenarios/ loaded it: the floor never imports gevent
+    # gevent is there only where scenarios/ loaded it: the floor never imports gevent
+    if gevent is None or greenlet is None:
         return False
     hub = gevent.get_hub()
     main = hub.parent
@@ -87,7 +90,8 @@ def _deliver_in_gevent(exc: BaseException) -> bool:
     return True
 
 
-# The folder that holds the `surgecast` package (the repository root in a checkout or an editable install).
+# The folder that holds the `surgecast` package (the repository root in a checkout or an editable
+# install).
 CODE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -96,7 +100,8 @@ def python_module(module: str) -> list[str]:
 
     `-P` (Python 3.11+) keeps the working directory off `sys.path`, so a folder named `surgecast`
     (or `locust`, `scenarios`) where the user stands cannot shadow the real package; `child_env`
-    puts CODE_ROOT first on the child's PYTHONPATH, so the child imports the same code as its parent.
+    puts CODE_ROOT first on the child's PYTHONPATH, so the child imports the same code as its
+    parent.
 
     >>> python_module("surgecast")[1:]
     ['-P', '-m', 'surgecast']
@@ -108,7 +113,11 @@ def child_env(token: str | None, *, base: Mapping[str, str] | None = None) -> di
     """The environment of a child process: the token (or none), this process as its parent, and
     CODE_ROOT first on PYTHONPATH (see `python_module`)."""
     env = dict(os.environ if base is None else base)
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.abspath(p) != CODE_ROOT]
+    paths = [
+        p
+        for p in env.get("PYTHONPATH", "").split(os.pathsep)
+        if p and os.path.abspath(p) != CODE_ROOT
+    ]
     env["PYTHONPATH"] = os.pathsep.join([CODE_ROOT, *paths])
     env.pop(TOKEN_ENV, None)
     if token:
@@ -119,7 +128,8 @@ def child_env(token: str | None, *, base: Mapping[str, str] | None = None) -> di
 
 
 def watch_parent(every_s: float = 0.5) -> bool:
-    """SIGTERM this process when the launcher named by SURGECAST_PARENT_PID dies; False if none to watch.
+    """SIGTERM this process when the launcher named by SURGECAST_PARENT_PID dies; False if none to
+    watch.
 
     Only a direct launcher is watched (the variable must name the current parent), so an
     inherited variable never stops an unrelated process.

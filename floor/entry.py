@@ -1,8 +1,8 @@
-"""What every entry point shares (the `surgecast` command, `python -m testbed`): one-line usage errors,
-errors rendered once, exit codes.
+"""What every entry point shares (the `surgecast` command, `python -m testbed`): one-line usage
+errors, errors rendered once, exit codes.
 
-Library code raises; only an entry point calls `run_entry`, which prints the one line and returns the
-exit code (0 ok, 1 failed or interrupted, 2 usage or bad input, 3 data lost or duplicated)::
+Library code raises; only an entry point calls `run_entry`, which prints the one line and returns
+the exit code (0 ok, 1 failed or interrupted, 2 usage or bad input, 3 data lost or duplicated)::
 
     >>> from floor.errors import FieldError
     >>> def body() -> int:
@@ -53,7 +53,8 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}{self._flag_hint()} (see '{self.prog} --help')")
 
     def _flag_hint(self) -> str:
-        """"did you mean" for the first given flag that is neither an option nor an abbreviation of one."""
+        """"did you mean" for the first given flag that is neither an option nor an abbreviation of
+        one."""
         flags = [o for a in self._actions for o in a.option_strings]
         for token in self._argv:
             if token == "--":
@@ -67,22 +68,23 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def run_entry(body: Callable[[], int | None], *, name: str) -> int:
-    """Run an entry point's ``body`` with SIGTERM/SIGINT raising; render any error as one line; the exit code."""
+    """Run an entry point's ``body`` with SIGTERM/SIGINT raising; render any error as one line; the
+    exit code."""
     try:
         with signals_raise():
             return int(body() or 0)
     except SurgecastError as e:
         print(render(e), file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (floor.children.Interrupted); children stopped
-        how = getattr(e, "signame", "SIGINT")
-        print(f"Interrupted: {name} stopped by {how} before its end; what it wrote is incomplete (exit 1)",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:  # SIGINT or SIGTERM (floor.children.Interrupted)
+        how = getattr(e, "signame", "SIGINT")  # children stopped
+        print(f"Interrupted: {name} stopped by {how} before its end; what it wrote is incomplete "
+              "(exit 1)", file=sys.stderr)
         return EXIT_THRESHOLD
     except BrokenPipeError:
         return 0
     except OSError as e:  # a full or read-only disk met while writing: one line, the run failed
         where = f" {e.filename}" if e.filename else ""
-        print(f"OutputError: cannot write{where} ({e.strerror or e}); free space or give another --out",
-              file=sys.stderr)
+        print(f"OutputError: cannot write{where} ({e.strerror or e}); free space or give another "
+              "--out", file=sys.stderr)
         return EXIT_THRESHOLD

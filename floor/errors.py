@@ -97,7 +97,8 @@ class IntegrityError(SurgecastError):
 
 
 class RunFailed(SurgecastError):
-    """A run crashed, was cut short, or achieved nothing (exit 1): not a usage error, nothing found lost."""
+    """A run crashed, was cut short, or achieved nothing (exit 1): not a usage error, nothing found
+    lost."""
 
     exit_code = EXIT_THRESHOLD
 

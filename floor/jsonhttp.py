@@ -1,4 +1,5 @@
-"""JSON over HTTP for every call the harness makes outside Locust: admin API, pre-flight, set-up, drills.
+"""JSON over HTTP for every call the harness makes outside Locust: admin API, pre-flight, set-up,
+drills.
 
 One small client with three promises, and foreign exceptions mapped once, here:
 
@@ -89,7 +90,8 @@ def origin_of(url: str) -> tuple[str, str, int]:
 
 @dataclass(frozen=True)
 class Reply:
-    """One answer: status, content type, the body (at most the cap) and, for a redirect, its Location."""
+    """One answer: status, content type, the body (at most the cap) and, for a redirect, its
+    Location."""
 
     status: int
     content_type: str
@@ -104,7 +106,9 @@ class Reply:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadResponse(f"{self.url} answered HTTP {self.status} that is not JSON", url=self.url) from None
+            raise BadResponse(
+                f"{self.url} answered HTTP {self.status} that is not JSON", url=self.url
+            ) from None
 
     def json_or_none(self) -> Any:
         """The body as JSON, or None when it is empty or not JSON."""
@@ -135,9 +139,39 @@ class _Cutter:
         self.timer.cancel()
 
 
-def exchange(method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
-             deadline_s: float = DEFAULT_DEADLINE_S, max_bytes: int = DEFAULT_MAX_BYTES) -> Reply:
-    """One HTTP request, redirects not followed, within `deadline_s` in total, body capped at `max_bytes`."""
+def _read_capped(resp: http.client.HTTPResponse, method: str, url: str, max_bytes: int,
+                 until: float) -> bytes:
+    """The answer's body, streamed: refused (BodyTooLarge) past `max_bytes`, declared or read;
+    TimeoutError once the monotonic clock passes `until`."""
+    what = f"{method} {url}"
+    declared = resp.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(f"{what}: the answer declares {int(declared):,} bytes, over the cap of "
+                           f"{max_bytes:,}; refused without reading it", method=method, url=url)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := resp.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(f"{what}: the answer passed the cap of {max_bytes:,} bytes; "
+                               f"refused (read {size:,})", method=method, url=url)
+        chunks.append(chunk)
+        if time.monotonic() > until:
+            raise TimeoutError
+    return b"".join(chunks)
+
+
+def exchange(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Reply:
+    """One HTTP request, redirects not followed, within `deadline_s` in total, body capped at
+    `max_bytes`."""
     scheme, host, port = origin_of(url)
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -149,42 +183,39 @@ def exchange(method: str, url: str, *, body: bytes | None = None, headers: dict[
     try:
         conn.request(method, target, body=body, headers=dict(headers or {}))
         resp = conn.getresponse()
-        declared = resp.getheader("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise BodyTooLarge(f"{what}: the answer declares {int(declared):,} bytes, over the cap of "
-                               f"{max_bytes:,}; refused without reading it", method=method, url=url)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = resp.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                raise BodyTooLarge(f"{what}: the answer passed the cap of {max_bytes:,} bytes; refused "
-                                   f"(read {size:,})", method=method, url=url)
-            chunks.append(chunk)
-            if time.monotonic() - start > deadline_s:
-                raise TimeoutError
+        body_read = _read_capped(resp, method, url, max_bytes, start + deadline_s)
         if cutter.fired:
             raise TimeoutError
-        return Reply(status=int(resp.status), content_type=resp.getheader("Content-Type", "") or "",
-                     body=b"".join(chunks), url=url, location=resp.getheader("Location", "") or "")
+        return Reply(
+            status=int(resp.status),
+            content_type=resp.getheader("Content-Type", "") or "",
+            body=body_read,
+            url=url,
+            location=resp.getheader("Location", "") or "",
+        )
     except HttpError:
         raise
     except TimeoutError:
-        raise DeadlineExceeded(f"{what}: no whole answer within {deadline_s:g} s", method=method, url=url) from None
+        raise DeadlineExceeded(
+            f"{what}: no whole answer within {deadline_s:g} s", method=method, url=url
+        ) from None
     except ConnectionRefusedError:
         raise Unreachable(f"{what}: connection refused", method=method, url=url) from None
     except (http.client.HTTPException, ConnectionError, ssl.SSLError, OSError, ValueError) as e:
         if cutter.fired:
-            raise DeadlineExceeded(f"{what}: no whole answer within {deadline_s:g} s", method=method,
-                                   url=url) from None
+            raise DeadlineExceeded(
+                f"{what}: no whole answer within {deadline_s:g} s", method=method, url=url
+            ) from None
         if isinstance(e, socket.gaierror):
-            raise Unreachable(f"{what}: cannot resolve the host ({e.strerror})", method=method, url=url) from None
-        if isinstance(e, http.client.HTTPException | ValueError) and not isinstance(e, ConnectionError):
-            raise BadResponse(f"{what}: not a valid HTTP answer ({type(e).__name__})", method=method,
-                              url=url) from None
+            raise Unreachable(
+                f"{what}: cannot resolve the host ({e.strerror})", method=method, url=url
+            ) from None
+        if isinstance(e, http.client.HTTPException | ValueError) and not isinstance(
+            e, ConnectionError
+        ):
+            raise BadResponse(
+                f"{what}: not a valid HTTP answer ({type(e).__name__})", method=method, url=url
+            ) from None
         raise Unreachable(f"{what}: {type(e).__name__}: {e}", method=method, url=url) from None
     finally:
         cutter.cancel()
@@ -198,8 +229,14 @@ class JsonClient:
     the message of every redirect refused, for the caller to report.
     """
 
-    def __init__(self, base: str, *, token: str | None = None, deadline_s: float = DEFAULT_DEADLINE_S,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        base: str,
+        *,
+        token: str | None = None,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.base = base.rstrip("/")
         self.origin = origin_of(self.base)
         self.token = token
@@ -210,8 +247,16 @@ class JsonClient:
     def __repr__(self) -> str:
         return f"JsonClient({self.base!r}, token={'***' if self.token else None})"
 
-    def request(self, method: str, path: str, *, json_body: Any = None, headers: dict[str, str] | None = None,
-                deadline_s: float | None = None, max_bytes: int | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        deadline_s: float | None = None,
+        max_bytes: int | None = None,
+    ) -> Reply:
         """Send one request (path relative to the base); follow redirects only within the origin."""
         deadline = time.monotonic() + (self.deadline_s if deadline_s is None else deadline_s)
         url = self.base + path
@@ -224,9 +269,17 @@ class JsonClient:
                 h["Authorization"] = f"Bearer {self.token}"
             left = deadline - time.monotonic()
             if left <= 0:
-                raise DeadlineExceeded(f"{method} {url}: no whole answer within the deadline", method=method, url=url)
-            reply = exchange(method, url, body=data, headers=h, deadline_s=left,
-                             max_bytes=self.max_bytes if max_bytes is None else max_bytes)
+                raise DeadlineExceeded(
+                    f"{method} {url}: no whole answer within the deadline", method=method, url=url
+                )
+            reply = exchange(
+                method,
+                url,
+                body=data,
+                headers=h,
+                deadline_s=left,
+                max_bytes=self.max_bytes if max_bytes is None else max_bytes,
+            )
             if reply.status not in (301, 302, 303, 307, 308) or not reply.location:
                 return reply
             nxt = urljoin(url, reply.location)
@@ -235,23 +288,35 @@ class JsonClient:
             except ValueError:
                 same = False
             if not same:
-                msg = (f"{method} {url} redirected (HTTP {reply.status}) to another origin "
-                       f"{_origin_text(nxt)}; surgecast follows no redirect off its target {self.base}")
+                msg = (
+                    f"{method} {url} redirected (HTTP {reply.status}) to another origin "
+                    f"{_origin_text(nxt)}; surgecast follows no redirect off its target {self.base}"
+                )
                 self.refused.append(msg)
                 raise RedirectRefused(msg, method=method, url=url)
             url = nxt
             if reply.status == 303:
                 method, data = "GET", None
-        msg = f"{method} {self.base + path} redirected more than {MAX_SAME_ORIGIN_REDIRECTS} times; not followed"
+        msg = (f"{method} {self.base + path} redirected more than {MAX_SAME_ORIGIN_REDIRECTS} "
+               "times; not followed")
         self.refused.append(msg)
         raise RedirectRefused(msg, method=method, url=self.base + path)
 
-    def json(self, method: str, path: str, *, json_body: Any = None, ok: tuple[int, ...] = (200, 201, 202),
-             headers: dict[str, str] | None = None) -> Any:
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        ok: tuple[int, ...] = (200, 201, 202),
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """The JSON of an answer whose status is in `ok`; HttpError otherwise."""
         reply = self.request(method, path, json_body=json_body, headers=headers)
         if reply.status not in ok:
-            raise BadResponse(f"{method} {reply.url} answered HTTP {reply.status}", method=method, url=reply.url)
+            raise BadResponse(
+                f"{method} {reply.url} answered HTTP {reply.status}", method=method, url=reply.url
+            )
         return reply.json()
 
 

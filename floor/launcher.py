@@ -14,10 +14,11 @@ message when something goes wrong, and stops it (SIGTERM, then SIGKILL) or kills
 
 A child that never says where it listens is a TargetError with its stderr tail::
 
-    >>> ListeningChild([sys.executable, "-c", "import sys; sys.exit('boom')"], name="dud").start()  # doctest: +ELLIPSIS
+    >>> dud = ListeningChild([sys.executable, "-c", "import sys; sys.exit('boom')"], name="dud")
+    >>> dud.start()  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.TargetError: dud did not start: no 'listening on' line (it exited); command: ... -c import sys; sys.exit('boom'); stderr tail: boom
+    floor.errors.TargetError: dud did not start: no 'listening on' line (it exited); ...boom
 """
 
 from __future__ import annotations
@@ -40,10 +41,18 @@ LISTENING = "listening on "
 
 
 class ListeningChild:
-    """A server child process: ``start()`` returns its URL; ``stop()``, ``kill()``, ``stderr_tail``."""
+    """A server child process: ``start()`` returns its URL; ``stop()``, ``kill()``,
+    ``stderr_tail``."""
 
-    def __init__(self, command: list[str], *, env: Mapping[str, str] | None = None, name: str = "child",
-                 start_timeout_s: float = 20.0, keep_lines: int = 200) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str = "child",
+        start_timeout_s: float = 20.0,
+        keep_lines: int = 200,
+    ) -> None:
         self.command = list(command)
         self.env = None if env is None else dict(env)
         self.name = name
@@ -64,10 +73,17 @@ class ListeningChild:
         return "".join(self._stderr)
 
     def start(self) -> str:
-        """Start the child and return the URL of its first stdout line (TargetError if it does not come)."""
+        """Start the child and return the URL of its first stdout line (TargetError if it does not
+        come)."""
         self._stderr.clear()
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            start_new_session=True,
+        )
         threading.Thread(target=_drain, args=(self.proc.stderr, self._stderr), daemon=True).start()
         first = self._first_line()
         if not first.startswith(LISTENING):
@@ -102,8 +118,10 @@ class ListeningChild:
         tail = self.stderr_tail.strip().splitlines()[-15:]
         if proc is not None:
             threading.Thread(target=_drain, args=(proc.stdout, self._stdout), daemon=True).start()
-        raise TargetError(f"{self.name} did not start: {why}; command: {' '.join(self.command)}; "
-                          f"stderr tail: {' | '.join(tail) or '(empty)'}")
+        raise TargetError(
+            f"{self.name} did not start: {why}; command: {' '.join(self.command)}; "
+            f"stderr tail: {' | '.join(tail) or '(empty)'}"
+        )
 
     def _first_line(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -116,8 +134,14 @@ class ListeningChild:
             if box:  # end of its output: the child is exiting; reap it before saying which
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(5)
-            self.fail("no 'listening on' line" + (" (it exited)" if self.proc.poll() is not None
-                                                     else f" within {self.start_timeout_s:.0f} s"))
+            self.fail(
+                "no 'listening on' line"
+                + (
+                    " (it exited)"
+                    if self.proc.poll() is not None
+                    else f" within {self.start_timeout_s:.0f} s"
+                )
+            )
         return box[0]
 
 

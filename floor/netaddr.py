@@ -1,9 +1,10 @@
-"""Is an address loopback? One answer for the harness (a --host URL) and the testbed (a bind address).
+"""Is an address loopback? One answer for the harness (a --host URL) and the testbed (a bind
+address).
 
     >>> is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"), is_loopback("https://example.com")
     (True, True, False)
-    >>> is_loopback("127.9.9.9"), is_loopback("::1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, True, False)
+    >>> [is_loopback(a) for a in ("127.9.9.9", "::1", "localhost", "0.0.0.0")]
+    [True, True, True, False]
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""One typed TOML reader: read a file whole, then read its fields by dotted name with errors that name them.
+"""One typed TOML reader: read a file whole, then read its fields by dotted name with errors that
+name them.
 
-Profiles (scenarios/profile.py) and the testbed configuration (testbed/config.py) both read through it::
+Profiles (scenarios/profile.py) and the testbed configuration (testbed/config.py) both read through
+it::
 
     >>> r = TableReader({"issuer": {"workers": 4, "overload": "shed"}})
-    >>> w = r.sub("issuer"); w.integer("workers", 1, 1), w.choice("overload", "unbounded", ("unbounded", "shed"))
+    >>> w = r.sub("issuer")
+    >>> w.integer("workers", 1, 1), w.choice("overload", "unbounded", ("unbounded", "shed"))
     (4, 'shed')
     >>> w.done(); r.number("issuer.workers", minimum=1)
     4.0
@@ -12,7 +15,8 @@ Profiles (scenarios/profile.py) and the testbed configuration (testbed/config.py
     ...
     floor.errors.FieldError: issuer.workers = 0: give an integer >= 1
 
-``error`` is the FieldError subclass raised (ProfileError, ConfigError), so each room keeps its name.
+``error`` is the FieldError subclass raised (ProfileError, ConfigError), so each room keeps its
+name.
 """
 
 from __future__ import annotations
@@ -31,13 +35,16 @@ MISSING: Any = object()
 """The default of a field that must be given."""
 
 
-def read_toml(path: str | Path, *, field: str, error: type[FieldError] = FieldError) -> dict[str, Any]:
-    """The parsed TOML file at ``path``; every failure is one ``error`` naming ``field`` and the fix.
+def read_toml(
+    path: str | Path, *, field: str, error: type[FieldError] = FieldError
+) -> dict[str, Any]:
+    """The parsed TOML file at ``path``; every failure is one ``error`` naming ``field`` and the
+    fix.
 
-    >>> read_toml("/nonexistent.toml", field="--config")
+    >>> read_toml("/nonexistent.toml", field="--config")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --config = '/nonexistent.toml': cannot read it (No such file or directory)
+    floor.errors.FieldError: --config = '/nonexistent.toml': cannot read it (No such file or ...
     """
     try:
         raw = Path(path).read_bytes()
@@ -50,7 +57,9 @@ def read_toml(path: str | Path, *, field: str, error: type[FieldError] = FieldEr
     return parse_toml(text, field=field, value=str(path), error=error)
 
 
-def parse_toml(text: str, *, field: str, value: object, error: type[FieldError] = FieldError) -> dict[str, Any]:
+def parse_toml(
+    text: str, *, field: str, value: object, error: type[FieldError] = FieldError
+) -> dict[str, Any]:
     """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``field``.
 
     >>> parse_toml("a = 1", field="f", value="x")
@@ -73,13 +82,22 @@ def _is_num(v: Any) -> bool:
 
 
 class TableReader:
-    """Typed fields of a TOML table by dotted name (relative to ``prefix``), errors naming each field.
+    """Typed fields of a TOML table by dotted name (relative to ``prefix``), errors naming each
+    field.
 
     ``done()`` refuses the keys of this table that no getter asked for (a typo in a key).
     """
 
-    def __init__(self, data: Any, prefix: str = "", *, error: type[FieldError] = FieldError,
-                 missing: str = "missing; add it", unknown: str = "unknown key", zone: str = "the zone") -> None:
+    def __init__(
+        self,
+        data: Any,
+        prefix: str = "",
+        *,
+        error: type[FieldError] = FieldError,
+        missing: str = "missing; add it",
+        unknown: str = "unknown key",
+        zone: str = "the zone",
+    ) -> None:
         if not isinstance(data, dict):
             raise error(prefix, data, "give a table")
         self.data: dict[str, Any] = data
@@ -119,14 +137,22 @@ class TableReader:
 
     def sub(self, key: str) -> TableReader:
         """A reader of the sub-table ``key`` (empty if absent), with the same error policy."""
-        return TableReader(self.table(key, {}), self.name(key), error=self.error, missing=self.missing,
-                           unknown=self.unknown, zone=self.zone)
+        return TableReader(
+            self.table(key, {}),
+            self.name(key),
+            error=self.error,
+            missing=self.missing,
+            unknown=self.unknown,
+            zone=self.zone,
+        )
 
     def array_of_tables(self, key: str) -> list[dict[str, Any]]:
         """An array of tables (empty if absent)."""
         v = self.get(key, [])
         if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-            raise self.fail(key, v, f"must be an array of tables: write [[{self.name(key)}]] blocks")
+            raise self.fail(
+                key, v, f"must be an array of tables: write [[{self.name(key)}]] blocks"
+            )
         return v
 
     def string(self, key: str, default: Any = MISSING) -> str:
@@ -136,8 +162,17 @@ class TableReader:
             raise self.fail(key, v, "give a non-empty text in quotes")
         return v
 
-    def number(self, key: str, *, value: Any = MISSING, default: Any = MISSING, minimum: float | None = None,
-               maximum: float | None = None, exclusive: bool = False, integer: bool = False) -> float:
+    def number(
+        self,
+        key: str,
+        *,
+        value: Any = MISSING,
+        default: Any = MISSING,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        exclusive: bool = False,
+        integer: bool = False,
+    ) -> float:
         """A finite number (``value`` if given, else the field), within the bounds."""
         v = self.get(key, default) if value is MISSING else value
         if v is None:
@@ -179,7 +214,8 @@ class TableReader:
         return v
 
     def when(self, key: str, tz: tzinfo, *, value: Any = MISSING, optional: bool = False) -> Any:
-        """A date-time (TOML or ISO text), in ``tz`` unless it carries an offset; None if optional and absent."""
+        """A date-time (TOML or ISO text), in ``tz`` unless it carries an offset; None if optional
+        and absent."""
         if value is MISSING:
             value = self.get(key, None if optional else MISSING)
         if value is None and optional:

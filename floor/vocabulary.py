@@ -40,7 +40,8 @@ RESOURCES: tuple[str, ...] = ("issuer", "payments")
 JOURNEYS: tuple[str, ...] = ("new_applicant", "returning_applicant", "stamp_only")
 """The applicant journeys a profile may mix."""
 
-STEPS: tuple[str, ...] = ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
+STEPS: tuple[str, ...] = ("register", "login", "order", "pay", "wait_quota", "stamp",
+                          "poll_stamp", "download")
 """The steps of a journey, in order (the names of the request groups in every run file)."""
 
 OUTCOMES: tuple[str, ...] = ("completed", "abandoned", "failed", "dropped")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from floor.vocabulary import GATES
 from reports.i18n import Translator
 from reports.load import RunData
 from reports.screen import KeyFigures, Verdict
@@ -121,7 +122,7 @@ def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
     hours = sorted({r["hour"] for r in p.get("timetable") or []})[:12]
     for h in hours:
         cells = {r["gate"]: r for r in p["timetable"] if r["hour"] == h}
-        gates = ("registration", "ordering", "stamping")
+        gates = GATES
         k.timetable.append(
             {
                 "hour": tr.when(datetime.fromisoformat(h).astimezone(tz)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from floor.vocabulary import STEPS
 from reports.i18n import Translator
 from reports.load import RunData
 
@@ -26,25 +27,7 @@ def latency_rows(run: RunData, tr: Translator) -> list[dict[str, Any]]:
     A percentile with fewer than 10 / (1 - q) samples is flagged `thin` (shown with a mark).
     """
     rows = []
-    order = [
-        s
-        for s in (
-            "register",
-            "login",
-            "order",
-            "pay",
-            "wait_quota",
-            "stamp",
-            "poll_stamp",
-            "download",
-        )
-        if s in run.hdr
-    ] + sorted(
-        set(run.hdr)
-        - set(
-            ("register", "login", "order", "pay", "wait_quota", "stamp", "poll_stamp", "download")
-        )
-    )
+    order = [s for s in STEPS if s in run.hdr] + sorted(set(run.hdr) - set(STEPS))
     for step in order:
         for clock in ("service", "intended"):
             h = run.hdr[step].get(clock)

@@ -18,7 +18,6 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
-from datetime import datetime
 from typing import Any
 
 import gevent
@@ -26,6 +25,7 @@ import numpy as np
 from locust import FastHttpUser, constant, task
 
 from floor.errors import TargetError
+from floor.timegrammar import unix_seconds
 from floor.vocabulary import STEPS
 from scenarios.identities import make_identity
 from scenarios.journeys import ApplicantPlan, GiveUp, JourneyRun
@@ -211,9 +211,9 @@ def _finished_unix(resp: Any) -> float | None:
     """The `finished_at` of a GET /v1/stamps/{id} answer as Unix seconds, or None."""
     try:
         v = json.loads(resp.content or b"{}").get("finished_at")
-        return datetime.fromisoformat(v).timestamp() if isinstance(v, str) and v else None
     except (ValueError, TypeError, AttributeError):
         return None
+    return unix_seconds(v) if isinstance(v, str) and v else None
 
 
 class ProbeApplicant(FastHttpUser):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from floor.vocabulary import GATE_MODES
 from testbed.faults import request_schema as fault_request_schema
 
 ERR = {"$ref": "#/components/schemas/Error"}
@@ -47,7 +48,7 @@ RESOURCE = _obj(
 
 
 GATE = _obj(
-    {"mode": {"type": "string", "enum": ["open", "closed", "rate"]}, "rate_per_s": N, "burst": INT}
+    {"mode": {"type": "string", "enum": list(GATE_MODES)}, "rate_per_s": N, "burst": INT}
 )
 
 

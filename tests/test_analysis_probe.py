@@ -186,7 +186,9 @@ def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -
     from reports.build import build_report
 
     run = tmp_path / "probe"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run)
+    # capacity.json is rewritten below: leave out the manifest, which would refuse the edited file
+    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run,
+                    ignore=shutil.ignore_patterns("manifest.json"))
     rng = np.random.default_rng(4)
     batches = (
         _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")

@@ -121,6 +121,13 @@ def test_missing_queue_is_a_named_input_error(tmp_path: Path) -> None:
         check_plan_followed(tmp_path, model=False)
 
 
+def _listed(run: Path, name: str) -> None:
+    """List a file added to the fixture in its manifest, as the demo lists its plan_check.json."""
+    from floor import rundir
+
+    rundir.record(run, [name], run_id=rundir.read_manifest(run)["run_id"], by="demo")
+
+
 def test_report_shows_the_plan_check(tmp_path: Path) -> None:
     import shutil
 
@@ -132,6 +139,7 @@ def test_report_shows_the_plan_check(tmp_path: Path) -> None:
         _run_dir(tmp_path / "synthetic", drain_after_h=12, busy=3), model=False
     )
     atomic.write_json(run / "plan_check.json", check)
+    _listed(run, "plan_check.json")
     html = build_report(run).paths[0].read_text()
     assert 'id="plan-check" class="callout bad"' in html
     assert "did NOT follow the plan" in html and "never drained" not in html
@@ -163,6 +171,7 @@ def test_report_shows_plan_against_doing_nothing_measured_beside_model(
         "verdict": "the plan served 47 more applicants than doing nothing",
     }
     atomic.write_json(run / "plan_check.json", check)
+    _listed(run, "plan_check.json")
     html = build_report(run, lang=lang).paths[0].read_text()
     assert 'id="plan-vs-baseline"' in html
     row = html[html.index('data-row="served"', html.index('id="plan-vs-baseline"')) :]

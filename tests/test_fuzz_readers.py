@@ -608,7 +608,7 @@ def test_cli_usl_bad_file(tmp_path: Path, content: bytes, expect: str) -> None:
 
 def test_cli_report_corrupted_directory_keeps_old_report(tmp_path: Path) -> None:
     d = tmp_path / "run"
-    shutil.copytree(RUNS / "probe", d, ignore=shutil.ignore_patterns("report.*"))
+    shutil.copytree(RUNS / "probe", d, ignore=shutil.ignore_patterns("report.*", "manifest.json"))
     old = b"<!DOCTYPE html><p>an older report</p>\n"
     (d / "report.html").write_bytes(old)
     (d / "capacity.json").write_bytes(
@@ -624,7 +624,7 @@ def test_cli_report_corrupted_directory_keeps_old_report(tmp_path: Path) -> None
 
 def test_cli_report_binary_garbage_writes_nothing(tmp_path: Path) -> None:
     d = tmp_path / "run"
-    shutil.copytree(RUNS / "plan", d, ignore=shutil.ignore_patterns("report.*"))
+    shutil.copytree(RUNS / "plan", d, ignore=shutil.ignore_patterns("report.*", "manifest.json"))
     (d / "timeline.csv").write_bytes(b"calendar_at,demand_per_s\n\x00\xff\xfe garbage\r\n")
     r = _cli("report", str(d), cwd=tmp_path)
     _one_line_error(r, "timeline.csv")

@@ -82,6 +82,17 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _legacy(src: Path, dst: Path) -> Path:
+    """A copy as a directory written before run ids: no manifest.json, no `run_id` in its JSON."""
+    d = _copy(src, dst)
+    (d / "manifest.json").unlink()
+    for p in d.glob("*.json"):
+        obj = json.loads(p.read_text())
+        if isinstance(obj, dict) and "run_id" in obj:
+            p.write_text(json.dumps({k: v for k, v in obj.items() if k != "run_id"}))
+    return d
+
+
 def _snapshot(d: Path) -> dict[str, str]:
     return {
         str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -197,7 +208,7 @@ def test_deleting_a_listed_file_is_not_a_blend(plans: tuple[Path, Path], tmp_pat
 
 
 def test_directory_without_manifest_says_so(tmp_path: Path) -> None:
-    d = _copy(FIXTURES / "plan", tmp_path / "legacy")
+    d = _legacy(FIXTURES / "plan", tmp_path / "legacy")
     assert rundir.verify(d) is None
     main(["report", str(d)])
     html = (d / "report.html").read_text()
@@ -205,11 +216,8 @@ def test_directory_without_manifest_says_so(tmp_path: Path) -> None:
 
 
 def test_without_manifest_differing_json_run_ids_are_refused(tmp_path: Path) -> None:
-    d = _copy(FIXTURES / "full", tmp_path / "legacy")
-    for name, rid in (
-        ("plan.json", "20261201T000000Z-aaaaaa"),
-        ("capacity.json", "20261201T000000Z-bbbbbb"),
-    ):
+    d = _legacy(FIXTURES / "full", tmp_path / "legacy")
+    for name, rid in (("plan.json", "20261201T000000Z-aaaaaa"), ("capacity.json", "20261201T000000Z-bbbbbb")):
         obj = json.loads((d / name).read_text())
         (d / name).write_text(json.dumps({"run_id": rid, **obj}))
     with pytest.raises(rundir.BlendedRun, match="capacity.json|plan.json"):
@@ -238,7 +246,7 @@ def test_a_writer_refuses_another_runs_directory_before_writing(
 
 
 def test_a_writer_refuses_files_without_a_manifest(tmp_path: Path) -> None:
-    d = _copy(FIXTURES / "probe", tmp_path / "old")
+    d = _legacy(FIXTURES / "probe", tmp_path / "old")
     before = _snapshot(d)
     r = _cli("plan", "--profile", "casn2024", "--no-bands", "--out", str(d))
     _one_line_exit_2(r, "--out", "earlier run", "capacity.json")

@@ -72,3 +72,69 @@ def test_checks_are_found_by_name_whatever_their_order() -> None:
     assert check_by_name(shuffled, "integrity") == check_by_name(check, "integrity")
     assert check_by_name(shuffled, "integrity")["ok"] is False
     assert shuffled["checks"][2]["ok"] is True  # the positional mutant (checks[2]) reads 'gates'
+
+
+REHEARSAL = Path(__file__).parent / "fixtures" / "runs" / "rehearsal"
+
+
+def test_arrivals_and_queue_are_read_by_the_room_as_a_plain_csv_reads_them() -> None:
+    """The model's inputs (analysis.rehearsal_inputs) come from floor.rundir.files, unchanged."""
+    import csv
+    from datetime import datetime
+
+    from analysis.rehearsal_inputs import _arrival_rows, _queue_series
+
+    def unix(text: str) -> float:
+        return datetime.fromisoformat(text).timestamp()
+
+    with (REHEARSAL / schema.ARRIVALS).open(newline="") as f:
+        plain = [(r["applicant_id"], r["journey"], unix(r["intended_at"]), r["outcome"],
+                  unix(r["finished_at"]) if r["finished_at"] else None)
+                 for r in csv.DictReader(f) if r["outcome"] != "dropped"]
+    assert _arrival_rows(REHEARSAL / schema.ARRIVALS, ids=True) == plain
+    assert _arrival_rows(REHEARSAL / schema.ARRIVALS) == [r[1:] for r in plain]
+    with (REHEARSAL / schema.QUEUE).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    ts, q = _queue_series(REHEARSAL / schema.QUEUE, 100.0)
+    assert list(ts) == [unix(r["at"]) - 100.0 for r in rows]
+    assert list(q) == [float(r["issuer_queue"]) + float(r["issuer_busy"]) for r in rows]
+
+
+@pytest.mark.parametrize(("name", "column", "bad"), [
+    (schema.ARRIVALS, "intended_at", "yesterday"), (schema.ARRIVALS, "outcome", "complete"),
+    (schema.QUEUE, "at", "noon"), (schema.QUEUE, "issuer_busy", "x")])
+def test_model_inputs_refuse_a_bad_cell_naming_line_and_column(tmp_path: Path, name: str,
+                                                                column: str, bad: str) -> None:
+    from analysis.rehearsal_inputs import _arrival_rows, _queue_series
+
+    lines = (REHEARSAL / name).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = lines[2].split(",")
+    cells[header.index(column)] = bad
+    lines[2] = ",".join(cells)
+    (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = _arrival_rows if name == schema.ARRIVALS else lambda p: _queue_series(p, 0.0)
+    with pytest.raises(InputFileError, match=rf"{name}: line 3: column {column} = '{bad}'"):
+        read(tmp_path / name)
+    with pytest.raises(InputFileError, match=rf"{name}: missing; a rehearsal"):
+        read(tmp_path / "absent" / name)
+
+
+def test_the_plan_check_reads_queue_csv_through_the_room(tmp_path: Path) -> None:
+    """follow's samples: gates and paused from queue.csv, a bad cell named by line and column."""
+    from analysis.follow import _queue_rows
+
+    src = Path(__file__).parent / "fixtures" / "runs" / "full" / schema.QUEUE
+    rows = _queue_rows(src)
+    text = src.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == len(text) - 1
+    paused = [r.split(",")[schema.QUEUE_COLUMNS.index("issuer_paused")] == "1" for r in text[1:]]
+    assert [r[4] for r in rows] == paused and any(paused) and not all(paused)
+    gate = schema.QUEUE_COLUMNS.index("gate_ordering")
+    assert [r[5]["ordering"] for r in rows] == [r.split(",")[gate] for r in text[1:]]
+    cells = text[3].split(",")
+    cells[schema.QUEUE_COLUMNS.index("issuer_queue")] = "many"
+    text[3] = ",".join(cells)
+    (tmp_path / schema.QUEUE).write_text("\n".join(text) + "\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"queue.csv: line 4: column issuer_queue = 'many'"):
+        _queue_rows(tmp_path / schema.QUEUE)

@@ -36,6 +36,7 @@ from floor.rundir.schema import (
     HDR_CLOCKS,
     OUTCOMES,
     PLAN_GATE_MODES,
+    QUEUE_GATE_COLUMNS,
 )
 from floor.vocabulary import GATE_MODES, GATES
 
@@ -96,10 +97,23 @@ def read_summary(path: Path) -> dict[str, Any]:
     return s
 
 
-def read_arrivals(path: Path) -> Series:
-    """arrivals.csv: the times, journeys and outcomes of every scheduled arrival."""
-    s = read_csv(path, times=("intended_at", "calendar_intended_at"),
-                 texts=("journey", "outcome", "ended_step"))
+def _csv(path: Path, missing: str, **columns: Any) -> Series:
+    """read_csv, and a missing file refused with `missing` (who writes it) when given."""
+    try:
+        return read_csv(path, **columns)
+    except FileNotFoundError:
+        if not missing:
+            raise
+        raise InputFileError(f"{path}: missing; {missing}") from None
+
+
+def read_arrivals(path: Path, *, missing: str = "") -> Series:
+    """arrivals.csv: the times, journeys and outcomes of every scheduled arrival; also the
+    `applicant_id` and the wall `finished_at` (None when empty: a dropped arrival) when the
+    header has them. `missing` words the error for an absent file (who writes it)."""
+    s = _csv(path, missing, times=("intended_at", "calendar_intended_at"),
+             texts=("journey", "outcome", "ended_step"), optional_texts=("applicant_id",),
+             optional_times=("finished_at",), empty_ok=("finished_at",))
     bad = set(s["outcome"]) - set(OUTCOMES)
     if bad:
         first = sorted(bad)[0]
@@ -109,11 +123,15 @@ def read_arrivals(path: Path) -> Series:
     return s
 
 
-def read_queue(path: Path) -> Series:
-    """queue.csv: the target's issuer queue over calendar time."""
-    return read_csv(path, times=("calendar_at",),
-                    numbers=("issuer_queue", "issuer_busy", "issuer_workers"),
-                    optional_numbers=("payments_queue", "issuer_completed", "issuer_failed"))
+def read_queue(path: Path, *, missing: str = "") -> Series:
+    """queue.csv: the target's issuer queue over calendar time; also the wall `at`,
+    `issuer_paused` (0 or 1) and the gate columns when the header has them. `missing` words
+    the error for an absent file (who writes it)."""
+    return _csv(path, missing, times=("calendar_at",),
+                numbers=("issuer_queue", "issuer_busy", "issuer_workers"),
+                optional_numbers=("payments_queue", "issuer_completed", "issuer_failed",
+                                  "issuer_paused"),
+                optional_times=("at",), optional_texts=QUEUE_GATE_COLUMNS)
 
 
 def read_latency_history(path: Path) -> Series:

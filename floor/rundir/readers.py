@@ -25,7 +25,8 @@ import numpy as np
 
 from floor.errors import InputFileError
 
-__all__ = ["FIX", "YEARS", "Series", "key_time", "need", "parse_time", "read_csv", "read_json"]
+__all__ = ["FIX", "YEARS", "Series", "key_time", "need", "parse_time", "read_csv", "read_json",
+           "require"]
 
 YEARS = (1900, 2200)  # times outside are not a surge's calendar (and overflow zone conversions)
 FIX = "rerun the command that wrote it, or delete the file to build the report without it"
@@ -187,24 +188,42 @@ def _raw_columns(path: Path, wanted: tuple[str, ...], optional: tuple[str, ...],
 
 def read_csv(path: Path, *, numbers: tuple[str, ...] = (), times: tuple[str, ...] = (),
              texts: tuple[str, ...] = (), optional_numbers: tuple[str, ...] = (),
+             optional_times: tuple[str, ...] = (), optional_texts: tuple[str, ...] = (),
              empty_ok: tuple[str, ...] = ()) -> Series:
     """Read the named columns of a CSV file (others are ignored).
 
     `numbers` become float arrays, `times` lists of aware datetimes, `texts` lists
     of str. A missing column or an unparsable cell names the file, line and
-    column. Columns in `empty_ok` may be empty (NaN or None).
+    column. Columns in `empty_ok` may be empty (NaN or None). The `optional_*` columns
+    are read when the header has them; `require` asks for one a caller cannot do without.
     """
     path = Path(path)
-    raw, lines = _raw_columns(path, numbers + times + texts, optional_numbers)
+    raw, lines = _raw_columns(path, numbers + times + texts,
+                              optional_numbers + optional_times + optional_texts)
     cols: dict[str, Any] = {}
     for n in numbers + tuple(n for n in optional_numbers if n in raw):
         cols[n] = _floats(raw[n], path, n, empty_ok=n in empty_ok, lines=lines)
-    for n in times:
+    for n in times + tuple(n for n in optional_times if n in raw):
         cols[n] = [None if (v == "" and n in empty_ok) else parse_time(v, path, line, n)
                    for line, v in zip(lines, raw[n], strict=True)]
-    for n in texts:
+    for n in texts + tuple(n for n in optional_texts if n in raw):
         cols[n] = raw[n]
     return Series(path=path, cols=cols, lines=lines)
+
+
+def require(series: Series, *names: str) -> None:
+    """Refuse a Series read without one of the optional columns `names`, naming the file.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "x.csv"; _ = p.write_text("n\\n1\\n")
+    >>> require(read_csv(p, numbers=("n",), optional_texts=("step",)), "step")
+    Traceback (most recent call last):
+    ...
+    floor.errors.InputFileError: ...x.csv: line 1: column step is missing from the header; ...
+    """
+    for name in names:
+        if name not in series.cols:
+            raise InputFileError(f"{series.path}: line 1: column {name} is missing from the "
+                                 f"header; {FIX}")
 
 
 def _floats(values: list[str], path: Path, name: str, *, empty_ok: bool,

@@ -14,7 +14,7 @@ once::
 
 from __future__ import annotations
 
-from floor.vocabulary import GATE_MODES, OUTCOMES, STEPS
+from floor.vocabulary import GATE_MODES, GATES, OUTCOMES, STEPS
 
 __all__ = [
     "ARRIVALS", "ARRIVAL_COLUMNS", "AUDIT", "BATCH_COLUMNS", "CAPACITY", "DRILL",
@@ -23,7 +23,8 @@ __all__ = [
     "HDR_CLOCKS", "HISTORY_COLUMNS", "LATENCY_DIR", "LATENCY_HISTORY", "LEDGER", "LEDGER_COLUMNS",
     "LOCUST_EXCEPTIONS", "LOCUST_FAILURES", "LOCUST_LOG", "LOCUST_STATS", "LOCUST_STATS_HISTORY",
     "MANIFEST", "MAPPING", "PLAN", "PLAN_CHECK", "PLAN_COLUMNS", "PLAN_GATE_MODES", "PROBE",
-    "PROBE_BATCHES", "PROBE_COLUMNS", "PROFILE", "QUEUE", "QUEUE_COLUMNS", "RECONCILIATION",
+    "PROBE_BATCHES", "PROBE_COLUMNS", "PROFILE", "QUEUE", "QUEUE_COLUMNS", "QUEUE_GATE_COLUMNS",
+    "RECONCILIATION",
     "REPORT_HTML", "REPORT_PDF", "RUN", "RUN_FILES", "SERVER_LEDGER", "SERVER_RECORDS", "STEPS",
     "OUTCOMES", "SUMMARY", "TIMELINE", "TIMELINE_COLUMNS", "WAITING_ROOM", "clock", "hdr_name",
 ]
@@ -85,10 +86,10 @@ ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "fini
 LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount",
                   "status", "at", "http_status", "payment_id", "quantity_told", "serial_number",
                   "document_serial", "idempotency_keys")
+QUEUE_GATE_COLUMNS = tuple(f"gate_{g}" for g in GATES)  # the mode a target reports; rate:R
 QUEUE_COLUMNS = ("at", "calendar_at", "issuer_queue", "issuer_busy", "issuer_workers",
                  "issuer_completed", "issuer_failed", "issuer_paused", "payments_queue",
-                 "payments_busy", "payments_workers", "gate_registration", "gate_ordering",
-                 "gate_stamping")
+                 "payments_busy", "payments_workers", *QUEUE_GATE_COLUMNS)
 HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count", "errors",
                    "p50_ms", "p95_ms", "p99_ms", "intended_p50_ms", "intended_p95_ms",
                    "intended_p99_ms")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from floor.vocabulary import GATES
 from reports.charts.registry import register
 from reports.charts.style import (
     COLOURS,
@@ -46,7 +47,7 @@ def gates_chart(run: RunData, tr: Translator) -> Chart | None:
     if not changes:
         return None
     tz = run.tz
-    gates = ["registration", "ordering", "stamping"]
+    gates = list(GATES)
     gates += sorted({c["gate"] for c in changes} - set(gates))
     start = min(c["at"] for c in changes)
     end = max(c["at"] for c in changes)
@@ -128,7 +129,7 @@ def reopening_chart(run: RunData, tr: Translator) -> Chart | None:
             changes.append({"at": st["start"], "gate": gate, "mode": mode})
     start, end = reopening_window(reopen, [s["start"] for s in stages])
     x0, x1 = local_day(start, tz), local_day(end, tz)
-    gates = ["registration", "ordering", "stamping"]
+    gates = list(GATES)
     fig = new_figure(9.0, 2.8)
     ax = fig.add_subplot()
     seen: set[str] = set()

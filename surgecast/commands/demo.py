@@ -38,6 +38,7 @@ from floor.children import stop as stop_child
 from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
 from floor.rundir.files import read_gate_schedule
 from floor.rundir.schema import GATE_SCHEDULE
+from floor.vocabulary import GATES
 
 PROFILE = "casn2024"
 
@@ -153,7 +154,7 @@ def baseline_schedule(plan: dict[str, Any], schedule: list[dict[str, Any]]) -> l
     past = [g for g in schedule if _dt.fromisoformat(g["at"]) < decided]
     return past + [{"at": plan["reopen_at"], "gate": g, "mode": "open", "rate_per_s": None,
                     "burst": None, "room": None, "label": "baseline"}
-                   for g in ("registration", "ordering", "stamping")]
+                   for g in GATES]
 
 
 def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], compress: float,
