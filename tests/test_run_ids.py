@@ -217,7 +217,10 @@ def test_directory_without_manifest_says_so(tmp_path: Path) -> None:
 
 def test_without_manifest_differing_json_run_ids_are_refused(tmp_path: Path) -> None:
     d = _legacy(FIXTURES / "full", tmp_path / "legacy")
-    for name, rid in (("plan.json", "20261201T000000Z-aaaaaa"), ("capacity.json", "20261201T000000Z-bbbbbb")):
+    for name, rid in (
+        ("plan.json", "20261201T000000Z-aaaaaa"),
+        ("capacity.json", "20261201T000000Z-bbbbbb"),
+    ):
         obj = json.loads((d / name).read_text())
         (d / name).write_text(json.dumps({"run_id": rid, **obj}))
     with pytest.raises(rundir.BlendedRun, match="capacity.json|plan.json"):
