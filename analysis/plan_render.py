@@ -43,16 +43,15 @@ def _header(plan: Any) -> list[str]:
     tot = plan.total
     L = [
         f"Plan for {plan.profile.title} ({plan.profile.name}), times {cal.tz.key}",
-        f"  capacity {plan.capacity_stamps_per_second:g} stamps/s; {tot:,.0f} applicants; close "
-        f"in force "
-        f"{cal.at(plan.close_s):%Y-%m-%d %H:%M}"
+        f"  capacity {plan.capacity_stamps_per_second:g} stamps/s; {tot:,.0f} applicants; "
+        f"close in force {cal.at(plan.close_s):%Y-%m-%d %H:%M}"
         + (f" (extended {plan.config.extend_days} d)" if plan.config.extend_days else ""),
     ]
     if plan.outage:
         L.append(
             f"  outage {plan.outage[0]:%Y-%m-%d %H:%M} .. {plan.outage[1]:%Y-%m-%d %H:%M}; "
-            f"decision (reopening) {cal.at(plan.decision_s):%Y-%m-%d %H:%M}; the past before it "
-            f"is fixed"
+            f"decision (reopening) {cal.at(plan.decision_s):%Y-%m-%d %H:%M}; "
+            "the past before it is fixed"
         )
     return L
 
@@ -80,8 +79,7 @@ def _outcomes(plan: Any, j: dict[str, Any]) -> list[str]:
         u = j["if_slots_do_not_hold"]
         L.append(
             f"  assumption: a booked slot stops the persistence clock; without it the plan "
-            f"serves {u['served']:,} "
-            f"and loses {u['lost_paid']:,} who paid"
+            f"serves {u['served']:,} and loses {u['lost_paid']:,} who paid"
         )
     for v, cost in j["pacing_costs"].items():
         if cost > 0 and v != "baseline":
@@ -202,8 +200,7 @@ def _verdict(plan: Any, j: dict[str, Any]) -> str:
     else:
         v = (
             f"VERDICT: target NOT met by {cal.at(plan.close_s):%Y-%m-%d %H:%M} ({basis} served "
-            f"{served / tot:.1%} < "
-            f"{plan.target_share:.1%}); "
+            f"{served / tot:.1%} < {plan.target_share:.1%}); "
         )
         v += (
             f"extend by {ext} d to {j['extended_close'][:16].replace('T', ' ')}"
