@@ -22,22 +22,34 @@ import numpy as np
 
 from scenarios.profile_model import Profile
 
-__all__ = ["RANGES", "N_SETS", "EXCLUDED", "BAND_STEP_S", "parameter_sets", "band", "profile_ranges"]
+__all__ = [
+    "RANGES",
+    "N_SETS",
+    "EXCLUDED",
+    "BAND_STEP_S",
+    "parameter_sets",
+    "band",
+    "profile_ranges",
+]
 
 # Used only for profiles without a [ranges] table (stated defaults, not published).
 RANGES: dict[str, tuple[float, float]] = {
-    "behaviour.patience_minutes": (5.0, 60.0),       # one visit
-    "behaviour.retry_after_minutes": (60.0, 360.0),  # the 2023 queue said "come back in 2 to 3 hours"
+    "behaviour.patience_minutes": (5.0, 60.0),  # one visit
+    "behaviour.retry_after_minutes": (
+        60.0,
+        360.0,
+    ),  # the 2023 queue said "come back in 2 to 3 hours"
 }
 N_SETS = 16
 # Not banded: the issuer's capacity is what the plan is made for (the what-if table and the
 # required capacity answer it), so the bands hold it fixed.
 EXCLUDED = ("capacity.stamps_per_second",)
-BAND_STEP_S = 300.0   # the bands run the model at 5-minute steps (as `analysis.forecast.bands`)
+BAND_STEP_S = 300.0  # the bands run the model at 5-minute steps (as `analysis.forecast.bands`)
 
 
 def profile_ranges(profile: Profile) -> dict[str, tuple[float, float]]:
-    """The profile's [ranges] (names as in `analysis.forecast.PARAMS`), less the capacity; else `RANGES`.
+    """The profile's [ranges] (names as in `analysis.forecast.PARAMS`), less the capacity;
+    else `RANGES`.
 
     >>> from scenarios.profile import load_profile
     >>> "behaviour.persistence_days" in profile_ranges(load_profile("casn2024"))
@@ -46,12 +58,17 @@ def profile_ranges(profile: Profile) -> dict[str, tuple[float, float]]:
     False
     """
     from analysis.forecast import PARAMS
+
     own = getattr(profile, "ranges", None)
     src = own if isinstance(own, Mapping) and own else RANGES
-    return {k: (float(v[0]), float(v[1])) for k, v in src.items() if k in PARAMS and k not in EXCLUDED}
+    return {
+        k: (float(v[0]), float(v[1])) for k, v in src.items() if k in PARAMS and k not in EXCLUDED
+    }
 
 
-def parameter_sets(ranges: Mapping[str, tuple[float, float]], n: int, *, seed: int = 2024) -> list[dict[str, float]]:
+def parameter_sets(
+    ranges: Mapping[str, tuple[float, float]], n: int, *, seed: int = 2024
+) -> list[dict[str, float]]:
     """`n` parameter sets, a seeded Latin hypercube over `ranges` (each stratum once per parameter).
 
     >>> s = parameter_sets({"a": (0.0, 1.0)}, 4, seed=0)
@@ -76,5 +93,3 @@ def band(values: Sequence[float]) -> dict[str, float]:
     a = np.asarray(list(values), dtype=float)
     p5, p50, p95 = np.percentile(a, [5, 50, 95])
     return {"p5": float(p5), "p50": float(p50), "p95": float(p95)}
-
-

@@ -45,7 +45,15 @@ from scenarios.profile_model import Profile
 FITTED = ("demand.pull", "outages.capacity_factor")
 BOUNDS = {"demand.pull": (0.05, 5.0), "outages.capacity_factor": (0.0, 1.0)}
 
-__all__ = ["FITTED", "CalibrationFit", "fit_profile", "in_sample", "holdouts", "capacity_from_failure", "main"]
+__all__ = [
+    "FITTED",
+    "CalibrationFit",
+    "fit_profile",
+    "in_sample",
+    "holdouts",
+    "capacity_from_failure",
+    "main",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,11 +83,16 @@ def holdouts(profile: Profile) -> tuple[CalibrationPoint, ...]:
 def _short_forecast(profile: Profile, upto_s: float, step_s: float) -> Forecast:
     """The model run only as far as the last in-sample point (the fit's inner loop)."""
     inputs = inputs_from_profile(profile, horizon_s=upto_s + step_s, step_s=step_s)
-    return Forecast(profile=profile, result=run_fluid(inputs, stages_from_profile(profile)),
-                    close_s=profile.calendar.span_s)
+    return Forecast(
+        profile=profile,
+        result=run_fluid(inputs, stages_from_profile(profile)),
+        close_s=profile.calendar.span_s,
+    )
 
 
-def model_errors(profile: Profile, points: Sequence[CalibrationPoint], step_s: float = 60.0) -> tuple[float, ...]:
+def model_errors(
+    profile: Profile, points: Sequence[CalibrationPoint], step_s: float = 60.0
+) -> tuple[float, ...]:
     """model / published - 1 at each of `points` (the model run through the last of them)."""
     cal = profile.calendar
     upto = max(cal.seconds(p.at) + (86400.0 if p.kind == "stamps_day" else 0.0) for p in points)
@@ -87,11 +100,15 @@ def model_errors(profile: Profile, points: Sequence[CalibrationPoint], step_s: f
     return tuple(predict_point(f, p) / p.cumulative - 1 for p in points)
 
 
-def fit_profile(profile: Profile, names: Sequence[str] = FITTED, step_s: float = 300.0) -> CalibrationFit:
+def fit_profile(
+    profile: Profile, names: Sequence[str] = FITTED, step_s: float = 300.0
+) -> CalibrationFit:
     """Fit `names` through the model to the in-sample points (see module doc)."""
     pts = in_sample(profile)
     if len(pts) < 1:
-        raise ProfileError("calibration", 0, "mark at least one [[calibration]] point role = \"in-sample\"")
+        raise ProfileError(
+            "calibration", 0, 'mark at least one [[calibration]] point role = "in-sample"'
+        )
     if any(p.cumulative <= 0 for p in pts):
         raise ProfileError("calibration", "0", "in-sample points need a published count > 0")
 
@@ -127,7 +144,9 @@ def capacity_from_failure(profile: Profile) -> float:
     """
     issuer = [o for o in profile.outages if o.resource == "issuer"]
     if not issuer or profile.demand is None:
-        raise ProfileError("outages", None, "needs an issuer outage and a [demand] series to derive capacity")
+        raise ProfileError(
+            "outages", None, "needs an issuer outage and a [demand] series to derive capacity"
+        )
     cal = profile.calendar
     day0 = issuer[0].start.replace(hour=0, minute=0)
     edges = np.arange(cal.seconds(day0), cal.seconds(day0 + timedelta(days=1)) + 1, 3600.0)
@@ -142,20 +161,28 @@ def main(argv: list[str] | None = None) -> int:
     fit = fit_profile(profile)
     print(f"fitted {', '.join(fit.params)} through the model on the in-sample points only:")
     for p, e in zip(fit.points, fit.errors, strict=True):
-        print(f"  in-sample {p.at:%Y-%m-%d %H:%M} {p.label} ({p.source}): published {p.cumulative:,.0f}, model {e:+.2%}")
+        print(
+            f"  in-sample {p.at:%Y-%m-%d %H:%M} {p.label} ({p.source}): "
+            f"published {p.cumulative:,.0f}, model {e:+.2%}"
+        )
     for n, v in fit.params.items():
         print(f"  {n} = {v:.4g}")
     best = apply_params(profile, fit.params)
     if profile.demand is not None:
-        print(f"derived in-sample: peak-hour stamp demand on the day the failure began = "
-              f"{capacity_from_failure(best):.2f} stamps/s (profile capacity.stamps_per_second = "
-              f"{best.capacity.stamps_per_second:g})")
+        print(
+            f"derived in-sample: peak-hour stamp demand on the day the failure began = "
+            f"{capacity_from_failure(best):.2f} stamps/s (profile capacity.stamps_per_second = "
+            f"{best.capacity.stamps_per_second:g})"
+        )
     f = forecast(best)
     print("hold-outs (never fitted on), predicted by the fitted profile:")
     for p in holdouts(profile):
         v = predict_point(f, p)
-        print(f"  holdout   {p.at:%Y-%m-%d %H:%M} {p.label} ({p.source}): published {p.cumulative:,.0f}, "
-              f"model {v:,.0f} ({v / p.cumulative - 1:+.1%})")
+        print(
+            f"  holdout   {p.at:%Y-%m-%d %H:%M} {p.label} ({p.source}): "
+            f"published {p.cumulative:,.0f}, "
+            f"model {v:,.0f} ({v / p.cumulative - 1:+.1%})"
+        )
     return 0
 
 

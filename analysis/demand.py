@@ -42,8 +42,11 @@ class Demand:
     stamps: np.ndarray
 
     def __repr__(self) -> str:
-        return (f"Demand(profile={self.profile.name!r}, buckets={len(self.start_s)} x {self.bucket_s:g} s, "
-                f"applicants={self.applicants.sum():,.0f}, stamps={self.stamps.sum():,.0f})")
+        return (
+            f"Demand(profile={self.profile.name!r}, "
+            f"buckets={len(self.start_s)} x {self.bucket_s:g} s, "
+            f"applicants={self.applicants.sum():,.0f}, stamps={self.stamps.sum():,.0f})"
+        )
 
     @property
     def rate_per_s(self) -> np.ndarray:
@@ -67,11 +70,15 @@ class Demand:
 
     def rows(self) -> list[tuple[str, float, float]]:
         """(calendar_at ISO, applicants, stamps) per bucket, e.g. for a CSV."""
-        return [(t.isoformat(), float(a), float(s))
-                for t, a, s in zip(self.times(), self.applicants, self.stamps, strict=True)]
+        return [
+            (t.isoformat(), float(a), float(s))
+            for t, a, s in zip(self.times(), self.applicants, self.stamps, strict=True)
+        ]
 
 
-def demand(profile: Profile, *, bucket_s: float = 60.0, curve: ArrivalCurve | None = None) -> Demand:
+def demand(
+    profile: Profile, *, bucket_s: float = 60.0, curve: ArrivalCurve | None = None
+) -> Demand:
     """Applicants and stamps per `bucket_s` seconds over the whole window.
 
     >>> from scenarios.profile import load_profile
@@ -83,8 +90,13 @@ def demand(profile: Profile, *, bucket_s: float = 60.0, curve: ArrivalCurve | No
     curve = curve or ArrivalCurve(profile)
     starts, counts = curve.buckets(bucket_s)
     counts = np.maximum(counts, 0.0)
-    return Demand(profile=profile, bucket_s=float(bucket_s), start_s=starts, applicants=counts,
-                  stamps=counts * profile.mean_stamps_per_applicant)
+    return Demand(
+        profile=profile,
+        bucket_s=float(bucket_s),
+        start_s=starts,
+        applicants=counts,
+        stamps=counts * profile.mean_stamps_per_applicant,
+    )
 
 
 def per_minute(profile: Profile) -> Demand:

@@ -50,14 +50,23 @@ def parse_days(text: str, flag: str = "--extend") -> int:
     except ValueError:
         raise FieldError(flag, text, "give whole days, like 2d") from None
     if not math.isfinite(v) or v < 0 or abs(v - round(v)) > 1e-9:
-        raise FieldError(flag, text, "give a whole number of days >= 0, like 2d (extensions are whole days)")
+        raise FieldError(
+            flag, text, "give a whole number of days >= 0, like 2d (extensions are whole days)"
+        )
     if v > 60:
         raise FieldError(flag, text, "give at most 60d")
     return int(round(v))
 
 
-def extended_inputs(profile: Profile, days: int, decision_s: float, *, stamps_per_second: float | None,
-                    outages: Sequence[Outage], step_s: float = 60.0) -> FluidInputs:
+def extended_inputs(
+    profile: Profile,
+    days: int,
+    decision_s: float,
+    *,
+    stamps_per_second: float | None,
+    outages: Sequence[Outage],
+    step_s: float = 60.0,
+) -> FluidInputs:
     """Fluid inputs for the close moved by `days`, the past before `decision_s` fixed.
 
     Demand follows the model's own extension rule (`analysis.forecast`): with a [demand]
@@ -69,7 +78,8 @@ def extended_inputs(profile: Profile, days: int, decision_s: float, *, stamps_pe
     >>> p = load_profile("casn2024")
     >>> b = extended_inputs(p, 0, 1_400_000.0, stamps_per_second=None, outages=p.outages)
     >>> e = extended_inputs(p, 2, 1_400_000.0, stamps_per_second=None, outages=p.outages)
-    >>> e.n - b.n, bool(np.allclose(e.arrivals["registration"][:23333], b.arrivals["registration"][:23333]))
+    >>> same = np.allclose(e.arrivals["registration"][:23333], b.arrivals["registration"][:23333])
+    >>> e.n - b.n, bool(same)
     (2880, True)
     """
     cal = profile.calendar
@@ -77,12 +87,15 @@ def extended_inputs(profile: Profile, days: int, decision_s: float, *, stamps_pe
     if days:
         new_close = cal.close + timedelta(days=days)
         if profile.demand is not None:
-            curve = AccountsCurve(profile, closes=_closes(profile, decision_s, cal.seconds(new_close)))
+            curve = AccountsCurve(
+                profile, closes=_closes(profile, decision_s, cal.seconds(new_close))
+            )
         else:
             curve = _ExtendedCurve(ArrivalCurve(profile), decision_s, cal.seconds(new_close))
         profile = replace(profile, calendar=replace(cal, extension=new_close))
-    return inputs_from_profile(profile, stamps_per_second=stamps_per_second, outages=outages, curve=curve,
-                               step_s=step_s)
+    return inputs_from_profile(
+        profile, stamps_per_second=stamps_per_second, outages=outages, curve=curve, step_s=step_s
+    )
 
 
 def smallest_meeting(values: Sequence[float], target: float) -> int | None:

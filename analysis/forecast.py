@@ -16,12 +16,12 @@ the bypass), `lost` (left for good), `waiting` (arrived, neither served nor lost
     True
 
 Parameters named as in a profile's [ranges] (`demand.pull`, `outages.capacity_factor`,
-`capacity.stamps_per_second`, ...) can be set with `params=`; `apply_params` lists them.
+`capacity.stamps_per_second`, ...) can be set with `params=`; `apply_params` lists them
+(both in `analysis.forecast_params`, re-exported here).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from analysis.backlog import FluidResult, inputs_from_profile, run_fluid, stages_from_profile
+from analysis.forecast_params import (
+    PARAMS,
+    CapacityModel,
+    _set,
+    apply_params,
+    capacity_from_json,
+)
 from floor.errors import FieldError
 from floor.rundir.schema import FORECAST_COLUMNS
 from scenarios.curve import AccountsCurve, ArrivalCurve
@@ -39,81 +46,6 @@ from scenarios.profile_model import Profile
 
 __all__ = ["PARAMS", "apply_params", "forecast", "Forecast", "TIMELINE_COLUMNS", "CapacityModel",
            "capacity_from_json", "predict_point"]
-
-
-def _set(obj: Any, **kw: Any) -> Any:
-    return dataclasses.replace(obj, **kw)
-
-
-def _outages(p: Profile, v: float) -> Profile:
-    return _set(p, outages=tuple(_set(o, capacity_factor=v) if o.resource == "issuer" else o for o in p.outages))
-
-
-def _need(p: Profile, part: str) -> Any:
-    obj = getattr(p, part)
-    if obj is None:
-        raise FieldError(part, None, f"this profile has no [{part}] table to set a parameter in")
-    return obj
-
-
-# dotted parameter name -> how to set it on a profile
-PARAMS: dict[str, Any] = {
-    "behaviour.patience_minutes": lambda p, v: _set(p, behaviour=_set(p.behaviour, patience_minutes=v)),
-    "behaviour.retry_after_minutes": lambda p, v: _set(p, behaviour=_set(p.behaviour, retry_after_minutes=v)),
-    "behaviour.persistence_days": lambda p, v: _set(p, behaviour=_set(p.behaviour, persistence_days=v)),
-    "behaviour.return_boost": lambda p, v: _set(p, behaviour=_set(p.behaviour, return_boost=v)),
-    "capacity.stamps_per_second": lambda p, v: _set(p, capacity=_set(p.capacity, stamps_per_second=v)),
-    "capacity.payments_per_second": lambda p, v: _set(p, capacity=_set(p.capacity, payments_per_second=v)),
-    "outages.capacity_factor": _outages,
-    "bypass.share": lambda p, v: _set(p, bypass=_set(_need(p, "bypass"), share=v)),
-    "demand.conversion": lambda p, v: _set(p, demand=_set(_need(p, "demand"), conversion=v)),
-    "demand.pull": lambda p, v: _set(p, demand=_set(_need(p, "demand"), pull=v)),
-    "demand.retarget_share": lambda p, v: _set(p, demand=_set(_need(p, "demand"), retarget_share=v)),
-}
-
-
-def apply_params(profile: Profile, params: Mapping[str, float]) -> Profile:
-    """A copy of `profile` with the named parameters set (names as in [ranges]).
-
-    >>> from scenarios.profile import load_profile
-    >>> apply_params(load_profile("casn2024"), {"demand.pull": 0.5}).demand.pull
-    0.5
-    """
-    for name, v in params.items():
-        if name not in PARAMS:
-            raise FieldError("params", name, f"choose from: {', '.join(PARAMS)}")
-        profile = PARAMS[name](profile, float(v))
-    return profile
-
-
-@dataclass(frozen=True, kw_only=True)
-class CapacityModel:
-    """Issuer capacity from a probe's capacity.json: sustainable stamps/s and the USL of `stamps`."""
-
-    stamps_per_second: float
-    alpha: float | None = None
-    beta: float | None = None
-    peak_concurrency: float | None = None
-
-
-def capacity_from_json(data: Any, source: str = "capacity.json") -> CapacityModel:
-    """Read stamps_per_second and the `stamps` USL fit from a probe's capacity.json dict.
-
-    >>> capacity_from_json({"stamps_per_second": 12.0, "usl": {"stamps": {"alpha": 0.03, "beta": 0.0005,
-    ...                     "peak_load": 44.0}}}).peak_concurrency
-    44.0
-    """
-    from floor.errors import InputFileError
-    v = data.get("stamps_per_second") if isinstance(data, dict) else None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-        raise InputFileError(f"--capacity {source}: stamps_per_second = {v!r}; the probe found no sustainable rate, "
-                             "give --stamps-per-second instead")
-    usl = (data.get("usl") or {}).get("stamps") or {}
-    a, b, n = usl.get("alpha"), usl.get("beta"), usl.get("peak_load")
-    ok = all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in (a, b, n))
-    if not ok:
-        return CapacityModel(stamps_per_second=float(v))
-    return CapacityModel(stamps_per_second=float(v), alpha=float(a), beta=float(b), peak_concurrency=max(1.0, float(n)))
 
 
 TIMELINE_COLUMNS = FORECAST_COLUMNS  # the run directory's schema (floor.rundir.schema)
@@ -136,7 +68,10 @@ class Forecast:
 
     def __repr__(self) -> str:
         o = self.outcome()
-        return f"Forecast(profile={self.profile.name!r}, served={o['served']:,.0f}, lost={o['lost']:,.0f})"
+        return (
+            f"Forecast(profile={self.profile.name!r}, served={o['served']:,.0f}, "
+            f"lost={o['lost']:,.0f})"
+        )
 
     def _k(self, t_s: float) -> int:
         """Index of the last step ending at or before t_s (-1 if none)."""
@@ -157,10 +92,15 @@ class Forecast:
         """served, lost, waiting and arrived applicants at the close in force (and stamps)."""
         r = self.result
         k = self._k_close()
-        return {"served": float(r.done_cum[k]), "lost": float(r.lost_cum[k]), "waiting": float(r.in_system[k]),
-                "arrived": float(r.arrived_cum[k]), "stamped": float(r.served_cum[k]),
-                "bypassed": float(r.bypass_cum[k]),
-                "stamps": float(r.served_cum[k] * r.inputs.stamps_per_applicant)}
+        return {
+            "served": float(r.done_cum[k]),
+            "lost": float(r.lost_cum[k]),
+            "waiting": float(r.in_system[k]),
+            "arrived": float(r.arrived_cum[k]),
+            "stamped": float(r.served_cum[k]),
+            "bypassed": float(r.bypass_cum[k]),
+            "stamps": float(r.served_cum[k] * r.inputs.stamps_per_applicant),
+        }
 
     def timeline_rows(self) -> list[list[str]]:
         """timeline.csv rows (TIMELINE_COLUMNS), one per step, to the close in force."""
@@ -173,12 +113,19 @@ class Forecast:
         rows = []
         for k in range(self._k_close() + 1):
             st = int(r.stage[k])
-            rows.append([cal.at(float(r.t_s[k] + r.inputs.step_s)).isoformat()] + [_g(float(x)) for x in (
-                r.arrived_cum[k], r.done_cum[k], r.lost_cum[k], ins[k], r.served_cum[k], r.bypass_cum[k],
-                r.served_per_s[k] * m, r.issuer_capacity_per_s[k] * m, r.arrivals_per_s[k],
+            values = (
+                r.arrived_cum[k], r.done_cum[k], r.lost_cum[k], ins[k], r.served_cum[k],
+                r.bypass_cum[k], r.served_per_s[k] * m, r.issuer_capacity_per_s[k] * m,
+                r.arrivals_per_s[k],
                 r.rooms["registration"][k], r.rooms["ordering"][k], r.rooms["stamping"][k],
                 r.orbits["registration"][k], r.orbits["ordering"][k], r.orbits["stamping"][k],
-                r.payments_queue[k], r.issuer_queue[k], paid[k], r.ghost[k])] + [names[st] if st >= 0 else "normal"])
+                r.payments_queue[k], r.issuer_queue[k], paid[k], r.ghost[k],
+            )  # fmt: skip
+            rows.append(
+                [cal.at(float(r.t_s[k] + r.inputs.step_s)).isoformat()]
+                + [_g(float(x)) for x in values]
+                + [names[st] if st >= 0 else "normal"]
+            )
         return rows
 
     def stamps_on_day(self, day: datetime) -> float:
@@ -186,7 +133,9 @@ class Forecast:
         cal = self.profile.calendar
         d0 = day.astimezone(cal.tz).replace(hour=0, minute=0, second=0, microsecond=0)
         a, b = cal.seconds(d0), cal.seconds(d0 + timedelta(days=1))
-        return (self.at(self.result.served_cum, b) - self.at(self.result.served_cum, a)) * self.result.inputs.stamps_per_applicant
+        return (
+            self.at(self.result.served_cum, b) - self.at(self.result.served_cum, a)
+        ) * self.result.inputs.stamps_per_applicant
 
     def as_json(self) -> dict[str, Any]:
         """forecast.json."""
@@ -194,22 +143,49 @@ class Forecast:
         cal = p.calendar
         o = self.outcome()
         i = self.result.inputs
-        pts = [{"at": pt.at.isoformat(), "kind": pt.kind, "role": pt.role, "label": pt.label, "source": pt.source,
-                "published": pt.cumulative, "model": round(predict_point(self, pt), 1),
-                "error": round(predict_point(self, pt) / pt.cumulative - 1, 4) if pt.cumulative else None}
-               for pt in p.calibration]
+        pts = [
+            {
+                "at": pt.at.isoformat(),
+                "kind": pt.kind,
+                "role": pt.role,
+                "label": pt.label,
+                "source": pt.source,
+                "published": pt.cumulative,
+                "model": round(predict_point(self, pt), 1),
+                "error": round(predict_point(self, pt) / pt.cumulative - 1, 4)
+                if pt.cumulative
+                else None,
+            }
+            for pt in p.calibration
+        ]
         return {
-            "profile": p.name, "close": cal.at(self.close_s).isoformat(), "extend_days": self.extend_days,
-            "decided_at": None if self.decided_at_s is None else cal.at(self.decided_at_s).isoformat(),
-            "outcome": {"served": round(o["served"], 1), "lost": round(o["lost"], 1), "waiting": round(o["waiting"], 1)},
+            "profile": p.name,
+            "close": cal.at(self.close_s).isoformat(),
+            "extend_days": self.extend_days,
+            "decided_at": None
+            if self.decided_at_s is None
+            else cal.at(self.decided_at_s).isoformat(),
+            "outcome": {
+                "served": round(o["served"], 1),
+                "lost": round(o["lost"], 1),
+                "waiting": round(o["waiting"], 1),
+            },
             "detail": {k: round(v, 1) for k, v in o.items()},
             "points": pts,
-            "model": {"step_s": i.step_s, "session_patience_s": i.patience_s, "retry_after_s": i.retry_after_s,
-                      "persistence_s": i.persistence_s, "stamps_per_applicant": i.stamps_per_applicant,
-                      "issuer_stamps_per_second_max": float(i.issuer_per_s.max() * i.stamps_per_applicant),
-                      "overload": "unbounded" if i.waste else "shed", "usl": i.usl,
-                      "demand_total": round(i.total_applicants, 1),
-                      "units": "applicants unless a name says stamps; served = stamped + bypassed"},
+            "model": {
+                "step_s": i.step_s,
+                "session_patience_s": i.patience_s,
+                "retry_after_s": i.retry_after_s,
+                "persistence_s": i.persistence_s,
+                "stamps_per_applicant": i.stamps_per_applicant,
+                "issuer_stamps_per_second_max": float(
+                    i.issuer_per_s.max() * i.stamps_per_applicant
+                ),
+                "overload": "unbounded" if i.waste else "shed",
+                "usl": i.usl,
+                "demand_total": round(i.total_applicants, 1),
+                "units": "applicants unless a name says stamps; served = stamped + bypassed",
+            },
             "timezone": cal.tz.key,
         }
 
@@ -217,21 +193,27 @@ class Forecast:
         """The short summary `surgecast forecast` prints."""
         o = self.outcome()
         cal = self.profile.calendar
-        lines = [f"forecast {self.profile.name}: close {cal.at(self.close_s):%Y-%m-%d %H:%M %Z}"
-                 + (f" (extended {self.extend_days} d)" if self.extend_days else ""),
-                 f"  arrived {o['arrived']:>12,.0f} applicants",
-                 f"  served  {o['served']:>12,.0f}  ({o['stamped']:,.0f} stamped, {o['bypassed']:,.0f} by bypass)",
-                 f"  lost    {o['lost']:>12,.0f}",
-                 f"  waiting {o['waiting']:>12,.0f}"]
+        lines = [
+            f"forecast {self.profile.name}: close {cal.at(self.close_s):%Y-%m-%d %H:%M %Z}"
+            + (f" (extended {self.extend_days} d)" if self.extend_days else ""),
+            f"  arrived {o['arrived']:>12,.0f} applicants",
+            f"  served  {o['served']:>12,.0f}  "
+            f"({o['stamped']:,.0f} stamped, {o['bypassed']:,.0f} by bypass)",
+            f"  lost    {o['lost']:>12,.0f}",
+            f"  waiting {o['waiting']:>12,.0f}",
+        ]
         for pt in self.profile.calibration:
             v = predict_point(self, pt)
-            lines.append(f"  {pt.role:<9} {pt.at:%d %b %H:%M} {pt.label[:38]:<38} model {v:>12,.0f}  "
-                         f"published {pt.cumulative:>12,.0f}  {v / pt.cumulative - 1:+.1%}")
+            lines.append(
+                f"  {pt.role:<9} {pt.at:%d %b %H:%M} {pt.label[:38]:<38} model {v:>12,.0f}  "
+                f"published {pt.cumulative:>12,.0f}  {v / pt.cumulative - 1:+.1%}"
+            )
         return "\n".join(lines)
 
 
 def predict_point(f: Forecast, pt: Any) -> float:
-    """The model's value for a calibration point: submitted (served) by `pt.at`, or stamps on its day.
+    """The model's value for a calibration point: submitted (served) by `pt.at`, or stamps
+    on its day.
 
     >>> from scenarios.profile import load_profile
     >>> p = load_profile("casn2024")
@@ -244,18 +226,23 @@ def predict_point(f: Forecast, pt: Any) -> float:
 
 
 class _ExtendedCurve:
-    """An arrival curve after an extension decided at `d`: arrivals before `d` unchanged; a share
-    `retarget` (1 for profiles without [demand]) of the rest stretched from [d, close] onto [d, new close]."""
+    """An arrival curve after an extension decided at `d`: arrivals before `d` unchanged; a
+    share `retarget` (1 for profiles without [demand]) of the rest stretched from [d, close]
+    onto [d, new close]."""
 
-    def __init__(self, base: ArrivalCurve, d: float, new_close: float, retarget: float = 1.0) -> None:
+    def __init__(
+        self, base: ArrivalCurve, d: float, new_close: float, retarget: float = 1.0
+    ) -> None:
         self.base, self.d, self.c0, self.c1, self.r = base, d, base.span_s, new_close, retarget
 
     def cumulative(self, t: np.ndarray | float) -> np.ndarray:
         t = np.asarray(t, dtype=float)
         cd = self.base.cumulative(self.d)
         stay = self.base.cumulative(np.minimum(t, self.c0))
-        moved = self.base.cumulative(self.d + (np.clip(t, self.d, self.c1) - self.d) * (self.c0 - self.d)
-                                     / (self.c1 - self.d))
+        moved = self.base.cumulative(
+            self.d
+            + (np.clip(t, self.d, self.c1) - self.d) * (self.c0 - self.d) / (self.c1 - self.d)
+        )
         after = cd + (1 - self.r) * (stay - cd) + self.r * (moved - cd)
         return np.where(t <= self.d, self.base.cumulative(t), after)
 
@@ -265,16 +252,86 @@ def _closes(profile: Profile, decided_s: float, new_close_s: float) -> list[tupl
     closes = []
     if cal.extension is not None:
         d = profile.demand
-        closes.append((cal.seconds(d.extension_announced) if d and d.extension_announced else 0.0,
-                       cal.seconds(cal.extension)))
+        closes.append(
+            (
+                cal.seconds(d.extension_announced) if d and d.extension_announced else 0.0,
+                cal.seconds(cal.extension),
+            )
+        )
     closes.append((decided_s, new_close_s))
     return closes
 
 
-def forecast(profile: Profile, *, stamps_per_second: float | None = None, capacity: CapacityModel | None = None,
-             outage: tuple[datetime, datetime] | None = None, extend_days: int = 0,
-             decided_at: datetime | None = None, params: Mapping[str, float] | None = None,
-             step_s: float = 60.0, overload: str | None = None) -> Forecast:
+def _with_capacity(profile: Profile, capacity: CapacityModel) -> Profile:
+    """The profile with the probe's USL of `stamps` in its [overload] (if the probe fitted one)."""
+    if capacity.alpha is None:
+        return profile
+    return _set(
+        profile,
+        overload=_set(
+            profile.overload,
+            alpha=capacity.alpha,
+            beta=capacity.beta,
+            peak_concurrency=capacity.peak_concurrency,
+        ),
+    )
+
+
+def _with_outage(profile: Profile, outage: tuple[datetime, datetime]) -> Profile:
+    """The profile with its (first) issuer outage moved to `outage`, or a full one added."""
+    a, b = outage
+    issuer = [o for o in profile.outages if o.resource == "issuer"]
+    base = issuer[0] if issuer else Outage(start=a, end=b, capacity_factor=0.0, label="--outage")
+    others = tuple(o for o in profile.outages if o is not base)
+    return _set(profile, outages=others + (_set(base, start=a, end=b),))
+
+
+def _decided_s(profile: Profile, decided_at: datetime | None) -> float:
+    """When the extension is decided (calendar s): `decided_at`, else the end of the last
+    issuer outage, else a day before the close."""
+    cal = profile.calendar
+    if decided_at is None:
+        ends = [cal.seconds(o.end) for o in profile.outages if o.resource == "issuer"]
+        decided_s = max(ends) if ends else cal.span_s - 86400.0
+    else:
+        decided_s = cal.seconds(decided_at)
+    if not (0.0 <= decided_s <= cal.span_s):
+        raise FieldError(
+            "--decided-at",
+            cal.at(decided_s).isoformat(),
+            "give a time inside the window, before the close",
+        )
+    return decided_s
+
+
+def _extended(
+    profile: Profile, extend_days: int, decided_at: datetime | None
+) -> tuple[Profile, Any, float]:
+    """The profile with its close moved `extend_days` later, the arrival curve that follows
+    the extension, and when it was decided (calendar s)."""
+    cal = profile.calendar
+    new_close = cal.close + timedelta(days=extend_days)
+    decided_s = _decided_s(profile, decided_at)
+    curve: Any
+    if profile.demand is not None:
+        curve = AccountsCurve(profile, closes=_closes(profile, decided_s, cal.seconds(new_close)))
+    else:
+        curve = _ExtendedCurve(ArrivalCurve(profile), decided_s, cal.seconds(new_close))
+    return _set(profile, calendar=_set(cal, extension=new_close)), curve, decided_s
+
+
+def forecast(
+    profile: Profile,
+    *,
+    stamps_per_second: float | None = None,
+    capacity: CapacityModel | None = None,
+    outage: tuple[datetime, datetime] | None = None,
+    extend_days: int = 0,
+    decided_at: datetime | None = None,
+    params: Mapping[str, float] | None = None,
+    step_s: float = 60.0,
+    overload: str | None = None,
+) -> Forecast:
     """Run the profile as it says (see module doc); options change one thing each.
 
     `extend_days` (whole days) moves the close in force; demand before `decided_at`
@@ -291,52 +348,46 @@ def forecast(profile: Profile, *, stamps_per_second: float | None = None, capaci
         profile = apply_params(profile, params)
     if capacity is not None:
         stamps_per_second = capacity.stamps_per_second
-        if capacity.alpha is not None:
-            profile = _set(profile, overload=_set(profile.overload, alpha=capacity.alpha, beta=capacity.beta,
-                                                   peak_concurrency=capacity.peak_concurrency))
+        profile = _with_capacity(profile, capacity)
     if overload is not None:
         profile = _set(profile, overload=_set(profile.overload, mode=overload))
     if outage is not None:
-        a, b = outage
-        issuer = [o for o in profile.outages if o.resource == "issuer"]
-        base = issuer[0] if issuer else Outage(start=a, end=b, capacity_factor=0.0, label="--outage")
-        others = tuple(o for o in profile.outages if o is not base)
-        profile = _set(profile, outages=others + (_set(base, start=a, end=b),))
+        profile = _with_outage(profile, outage)
     if int(extend_days) != extend_days or extend_days < 0:
         raise FieldError("--extend", extend_days, "give whole days >= 0, e.g. 2d")
-    cal = profile.calendar
     curve = None
     decided_s = None
     if extend_days:
-        new_close = cal.close + timedelta(days=int(extend_days))
-        if decided_at is None:
-            ends = [cal.seconds(o.end) for o in profile.outages if o.resource == "issuer"]
-            decided_s = max(ends) if ends else cal.span_s - 86400.0
-        else:
-            decided_s = cal.seconds(decided_at)
-        if not (0.0 <= decided_s <= cal.span_s):
-            raise FieldError("--decided-at", cal.at(decided_s).isoformat(), "give a time inside the window, before the close")
-        if profile.demand is not None:
-            curve = AccountsCurve(profile, closes=_closes(profile, decided_s, cal.seconds(new_close)))
-        else:
-            curve = _ExtendedCurve(ArrivalCurve(profile), decided_s, cal.seconds(new_close))
-        profile = _set(profile, calendar=_set(cal, extension=new_close))
+        profile, curve, decided_s = _extended(profile, int(extend_days), decided_at)
     close_s = profile.calendar.span_s
-    inputs = inputs_from_profile(profile, stamps_per_second=stamps_per_second, step_s=step_s, curve=curve)
+    inputs = inputs_from_profile(
+        profile, stamps_per_second=stamps_per_second, step_s=step_s, curve=curve
+    )
     result = run_fluid(inputs, stages_from_profile(profile))
-    return Forecast(profile=profile, result=result, close_s=close_s, decided_at_s=decided_s,
-                    extend_days=int(extend_days))
+    return Forecast(
+        profile=profile,
+        result=result,
+        close_s=close_s,
+        decided_at_s=decided_s,
+        extend_days=int(extend_days),
+    )
 
 
-def bands(profile: Profile, samples: Sequence[Mapping[str, float]], *, step_s: float = 300.0,
-          **kw: Any) -> dict[str, tuple[float, float, float]]:
+def bands(
+    profile: Profile, samples: Sequence[Mapping[str, float]], *, step_s: float = 300.0, **kw: Any
+) -> dict[str, tuple[float, float, float]]:
     """p5 / p50 / p95 of served, lost and waiting over parameter sets (one run each).
 
     >>> from scenarios.profile import load_profile
-    >>> b = bands(load_profile("casn2024"), [{"demand.conversion": 0.9}, {"demand.conversion": 1.0}])
+    >>> b = bands(load_profile("casn2024"),
+    ...           [{"demand.conversion": 0.9}, {"demand.conversion": 1.0}])
     >>> b["served"][0] <= b["served"][2]
     True
     """
     outs = [forecast(profile, params=s, step_s=step_s, **kw).outcome() for s in samples]
-    return {k: tuple(float(np.percentile([o[k] for o in outs], q)) for q in (5, 50, 95))  # type: ignore[misc]
-            for k in ("served", "lost", "waiting")}
+    return {
+        k: tuple(  # type: ignore[misc]
+            float(np.percentile([o[k] for o in outs], q)) for q in (5, 50, 95)
+        )
+        for k in ("served", "lost", "waiting")
+    }

@@ -130,19 +130,27 @@ def _timetable(plan: Any) -> list[dict[str, Any]]:
 
 def plan_json(plan: Any) -> dict[str, Any]:
     """plan.json (docs/run-directory.md)."""
+    return {
+        **_setting_json(plan),
+        **_outcomes_json(plan),
+        **_target_json(plan),
+        **_schedule_json(plan),
+        "notes": plan.notes,
+        "model": {
+            "step_s": plan.result.inputs.step_s,
+            "patience_s": plan.result.inputs.patience_s,
+            "retry_probability": plan.result.inputs.retry_probability,
+            "retry_after_s": plan.result.inputs.retry_after_s,
+            "units": "applicants unless a name says stamps",
+        },
+        **_legacy_json(plan),
+    }
+
+
+def _setting_json(plan: Any) -> dict[str, Any]:
+    """What the plan was asked: profile, capacity, outage, decision time, close, limits."""
     cal, cfg, total = plan.profile.calendar, plan.config, plan.total
     close = cal.at(plan.close_s)
-    cut = tt.cutoff_s(plan.result, plan.close_s)
-    ext_date = (
-        None
-        if plan.required_extension_days is None
-        else (cal.close + timedelta(days=plan.required_extension_days)).isoformat()
-    )
-    costs = {
-        v: round(plan.outcome["served"] - c.outcome["served"])
-        for v, c in plan.candidates.items()
-        if v != plan.recommended
-    }
     return {
         "profile": plan.profile.name,
         "timezone": cal.tz.key,
@@ -161,6 +169,19 @@ def plan_json(plan: Any) -> dict[str, Any]:
         "max_utilisation": cfg.max_utilisation,
         "max_wait_s": cfg.max_wait_s,
         "applicants_total": round(total),
+    }
+
+
+def _outcomes_json(plan: Any) -> dict[str, Any]:
+    """The recommendation against doing nothing and the other candidates, pacing costs,
+    bands and the applicants lost who had paid."""
+    cal, cfg = plan.profile.calendar, plan.config
+    costs = {
+        v: round(plan.outcome["served"] - c.outcome["served"])
+        for v, c in plan.candidates.items()
+        if v != plan.recommended
+    }
+    return {
         "recommended": plan.recommended,
         "outcome": _ocome(plan.outcome),
         "baseline": _ocome(plan.baseline),
@@ -189,6 +210,19 @@ def plan_json(plan: Any) -> dict[str, Any]:
         "if_slots_do_not_hold": None
         if plan.unheld is None
         else {k: round(v) for k, v in plan.unheld.items()},
+    }
+
+
+def _target_json(plan: Any) -> dict[str, Any]:
+    """The target and whether it is met, the extension and capacity that meet it, what-ifs
+    and trade-offs."""
+    cal, cfg = plan.profile.calendar, plan.config
+    ext_date = (
+        None
+        if plan.required_extension_days is None
+        else (cal.close + timedelta(days=plan.required_extension_days)).isoformat()
+    )
+    return {
         "target_share": _r(plan.target_share, 5),
         "attainable_share": _r(plan.attainable_share, 5),
         "target_rule": (
@@ -219,6 +253,14 @@ def plan_json(plan: Any) -> dict[str, Any]:
         "required_capacity": _r(plan.required_capacity, 3),
         "what_if": plan.what_if,
         "trade_offs": {k: None if v is None else round(v) for k, v in plan.trade_offs.items()},
+    }
+
+
+def _schedule_json(plan: Any) -> dict[str, Any]:
+    """The last-day cut-off, the stages, the reopening timetable and the triggers."""
+    cal = plan.profile.calendar
+    cut = tt.cutoff_s(plan.result, plan.close_s)
+    return {
         "cutoff": None if cut is None else cal.at(cut).isoformat(),
         "stages": stage_views(plan),
         "timetable": _timetable(plan),
@@ -226,15 +268,13 @@ def plan_json(plan: Any) -> dict[str, Any]:
             {"at": cal.at(t["at_s"]).isoformat(), **{k: v for k, v in t.items() if k != "at_s"}}
             for t in tt.triggers(plan.result, r_index(plan))
         ],
-        "notes": plan.notes,
-        "model": {
-            "step_s": plan.result.inputs.step_s,
-            "patience_s": plan.result.inputs.patience_s,
-            "retry_probability": plan.result.inputs.retry_probability,
-            "retry_after_s": plan.result.inputs.retry_after_s,
-            "units": "applicants unless a name says stamps",
-        },
-        # Kept for older readers (the report, the demo of earlier versions).
+    }
+
+
+def _legacy_json(plan: Any) -> dict[str, Any]:
+    """Kept for older readers (the report, the demo of earlier versions)."""
+    total = plan.total
+    return {
         "served_share": _r(plan.outcome["served"] / total, 5),
         "verdict": {
             "served_by_deadline": plan.meets_target,

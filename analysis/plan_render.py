@@ -25,23 +25,42 @@ def _dur(s: float | None) -> str:
 def render(plan: Any, j: dict[str, Any] | None = None) -> str:
     """The terminal summary: verdict, plan vs doing nothing, stages, timetable, trade-offs."""
     j = plan_json(plan) if j is None else j
+    L = _header(plan)
+    L.append("")
+    L += _outcomes(plan, j)
+    L.append("")
+    L += _stages(j)
+    L += _timetable(j)
+    L += _answers(plan, j)
+    L.append("")
+    L.append("  " + _verdict(plan, j))
+    return "\n".join(L)
+
+
+def _header(plan: Any) -> list[str]:
+    """Profile, capacity, demand, close in force and the outage with its decision time."""
     cal = plan.profile.calendar
     tot = plan.total
-    o, b = j["outcome"], j["baseline"]
     L = [
         f"Plan for {plan.profile.title} ({plan.profile.name}), times {cal.tz.key}",
-        f"  capacity {plan.capacity_stamps_per_second:g} stamps/s; {tot:,.0f} applicants; close "
-        f"in force "
-        f"{cal.at(plan.close_s):%Y-%m-%d %H:%M}"
+        f"  capacity {plan.capacity_stamps_per_second:g} stamps/s; {tot:,.0f} applicants; "
+        f"close in force {cal.at(plan.close_s):%Y-%m-%d %H:%M}"
         + (f" (extended {plan.config.extend_days} d)" if plan.config.extend_days else ""),
     ]
     if plan.outage:
         L.append(
             f"  outage {plan.outage[0]:%Y-%m-%d %H:%M} .. {plan.outage[1]:%Y-%m-%d %H:%M}; "
-            f"decision (reopening) {cal.at(plan.decision_s):%Y-%m-%d %H:%M}; the past before it "
-            f"is fixed"
+            f"decision (reopening) {cal.at(plan.decision_s):%Y-%m-%d %H:%M}; "
+            "the past before it is fixed"
         )
-    L.append("")
+    return L
+
+
+def _outcomes(plan: Any, j: dict[str, Any]) -> list[str]:
+    """Served, still waiting and lost for the plan, doing nothing and the other candidates;
+    what the plan beats doing nothing by, its assumption, pacing costs and bands."""
+    o, b = j["outcome"], j["baseline"]
+    L: list[str] = []
     L.append(f"  {'':<22}{'served':>12}{'still waiting':>15}{'lost':>12}")
     L.append(
         f"  {'recommended (' + plan.recommended + ')':<22}{o['served']:>12,}"
@@ -60,8 +79,7 @@ def render(plan: Any, j: dict[str, Any] | None = None) -> str:
         u = j["if_slots_do_not_hold"]
         L.append(
             f"  assumption: a booked slot stops the persistence clock; without it the plan "
-            f"serves {u['served']:,} "
-            f"and loses {u['lost_paid']:,} who paid"
+            f"serves {u['served']:,} and loses {u['lost_paid']:,} who paid"
         )
     for v, cost in j["pacing_costs"].items():
         if cost > 0 and v != "baseline":
@@ -75,38 +93,58 @@ def render(plan: Any, j: dict[str, Any] | None = None) -> str:
                 for k in ("served", "waiting", "lost")
             )
         )
-    L.append("")
-    if j["stages"]:
+    return L
+
+
+def _stages(j: dict[str, Any]) -> list[str]:
+    """The stage table and each stage's reason (nothing without stages)."""
+    if not j["stages"]:
+        return []
+    L: list[str] = []
+    L.append(
+        f"  {'stage':<24} {'start':<17} {'gates':<38} {'rate/s':>7} {'backlog start':>14} "
+        f"{'end':>10}"
+    )
+    for s in j["stages"]:
+        gates = " ".join(f"{g[:3]}={m}" for g, m in s["gates"].items())
+        rate = "-" if s["rate_per_s"] is None else f"{s['rate_per_s']:.2f}"
         L.append(
-            f"  {'stage':<24} {'start':<17} {'gates':<38} {'rate/s':>7} {'backlog start':>14} "
-            f"{'end':>10}"
+            f"  {s['id']:<24} {s['start'][:16].replace('T', ' '):<17} {gates:<38} {rate:>7} "
+            f"{s['backlog_start']:>14,} {s['backlog_end']:>10,}"
         )
-        for s in j["stages"]:
-            gates = " ".join(f"{g[:3]}={m}" for g, m in s["gates"].items())
-            rate = "-" if s["rate_per_s"] is None else f"{s['rate_per_s']:.2f}"
-            L.append(
-                f"  {s['id']:<24} {s['start'][:16].replace('T', ' '):<17} {gates:<38} {rate:>7} "
-                f"{s['backlog_start']:>14,} {s['backlog_end']:>10,}"
+    for s in j["stages"]:
+        L.append(f"    {s['id']}: {s['why']}")
+    L.append("")
+    return L
+
+
+def _timetable(j: dict[str, Any]) -> list[str]:
+    """The first 12 hours of the reopening timetable (nothing without one)."""
+    if not j["timetable"]:
+        return []
+    L: list[str] = []
+    L.append("  reopening timetable (applicants per hour admitted; ETA to stamp; returns due):")
+    hours = sorted({x["hour"] for x in j["timetable"]})
+    for h in hours[:12]:
+        cells = {x["gate"]: x for x in j["timetable"] if x["hour"] == h}
+        L.append(
+            f"    {h[5:16].replace('T', ' ')}  "
+            + "  ".join(
+                f"{g[:3]} {cells[g]['admit']:>7,} eta {_dur(cells[g]['eta_s']):>9} ret "
+                f"{cells[g]['returns']:>6,}"
+                for g in GATES
             )
-        for s in j["stages"]:
-            L.append(f"    {s['id']}: {s['why']}")
-        L.append("")
-    if j["timetable"]:
-        L.append("  reopening timetable (applicants per hour admitted; ETA to stamp; returns due):")
-        hours = sorted({x["hour"] for x in j["timetable"]})
-        for h in hours[:12]:
-            cells = {x["gate"]: x for x in j["timetable"] if x["hour"] == h}
-            L.append(
-                f"    {h[5:16].replace('T', ' ')}  "
-                + "  ".join(
-                    f"{g[:3]} {cells[g]['admit']:>7,} eta {_dur(cells[g]['eta_s']):>9} ret "
-                    f"{cells[g]['returns']:>6,}"
-                    for g in GATES
-                )
-            )
-        if len(hours) > 12:
-            L.append(f"    ... {len(hours) - 12} more hours in plan.json")
-        L.append("")
+        )
+    if len(hours) > 12:
+        L.append(f"    ... {len(hours) - 12} more hours in plan.json")
+    L.append("")
+    return L
+
+
+def _answers(plan: Any, j: dict[str, Any]) -> list[str]:
+    """Target, minimum extension, capacity that meets the target, trade-offs, cut-off and
+    the first trigger."""
+    L: list[str] = []
     L.append(
         f"  target: {plan.target_share:.1%} of applicants served by the close ({j['target_rule']})"
     )
@@ -143,7 +181,15 @@ def render(plan: Any, j: dict[str, Any] | None = None) -> str:
             f"{tr['alarm_if']['issuer_queue_stamps_above']:,.0f} stamps or error ratio > "
             f"{tr['alarm_if']['error_ratio_above']:.0%} (all checkpoints in plan.json)"
         )
-    L.append("")
+    return L
+
+
+def _verdict(plan: Any, j: dict[str, Any]) -> str:
+    """VERDICT: target met or not by the close, and what would meet it."""
+    cal = plan.profile.calendar
+    tot = plan.total
+    ext = j["required_extension_days"]
+    rc = j["required_capacity"]
     served = plan.verdict_served
     basis = "p5" if plan.bands else "nominal"
     if plan.meets_target:
@@ -154,13 +200,11 @@ def render(plan: Any, j: dict[str, Any] | None = None) -> str:
     else:
         v = (
             f"VERDICT: target NOT met by {cal.at(plan.close_s):%Y-%m-%d %H:%M} ({basis} served "
-            f"{served / tot:.1%} < "
-            f"{plan.target_share:.1%}); "
+            f"{served / tot:.1%} < {plan.target_share:.1%}); "
         )
         v += (
             f"extend by {ext} d to {j['extended_close'][:16].replace('T', ' ')}"
             if ext
             else "no extension up to the grid meets it"
         ) + (f" or raise capacity to {rc:.1f} stamps/s" if rc else "")
-    L.append("  " + v)
-    return "\n".join(L)
+    return v

@@ -30,9 +30,8 @@ from analysis.extension import smallest_meeting
 __all__ = ["search", "smallest_day", "workers"]
 
 MAX_FACTOR = 16.0
-SEARCH_STEP_S = (
-    300.0  # the searches run the model at 5-minute steps (the headline outcome at 1 minute)
-)
+# the searches run the model at 5-minute steps (the headline outcome at 1 minute)
+SEARCH_STEP_S = 300.0
 
 
 def smallest_day(shares: Sequence[float], target: float) -> tuple[int | None, str | None]:
@@ -132,23 +131,8 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
     """Everything the Plan needs besides the candidates (see module doc)."""
     e = cfg.extend_days
     notes: list[str] = []
-
-    bands = p5_set = None
-    caps = None
-    sets = []
-    jobs: list[tuple[Any, ...]] = [(e, 1000.0, None)]
-    if cfg.bands:
-        sets = bands_mod.parameter_sets(bands_mod.profile_ranges(model.profile), cfg.band_sets)
-        jobs += [(e, 1.0, st, bands_mod.BAND_STEP_S) for st in sets]
     # Phase 1: the target, the bands and the what-if table (capacity rows need no search).
-    first = _map(model, chosen, jobs)
-    attainable = first[0]["served"] / total
-    if cfg.bands:
-        outs = first[1:]
-        bands = {k: bands_mod.band([o[k] for o in outs]) for k in ("served", "waiting", "lost")}
-        p5 = bands["served"]["p5"]
-        p5_set = min(zip(sets, outs, strict=True), key=lambda so: abs(so[1]["served"] - p5))[0]
-
+    attainable, bands, p5_set = _bands(model, cfg, chosen, total)
     # Phase 2: the extension grid on the p5 set, in batches until a day meets the target
     # (every day is tried, in order: the share need not grow with the extension).
     jobs2: list[tuple[Any, ...]] = [(e, (base_cap + 1.0) / base_cap, p5_set)]
@@ -162,6 +146,66 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
     # The target: stated, or within target_gap of what an unlimited issuer would serve in the
     # case the verdict uses (the p5 set: the outage loses more for good there).
     target = cfg.target if cfg.target is not None else max(0.0, attainable - cfg.target_gap)
+    grid, req_days, reason = _extension_grid(model, cfg, chosen, total, target, p5_set, by_day)
+    trade = {
+        "one_more_day": by_day[e + 1]["served"] - by_day[e]["served"],
+        "one_more_stamp_per_second": more_cap - by_day[e]["served"],
+    }
+    at_e = by_day[e]["served"] / total
+    required = _required_capacity(model, chosen, e, p5_set, total, target, base_cap, at_e)
+    if required is None:
+        notes.append(
+            f"required capacity: not reached below {MAX_FACTOR:g} x today's capacity by the "
+            f"close in force"
+        )
+    return {
+        "target_share": target,
+        "attainable_share": attainable,
+        "bands": bands,
+        "p5_set": p5_set,
+        "grid": grid,
+        "required_extension_days": req_days,
+        "extension_reason": reason,
+        "required_capacity": required,
+        "what_if": _what_if(model, cfg, chosen, total, base_cap, required),
+        "trade_offs": trade,
+        "notes": notes,
+    }
+
+
+def _bands(
+    model: Any, cfg: Any, chosen: Any, total: float
+) -> tuple[float, dict[str, Any] | None, Any]:
+    """The share an unlimited issuer would serve, and with `cfg.bands` the bands of served,
+    waiting and lost over the parameter sets and the set at p5 of served."""
+    e = cfg.extend_days
+    bands = p5_set = None
+    sets = []
+    jobs: list[tuple[Any, ...]] = [(e, 1000.0, None)]
+    if cfg.bands:
+        sets = bands_mod.parameter_sets(bands_mod.profile_ranges(model.profile), cfg.band_sets)
+        jobs += [(e, 1.0, st, bands_mod.BAND_STEP_S) for st in sets]
+    first = _map(model, chosen, jobs)
+    attainable = first[0]["served"] / total
+    if cfg.bands:
+        outs = first[1:]
+        bands = {k: bands_mod.band([o[k] for o in outs]) for k in ("served", "waiting", "lost")}
+        p5 = bands["served"]["p5"]
+        p5_set = min(zip(sets, outs, strict=True), key=lambda so: abs(so[1]["served"] - p5))[0]
+    return attainable, bands, p5_set
+
+
+def _extension_grid(
+    model: Any,
+    cfg: Any,
+    chosen: Any,
+    total: float,
+    target: float,
+    p5_set: Any,
+    by_day: dict[int, dict[str, float]],
+) -> tuple[list[dict[str, Any]], int | None, str | None]:
+    """The served share at whole days 0..max_extension_days (on the p5 set), run in batches
+    until a day meets the target; the smallest such day and, if none, why. Fills `by_day`."""
     days = list(range(cfg.max_extension_days + 1))
     batch = max(2, 2 * workers())
     for i in range(0, len(days), batch):
@@ -179,36 +223,47 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
     req_days, reason = smallest_day([g["served_share"] for g in grid], target)
     if req_days is None and len(grid) < len(days):
         reason = None
-    trade = {
-        "one_more_day": by_day[e + 1]["served"] - by_day[e]["served"],
-        "one_more_stamp_per_second": more_cap - by_day[e]["served"],
-    }
+    return grid, req_days, reason
+
+
+def _required_capacity(
+    model: Any,
+    chosen: Any,
+    e: int,
+    p5_set: Any,
+    total: float,
+    target: float,
+    base_cap: float,
+    share_now: float,
+) -> float | None:
+    """The capacity (stamps/s) that meets the target by the close in force: bisection on the
+    capacity factor (`share_now` is the share served at today's); None below MAX_FACTOR."""
 
     def ok(f: float) -> bool:
         return _share(model, chosen, e, f, p5_set)["served"] / total >= target - 1e-12
 
-    required = None
-    if by_day[e]["served"] / total >= target - 1e-12:
+    if share_now >= target - 1e-12:
         lo, hi = 0.0, 1.0
     else:
         lo, hi = 1.0, 2.0
         while hi <= MAX_FACTOR and not ok(hi):
             lo, hi = hi, hi * 2
-    if hi <= MAX_FACTOR:
-        while (hi - lo) * base_cap > max(0.05, 0.005 * hi * base_cap):
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-        required = hi * base_cap
-    else:
-        notes.append(
-            f"required capacity: not reached below {MAX_FACTOR:g} x today's capacity by the "
-            f"close in force"
-        )
+    if hi > MAX_FACTOR:
+        return None
+    while (hi - lo) * base_cap > max(0.05, 0.005 * hi * base_cap):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi * base_cap
 
+
+def _what_if(
+    model: Any, cfg: Any, chosen: Any, total: float, base_cap: float, required: float | None
+) -> list[dict[str, Any]]:
+    """The what-if table: capacities around the decision region x whole-day extensions."""
     caps = _what_if_capacities(base_cap, required)
     cells = [(c, d) for c in caps for d in cfg.what_if_days]
     res3 = _map(model, chosen, [(d, c / base_cap, None) for c, d in cells])
-    what_if = [
+    return [
         {
             "capacity": round(c, 3),
             "extension_days": d,
@@ -219,19 +274,6 @@ def search(model: Any, cfg: Any, chosen: Any, total: float, base_cap: float) -> 
         }
         for (c, d), o in zip(cells, res3, strict=True)
     ]
-    return {
-        "target_share": target,
-        "attainable_share": attainable,
-        "bands": bands,
-        "p5_set": p5_set,
-        "grid": grid,
-        "required_extension_days": req_days,
-        "extension_reason": reason,
-        "required_capacity": required,
-        "what_if": what_if,
-        "trade_offs": trade,
-        "notes": notes,
-    }
 
 
 def _what_if_capacities(base: float, required: float | None) -> list[float]:

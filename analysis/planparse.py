@@ -1,7 +1,8 @@
 """Parsing of the planner's --outage flag (durations and times: floor.timegrammar).
 
     >>> from zoneinfo import ZoneInfo
-    >>> a, b = parse_outage("2024-09-03T08:00/2024-09-03T20:00", ZoneInfo("Asia/Jakarta")); (b - a).seconds
+    >>> a, b = parse_outage("2024-09-03T08:00/2024-09-03T20:00", ZoneInfo("Asia/Jakarta"))
+    >>> (b - a).seconds
     43200
 """
 
@@ -26,7 +27,9 @@ def parse_outage(text: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """
     parts = str(text).split("/")
     if len(parts) != 2:
-        raise FieldError("--outage", text, "write START/END, e.g. 2024-09-03T08:00/2024-09-05T20:00")
+        raise FieldError(
+            "--outage", text, "write START/END, e.g. 2024-09-03T08:00/2024-09-05T20:00"
+        )
     a = parse_local_time(parts[0], tz, "--outage")
     b = parse_local_time(parts[1], tz, "--outage")
     if b <= a:

@@ -31,11 +31,21 @@ import numpy as np
 
 from floor.errors import FieldError
 
-__all__ = ["erlang_b", "erlang_c", "mmc", "erlang_a", "erlang_a_chain", "MMcResult", "ErlangAResult", "check_inputs"]
+__all__ = [
+    "erlang_b",
+    "erlang_c",
+    "mmc",
+    "erlang_a",
+    "erlang_a_chain",
+    "MMcResult",
+    "ErlangAResult",
+    "check_inputs",
+]
 
 
-def check_inputs(arrival_rate: float, service_rate: float, servers: int,
-                 patience: float | None = None) -> None:
+def check_inputs(
+    arrival_rate: float, service_rate: float, servers: int, patience: float | None = None
+) -> None:
     """Raise FieldError (naming the CLI flag) unless the rates and server count make sense.
 
     >>> check_inputs(1.0, 2.0, 1)
@@ -44,10 +54,16 @@ def check_inputs(arrival_rate: float, service_rate: float, servers: int,
     ...
     floor.errors.FieldError: --service-rate = 0.0: give a rate > 0 (services per second per server)
     """
-    if not (isinstance(arrival_rate, int | float) and math.isfinite(arrival_rate) and arrival_rate >= 0):
+    if not (
+        isinstance(arrival_rate, int | float) and math.isfinite(arrival_rate) and arrival_rate >= 0
+    ):
         raise FieldError("--arrival-rate", arrival_rate, "give a rate >= 0 (arrivals per second)")
-    if not (isinstance(service_rate, int | float) and math.isfinite(service_rate) and service_rate > 0):
-        raise FieldError("--service-rate", service_rate, "give a rate > 0 (services per second per server)")
+    if not (
+        isinstance(service_rate, int | float) and math.isfinite(service_rate) and service_rate > 0
+    ):
+        raise FieldError(
+            "--service-rate", service_rate, "give a rate > 0 (services per second per server)"
+        )
     if isinstance(servers, bool) or not isinstance(servers, int) or servers < 1:
         raise FieldError("--servers", servers, "give a whole number of servers >= 1")
     if patience is not None and not (math.isfinite(patience) and patience > 0):
@@ -109,7 +125,8 @@ class MMcResult:
         return self.p_wait * math.exp(-(self.servers * self.service_rate - self.arrival_rate) * t)
 
     def wait_percentile(self, q: float) -> float:
-        """The q-quantile of the wait (s): 0 when P(W > 0) <= 1 - q, else ln(C / (1 - q)) / (cμ - λ).
+        """The q-quantile of the wait (s): 0 when P(W > 0) <= 1 - q,
+        else ln(C / (1 - q)) / (cμ - λ).
 
         >>> round(mmc(arrival_rate=1, service_rate=2, servers=1).wait_percentile(0.95), 4)
         2.3026
@@ -120,7 +137,9 @@ class MMcResult:
             return math.inf
         if self.p_wait <= 1 - q:
             return 0.0
-        return math.log(self.p_wait / (1 - q)) / (self.servers * self.service_rate - self.arrival_rate)
+        return math.log(self.p_wait / (1 - q)) / (
+            self.servers * self.service_rate - self.arrival_rate
+        )
 
 
 def mmc(*, arrival_rate: float, service_rate: float, servers: int) -> MMcResult:
@@ -134,12 +153,26 @@ def mmc(*, arrival_rate: float, service_rate: float, servers: int) -> MMcResult:
     load = arrival_rate / service_rate
     cap = servers * service_rate
     if arrival_rate >= cap:
-        return MMcResult(arrival_rate=arrival_rate, service_rate=service_rate, servers=servers,
-                         p_wait=1.0, mean_wait=math.inf, mean_queue=math.inf, utilisation=1.0)
+        return MMcResult(
+            arrival_rate=arrival_rate,
+            service_rate=service_rate,
+            servers=servers,
+            p_wait=1.0,
+            mean_wait=math.inf,
+            mean_queue=math.inf,
+            utilisation=1.0,
+        )
     c = erlang_c(servers, load)
     wq = c / (cap - arrival_rate)
-    return MMcResult(arrival_rate=arrival_rate, service_rate=service_rate, servers=servers,
-                     p_wait=c, mean_wait=wq, mean_queue=arrival_rate * wq, utilisation=load / servers)
+    return MMcResult(
+        arrival_rate=arrival_rate,
+        service_rate=service_rate,
+        servers=servers,
+        p_wait=c,
+        mean_wait=wq,
+        mean_queue=arrival_rate * wq,
+        utilisation=load / servers,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,7 +206,9 @@ def _log_chain(lam: float, mu: float, c: int, theta: float, n_max: int) -> np.nd
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def erlang_a(*, arrival_rate: float, service_rate: float, servers: int, patience: float) -> ErlangAResult:
+def erlang_a(
+    *, arrival_rate: float, service_rate: float, servers: int, patience: float
+) -> ErlangAResult:
     """Erlang A (M/M/c+M) with mean patience `patience` seconds; valid for any λ, O(c) work.
 
     Closed form (no state arrays): with a = cμ/θ, x = λ/θ and the queue series
@@ -192,13 +227,23 @@ def erlang_a(*, arrival_rate: float, service_rate: float, servers: int, patience
     check_inputs(arrival_rate, service_rate, servers, patience)
     lam, mu, c, theta = float(arrival_rate), float(service_rate), int(servers), 1.0 / patience
     if lam == 0:
-        return ErlangAResult(arrival_rate=0.0, service_rate=mu, servers=c, patience=patience, p_wait=0.0,
-                             mean_queue=0.0, mean_wait=0.0, p_abandon=0.0, utilisation=0.0,
-                             throughput=0.0, states=1)
+        return ErlangAResult(
+            arrival_rate=0.0,
+            service_rate=mu,
+            servers=c,
+            patience=patience,
+            p_wait=0.0,
+            mean_queue=0.0,
+            mean_wait=0.0,
+            p_abandon=0.0,
+            utilisation=0.0,
+            throughput=0.0,
+            states=1,
+        )
     b = erlang_b(c, lam / mu)
     x, a = lam / theta, c * mu / theta
     log_s, m_over_s, terms = _queue_series(x, a)
-    if b == 0.0:                       # far below capacity: nobody waits (to double precision)
+    if b == 0.0:  # far below capacity: nobody waits (to double precision)
         p_wait = 0.0
     else:
         rest = (1.0 / b - 1.0) * math.exp(-log_s) if log_s < 700 else 0.0
@@ -206,16 +251,33 @@ def erlang_a(*, arrival_rate: float, service_rate: float, servers: int, patience
     eq = p_wait * m_over_s
     p_ab = min(1.0, theta * eq / lam)
     thr = lam * (1.0 - p_ab)
-    return ErlangAResult(arrival_rate=lam, service_rate=mu, servers=c, patience=patience, p_wait=p_wait,
-                         mean_queue=eq, mean_wait=eq / lam, p_abandon=p_ab,
-                         utilisation=min(1.0, thr / (c * mu)), throughput=thr, states=c + terms)
+    return ErlangAResult(
+        arrival_rate=lam,
+        service_rate=mu,
+        servers=c,
+        patience=patience,
+        p_wait=p_wait,
+        mean_queue=eq,
+        mean_wait=eq / lam,
+        p_abandon=p_ab,
+        utilisation=min(1.0, thr / (c * mu)),
+        throughput=thr,
+        states=c + terms,
+    )
 
 
-def _queue_series(x: float, a: float, chunk: int = 1 << 15, max_terms: int = 20_000_000) -> tuple[float, float, int]:
+def _queue_series(
+    x: float, a: float, chunk: int = 1 << 15, max_terms: int = 20_000_000
+) -> tuple[float, float, int]:
     """(log S, M / S, terms summed) for the Erlang A queue series (see `erlang_a`)."""
     if x < a:
         log_x = math.log(x)
-        start, top, acc_s, acc_m = 0, 0.0, 1.0, 0.0   # term 0 is 1; sums kept relative to exp(top) = 1
+        start, top, acc_s, acc_m = (
+            0,
+            0.0,
+            1.0,
+            0.0,
+        )  # term 0 is 1; sums kept relative to exp(top) = 1
         last = 0.0
         while start < max_terms:
             j = np.arange(start + 1, start + chunk + 1, dtype=float)
@@ -227,14 +289,21 @@ def _queue_series(x: float, a: float, chunk: int = 1 << 15, max_terms: int = 20_
             if last < math.log(acc_s) - 46.0:
                 return math.log(acc_s) + top, acc_m / acc_s, start
     from scipy.special import gammainc, gammaln
+
     p = float(gammainc(a, x))
     log_s = float(gammaln(a + 1.0)) + math.log(p) + x - a * math.log(x)
     s_inv = math.exp(-log_s) if log_s < 700 else 0.0
     return log_s, (x - a) + a * s_inv, 0
 
 
-def erlang_a_chain(*, arrival_rate: float, service_rate: float, servers: int, patience: float,
-                   max_states: int = 50_000_000) -> ErlangAResult:
+def erlang_a_chain(
+    *,
+    arrival_rate: float,
+    service_rate: float,
+    servers: int,
+    patience: float,
+    max_states: int = 50_000_000,
+) -> ErlangAResult:
     """Erlang A from the truncated birth–death chain (states held in arrays): the independent
     check of `erlang_a`. Memory grows with the mode c + (λ − cμ)/θ; refuses past `max_states`.
 
@@ -252,7 +321,9 @@ def erlang_a_chain(*, arrival_rate: float, service_rate: float, servers: int, pa
     n_max = int(mode + 40 * spread + 100)
     while True:
         if n_max > max_states:
-            raise FieldError("--patience", patience, f"the chain needs over {max_states:,} states; use erlang_a")
+            raise FieldError(
+                "--patience", patience, f"the chain needs over {max_states:,} states; use erlang_a"
+            )
         logp = _log_chain(lam, mu, c, theta, n_max)
         top = logp.max()
         if logp[-1] - top < math.log(1e-20):
@@ -268,6 +339,16 @@ def erlang_a_chain(*, arrival_rate: float, service_rate: float, servers: int, pa
     eq = float(queue @ p)
     p_wait = float(p[c:].sum()) if last > c else 0.0
     p_ab = theta * eq / lam
-    return ErlangAResult(arrival_rate=lam, service_rate=mu, servers=c, patience=patience, p_wait=p_wait,
-                         mean_queue=eq, mean_wait=eq / lam, p_abandon=p_ab,
-                         utilisation=min(1.0, float(busy @ p) / c), throughput=lam * (1 - p_ab), states=last)
+    return ErlangAResult(
+        arrival_rate=lam,
+        service_rate=mu,
+        servers=c,
+        patience=patience,
+        p_wait=p_wait,
+        mean_queue=eq,
+        mean_wait=eq / lam,
+        p_abandon=p_ab,
+        utilisation=min(1.0, float(busy @ p) / c),
+        throughput=lam * (1 - p_ab),
+        states=last,
+    )

@@ -98,13 +98,11 @@ STAGES: tuple[StageSpec, ...] = (
         },
         why={
             "en": "quota holders and payments confirmed during the outage go first: each gets a "
-            "stamping "
-            "slot and an estimated time, admitted at the issuer's capacity, so no one who paid "
-            "is lost",
+            "stamping slot and an estimated time, admitted at the issuer's capacity, so no one "
+            "who paid is lost",
             "id": "Pemegang kuota dan pembayaran yang dikonfirmasi selama gangguan didahulukan: "
-            "masing-masing "
-            "mendapat jadwal pembubuhan dan perkiraan waktu, diterima sesuai kapasitas penerbit, "
-            "sehingga tidak ada yang sudah membayar yang hilang",
+            "masing-masing mendapat jadwal pembubuhan dan perkiraan waktu, diterima sesuai "
+            "kapasitas penerbit, sehingga tidak ada yang sudah membayar yang hilang",
         },
     ),
     StageSpec(
@@ -116,11 +114,10 @@ STAGES: tuple[StageSpec, ...] = (
         name={"en": "reopen quota purchase", "id": "Buka kembali pembelian kuota"},
         why={
             "en": "those who paid are no longer crowded out: their returns still to come fit the "
-            "spare "
-            "admission, so quota sales resume for applicants with an account",
+            "spare admission, so quota sales resume for applicants with an account",
             "id": "Yang sudah membayar tidak lagi terdesak: arus kembalinya mereka muat dalam "
-            "sisa kapasitas "
-            "penerimaan, sehingga penjualan kuota dibuka lagi bagi pelamar yang sudah punya akun",
+            "sisa kapasitas penerimaan, sehingga penjualan kuota dibuka lagi bagi pelamar yang "
+            "sudah punya akun",
         },
     ),
     StageSpec(
@@ -132,11 +129,9 @@ STAGES: tuple[StageSpec, ...] = (
         name={"en": "reopen new registrations", "id": "Buka kembali pendaftaran akun baru"},
         why={
             "en": "buyers' returns still to come fit the spare admission; new accounts come "
-            "last, since "
-            "they need every step of the journey",
+            "last, since they need every step of the journey",
             "id": "Arus kembali pembeli kuota muat dalam sisa kapasitas penerimaan; akun baru "
-            "terakhir, "
-            "karena mereka memerlukan semua langkah perjalanan",
+            "terakhir, karena mereka memerlukan semua langkah perjalanan",
         },
     ),
 )

@@ -50,7 +50,8 @@ def _stamp_wait(r: FluidResult, k: int) -> float:
 
 
 def timetable(r: FluidResult, start_k: int, hours: int) -> list[dict[str, Any]]:
-    """Rows {hour_s, gate, admit, eta_s, returns} for `hours` hours from step `start_k` (see module doc)."""
+    """Rows {hour_s, gate, admit, eta_s, returns} for `hours` hours from step `start_k`
+    (see module doc)."""
     dt = r.inputs.step_s
     per_h = int(round(3600.0 / dt))
     ret = 1.0 / r.inputs.retry_after_s
@@ -64,8 +65,15 @@ def timetable(r: FluidResult, start_k: int, hours: int) -> list[dict[str, Any]]:
             adm = float(r.admitted[g][a:b].sum()) if r.admitted else float("nan")
             eta = stamp_eta if g == "stamping" else _gate_wait(r, g, a) + stamp_eta
             orbit = r.orbits[g][a:b] if r.orbits else r.orbit[a:b]
-            rows.append({"hour_s": float(r.t_s[a]), "gate": g, "admit": adm,
-                         "eta_s": eta, "returns": float(orbit.mean()) * ret * 3600.0 * (b - a) / per_h})
+            rows.append(
+                {
+                    "hour_s": float(r.t_s[a]),
+                    "gate": g,
+                    "admit": adm,
+                    "eta_s": eta,
+                    "returns": float(orbit.mean()) * ret * 3600.0 * (b - a) / per_h,
+                }
+            )
     return rows
 
 
@@ -77,9 +85,15 @@ def stage_backlog(r: FluidResult, gates: tuple[str, ...], k: int) -> dict[str, f
     orbit = sum(float(r.orbits[g][k]) for g in gates) if r.orbits else 0.0
     issuer = float(r.issuer_queue[k]) if "stamping" in gates else 0.0
     payments = float(r.payments_queue[k]) if "stamping" in gates else 0.0
-    return {"room": room, "orbit": orbit, "issuer_queue": issuer, "payments_queue": payments,
-            "visible": room + issuer, "invisible": orbit + payments,
-            "total": room + orbit + issuer + payments}
+    return {
+        "room": room,
+        "orbit": orbit,
+        "issuer_queue": issuer,
+        "payments_queue": payments,
+        "visible": room + issuer,
+        "invisible": orbit + payments,
+        "total": room + orbit + issuer + payments,
+    }
 
 
 def cutoff_s(r: FluidResult, close_s: float) -> float | None:
@@ -95,7 +109,9 @@ def cutoff_s(r: FluidResult, close_s: float) -> float | None:
     return float(r.t_s[min(j, len(r.t_s) - 1)])
 
 
-def triggers(r: FluidResult, start_k: int, every_h: int = 6, count: int = 8) -> list[dict[str, Any]]:
+def triggers(
+    r: FluidResult, start_k: int, every_h: int = 6, count: int = 8
+) -> list[dict[str, Any]]:
     """Checkpoints after the decision: what the plan expects, and when to say it is off track.
 
     Per checkpoint: `submissions_per_hour` (applicants fully stamped in the hour before),
@@ -117,8 +133,17 @@ def triggers(r: FluidResult, start_k: int, every_h: int = 6, count: int = 8) -> 
         offered = away + sum(float(r.admitted[g][a:k].sum()) for g in GATES) if r.admitted else away
         err = away / offered if offered > 0 else 0.0
         q = float(r.issuer_queue[k]) * m
-        out.append({"at_s": float(r.t_s[k]), "submissions_per_hour": subs, "issuer_queue_stamps": q,
-                    "error_ratio": err, "alarm_if": {"submissions_per_hour_below": 0.8 * subs,
-                                                     "issuer_queue_stamps_above": q + max(0.25 * q, 1000.0),
-                                                     "error_ratio_above": err + 0.05}})
+        out.append(
+            {
+                "at_s": float(r.t_s[k]),
+                "submissions_per_hour": subs,
+                "issuer_queue_stamps": q,
+                "error_ratio": err,
+                "alarm_if": {
+                    "submissions_per_hour_below": 0.8 * subs,
+                    "issuer_queue_stamps_above": q + max(0.25 * q, 1000.0),
+                    "error_ratio_above": err + 0.05,
+                },
+            }
+        )
     return out

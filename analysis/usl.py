@@ -33,24 +33,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
+from analysis.usl_numerics import (
+    MIN_POINTS,
+    checked_points,
+    fit_warnings,
+    intervals,
+    peak_of,
+    scaled_fit,
+    usl_throughput,
+)
 from floor.errors import InputFileError
 
-MIN_POINTS = 4
-MIN_LOAD, MAX_LOAD = 1e-6, 1e12  # load levels the fit handles in floating point
-
 __all__ = ["UslFit", "usl_throughput", "fit_usl", "read_load_throughput", "MIN_POINTS"]
-
-
-def usl_throughput(load: np.ndarray | float, *, alpha: float, beta: float, gamma: float) -> np.ndarray:
-    """X(N) = γN / (1 + α(N−1) + βN(N−1)).
-
-    >>> float(usl_throughput(1.0, alpha=0.1, beta=0.01, gamma=5.0))
-    5.0
-    """
-    n = np.asarray(load, dtype=float)
-    return gamma * n / (1 + alpha * (n - 1) + beta * n * (n - 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +67,7 @@ class UslFit:
     peak_load: float | None
     peak_throughput: float | None
     limit_throughput: float | None
-    alpha_ci: tuple[float, float] | None = None   # 95 % intervals: estimate ± t(0.975, n−3) × se
+    alpha_ci: tuple[float, float] | None = None  # 95 % intervals: estimate ± t(0.975, n−3) × se
     beta_ci: tuple[float, float] | None = None
     gamma_ci: tuple[float, float] | None = None
     weights: str = "none"
@@ -103,11 +98,18 @@ class UslFit:
             f"  gamma (per unit)   = {pm(self.gamma, self.gamma_se, '.4g')} per second",
         ]
         if self.peak_load is None and self.peak_throughput is None:
-            lines.append("  peak load: none (alpha = beta = 0: throughput grows linearly with load)")
+            lines.append(
+                "  peak load: none (alpha = beta = 0: throughput grows linearly with load)"
+            )
         elif self.peak_load is None:
-            lines.append("  peak load: none (beta = 0: throughput never falls, it approaches the ceiling)")
+            lines.append(
+                "  peak load: none (beta = 0: throughput never falls, it approaches the ceiling)"
+            )
         else:
-            lines.append(f"  peak load = {self.peak_load:.1f}, throughput there = {self.peak_throughput:.4g} per second")
+            lines.append(
+                f"  peak load = {self.peak_load:.1f}, "
+                f"throughput there = {self.peak_throughput:.4g} per second"
+            )
         if self.limit_throughput is None:
             lines.append("  ceiling gamma/alpha: none (alpha = 0)")
         else:
@@ -116,34 +118,12 @@ class UslFit:
         return "\n".join(lines)
 
 
-def _residuals(p: np.ndarray, n: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return (usl_throughput(n, alpha=p[0], beta=p[1], gamma=p[2]) - x) * w
-
-
-def _warnings(n: np.ndarray, x: np.ndarray, alpha: float, beta: float, peak: float | None) -> list[str]:
-    """What a reader of the fit must know (see fit_usl)."""
-    out = []
-    order = np.argsort(n, kind="stable")
-    ns, xs = n[order], x[order]
-    per_unit = xs / ns
-    if xs[-1] <= xs[0] * 1.01 and xs.max() <= xs[0] * 1.01:
-        out.append("flat or falling data: throughput does not rise with load, so there is no peak load")
-    if per_unit.max() > per_unit[0] * 1.05:
-        out.append("superlinear data: throughput per unit of load rises above the first level's, "
-                   "which the USL (alpha >= 0) cannot describe")
-    if peak is not None and peak > ns[-1]:
-        out.append(f"peak load {peak:.1f} lies beyond the largest measured load {ns[-1]:g}: an extrapolation")
-    if alpha == 0.0:
-        out.append("alpha at its bound 0")
-    elif alpha >= 1.0 - 1e-9:
-        out.append("alpha at its bound 1")
-    if beta == 0.0:
-        out.append("beta at its bound 0")
-    return out
-
-
-def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np.ndarray,
-            *, weights: str = "relative") -> UslFit:
+def fit_usl(
+    load: Sequence[float] | np.ndarray,
+    throughput: Sequence[float] | np.ndarray,
+    *,
+    weights: str = "relative",
+) -> UslFit:
     """Fit the USL by bounded least squares; needs >= 4 points with load, throughput > 0.
 
     `weights`: "relative" (default) minimises relative residuals (model − x) / x, right for
@@ -157,62 +137,8 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
     ...
     floor.errors.InputFileError: USL needs at least 4 points (load, throughput); got 3
     """
-    n = np.asarray(load, dtype=float)
-    x = np.asarray(throughput, dtype=float)
-    if weights not in ("relative", "none"):
-        raise InputFileError(f"USL weights {weights!r}: choose relative or none")
-    if n.shape != x.shape or n.ndim != 1:
-        raise InputFileError("load and throughput must be two columns of the same length")
-    if len(n) < MIN_POINTS:
-        raise InputFileError(f"USL needs at least {MIN_POINTS} points (load, throughput); got {len(n)}")
-    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(x)) and np.all(n > 0) and np.all(x > 0)):
-        raise InputFileError("USL needs finite load and throughput values > 0")
-    if len(np.unique(n)) < 3:
-        raise InputFileError("USL needs at least 3 distinct load levels to separate alpha from beta")
-    if n.min() < MIN_LOAD or n.max() > MAX_LOAD:
-        bad = n.min() if n.min() < MIN_LOAD else n.max()
-        raise InputFileError(f"USL load {bad:g} is out of range; give load levels (concurrency) "
-                             f"between {MIN_LOAD:g} and {MAX_LOAD:g}")
-    # Fit throughput in units of its largest value: gamma is a pure scale factor of the
-    # model, so alpha and beta do not change, and any magnitude of throughput stays
-    # within floating point (1e-300 or 1e300 requests/s fit like 0.1 or 100).
-    scale = float(np.max(x))
-    xs = x / scale
-    if not np.all(np.isfinite(xs)) or not np.all(xs > 0):
-        raise InputFileError("USL throughput values span too many orders of magnitude to fit; "
-                             f"got {float(np.min(x)):g} .. {scale:g}")
-    # Start from the per-unit throughput at the smallest load; try a few shapes.
-    i0 = int(np.argmin(n))
-    g0 = float(xs[i0] / n[i0]) * (1 + 0.05 * (n[i0] - 1))
-    lo, hi = [0.0, 0.0, g0 * 1e-3], [1.0, np.inf, g0 * 1e3]
-    w = 1.0 / xs if weights == "relative" else np.ones_like(xs)
-    best = None
-    for a0, b0 in ((0.01, 1e-4), (0.1, 1e-3), (0.5, 1e-2), (0.001, 1e-6)):
-        res = least_squares(_residuals, [a0, b0, g0], bounds=(lo, hi), args=(n, xs, w),
-                            x_scale=[0.1, 1e-3, g0], method="trf", ftol=1e-14, xtol=1e-14, gtol=1e-14,
-                            max_nfev=5000)
-        if best is None or res.cost < best.cost:
-            best = res
-    assert best is not None
-    alpha, beta, gamma = (float(v) for v in best.x)
-    resid = best.fun
-    rss = float(resid @ resid)
-    raw = resid / w
-    rss_raw = float(raw @ raw)
-    tss = float(((xs - xs.mean()) ** 2).sum())
-    r2 = 1.0 - rss_raw / tss if tss > 0 else (1.0 if rss_raw < 1e-12 else 0.0)
-    if not all(math.isfinite(v) for v in (alpha, beta, gamma, r2)):
-        raise InputFileError(f"the USL fit did not converge on these {len(n)} points; check the load and throughput values")
-    dof = len(n) - 3
-    ses: list[float | None] = [None, None, None]
-    if dof > 0:
-        jac = best.jac
-        cov = np.linalg.pinv(jac.T @ jac) * (rss / dof)
-        # A singular Jacobian (a flat direction) has no finite error bar: say none.
-        ses = [float(math.sqrt(max(v, 0.0))) if math.isfinite(v) else None for v in np.diag(cov)]
-    if ses[2] is not None:
-        ses[2] *= scale
-    gamma *= scale
+    n, x = checked_points(load, throughput, weights)
+    alpha, beta, gamma, r2, ses = scaled_fit(n, x, weights)
     # At the bound 0 the optimiser leaves round-off (1e-19); snap terms that cannot
     # matter within the measured range to exactly 0 so "no peak" / "no ceiling" is said plainly.
     n_top = float(n.max())
@@ -220,25 +146,29 @@ def fit_usl(load: Sequence[float] | np.ndarray, throughput: Sequence[float] | np
         beta = 0.0
     if alpha * n_top < 1e-10:
         alpha = 0.0
-    peak: float | None = None
-    peak_x: float | None = None
-    if beta > 0 and alpha < 1:
-        peak = math.sqrt((1 - alpha) / beta)
-        peak_x = float(usl_throughput(peak, alpha=alpha, beta=beta, gamma=gamma))
-    elif alpha > 0:
-        peak_x = gamma / alpha
-    limit = gamma / alpha if alpha > 0 else None
-    warns = _warnings(n, x, alpha, beta, peak)
+    peak, peak_x, limit = peak_of(alpha, beta, gamma)
+    warns = fit_warnings(n, x, alpha, beta, peak)
     if warns and warns[0].startswith("flat"):
         peak = None
-    cis: list[tuple[float, float] | None] = [None, None, None]
-    if dof > 0:
-        from scipy.stats import t as student_t
-        q = float(student_t.ppf(0.975, dof))
-        cis = [None if se is None else (v - q * se, v + q * se) for v, se in zip((alpha, beta, gamma), ses, strict=True)]
-    return UslFit(alpha=alpha, beta=beta, gamma=gamma, alpha_se=ses[0], beta_se=ses[1], gamma_se=ses[2],
-                  r2=r2, n=len(n), peak_load=peak, peak_throughput=peak_x, limit_throughput=limit,
-                  alpha_ci=cis[0], beta_ci=cis[1], gamma_ci=cis[2], weights=weights, warnings=tuple(warns))
+    cis = intervals((alpha, beta, gamma), ses, len(n) - 3)
+    return UslFit(
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        alpha_se=ses[0],
+        beta_se=ses[1],
+        gamma_se=ses[2],
+        r2=r2,
+        n=len(n),
+        peak_load=peak,
+        peak_throughput=peak_x,
+        limit_throughput=limit,
+        alpha_ci=cis[0],
+        beta_ci=cis[1],
+        gamma_ci=cis[2],
+        weights=weights,
+        warnings=tuple(warns),
+    )
 
 
 def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -247,10 +177,11 @@ def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "u.csv"
     >>> _ = p.write_text("load,throughput\\n1,10\\n2,x\\n")
-    >>> read_load_throughput(p)
+    >>> read_load_throughput(p)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    floor.errors.InputFileError: ...u.csv line 3, column throughput: 'x' is not a number; give a positive number
+    floor.errors.InputFileError: ...u.csv line 3, column throughput: 'x' is not a number;
+    give a positive number
     """
     p = Path(path)
     if not p.is_file():
@@ -258,24 +189,32 @@ def read_load_throughput(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text; save it as a UTF-8 CSV with columns load,throughput") from None
+        raise InputFileError(
+            f"{p}: not UTF-8 text; save it as a UTF-8 CSV with columns load,throughput"
+        ) from None
     try:
         return _parse_load_throughput(p, csv.reader(io.StringIO(text, newline="")))
     except csv.Error as e:
-        raise InputFileError(f"{p}: not valid CSV ({e}); give a CSV with columns load,throughput") from None
+        raise InputFileError(
+            f"{p}: not valid CSV ({e}); give a CSV with columns load,throughput"
+        ) from None
 
 
 def _parse_load_throughput(p: Path, reader: Iterator[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
-        raise InputFileError(f"{p}: the file is empty; give a header line load,throughput and >= {MIN_POINTS} rows") from None
+        raise InputFileError(
+            f"{p}: the file is empty; give a header line load,throughput and >= {MIN_POINTS} rows"
+        ) from None
     cols = {}
     for name in ("load", "throughput"):
         if name not in header:
             found = ", ".join(repr(h) for h in header) or "nothing"
-            raise InputFileError(f"{p} line 1: no column {name!r} (found {found}); "
-                                 "the header must name load and throughput")
+            raise InputFileError(
+                f"{p} line 1: no column {name!r} (found {found}); "
+                "the header must name load and throughput"
+            )
         cols[name] = header.index(name)
     loads: list[float] = []
     xs: list[float] = []
@@ -290,13 +229,19 @@ def _parse_load_throughput(p: Path, reader: Iterator[list[str]]) -> tuple[np.nda
             try:
                 v = float(raw)
             except ValueError:
-                raise InputFileError(f"{p} line {lineno}, column {name}: {raw!r} is not a number; "
-                                     "give a positive number") from None
+                raise InputFileError(
+                    f"{p} line {lineno}, column {name}: {raw!r} is not a number; "
+                    "give a positive number"
+                ) from None
             if not math.isfinite(v) or v <= 0:
-                raise InputFileError(f"{p} line {lineno}, column {name}: {raw!r} must be a finite number > 0")
+                raise InputFileError(
+                    f"{p} line {lineno}, column {name}: {raw!r} must be a finite number > 0"
+                )
             vals.append(v)
         loads.append(vals[0])
         xs.append(vals[1])
     if len(loads) < MIN_POINTS:
-        raise InputFileError(f"{p}: {len(loads)} data rows; the USL fit needs at least {MIN_POINTS}")
+        raise InputFileError(
+            f"{p}: {len(loads)} data rows; the USL fit needs at least {MIN_POINTS}"
+        )
     return np.array(loads), np.array(xs)

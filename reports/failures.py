@@ -1,4 +1,5 @@
-"""Locust's failures in words: `LocustBadStatusCode(code=503)` becomes "HTTP 503: service unavailable ...".
+"""Locust's failures in words: `LocustBadStatusCode(code=503)` becomes
+"HTTP 503: service unavailable ...".
 
     >>> from reports.i18n import Translator
     >>> explain("LocustBadStatusCode(code=503)", Translator("en"))
@@ -36,11 +37,17 @@ def explain(error: str, tr: Translator) -> str:
     return tr.t("err_raw", text=error)
 
 
-def failure_rows(failures: list[dict[str, str]], tr: Translator, limit: int = 15) -> list[dict[str, str]]:
-    """The failures table: method, the journey step in words, the error in words (the raw text kept for a
-    tooltip), count.
+def failure_rows(
+    failures: list[dict[str, str]], tr: Translator, limit: int = 15
+) -> list[dict[str, str]]:
+    """The failures table: method, the journey step in words, the error in words (the raw text
+    kept for a tooltip), count.
 
-    >>> failure_rows([{"method": "POST", "name": "wait_quota", "error": "x", "occurrences": "2"}], Translator("id"))[0]["step"]
+    >>> f = {"method": "POST", "name": "wait_quota", "error": "x", "occurrences": "2"}
+    >>> failure_rows([f], Translator("id"))[0]["step"]
     'tunggu kuota'
     """
-    return [{**f, "step": tr.label("step", f["name"]), "words": explain(f["error"], tr)} for f in failures[:limit]]
+    return [
+        {**f, "step": tr.label("step", f["name"]), "words": explain(f["error"], tr)}
+        for f in failures[:limit]
+    ]

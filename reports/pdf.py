@@ -47,8 +47,10 @@ def find_chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise ChromiumMissing("chromium not found on PATH (needed for --pdf); install it with: apt-get install chromium "
-                          "(report.html was written)")
+    raise ChromiumMissing(
+        "chromium not found on PATH (needed for --pdf); install it with: apt-get install chromium "
+        "(report.html was written)"
+    )
 
 
 def run_chromium(args: list[str], *, timeout_s: float = 90.0) -> subprocess.CompletedProcess[bytes]:
@@ -61,22 +63,38 @@ def run_chromium(args: list[str], *, timeout_s: float = 90.0) -> subprocess.Comp
     with tempfile.TemporaryDirectory(prefix="surgecast-chromium-") as profile:
         cmd = [exe, *HEADLESS_FLAGS, f"--user-data-dir={profile}", *args]
         try:
-            return subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False,
-                                  env={**os.environ, "HOME": profile})
+            return subprocess.run(
+                cmd,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+                env={**os.environ, "HOME": profile},
+            )
         except subprocess.TimeoutExpired:
-            raise ChromiumFailed(f"chromium did not finish within {timeout_s:g} s; "
-                                 "check that it starts headless (chromium --headless --version)") from None
+            raise ChromiumFailed(
+                f"chromium did not finish within {timeout_s:g} s; "
+                "check that it starts headless (chromium --headless --version)"
+            ) from None
 
 
 def print_pdf(html: Path, pdf: Path, *, timeout_s: float = 90.0) -> Path:
     """Print `html` to `pdf` (A4, background colours kept by the print CSS); returns `pdf`."""
     with tempfile.TemporaryDirectory(prefix="surgecast-pdf-") as tmp:
         out = Path(tmp) / "report.pdf"
-        proc = run_chromium(["--no-pdf-header-footer", "--print-to-pdf-no-header", f"--print-to-pdf={out}",
-                             html.resolve().as_uri()], timeout_s=timeout_s)
+        proc = run_chromium(
+            [
+                "--no-pdf-header-footer",
+                "--print-to-pdf-no-header",
+                f"--print-to-pdf={out}",
+                html.resolve().as_uri(),
+            ],
+            timeout_s=timeout_s,
+        )
         if not out.is_file() or out.stat().st_size == 0 or not out.read_bytes().startswith(b"%PDF"):
             tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-            raise ChromiumFailed(f"chromium wrote no PDF for {html} (exit {proc.returncode}: {tail[0][:200]}); "
-                                 "run it by hand with --headless --print-to-pdf to see why")
+            raise ChromiumFailed(
+                f"chromium wrote no PDF for {html} (exit {proc.returncode}: {tail[0][:200]}); "
+                "run it by hand with --headless --print-to-pdf to see why"
+            )
         write_bytes(pdf, out.read_bytes())
     return pdf

@@ -74,15 +74,24 @@ def stage_text(st: dict[str, Any], what: str, tr: Translator) -> str:
 def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
     """Plan against doing nothing, the timetable, the waiting rooms, what a manager decides on."""
     p = run.plan or {}
-    tz = run.tz
     if "outcome" not in p:
         return
+    k.outcomes += _outcome_rows(p, tr)
+    k.comparison = _comparison(p, tr)
+    k.timetable += _timetable_rows(p, tr, run.tz)
+    k.rooms += _room_rows(run, tr)
+    k.manager += _manager_lines(p, tr, run.tz)
+
+
+def _outcome_rows(p: dict[str, Any], tr: Translator) -> list[dict[str, Any]]:
+    """Served, still waiting and lost: the plan, doing nothing, and the bands (p5 – p95)."""
+    out: list[dict[str, Any]] = []
     rows = [
         ("plan", tr.t("row_plan", name=tr.t(f"variant_{p.get('recommended')}")), p["outcome"]),
         ("baseline", tr.t("row_baseline"), p["baseline"]),
     ]
     for key, label, o in rows:
-        k.outcomes.append(
+        out.append(
             {
                 "key": key,
                 "label": label,
@@ -93,7 +102,7 @@ def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
         )
     if p.get("bands"):
         b = p["bands"]
-        k.outcomes.append(
+        out.append(
             {
                 "key": "bands",
                 "label": tr.t("row_bands"),
@@ -103,50 +112,72 @@ def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
                 },
             }
         )
+    return out
+
+
+def _comparison(p: dict[str, Any], tr: Translator) -> str:
+    """The plan against doing nothing in a sentence, with the cost of pacing."""
     diff = p["outcome"]["served"] - p["baseline"]["served"]
     costs = [(v, c) for v, c in (p.get("pacing_costs") or {}).items() if c > 0 and v != "baseline"]
-    k.comparison = tr.t(
+    text = tr.t(
         "compare_better" if diff > 0 else "compare_same",
         n=tr.num(abs(diff)),
         paid=tr.num(p.get("lost_paid")),
         paid_base=tr.num(((p.get("candidates") or {}).get("baseline") or {}).get("lost_paid")),
     )
     if costs:
-        k.comparison += (
+        text += (
             " "
             + "; ".join(
                 tr.t("pacing_costs", name=tr.t(f"variant_{v}"), n=tr.num(c)) for v, c in costs
             )
             + "."
         )
+    return text
+
+
+def _timetable_rows(p: dict[str, Any], tr: Translator, tz: Any) -> list[dict[str, Any]]:
+    """The first 12 hours of the timetable: admitted per gate, ETA to stamp, returns due."""
+    out = []
     hours = sorted({r["hour"] for r in p.get("timetable") or []})[:12]
     for h in hours:
         cells = {r["gate"]: r for r in p["timetable"] if r["hour"] == h}
-        gates = GATES
-        k.timetable.append(
+        out.append(
             {
                 "hour": tr.when(datetime.fromisoformat(h).astimezone(tz)),
-                "admit": [tr.num(cells[g]["admit"]) if g in cells else "–" for g in gates],
+                "admit": [tr.num(cells[g]["admit"]) if g in cells else "–" for g in GATES],
                 "eta": tr.seconds(cells["stamping"]["eta_s"]) if "stamping" in cells else "–",
                 "returns": tr.num(sum(c.get("returns") or 0 for c in cells.values())),
             }
         )
+    return out
+
+
+def _room_rows(run: RunData, tr: Translator) -> list[dict[str, Any]]:
+    """Per stage, the waiting-room settings of waiting_room.json."""
+    p = run.plan or {}
     names = {st.get("id"): stage_text(st, "name", tr) for st in p.get("stages") or []}
-    for st in (run.waiting_room or {}).get("stages") or []:
-        k.rooms.append(
-            {
-                "stage": names.get(st.get("id"), st.get("id")),
-                "start": tr.when(datetime.fromisoformat(st["start"]).astimezone(tz)),
-                "cf_new": tr.num(st["cloudflare"]["new_users_per_minute"]),
-                "cf_active": tr.num(st["cloudflare"]["total_active_users"]),
-                "cf_session": tr.num(st["cloudflare"]["session_duration_minutes"]),
-                "aws": tr.num(st["aws_virtual_waiting_room"]["increment_per_minute"]),
-                "qit": tr.num(st["queue_it"]["max_outflow_per_minute"]),
-            }
-        )
+    return [
+        {
+            "stage": names.get(st.get("id"), st.get("id")),
+            "start": tr.when(datetime.fromisoformat(st["start"]).astimezone(run.tz)),
+            "cf_new": tr.num(st["cloudflare"]["new_users_per_minute"]),
+            "cf_active": tr.num(st["cloudflare"]["total_active_users"]),
+            "cf_session": tr.num(st["cloudflare"]["session_duration_minutes"]),
+            "aws": tr.num(st["aws_virtual_waiting_room"]["increment_per_minute"]),
+            "qit": tr.num(st["queue_it"]["max_outflow_per_minute"]),
+        }
+        for st in (run.waiting_room or {}).get("stages") or []
+    ]
+
+
+def _manager_lines(p: dict[str, Any], tr: Translator, tz: Any) -> list[str]:
+    """What a manager decides on: trade-offs, the last-day cut-off, the first two triggers and
+    the applicants who paid and were lost before the decision."""
+    out = []
     t = p.get("trade_offs") or {}
     if t:
-        k.manager.append(
+        out.append(
             tr.t(
                 "mgr_trade",
                 day=tr.num(t.get("one_more_day")),
@@ -154,12 +185,12 @@ def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
             )
         )
     if p.get("cutoff"):
-        k.manager.append(
+        out.append(
             tr.t("mgr_cutoff", when=tr.when(datetime.fromisoformat(p["cutoff"]).astimezone(tz)))
         )
     for trig in (p.get("triggers") or [])[:2]:
         a = trig["alarm_if"]
-        k.manager.append(
+        out.append(
             tr.t(
                 "mgr_trigger",
                 when=tr.when(datetime.fromisoformat(trig["at"]).astimezone(tz)),
@@ -169,4 +200,5 @@ def plan_screen(run: RunData, tr: Translator, k: KeyFigures) -> None:
             )
         )
     if p.get("lost_paid_before_decision"):
-        k.manager.append(tr.t("mgr_lost_paid_before", n=tr.num(p["lost_paid_before_decision"])))
+        out.append(tr.t("mgr_lost_paid_before", n=tr.num(p["lost_paid_before_decision"])))
+    return out

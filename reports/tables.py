@@ -11,9 +11,11 @@ baseline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from analysis.follow import CHECKS
 from floor.vocabulary import STEPS
 from reports.i18n import Translator
 from reports.load import RunData
@@ -79,54 +81,15 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
     pc = run.plan_check
     if not pc:
         return None
-    tz = run.tz
     lines = []
     for c in pc.get("checks") or []:
         if not isinstance(c, dict):
             continue
         mark = "✔" if c.get("ok") else "✘"
-        name, measured, planned = c.get("name"), c.get("measured"), c.get("plan")
-        if name == "drain":
-            res = tr.seconds(float(pc.get("resolution_s") or 0))
-            when = tr.when(datetime.fromisoformat(measured).astimezone(tz)) if measured else "–"
-            text = (
-                tr.t(
-                    "check_drain",
-                    measured=when,
-                    plan=tr.when(datetime.fromisoformat(planned).astimezone(tz)),
-                    res=res,
-                )
-                if measured
-                else tr.t("check_drain_never")
-            )
-        elif name == "utilisation":
-            text = tr.t(
-                "check_utilisation",
-                measured=tr.pct(measured) if measured is not None else "–",
-                plan=tr.pct(planned),
-            )
-        elif name == "gates":
-            text = (
-                tr.t("check_gates_ok")
-                if c.get("ok")
-                else tr.t("check_gates_failed", detail=_gate_detail(c, tr))
-            )
-        elif name == "integrity":
-            text = tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
-        elif name == "model" and isinstance(measured, dict):
-            sv, pk = measured.get("served") or {}, measured.get("peak_backlog") or {}
-            text = tr.t(
-                "check_model",
-                served_m=tr.num(sv.get("model")),
-                served=tr.num(sv.get("measured")),
-                served_e=_signed_pct(sv.get("error"), tr),
-                peak_m=tr.num(pk.get("model")),
-                peak=tr.num(pk.get("measured")),
-                peak_e=_signed_pct(pk.get("error"), tr),
-                tol=tr.pct((pc.get("model_vs_testbed") or {}).get("tolerance", 0.1)),
-            )
-        else:
-            text = str(c.get("detail", name))
+        words = _CHECK_WORDS.get(str(c.get("name")))
+        text = words(c, pc, tr, run.tz) if words else None
+        if text is None:
+            text = str(c.get("detail", c.get("name")))
         lines.append(f"{mark} {text}")
     follows = bool(pc.get("follows"))
     return (
@@ -134,6 +97,61 @@ def plan_check_lines(run: RunData, tr: Translator) -> tuple[str, str, list[str]]
         tr.t("plan_check_follows" if follows else "plan_check_not"),
         lines,
     )
+
+
+def _drain_words(c: dict[str, Any], pc: dict[str, Any], tr: Translator, tz: Any) -> str:
+    """When the stamping accepted during the outage drained, against the plan."""
+    measured, planned = c.get("measured"), c.get("plan")
+    if not measured:
+        return tr.t("check_drain_never")
+    return tr.t(
+        "check_drain",
+        measured=tr.when(datetime.fromisoformat(measured).astimezone(tz)),
+        plan=tr.when(datetime.fromisoformat(planned).astimezone(tz)),
+        res=tr.seconds(float(pc.get("resolution_s") or 0)),
+    )
+
+
+def _gates_words(c: dict[str, Any], pc: dict[str, Any], tr: Translator, tz: Any) -> str:
+    """The gates set as planned, or those that were not."""
+    if c.get("ok"):
+        return tr.t("check_gates_ok")
+    return tr.t("check_gates_failed", detail=_gate_detail(c, tr))
+
+
+def _integrity_words(c: dict[str, Any], pc: dict[str, Any], tr: Translator, tz: Any) -> str:
+    """Reconciliation passed or not."""
+    return tr.t("integrity_ok") if c.get("ok") else tr.t("check_integrity_failed")
+
+
+def _model_words(c: dict[str, Any], pc: dict[str, Any], tr: Translator, tz: Any) -> str | None:
+    """The model against the testbed: served and peak backlog (None: no figures to show)."""
+    measured = c.get("measured")
+    if not isinstance(measured, dict):
+        return None
+    sv, pk = measured.get("served") or {}, measured.get("peak_backlog") or {}
+    return tr.t(
+        "check_model",
+        served_m=tr.num(sv.get("model")),
+        served=tr.num(sv.get("measured")),
+        served_e=_signed_pct(sv.get("error"), tr),
+        peak_m=tr.num(pk.get("model")),
+        peak=tr.num(pk.get("measured")),
+        peak_e=_signed_pct(pk.get("error"), tr),
+        tol=tr.pct((pc.get("model_vs_testbed") or {}).get("tolerance", 0.1)),
+    )
+
+
+# The words of each check, keyed by the names analysis/follow.py gives them (its CHECKS); a
+# check renamed there fails here at import rather than falling back to English silently.
+_CHECK_WORDS: dict[str, Callable[[dict[str, Any], dict[str, Any], Translator, Any], str | None]] = {
+    "drain": _drain_words,
+    "gates": _gates_words,
+    "integrity": _integrity_words,
+    "model": _model_words,
+}
+if set(_CHECK_WORDS) != set(CHECKS):
+    raise ImportError(f"reports.tables words checks {sorted(_CHECK_WORDS)}; follow has {CHECKS}")
 
 
 def _gate_detail(c: dict[str, Any], tr: Translator) -> str:

@@ -122,30 +122,29 @@ def _check(inputs: FluidInputs) -> None:
         )
 
 
-def _run(
-    inputs: FluidInputs, stages: Sequence[Stage], series: Series | None
-) -> FluidTotals | list[StageRecord]:
-    """The step loop (a documented hot loop: every step of every planner search runs it, so its
-    state lives in local names and lists; `tests/test_analysis_backlog.py` checks it against a
-    plain transcription of the package doc's equations). With `series`, keeps each step there
-    and returns the stage log; without, returns the totals."""
-    _check(inputs)
-    n, dt = inputs.n, inputs.step_s
+def _shares(inputs: FluidInputs) -> tuple[float, float, float]:
+    """Per-step shares: of a room that abandons (f_ab), of those giving up who retry later
+    (p_ret; all of them with persistence, which then decides), and of the delayed who leave
+    for good (f_p, 0 without persistence)."""
+    dt = inputs.step_s
     f_ab = -math.expm1(-dt / inputs.patience_s)
     p_ret = inputs.retry_probability if inputs.persistence_s is None else 1.0
-    fr, fl = _orbit_factors(inputs)
     f_p = 0.0 if inputs.persistence_s is None else -math.expm1(-dt / inputs.persistence_s)
-    keep_p = 1.0 - f_p
+    return f_ab, p_ret, f_p
+
+
+def _step_lists(
+    inputs: FluidInputs,
+) -> tuple[list[float], list[float] | None, list[float], list[float], list[float], list[float],
+           list[float]]:  # fmt: skip
+    """The per-step inputs as lists (the loop indexes lists faster than arrays): bypass share,
+    patience left (in steps, or None), arrivals at the three gates, and the issuer's and the
+    payments' capacity per step."""
+    n, dt = inputs.n, inputs.step_s
     byp = (
         [0.0] * n
         if inputs.bypass_share is None
         else np.asarray(inputs.bypass_share, dtype=float).tolist()
-    )
-    waste, usl, spa = inputs.waste, inputs.usl, inputs.stamps_per_applicant
-    fq = (
-        FixedPatienceQueue(inputs.patience_s / dt, waste, spa, inputs.pass_gap_s / dt)
-        if inputs.fixed_patience
-        else None
     )
     left_s = (
         None
@@ -155,6 +154,47 @@ def _run(
     a_reg, a_ord, a_st = (inputs.arrivals[g].tolist() for g in GATES)
     cap_s = (inputs.issuer_per_s * dt).tolist()
     cap_p = (inputs.payments_per_s * dt).tolist()
+    return byp, left_s, a_reg, a_ord, a_st, cap_s, cap_p
+
+
+def _fixed_patience_queue(inputs: FluidInputs) -> FixedPatienceQueue | None:
+    """The issuer queue of fixed patience (`inputs.fixed_patience`), else None."""
+    if not inputs.fixed_patience:
+        return None
+    dt = inputs.step_s
+    return FixedPatienceQueue(
+        inputs.patience_s / dt, inputs.waste, inputs.stamps_per_applicant, inputs.pass_gap_s / dt
+    )
+
+
+def _bypass_opens(
+    sw: float, orb: list[float], w: list[float], r0: float, r1: float, r2: float
+) -> tuple[float, float, float, float]:
+    """The bypass opens wider: a share `sw` of everyone in the orbits, retrying this step or in
+    a room takes it, once. Updates `orb` and `w`; returns (moved, r0, r1, r2)."""
+    moved = sw * (orb[0] + orb[1] + orb[2] + r0 + r1 + r2 + w[0] + w[1] + w[2])
+    r0, r1, r2 = r0 - sw * r0, r1 - sw * r1, r2 - sw * r2
+    for j in range(3):
+        orb[j] -= sw * orb[j]
+        w[j] -= sw * w[j]
+    return moved, r0, r1, r2
+
+
+def _run(
+    inputs: FluidInputs, stages: Sequence[Stage], series: Series | None
+) -> FluidTotals | list[StageRecord]:
+    """The step loop (a documented hot loop: every step of every planner search runs it, so its
+    state lives in local names and lists; `tests/test_analysis_backlog.py` checks it against a
+    plain transcription of the package doc's equations). With `series`, keeps each step there
+    and returns the stage log; without, returns the totals."""
+    _check(inputs)
+    n, dt = inputs.n, inputs.step_s
+    f_ab, p_ret, f_p = _shares(inputs)
+    keep_p = 1.0 - f_p
+    fr, fl = _orbit_factors(inputs)
+    byp, left_s, a_reg, a_ord, a_st, cap_s, cap_p = _step_lists(inputs)
+    waste, usl, spa = inputs.waste, inputs.usl, inputs.stamps_per_applicant
+    fq = _fixed_patience_queue(inputs)
     inf = math.inf
     gs = GateState(f_ab)
     mode, rdt, burst, room, tok = gs.mode, gs.rdt, gs.burst, gs.room, gs.tok
@@ -197,11 +237,8 @@ def _run(
             n0, n1, n2 = n0 - b * n0, n1 - b * n1, n2 - b * n2
             if b > byp_prev:
                 sw = (b - byp_prev) / (1.0 - byp_prev)
-                byp_tot += sw * (orb[0] + orb[1] + orb[2] + r0 + r1 + r2 + w[0] + w[1] + w[2])
-                r0, r1, r2 = r0 - sw * r0, r1 - sw * r1, r2 - sw * r2
-                for j in range(3):
-                    orb[j] -= sw * orb[j]
-                    w[j] -= sw * w[j]
+                moved, r0, r1, r2 = _bypass_opens(sw, orb, w, r0, r1, r2)
+                byp_tot += moved
         byp_prev = b
         o0 = n0 + r0
         want[0] = w[0] + o0

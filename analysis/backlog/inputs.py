@@ -55,6 +55,69 @@ def capacity_schedule(
     return cap
 
 
+def _arrivals_per_step(
+    profile: Profile, curve: ArrivalCurve | None, horizon_s: float | None, step_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step starts (calendar s) to the horizon (default: the close in force) and the
+    applicants arriving in each step (the profile's curve unless `curve` is given)."""
+    cal = profile.calendar
+    horizon = cal.span_s if horizon_s is None else float(horizon_s)
+    n = max(1, int(math.ceil(horizon / step_s - 1e-9)))
+    edges = step_s * np.arange(n + 1)
+    if curve is None:
+        curve = AccountsCurve(profile) if profile.demand is not None else ArrivalCurve(profile)
+    return edges[:-1], np.maximum(np.diff(curve.cumulative(edges)), 0.0)
+
+
+def _arrivals_by_gate(profile: Profile, per_step: np.ndarray) -> dict[str, np.ndarray]:
+    """Arrivals per step at each entry gate, split by the journey mix."""
+    arrivals = {g: np.zeros(len(per_step)) for g in GATES}
+    for journey, share in profile.journeys.mix.items():
+        arrivals[_ENTRY[journey]] += per_step * share
+    return arrivals
+
+
+def _capacities(
+    profile: Profile,
+    mids: np.ndarray,
+    outages: Sequence[Outage],
+    stamps_per_second: float | None,
+    payments_per_second: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The issuer's capacity (applicants/s) and the payments' per step (at the step
+    midpoints `mids`): the profile's (with its capacity added on a date) unless given."""
+    cal = profile.calendar
+    stamps = (
+        profile.capacity.stamps_per_second
+        if stamps_per_second is None
+        else float(stamps_per_second)
+    )
+    added = (
+        []
+        if stamps_per_second is not None
+        else [(cal.seconds(s.at), s.stamps_per_second) for s in profile.capacity.added]
+    )
+    issuer = (
+        capacity_schedule(
+            mids, profile, base=stamps, resource="issuer", outages=outages, added=added
+        )
+        / profile.mean_stamps_per_applicant
+    )
+    pay_base = (
+        profile.capacity.payments_per_second if payments_per_second is None else payments_per_second
+    )
+    payments = capacity_schedule(mids, profile, base=pay_base, resource="payments", outages=outages)
+    return issuer, payments
+
+
+def _bypass_share(profile: Profile, mids: np.ndarray) -> np.ndarray | None:
+    """Per step, the share of applicants taking the physical-stamp bypass (None without one)."""
+    if profile.bypass is None:
+        return None
+    at = profile.calendar.seconds(profile.bypass.at)
+    return np.where(mids >= at, profile.bypass.share, 0.0)
+
+
 def inputs_from_profile(
     profile: Profile,
     *,
@@ -82,40 +145,10 @@ def inputs_from_profile(
             "--stamps-per-second", stamps_per_second, "give a capacity > 0 stamps per second"
         )
     cal = profile.calendar
-    horizon = cal.span_s if horizon_s is None else float(horizon_s)
-    n = max(1, int(math.ceil(horizon / step_s - 1e-9)))
-    edges = step_s * np.arange(n + 1)
-    if curve is None:
-        curve = AccountsCurve(profile) if profile.demand is not None else ArrivalCurve(profile)
-    per_step = np.maximum(np.diff(curve.cumulative(edges)), 0.0)
-    mix = profile.journeys.mix
-    arrivals = {g: np.zeros(n) for g in GATES}
-    for journey, share in mix.items():
-        arrivals[_ENTRY[journey]] += per_step * share
-    t = edges[:-1]
-    m = profile.mean_stamps_per_applicant
-    stamps = (
-        profile.capacity.stamps_per_second
-        if stamps_per_second is None
-        else float(stamps_per_second)
-    )
-    added = (
-        []
-        if stamps_per_second is not None
-        else [(cal.seconds(s.at), s.stamps_per_second) for s in profile.capacity.added]
-    )
+    t, per_step = _arrivals_per_step(profile, curve, horizon_s, step_s)
     outs = profile.outages if outages is None else tuple(outages)
-    issuer = (
-        capacity_schedule(
-            t + step_s / 2, profile, base=stamps, resource="issuer", outages=outs, added=added
-        )
-        / m
-    )
-    pay_base = (
-        profile.capacity.payments_per_second if payments_per_second is None else payments_per_second
-    )
-    payments = capacity_schedule(
-        t + step_s / 2, profile, base=pay_base, resource="payments", outages=outs
+    issuer, payments = _capacities(
+        profile, t + step_s / 2, outs, stamps_per_second, payments_per_second
     )
     b = profile.behaviour
     ov = profile.overload
@@ -123,10 +156,10 @@ def inputs_from_profile(
     return FluidInputs(
         step_s=float(step_s),
         t0_s=0.0,
-        arrivals=arrivals,
+        arrivals=_arrivals_by_gate(profile, per_step),
         issuer_per_s=issuer,
         payments_per_s=payments,
-        stamps_per_applicant=m,
+        stamps_per_applicant=profile.mean_stamps_per_applicant,
         patience_s=b.patience_minutes * 60.0,
         retry_probability=b.retry_probability,
         retry_after_s=b.retry_after_minutes * 60.0,
@@ -134,9 +167,7 @@ def inputs_from_profile(
         origin=cal.window_start,
         persistence_s=None if b.persistence_days is None else b.persistence_days * 86400.0,
         return_weight=return_weights(profile, t, step_s),
-        bypass_share=None
-        if profile.bypass is None
-        else np.where(t + step_s / 2 >= cal.seconds(profile.bypass.at), profile.bypass.share, 0.0),
+        bypass_share=_bypass_share(profile, t + step_s / 2),
         waste=unbounded,
         timeout_s=ov.timeout_s,
         usl=(ov.alpha, ov.beta, ov.peak_concurrency)

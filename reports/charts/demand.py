@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from matplotlib import dates as mdates
@@ -33,64 +34,10 @@ def demand_chart(run: RunData, tr: Translator) -> Chart | None:
     ax = fig.add_subplot()
     caption = None
     if run.timeline is not None and len(run.timeline):
-        tl = run.timeline
-        x = local_days(tl["calendar_at"], tz)
-        ax.fill_between(
-            *pixel_envelope(x, tl["demand_per_s"]),
-            0,
-            color=COLOURS["demand"],
-            alpha=0.25,
-            linewidth=0,
-            label=tr.t("chart_demand_new"),
-        )
-        ax.plot(
-            *pixel_envelope(x, tl["demand_per_s"] + tl["retry_per_s"]),
-            color=COLOURS["demand"],
-            linewidth=1.2,
-            label=tr.t("chart_demand_with_retries"),
-        )
-        ax.plot(
-            *pixel_envelope(x, tl["served_per_s"]),
-            color=COLOURS["served"],
-            linewidth=1.0,
-            label=tr.t("chart_served"),
-        )
-        ax.plot(
-            *pixel_envelope(x, tl["capacity_per_s"]),
-            color=COLOURS["capacity"],
-            linewidth=1.8,
-            drawstyle="steps-post",
-            label=tr.t("chart_capacity"),
-        )
+        _demand_from_timeline(ax, run.timeline, tr, tz)
     elif run.profile is not None:
-        from scenarios.curve import ArrivalCurve
-
-        p = run.profile
         caption = "caption_demand_profile"  # drawn from the profile: the caption says so
-        curve = ArrivalCurve(p)
-        t = np.arange(0.0, p.calendar.span_s, 600.0)
-        x = local_days([p.calendar.at(float(s)) for s in t], tz)
-        ax.fill_between(
-            x,
-            0,
-            curve.rate(t),
-            color=COLOURS["demand"],
-            alpha=0.25,
-            linewidth=0,
-            label=tr.t("chart_demand_new"),
-        )
-        cap = np.full(t.size, p.capacity.stamps_per_second / p.mean_stamps_per_applicant)
-        for o in p.outages:
-            a, b = p.calendar.seconds(o.start), p.calendar.seconds(o.end)
-            cap[(t >= a) & (t < b)] *= o.capacity_factor
-        ax.plot(
-            x,
-            cap,
-            color=COLOURS["capacity"],
-            linewidth=1.8,
-            drawstyle="steps-post",
-            label=tr.t("chart_capacity_profile"),
-        )
+        _demand_from_profile(ax, run.profile, tr, tz)
     else:
         return None
     ax.set_ylim(bottom=0)
@@ -108,6 +55,69 @@ def demand_chart(run: RunData, tr: Translator) -> Chart | None:
     )
 
 
+def _demand_from_timeline(ax: Any, tl: Any, tr: Translator, tz: Any) -> None:
+    """New demand, demand with retries, served and capacity from timeline.csv."""
+    x = local_days(tl["calendar_at"], tz)
+    ax.fill_between(
+        *pixel_envelope(x, tl["demand_per_s"]),
+        0,
+        color=COLOURS["demand"],
+        alpha=0.25,
+        linewidth=0,
+        label=tr.t("chart_demand_new"),
+    )
+    ax.plot(
+        *pixel_envelope(x, tl["demand_per_s"] + tl["retry_per_s"]),
+        color=COLOURS["demand"],
+        linewidth=1.2,
+        label=tr.t("chart_demand_with_retries"),
+    )
+    ax.plot(
+        *pixel_envelope(x, tl["served_per_s"]),
+        color=COLOURS["served"],
+        linewidth=1.0,
+        label=tr.t("chart_served"),
+    )
+    ax.plot(
+        *pixel_envelope(x, tl["capacity_per_s"]),
+        color=COLOURS["capacity"],
+        linewidth=1.8,
+        drawstyle="steps-post",
+        label=tr.t("chart_capacity"),
+    )
+
+
+def _demand_from_profile(ax: Any, p: Any, tr: Translator, tz: Any) -> None:
+    """New demand from the profile's arrival curve against its capacity and outages (a run
+    directory without a timeline)."""
+    from scenarios.curve import ArrivalCurve
+
+    curve = ArrivalCurve(p)
+    t = np.arange(0.0, p.calendar.span_s, 600.0)
+    x = local_days([p.calendar.at(float(s)) for s in t], tz)
+    ax.fill_between(
+        x,
+        0,
+        curve.rate(t),
+        color=COLOURS["demand"],
+        alpha=0.25,
+        linewidth=0,
+        label=tr.t("chart_demand_new"),
+    )
+    cap = np.full(t.size, p.capacity.stamps_per_second / p.mean_stamps_per_applicant)
+    for o in p.outages:
+        a, b = p.calendar.seconds(o.start), p.calendar.seconds(o.end)
+        cap[(t >= a) & (t < b)] *= o.capacity_factor
+    ax.plot(
+        x,
+        cap,
+        color=COLOURS["capacity"],
+        linewidth=1.8,
+        drawstyle="steps-post",
+        label=tr.t("chart_capacity_profile"),
+    )
+
+
 @register("backlog", reads=("timeline.csv", "queue.csv"))
 def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
     """Backlog and wait over time: the model (timeline.csv) and the measured queue (queue.csv)."""
@@ -118,21 +128,9 @@ def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
     fig = new_figure(9.0, 5.2)
     ax, ax_w = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     twin = None
-    if tl is not None and len(tl):
-        x = local_days(tl["calendar_at"], tz)
-        xq_, q_ = pixel_envelope(x, tl["queue"])
-        ax.fill_between(xq_, 0, q_, color=COLOURS["model"], alpha=0.25, linewidth=0)
-        ax.plot(xq_, q_, color=COLOURS["model"], linewidth=1.2, label=tr.t("chart_backlog_model"))
-        ax.set_ylabel(tr.t("axis_backlog_applicants"))
-        ax_w.plot(
-            *pixel_envelope(x, tl["wait_s"] / 3600),
-            color=COLOURS["wait"],
-            linewidth=1.2,
-            label=tr.t("chart_wait_model"),
-        )
-        ax_w.set_ylabel(tr.t("axis_wait_hours"))
-        ax_w.set_ylim(bottom=0)
-        num_axis(ax_w, tr)
+    model = tl is not None and len(tl) > 0
+    if model:
+        _model_backlog(ax, ax_w, tl, tr, tz)
     else:
         ax_w.text(
             0.5,
@@ -145,23 +143,7 @@ def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
         )
         ax_w.set_yticks([])
     if q is not None and len(q):
-        scale = float((run.run or {}).get("scale") or 0) or None
-        xq = local_days(q["calendar_at"], tz)
-        target = ax
-        if tl is not None and len(tl):
-            twin = ax.twinx()
-            twin.spines["right"].set_visible(True)
-            target = twin
-        label = tr.t("chart_backlog_measured", scale=tr.exact(scale) if scale else "?")
-        target.plot(
-            *pixel_envelope(xq, q["issuer_queue"]),
-            color=COLOURS["measured"],
-            linewidth=1.0,
-            label=label,
-        )
-        target.set_ylabel(tr.t("axis_measured_queue"), color=COLOURS["measured"])
-        target.set_ylim(bottom=0)
-        num_axis(target, tr)
+        twin = _measured_queue(ax, run, q, model, tr, tz)
     ax.set_ylim(bottom=0)
     num_axis(ax, tr)
     for a in (ax, ax_w):
@@ -171,6 +153,49 @@ def backlog_chart(run: RunData, tr: Translator) -> Chart | None:
     legend(ax, *([twin] if twin is not None else []))
     legend(ax_w)
     return Chart(id="chart-backlog", title=tr.t("chart_backlog_title"), svg=to_svg(fig, "backlog"))
+
+
+def _model_backlog(ax: Any, ax_w: Any, tl: Any, tr: Translator, tz: Any) -> None:
+    """The model's backlog (upper axes) and wait in hours (lower axes) from timeline.csv."""
+    x = local_days(tl["calendar_at"], tz)
+    xq_, q_ = pixel_envelope(x, tl["queue"])
+    ax.fill_between(xq_, 0, q_, color=COLOURS["model"], alpha=0.25, linewidth=0)
+    ax.plot(xq_, q_, color=COLOURS["model"], linewidth=1.2, label=tr.t("chart_backlog_model"))
+    ax.set_ylabel(tr.t("axis_backlog_applicants"))
+    ax_w.plot(
+        *pixel_envelope(x, tl["wait_s"] / 3600),
+        color=COLOURS["wait"],
+        linewidth=1.2,
+        label=tr.t("chart_wait_model"),
+    )
+    ax_w.set_ylabel(tr.t("axis_wait_hours"))
+    ax_w.set_ylim(bottom=0)
+    num_axis(ax_w, tr)
+
+
+def _measured_queue(
+    ax: Any, run: RunData, q: Any, model: bool, tr: Translator, tz: Any
+) -> Any | None:
+    """The measured issuer queue (queue.csv): on a twin axis beside the model's backlog (the
+    twin is returned), else on the backlog axes (None)."""
+    scale = float((run.run or {}).get("scale") or 0) or None
+    xq = local_days(q["calendar_at"], tz)
+    target, twin = ax, None
+    if model:
+        twin = ax.twinx()
+        twin.spines["right"].set_visible(True)
+        target = twin
+    label = tr.t("chart_backlog_measured", scale=tr.exact(scale) if scale else "?")
+    target.plot(
+        *pixel_envelope(xq, q["issuer_queue"]),
+        color=COLOURS["measured"],
+        linewidth=1.0,
+        label=label,
+    )
+    target.set_ylabel(tr.t("axis_measured_queue"), color=COLOURS["measured"])
+    target.set_ylim(bottom=0)
+    num_axis(target, tr)
+    return twin
 
 
 @register("arrivals", reads=("arrivals.csv",))

@@ -244,75 +244,82 @@ def usl_chart(run: RunData, tr: Translator) -> Chart | None:
     axes = np.atleast_1d(fig.subplots(1, len(steps)))
     stars = 0
     for ax, step in zip(axes, steps, strict=True):
-        f = usl[step]
-        nmax = 1.0
-        if run.probe is not None:
-            sel = np.array(run.probe["step"]) == step
-            n, x = run.probe["concurrency"][sel], run.probe["throughput_per_s"][sel]
-            if n.size:
-                nmax = float(n.max())
-                ax.plot(
-                    n,
-                    x,
-                    "o",
-                    color=COLOURS["measured"],
-                    markersize=5,
-                    label=tr.t("chart_usl_measured"),
-                )
-        peak = f.get("peak_load")
-        top = max(nmax, peak or 0) * 1.3 if peak and math.isfinite(peak) else nmax * 1.5
-        grid = np.linspace(0.5, max(top, 2.0), 300)
-        ax.plot(
-            grid,
-            usl_x(grid, f["alpha"], f["beta"], f["gamma"]),
-            color=COLOURS["model"],
-            linewidth=1.5,
-            label=tr.t(
-                "chart_usl_fit", r2=tr.num(f.get("r2"), 3) if f.get("r2") is not None else "–"
-            ),
-        )
-        if peak and math.isfinite(peak):
-            xp = f.get("peak_throughput") or float(usl_x(peak, f["alpha"], f["beta"], f["gamma"]))
-            ax.plot(
-                [peak],
-                [xp],
-                marker="*",
-                markersize=13,
-                color="#111827",
-                linestyle="none",
-                label=tr.t("chart_usl_peak", n=tr.num(peak), x=tr.smart(xp)),
-            )
-            stars += 1
-            if peak > nmax:
-                ax.axvspan(
-                    nmax, top, color="#f59f00", alpha=0.08, label=tr.t("chart_usl_extrapolated")
-                )
-        if step == "stamps" and (run.capacity or {}).get("stamps_per_second"):
-            ax.axhline(
-                run.capacity["stamps_per_second"],
-                color=COLOURS["capacity"],
-                linestyle="--",
-                linewidth=1,  # type: ignore[index]
-                label=tr.t("chart_usl_sustainable"),
-            )
-        ax.set_xlim(0, top)
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel(tr.t("axis_concurrency"))
-        unit = (
-            "axis_stamps_per_s"
-            if step == "stamps"
-            else "axis_journeys_per_s"
-            if step == "journey"
-            else "axis_requests_per_s"
-        )
-        ax.set_ylabel(tr.t(unit))
-        num_axis(ax, tr)
-        label = tr.label("step", step)
-        ax.set_title(tr.t("chart_usl_title_step", step=label), fontsize=9)
-        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        stars += _usl_panel(ax, run, step, usl[step], tr)
     return Chart(
         id="chart-usl",
         title=tr.t("chart_usl_title"),
         svg=to_svg(fig, "usl"),
         notes=("caption_usl_star",) if stars else ("caption_usl_nostar",),
     )
+
+
+def _usl_panel(ax: Any, run: RunData, step: str, f: dict[str, Any], tr: Translator) -> int:
+    """One step's panel: measured points, the fitted curve, its peak (a star; 1 if drawn, else
+    0), the extrapolated region and, for stamps, the sustainable rate."""
+    nmax = _usl_measured(ax, run, step, tr)
+    peak = f.get("peak_load")
+    top = max(nmax, peak or 0) * 1.3 if peak and math.isfinite(peak) else nmax * 1.5
+    grid = np.linspace(0.5, max(top, 2.0), 300)
+    ax.plot(
+        grid,
+        usl_x(grid, f["alpha"], f["beta"], f["gamma"]),
+        color=COLOURS["model"],
+        linewidth=1.5,
+        label=tr.t("chart_usl_fit", r2=tr.num(f.get("r2"), 3) if f.get("r2") is not None else "–"),
+    )
+    star = 0
+    if peak and math.isfinite(peak):
+        xp = f.get("peak_throughput") or float(usl_x(peak, f["alpha"], f["beta"], f["gamma"]))
+        ax.plot(
+            [peak],
+            [xp],
+            marker="*",
+            markersize=13,
+            color="#111827",
+            linestyle="none",
+            label=tr.t("chart_usl_peak", n=tr.num(peak), x=tr.smart(xp)),
+        )
+        star = 1
+        if peak > nmax:
+            ax.axvspan(nmax, top, color="#f59f00", alpha=0.08, label=tr.t("chart_usl_extrapolated"))
+    if step == "stamps" and (run.capacity or {}).get("stamps_per_second"):
+        ax.axhline(
+            run.capacity["stamps_per_second"],  # type: ignore[index]
+            color=COLOURS["capacity"],
+            linestyle="--",
+            linewidth=1,
+            label=tr.t("chart_usl_sustainable"),
+        )
+    _usl_axes(ax, step, top, tr)
+    return star
+
+
+def _usl_measured(ax: Any, run: RunData, step: str, tr: Translator) -> float:
+    """The probe's measured points of `step`; returns the largest measured load (1 if none)."""
+    if run.probe is None:
+        return 1.0
+    sel = np.array(run.probe["step"]) == step
+    n, x = run.probe["concurrency"][sel], run.probe["throughput_per_s"][sel]
+    if not n.size:
+        return 1.0
+    ax.plot(n, x, "o", color=COLOURS["measured"], markersize=5, label=tr.t("chart_usl_measured"))
+    return float(n.max())
+
+
+def _usl_axes(ax: Any, step: str, top: float, tr: Translator) -> None:
+    """Limits, axis labels in the step's unit, the title and the legend of a USL panel."""
+    ax.set_xlim(0, top)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(tr.t("axis_concurrency"))
+    unit = (
+        "axis_stamps_per_s"
+        if step == "stamps"
+        else "axis_journeys_per_s"
+        if step == "journey"
+        else "axis_requests_per_s"
+    )
+    ax.set_ylabel(tr.t(unit))
+    num_axis(ax, tr)
+    label = tr.label("step", step)
+    ax.set_title(tr.t("chart_usl_title_step", step=label), fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
