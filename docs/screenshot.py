@@ -1,7 +1,7 @@
 """Refresh docs/report-first-screen.png: the report's first screen, as the README shows it.
 
-    python docs/screenshot.py                      # from the shipped sample run (tests/fixtures/runs/full)
-    python docs/screenshot.py --run runs/demo      # from your own demo's run directory
+    python docs/screenshot.py                  # the shipped sample run (tests/fixtures/runs/full)
+    python docs/screenshot.py --run runs/demo  # your own demo's run directory
     python docs/screenshot.py --out /tmp/shot.png  # somewhere else
 
 The report is built into a temporary copy of the run directory (the run itself is not touched) and
@@ -41,7 +41,13 @@ def screenshot(run: Path, out: Path, *, lang: str = "en") -> Path:
         shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report.*", "*.pdf"))
         build_report(copy, lang=lang)
         png = Path(tmp) / "shot.png"
-        run_chromium([f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}", (copy / "report.html").as_uri()])
+        run_chromium(
+            [
+                f"--window-size={WIDTH},{HEIGHT}",
+                f"--screenshot={png}",
+                (copy / "report.html").as_uri(),
+            ]
+        )
         if not png.is_file():
             raise SystemExit(f"chromium wrote no screenshot of {copy / 'report.html'}")
         write_bytes(out, png.read_bytes())
@@ -51,11 +57,21 @@ def screenshot(run: Path, out: Path, *, lang: str = "en") -> Path:
 def main(argv: list[str] | None = None) -> int:
     """The command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, default=SAMPLE, help="run directory (default: the shipped sample run)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"PNG to write (default {DEFAULT_OUT.relative_to(ROOT)})")
+    p.add_argument(
+        "--run", type=Path, default=SAMPLE, help="run directory (default: the shipped sample run)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"PNG to write (default {DEFAULT_OUT.relative_to(ROOT)})",
+    )
     p.add_argument("--lang", choices=("en", "id"), default="en")
     a = p.parse_args(argv)
-    print(f"wrote {screenshot(a.run, a.out, lang=a.lang)} ({WIDTH}x{HEIGHT}, the report's first screen)")
+    print(
+        f"wrote {screenshot(a.run, a.out, lang=a.lang)} "
+        f"({WIDTH}x{HEIGHT}, the report's first screen)"
+    )
     return 0
 
 

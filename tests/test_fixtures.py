@@ -35,9 +35,15 @@ def drift(committed: Path, fresh: Path) -> list[str]:
     """The files that differ between two fixture folders: missing, extra or with other bytes."""
     a, b = _files(committed), _files(fresh)
     out = [f"{name}: not written by make_fixtures.py" for name in sorted(a.keys() - b.keys())]
-    out += [f"{name}: written by make_fixtures.py, not committed" for name in sorted(b.keys() - a.keys())]
-    out += [f"{name}: differs from what make_fixtures.py writes" for name in sorted(a.keys() & b.keys())
-            if a[name] != b[name]]
+    out += [
+        f"{name}: written by make_fixtures.py, not committed"
+        for name in sorted(b.keys() - a.keys())
+    ]
+    out += [
+        f"{name}: differs from what make_fixtures.py writes"
+        for name in sorted(a.keys() & b.keys())
+        if a[name] != b[name]
+    ]
     return out
 
 
@@ -52,7 +58,9 @@ def test_committed_fixtures_are_what_the_generator_writes(fresh: Path) -> None:
     gen = _generator()
     committed = {p.name for p in RUNS.iterdir() if p.is_dir()}
     assert committed == set(gen.KINDS)
-    assert drift(RUNS, fresh) == [], "run `python3 tests/fixtures/make_fixtures.py` and commit the fixtures"
+    assert drift(RUNS, fresh) == [], (
+        "run `python3 tests/fixtures/make_fixtures.py` and commit the fixtures"
+    )
 
 
 @pytest.mark.parametrize("edit", ["figure", "extra_file", "deleted_file"])
@@ -63,7 +71,9 @@ def test_a_hand_edited_fixture_is_caught(fresh: Path, tmp_path: Path, edit: str)
         p = copy / "plan" / "plan.json"
         text = p.read_text(encoding="utf-8")
         assert '"margin_hours": -11.0' in text
-        p.write_text(text.replace('"margin_hours": -11.0', '"margin_hours": -10.5'), encoding="utf-8")
+        p.write_text(
+            text.replace('"margin_hours": -11.0', '"margin_hours": -10.5'), encoding="utf-8"
+        )
         want = "plan/plan.json: differs"
     elif edit == "extra_file":  # a file no writer makes
         (copy / "probe" / "run.json").write_text('{"kind": "probe"}', encoding="utf-8")

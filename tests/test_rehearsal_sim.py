@@ -128,7 +128,7 @@ def test_the_simulated_gate_decides_as_the_testbed_gate() -> None:
     assert decisions > 300
 
 
-def test_measured_uploads_spend_the_gate_s_tokens_so_it_admits_no_more_than_burst_plus_rate() -> None:
+def test_measured_uploads_spend_gate_tokens_so_it_admits_no_more_than_burst_plus_rate() -> None:
     # A rate gate of 4 tokens/s, burst 4, from t = 0; 120 applicants' first uploads (measured,
     # so admitted whatever the simulated bucket holds) come in 0..30 s at 4/s, exactly what the
     # gate can pass, and each applicant has 2 more documents, retried until admitted (demand
@@ -137,13 +137,22 @@ def test_measured_uploads_spend_the_gate_s_tokens_so_it_admits_no_more_than_burs
     # uploads in all. A simulated bucket that forgets what a measured upload took (floors at zero)
     # lets the later uploads have those tokens again and admits about 120 too many.
     n = 120
-    inp = SimInputs(intended=np.zeros(n), deadline=np.full(n, 1e6), documents=np.full(n, 3),
-                    first_upload=np.linspace(0.0, 30.0, n), refresh=np.zeros(n, bool),
-                    rate_t=np.array([0.0]), rate=np.array([1000.0]), workers=64,
-                    gates=[(0.0, "rate", 4.0, 4.0)], end_s=60.0, max_attempts=10_000,
-                    backoff=(0.25, 1.0))
+    inp = SimInputs(
+        intended=np.zeros(n),
+        deadline=np.full(n, 1e6),
+        documents=np.full(n, 3),
+        first_upload=np.linspace(0.0, 30.0, n),
+        refresh=np.zeros(n, bool),
+        rate_t=np.array([0.0]),
+        rate=np.array([1000.0]),
+        workers=64,
+        gates=[(0.0, "rate", 4.0, 4.0)],
+        end_s=60.0,
+        max_attempts=10_000,
+        backoff=(0.25, 1.0),
+    )
     r = simulate(inp, seed=2)
-    assert r.done_at is not None                 # an issuer of 1,000/s: done as soon as admitted
+    assert r.done_at is not None  # an issuer of 1,000/s: done as soon as admitted
     passed = int(np.sum(r.done_at <= 60.0))
     assert passed <= 4 + 4 * 60 + 1, passed
-    assert passed >= 4 * 60 * 0.95               # and with demand waiting it passes what it can
+    assert passed >= 4 * 60 * 0.95  # and with demand waiting it passes what it can

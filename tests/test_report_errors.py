@@ -14,7 +14,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 
 
 def _copy(tmp_path: Path, kind: str = "full") -> Path:
-    """A copy without manifest.json: the tests edit its files by hand, which the manifest would refuse."""
+    """A copy without manifest.json: the tests edit its files by hand, which the manifest would
+    refuse."""
     d = tmp_path / kind
     shutil.copytree(FIXTURES / kind, d, ignore=shutil.ignore_patterns("report.*", "manifest.json"))
     return d

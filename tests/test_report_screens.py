@@ -243,7 +243,9 @@ def test_usl_caption_matches_the_star(dirs: dict[str, Path], tmp_path: Path) -> 
     usl = usl[: usl.index("</figure>")]
     assert "peak: " in usl and "The star marks the predicted peak." in usl
     d = tmp_path / "nostar"  # capacity.json is edited below: no manifest, which would refuse it
-    shutil.copytree(FIXTURES / "full", d, ignore=shutil.ignore_patterns("report.*", "manifest.json"))
+    shutil.copytree(
+        FIXTURES / "full", d, ignore=shutil.ignore_patterns("report.*", "manifest.json")
+    )
     cap = json.loads((d / "capacity.json").read_text())
     for fit in cap["usl"].values():  # a fit with no finite peak: nothing to star
         fit.update(alpha=0.0, beta=0.0, peak_load=None, peak_throughput=None)
@@ -286,7 +288,9 @@ def test_latency_axes_get_at_least_three_ticks(lo: float, hi: float) -> None:
 
 def test_parameters_are_a_table_with_the_exact_scale(tmp_path: Path) -> None:
     d = tmp_path / "p"  # run.json is edited below: no manifest, which would refuse it
-    shutil.copytree(FIXTURES / "full", d, ignore=shutil.ignore_patterns("report.*", "manifest.json"))
+    shutil.copytree(
+        FIXTURES / "full", d, ignore=shutil.ignore_patterns("report.*", "manifest.json")
+    )
     r = json.loads((d / "run.json").read_text())
     r["scale"] = 0.034848
     (d / "run.json").write_text(json.dumps(r))
@@ -303,7 +307,9 @@ def test_parameters_are_a_table_with_the_exact_scale(tmp_path: Path) -> None:
 
 def test_report_exit_codes(tmp_path: Path) -> None:
     green = tmp_path / "green"
-    shutil.copytree(FIXTURES / "plan", green, ignore=shutil.ignore_patterns("manifest.json"))  # edited below
+    shutil.copytree(
+        FIXTURES / "plan", green, ignore=shutil.ignore_patterns("manifest.json")
+    )  # edited below
     p = json.loads((green / "plan.json").read_text())
     p["verdict"] = {"served_by_deadline": True, "margin_hours": 6.0, "lost_applicants": 0}
     (green / "plan.json").write_text(json.dumps(p))
@@ -312,7 +318,9 @@ def test_report_exit_codes(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "plan", red)
     assert main(["report", str(red)]) == 1
     lost = tmp_path / "lost"
-    shutil.copytree(FIXTURES / "rehearsal", lost, ignore=shutil.ignore_patterns("manifest.json"))  # edited
+    shutil.copytree(
+        FIXTURES / "rehearsal", lost, ignore=shutil.ignore_patterns("manifest.json")
+    )  # edited
     rec = json.loads((lost / "reconciliation.json").read_text())
     rec.update(ok=False, lost_quota=2)
     (lost / "reconciliation.json").write_text(json.dumps(rec))
