@@ -132,6 +132,11 @@ class ThresholdWatch:
         self.results = [ThresholdResult(threshold=t) for t in thresholds]
         self._seconds: deque[tuple[int, _Second]] = deque()
 
+    @property
+    def active(self) -> bool:
+        """True when there is a rule to check (a watch without rules takes no samples)."""
+        return bool(self.thresholds)
+
     def _bucket(self, t: float) -> _Second:
         sec = int(t)
         if self._seconds and self._seconds[-1][0] == sec:
