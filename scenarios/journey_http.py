@@ -68,11 +68,12 @@ def bounded_request(
 
     `timer` (optional) is a `gevent.Timeout(deadline_s)` the caller keeps for its requests
     (`request_timer`): it is started and cancelled here instead of a new one made and closed
-    per request; one that is pending or of another length is not used.
+    per request; one of another length is not used (one still pending is an error: a
+    journey's requests are sequential).
     """
     h = {"Accept-Encoding": "identity", **(headers or {})}
     kw: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
-    own = timer is None or timer.pending or timer.seconds != deadline_s
+    own = timer is None or timer.seconds != deadline_s
     if own:
         timer = gevent.Timeout(deadline_s)
     assert timer is not None

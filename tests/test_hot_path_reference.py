@@ -13,6 +13,7 @@ import gevent
 import numpy as np
 import pytest
 
+from scenarios.documents import pdf_document
 from scenarios.journey_http import _json, bounded_request, request_timer
 from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key
 
@@ -160,3 +161,34 @@ def test_a_reused_deadline_fires_each_time_and_is_left_stopped():
     assert r.error == "no whole answer within 0.05 s" and not other.pending
     timer.close()
     other.close()
+
+
+def _plain_pdf(title: str) -> bytes:
+    """The document as first written: every object and offset made per call."""
+    text = title.replace("\\", "").replace("(", "").replace(")", "")[:80]
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1", "replace")
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + o + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_documents_equal_the_plain_assembly():
+    rng = random.Random(9)
+    titles = ["", "Surat Lamaran - Budi Santoso", "(a) \\ b", "x" * 200, "Sürat – Çağrı ☃"]
+    titles += ["".join(rng.choice("abc ()\\é日") for _ in range(rng.randrange(120))) for _ in range(300)]
+    assert [pdf_document(t) for t in titles] == [_plain_pdf(t) for t in titles]
+    assert pdf_document("ab") != _plain_pdf("abc")  # the comparison sees a changed title
