@@ -15,6 +15,7 @@ import pytest
 
 from scenarios.documents import pdf_document
 from scenarios.journey_http import _json, bounded_request, request_timer
+from scenarios.latency import StepLatency
 from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key
 
 
@@ -192,3 +193,47 @@ def test_documents_equal_the_plain_assembly():
     titles += ["".join(rng.choice("abc ()\\é日") for _ in range(rng.randrange(120))) for _ in range(300)]
     assert [pdf_document(t) for t in titles] == [_plain_pdf(t) for t in titles]
     assert pdf_document("ab") != _plain_pdf("abc")  # the comparison sees a changed title
+
+
+def _latency_values(rng: np.random.Generator) -> list[float]:
+    xs = list(rng.lognormal(-4, 2, 5000)) + list(rng.uniform(0, 1e-5, 300)) + list(rng.uniform(3000, 9000, 50))
+    # bucket edges of 3-digit HDR in microseconds, and half-microsecond ties (rounded half even)
+    edges = [2 ** k + d for k in range(10, 32) for d in (-1, 0, 1)]
+    xs += [e / 1e6 for e in edges] + [(k + 0.5) / 1e6 for k in range(0, 4000, 7)] + [0.0, 3600.0, 3600.0000005]
+    return [float(x) for x in xs]
+
+
+def test_latencies_recorded_at_once_equal_one_by_one():
+    xs = _latency_values(np.random.default_rng(4))
+    fast, plain = StepLatency(), StepLatency()
+    fast.record_many("service", "stamp", xs)
+    for x in xs:
+        plain.record_service("stamp", x)
+    a, b = fast.service["stamp"], plain.service["stamp"]
+    assert (a.total_count, a.min_value, a.max_value) == (b.total_count, b.min_value, b.max_value)
+    assert fast.encode() == plain.encode()
+    assert fast.percentiles("stamp", "service", (50, 99, 99.9)) == plain.percentiles("stamp", "service",
+                                                                                    (50, 99, 99.9))
+    few = StepLatency()  # below the vector threshold: the plain path, same result
+    few.record_many("intended", "pay", xs[:10])
+    one = StepLatency()
+    for x in xs[:10]:
+        one.record_intended("pay", x)
+    assert few.encode() == one.encode()
+
+
+def test_a_wrong_rounding_in_the_batch_is_caught(monkeypatch):
+    xs = [(k + 0.5) / 1e6 for k in range(2000, 2200)]  # ties: half even, not half up
+    plain = StepLatency()
+    for x in xs:
+        plain.record_service("login", x)
+    monkeypatch.setattr("scenarios.latency.np.rint", lambda v: np.floor(v + 0.5))
+    fast = StepLatency()
+    fast.record_many("service", "login", xs)
+    assert fast.encode() != plain.encode()
+
+
+def test_values_the_batch_cannot_take_go_the_plain_way():
+    s = StepLatency()
+    with pytest.raises((ValueError, OverflowError)):
+        s.record_many("service", "login", [0.1] * 100 + [float("nan")])
