@@ -72,8 +72,10 @@ STEADY_SKIP_START_S = 10.0
 STEADY_SKIP_END_S = 5.0
 TICK = os.sysconf("SC_CLK_TCK")
 
-PROFILE = flat_profile_toml("bench-generator", total=TOTAL, stamps_per_applicant={2: 1.0}, journeys={
-    "mix": {"new_applicant": 1.0}, "think_time_s": [0.0, 0.0], "patience_s": 60, "poll_interval_s": 0.1,
+PROFILE = flat_profile_toml("bench-generator", total=TOTAL, stamps_per_applicant={2: 1.0},
+                            journeys={
+    "mix": {"new_applicant": 1.0}, "think_time_s": [0.0, 0.0], "patience_s": 60,
+                                      "poll_interval_s": 0.1,
     "retry_mix": {"backoff": 1.0}, "backoff_base_s": 0.2, "backoff_max_s": 1, "max_attempts": 3,
     "request_timeout_s": 10})
 
@@ -187,12 +189,14 @@ class CpuSampler:
 def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
     """Run `cmd`; whole-life CPU (user, system) from wait4, wall time, exit code, and the /proc samples."""
     t0 = time.time()
-    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
     sampler = CpuSampler(p.pid)
     _, status, ru = os.wait4(p.pid, 0)
     sampler.stop()
     p.returncode = os.waitstatus_to_exitcode(status)
-    return {"user": ru.ru_utime, "sys": ru.ru_stime, "cpu": ru.ru_utime + ru.ru_stime, "wall": time.time() - t0,
+    return {"user": ru.ru_utime, "sys": ru.ru_stime, "cpu": ru.ru_utime + ru.ru_stime,
+            "wall": time.time() - t0,
             "code": p.returncode, "started": t0, "sampler": sampler}
 
 
@@ -244,7 +248,8 @@ def arrival_times(profile: Path, rate: float, duration: float, seed: int = SEED)
     return [float(t) for t in build_schedule(s).draw(rng)]
 
 
-def applicants(times: list[float], *, seed: int = SEED, run_tag: str = "bare00") -> list[dict[str, object]]:
+def applicants(times: list[float], *, seed: int = SEED,
+               run_tag: str = "bare00") -> list[dict[str, object]]:
     """The applicants of a surgecast run with `seed` (worker 0): arrival time, identity and documents.
 
     Made with the rehearsal's own functions, outside the measured process; only the
@@ -254,10 +259,12 @@ def applicants(times: list[float], *, seed: int = SEED, run_tag: str = "bare00")
     from scenarios.journeys import document_title, pdf_document
     out = []
     for i, t in enumerate(times):
-        ident = make_identity(random.Random(f"{seed}:0:{i}"), applicant_id=f"0-{i + 1:06d}", run_tag=run_tag)
+        ident = make_identity(random.Random(f"{seed}:0:{i}"), applicant_id=f"0-{i + 1:06d}",
+                              run_tag=run_tag)
         docs = [pdf_document(f"{document_title(k)} - {ident.name}").decode("latin-1") for k in range(2)]
         out.append({"t": t, "identity": {"nik": ident.nik, "name": ident.name, "email": ident.email,
-                                         "phone": ident.phone, "password": ident.password}, "documents": docs})
+                                         "phone": ident.phone, "password": ident.password},
+                    "documents": docs})
     return out
 
 
@@ -271,12 +278,15 @@ def bytecode_cached(env: dict[str, str], tmp: Path) -> dict[str, str]:
     """
     env = dict(env, PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", r"[/\\](tests|benchmarks|\.peers|\.git)[/\\]",
-                    str(ROOT), str(tmp / "bare.py")], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-x",
+                    r"[/\\](tests|benchmarks|\.peers|\.git)[/\\]",
+                    str(ROOT), str(tmp / "bare.py")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     return env
 
 
-def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], run: int) -> dict[str, float]:
+def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
+             run: int) -> dict[str, float]:
     """One run of `side` ("surgecast" or "bare") on a fresh testbed."""
     from testbed.process import TestbedServer
 
@@ -289,10 +299,14 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], r
     with Pinned(port=0, extra_args=extra) as tb:
         if side == "surgecast":
             out = tmp / f"surgecast-{run}"
-            cmd = pin + [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
-                   "--loglevel", "WARNING", "--profile", str(tmp / "p.toml"), "--duration", str(a.duration),
-                   "--scale", repr(a.rate * a.duration / TOTAL), "--seed", str(SEED), "--host", tb.url,
-                   f"--admin-token={tb.admin_token}", "--user-cap", "5000", "--quiet", "--out", str(out)]
+            cmd = pin + [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"),
+                         "--headless", "--only-summary",
+                   "--loglevel", "WARNING", "--profile", str(tmp / "p.toml"), "--duration",
+                         str(a.duration),
+                   "--scale", repr(a.rate * a.duration / TOTAL), "--seed", str(SEED), "--host",
+                         tb.url,
+                   f"--admin-token={tb.admin_token}", "--user-cap", "5000", "--quiet", "--out",
+                         str(out)]
             res = _run(cmd, env, tmp)
             s = json.loads((out / "summary.json").read_text())
             res["requests"] = _requests(out / "locust_stats.csv")
@@ -300,9 +314,11 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str], r
             res["note"] = f"{s['completed']}/{s['scheduled']} completed, dropped {s['dropped']}"
         else:
             prefix = tmp / f"bare-{run}"
-            cmd = pin + [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless", "--only-summary",
+            cmd = pin + [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless",
+                         "--only-summary",
                    "--loglevel", "WARNING", "-u", str(a.users), "-r", str(a.users), "-t",
-                   f"{int(a.duration + 30)}s", "--host", tb.url, "--csv", str(prefix), "--exit-code-on-error", "0"]
+                   f"{int(a.duration + 30)}s", "--host", tb.url, "--csv", str(prefix),
+                         "--exit-code-on-error", "0"]
             res = _run(cmd, env, tmp)
             res["requests"] = _requests(Path(f"{prefix}_stats.csv"))
             res.update(_steady(res, _history(Path(f"{prefix}_stats_history.csv"))))
@@ -321,7 +337,8 @@ def main() -> None:
                     help="do not pin the testbed to CPU 0 and the Locust process to CPU 1 (taskset)")
     ap.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
                     help="leave PYTHONDONTWRITEBYTECODE as the environment has it (each run compiles the project)")
-    ap.add_argument("--prepare", help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
+    ap.add_argument("--prepare",
+                    help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
     if a.prepare:
         # In a child process: the scenarios package imports Locust, which monkey-patches threads
@@ -332,12 +349,14 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     (tmp / "p.toml").write_text(PROFILE)
-    subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--rate", str(a.rate), "--duration",
+    subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--rate", str(a.rate),
+                    "--duration",
                     str(a.duration)], check=True)
     a.n = n = len(json.loads((tmp / "applicants.json").read_text()))
     (tmp / "bare.py").write_text(BARE)
     a.users = max(4, int(a.rate * 3))
-    env = dict(os.environ, BARE_APPLICANTS=str(tmp / "applicants.json"), BARE_LEAD_S="1.0", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, BARE_APPLICANTS=str(tmp / "applicants.json"), BARE_LEAD_S="1.0",
+               PYTHONUNBUFFERED="1")
     if a.bytecode_cache:
         env = bytecode_cached(env, tmp)
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}; "
@@ -352,13 +371,15 @@ def main() -> None:
                   f"sys {r['sys']:.2f}) = {r['ms']:.3f} ms/request whole life; steady {r['steady_ms']:.3f} ms/request "
                   f"over {r['steady_requests']} requests; before the first request {r['startup_cpu']:.2f} s "
                   f"(wall {r['wall']:.0f} s, exit {r['code']}; {r['note']})", flush=True)
-    med = {side: {k: statistics.median(r[k] for r in rs) for k in ("ms", "steady_ms", "startup_cpu", "cpu", "requests")}
+    med = {side: {k: statistics.median(r[k] for r in rs) for k in ("ms", "steady_ms", "startup_cpu",
+                                                                   "cpu", "requests")}
            for side, rs in results.items()}
     for side, m in med.items():
         print(f"median {side:>9}: whole life {m['ms']:.3f} ms/request ({m['cpu']:.2f} s CPU, {m['requests']:.0f} "
               f"requests), steady {m['steady_ms']:.3f} ms/request, start-up {m['startup_cpu']:.2f} s CPU")
     pairs = [s["ms"] / b["ms"] for s, b in zip(results["surgecast"], results["bare"], strict=True)]
-    steady = [s["steady_ms"] / b["steady_ms"] for s, b in zip(results["surgecast"], results["bare"], strict=True)]
+    steady = [s["steady_ms"] / b["steady_ms"] for s, b in zip(results["surgecast"], results["bare"],
+                                                              strict=True)]
     ratio = statistics.median(pairs)
     print(f"ratio surgecast / bare, whole life: median {ratio:.3f} (runs {' / '.join(f'{x:.3f}' for x in pairs)}); "
           f"steady state: median {statistics.median(steady):.3f} (runs {' / '.join(f'{x:.3f}' for x in steady)})")

@@ -64,13 +64,16 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
         pin: bool = False) -> dict[str, float]:
     """One rehearsal; its fidelity figures."""
     out = Path(tempfile.mkdtemp(prefix="bench-workers-")) / "run"
-    cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--arrival-rate", str(rate), "--duration",
-           str(duration), "--seed", str(seed), "--user-cap", "5000", "--max-rate", "1000", "--workers",
+    cmd = [sys.executable, "-m", "surgecast", "rehearse", "--quiet", "--arrival-rate", str(rate),
+           "--duration",
+           str(duration), "--seed", str(seed), "--user-cap", "5000", "--max-rate", "1000",
+           "--workers",
            str(workers), "--arrival-shape", shape, "--out", str(out)]
     before = _children_cpu_s()
     if pin:
         with PinnedTestbed(port=0, extra_args=sum((["--set", kv] for kv in FAST), [])) as tb:
-            r = subprocess.run(["taskset", "-c", "1", *cmd, "--host", tb.url, f"--admin-token={tb.admin_token}"],
+            r = subprocess.run(["taskset", "-c", "1", *cmd, "--host", tb.url,
+                                f"--admin-token={tb.admin_token}"],
                                capture_output=True, text=True, timeout=duration + 150, cwd=ROOT)
             gen_cpu_s = _children_cpu_s() - before   # the generator alone (testbed not reaped)
     else:
@@ -79,7 +82,8 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 150)
         gen_cpu_s = _children_cpu_s() - before   # generator and embedded testbed together
     if not (out / "summary.json").is_file():
-        return {"rate": rate, "workers": workers, "ok": False, "error": (r.stderr or r.stdout)[-300:]}
+        return {"rate": rate, "workers": workers, "ok": False,
+                "error": (r.stderr or r.stdout)[-300:]}
     s = json.loads((out / "summary.json").read_text())
     with (out / "arrivals.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -91,12 +95,15 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
     after = lag[at >= WARMUP_S]
     e = rate * duration
     released = s["started"] + s["dropped"]
-    res = {"rate": rate, "workers": workers, "expected": e, "scheduled": s["scheduled"], "dropped": s["dropped"],
+    res = {"rate": rate, "workers": workers, "expected": e, "scheduled": s["scheduled"],
+           "dropped": s["dropped"],
            "released_dev_pct": 100 * (released - s["scheduled"]) / max(1, s["scheduled"]),
-           "z": (s["scheduled"] - e) / np.sqrt(e), "completed": s["completed"], "abandoned": s["abandoned"],
+           "z": (s["scheduled"] - e) / np.sqrt(e), "completed": s["completed"],
+           "abandoned": s["abandoned"],
            "lag_p50_ms": float(np.percentile(lag, 50) * 1000) if len(lag) else float("nan"),
            "lag_p99_ms": float(np.percentile(lag, 99) * 1000) if len(lag) else float("nan"),
-           "lag_p99_after_ms": float(np.percentile(after, 99) * 1000) if len(after) else float("nan"),
+           "lag_p99_after_ms": float(np.percentile(after,
+                                                   99) * 1000) if len(after) else float("nan"),
            "late": len(late), "late_at": [round(float(x), 1) for x in late[:8]],
            "cpu_max": s.get("generator_cpu_percent_max"), "reconciled": s.get("reconciliation_ok"),
            "gen_cpu_s": gen_cpu_s, "started": s["started"],
@@ -112,13 +119,17 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
 def main() -> None:
     """Run the ladder for 1 and 2 workers; print one line per run and the scaling ratio."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0])
+    ap.add_argument("--rates", type=float, nargs="+", default=[25.0, 50.0, 100.0, 150.0, 200.0,
+                                                               300.0, 400.0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--shape", choices=["constant", "flash-crowd"], default="constant", help="--arrival-shape")
-    ap.add_argument("--pin", action="store_true", help="testbed on CPU 0, generator on CPU 1 (taskset)")
-    ap.add_argument("--lag-max-ms", type=float, default=LAG_P99_MAX_MS, help="dispatch lag p99 bound of 'sustained'")
+    ap.add_argument("--shape", choices=["constant", "flash-crowd"], default="constant",
+                    help="--arrival-shape")
+    ap.add_argument("--pin", action="store_true",
+                    help="testbed on CPU 0, generator on CPU 1 (taskset)")
+    ap.add_argument("--lag-max-ms", type=float, default=LAG_P99_MAX_MS,
+                    help="dispatch lag p99 bound of 'sustained'")
     ap.add_argument("--keep-going", action="store_true", help="run every rate even after a failure")
     a = ap.parse_args()
     LAG_MAX[0] = a.lag_max_ms

@@ -88,7 +88,8 @@ def _grid(duration_s: float) -> np.ndarray:
     return np.linspace(0.0, duration_s, n + 1)
 
 
-def _clip(grid: np.ndarray, cum: np.ndarray, max_rate: float | None, share: float) -> ArrivalSchedule:
+def _clip(grid: np.ndarray, cum: np.ndarray, max_rate: float | None,
+          share: float) -> ArrivalSchedule:
     inc = np.diff(cum)
     if max_rate is not None:
         inc = np.minimum(inc, max_rate * np.diff(grid))
@@ -142,12 +143,15 @@ def shaped_schedule(shape: str, *, rate: float, duration_s: float, max_rate: flo
     (20, 14)
     """
     if shape == "flash-crowd":
-        return flash_crowd_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
+        return flash_crowd_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate,
+                                    share=share)
     return constant_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
 
 
-def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress: float, scale: float,
-                     duration_s: float, max_rate: float | None = None, share: float = 1.0) -> ArrivalSchedule:
+def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress: float,
+                     scale: float,
+                     duration_s: float, max_rate: float | None = None,
+                     share: float = 1.0) -> ArrivalSchedule:
     """The schedule of a profile: calendar t = origin + compress x τ, rate x scale x compress.
 
     `calendar_origin_s` is in calendar seconds since the profile's window start.
@@ -164,7 +168,8 @@ def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress:
     return _clip(grid, cum, max_rate, share)
 
 
-def bucket_counts(times: np.ndarray, duration_s: float, bucket_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+def bucket_counts(times: np.ndarray, duration_s: float,
+                  bucket_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Bucket starts and counts of `times` in buckets of `bucket_s` over [0, duration_s).
 
     >>> import numpy as np

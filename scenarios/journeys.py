@@ -99,7 +99,8 @@ class JourneyRun:
     same samples for thresholds; `to_test_s` maps wall time to test seconds.
     """
 
-    def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *, watch: Any = None,
+    def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *,
+                 watch: Any = None,
                  to_test_s: Any = None, reuse_keys: bool = True, on_refused: Any = None,
                  max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.client, self.plan, self.cfg, self.rec = client, plan, cfg, recorder
@@ -139,7 +140,8 @@ class JourneyRun:
                 self.buy()
             else:
                 if p.account is None:
-                    raise GiveUp("failed", "login", "no account could be prepared for this applicant")
+                    raise GiveUp("failed", "login",
+                                 "no account could be prepared for this applicant")
                 self.login(p.account.email, p.account.password)
                 if p.journey == "returning_applicant":
                     self.buy()
@@ -167,7 +169,9 @@ class JourneyRun:
     def login(self, email: str, password: str) -> None:
         """POST /v1/sessions."""
         known = bool(self.account_id)
-        r = self.call("login", "POST", "/v1/sessions", json_body={"email": email, "password": password}, ok=(200, 201))
+        r = self.call("login", "POST", "/v1/sessions", json_body={"email": email,
+                                                                  "password": password},
+                      ok=(200, 201))
         body = _json(r)
         self.token = body.get("token", "")
         self.account_id = body.get("account_id", self.account_id)
@@ -182,7 +186,8 @@ class JourneyRun:
         def sent(keys: list[str]) -> None:
             slot[:] = keys
             self.ledger("order", "", quantity=n, status="sent", idempotency_keys=" ".join(keys))
-        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201), idempotent=True,
+        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201),
+                      idempotent=True,
                       sent=sent)
         order = _json(r)
         oid = order.get("order_id", "")
@@ -238,12 +243,14 @@ class JourneyRun:
                           ok=(200, 201, 202), idempotent=True, sent=sent)
         except GiveUp:
             if slot:  # the client stops here: anything the server charges for these keys later is unknown to it
-                self.ledger("stamp", "", quantity=1, status=GAVE_UP, idempotency_keys=" ".join(slot))
+                self.ledger("stamp", "", quantity=1, status=GAVE_UP,
+                            idempotency_keys=" ".join(slot))
             raise
         body = _json(r)
         sid = body.get("stamp_id", "")
         keys = " ".join(slot)
-        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"), http_status=r.status_code,
+        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"),
+                    http_status=r.status_code,
                     idempotency_keys=keys)
         self._step_start("poll_stamp")
         while True:
@@ -269,8 +276,10 @@ class JourneyRun:
     def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str,
                **evidence: Any) -> None:
         """Record the client's view of an account, order, payment or stamp (see `Recorder.ledger_row`)."""
-        self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id, email=self.email,
-                            quantity=quantity, amount=amount, status=status, unix=time.time(), **evidence)
+        self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id,
+                            email=self.email,
+                            quantity=quantity, amount=amount, status=status, unix=time.time(),
+                            **evidence)
 
     def _step_start(self, step: str) -> None:
         self.step = step
@@ -312,8 +321,10 @@ class JourneyRun:
             self._timer = request_timer(self.cfg.request_timeout_s)
         sent = time.time()
         t0 = time.perf_counter()
-        r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body, headers=h,
-                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes, timer=self._timer)
+        r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body,
+                            headers=h,
+                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes,
+                            timer=self._timer)
         seconds = time.perf_counter() - t0
         if 300 <= r.status_code < 400:
             where = (r.headers or {}).get("location") or "(no Location)"
@@ -330,7 +341,8 @@ class JourneyRun:
         return r
 
     def call(self, step: str, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None,
-             multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True,
+             multipart: tuple[bytes, str] | None = None, idempotent: bool = False,
+             think: bool = True,
              sent: Callable[[list[str]], None] | None = None) -> Any:
         """One step with retries per the applicant's policy; returns the successful response.
 
@@ -353,7 +365,8 @@ class JourneyRun:
             if multipart is not None:
                 ctype, data = build_multipart(*multipart)
                 headers["Content-Type"] = ctype
-            r = self.send(step, method, path, ok=ok, json_body=json_body, data=data, headers=headers)
+            r = self.send(step, method, path, ok=ok, json_body=json_body, data=data,
+                          headers=headers)
             if r.status_code in ok:
                 self._step_end(step, time.time(), think=think)
                 return r

@@ -62,7 +62,8 @@ def _record_vector(h: HdrHistogram, seconds: list[float]) -> bool:
     x = np.asarray(seconds, dtype=np.float64)
     if not np.isfinite(x).all():
         return False  # round() raises for these: the plain path reports them
-    us = np.clip(np.rint(x * 1_000_000), LOWEST_US, HIGHEST_US).astype(np.int64)  # = to_us, half even
+    us = np.clip(np.rint(x * 1_000_000), LOWEST_US,
+                 HIGHEST_US).astype(np.int64)  # = to_us, half even
     masked = us | h.sub_bucket_mask
     pow2ceiling = np.frexp(masked.astype(np.float64))[1].astype(np.int64)  # bit length (exact < 2**53)
     bucket = pow2ceiling - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)

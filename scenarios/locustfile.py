@@ -95,7 +95,8 @@ def _add_arguments(parser: Any) -> None:
         _OUT_EXISTED.append(Path(out).exists())
     if out and not _argv_value("--csv"):
         # Locust creates its CSV writer before our init runs, so point it at the staging prefix now.
-        parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"), stats_history_enabled=True)
+        parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"),
+                            stats_history_enabled=True)
 
 
 def _fail(e: SurgecastError) -> None:
@@ -121,7 +122,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         from scenarios.distributed import WorkerSide
 
-        STATE.worker = WorkerSide(environment.runner, configure=lambda s: _configure(environment, s))
+        STATE.worker = WorkerSide(environment.runner,
+                                  configure=lambda s: _configure(environment, s))
         OpenModelShape.source = staticmethod(_source)
         return
     try:
@@ -130,7 +132,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         token = opts.admin_token
         if not host:
             if STATE.start_target is None:
-                raise FieldError("--host", "", "give the target's URL, e.g. --host http://127.0.0.1:8080 (the root "
+                raise FieldError("--host", "",
+                                 "give the target's URL, e.g. --host http://127.0.0.1:8080 (the root "
                                                "locustfile.py starts a testbed when --host is left out)")
             token = token or secrets.token_hex(16)
             STATE.embedded = STATE.start_target(token)
@@ -163,7 +166,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         from scenarios.distributed import MasterSide
 
-        STATE.master = MasterSide(settings, environment.runner, allow_remote=bool(opts.allow_remote))
+        STATE.master = MasterSide(settings, environment.runner,
+                                  allow_remote=bool(opts.allow_remote))
     if settings.out:
         STATE.out = Path(settings.out)
         STATE.staging = STATE.out / STAGING
@@ -197,8 +201,10 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
             host = check_host(given, allow_remote=bool(ns.allow_remote))
             config, embedded = preflight(host, admin_token=ns.admin_token), False
         chosen = getattr(ns, "surge_profile", NO_SURGE_PROFILE)
-        profile = chosen if chosen not in (None, NO_SURGE_PROFILE) else (form.get("profile", ns.profile) or None)
-        settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded, profile_value=profile)
+        profile = chosen if chosen not in (None,
+                                           NO_SURGE_PROFILE) else (form.get("profile", ns.profile) or None)
+        settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded,
+                                    profile_value=profile)
     except SurgecastError as e:
         return f"{type(e).__name__}: {e}"
     STATE.settings = settings

@@ -52,7 +52,8 @@ def ledger_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return (row["applicant_id"], row["kind"], keys[0] if keys else row["ref"])
 _NO_EVIDENCE = dict.fromkeys(LEDGER_EVIDENCE, "")
 _UNTOLD = ("", None)
-DROP_REASONS = ("pool_cap", "spawn_lag", "cpu")  # why an arrival found no idle user (scenarios.pool)
+DROP_REASONS = ("pool_cap", "spawn_lag",
+                "cpu")  # why an arrival found no idle user (scenarios.pool)
 HISTORY_WINDOW_S = 10.0
 HISTORY_PERCENTILES = (50, 95, 99)
 
@@ -95,7 +96,8 @@ def _iso_utc_plain(unix: float) -> str:
 class Recorder:
     """Collects arrivals, ledger rows, queue samples and latencies of one process."""
 
-    def __init__(self, *, origin_unix: float, calendar_of: Callable[[float], str] | None, worker: int = 0) -> None:
+    def __init__(self, *, origin_unix: float, calendar_of: Callable[[float], str] | None,
+                 worker: int = 0) -> None:
         self.origin_unix = origin_unix
         self.calendar_of = calendar_of or (lambda _t: "")
         self.worker = worker
@@ -119,8 +121,10 @@ class Recorder:
     def arrival_scheduled(self, applicant_id: str, journey: str, intended_unix: float) -> None:
         """An arrival's time came (it is about to be handed to a user or dropped)."""
         self.counts["scheduled"] += 1
-        self.arrivals[applicant_id] = {"applicant_id": applicant_id, "journey": journey, "intended": intended_unix,
-                                       "started": None, "finished": None, "outcome": "", "ended_step": "",
+        self.arrivals[applicant_id] = {"applicant_id": applicant_id, "journey": journey,
+                                       "intended": intended_unix,
+                                       "started": None, "finished": None, "outcome": "",
+                                       "ended_step": "",
                                        "attempts": 0, "worker": self.worker}
 
     def arrival_dropped(self, applicant_id: str, reason: str = "") -> None:
@@ -139,13 +143,16 @@ class Recorder:
         self.counts["started"] += 1
         self.arrivals[applicant_id]["started"] = unix
 
-    def arrival_finished(self, applicant_id: str, outcome: str, ended_step: str, attempts: int, unix: float) -> None:
+    def arrival_finished(self, applicant_id: str, outcome: str, ended_step: str, attempts: int,
+                         unix: float) -> None:
         """The journey ended: completed, abandoned or failed, on `ended_step`."""
         self.counts[outcome] += 1
-        self.arrivals[applicant_id].update(finished=unix, outcome=outcome, ended_step=ended_step, attempts=attempts)
+        self.arrivals[applicant_id].update(finished=unix, outcome=outcome, ended_step=ended_step,
+                                           attempts=attempts)
 
     # ---- ledger -------------------------------------------------------------------------------
-    def ledger_row(self, applicant_id: str, kind: str, ref: str, *, account_id: str = "", email: str = "",
+    def ledger_row(self, applicant_id: str, kind: str, ref: str, *, account_id: str = "",
+                   email: str = "",
                    quantity: int | str = "", amount: int | str = "", status: str, unix: float,
                    **evidence: Any) -> None:
         """Add or update the client's view of an account, order, payment or stamp.
@@ -168,8 +175,10 @@ class Recorder:
         if row is None:
             # every evidence column from the start, as in ledger.csv: in memory and on disk the
             # rows read the same ("no http_status column" means an old file to `acknowledged`)
-            row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
-                                      "kind": kind, "ref": ref, "quantity": quantity, "amount": amount,
+            row = self.ledger[key] = {"applicant_id": applicant_id, "account_id": account_id,
+                                      "email": email,
+                                      "kind": kind, "ref": ref, "quantity": quantity,
+                                      "amount": amount,
                                       **_NO_EVIDENCE}
         row["status"] = status
         row["at"] = unix  # Unix seconds until written out: ledger_rows() formats it (ISO UTC)
@@ -230,19 +239,25 @@ class Recorder:
         def gate(name: str) -> str:
             g = obj(gates.get(name))
             return f"rate:{g.get('rate_per_s')}" if g.get("mode") == "rate" else g.get("mode", "")
-        self.queue_rows.append([iso_utc(unix), self.calendar_iso(unix), iss.get("queue_depth"), iss.get("busy"),
+        self.queue_rows.append([iso_utc(unix), self.calendar_iso(unix), iss.get("queue_depth"),
+                                iss.get("busy"),
                                 iss.get("workers"), iss.get("completed"), iss.get("failed"),
-                                int(bool(iss.get("paused"))), pay.get("queue_depth"), pay.get("busy"),
-                                pay.get("workers"), gate("registration"), gate("ordering"), gate("stamping")])
+                                int(bool(iss.get("paused"))), pay.get("queue_depth"),
+                                pay.get("busy"),
+                                pay.get("workers"), gate("registration"), gate("ordering"),
+                                gate("stamping")])
 
     # ---- files -------------------------------------------------------------------------------
     def arrival_rows(self) -> list[list[Any]]:
         """arrivals.csv rows, in intended order."""
         out = []
         for a in sorted(self.arrivals.values(), key=lambda a: a["intended"]):
-            out.append([a["applicant_id"], a["journey"], iso_utc(a["intended"]), iso_utc(a["started"]),
-                        iso_utc(a["finished"]), self.calendar_iso(a["intended"]), a["outcome"] or "abandoned",
-                        a["ended_step"], a["attempts"], a.get("worker", self.worker), a.get("drop_reason", "")])
+            out.append([a["applicant_id"], a["journey"], iso_utc(a["intended"]),
+                        iso_utc(a["started"]),
+                        iso_utc(a["finished"]), self.calendar_iso(a["intended"]),
+                        a["outcome"] or "abandoned",
+                        a["ended_step"], a["attempts"], a.get("worker", self.worker),
+                        a.get("drop_reason", "")])
         return out
 
     def ledger_rows(self) -> list[dict[str, Any]]:
@@ -283,8 +298,10 @@ class Recorder:
         """
         windows = [[w, step, slot["service"], slot["intended"], slot["errors"]]
                    for w, table in self._windows.items() for step, slot in table.items()]
-        return {"worker": self.worker, "arrivals": list(self.arrivals.values()), "ledger": self.ledger_rows(),
-                "counts": dict(self.counts), "requests": self.requests, "errors": self.errors, "windows": windows,
+        return {"worker": self.worker, "arrivals": list(self.arrivals.values()),
+                "ledger": self.ledger_rows(),
+                "counts": dict(self.counts), "requests": self.requests, "errors": self.errors,
+                "windows": windows,
                 "latency": self.latency.encode(), "hdr_counts": self.latency.counts()}
 
     def absorb(self, data: dict[str, Any]) -> None:

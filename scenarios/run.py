@@ -51,7 +51,8 @@ IDENTITY_SLACK_S = 0.005          # ... topping up only when the next arrival is
 PROGRESS_PREFIX = "[surgecast]"
 
 
-def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float], n: int,
+def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float],
+                      n: int,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Journey, document count and retry policy of `n` arrivals."""
     def pick(d: dict[Any, float]) -> np.ndarray:
@@ -64,12 +65,15 @@ def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix
 def build_schedule(s: RunSettings, share: float = 1.0) -> ArrivalSchedule:
     """The arrival schedule of the settings (constant rate or the profile's curve)."""
     if s.arrival_rate is not None:
-        return shaped_schedule(s.arrival_shape, rate=s.arrival_rate, duration_s=s.duration_s, max_rate=s.max_rate,
+        return shaped_schedule(s.arrival_shape, rate=s.arrival_rate, duration_s=s.duration_s,
+                               max_rate=s.max_rate,
                                share=share)
     assert s.profile is not None and s.calendar_origin is not None
     cal = s.profile.calendar
-    return profile_schedule(ArrivalCurve(s.profile), calendar_origin_s=cal.seconds(s.calendar_origin),
-                            compress=s.compress, scale=s.scale, duration_s=s.duration_s, max_rate=s.max_rate,
+    return profile_schedule(ArrivalCurve(s.profile),
+                            calendar_origin_s=cal.seconds(s.calendar_origin),
+                            compress=s.compress, scale=s.scale, duration_s=s.duration_s,
+                            max_rate=s.max_rate,
                             share=share)
 
 
@@ -90,17 +94,22 @@ def _http(host: str, method: str, path: str, body: Any = None, token: str | None
     return reply.status, value if isinstance(value, dict) else {}
 
 
-def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout_s: float = 30.0) -> Account | None:
+def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool,
+                    timeout_s: float = 30.0) -> Account | None:
     """Un-timed set-up: register (and for stamp_only buy quota) before the run; None if it failed."""
     ident = plan.identity
-    code, body = _http(host, "POST", "/v1/accounts", {"nik": ident.nik, "name": ident.name, "email": ident.email,
-                                                        "phone": ident.phone, "password": ident.password})
+    code, body = _http(host, "POST", "/v1/accounts", {"nik": ident.nik, "name": ident.name,
+                                                      "email": ident.email,
+                                                        "phone": ident.phone,
+                                                      "password": ident.password})
     if code != 201:
         return None
-    account = Account(email=ident.email, password=ident.password, account_id=body.get("account_id", ""))
+    account = Account(email=ident.email, password=ident.password,
+                      account_id=body.get("account_id", ""))
     if not with_quota:
         return account
-    code, body = _http(host, "POST", "/v1/sessions", {"email": ident.email, "password": ident.password})
+    code, body = _http(host, "POST", "/v1/sessions", {"email": ident.email,
+                                                      "password": ident.password})
     token = body.get("token")
     if code != 200 or not token:
         return None
@@ -117,8 +126,10 @@ def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout
         if code == 200 and int(q.get("available", 0)) >= plan.documents:
             account.quota = plan.documents
             plan.extra["setup_order"] = {"order_id": order["order_id"], "quantity": plan.documents,
-                                         "amount": order.get("amount", ""), "quantity_told": order.get("quantity"),
-                                         "payment_id": paid.get("payment_id", ""), "pay_status": code,
+                                         "amount": order.get("amount", ""),
+                                         "quantity_told": order.get("quantity"),
+                                         "payment_id": paid.get("payment_id", ""),
+                                         "pay_status": code,
                                          "idempotency_key": key}
             return account
         gevent.sleep(0.2)
@@ -155,7 +166,8 @@ def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
         abort = owner.watch.evaluate(t)
         if abort and owner.aborted_by is None and owner.runner is not None:
             owner.aborted_by = abort[0].threshold.expr
-            print(f"{PROGRESS_PREFIX} threshold {owner.aborted_by} breached: stopping the run", flush=True)
+            print(f"{PROGRESS_PREFIX} threshold {owner.aborted_by} breached: stopping the run",
+                  flush=True)
             gevent.spawn(owner.runner.quit)
         if not owner.s.quiet and now - last_print >= PROGRESS_EVERY_S:
             last_print = now
@@ -184,11 +196,13 @@ def draining(t: float, duration_s: float) -> str:
 class Rehearsal:
     """One process's rehearsal (see the module docstring)."""
 
-    def __init__(self, settings: RunSettings, *, worker: int = 0, workers: int = 1, runner: Any = None) -> None:
+    def __init__(self, settings: RunSettings, *, worker: int = 0, workers: int = 1,
+                 runner: Any = None) -> None:
         self.s = settings
         self.worker = worker
         self.runner = runner
-        self.admin = AdminClient(settings.host, token=settings.admin_token) if settings.admin_token else None
+        self.admin = AdminClient(settings.host,
+                                 token=settings.admin_token) if settings.admin_token else None
         self.journeys = settings.profile.journeys if settings.profile else DEFAULT_JOURNEYS
         self.schedule = build_schedule(settings, share=1.0 / workers)
         seq = np.random.SeedSequence(settings.seed).spawn(workers)[worker]
@@ -200,7 +214,8 @@ class Rehearsal:
         self.run_tag = uuid.uuid4().hex[:6]
         self.ahead = IdentitiesAhead(self._plan_rng, total=len(self.times))
         self.accounts: dict[int, Account | None] = {}
-        self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso, worker=worker)
+        self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso,
+                                 worker=worker)
         self.watch = ThresholdWatch(list(settings.thresholds), window_s=settings.threshold_window_s)
         self.dispatcher: ArrivalDispatcher | None = None
         self.action_log: list[dict[str, Any]] = []
@@ -244,8 +259,10 @@ class Rehearsal:
         rng = self._plan_rng(i)
         aid = self.applicant_id(i)
         ident = make_identity(rng, applicant_id=aid, run_tag=self.run_tag, ahead=self.ahead.made)
-        return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]), intended_unix=intended_unix,
-                             documents=int(self.docs[i]), retry_policy=str(self.policies[i]), rng=rng,
+        return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]),
+                             intended_unix=intended_unix,
+                             documents=int(self.docs[i]), retry_policy=str(self.policies[i]),
+                             rng=rng,
                              identity=ident, account=self.accounts.get(i))
 
     def make_plan(self, i: int, due: float) -> ApplicantPlan:
@@ -278,15 +295,19 @@ class Rehearsal:
             if acc is not None:
                 aid = plan.applicant_id
                 self.recorder.ledger_row(aid, "account", acc.account_id, account_id=acc.account_id,
-                                         email=acc.email, status="created_in_setup", unix=time.time())
+                                         email=acc.email, status="created_in_setup",
+                                         unix=time.time())
                 o = plan.extra.get("setup_order")
                 if o:
                     for kind in ("order", "payment"):
-                        told = ({"http_status": o["pay_status"], "payment_id": o["payment_id"]} if kind == "payment"
+                        told = ({"http_status": o["pay_status"],
+                                 "payment_id": o["payment_id"]} if kind == "payment"
                                 else {"http_status": 201, "quantity_told": o["quantity_told"],
                                       "idempotency_keys": o["idempotency_key"]})
-                        self.recorder.ledger_row(aid, kind, o["order_id"], account_id=acc.account_id,
-                                                 email=acc.email, quantity=o["quantity"], amount=o["amount"],
+                        self.recorder.ledger_row(aid, kind, o["order_id"],
+                                                 account_id=acc.account_id,
+                                                 email=acc.email, quantity=o["quantity"],
+                                                 amount=o["amount"],
                                                  status="credited" if kind == "payment" else "pending_payment",
                                                  unix=time.time(), **told)
         for i in need:
@@ -310,7 +331,8 @@ class Rehearsal:
         self.ahead.fill(IDENTITIES_BEFORE_START, limit=IDENTITIES_BEFORE_START)
         d = ArrivalDispatcher(self.times, make_plan=self.make_plan, recorder=self.recorder,
                               headroom_s=self.s.headroom_s, rate_at=self.schedule.rate_at,
-                              on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
+                              on_drop=lambda p,
+                              t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
                               between=self.between_arrivals, pool_size=self.pool_size)
         self.dispatcher = d  # the shape now sizes the pool for the first seconds
         want = min(self.s.user_cap, d.desired_idle(0.0))
@@ -329,7 +351,8 @@ class Rehearsal:
         if self.admin is not None:
             acts = admin_actions(self.s)
             if acts:
-                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep))
+                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log,
+                                                    gevent.sleep))
         self._greenlets.append(gevent.spawn(self.monitor))
 
     def pool_size(self) -> tuple[int, int, float | None]:
@@ -366,7 +389,8 @@ class Rehearsal:
         now = time.time()
         for a in self.recorder.arrivals.values():
             if not a["outcome"] and a["started"] is not None:
-                self.recorder.arrival_finished(a["applicant_id"], "abandoned", a["ended_step"] or "", a["attempts"], now)
+                self.recorder.arrival_finished(a["applicant_id"], "abandoned",
+                                               a["ended_step"] or "", a["attempts"], now)
 
     def setup_extra(self) -> dict[str, Any]:
         """run.json's set-up fields of this process."""
@@ -381,8 +405,10 @@ class Rehearsal:
         self.close_journeys()
         self.exit_code = conclude(
             self.s, self.recorder, out=out, admin=self.admin, gates_before=self.gates_before,
-            action_log=self.action_log, watch=self.watch, origin_unix=self.origin_unix or self.started_unix,
-            started_unix=self.started_unix, scheduled_expected=self.schedule.expected(), cpu_max=self.cpu_max,
+            action_log=self.action_log, watch=self.watch,
+                                  origin_unix=self.origin_unix or self.started_unix,
+            started_unix=self.started_unix, scheduled_expected=self.schedule.expected(),
+                                  cpu_max=self.cpu_max,
             extra={**self.setup_extra(), "aborted_by": self.aborted_by},
             refused=self.refused, interrupted=self.interrupted)
         self.concluded = True

@@ -69,9 +69,11 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
             if o.capacity_factor <= 0:
                 on, off = {"issuer": "pause"}, {"issuer": "resume"}
             else:
-                on, off = {"issuer_slow_factor": round(1 / o.capacity_factor, 6)}, {"issuer_slow_factor": 1.0}
+                on, off = {"issuer_slow_factor": round(1 / o.capacity_factor,
+                                                       6)}, {"issuer_slow_factor": 1.0}
             raw.append((o.start, 0, "fault", "issuer", on, o.label or "outage starts"))
-            raw.append((o.end, 0, "fault", "issuer", off, (o.label + " ends") if o.label else "outage ends"))
+            raw.append((o.end, 0, "fault", "issuer", off,
+                        (o.label + " ends") if o.label else "outage ends"))
     for g in s.gate_events:
         body: dict[str, Any] = {"mode": g.mode}
         if g.mode == "rate":
@@ -89,7 +91,8 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
         at_s = s.test_seconds(when)
         if at_s >= s.duration_s:
             continue
-        act = AdminAction(at_s=max(0.0, at_s), calendar_at=when.isoformat(), kind=kind, target=target,
+        act = AdminAction(at_s=max(0.0, at_s), calendar_at=when.isoformat(), kind=kind,
+                          target=target,
                           body=body, label=label)
         if at_s <= 0:
             key = (kind, target, "pause" if "issuer" in body else ",".join(sorted(body)))
@@ -110,7 +113,9 @@ def last_per_instant(actions: list[AdminAction]) -> list[AdminAction]:
     ['open']
     """
     last = {(a.calendar_at, a.kind, a.target): i for i, a in enumerate(actions) if a.kind == "gate"}
-    return [a for i, a in enumerate(actions) if a.kind != "gate" or last[(a.calendar_at, a.kind, a.target)] == i]
+    return [a for i,
+            a in enumerate(actions) if a.kind != "gate" or last[(a.calendar_at, a.kind,
+                                                                 a.target)] == i]
 
 
 def apply_action(admin: AdminClient, a: AdminAction) -> None:
@@ -121,15 +126,18 @@ def apply_action(admin: AdminClient, a: AdminAction) -> None:
         admin.faults(**a.body)
 
 
-def play(admin: AdminClient, actions: list[AdminAction], origin_unix: float, log: list[dict[str, Any]],
+def play(admin: AdminClient, actions: list[AdminAction], origin_unix: float,
+         log: list[dict[str, Any]],
          sleep: Any = time.sleep) -> None:
     """Apply `actions` at origin + at_s (call in a greenlet); append what happened to `log`."""
     for a in actions:
         delay = origin_unix + a.at_s - time.time()
         if delay > 0:
             sleep(delay)
-        row = {"at_s": round(a.at_s, 3), "calendar_at": a.calendar_at, "kind": a.kind, "target": a.target,
-               "body": a.body, "label": a.label, "applied_at_s": round(time.time() - origin_unix, 3), "ok": True}
+        row = {"at_s": round(a.at_s, 3), "calendar_at": a.calendar_at, "kind": a.kind,
+               "target": a.target,
+               "body": a.body, "label": a.label,
+               "applied_at_s": round(time.time() - origin_unix, 3), "ok": True}
         try:
             apply_action(admin, a)
         except SurgecastError as e:
@@ -137,7 +145,8 @@ def play(admin: AdminClient, actions: list[AdminAction], origin_unix: float, log
         log.append(row)
 
 
-def restore(admin: AdminClient, gates_before: dict[str, Any] | None, log: list[dict[str, Any]]) -> None:
+def restore(admin: AdminClient, gates_before: dict[str, Any] | None,
+            log: list[dict[str, Any]]) -> None:
     """Undo a rehearsal's changes: resume the issuer and put the gates back as they were."""
     if not log:
         return
@@ -145,7 +154,8 @@ def restore(admin: AdminClient, gates_before: dict[str, Any] | None, log: list[d
         admin.faults(issuer="resume", issuer_slow_factor=1.0)
         for name, g in (gates_before if isinstance(gates_before, dict) else {}).items():
             if isinstance(g, dict) and isinstance(g.get("mode", "open"), str):
-                admin.set_gate(name, g.get("mode", "open"), _number(g.get("rate_per_s")), _number(g.get("burst")))
+                admin.set_gate(name, g.get("mode", "open"), _number(g.get("rate_per_s")),
+                               _number(g.get("burst")))
     except SurgecastError:
         pass
 

@@ -30,12 +30,16 @@ def exit_code_for(*, reconciliation: dict[str, Any] | None, audit: dict[str, Any
 def parameters(s: RunSettings) -> dict[str, Any]:
     """The run's parameters as written in run.json and summary.json."""
     return {
-        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "host": s.host, "embedded_testbed": s.embedded,
-        "compress": s.compress, "scale": s.scale, "demand_multiplier": s.demand_multiplier, "seed": s.seed,
-        "duration_s": s.duration_s, "max_rate": s.max_rate, "user_cap": s.user_cap, "workers": s.workers,
+        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape,
+            "host": s.host, "embedded_testbed": s.embedded,
+        "compress": s.compress, "scale": s.scale, "demand_multiplier": s.demand_multiplier,
+            "seed": s.seed,
+        "duration_s": s.duration_s, "max_rate": s.max_rate, "user_cap": s.user_cap,
+            "workers": s.workers,
         "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
         "gates_file": s.gates_file, "reuse_idempotency_keys": s.reuse_idempotency_keys,
-        "window": [s.calendar_origin.isoformat(), s.window_end.isoformat()] if s.calendar_origin and s.window_end else None,
+        "window": [s.calendar_origin.isoformat(),
+                   s.window_end.isoformat()] if s.calendar_origin and s.window_end else None,
         "scale_note": s.scale_note,
     }
 
@@ -45,7 +49,8 @@ def versions() -> dict[str, str]:
     import locust
 
     from floor.version import __version__
-    return {"surgecast": __version__, "locust": locust.__version__, "python": platform.python_version()}
+    return {"surgecast": __version__, "locust": locust.__version__,
+            "python": platform.python_version()}
 
 
 def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finished_unix: float,
@@ -53,7 +58,8 @@ def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finishe
     """The body of run.json."""
     return {"kind": "rehearsal", **parameters(s), "wall_origin_at": iso_utc(origin_unix),
             "calendar_origin_at": s.calendar_origin.isoformat() if s.calendar_origin else iso_utc(origin_unix),
-            "versions": versions(), "started_at": iso_utc(started_unix), "finished_at": iso_utc(finished_unix),
+            "versions": versions(), "started_at": iso_utc(started_unix),
+            "finished_at": iso_utc(finished_unix),
             **extra}
 
 
@@ -84,9 +90,11 @@ def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, el
                        "intended_p50_ms": i50, "intended_p95_ms": i95, "intended_p99_ms": i99}
     span = max(s.duration_s, 1e-9)
     return {
-        "scheduled": c.get("scheduled", 0), "started": c.get("started", 0), "dropped": c.get("dropped", 0),
+        "scheduled": c.get("scheduled", 0), "started": c.get("started", 0),
+            "dropped": c.get("dropped", 0),
         "dropped_by_reason": {r: c.get(f"dropped_{r}", 0) for r in DROP_REASONS},
-        "completed": c.get("completed", 0), "abandoned": c.get("abandoned", 0), "failed": c.get("failed", 0),
+        "completed": c.get("completed", 0), "abandoned": c.get("abandoned", 0),
+            "failed": c.get("failed", 0),
         "scheduled_expected": round(scheduled_expected, 3),
         "achieved_rate_per_s": round(c.get("scheduled", 0) / span, 4),
         "scheduled_rate_per_s": round(scheduled_expected / span, 4),

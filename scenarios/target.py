@@ -42,15 +42,18 @@ def check_host(url: str, *, allow_remote: bool) -> str:
         parts = urlsplit(url)
         port = parts.port  # ValueError for a port outside 0..65535 or not a number
     except ValueError:
-        raise FieldError("--host", url, "not a valid URL (check the brackets of an IPv6 address and the port "
+        raise FieldError("--host", url,
+                         "not a valid URL (check the brackets of an IPv6 address and the port "
                                         "0..65535); give a URL such as http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise FieldError("--host", url, "give a URL such as http://127.0.0.1:8080")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise FieldError("--host", url, "give only scheme, host, port and path: no user, password, query or "
+        raise FieldError("--host", url,
+                         "give only scheme, host, port and path: no user, password, query or "
                                         "fragment (e.g. http://127.0.0.1:8080)")
     if not allow_remote and not is_loopback(url):
-        raise FieldError("--host", url, "not a loopback address; load goes only to 127.0.0.0/8, ::1 "
+        raise FieldError("--host", url,
+                         "not a loopback address; load goes only to 127.0.0.0/8, ::1 "
                                         "or localhost unless you add --allow-remote")
     return url.rstrip("/")
 
@@ -72,17 +75,21 @@ class AdminClient:
         self.host = host.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self.client = JsonClient(self.host, token=token, deadline_s=timeout, max_bytes=ADMIN_MAX_BYTES)
+        self.client = JsonClient(self.host, token=token, deadline_s=timeout,
+                                 max_bytes=ADMIN_MAX_BYTES)
         self.problems: list[str] = []
 
     def __repr__(self) -> str:
         return f"AdminClient({self.host!r}, token={'***' if self.token else None})"
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        big = path.startswith(("/admin/ledger", "/admin/audit"))  # a big run's ledger; the rest is small
-        reply = self.client.request(method, path, json_body=body, max_bytes=None if big else ADMIN_SMALL_BYTES)
+        big = path.startswith(("/admin/ledger",
+                               "/admin/audit"))  # a big run's ledger; the rest is small
+        reply = self.client.request(method, path, json_body=body,
+                                    max_bytes=None if big else ADMIN_SMALL_BYTES)
         if reply.status >= 400:
-            raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}", method=method,
+            raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}",
+                              method=method,
                               url=self.host + path)
         return reply.json()
 
@@ -131,7 +138,8 @@ class AdminClient:
         """`GET /admin/config`, or None."""
         return self.get_optional("/admin/config", dict)
 
-    def set_gate(self, gate: str, mode: str, rate_per_s: float | None = None, burst: int | None = None) -> Any:
+    def set_gate(self, gate: str, mode: str, rate_per_s: float | None = None,
+                 burst: int | None = None) -> Any:
         """`PUT /admin/gates/{gate}`."""
         body: dict[str, Any] = {"mode": mode}
         if mode == "rate":
@@ -155,7 +163,8 @@ def _endpoint(host: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def _preflight_get(host: str, path: str, token: str | None, timeout_s: float) -> tuple[int, str, bytes]:
+def _preflight_get(host: str, path: str, token: str | None,
+                   timeout_s: float) -> tuple[int, str, bytes]:
     """(status, content type, body) of one GET, or TargetError naming what went wrong and the fix."""
     client = JsonClient(host, token=token, deadline_s=timeout_s, max_bytes=_PREFLIGHT_MAX_BYTES)
     try:

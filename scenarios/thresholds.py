@@ -74,14 +74,17 @@ def parse_threshold(expr: str) -> Threshold:
     if len(parts) != 1:
         raise FieldError("--threshold", expr, _FIX + f"; steps are {', '.join(STEPS)}")
     name = parts[0]
-    common: dict[str, Any] = dict(expr=expr.strip(), op=m["op"], abort=bool(m["abort"]), step=step, clock=clock)
+    common: dict[str, Any] = dict(expr=expr.strip(), op=m["op"], abort=bool(m["abort"]), step=step,
+                                  clock=clock)
     if re.fullmatch(r"p\d+(\.\d+)?", name):
         if unit not in ("ms", "s"):
-            raise FieldError("--threshold", expr, "give a percentile limit in ms or s, e.g. 'stamp.p95<2s'")
+            raise FieldError("--threshold", expr,
+                             "give a percentile limit in ms or s, e.g. 'stamp.p95<2s'")
         pct = float(name[1:])
         if not 0 < pct <= 100:
             raise FieldError("--threshold", expr, "percentiles go from p1 to p100")
-        return Threshold(metric="percentile", pct=pct, limit=value / 1000 if unit == "ms" else value, **common)
+        return Threshold(metric="percentile", pct=pct,
+                         limit=value / 1000 if unit == "ms" else value, **common)
     if name == "errors" or (name in OUTCOME_METRICS and step is None and clock == "service"):
         if unit == "%":
             value /= 100
@@ -110,7 +113,8 @@ class ThresholdResult:
 
     def as_dict(self, window_s: float) -> dict[str, Any]:
         """The row in summary.json."""
-        return {"expr": self.threshold.expr, "ok": self.ok, "observed": self.observed, "window_s": window_s,
+        return {"expr": self.threshold.expr, "ok": self.ok, "observed": self.observed,
+                "window_s": window_s,
                 "breached_at_s": self.breached_at_s}
 
 
@@ -125,7 +129,8 @@ class ThresholdWatch:
     (False, 3.0)
     """
 
-    def __init__(self, thresholds: list[Threshold], *, window_s: float = 30.0, min_count: int = 10) -> None:
+    def __init__(self, thresholds: list[Threshold], *, window_s: float = 30.0,
+                 min_count: int = 10) -> None:
         self.thresholds = thresholds
         self.window_s = window_s
         self.min_count = min_count
