@@ -46,19 +46,10 @@ class Reply:
     error: str = ""
 
 
-def bounded_request(
-    client: Any,
-    method: str,
-    path: str,
-    *,
-    name: str,
-    data: bytes | None = None,
-    json_body: Any = None,
-    headers: dict[str, str] | None = None,
-    deadline_s: float = 10.0,
-    max_bytes: int = MAX_RESPONSE_BYTES,
-    timer: gevent.Timeout | None = None,
-) -> Reply:
+def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
+                    json_body: Any = None, headers: dict[str, str] | None = None,
+                    deadline_s: float = 10.0, max_bytes: int = MAX_RESPONSE_BYTES,
+                    timer: gevent.Timeout | None = None) -> Reply:
     """One request on a Locust FastHttpSession: no redirects followed, a total deadline, the body
     capped.
 
@@ -79,30 +70,9 @@ def bounded_request(
     assert timer is not None
     timer.start()
     try:
-        r = client.request(
-            method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw
-        )
-        status = int(r.status_code or 0)
-        hdrs = r.headers
-        raw = getattr(r, "_response", None)
-        if status == 0 or raw is None:
-            return Reply(0, hdrs, b"", "no answer")
-        declared = (hdrs or {}).get("content-length")
-        if declared and str(declared).isdigit() and int(declared) > max_bytes:
-            _drop_connections(client)
-            return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
-        chunks, size = [], 0
-        while True:
-            chunk = raw.read(64 << 10)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                _drop_connections(client)
-                return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
-            chunks.append(chunk)
-        raw.release()
-        return Reply(status, hdrs, b"".join(chunks))
+        r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True,
+                           **kw)
+        return _read_capped(client, r, max_bytes)
     except gevent.Timeout as t:
         if t is not timer:
             raise
@@ -116,6 +86,31 @@ def bounded_request(
             timer.close()
         else:
             timer.cancel()
+
+
+def _read_capped(client: Any, r: Any, max_bytes: int) -> Reply:
+    """The answer of a streamed request, its body read whole unless it passes `max_bytes`."""
+    status = int(r.status_code or 0)
+    hdrs = r.headers
+    raw = getattr(r, "_response", None)
+    if status == 0 or raw is None:
+        return Reply(0, hdrs, b"", "no answer")
+    declared = (hdrs or {}).get("content-length")
+    if declared and str(declared).isdigit() and int(declared) > max_bytes:
+        _drop_connections(client)
+        return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
+    chunks, size = [], 0
+    while True:
+        chunk = raw.read(64 << 10)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            _drop_connections(client)
+            return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
+        chunks.append(chunk)
+    raw.release()
+    return Reply(status, hdrs, b"".join(chunks))
 
 
 def request_timer(deadline_s: float) -> gevent.Timeout:

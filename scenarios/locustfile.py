@@ -127,19 +127,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         OpenModelShape.source = staticmethod(_source)
         return
     try:
-        host = opts.host or environment.host
-        embedded = False
-        token = opts.admin_token
-        if not host:
-            if STATE.start_target is None:
-                raise FieldError("--host", "",
-                                 "give the target's URL, e.g. --host http://127.0.0.1:8080 (the root "
-                                               "locustfile.py starts a testbed when --host is left out)")
-            token = token or secrets.token_hex(16)
-            STATE.embedded = STATE.start_target(token)
-            atexit.register(STATE.embedded.close)
-            host = STATE.embedded.url
-            embedded = True
+        host, token, embedded = _target_of(opts, environment)
         host = check_host(host, allow_remote=bool(opts.allow_remote))
         # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no files.
         config = preflight(host, admin_token=token)
@@ -173,6 +161,22 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         STATE.staging = STATE.out / STAGING
         atexit.register(_publish)
     OpenModelShape.source = staticmethod(_source)
+
+
+def _target_of(opts: Any, environment: Any) -> tuple[str, str | None, bool]:
+    """(host, admin token, embedded): --host, else a testbed the entry point starts here."""
+    host = opts.host or environment.host
+    token = opts.admin_token
+    if host:
+        return host, token, False
+    if STATE.start_target is None:
+        raise FieldError("--host", "", "give the target's URL, e.g. --host http://127.0.0.1:8080 "
+                                       "(the root locustfile.py starts a testbed when --host is "
+                                       "left out)")
+    token = token or secrets.token_hex(16)
+    STATE.embedded = STATE.start_target(token)
+    atexit.register(STATE.embedded.close)
+    return STATE.embedded.url, token, True
 
 
 def _profile_value(opts: Any) -> str | None:
