@@ -269,19 +269,20 @@ def applicants(times: list[float], *, seed: int = SEED,
 
 
 def bytecode_cached(env: dict[str, str], tmp: Path) -> dict[str, str]:
-    """`env` with Python's bytecode cache on (in `tmp`/pycache), the project and bare.py compiled into it.
+    """`env` with Python's bytecode cache on, the project and bare.py compiled before the runs.
 
     Installed packages (Locust, gevent, numpy, Faker) come with their bytecode; the project's
     own sources, run from the tree, have none when the environment sets
     PYTHONDONTWRITEBYTECODE, so every surgecast process would compile them again (~0.3 s of
     CPU on this machine), which an installed surgecast does not. Both sides get the same env.
+    The cache is the usual `__pycache__` next to each source (a PYTHONPYCACHEPREFIX would
+    move every package's cache there, and the first run of each side would compile Locust).
     """
-    env = dict(env, PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    env = dict(env)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "compileall", "-q", "-x",
-                    r"[/\\](tests|benchmarks|\.peers|\.git)[/\\]",
-                    str(ROOT), str(tmp / "bare.py")], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+                    r"[/\\](tests|\.peers|\.git|runs)[/\\]", str(ROOT), str(tmp / "bare.py")],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     return env
 
 
