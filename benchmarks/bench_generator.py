@@ -1,6 +1,7 @@
 """Generator cost: CPU seconds per request of a surgecast rehearsal vs a bare Locust FastHttpUser.
 
-    python benchmarks/bench_generator.py                    # 20 arrivals/s for 40 s, 3 runs of each side
+    python benchmarks/bench_generator.py                    # 20 arrivals/s for 40 s, 3 runs of
+    each side
     python benchmarks/bench_generator.py --rate 10 --duration 30 --repeats 5
 
 Both sides run as one Locust process (`python -m locust ... --headless`) against a
@@ -31,7 +32,8 @@ cost about 40 % less CPU each and made the comparison unfair.
 
 The sides run alternately (S, B, B, S, S, B, ...) `--repeats` times each, each on
 its own fresh testbed; the testbed is pinned to CPU 0 and the Locust process to
-CPU 1 (`taskset`; `--no-pin` to let them float), and the medians are reported. CPU is user + system of the
+CPU 1 (`taskset`; `--no-pin` to let them float), and the medians are reported. CPU is user + system
+of the
 Locust process: **whole life** from `os.wait4` (start-up, set-up, the run and the
 end, e.g. writing files) divided by the requests in its locust_stats.csv, and
 **steady state**: the parent reads the process's CPU from /proc every 0.2 s and
@@ -152,7 +154,8 @@ class Bare(FastHttpUser):
 
 
 class CpuSampler:
-    """Reads a process's user + system CPU seconds from /proc every `every_s` (wall time, CPU) pairs."""
+    """Reads a process's user + system CPU seconds from /proc every `every_s` (wall time, CPU)
+    pairs."""
 
     def __init__(self, pid: int, every_s: float = 0.2) -> None:
         self.pid, self.every_s = pid, every_s
@@ -187,7 +190,8 @@ class CpuSampler:
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
-    """Run `cmd`; whole-life CPU (user, system) from wait4, wall time, exit code, and the /proc samples."""
+    """Run `cmd`; whole-life CPU (user, system) from wait4, wall time, exit code, and the /proc
+    samples."""
     t0 = time.time()
     p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
@@ -220,7 +224,8 @@ def _steady(res: dict[str, float], history: list[tuple[float, int]]) -> dict[str
     if not busy:
         return out
     idle = [t for t, n in history if n == 0 and t < busy[0]]
-    out["startup_cpu"] = sampler.cpu_at(idle[-1] if idle else busy[0] - 1.0)  # the last second with no request yet
+    # the last second with no request yet
+    out["startup_cpu"] = sampler.cpu_at(idle[-1] if idle else busy[0] - 1.0)
     total = history[-1][1]
     last = next(t for t, n in history if n == total)
     a, b = busy[0] + STEADY_SKIP_START_S, last - STEADY_SKIP_END_S
@@ -234,7 +239,8 @@ def _steady(res: dict[str, float], history: list[tuple[float, int]]) -> dict[str
 
 
 def arrival_times(profile: Path, rate: float, duration: float, seed: int = SEED) -> list[float]:
-    """The arrival times (test seconds) the surgecast side draws: its own settings, schedule and seed stream."""
+    """The arrival times (test seconds) the surgecast side draws: its own settings, schedule and
+    seed stream."""
     import numpy as np
 
     from scenarios.options import add_options, resolve_settings
@@ -250,7 +256,8 @@ def arrival_times(profile: Path, rate: float, duration: float, seed: int = SEED)
 
 def applicants(times: list[float], *, seed: int = SEED,
                run_tag: str = "bare00") -> list[dict[str, object]]:
-    """The applicants of a surgecast run with `seed` (worker 0): arrival time, identity and documents.
+    """The applicants of a surgecast run with `seed` (worker 0): arrival time, identity and
+    documents.
 
     Made with the rehearsal's own functions, outside the measured process; only the
     run tag in the email differs.
@@ -327,7 +334,8 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
 
 
 def main() -> None:
-    """Run both sides alternately and print CPU per request (whole life and steady state) and the ratios."""
+    """Run both sides alternately and print CPU per request (whole life and steady state) and the
+    ratios."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--duration", type=float, default=40.0)

@@ -1,8 +1,10 @@
 """Distributed generation: arrivals per second that 1 and 2 local workers sustain at equal fidelity.
 
-    python benchmarks/bench_workers.py                          # rates 25 .. 400/s, 15 s each, 1 and 2 workers
+    python benchmarks/bench_workers.py                          # rates 25 .. 400/s, 15 s each, 1
+    and 2 workers
     python benchmarks/bench_workers.py --rates 30 60 --duration 15
-    python benchmarks/bench_workers.py --workers 1 --shape flash-crowd --pin --lag-max-ms 50 --keep-going
+    python benchmarks/bench_workers.py --workers 1 --shape flash-crowd --pin --lag-max-ms 50
+    --keep-going
 
 For each worker count and rate it runs `surgecast rehearse --arrival-rate R --workers W`
 against the embedded testbed with its fastest loopback settings (PBKDF2 1,000
@@ -39,7 +41,8 @@ FAST = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", 
         "issuer.service.mean=0.005", "payments.workers=64", "payments.service.mean=0.005"]
 LAG_P99_MAX_MS = 100.0
 LAG_MAX = [LAG_P99_MAX_MS]   # --lag-max-ms
-WARMUP_S = 2.0   # lag is also reported without the first seconds after the origin (never used for the verdict)
+# lag is also reported without the first seconds after the origin (never used for the verdict)
+WARMUP_S = 2.0
 DROPPED_MAX = 0.005
 
 
@@ -48,7 +51,8 @@ def _t(s: str) -> float:
 
 
 class PinnedTestbed(TestbedServer):
-    """The fast testbed pinned to CPU 0 (`taskset`), so the generator on CPU 1 is what is measured."""
+    """The fast testbed pinned to CPU 0 (`taskset`), so the generator on CPU 1 is what is
+    measured."""
 
     def command(self) -> list[str]:
         return ["taskset", "-c", "0", *super().command()]

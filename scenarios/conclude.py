@@ -87,7 +87,8 @@ def _verdict(s: RunSettings, recorder: Recorder, *, admin: AdminClient | None, r
              interrupted: bool, evidence: Any, recon: dict[str, Any] | None, recon_error: str,
              audit: Any, thresholds: list[dict[str, Any]],
              lost_workers: list[dict[str, Any]] | None) -> tuple[int, list[str]]:
-    """(exit code, problems): 3 for lost workers, else the checks' code, at least 1 with a problem."""
+    """(exit code, problems): 3 for lost workers, else the checks' code, at least 1 with a
+    problem."""
     code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
     if lost_workers:
         code = 3
@@ -107,7 +108,8 @@ def _write_objects(out: Path, rid: str, *named: tuple[str, Any]) -> None:
 
 def _outcome_fields(admin: AdminClient | None, *, lost_workers: list[dict[str, Any]] | None,
                     interrupted: bool, problems: list[str]) -> dict[str, Any]:
-    """run.json's and summary.json's fields on how the run ended (lost workers, complete, problems)."""
+    """run.json's and summary.json's fields on how the run ended (lost workers, complete,
+    problems)."""
     more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
     more.update(complete=not interrupted, problems=problems)
     if admin is not None and admin.problems:

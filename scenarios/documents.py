@@ -36,7 +36,8 @@ def _pdf_object(i: int, body: bytes) -> bytes:
     return f"{i} 0 obj\n".encode() + body + b"\nendobj\n"
 
 
-_PDF_HEAD = b"%PDF-1.4\n"  # the header and objects 1-3, with their offsets (the same for every title)
+# the header and objects 1-3, with their offsets (the same for every title)
+_PDF_HEAD = b"%PDF-1.4\n"
 _PDF_HEAD_OFFSETS: list[int] = []
 for _i in range(3):
     _PDF_HEAD_OFFSETS.append(len(_PDF_HEAD))

@@ -3,7 +3,8 @@
 Steps (names used in every file): register, login, order, pay, wait_quota, stamp,
 poll_stamp, download.
 
-* new_applicant: register, login, order, pay, wait_quota, then per document stamp, poll_stamp, download.
+* new_applicant: register, login, order, pay, wait_quota, then per document stamp, poll_stamp,
+  download.
 * returning_applicant: has an account already (made in the un-timed setup phase before
   the run): login, order, pay, wait_quota, then the documents.
 * stamp_only: has an account with paid quota already (setup phase): login, then the documents.
@@ -179,7 +180,8 @@ class JourneyRun:
             self.ledger("account", self.account_id, status="existing", http_status=r.status_code)
 
     def buy(self) -> None:
-        """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids, amounts)."""
+        """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids,
+        amounts)."""
         n = self.plan.documents
         slot: list[str] = []
 
@@ -213,7 +215,8 @@ class JourneyRun:
         self.ledger("payment", oid, quantity=n, amount=amount, status="credited")
 
     def wait_quota(self, order_id: str, needed: int) -> None:
-        """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the order)."""
+        """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the
+        order)."""
         self._step_start("wait_quota")
         polls = 0
         while True:
@@ -231,7 +234,8 @@ class JourneyRun:
         self._step_end("wait_quota", time.time())
 
     def stamp_document(self, i: int, *, last: bool = False) -> None:
-        """stamp (upload), poll_stamp, download for document `i`; the ledger keeps the id, keys and serials."""
+        """stamp (upload), poll_stamp, download for document `i`; the ledger keeps the id, keys and
+        serials."""
         pdf = pdf_document(f"{document_title(i)} - {self.plan.identity.name}")
         slot: list[str] = []
 
@@ -242,7 +246,9 @@ class JourneyRun:
             r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"),
                           ok=(200, 201, 202), idempotent=True, sent=sent)
         except GiveUp:
-            if slot:  # the client stops here: anything the server charges for these keys later is unknown to it
+            # the client stops here: anything the server charges for these keys later is unknown to
+            # it
+            if slot:
                 self.ledger("stamp", "", quantity=1, status=GAVE_UP,
                             idempotency_keys=" ".join(slot))
             raise
@@ -275,7 +281,8 @@ class JourneyRun:
     # ---- plumbing ---------------------------------------------------------------------------
     def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str,
                **evidence: Any) -> None:
-        """Record the client's view of an account, order, payment or stamp (see `Recorder.ledger_row`)."""
+        """Record the client's view of an account, order, payment or stamp (see
+        `Recorder.ledger_row`)."""
         self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id,
                             email=self.email,
                             quantity=quantity, amount=amount, status=status, unix=time.time(),
@@ -291,7 +298,8 @@ class JourneyRun:
             self.watch.step_done(step, self.to_test_s(end), seconds)
 
     def _step_end(self, step: str, end: float, *, think: bool = True) -> None:
-        """A step ended: record its intended-clock latency, then the planned think time before the next."""
+        """A step ended: record its intended-clock latency, then the planned think time before the
+        next."""
         self._record_step(step, end)
         if not think:
             self.step_intended = end
@@ -328,8 +336,8 @@ class JourneyRun:
         seconds = time.perf_counter() - t0
         if 300 <= r.status_code < 400:
             where = (r.headers or {}).get("location") or "(no Location)"
-            msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to {str(where)[:120]}; surgecast "
-                   f"follows no redirect off its target")
+            msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to "
+                   f"{str(where)[:120]}; surgecast follows no redirect off its target")
             if self.on_refused is not None:
                 self.on_refused(msg)
             self.rec.request_done(step, sent, seconds, False)
@@ -346,10 +354,12 @@ class JourneyRun:
              sent: Callable[[list[str]], None] | None = None) -> Any:
         """One step with retries per the applicant's policy; returns the successful response.
 
-        `sent(keys)`, if given, is called before each attempt with every Idempotency-Key sent so far.
+        `sent(keys)`, if given, is called before each attempt with every Idempotency-Key sent so
+        far.
         """
         self._step_start(step)
-        key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None  # = uuid.UUID(int=...).hex
+        # = uuid.UUID(int=...).hex
+        key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None
         keys: list[str] = []
         attempt = 0
         while True:

@@ -65,7 +65,8 @@ def _record_vector(h: HdrHistogram, seconds: list[float]) -> bool:
     us = np.clip(np.rint(x * 1_000_000), LOWEST_US,
                  HIGHEST_US).astype(np.int64)  # = to_us, half even
     masked = us | h.sub_bucket_mask
-    pow2ceiling = np.frexp(masked.astype(np.float64))[1].astype(np.int64)  # bit length (exact < 2**53)
+    # bit length (exact < 2**53)
+    pow2ceiling = np.frexp(masked.astype(np.float64))[1].astype(np.int64)
     bucket = pow2ceiling - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
     sub = us >> (bucket + h.unit_magnitude)
     index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub - h.sub_bucket_half_count

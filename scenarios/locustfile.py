@@ -65,8 +65,10 @@ class _State:
     master: Any = None      # scenarios.distributed.MasterSide on a master
     worker: Any = None      # scenarios.distributed.WorkerSide on a worker
     embedded: Any = None    # the target an entry point started: has .url and .close()
-    # Set by an entry point that may start a testbed (the root locustfile.py): admin token -> a started
-    # target with .url and .close(). scenarios/ never imports testbed/: the target is reached over HTTP.
+    # Set by an entry point that may start a testbed (the root locustfile.py): admin token -> a
+    # started
+    # target with .url and .close(). scenarios/ never imports testbed/: the target is reached over
+    # HTTP.
     start_target: Callable[[str], Any] | None = None
     out: Path | None = None
     staging: Path | None = None
@@ -118,7 +120,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         return
     from floor.children import watch_parent
 
-    watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
+    # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
+    watch_parent()
     if isinstance(environment.runner, WorkerRunner):
         from scenarios.distributed import WorkerSide
 
@@ -129,12 +132,14 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     try:
         host, token, embedded = _target_of(opts, environment)
         host = check_host(host, allow_remote=bool(opts.allow_remote))
-        # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no files.
+        # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no
+        # files.
         config = preflight(host, admin_token=token)
         opts.admin_token = token
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
                                     profile_value=_profile_value(opts))
-        if settings.out:  # another run's files there: exit 2 before any load (same run id: the parent's)
+        # another run's files there: exit 2 before any load (same run id: the parent's)
+        if settings.out:
             from floor.rundir import claim, process_run_id
             claim(Path(settings.out), what="rehearsal", run_id=process_run_id())
     except SurgecastError as e:
@@ -180,13 +185,15 @@ def _target_of(opts: Any, environment: Any) -> tuple[str, str | None, bool]:
 
 
 def _profile_value(opts: Any) -> str | None:
-    """The surge profile: --surge-profile when chosen (the web UI's list), else Locust's --profile."""
+    """The surge profile: --surge-profile when chosen (the web UI's list), else Locust's
+    --profile."""
     chosen = getattr(opts, "surge_profile", NO_SURGE_PROFILE)
     return opts.profile if chosen in (None, NO_SURGE_PROFILE) else chosen
 
 
 def _resettle(environment: Any, form: dict[str, str]) -> str | None:
-    """START in the web UI: resolve the settings again from the edited form; None or why not to start."""
+    """START in the web UI: resolve the settings again from the edited form; None or why not to
+    start."""
     if STATE.rehearsal is not None and not STATE.rehearsal.finished:
         return "a rehearsal is running; its parameters are fixed once it starts. Press STOP first"
     if STATE.rehearsal is not None:
@@ -220,7 +227,8 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
 def _configure(environment: Any, settings: Any) -> None:
     environment.host = settings.host
     Applicant.host = settings.host
-    Applicant.network_timeout = settings.profile.journeys.request_timeout_s if settings.profile else 10.0
+    Applicant.network_timeout = (settings.profile.journeys.request_timeout_s if settings.profile
+                                 else 10.0)
     Applicant.connection_timeout = Applicant.network_timeout
     patience = settings.profile.journeys.patience_s if settings.profile else 30.0
     environment.stop_timeout = patience + Applicant.network_timeout + 2
@@ -241,7 +249,8 @@ def _publish() -> None:
 
 
 def _on_sigterm(environment: Any) -> None:
-    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files published)."""
+    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files
+    published)."""
     if STATE.master is not None:
         STATE.master.interrupted = True
     r = STATE.rehearsal
@@ -254,8 +263,10 @@ def _on_sigterm(environment: Any) -> None:
 
 
 def _install_sigterm(environment: Any) -> None:
-    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy users
-    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both right.
+    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy
+    # users
+    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both
+    # right.
     if STATE.worker is None:
         signal.signal(signal.SIGTERM, lambda *_a: gevent.spawn(_on_sigterm, environment))
 
@@ -302,7 +313,8 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
             r.interrupted = True
             r.finish(STATE.out)
         end = time.time() + 60
-        while not r.concluded and time.time() < end:  # another greenlet is writing the run directory
+        # another greenlet is writing the run directory
+        while not r.concluded and time.time() < end:
             gevent.sleep(0.05)
         environment.process_exit_code = r.exit_code
 

@@ -1,4 +1,5 @@
-"""The rehearsal's options: one set of flags for `surgecast rehearse` and `locust -f`, resolved once.
+"""The rehearsal's options: one set of flags for `surgecast rehearse` and `locust -f`, resolved
+once.
 
 `add_options(parser)` registers the custom flags on an argparse parser (Locust's
 own parser in the locustfile, ours in the command). `resolve_settings` turns the
@@ -97,7 +98,8 @@ NO_SURGE_PROFILE = "-"
 
 
 def add_options(parser: Any, *, locust: bool) -> None:
-    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile, --host)
+    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile,
+    --host)
     and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
     def add(*names: str, web: bool = True, **kw: Any) -> None:
         if locust:
@@ -133,7 +135,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--window", default=None, metavar="START/END", help="calendar window to rehearse, e.g. "
         "2024-09-02T00:00/2024-09-07T00:00 (profile zone); default the whole registration window")
     add("--admin-token", default=os.environ.get(TOKEN_ENV) or None, metavar="T", web=False,
-        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in the environment)")
+        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in "
+             "the environment)")
     add("--seed", type=int, default=None, metavar="N",
         help="seed of arrivals, identities and behaviour")
     add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N",
@@ -145,7 +148,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
     add("--threshold-window", type=float, default=30.0, metavar="S",
         help="sliding window of thresholds, s")
     add("--sample-interval", type=float, default=1.0, metavar="S",
-        help="test seconds between samples of the target's queues into queue.csv (default 1; 0.05 to 10)")
+        help="test seconds between samples of the target's queues into queue.csv (default 1; "
+             "0.05 to 10)")
     add("--gates", default=None, metavar="FILE", help="a plan's gate_schedule.json to replay")
     add("--fresh-idempotency-keys", action="store_true", default=False,
         help="send a new Idempotency-Key on each retry (shows double ordering; for drills)")

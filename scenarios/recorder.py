@@ -41,11 +41,13 @@ LEDGER_EVIDENCE = ("http_status", "payment_id", "quantity_told", "serial_number"
 
 
 def ledger_key(row: dict[str, Any]) -> tuple[str, str, str]:
-    """The identity of a ledger row: (applicant, kind, first Idempotency-Key sent, else the server's id).
+    """The identity of a ledger row: (applicant, kind, first Idempotency-Key sent, else the
+    server's id).
 
     A stamp or order row exists from its first send, before the server's id is known.
 
-    >>> ledger_key({"applicant_id": "0-1", "kind": "stamp", "ref": "stp_1", "idempotency_keys": "k1 k2"})
+    >>> ledger_key({"applicant_id": "0-1", "kind": "stamp", "ref": "stp_1",
+    ...             "idempotency_keys": "k1 k2"})
     ('0-1', 'stamp', 'k1')
     """
     keys = str(row.get("idempotency_keys") or "").split()
@@ -66,8 +68,9 @@ def iso_utc(unix: float | None) -> str:
     """
     if unix is None:
         return ""
-    # = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" (`_iso_utc_plain`,
-    # tested against it): the same rounding to microseconds (half even), the seconds text made once
+    # = datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # (`_iso_utc_plain`, tested against it): the same rounding to microseconds (half even), the
+    # seconds text made once
     frac, whole = math.modf(unix)
     us = round(frac * 1e6)
     if us >= 1_000_000:
@@ -106,7 +109,8 @@ class Recorder:
         self.queue_rows: list[list[Any]] = []
         self._latency = StepLatency()
         # Latencies not yet in the histograms: (clock, step) -> seconds. The hot path only appends;
-        # `latency` records them into the HDR histograms when something reads them (the end of the run).
+        # `latency` records them into the HDR histograms when something reads them (the end of the
+        # run).
         self._pending: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.counts: dict[str, int] = defaultdict(int)
         self.requests = 0
@@ -163,8 +167,8 @@ class Recorder:
 
             >>> r = Recorder(origin_unix=0.0, calendar_of=None)
             >>> r.ledger_row("0-1", "stamp", "", status="sent", unix=1.0, idempotency_keys="k1")
-            >>> r.ledger_row("0-1", "stamp", "stp_1", status="queued", unix=2.0, idempotency_keys="k1",
-            ...              http_status=202)
+            >>> r.ledger_row("0-1", "stamp", "stp_1", status="queued", unix=2.0,
+            ...              idempotency_keys="k1", http_status=202)
             >>> [(x["ref"], x["status"], x["http_status"]) for x in r.ledger_rows()]
             [('stp_1', 'queued', 202)]
         """
@@ -231,7 +235,8 @@ class Recorder:
     # ---- queue -------------------------------------------------------------------------------
     def queue_sample(self, unix: float, m: dict[str, Any]) -> None:
         """One `GET /admin/metrics` sample -> a queue.csv row."""
-        def obj(x: Any) -> dict[str, Any]:  # a target may answer wrong-typed JSON: never crash the monitor
+        # a target may answer wrong-typed JSON: never crash the monitor
+        def obj(x: Any) -> dict[str, Any]:
             return x if isinstance(x, dict) else {}
         res = obj(obj(m).get("resources"))
         iss, pay, gates = obj(res.get("issuer")), obj(res.get("payments")), obj(obj(m).get("gates"))
@@ -273,7 +278,8 @@ class Recorder:
 
     def history_rows(self) -> list[list[Any]]:
         """latency_history.csv rows: per 10 s window and step."""
-        def pct(xs: list[float]) -> list[Any]:  # p50, p95, p99 in ms (one call, the same values as three)
+        # p50, p95, p99 in ms (one call, the same values as three)
+        def pct(xs: list[float]) -> list[Any]:
             if not xs:
                 return ["", "", ""]
             return [round(float(v) * 1000, 3) for v in np.percentile(xs, HISTORY_PERCENTILES)]
@@ -315,10 +321,13 @@ class Recorder:
 
             >>> a = Recorder(origin_unix=0.0, calendar_of=None, worker=0)
             >>> b = Recorder(origin_unix=0.0, calendar_of=None, worker=1)
-            >>> a.arrival_scheduled("0-000001", "new_applicant", 1.0); b.arrival_scheduled("1-000001", "stamp_only", 2.0)
+            >>> a.arrival_scheduled("0-000001", "new_applicant", 1.0)
+            >>> b.arrival_scheduled("1-000001", "stamp_only", 2.0)
             >>> b.request_done("login", 2.0, 0.05, True)
-            >>> m = Recorder(origin_unix=0.0, calendar_of=None); m.absorb(a.export()); m.absorb(b.export())
-            >>> m.counts["scheduled"], m.requests, m.latency.count("login"), [r[9] for r in m.arrival_rows()]
+            >>> m = Recorder(origin_unix=0.0, calendar_of=None)
+            >>> m.absorb(a.export()); m.absorb(b.export())
+            >>> (m.counts["scheduled"], m.requests, m.latency.count("login"),
+            ...  [r[9] for r in m.arrival_rows()])
             (2, 1, 1, [0, 1])
         """
         from floor.errors import IntegrityError
@@ -326,8 +335,8 @@ class Recorder:
         who = f"worker {data.get('worker')}"
         for a in data["arrivals"]:
             if a["applicant_id"] in self.arrivals:
-                raise IntegrityError(f"{who} sent applicant {a['applicant_id']} that another worker sent too; "
-                                     "each worker needs its own index (restart the run)")
+                raise IntegrityError(f"{who} sent applicant {a['applicant_id']} that another worker "
+                                     "sent too; each worker needs its own index (restart the run)")
             self.arrivals[a["applicant_id"]] = dict(a)
         for r in data["ledger"]:
             self.ledger[ledger_key(r)] = dict(r)
@@ -347,18 +356,20 @@ class Recorder:
         declared = data.get("hdr_counts", {})
         got = incoming.counts()
         if declared and got != declared:
-            raise IntegrityError(f"{who}: its latency histograms decode to counts {got}, but it declared "
-                                 f"{declared}; a message was damaged (rerun)")
+            raise IntegrityError(f"{who}: its latency histograms decode to counts {got}, but it "
+                                 f"declared {declared}; a message was damaged (rerun)")
         self.latency.merge(incoming)
         after = self.latency.counts()
         for clock, table in after.items():
             for step, n in table.items():
                 want = before.get(clock, {}).get(step, 0) + got.get(clock, {}).get(step, 0)
                 if n != want:
-                    raise IntegrityError(f"merged {step}.{clock} histogram holds {n} values, expected {want}")
+                    raise IntegrityError(f"merged {step}.{clock} histogram holds {n} values, "
+                                         f"expected {want}")
 
     def write_files(self, out: Path) -> None:
-        """Write arrivals.csv, ledger.csv, queue.csv, latency/*.hdr and latency_history.csv into `out`."""
+        """Write arrivals.csv, ledger.csv, queue.csv, latency/*.hdr and latency_history.csv into
+        `out`."""
         writers.write_table(out, ARRIVALS, self.arrival_rows())
         writers.write_table(out, LEDGER, ([r.get(c, "") for c in LEDGER_COLUMNS]
                                           for r in self.ledger_rows()))

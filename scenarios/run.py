@@ -1,11 +1,13 @@
-"""A rehearsal inside one Locust process: set-up, arrivals, monitor, and the run directory at the end.
+"""A rehearsal inside one Locust process: set-up, arrivals, monitor, and the run directory at the
+end.
 
 `Rehearsal` is created by the locustfile's init handler from the resolved
 `RunSettings`; `start()` runs in a greenlet at test start, `finish()` at test
 stop. It writes every file of docs/run-directory.md "Rehearsal" except Locust's
 own CSVs, which Locust writes itself and `publish_locust_csvs` moves in at exit.
 
-    >>> draw_plan_vectors({"new_applicant": 1.0}, {2: 1.0}, {"backoff": 1.0}, 3, __import__("numpy").random.default_rng(0))[0].tolist()
+    >>> draw_plan_vectors({"new_applicant": 1.0}, {2: 1.0}, {"backoff": 1.0}, 3,
+    ...                   __import__("numpy").random.default_rng(0))[0].tolist()
     ['new_applicant', 'new_applicant', 'new_applicant']
 """
 
@@ -46,9 +48,11 @@ from scenarios.thresholds import ThresholdWatch
 SETUP_CONCURRENCY = 16
 PROGRESS_EVERY_S = 5.0
 POOL_WARMUP_MAX_S = 10.0
-IDENTITIES_BEFORE_START = 20_000  # Faker parts made in one batch before the origin (about 35 us each)
+# Faker parts made in one batch before the origin (about 35 us each)
+IDENTITIES_BEFORE_START = 20_000
 IDENTITIES_AHEAD = 64             # during the run, keep this many made ahead of the dispatcher ...
-IDENTITY_SLACK_S = 0.005          # ... topping up only when the next arrival is at least this far off
+# ... topping up only when the next arrival is at least this far off
+IDENTITY_SLACK_S = 0.005
 PROGRESS_PREFIX = "[surgecast]"
 
 
@@ -167,14 +171,16 @@ class Rehearsal:
         self.setup_s = 0.0
         self.cpu_max: float | None = None
         self.aborted_by: str | None = None
-        self.refused: list[str] = []        # redirects off the target, refused (the run stops at the first)
+        # redirects off the target, refused (the run stops at the first)
+        self.refused: list[str] = []
         self.interrupted = False            # stopped by a signal before its end: results incomplete
         self.finished = False
         self._greenlets: list[gevent.Greenlet] = []
         self._setup_pool: Pool | None = None
 
     def refuse(self, message: str) -> None:
-        """The target redirected off its origin: record it and stop the run (no more load goes there)."""
+        """The target redirected off its origin: record it and stop the run (no more load goes
+        there)."""
         if message not in self.refused:
             self.refused.append(message)
         if len(self.refused) == 1:
@@ -214,7 +220,8 @@ class Rehearsal:
         return p
 
     def between_arrivals(self, i: int, slack_s: float) -> None:
-        """Called by the dispatcher before it sleeps until arrival `i`: make identities ahead while it is quiet."""
+        """Called by the dispatcher before it sleeps until arrival `i`: make identities ahead while
+        it is quiet."""
         a = self.ahead
         if slack_s >= IDENTITY_SLACK_S and a.next < i + IDENTITIES_AHEAD // 2:
             a.fill(i + IDENTITIES_AHEAD, limit=max(1, int(slack_s / 4 / 50e-6)))
@@ -298,10 +305,12 @@ class Rehearsal:
         self._greenlets.append(gevent.spawn(self.monitor))
 
     def pool_size(self) -> tuple[int, int, float | None]:
-        """(live Locust users, this process's share of --user-cap, Locust's CPU %): for drop reasons."""
+        """(live Locust users, this process's share of --user-cap, Locust's CPU %): for drop
+        reasons."""
         r = self.runner
         live = int(getattr(r, "user_count", 0) or 0)
-        cap = -(-self.s.user_cap // max(1, self.s.workers))  # Locust spreads the pool evenly over workers
+        # Locust spreads the pool evenly over workers
+        cap = -(-self.s.user_cap // max(1, self.s.workers))
         cpu = getattr(r, "current_cpu_usage", None)
         return live, cap, float(cpu) if isinstance(cpu, int | float) else None
 
@@ -310,7 +319,8 @@ class Rehearsal:
         monitor_loop(self, lambda: self.origin_unix)
 
     def progress_line(self, t: float) -> str:
-        """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the issuer queue."""
+        """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the
+        issuer queue."""
         c = self.recorder.counts
         d = self.dispatcher
         cal = self._calendar_iso(min(t, self.s.duration_s))
@@ -341,7 +351,8 @@ class Rehearsal:
                 "setup_failed": sum(1 for a in self.accounts.values() if a is None)}
 
     def finish(self, out: Path | None) -> int:
-        """Stop, collect the target's audit and ledger, write the run directory; return the exit code."""
+        """Stop, collect the target's audit and ledger, write the run directory; return the exit
+        code."""
         if self.finished:
             return self.exit_code
         self.close_journeys()

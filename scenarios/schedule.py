@@ -34,7 +34,8 @@ from scenarios.target import AdminClient
 
 @dataclass(frozen=True, kw_only=True)
 class AdminAction:
-    """One admin call at test second `at_s`: kind 'gate' (target = gate name) or 'fault' (target = resource)."""
+    """One admin call at test second `at_s`: kind 'gate' (target = gate name) or 'fault' (target =
+    resource)."""
 
     at_s: float
     calendar_at: str
@@ -45,10 +46,12 @@ class AdminAction:
 
 
 def gate_requests_per_applicant(gate: str, profile: Any) -> float:
-    """Gated requests one applicant makes at `gate`: one account, one purchase, a stamp per document.
+    """Gated requests one applicant makes at `gate`: one account, one purchase, a stamp per
+    document.
 
     >>> from scenarios.profile import load_profile
-    >>> gate_requests_per_applicant("stamping", load_profile("casn2024")), gate_requests_per_applicant("ordering", None)
+    >>> (gate_requests_per_applicant("stamping", load_profile("casn2024")),
+    ...  gate_requests_per_applicant("ordering", None))
     (2.2, 1.0)
     """
     if gate == "stamping" and profile is not None:
@@ -103,11 +106,13 @@ def admin_actions(s: RunSettings) -> list[AdminAction]:
 
 
 def last_per_instant(actions: list[AdminAction]) -> list[AdminAction]:
-    """Of the gate changes one instant makes to one gate, only the last (in order): a plan whose stage
+    """Of the gate changes one instant makes to one gate, only the last (in order): a plan whose
+    stage
     closes a gate and whose next stage opens it at the same moment never has the target hold the
     closed state, and every extra admin call delays the others on a loaded machine.
 
-    >>> a = [AdminAction(at_s=9.0, calendar_at="t", kind="gate", target="ordering", body={"mode": m}, label=m)
+    >>> a = [AdminAction(at_s=9.0, calendar_at="t", kind="gate", target="ordering",
+    ...                  body={"mode": m}, label=m)
     ...      for m in ("closed", "open")]
     >>> [x.body["mode"] for x in last_per_instant(a)]
     ['open']

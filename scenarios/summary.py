@@ -1,6 +1,7 @@
 """summary.json and run.json of a rehearsal, computed from the recorder and the settings.
 
-    >>> exit_code_for(reconciliation={"ok": True}, audit={"balanced": True}, thresholds=[{"ok": False}])
+    >>> exit_code_for(reconciliation={"ok": True}, audit={"balanced": True},
+    ...               thresholds=[{"ok": False}])
     1
     >>> exit_code_for(reconciliation={"ok": False}, audit=None, thresholds=[])
     3

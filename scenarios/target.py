@@ -2,7 +2,8 @@
 
 Load goes only to loopback unless the user says otherwise::
 
-    >>> is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"), is_loopback("https://example.com")
+    >>> (is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"),
+    ...  is_loopback("https://example.com"))
     (True, True, False)
     >>> check_host("https://example.com", allow_remote=False)
     Traceback (most recent call last):
@@ -33,7 +34,8 @@ from floor.netaddr import is_loopback
 
 
 def check_host(url: str, *, allow_remote: bool) -> str:
-    """Validate `--host`: an http(s) URL, loopback unless `allow_remote`. Returns it without a trailing slash.
+    """Validate `--host`: an http(s) URL, loopback unless `allow_remote`. Returns it without a
+    trailing slash.
 
     >>> check_host("http://localhost:8080/", allow_remote=False)
     'http://localhost:8080'
@@ -106,7 +108,8 @@ class AdminClient:
             raise TargetError(f"{e}; check --host and --admin-token") from None
 
     def get_optional(self, path: str, kind: type | None = None) -> Any:
-        """GET an admin path; None when the target has no admin API, refuses, or (with `kind`) answers another type."""
+        """GET an admin path; None when the target has no admin API, refuses, or (with `kind`)
+        answers another type."""
         try:
             value = self._request("GET", path)
         except RedirectRefused as e:
@@ -115,7 +118,8 @@ class AdminClient:
         except HttpError:
             return None
         if kind is not None and value is not None and not isinstance(value, kind):
-            self._note(f"GET {self.host}{path} answered a JSON {type(value).__name__}, not an {kind.__name__}; ignored")
+            self._note(f"GET {self.host}{path} answered a JSON {type(value).__name__}, not an "
+                       f"{kind.__name__}; ignored")
             return None
         return value
 
@@ -165,7 +169,8 @@ def _endpoint(host: str) -> str:
 
 def _preflight_get(host: str, path: str, token: str | None,
                    timeout_s: float) -> tuple[int, str, bytes]:
-    """(status, content type, body) of one GET, or TargetError naming what went wrong and the fix."""
+    """(status, content type, body) of one GET, or TargetError naming what went wrong and the
+    fix."""
     client = JsonClient(host, token=token, deadline_s=timeout_s, max_bytes=_PREFLIGHT_MAX_BYTES)
     try:
         reply = client.request("GET", path)
@@ -183,7 +188,8 @@ def _preflight_get(host: str, path: str, token: str | None,
             raise TargetError(f"{host} refused the connection: nothing listens on {_endpoint(host)}; start the "
                               f"target (e.g. surgecast testbed --port {_endpoint(host).rsplit(':', 1)[1]}) "
                               f"or fix --host") from None
-        raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); fix --host") from None
+        raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); "
+                          "fix --host") from None
     except HttpError as e:  # broken HTTP (e.g. not an HTTP server at all)
         raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that --host is "
                           f"the target's HTTP API") from None
@@ -199,7 +205,8 @@ def _json_or_none(ctype: str, body: bytes) -> Any:
 
 def preflight(host: str, *, admin_token: str | None = None,
               timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str, Any] | None:
-    """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config` or None.
+    """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config`
+    or None.
 
     `GET /healthz` must answer in full within `timeout_s` (a total deadline) with a
     JSON body (any status: a service without /healthz still answers a JSON 404), and
@@ -208,7 +215,8 @@ def preflight(host: str, *, admin_token: str | None = None,
     None. Everything else raises `TargetError` (exit 2) in one line naming the host,
     what was wrong and the fix::
 
-        >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
+        >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0))
+        >>> port = sock.getsockname()[1]; sock.close()
         >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -231,7 +239,8 @@ def preflight(host: str, *, admin_token: str | None = None,
     if status == 200 and isinstance(config, dict):
         return config
     if status == 200:
-        raise TargetError(f"{host} answered GET /admin/config with HTTP 200 but not a JSON object; check --host")
+        raise TargetError(f"{host} answered GET /admin/config with HTTP 200 but not a JSON object; "
+                          "check --host")
     return None
 
 

@@ -38,8 +38,10 @@ from floor.vocabulary import STEPS
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_FIX = ("write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'")
-_RE = re.compile(r"^\s*(?P<metric>[a-z_.0-9]+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<unit>ms|s|%)?\s*(?P<abort>:abort)?\s*$")
+_FIX = ("write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', "
+        "optionally ':abort'")
+_RE = re.compile(r"^\s*(?P<metric>[a-z_.0-9]+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)"
+                 r"\s*(?P<unit>ms|s|%)?\s*(?P<abort>:abort)?\s*$")
 OUTCOME_METRICS = ("dropped", "abandoned", "failed")
 
 
@@ -204,7 +206,8 @@ class ThresholdWatch:
             v = self._value(r.threshold, window)
             if v is None:
                 continue
-            worse = r.observed is None or (v > r.observed if r.threshold.op in ("<", "<=") else v < r.observed)
+            worse = r.observed is None or (v > r.observed if r.threshold.op in ("<", "<=")
+                                           else v < r.observed)
             if worse:
                 r.observed = round(v, 6)
             if not _OPS[r.threshold.op](v, r.threshold.limit):
