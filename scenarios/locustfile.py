@@ -198,8 +198,9 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
         return "a rehearsal is running; its parameters are fixed once it starts. Press STOP first"
     if STATE.rehearsal is not None:
         where = f" into {STATE.out}" if STATE.out else ""
-        return (f"this Locust process has already run its rehearsal{where}; the testbed's accounts and the "
-                "run directory belong to that run. Stop Locust and start it again (with a new --out) to run another")
+        return (f"this Locust process has already run its rehearsal{where}; the testbed's accounts "
+                "and the run directory belong to that run. Stop Locust and start it again (with a "
+                "new --out) to run another")
     opts = environment.parsed_options
     ns = argparse.Namespace(**vars(opts))
     try:
@@ -212,8 +213,8 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
             host = check_host(given, allow_remote=bool(ns.allow_remote))
             config, embedded = preflight(host, admin_token=ns.admin_token), False
         chosen = getattr(ns, "surge_profile", NO_SURGE_PROFILE)
-        profile = chosen if chosen not in (None,
-                                           NO_SURGE_PROFILE) else (form.get("profile", ns.profile) or None)
+        profile = (chosen if chosen not in (None, NO_SURGE_PROFILE)
+                   else (form.get("profile", ns.profile) or None))
         settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded,
                                     profile_value=profile)
     except SurgecastError as e:

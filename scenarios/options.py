@@ -116,8 +116,8 @@ def add_options(parser: Any, *, locust: bool) -> None:
 
         add("--surge-profile", default=NO_SURGE_PROFILE, choices=(NO_SURGE_PROFILE,
                                                                   *available_profiles()),
-            help="surge profile to rehearse ('-': the one given with --profile, or none with --arrival-rate); "
-                 "Locust's own Profile field only labels the run")
+            help="surge profile to rehearse ('-': the one given with --profile, or none with "
+                 "--arrival-rate); Locust's own Profile field only labels the run")
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
     add("--arrival-shape", default=None, metavar="SHAPE",

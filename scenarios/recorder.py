@@ -335,8 +335,9 @@ class Recorder:
         who = f"worker {data.get('worker')}"
         for a in data["arrivals"]:
             if a["applicant_id"] in self.arrivals:
-                raise IntegrityError(f"{who} sent applicant {a['applicant_id']} that another worker "
-                                     "sent too; each worker needs its own index (restart the run)")
+                aid = a["applicant_id"]
+                raise IntegrityError(f"{who} sent applicant {aid} that another worker sent too; "
+                                     "each worker needs its own index (restart the run)")
             self.arrivals[a["applicant_id"]] = dict(a)
         for r in data["ledger"]:
             self.ledger[ledger_key(r)] = dict(r)

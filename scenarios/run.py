@@ -253,11 +253,11 @@ class Rehearsal:
                                  "payment_id": o["payment_id"]} if kind == "payment"
                                 else {"http_status": 201, "quantity_told": o["quantity_told"],
                                       "idempotency_keys": o["idempotency_key"]})
+                        status = "credited" if kind == "payment" else "pending_payment"
                         self.recorder.ledger_row(aid, kind, o["order_id"],
                                                  account_id=acc.account_id,
                                                  email=acc.email, quantity=o["quantity"],
-                                                 amount=o["amount"],
-                                                 status="credited" if kind == "payment" else "pending_payment",
+                                                 amount=o["amount"], status=status,
                                                  unix=time.time(), **told)
         for i in need:
             if self.refused or self.finished:
@@ -325,9 +325,11 @@ class Rehearsal:
         d = self.dispatcher
         cal = self._calendar_iso(min(t, self.s.duration_s))
         q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
-        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s" + draining(t, self.s.duration_s)
+        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s"
+                + draining(t, self.s.duration_s)
                 + (f"  calendar {cal[:16].replace('T', ' ')}" if cal else "")
-                + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}  dropped {c.get('dropped', 0)}"
+                + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}"
+                f"  dropped {c.get('dropped', 0)}"
                 f"  in journey {d.busy if d else 0}  {done_text(c)}  issuer queue {q}")
 
     # ---- the end -----------------------------------------------------------------------------

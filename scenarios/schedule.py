@@ -7,8 +7,8 @@ seconds; events before the rehearsed window are folded into the state at second
     >>> from scenarios.options import RunSettings
     >>> from scenarios.profile import load_profile
     >>> p = load_profile("casn2024")
-    >>> s = RunSettings(host="http://127.0.0.1", embedded=True, profile=p, compress=15120.0, scale=1e-4,
-    ...                 duration_s=120.0, calendar_origin=p.calendar.window_start)
+    >>> s = RunSettings(host="http://127.0.0.1", embedded=True, profile=p, compress=15120.0,
+    ...                 scale=1e-4, duration_s=120.0, calendar_origin=p.calendar.window_start)
     >>> [(round(a.at_s, 1), a.kind, a.body) for a in admin_actions(s)]
     [(81.9, 'fault', {'issuer_slow_factor': 3.562522}), (96.2, 'fault', {'issuer_slow_factor': 1.0})]
 

@@ -58,7 +58,8 @@ def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finishe
              extra: dict[str, Any]) -> dict[str, Any]:
     """The body of run.json."""
     return {"kind": "rehearsal", **parameters(s), "wall_origin_at": iso_utc(origin_unix),
-            "calendar_origin_at": s.calendar_origin.isoformat() if s.calendar_origin else iso_utc(origin_unix),
+            "calendar_origin_at": (s.calendar_origin.isoformat() if s.calendar_origin
+                                   else iso_utc(origin_unix)),
             "versions": versions(), "started_at": iso_utc(started_unix),
             "finished_at": iso_utc(finished_unix),
             **extra}
@@ -66,7 +67,8 @@ def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finishe
 
 def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, elapsed_s: float,
                  thresholds: list[dict[str, Any]], cpu_max: float | None, exit_code: int,
-                 reconciliation: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 reconciliation: dict[str, Any] | None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body of summary.json (`extra` adds fields, e.g. `lost_workers` of a distributed run)."""
     c = rec.counts
     lat = rec.latency

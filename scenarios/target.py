@@ -46,7 +46,7 @@ def check_host(url: str, *, allow_remote: bool) -> str:
     except ValueError:
         raise FieldError("--host", url,
                          "not a valid URL (check the brackets of an IPv6 address and the port "
-                                        "0..65535); give a URL such as http://127.0.0.1:8080") from None
+                         "0..65535); give a URL such as http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise FieldError("--host", url, "give a URL such as http://127.0.0.1:8080")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -175,24 +175,25 @@ def _preflight_get(host: str, path: str, token: str | None,
     try:
         reply = client.request("GET", path)
     except DeadlineExceeded:
-        raise TargetError(f"{host} did not answer GET {path} in full within {timeout_s:g} s; the target "
-                          f"hangs or trickles: check that --host is the API (not a stuck proxy) and that it is "
-                          f"not overloaded") from None
+        raise TargetError(f"{host} did not answer GET {path} in full within {timeout_s:g} s; the "
+                          f"target hangs or trickles: check that --host is the API (not a stuck "
+                          f"proxy) and that it is not overloaded") from None
     except RedirectRefused as e:
         raise TargetError(f"{e}; give the API's own base URL as --host") from None
     except BodyTooLarge:
-        raise TargetError(f"{host} answered GET {path} with more than {_PREFLIGHT_MAX_BYTES:,} bytes; it is not "
-                          f"the stamping API: fix --host") from None
+        raise TargetError(f"{host} answered GET {path} with more than {_PREFLIGHT_MAX_BYTES:,} "
+                          f"bytes; it is not the stamping API: fix --host") from None
     except Unreachable as e:
         if "refused" in str(e):
-            raise TargetError(f"{host} refused the connection: nothing listens on {_endpoint(host)}; start the "
-                              f"target (e.g. surgecast testbed --port {_endpoint(host).rsplit(':', 1)[1]}) "
-                              f"or fix --host") from None
+            port = _endpoint(host).rsplit(":", 1)[1]
+            raise TargetError(f"{host} refused the connection: nothing listens on "
+                              f"{_endpoint(host)}; start the target (e.g. surgecast testbed "
+                              f"--port {port}) or fix --host") from None
         raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); "
                           "fix --host") from None
     except HttpError as e:  # broken HTTP (e.g. not an HTTP server at all)
-        raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that --host is "
-                          f"the target's HTTP API") from None
+        raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that "
+                          f"--host is the target's HTTP API") from None
     return reply.status, reply.content_type, reply.body
 
 
@@ -226,15 +227,16 @@ def preflight(host: str, *, admin_token: str | None = None,
     status, ctype, body = _preflight_get(host, "/healthz", None, timeout_s)
     if _json_or_none(ctype, body) is None:
         kind = (ctype.split(";")[0].strip() or "no content type")
-        raise TargetError(f"{host} answered GET /healthz with HTTP {status} {kind}, not JSON: it is not the "
-                          f"stamping API; --host must be the API's base URL (e.g. http://127.0.0.1:8080), "
-                          f"not a web page, login portal or proxy")
+        raise TargetError(f"{host} answered GET /healthz with HTTP {status} {kind}, not JSON: "
+                          f"it is not the stamping API; --host must be the API's base URL (e.g. "
+                          f"http://127.0.0.1:8080), not a web page, login portal or proxy")
     if not admin_token:
         return None
     status, ctype, body = _preflight_get(host, "/admin/config", admin_token, timeout_s)
     if status in (401, 403):
-        raise TargetError(f"{host} refused --admin-token on GET /admin/config (HTTP {status}); give the "
-                          f"target's admin token, or leave --admin-token out for a target without an admin API")
+        raise TargetError(f"{host} refused --admin-token on GET /admin/config (HTTP {status}); "
+                          f"give the target's admin token, or leave --admin-token out for a target "
+                          f"without an admin API")
     config = _json_or_none(ctype, body)
     if status == 200 and isinstance(config, dict):
         return config
