@@ -268,7 +268,8 @@ def applicants(times: list[float], *, seed: int = SEED,
     for i, t in enumerate(times):
         ident = make_identity(random.Random(f"{seed}:0:{i}"), applicant_id=f"0-{i + 1:06d}",
                               run_tag=run_tag)
-        docs = [pdf_document(f"{document_title(k)} - {ident.name}").decode("latin-1") for k in range(2)]
+        docs = [pdf_document(f"{document_title(k)} - {ident.name}").decode("latin-1")
+                for k in range(2)]
         out.append({"t": t, "identity": {"nik": ident.nik, "name": ident.name, "email": ident.email,
                                          "phone": ident.phone, "password": ident.password},
                     "documents": docs})
@@ -341,9 +342,11 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=40.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-pin", dest="pin", action="store_false",
-                    help="do not pin the testbed to CPU 0 and the Locust process to CPU 1 (taskset)")
+                    help="do not pin the testbed to CPU 0 and the Locust process to CPU 1 "
+                         "(taskset)")
     ap.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
-                    help="do not compile the project first (with PYTHONDONTWRITEBYTECODE each run compiles it)")
+                    help="do not compile the project first (with PYTHONDONTWRITEBYTECODE each run "
+                         "compiles it)")
     ap.add_argument("--prepare",
                     help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
@@ -351,8 +354,8 @@ def main() -> None:
         # In a child process: the scenarios package imports Locust, which monkey-patches threads
         # and os.wait4 with gevent; the measuring parent must stay unpatched.
         d = Path(a.prepare)
-        d.joinpath("applicants.json").write_text(json.dumps(applicants(arrival_times(d / "p.toml", a.rate,
-                                                                                          a.duration))))
+        times = arrival_times(d / "p.toml", a.rate, a.duration)
+        d.joinpath("applicants.json").write_text(json.dumps(applicants(times)))
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     (tmp / "p.toml").write_text(PROFILE)
@@ -365,31 +368,34 @@ def main() -> None:
                PYTHONUNBUFFERED="1")
     if a.bytecode_cache:
         compile_project(tmp)
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}; "
-          f"rate {a.rate:g}/s for {a.duration:g} s ({n} applicants) per run; {a.repeats} runs of each side, "
-          f"alternating; project compiled to bytecode first: {'yes' if a.bytecode_cache else 'no'}",
-          flush=True)
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
+          f"{platform.python_version()}; rate {a.rate:g}/s for {a.duration:g} s ({n} applicants) "
+          f"per run; {a.repeats} runs of each side, alternating; project compiled to bytecode "
+          f"first: {'yes' if a.bytecode_cache else 'no'}", flush=True)
     results: dict[str, list[dict[str, float]]] = {"surgecast": [], "bare": []}
     for run in range(a.repeats):
         for side in (("surgecast", "bare") if run % 2 == 0 else ("bare", "surgecast")):
             r = one_side(side, a, tmp, env, run)
             results[side].append(r)
-            print(f"run {run + 1} {side:>9}: {r['requests']} requests, CPU {r['cpu']:.2f} s (user {r['user']:.2f}, "
-                  f"sys {r['sys']:.2f}) = {r['ms']:.3f} ms/request whole life; steady {r['steady_ms']:.3f} ms/request "
-                  f"over {r['steady_requests']} requests; before the first request {r['startup_cpu']:.2f} s "
-                  f"(wall {r['wall']:.0f} s, exit {r['code']}; {r['note']})", flush=True)
+            print(f"run {run + 1} {side:>9}: {r['requests']} requests, CPU {r['cpu']:.2f} s "
+                  f"(user {r['user']:.2f}, sys {r['sys']:.2f}) = {r['ms']:.3f} ms/request whole "
+                  f"life; steady {r['steady_ms']:.3f} ms/request over {r['steady_requests']} "
+                  f"requests; before the first request {r['startup_cpu']:.2f} s (wall "
+                  f"{r['wall']:.0f} s, exit {r['code']}; {r['note']})", flush=True)
     med = {side: {k: statistics.median(r[k] for r in rs) for k in ("ms", "steady_ms", "startup_cpu",
                                                                    "cpu", "requests")}
            for side, rs in results.items()}
     for side, m in med.items():
-        print(f"median {side:>9}: whole life {m['ms']:.3f} ms/request ({m['cpu']:.2f} s CPU, {m['requests']:.0f} "
-              f"requests), steady {m['steady_ms']:.3f} ms/request, start-up {m['startup_cpu']:.2f} s CPU")
+        print(f"median {side:>9}: whole life {m['ms']:.3f} ms/request ({m['cpu']:.2f} s CPU, "
+              f"{m['requests']:.0f} requests), steady {m['steady_ms']:.3f} ms/request, start-up "
+              f"{m['startup_cpu']:.2f} s CPU")
     pairs = [s["ms"] / b["ms"] for s, b in zip(results["surgecast"], results["bare"], strict=True)]
     steady = [s["steady_ms"] / b["steady_ms"] for s, b in zip(results["surgecast"], results["bare"],
                                                               strict=True)]
     ratio = statistics.median(pairs)
-    print(f"ratio surgecast / bare, whole life: median {ratio:.3f} (runs {' / '.join(f'{x:.3f}' for x in pairs)}); "
-          f"steady state: median {statistics.median(steady):.3f} (runs {' / '.join(f'{x:.3f}' for x in steady)})")
+    runs, steady_runs = (" / ".join(f"{x:.3f}" for x in xs) for xs in (pairs, steady))
+    print(f"ratio surgecast / bare, whole life: median {ratio:.3f} (runs {runs}); "
+          f"steady state: median {statistics.median(steady):.3f} (runs {steady_runs})")
     print(f"target whole life <= 1.10: {'ok' if ratio <= 1.10 else 'NOT MET'}")
 
 

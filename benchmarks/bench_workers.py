@@ -115,8 +115,9 @@ def one(rate: float, workers: int, duration: float, seed: int, *, shape: str = "
     if shape == "flash-crowd":  # expected: nobody for min(5, T/4) s, then 0 -> R within 1 s
         res["expected"] = e = s["scheduled_expected"]
         res["z"] = (s["scheduled"] - e) / np.sqrt(e)
-    res["ok"] = bool(s["dropped"] <= DROPPED_MAX * s["scheduled"] and abs(res["released_dev_pct"]) <= 1.0
-                     and abs(res["z"]) < 4 and res["lag_p99_ms"] <= LAG_MAX[0] and res["reconciled"])
+    res["ok"] = bool(s["dropped"] <= DROPPED_MAX * s["scheduled"]
+                     and abs(res["released_dev_pct"]) <= 1.0 and abs(res["z"]) < 4
+                     and res["lag_p99_ms"] <= LAG_MAX[0] and res["reconciled"])
     return res
 
 
@@ -137,7 +138,8 @@ def main() -> None:
     ap.add_argument("--keep-going", action="store_true", help="run every rate even after a failure")
     a = ap.parse_args()
     LAG_MAX[0] = a.lag_max_ms
-    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python {platform.python_version()}", flush=True)
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
+          f"{platform.python_version()}", flush=True)
     best: dict[int, float] = {}
     for w in a.workers:
         for rate in a.rates:
@@ -145,11 +147,12 @@ def main() -> None:
             if "error" in r:
                 print(f"workers {w} rate {rate:g}/s: no run directory ({r['error']!r})", flush=True)
                 break
-            print(f"workers {w}  rate {rate:>4g}/s  scheduled {r['scheduled']:>5} (z {r['z']:+.2f})  dropped "
-                  f"{r['dropped']:>4}  released {r['released_dev_pct']:+.2f}%  completed {r['completed']}  "
-                  f"abandoned {r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms "
-                  f"(after {WARMUP_S:g} s: {r['lag_p99_after_ms']:.1f} ms; {r['late']} over {LAG_P99_MAX_MS:g} ms at "
-                  f"{r['late_at']} s)  "
+            print(f"workers {w}  rate {rate:>4g}/s  scheduled {r['scheduled']:>5} "
+                  f"(z {r['z']:+.2f})  dropped {r['dropped']:>4}  released "
+                  f"{r['released_dev_pct']:+.2f}%  completed {r['completed']}  abandoned "
+                  f"{r['abandoned']}  lag p50 {r['lag_p50_ms']:.1f} ms p99 {r['lag_p99_ms']:.1f} ms "
+                  f"(after {WARMUP_S:g} s: {r['lag_p99_after_ms']:.1f} ms; {r['late']} over "
+                  f"{LAG_P99_MAX_MS:g} ms at {r['late_at']} s)  "
                   f"gen cpu {r['gen_cpu_s']:.2f} s "
                   f"({1000 * r['gen_cpu_s'] / max(1, r['started']):.3f} ms/arrival)  "
                   f"cpu max {r['cpu_max']}  reconciled {r['reconciled']}  drops {r['by_reason']}  "
