@@ -98,7 +98,8 @@ def _origin(environment, **_kw):
 
 def multipart(pdf, i):
     b = uuid.uuid4().hex
-    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"dokumen-{i}.pdf\"\r\n"
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"document\"; "
+            f"filename=\"dokumen-{i}.pdf\"\r\n"
             f"Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{b}--\r\n".encode()
     return f"multipart/form-data; boundary={b}", body
 
@@ -139,15 +140,17 @@ class Bare(FastHttpUser):
             polls += 1
             if polls % 4 == 0:
                 c.get(f"/v1/orders/{o['order_id']}", headers=h, name="wait_quota")
-            elif int(c.get("/v1/quota", headers=h, name="wait_quota").json().get("available", 0)) >= len(documents):
+            elif int(c.get("/v1/quota", headers=h,
+                           name="wait_quota").json().get("available", 0)) >= len(documents):
                 break
             gevent.sleep(0.1)
         for i, pdf in enumerate(documents):
             ctype, body = multipart(pdf, i + 1)
             s = c.post("/v1/stamps", data=body, headers={**h, "Content-Type": ctype,
-                                                          "Idempotency-Key": uuid.uuid4().hex}, name="stamp").json()
-            while c.get(f"/v1/stamps/{s['stamp_id']}", headers=h, name="poll_stamp").json().get("status") not in (
-                    "done", "failed"):
+                                                          "Idempotency-Key": uuid.uuid4().hex},
+                       name="stamp").json()
+            while c.get(f"/v1/stamps/{s['stamp_id']}", headers=h,
+                        name="poll_stamp").json().get("status") not in ("done", "failed"):
                 gevent.sleep(0.1)
             c.get(f"/v1/stamps/{s['stamp_id']}/document", headers=h, name="download")
 '''
