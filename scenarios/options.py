@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -99,8 +100,7 @@ NO_SURGE_PROFILE = "-"
 
 def add_options(parser: Any, *, locust: bool) -> None:
     """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile,
-    --host)
-    and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
+    --host) and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
     def add(*names: str, web: bool = True, **kw: Any) -> None:
         if locust:
             kw["include_in_web_ui"] = web
@@ -143,6 +143,11 @@ def add_options(parser: Any, *, locust: bool) -> None:
         help="most Locust users in the pool")
     add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R",
         help="cap on arrivals per second")
+    _add_checks_and_output(add)
+
+
+def _add_checks_and_output(add: Callable[..., None]) -> None:
+    """The flags of thresholds, sampling, gates, retries and the run directory (`add_options`)."""
     add("--threshold", action="append", default=None, metavar="EXPR", web=False,
         help="e.g. 'stamp.p95<2s', 'errors<1%%', 'dropped<5%%:abort' (repeatable)")
     add("--threshold-window", type=float, default=30.0, metavar="S",

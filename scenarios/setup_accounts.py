@@ -16,13 +16,15 @@ from scenarios.journeys import Account, ApplicantPlan
 
 def _http(host: str, method: str, path: str, body: Any = None, token: str | None = None,
           key: str | None = None, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
-    """(status, JSON object) of one set-up request; (0, {}) when it failed, RedirectRefused propagates."""
+    """(status, JSON object) of one set-up request; (0, {}) when it failed, RedirectRefused
+    propagates."""
     headers = {"Idempotency-Key": key} if key else {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
+        json_body = {} if body is None and method != "GET" else body
         reply = JsonClient(host, deadline_s=timeout, max_bytes=SETUP_MAX_BYTES).request(
-            method, path, json_body={} if body is None and method != "GET" else body, headers=headers)
+            method, path, json_body=json_body, headers=headers)
     except RedirectRefused:
         raise
     except HttpError:
@@ -33,7 +35,8 @@ def _http(host: str, method: str, path: str, body: Any = None, token: str | None
 
 def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool,
                     timeout_s: float = 30.0) -> Account | None:
-    """Un-timed set-up: register (and for stamp_only buy quota) before the run; None if it failed."""
+    """Un-timed set-up: register (and for stamp_only buy quota) before the run; None if it
+    failed."""
     ident = plan.identity
     code, body = _http(host, "POST", "/v1/accounts", {"nik": ident.nik, "name": ident.name,
                                                       "email": ident.email,
