@@ -5,10 +5,11 @@ Load goes only to loopback unless the user says otherwise::
     >>> (is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"),
     ...  is_loopback("https://example.com"))
     (True, True, False)
-    >>> check_host("https://example.com", allow_remote=False)
+    >>> check_host("https://example.com", allow_remote=False)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
+    floor.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes
+    only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
 
 The admin client uses `floor.jsonhttp` (standard library only), so it works both in
 the command's process and inside Locust (where gevent patches sockets).
@@ -218,10 +219,11 @@ def preflight(host: str, *, admin_token: str | None = None,
 
         >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0))
         >>> port = sock.getsockname()[1]; sock.close()
-        >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS
+        >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        floor.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on 127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
+        floor.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on
+        127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
     """
     host = host.rstrip("/")
     status, ctype, body = _preflight_get(host, "/healthz", None, timeout_s)

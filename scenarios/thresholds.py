@@ -16,10 +16,11 @@ least `min_count` samples there to count. It fails if any evaluation breaches;
     ('percentile', 'stamp', 'service', 95.0, '<', 2.0, True)
     >>> parse_threshold("errors<1%").limit
     0.01
-    >>> parse_threshold("stamp.p95 < soon")
+    >>> parse_threshold("stamp.p95 < soon")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
+    floor.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g.
+    'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
 """
 
 from __future__ import annotations
