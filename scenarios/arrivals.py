@@ -88,7 +88,8 @@ def _grid(duration_s: float) -> np.ndarray:
     return np.linspace(0.0, duration_s, n + 1)
 
 
-def _clip(grid: np.ndarray, cum: np.ndarray, max_rate: float | None, share: float) -> ArrivalSchedule:
+def _clip(grid: np.ndarray, cum: np.ndarray, max_rate: float | None,
+          share: float) -> ArrivalSchedule:
     inc = np.diff(cum)
     if max_rate is not None:
         inc = np.minimum(inc, max_rate * np.diff(grid))
@@ -119,7 +120,8 @@ FLASH_RISE_S = 1.0    # ... then 0 -> R arrivals/s within this long, held to the
 def flash_crowd_schedule(*, rate: float, duration_s: float, quiet_s: float | None = None,
                          rise_s: float = FLASH_RISE_S, max_rate: float | None = None,
                          share: float = 1.0) -> ArrivalSchedule:
-    """A flash crowd: 0 arrivals/s for `quiet_s`, a linear rise to `rate` within `rise_s`, then `rate`.
+    """A flash crowd: 0 arrivals/s for `quiet_s`, a linear rise to `rate` within `rise_s`, then
+    `rate`.
 
     Λ(τ) is exact on the grid: 0, then rate·(τ−q)²/2r, then rate·(τ−q−r/2)::
 
@@ -138,23 +140,28 @@ def shaped_schedule(shape: str, *, rate: float, duration_s: float, max_rate: flo
                     share: float = 1.0) -> ArrivalSchedule:
     """The schedule of an `--arrival-rate R --arrival-shape SHAPE` run (one of `ARRIVAL_SHAPES`).
 
-    >>> round(shaped_schedule("constant", rate=2.0, duration_s=10.0).expected()), round(shaped_schedule("flash-crowd", rate=2.0, duration_s=10.0).expected())
+    >>> (round(shaped_schedule("constant", rate=2.0, duration_s=10.0).expected()),
+    ...  round(shaped_schedule("flash-crowd", rate=2.0, duration_s=10.0).expected()))
     (20, 14)
     """
     if shape == "flash-crowd":
-        return flash_crowd_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
+        return flash_crowd_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate,
+                                    share=share)
     return constant_schedule(rate=rate, duration_s=duration_s, max_rate=max_rate, share=share)
 
 
-def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress: float, scale: float,
-                     duration_s: float, max_rate: float | None = None, share: float = 1.0) -> ArrivalSchedule:
+def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress: float,
+                     scale: float,
+                     duration_s: float, max_rate: float | None = None,
+                     share: float = 1.0) -> ArrivalSchedule:
     """The schedule of a profile: calendar t = origin + compress x τ, rate x scale x compress.
 
     `calendar_origin_s` is in calendar seconds since the profile's window start.
 
     >>> from scenarios.profile import load_profile
     >>> c = ArrivalCurve(load_profile("steady"))
-    >>> s = profile_schedule(c, calendar_origin_s=0, compress=7 * 86400 / 60, scale=0.01, duration_s=60)
+    >>> s = profile_schedule(c, calendar_origin_s=0, compress=7 * 86400 / 60, scale=0.01,
+    ...                      duration_s=60)
     >>> round(s.expected())  # 1% of 100,000 applicants
     1000
     """
@@ -164,7 +171,8 @@ def profile_schedule(curve: ArrivalCurve, *, calendar_origin_s: float, compress:
     return _clip(grid, cum, max_rate, share)
 
 
-def bucket_counts(times: np.ndarray, duration_s: float, bucket_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+def bucket_counts(times: np.ndarray, duration_s: float,
+                  bucket_s: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Bucket starts and counts of `times` in buckets of `bucket_s` over [0, duration_s).
 
     >>> import numpy as np

@@ -27,24 +27,12 @@ from scenarios.thresholds import ThresholdWatch
 SETUP_MAX_BYTES = 1 << 20
 
 
-def conclude(
-    s: RunSettings,
-    recorder: Recorder,
-    *,
-    out: Path | None,
-    admin: AdminClient | None,
-    gates_before: dict[str, Any] | None,
-    action_log: list[dict[str, Any]],
-    watch: ThresholdWatch,
-    origin_unix: float,
-    started_unix: float,
-    scheduled_expected: float,
-    cpu_max: float | None,
-    extra: dict[str, Any],
-    lost_workers: list[dict[str, Any]] | None = None,
-    refused: list[str] | None = None,
-    interrupted: bool = False,
-) -> int:
+def conclude(s: RunSettings, recorder: Recorder, *, out: Path | None, admin: AdminClient | None,
+             gates_before: dict[str, Any] | None, action_log: list[dict[str, Any]],
+             watch: ThresholdWatch, origin_unix: float, started_unix: float,
+             scheduled_expected: float, cpu_max: float | None, extra: dict[str, Any],
+             lost_workers: list[dict[str, Any]] | None = None, refused: list[str] | None = None,
+             interrupted: bool = False) -> int:
     """Put the target back, fetch its audit and ledger, reconcile, and write the run directory.
 
     The one writer of a rehearsal's files, used by a single process (`Rehearsal.finish`)
@@ -68,33 +56,24 @@ def conclude(
         evidence = server_records if server_records is not None else server_ledger
         recon, recon_error = _reconcile(recorder.ledger_rows(), evidence)
         thresholds = [r.as_dict(s.threshold_window_s) for r in watch.results]
-        code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
-        if lost_workers:
-            code = 3
-        problems = run_problems(s, recorder, admin=admin, refused=list(refused or []),
-                                interrupted=interrupted, server_ledger=evidence,
-                                recon_error=recon_error)
-        if problems and code == 0:
-            code = 1
+        code, problems = _verdict(s, recorder, admin=admin, refused=list(refused or []),
+                                  interrupted=interrupted, evidence=evidence, recon=recon,
+                                  recon_error=recon_error, audit=audit, thresholds=thresholds,
+                                  lost_workers=lost_workers)
         finished = time.time()
         if out is None:
             return code
         rid = rundir.process_run_id()
-        for name, obj in ((rs.AUDIT, audit), (rs.SERVER_LEDGER, server_ledger),
-                          (rs.SERVER_RECORDS, server_records), (rs.RECONCILIATION, recon)):
-            if obj is not None:
-                writers.write_object(out, name, obj, rid)
-        more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
-        more.update(complete=not interrupted, problems=problems)
-        if admin is not None and admin.problems:
-            more["admin_problems"] = list(admin.problems)
+        _write_objects(out, rid, (rs.AUDIT, audit), (rs.SERVER_LEDGER, server_ledger),
+                       (rs.SERVER_RECORDS, server_records), (rs.RECONCILIATION, recon))
+        more = _outcome_fields(admin, lost_workers=lost_workers, interrupted=interrupted,
+                               problems=problems)
         run = run_json(s, origin_unix=origin_unix, started_unix=started_unix,
                        finished_unix=finished, extra={"admin_actions": action_log, **extra, **more})
-        writers.write_object(out, rs.RUN, run, rid)
         summary = summary_json(s, recorder, scheduled_expected=scheduled_expected,
                                elapsed_s=finished - origin_unix, thresholds=thresholds,
                                cpu_max=cpu_max, exit_code=code, reconciliation=recon, extra=more)
-        writers.write_object(out, rs.SUMMARY, summary, rid)
+        _write_objects(out, rid, (rs.RUN, run), (rs.SUMMARY, summary))
         latency = tuple(n for n in rundir.run_files(out) if n.startswith(rs.LATENCY_DIR + "/"))
         rundir.record(out, REHEARSAL_FILES + latency, run_id=rid, by="rehearsal")
     except OSError as e:
@@ -102,6 +81,40 @@ def conclude(
               f"free space or give another --out", file=sys.stderr, flush=True)
         return 1
     return code
+
+
+def _verdict(s: RunSettings, recorder: Recorder, *, admin: AdminClient | None, refused: list[str],
+             interrupted: bool, evidence: Any, recon: dict[str, Any] | None, recon_error: str,
+             audit: Any, thresholds: list[dict[str, Any]],
+             lost_workers: list[dict[str, Any]] | None) -> tuple[int, list[str]]:
+    """(exit code, problems): 3 for lost workers, else the checks' code, at least 1 with a
+    problem."""
+    code = exit_code_for(reconciliation=recon, audit=audit, thresholds=thresholds)
+    if lost_workers:
+        code = 3
+    problems = run_problems(s, recorder, admin=admin, refused=refused, interrupted=interrupted,
+                            server_ledger=evidence, recon_error=recon_error)
+    if problems and code == 0:
+        code = 1
+    return code, problems
+
+
+def _write_objects(out: Path, rid: str, *named: tuple[str, Any]) -> None:
+    """Write each (file name, object) that is not None as JSON into `out`, in order."""
+    for name, obj in named:
+        if obj is not None:
+            writers.write_object(out, name, obj, rid)
+
+
+def _outcome_fields(admin: AdminClient | None, *, lost_workers: list[dict[str, Any]] | None,
+                    interrupted: bool, problems: list[str]) -> dict[str, Any]:
+    """run.json's and summary.json's fields on how the run ended (lost workers, complete,
+    problems)."""
+    more: dict[str, Any] = {"lost_workers": lost_workers} if lost_workers is not None else {}
+    more.update(complete=not interrupted, problems=problems)
+    if admin is not None and admin.problems:
+        more["admin_problems"] = list(admin.problems)
+    return more
 
 
 def _target_evidence(admin: AdminClient | None, refused: list[str] | None,

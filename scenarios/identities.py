@@ -92,7 +92,8 @@ def _slug(name: str) -> str:
 
 
 def faker_part(seed: int, female: bool) -> tuple[str, str]:
-    """(name, NIK) of an applicant from Faker id_ID seeded with `seed` (what `make_identity` draws first).
+    """(name, NIK) of an applicant from Faker id_ID seeded with `seed` (what `make_identity` draws
+    first).
 
     >>> faker_part(7, True) == faker_part(7, True)
     True
@@ -146,8 +147,10 @@ class IdentitiesAhead:
         >>> ahead = IdentitiesAhead(lambda i: random.Random(f"1:0:{i}"), total=5)
         >>> ahead.fill(5, limit=5)
         5
-        >>> a = make_identity(random.Random("1:0:3"), applicant_id="3", run_tag="t", ahead=ahead.made)
-        >>> a == make_identity(random.Random("1:0:3"), applicant_id="3", run_tag="t"), len(ahead.made)
+        >>> a = make_identity(random.Random("1:0:3"), applicant_id="3", run_tag="t",
+        ...                   ahead=ahead.made)
+        >>> (a == make_identity(random.Random("1:0:3"), applicant_id="3", run_tag="t"),
+        ...  len(ahead.made))
         (True, 4)
     """
 
@@ -158,7 +161,8 @@ class IdentitiesAhead:
         self.next = 0
 
     def fill(self, upto: int, limit: int) -> int:
-        """Make the Faker part for applicants next..upto-1 (at most `limit` of them); return how many."""
+        """Make the Faker part for applicants next..upto-1 (at most `limit` of them); return how
+        many."""
         n = 0
         while self.next < min(upto, self.total) and n < limit:
             rng = self.seeder(self.next)

@@ -18,11 +18,17 @@ def _retry_after(resp: Any) -> float:
 
 
 def _json(resp: Any) -> dict[str, Any]:
+    raw = resp.content or b"{}"
     try:
-        v = json.loads(resp.content or b"{}")
-        return v if isinstance(v, dict) else {}
+        # UTF-8 text straight to the decoder (json.loads of bytes first sniffs the encoding);
+        # anything else (UTF-16/32 JSON, not JSON) takes the bytes path as before.
+        v = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     except (ValueError, TypeError):
-        return {}
+        try:
+            v = json.loads(raw)
+        except (ValueError, TypeError):
+            return {}
+    return v if isinstance(v, dict) else {}
 
 
 MAX_RESPONSE_BYTES = (
@@ -40,54 +46,33 @@ class Reply:
     error: str = ""
 
 
-def bounded_request(
-    client: Any,
-    method: str,
-    path: str,
-    *,
-    name: str,
-    data: bytes | None = None,
-    json_body: Any = None,
-    headers: dict[str, str] | None = None,
-    deadline_s: float = 10.0,
-    max_bytes: int = MAX_RESPONSE_BYTES,
-) -> Reply:
+def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
+                    json_body: Any = None, headers: dict[str, str] | None = None,
+                    deadline_s: float = 10.0, max_bytes: int = MAX_RESPONSE_BYTES,
+                    timer: gevent.Timeout | None = None) -> Reply:
     """One request on a Locust FastHttpSession: no redirects followed, a total deadline, the body
     capped.
 
     The body is streamed and refused past `max_bytes`; the whole exchange (headers and
     body) must end within `deadline_s` (geventhttpclient's own timeout is per read). A
     refused or timed-out answer is status 0 and its connections are closed.
+
+    `timer` (optional) is a `gevent.Timeout(deadline_s)` the caller keeps for its requests
+    (`request_timer`): it is started and cancelled here instead of a new one made and closed
+    per request; one of another length is not used (one still pending is an error: a
+    journey's requests are sequential).
     """
     h = {"Accept-Encoding": "identity", **(headers or {})}
     kw: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
-    timer = gevent.Timeout(deadline_s)
+    own = timer is None or timer.seconds != deadline_s
+    if own:
+        timer = gevent.Timeout(deadline_s)
+    assert timer is not None
     timer.start()
     try:
-        r = client.request(
-            method, path, name=name, headers=h, allow_redirects=False, stream=True, **kw
-        )
-        status = int(r.status_code or 0)
-        hdrs = r.headers
-        raw = getattr(r, "_response", None)
-        if status == 0 or raw is None:
-            return Reply(0, hdrs, b"", "no answer")
-        declared = (hdrs or {}).get("content-length")
-        if declared and str(declared).isdigit() and int(declared) > max_bytes:
-            _drop_connections(client)
-            return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
-        chunks, size = [], 0
-        while True:
-            chunk = raw.read(64 << 10)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_bytes:
-                _drop_connections(client)
-                return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
-            chunks.append(chunk)
-        raw.release()
-        return Reply(status, hdrs, b"".join(chunks))
+        r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True,
+                           **kw)
+        return _read_capped(client, r, max_bytes)
     except gevent.Timeout as t:
         if t is not timer:
             raise
@@ -97,7 +82,44 @@ def bounded_request(
         _drop_connections(client)
         return Reply(0, None, b"", f"{type(e).__name__}")
     finally:
-        timer.close()
+        if own:
+            timer.close()
+        else:
+            timer.cancel()
+
+
+def _read_capped(client: Any, r: Any, max_bytes: int) -> Reply:
+    """The answer of a streamed request, its body read whole unless it passes `max_bytes`."""
+    status = int(r.status_code or 0)
+    hdrs = r.headers
+    raw = getattr(r, "_response", None)
+    if status == 0 or raw is None:
+        return Reply(0, hdrs, b"", "no answer")
+    declared = (hdrs or {}).get("content-length")
+    if declared and str(declared).isdigit() and int(declared) > max_bytes:
+        _drop_connections(client)
+        return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")
+    chunks, size = [], 0
+    while True:
+        chunk = raw.read(64 << 10)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            _drop_connections(client)
+            return Reply(0, hdrs, b"", f"answer over the cap of {max_bytes} bytes")
+        chunks.append(chunk)
+    raw.release()
+    return Reply(status, hdrs, b"".join(chunks))
+
+
+def request_timer(deadline_s: float) -> gevent.Timeout:
+    """A reusable total deadline for `bounded_request` (close it when done).
+
+    >>> t = request_timer(2.0); (t.seconds, t.pending); t.close()
+    (2.0, False)
+    """
+    return gevent.Timeout(deadline_s)
 
 
 def _drop_connections(client: Any) -> None:

@@ -3,7 +3,8 @@
 Steps (names used in every file): register, login, order, pay, wait_quota, stamp,
 poll_stamp, download.
 
-* new_applicant: register, login, order, pay, wait_quota, then per document stamp, poll_stamp, download.
+* new_applicant: register, login, order, pay, wait_quota, then per document stamp, poll_stamp,
+  download.
 * returning_applicant: has an account already (made in the un-timed setup phase before
   the run): login, order, pay, wait_quota, then the documents.
 * stamp_only: has an account with paid quota already (setup phase): login, then the documents.
@@ -45,6 +46,7 @@ from scenarios.journey_http import (  # noqa: F401 (re-exported)
     _json,
     _retry_after,
     bounded_request,
+    request_timer,
 )
 from scenarios.profile_build import Journeys
 
@@ -98,13 +100,15 @@ class JourneyRun:
     same samples for thresholds; `to_test_s` maps wall time to test seconds.
     """
 
-    def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *, watch: Any = None,
+    def __init__(self, client: Any, plan: ApplicantPlan, cfg: Journeys, recorder: Any, *,
+                 watch: Any = None,
                  to_test_s: Any = None, reuse_keys: bool = True, on_refused: Any = None,
                  max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self.client, self.plan, self.cfg, self.rec = client, plan, cfg, recorder
         self.on_refused = on_refused
         self.max_bytes = max_bytes
-        self.watch = watch
+        # a watch with no rules takes no samples: skip the calls (and their clock conversions)
+        self.watch = watch if getattr(watch, "active", True) else None
         self.to_test_s = to_test_s or (lambda u: u)
         self.reuse_keys = reuse_keys
         self.deadline = plan.intended_unix + cfg.patience_s
@@ -113,10 +117,22 @@ class JourneyRun:
         self.step_intended = plan.intended_unix
         self.token = ""
         self.account_id = plan.account.account_id if plan.account else ""
+        # the email on this applicant's ledger rows (fixed for the journey)
+        self.email = plan.identity.email if plan.journey == "new_applicant" else (
+            plan.account.email if plan.account else "")
+        self._timer: Any = None  # one total-deadline timer for this journey's requests
 
     # ---- the three journeys ---------------------------------------------------------------
     def run(self) -> tuple[str, str]:
         """Play the journey; return (outcome, ended_step)."""
+        try:
+            return self._play()
+        finally:
+            if self._timer is not None:
+                self._timer.close()
+                self._timer = None
+
+    def _play(self) -> tuple[str, str]:
         p = self.plan
         try:
             if p.journey == "new_applicant":
@@ -125,7 +141,8 @@ class JourneyRun:
                 self.buy()
             else:
                 if p.account is None:
-                    raise GiveUp("failed", "login", "no account could be prepared for this applicant")
+                    raise GiveUp("failed", "login",
+                                 "no account could be prepared for this applicant")
                 self.login(p.account.email, p.account.password)
                 if p.journey == "returning_applicant":
                     self.buy()
@@ -153,7 +170,9 @@ class JourneyRun:
     def login(self, email: str, password: str) -> None:
         """POST /v1/sessions."""
         known = bool(self.account_id)
-        r = self.call("login", "POST", "/v1/sessions", json_body={"email": email, "password": password}, ok=(200, 201))
+        r = self.call("login", "POST", "/v1/sessions", json_body={"email": email,
+                                                                  "password": password},
+                      ok=(200, 201))
         body = _json(r)
         self.token = body.get("token", "")
         self.account_id = body.get("account_id", self.account_id)
@@ -161,14 +180,16 @@ class JourneyRun:
             self.ledger("account", self.account_id, status="existing", http_status=r.status_code)
 
     def buy(self) -> None:
-        """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids, amounts)."""
+        """order, pay, wait_quota; the ledger keeps what the server acknowledged (status, ids,
+        amounts)."""
         n = self.plan.documents
         slot: list[str] = []
 
         def sent(keys: list[str]) -> None:
             slot[:] = keys
             self.ledger("order", "", quantity=n, status="sent", idempotency_keys=" ".join(keys))
-        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201), idempotent=True,
+        r = self.call("order", "POST", "/v1/orders", json_body={"quantity": n}, ok=(200, 201),
+                      idempotent=True,
                       sent=sent)
         order = _json(r)
         oid = order.get("order_id", "")
@@ -194,7 +215,8 @@ class JourneyRun:
         self.ledger("payment", oid, quantity=n, amount=amount, status="credited")
 
     def wait_quota(self, order_id: str, needed: int) -> None:
-        """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the order)."""
+        """Poll GET /v1/quota until `needed` e-Meterai are available (every 4th poll checks the
+        order)."""
         self._step_start("wait_quota")
         polls = 0
         while True:
@@ -212,7 +234,8 @@ class JourneyRun:
         self._step_end("wait_quota", time.time())
 
     def stamp_document(self, i: int, *, last: bool = False) -> None:
-        """stamp (upload), poll_stamp, download for document `i`; the ledger keeps the id, keys and serials."""
+        """stamp (upload), poll_stamp, download for document `i`; the ledger keeps the id, keys and
+        serials."""
         pdf = pdf_document(f"{document_title(i)} - {self.plan.identity.name}")
         slot: list[str] = []
 
@@ -223,13 +246,17 @@ class JourneyRun:
             r = self.call("stamp", "POST", "/v1/stamps", multipart=(pdf, f"dokumen-{i + 1}.pdf"),
                           ok=(200, 201, 202), idempotent=True, sent=sent)
         except GiveUp:
-            if slot:  # the client stops here: anything the server charges for these keys later is unknown to it
-                self.ledger("stamp", "", quantity=1, status=GAVE_UP, idempotency_keys=" ".join(slot))
+            # the client stops here: anything the server charges for these keys later is unknown to
+            # it
+            if slot:
+                self.ledger("stamp", "", quantity=1, status=GAVE_UP,
+                            idempotency_keys=" ".join(slot))
             raise
         body = _json(r)
         sid = body.get("stamp_id", "")
         keys = " ".join(slot)
-        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"), http_status=r.status_code,
+        self.ledger("stamp", sid, quantity=1, status=body.get("status", "queued"),
+                    http_status=r.status_code,
                     idempotency_keys=keys)
         self._step_start("poll_stamp")
         while True:
@@ -254,11 +281,12 @@ class JourneyRun:
     # ---- plumbing ---------------------------------------------------------------------------
     def ledger(self, kind: str, ref: str, *, quantity: Any = "", amount: Any = "", status: str,
                **evidence: Any) -> None:
-        """Record the client's view of an account, order, payment or stamp (see `Recorder.ledger_row`)."""
-        email = self.plan.identity.email if self.plan.journey == "new_applicant" else (
-            self.plan.account.email if self.plan.account else "")
-        self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id, email=email,
-                            quantity=quantity, amount=amount, status=status, unix=time.time(), **evidence)
+        """Record the client's view of an account, order, payment or stamp (see
+        `Recorder.ledger_row`)."""
+        self.rec.ledger_row(self.plan.applicant_id, kind, ref, account_id=self.account_id,
+                            email=self.email,
+                            quantity=quantity, amount=amount, status=status, unix=time.time(),
+                            **evidence)
 
     def _step_start(self, step: str) -> None:
         self.step = step
@@ -270,7 +298,8 @@ class JourneyRun:
             self.watch.step_done(step, self.to_test_s(end), seconds)
 
     def _step_end(self, step: str, end: float, *, think: bool = True) -> None:
-        """A step ended: record its intended-clock latency, then the planned think time before the next."""
+        """A step ended: record its intended-clock latency, then the planned think time before the
+        next."""
         self._record_step(step, end)
         if not think:
             self.step_intended = end
@@ -296,15 +325,19 @@ class JourneyRun:
         if self.token:
             h["Authorization"] = f"Bearer {self.token}"
         self.requests += 1
+        if self._timer is None:
+            self._timer = request_timer(self.cfg.request_timeout_s)
         sent = time.time()
         t0 = time.perf_counter()
-        r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body, headers=h,
-                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes)
+        r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body,
+                            headers=h,
+                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes,
+                            timer=self._timer)
         seconds = time.perf_counter() - t0
         if 300 <= r.status_code < 400:
             where = (r.headers or {}).get("location") or "(no Location)"
-            msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to {str(where)[:120]}; surgecast "
-                   f"follows no redirect off its target")
+            msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to "
+                   f"{str(where)[:120]}; surgecast follows no redirect off its target")
             if self.on_refused is not None:
                 self.on_refused(msg)
             self.rec.request_done(step, sent, seconds, False)
@@ -316,14 +349,17 @@ class JourneyRun:
         return r
 
     def call(self, step: str, method: str, path: str, *, ok: tuple[int, ...], json_body: Any = None,
-             multipart: tuple[bytes, str] | None = None, idempotent: bool = False, think: bool = True,
+             multipart: tuple[bytes, str] | None = None, idempotent: bool = False,
+             think: bool = True,
              sent: Callable[[list[str]], None] | None = None) -> Any:
         """One step with retries per the applicant's policy; returns the successful response.
 
-        `sent(keys)`, if given, is called before each attempt with every Idempotency-Key sent so far.
+        `sent(keys)`, if given, is called before each attempt with every Idempotency-Key sent so
+        far.
         """
         self._step_start(step)
-        key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None  # = uuid.UUID(int=...).hex
+        # = uuid.UUID(int=...).hex
+        key = f"{self.plan.rng.getrandbits(128):032x}" if idempotent else None
         keys: list[str] = []
         attempt = 0
         while True:
@@ -339,7 +375,8 @@ class JourneyRun:
             if multipart is not None:
                 ctype, data = build_multipart(*multipart)
                 headers["Content-Type"] = ctype
-            r = self.send(step, method, path, ok=ok, json_body=json_body, data=data, headers=headers)
+            r = self.send(step, method, path, ok=ok, json_body=json_body, data=data,
+                          headers=headers)
             if r.status_code in ok:
                 self._step_end(step, time.time(), think=think)
                 return r

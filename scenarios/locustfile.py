@@ -65,8 +65,10 @@ class _State:
     master: Any = None      # scenarios.distributed.MasterSide on a master
     worker: Any = None      # scenarios.distributed.WorkerSide on a worker
     embedded: Any = None    # the target an entry point started: has .url and .close()
-    # Set by an entry point that may start a testbed (the root locustfile.py): admin token -> a started
-    # target with .url and .close(). scenarios/ never imports testbed/: the target is reached over HTTP.
+    # Set by an entry point that may start a testbed (the root locustfile.py): admin token -> a
+    # started
+    # target with .url and .close(). scenarios/ never imports testbed/: the target is reached over
+    # HTTP.
     start_target: Callable[[str], Any] | None = None
     out: Path | None = None
     staging: Path | None = None
@@ -95,7 +97,8 @@ def _add_arguments(parser: Any) -> None:
         _OUT_EXISTED.append(Path(out).exists())
     if out and not _argv_value("--csv"):
         # Locust creates its CSV writer before our init runs, so point it at the staging prefix now.
-        parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"), stats_history_enabled=True)
+        parser.set_defaults(csv_prefix=str(Path(out) / STAGING / "locust"),
+                            stats_history_enabled=True)
 
 
 def _fail(e: SurgecastError) -> None:
@@ -117,33 +120,26 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         return
     from floor.children import watch_parent
 
-    watch_parent()  # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
+    # `surgecast rehearse` died (even kill -9): SIGTERM ourselves, publish, stop the load
+    watch_parent()
     if isinstance(environment.runner, WorkerRunner):
         from scenarios.distributed import WorkerSide
 
-        STATE.worker = WorkerSide(environment.runner, configure=lambda s: _configure(environment, s))
+        STATE.worker = WorkerSide(environment.runner,
+                                  configure=lambda s: _configure(environment, s))
         OpenModelShape.source = staticmethod(_source)
         return
     try:
-        host = opts.host or environment.host
-        embedded = False
-        token = opts.admin_token
-        if not host:
-            if STATE.start_target is None:
-                raise FieldError("--host", "", "give the target's URL, e.g. --host http://127.0.0.1:8080 (the root "
-                                               "locustfile.py starts a testbed when --host is left out)")
-            token = token or secrets.token_hex(16)
-            STATE.embedded = STATE.start_target(token)
-            atexit.register(STATE.embedded.close)
-            host = STATE.embedded.url
-            embedded = True
+        host, token, embedded = _target_of(opts, environment)
         host = check_host(host, allow_remote=bool(opts.allow_remote))
-        # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no files.
+        # Refused, hanging, HTML-answering targets and wrong admin tokens: one line, exit 2, no
+        # files.
         config = preflight(host, admin_token=token)
         opts.admin_token = token
         settings = resolve_settings(opts, host=host, target_config=config, embedded=embedded,
                                     profile_value=_profile_value(opts))
-        if settings.out:  # another run's files there: exit 2 before any load (same run id: the parent's)
+        # another run's files there: exit 2 before any load (same run id: the parent's)
+        if settings.out:
             from floor.rundir import claim, process_run_id
             claim(Path(settings.out), what="rehearsal", run_id=process_run_id())
     except SurgecastError as e:
@@ -163,7 +159,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         from scenarios.distributed import MasterSide
 
-        STATE.master = MasterSide(settings, environment.runner, allow_remote=bool(opts.allow_remote))
+        STATE.master = MasterSide(settings, environment.runner,
+                                  allow_remote=bool(opts.allow_remote))
     if settings.out:
         STATE.out = Path(settings.out)
         STATE.staging = STATE.out / STAGING
@@ -171,20 +168,39 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     OpenModelShape.source = staticmethod(_source)
 
 
+def _target_of(opts: Any, environment: Any) -> tuple[str, str | None, bool]:
+    """(host, admin token, embedded): --host, else a testbed the entry point starts here."""
+    host = opts.host or environment.host
+    token = opts.admin_token
+    if host:
+        return host, token, False
+    if STATE.start_target is None:
+        raise FieldError("--host", "", "give the target's URL, e.g. --host http://127.0.0.1:8080 "
+                                       "(the root locustfile.py starts a testbed when --host is "
+                                       "left out)")
+    token = token or secrets.token_hex(16)
+    STATE.embedded = STATE.start_target(token)
+    atexit.register(STATE.embedded.close)
+    return STATE.embedded.url, token, True
+
+
 def _profile_value(opts: Any) -> str | None:
-    """The surge profile: --surge-profile when chosen (the web UI's list), else Locust's --profile."""
+    """The surge profile: --surge-profile when chosen (the web UI's list), else Locust's
+    --profile."""
     chosen = getattr(opts, "surge_profile", NO_SURGE_PROFILE)
     return opts.profile if chosen in (None, NO_SURGE_PROFILE) else chosen
 
 
 def _resettle(environment: Any, form: dict[str, str]) -> str | None:
-    """START in the web UI: resolve the settings again from the edited form; None or why not to start."""
+    """START in the web UI: resolve the settings again from the edited form; None or why not to
+    start."""
     if STATE.rehearsal is not None and not STATE.rehearsal.finished:
         return "a rehearsal is running; its parameters are fixed once it starts. Press STOP first"
     if STATE.rehearsal is not None:
         where = f" into {STATE.out}" if STATE.out else ""
-        return (f"this Locust process has already run its rehearsal{where}; the testbed's accounts and the "
-                "run directory belong to that run. Stop Locust and start it again (with a new --out) to run another")
+        return (f"this Locust process has already run its rehearsal{where}; the testbed's accounts "
+                "and the run directory belong to that run. Stop Locust and start it again (with a "
+                "new --out) to run another")
     opts = environment.parsed_options
     ns = argparse.Namespace(**vars(opts))
     try:
@@ -197,8 +213,10 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
             host = check_host(given, allow_remote=bool(ns.allow_remote))
             config, embedded = preflight(host, admin_token=ns.admin_token), False
         chosen = getattr(ns, "surge_profile", NO_SURGE_PROFILE)
-        profile = chosen if chosen not in (None, NO_SURGE_PROFILE) else (form.get("profile", ns.profile) or None)
-        settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded, profile_value=profile)
+        profile = (chosen if chosen not in (None, NO_SURGE_PROFILE)
+                   else (form.get("profile", ns.profile) or None))
+        settings = resolve_settings(ns, host=host, target_config=config, embedded=embedded,
+                                    profile_value=profile)
     except SurgecastError as e:
         return f"{type(e).__name__}: {e}"
     STATE.settings = settings
@@ -210,7 +228,8 @@ def _resettle(environment: Any, form: dict[str, str]) -> str | None:
 def _configure(environment: Any, settings: Any) -> None:
     environment.host = settings.host
     Applicant.host = settings.host
-    Applicant.network_timeout = settings.profile.journeys.request_timeout_s if settings.profile else 10.0
+    Applicant.network_timeout = (settings.profile.journeys.request_timeout_s if settings.profile
+                                 else 10.0)
     Applicant.connection_timeout = Applicant.network_timeout
     patience = settings.profile.journeys.patience_s if settings.profile else 30.0
     environment.stop_timeout = patience + Applicant.network_timeout + 2
@@ -231,7 +250,8 @@ def _publish() -> None:
 
 
 def _on_sigterm(environment: Any) -> None:
-    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files published)."""
+    """SIGTERM: stop every user now, mark the run interrupted, then let Locust end as usual (files
+    published)."""
     if STATE.master is not None:
         STATE.master.interrupted = True
     r = STATE.rehearsal
@@ -244,8 +264,10 @@ def _on_sigterm(environment: Any) -> None:
 
 
 def _install_sigterm(environment: Any) -> None:
-    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy users
-    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both right.
+    # Locust's own SIGTERM watcher (gevent.signal_handler) does not always fire, and would let busy
+    # users
+    # run on for the whole stop timeout; a plain handler that hands over to a greenlet does both
+    # right.
     if STATE.worker is None:
         signal.signal(signal.SIGTERM, lambda *_a: gevent.spawn(_on_sigterm, environment))
 
@@ -292,7 +314,8 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
             r.interrupted = True
             r.finish(STATE.out)
         end = time.time() + 60
-        while not r.concluded and time.time() < end:  # another greenlet is writing the run directory
+        # another greenlet is writing the run directory
+        while not r.concluded and time.time() < end:
             gevent.sleep(0.05)
         environment.process_exit_code = r.exit_code
 

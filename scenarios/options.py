@@ -1,4 +1,5 @@
-"""The rehearsal's options: one set of flags for `surgecast rehearse` and `locust -f`, resolved once.
+"""The rehearsal's options: one set of flags for `surgecast rehearse` and `locust -f`, resolved
+once.
 
 `add_options(parser)` registers the custom flags on an argparse parser (Locust's
 own parser in the locustfile, ours in the command). `resolve_settings` turns the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,8 +99,8 @@ NO_SURGE_PROFILE = "-"
 
 
 def add_options(parser: Any, *, locust: bool) -> None:
-    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile, --host)
-    and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
+    """Register the rehearsal's flags. With `locust=True` skip the ones Locust owns (--profile,
+    --host) and add `--surge-profile`, the shipped profiles as a choice list in Locust's web UI."""
     def add(*names: str, web: bool = True, **kw: Any) -> None:
         if locust:
             kw["include_in_web_ui"] = web
@@ -106,37 +108,53 @@ def add_options(parser: Any, *, locust: bool) -> None:
         _TYPES[action.dest] = bool if kw.get("action") == "store_true" else kw.get("type", str)
 
     if not locust:
-        parser.add_argument("--profile", metavar="NAME|FILE", help="surge profile (shipped name or TOML file)")
+        parser.add_argument("--profile", metavar="NAME|FILE",
+                            help="surge profile (shipped name or TOML file)")
         parser.add_argument("--host", help="target base URL; none = start the embedded testbed")
     if locust:
         from scenarios.profile import available_profiles
 
-        add("--surge-profile", default=NO_SURGE_PROFILE, choices=(NO_SURGE_PROFILE, *available_profiles()),
-            help="surge profile to rehearse ('-': the one given with --profile, or none with --arrival-rate); "
-                 "Locust's own Profile field only labels the run")
+        add("--surge-profile", default=NO_SURGE_PROFILE, choices=(NO_SURGE_PROFILE,
+                                                                  *available_profiles()),
+            help="surge profile to rehearse ('-': the one given with --profile, or none with "
+                 "--arrival-rate); Locust's own Profile field only labels the run")
     add("--arrival-rate", type=float, default=None, metavar="R",
         help="constant arrivals per second instead of a profile")
     add("--arrival-shape", default=None, metavar="SHAPE",
         help="with --arrival-rate: constant (default) or flash-crowd (nobody for 5 s, then "
              "0 -> R/s within 1 s: a step test of the generator; not the flash-crowd "
              "profile, a calendar day with an 8x hour, given with --profile flash-crowd)")
-    add("--compress", type=float, default=None, metavar="X", help="calendar seconds per test second "
+    add("--compress", type=float, default=None, metavar="X",
+        help="calendar seconds per test second "
         "(default: fit the window into --duration)")
-    add("--scale", type=float, default=None, metavar="Y", help="fraction of the profile's applicants "
+    add("--scale", type=float, default=None, metavar="Y",
+        help="fraction of the profile's applicants "
         "(default on the testbed: keep the profile's overload ratio)")
-    add("--duration", default=None, metavar="T", help="run length, e.g. 120, 90s, 5m (default 120 s)")
+    add("--duration", default=None, metavar="T",
+        help="run length, e.g. 120, 90s, 5m (default 120 s)")
     add("--window", default=None, metavar="START/END", help="calendar window to rehearse, e.g. "
         "2024-09-02T00:00/2024-09-07T00:00 (profile zone); default the whole registration window")
     add("--admin-token", default=os.environ.get(TOKEN_ENV) or None, metavar="T", web=False,
-        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in the environment)")
-    add("--seed", type=int, default=None, metavar="N", help="seed of arrivals, identities and behaviour")
-    add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N", help="most Locust users in the pool")
-    add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R", help="cap on arrivals per second")
+        help=f"bearer token of the target's admin API (default ${TOKEN_ENV}; children get it in "
+             "the environment)")
+    add("--seed", type=int, default=None, metavar="N",
+        help="seed of arrivals, identities and behaviour")
+    add("--user-cap", type=int, default=DEFAULT_USER_CAP, metavar="N",
+        help="most Locust users in the pool")
+    add("--max-rate", type=float, default=DEFAULT_MAX_RATE, metavar="R",
+        help="cap on arrivals per second")
+    _add_checks_and_output(add)
+
+
+def _add_checks_and_output(add: Callable[..., None]) -> None:
+    """The flags of thresholds, sampling, gates, retries and the run directory (`add_options`)."""
     add("--threshold", action="append", default=None, metavar="EXPR", web=False,
         help="e.g. 'stamp.p95<2s', 'errors<1%%', 'dropped<5%%:abort' (repeatable)")
-    add("--threshold-window", type=float, default=30.0, metavar="S", help="sliding window of thresholds, s")
+    add("--threshold-window", type=float, default=30.0, metavar="S",
+        help="sliding window of thresholds, s")
     add("--sample-interval", type=float, default=1.0, metavar="S",
-        help="test seconds between samples of the target's queues into queue.csv (default 1; 0.05 to 10)")
+        help="test seconds between samples of the target's queues into queue.csv (default 1; "
+             "0.05 to 10)")
     add("--gates", default=None, metavar="FILE", help="a plan's gate_schedule.json to replay")
     add("--fresh-idempotency-keys", action="store_true", default=False,
         help="send a new Idempotency-Key on each retry (shows double ordering; for drills)")
@@ -197,10 +215,13 @@ def resolve_settings(ns: Any, *, host: str, target_config: dict[str, Any] | None
     prof_arg = profile_value if profile_value is not None else getattr(ns, "profile", None)
     rate = ns.arrival_rate
     if prof_arg and rate is not None:
-        raise FieldError("--arrival-rate", rate, "give either --profile or --arrival-rate, not both")
+        raise FieldError("--arrival-rate", rate,
+                         "give either --profile or --arrival-rate, not both")
     if not prof_arg and rate is None:
-        raise FieldError("--profile", None, "give --profile NAME|FILE (e.g. casn2024) or --arrival-rate R")
-    duration = None if ns.duration is None else parse_duration(ns.duration, "--duration", most_s=MAX_DURATION_S)
+        raise FieldError("--profile", None,
+                         "give --profile NAME|FILE (e.g. casn2024) or --arrival-rate R")
+    duration = None if ns.duration is None else parse_duration(ns.duration, "--duration",
+                                                               most_s=MAX_DURATION_S)
     common = _common_settings(ns, host=host, embedded=embedded)
     if rate is not None:
         return _rate_settings(ns, rate, duration, common)
@@ -220,15 +241,18 @@ def _common_settings(ns: Any, *, host: str, embedded: bool) -> dict[str, Any]:
     sample = getattr(ns, "sample_interval", None)
     sample = 1.0 if sample is None else sample
     if not (math.isfinite(sample) and 0.05 <= sample <= 10):
-        raise FieldError("--sample-interval", sample, "give test seconds between queue samples, 0.05 to 10")
+        raise FieldError("--sample-interval", sample,
+                         "give test seconds between queue samples, 0.05 to 10")
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(2**31)
     if ns.compress is not None and (not math.isfinite(ns.compress) or ns.compress <= 0):
-        raise FieldError("--compress", ns.compress, "give calendar seconds per test second, above 0")
+        raise FieldError("--compress", ns.compress,
+                         "give calendar seconds per test second, above 0")
     if ns.scale is not None and (not math.isfinite(ns.scale) or not 0 < ns.scale <= 1):
         raise FieldError("--scale", ns.scale, "give a fraction in (0, 1]")
     common: dict[str, Any] = dict(
         host=host, embedded=embedded, seed=int(seed), user_cap=int(ns.user_cap), max_rate=max_rate,
-        thresholds=thresholds, threshold_window_s=float(ns.threshold_window), admin_token=ns.admin_token,
+        thresholds=thresholds, threshold_window_s=float(ns.threshold_window),
+                                  admin_token=ns.admin_token,
         reuse_idempotency_keys=not ns.fresh_idempotency_keys, out=ns.out, quiet=bool(ns.quiet),
         gates_file=ns.gates, sample_interval_s=float(sample))
     common["embedded"] = embedded or bool(getattr(ns, "embedded_testbed", False))
@@ -248,8 +272,10 @@ def _rate_settings(ns: Any, rate: float, duration: float | None,
         raise FieldError("--arrival-shape", shape, f"choose one of: {', '.join(ARRIVAL_SHAPES)}")
     gates = ()
     if ns.gates:
-        raise FieldError("--gates", ns.gates, "a gate schedule needs a profile's calendar; add --profile")
-    return RunSettings(arrival_rate=float(rate), arrival_shape=shape, duration_s=duration or DEFAULT_DURATION_S,
+        raise FieldError("--gates", ns.gates,
+                         "a gate schedule needs a profile's calendar; add --profile")
+    return RunSettings(arrival_rate=float(rate), arrival_shape=shape,
+                       duration_s=duration or DEFAULT_DURATION_S,
                        gate_events=gates, **common)
 
 
@@ -257,7 +283,8 @@ def _profile_settings(ns: Any, prof_arg: str, duration: float | None, common: di
                       target_config: dict[str, Any] | None) -> RunSettings:
     """A --profile run: its window, compression and scale."""
     if getattr(ns, "arrival_shape", None) is not None:
-        raise FieldError("--arrival-shape", ns.arrival_shape, "only with --arrival-rate; a profile has its own curve")
+        raise FieldError("--arrival-shape", ns.arrival_shape,
+                         "only with --arrival-rate; a profile has its own curve")
     profile = load_profile(prof_arg)
     cal = profile.calendar
     start, end = _window(ns, profile)
@@ -269,14 +296,16 @@ def _profile_settings(ns: Any, prof_arg: str, duration: float | None, common: di
         compress = float(ns.compress)
         duration = duration or span / compress
         if duration > 7 * 86400:
-            raise FieldError("--compress", ns.compress, "the window would take over 7 days; compress more or give --duration")
+            raise FieldError("--compress", ns.compress,
+                             "the window would take over 7 days; compress more or give --duration")
     note = ""
     if ns.scale is not None:
         scale = float(ns.scale)
     else:
         cap = issuer_capacity(target_config)
         if cap is None:
-            raise FieldError("--scale", None, "the target has no /admin/config to size the rehearsal by; "
+            raise FieldError("--scale", None,
+                             "the target has no /admin/config to size the rehearsal by; "
                              "give --scale (a fraction of the profile's applicants, e.g. 0.001)")
         multiplier = cap / profile.capacity.stamps_per_second
         scale = multiplier / compress
@@ -297,7 +326,8 @@ def _window(ns: Any, profile: Any) -> tuple[Any, Any]:
     if not ns.window:
         return cal.window_start, cal.close
     if "/" not in ns.window:
-        raise FieldError("--window", ns.window, "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
+        raise FieldError("--window", ns.window,
+                         "write START/END, e.g. 2024-09-02T00:00/2024-09-07T00:00")
     a, b = ns.window.split("/", 1)
     tz = profile.calendar.tz
     start, end = parse_local_time(a, tz, "--window"), parse_local_time(b, tz, "--window")

@@ -1,11 +1,13 @@
-"""A rehearsal inside one Locust process: set-up, arrivals, monitor, and the run directory at the end.
+"""A rehearsal inside one Locust process: set-up, arrivals, monitor, and the run directory at the
+end.
 
 `Rehearsal` is created by the locustfile's init handler from the resolved
 `RunSettings`; `start()` runs in a greenlet at test start, `finish()` at test
 stop. It writes every file of docs/run-directory.md "Rehearsal" except Locust's
 own CSVs, which Locust writes itself and `publish_locust_csvs` moves in at exit.
 
-    >>> draw_plan_vectors({"new_applicant": 1.0}, {2: 1.0}, {"backoff": 1.0}, 3, __import__("numpy").random.default_rng(0))[0].tolist()
+    >>> draw_plan_vectors({"new_applicant": 1.0}, {2: 1.0}, {"backoff": 1.0}, 3,
+    ...                   __import__("numpy").random.default_rng(0))[0].tolist()
     ['new_applicant', 'new_applicant', 'new_applicant']
 """
 
@@ -22,7 +24,7 @@ import gevent
 import numpy as np
 from gevent.pool import Pool
 
-from floor.jsonhttp import HttpError, JsonClient, RedirectRefused
+from floor.jsonhttp import RedirectRefused
 from scenarios.arrivals import ArrivalSchedule, profile_schedule, shaped_schedule
 from scenarios.conclude import (  # noqa: F401 (re-exported: the run's end lives there)
     REHEARSAL_FILES,
@@ -39,19 +41,23 @@ from scenarios.options import RunSettings
 from scenarios.pool import ArrivalDispatcher
 from scenarios.recorder import Recorder, iso_utc
 from scenarios.schedule import admin_actions, play
+from scenarios.setup_accounts import _http, prepare_account  # noqa: F401 (re-exported)
 from scenarios.target import AdminClient
 from scenarios.thresholds import ThresholdWatch
 
 SETUP_CONCURRENCY = 16
 PROGRESS_EVERY_S = 5.0
 POOL_WARMUP_MAX_S = 10.0
-IDENTITIES_BEFORE_START = 20_000  # Faker parts made in one batch before the origin (about 35 us each)
+# Faker parts made in one batch before the origin (about 35 us each)
+IDENTITIES_BEFORE_START = 20_000
 IDENTITIES_AHEAD = 64             # during the run, keep this many made ahead of the dispatcher ...
-IDENTITY_SLACK_S = 0.005          # ... topping up only when the next arrival is at least this far off
+# ... topping up only when the next arrival is at least this far off
+IDENTITY_SLACK_S = 0.005
 PROGRESS_PREFIX = "[surgecast]"
 
 
-def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float], n: int,
+def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix: dict[str, float],
+                      n: int,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Journey, document count and retry policy of `n` arrivals."""
     def pick(d: dict[Any, float]) -> np.ndarray:
@@ -64,65 +70,16 @@ def draw_plan_vectors(mix: dict[str, float], stamps: dict[int, float], retry_mix
 def build_schedule(s: RunSettings, share: float = 1.0) -> ArrivalSchedule:
     """The arrival schedule of the settings (constant rate or the profile's curve)."""
     if s.arrival_rate is not None:
-        return shaped_schedule(s.arrival_shape, rate=s.arrival_rate, duration_s=s.duration_s, max_rate=s.max_rate,
+        return shaped_schedule(s.arrival_shape, rate=s.arrival_rate, duration_s=s.duration_s,
+                               max_rate=s.max_rate,
                                share=share)
     assert s.profile is not None and s.calendar_origin is not None
     cal = s.profile.calendar
-    return profile_schedule(ArrivalCurve(s.profile), calendar_origin_s=cal.seconds(s.calendar_origin),
-                            compress=s.compress, scale=s.scale, duration_s=s.duration_s, max_rate=s.max_rate,
+    return profile_schedule(ArrivalCurve(s.profile),
+                            calendar_origin_s=cal.seconds(s.calendar_origin),
+                            compress=s.compress, scale=s.scale, duration_s=s.duration_s,
+                            max_rate=s.max_rate,
                             share=share)
-
-
-def _http(host: str, method: str, path: str, body: Any = None, token: str | None = None,
-          key: str | None = None, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
-    """(status, JSON object) of one set-up request; (0, {}) when it failed, RedirectRefused propagates."""
-    headers = {"Idempotency-Key": key} if key else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        reply = JsonClient(host, deadline_s=timeout, max_bytes=SETUP_MAX_BYTES).request(
-            method, path, json_body={} if body is None and method != "GET" else body, headers=headers)
-    except RedirectRefused:
-        raise
-    except HttpError:
-        return 0, {}
-    value = reply.json_or_none() if reply.status < 400 else None
-    return reply.status, value if isinstance(value, dict) else {}
-
-
-def prepare_account(host: str, plan: ApplicantPlan, *, with_quota: bool, timeout_s: float = 30.0) -> Account | None:
-    """Un-timed set-up: register (and for stamp_only buy quota) before the run; None if it failed."""
-    ident = plan.identity
-    code, body = _http(host, "POST", "/v1/accounts", {"nik": ident.nik, "name": ident.name, "email": ident.email,
-                                                        "phone": ident.phone, "password": ident.password})
-    if code != 201:
-        return None
-    account = Account(email=ident.email, password=ident.password, account_id=body.get("account_id", ""))
-    if not with_quota:
-        return account
-    code, body = _http(host, "POST", "/v1/sessions", {"email": ident.email, "password": ident.password})
-    token = body.get("token")
-    if code != 200 or not token:
-        return None
-    key = uuid.uuid4().hex
-    code, order = _http(host, "POST", "/v1/orders", {"quantity": plan.documents}, token, key=key)
-    if code != 201:
-        return None
-    code, paid = _http(host, "POST", f"/v1/orders/{order['order_id']}/pay", {}, token)
-    if code not in (200, 202):
-        return None
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        code, q = _http(host, "GET", "/v1/quota", None, token)
-        if code == 200 and int(q.get("available", 0)) >= plan.documents:
-            account.quota = plan.documents
-            plan.extra["setup_order"] = {"order_id": order["order_id"], "quantity": plan.documents,
-                                         "amount": order.get("amount", ""), "quantity_told": order.get("quantity"),
-                                         "payment_id": paid.get("payment_id", ""), "pay_status": code,
-                                         "idempotency_key": key}
-            return account
-        gevent.sleep(0.2)
-    return None
 
 
 def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
@@ -155,7 +112,8 @@ def monitor_loop(owner: Any, origin: Callable[[], float | None]) -> None:
         abort = owner.watch.evaluate(t)
         if abort and owner.aborted_by is None and owner.runner is not None:
             owner.aborted_by = abort[0].threshold.expr
-            print(f"{PROGRESS_PREFIX} threshold {owner.aborted_by} breached: stopping the run", flush=True)
+            print(f"{PROGRESS_PREFIX} threshold {owner.aborted_by} breached: stopping the run",
+                  flush=True)
             gevent.spawn(owner.runner.quit)
         if not owner.s.quiet and now - last_print >= PROGRESS_EVERY_S:
             last_print = now
@@ -184,11 +142,13 @@ def draining(t: float, duration_s: float) -> str:
 class Rehearsal:
     """One process's rehearsal (see the module docstring)."""
 
-    def __init__(self, settings: RunSettings, *, worker: int = 0, workers: int = 1, runner: Any = None) -> None:
+    def __init__(self, settings: RunSettings, *, worker: int = 0, workers: int = 1,
+                 runner: Any = None) -> None:
         self.s = settings
         self.worker = worker
         self.runner = runner
-        self.admin = AdminClient(settings.host, token=settings.admin_token) if settings.admin_token else None
+        self.admin = AdminClient(settings.host,
+                                 token=settings.admin_token) if settings.admin_token else None
         self.journeys = settings.profile.journeys if settings.profile else DEFAULT_JOURNEYS
         self.schedule = build_schedule(settings, share=1.0 / workers)
         seq = np.random.SeedSequence(settings.seed).spawn(workers)[worker]
@@ -200,7 +160,8 @@ class Rehearsal:
         self.run_tag = uuid.uuid4().hex[:6]
         self.ahead = IdentitiesAhead(self._plan_rng, total=len(self.times))
         self.accounts: dict[int, Account | None] = {}
-        self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso, worker=worker)
+        self.recorder = Recorder(origin_unix=time.time(), calendar_of=self._calendar_iso,
+                                 worker=worker)
         self.watch = ThresholdWatch(list(settings.thresholds), window_s=settings.threshold_window_s)
         self.dispatcher: ArrivalDispatcher | None = None
         self.action_log: list[dict[str, Any]] = []
@@ -210,14 +171,16 @@ class Rehearsal:
         self.setup_s = 0.0
         self.cpu_max: float | None = None
         self.aborted_by: str | None = None
-        self.refused: list[str] = []        # redirects off the target, refused (the run stops at the first)
+        # redirects off the target, refused (the run stops at the first)
+        self.refused: list[str] = []
         self.interrupted = False            # stopped by a signal before its end: results incomplete
         self.finished = False
         self._greenlets: list[gevent.Greenlet] = []
         self._setup_pool: Pool | None = None
 
     def refuse(self, message: str) -> None:
-        """The target redirected off its origin: record it and stop the run (no more load goes there)."""
+        """The target redirected off its origin: record it and stop the run (no more load goes
+        there)."""
         if message not in self.refused:
             self.refused.append(message)
         if len(self.refused) == 1:
@@ -244,8 +207,10 @@ class Rehearsal:
         rng = self._plan_rng(i)
         aid = self.applicant_id(i)
         ident = make_identity(rng, applicant_id=aid, run_tag=self.run_tag, ahead=self.ahead.made)
-        return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]), intended_unix=intended_unix,
-                             documents=int(self.docs[i]), retry_policy=str(self.policies[i]), rng=rng,
+        return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]),
+                             intended_unix=intended_unix,
+                             documents=int(self.docs[i]), retry_policy=str(self.policies[i]),
+                             rng=rng,
                              identity=ident, account=self.accounts.get(i))
 
     def make_plan(self, i: int, due: float) -> ApplicantPlan:
@@ -255,7 +220,8 @@ class Rehearsal:
         return p
 
     def between_arrivals(self, i: int, slack_s: float) -> None:
-        """Called by the dispatcher before it sleeps until arrival `i`: make identities ahead while it is quiet."""
+        """Called by the dispatcher before it sleeps until arrival `i`: make identities ahead while
+        it is quiet."""
         a = self.ahead
         if slack_s >= IDENTITY_SLACK_S and a.next < i + IDENTITIES_AHEAD // 2:
             a.fill(i + IDENTITIES_AHEAD, limit=max(1, int(slack_s / 4 / 50e-6)))
@@ -278,16 +244,20 @@ class Rehearsal:
             if acc is not None:
                 aid = plan.applicant_id
                 self.recorder.ledger_row(aid, "account", acc.account_id, account_id=acc.account_id,
-                                         email=acc.email, status="created_in_setup", unix=time.time())
+                                         email=acc.email, status="created_in_setup",
+                                         unix=time.time())
                 o = plan.extra.get("setup_order")
                 if o:
                     for kind in ("order", "payment"):
-                        told = ({"http_status": o["pay_status"], "payment_id": o["payment_id"]} if kind == "payment"
+                        told = ({"http_status": o["pay_status"],
+                                 "payment_id": o["payment_id"]} if kind == "payment"
                                 else {"http_status": 201, "quantity_told": o["quantity_told"],
                                       "idempotency_keys": o["idempotency_key"]})
-                        self.recorder.ledger_row(aid, kind, o["order_id"], account_id=acc.account_id,
-                                                 email=acc.email, quantity=o["quantity"], amount=o["amount"],
-                                                 status="credited" if kind == "payment" else "pending_payment",
+                        status = "credited" if kind == "payment" else "pending_payment"
+                        self.recorder.ledger_row(aid, kind, o["order_id"],
+                                                 account_id=acc.account_id,
+                                                 email=acc.email, quantity=o["quantity"],
+                                                 amount=o["amount"], status=status,
                                                  unix=time.time(), **told)
         for i in need:
             if self.refused or self.finished:
@@ -310,7 +280,8 @@ class Rehearsal:
         self.ahead.fill(IDENTITIES_BEFORE_START, limit=IDENTITIES_BEFORE_START)
         d = ArrivalDispatcher(self.times, make_plan=self.make_plan, recorder=self.recorder,
                               headroom_s=self.s.headroom_s, rate_at=self.schedule.rate_at,
-                              on_drop=lambda p, t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
+                              on_drop=lambda p,
+                              t: self.watch.outcome("dropped", t - (self.origin_unix or t)),
                               between=self.between_arrivals, pool_size=self.pool_size)
         self.dispatcher = d  # the shape now sizes the pool for the first seconds
         want = min(self.s.user_cap, d.desired_idle(0.0))
@@ -329,14 +300,17 @@ class Rehearsal:
         if self.admin is not None:
             acts = admin_actions(self.s)
             if acts:
-                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log, gevent.sleep))
+                self._greenlets.append(gevent.spawn(play, self.admin, acts, origin, self.action_log,
+                                                    gevent.sleep))
         self._greenlets.append(gevent.spawn(self.monitor))
 
     def pool_size(self) -> tuple[int, int, float | None]:
-        """(live Locust users, this process's share of --user-cap, Locust's CPU %): for drop reasons."""
+        """(live Locust users, this process's share of --user-cap, Locust's CPU %): for drop
+        reasons."""
         r = self.runner
         live = int(getattr(r, "user_count", 0) or 0)
-        cap = -(-self.s.user_cap // max(1, self.s.workers))  # Locust spreads the pool evenly over workers
+        # Locust spreads the pool evenly over workers
+        cap = -(-self.s.user_cap // max(1, self.s.workers))
         cpu = getattr(r, "current_cpu_usage", None)
         return live, cap, float(cpu) if isinstance(cpu, int | float) else None
 
@@ -345,14 +319,17 @@ class Rehearsal:
         monitor_loop(self, lambda: self.origin_unix)
 
     def progress_line(self, t: float) -> str:
-        """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the issuer queue."""
+        """The progress line: test and calendar time, arrivals, dropped, busy (backlog) and the
+        issuer queue."""
         c = self.recorder.counts
         d = self.dispatcher
         cal = self._calendar_iso(min(t, self.s.duration_s))
         q = self.recorder.queue_rows[-1][2] if self.recorder.queue_rows else "-"
-        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s" + draining(t, self.s.duration_s)
+        return (f"{PROGRESS_PREFIX} t={t:5.0f}s/{self.s.duration_s:.0f}s"
+                + draining(t, self.s.duration_s)
                 + (f"  calendar {cal[:16].replace('T', ' ')}" if cal else "")
-                + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}  dropped {c.get('dropped', 0)}"
+                + f"  arrivals {c.get('scheduled', 0)}/{len(self.times)}"
+                f"  dropped {c.get('dropped', 0)}"
                 f"  in journey {d.busy if d else 0}  {done_text(c)}  issuer queue {q}")
 
     # ---- the end -----------------------------------------------------------------------------
@@ -366,7 +343,8 @@ class Rehearsal:
         now = time.time()
         for a in self.recorder.arrivals.values():
             if not a["outcome"] and a["started"] is not None:
-                self.recorder.arrival_finished(a["applicant_id"], "abandoned", a["ended_step"] or "", a["attempts"], now)
+                self.recorder.arrival_finished(a["applicant_id"], "abandoned",
+                                               a["ended_step"] or "", a["attempts"], now)
 
     def setup_extra(self) -> dict[str, Any]:
         """run.json's set-up fields of this process."""
@@ -375,14 +353,17 @@ class Rehearsal:
                 "setup_failed": sum(1 for a in self.accounts.values() if a is None)}
 
     def finish(self, out: Path | None) -> int:
-        """Stop, collect the target's audit and ledger, write the run directory; return the exit code."""
+        """Stop, collect the target's audit and ledger, write the run directory; return the exit
+        code."""
         if self.finished:
             return self.exit_code
         self.close_journeys()
         self.exit_code = conclude(
             self.s, self.recorder, out=out, admin=self.admin, gates_before=self.gates_before,
-            action_log=self.action_log, watch=self.watch, origin_unix=self.origin_unix or self.started_unix,
-            started_unix=self.started_unix, scheduled_expected=self.schedule.expected(), cpu_max=self.cpu_max,
+            action_log=self.action_log, watch=self.watch,
+                                  origin_unix=self.origin_unix or self.started_unix,
+            started_unix=self.started_unix, scheduled_expected=self.schedule.expected(),
+                                  cpu_max=self.cpu_max,
             extra={**self.setup_extra(), "aborted_by": self.aborted_by},
             refused=self.refused, interrupted=self.interrupted)
         self.concluded = True

@@ -1,6 +1,7 @@
 """summary.json and run.json of a rehearsal, computed from the recorder and the settings.
 
-    >>> exit_code_for(reconciliation={"ok": True}, audit={"balanced": True}, thresholds=[{"ok": False}])
+    >>> exit_code_for(reconciliation={"ok": True}, audit={"balanced": True},
+    ...               thresholds=[{"ok": False}])
     1
     >>> exit_code_for(reconciliation={"ok": False}, audit=None, thresholds=[])
     3
@@ -30,12 +31,16 @@ def exit_code_for(*, reconciliation: dict[str, Any] | None, audit: dict[str, Any
 def parameters(s: RunSettings) -> dict[str, Any]:
     """The run's parameters as written in run.json and summary.json."""
     return {
-        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape, "host": s.host, "embedded_testbed": s.embedded,
-        "compress": s.compress, "scale": s.scale, "demand_multiplier": s.demand_multiplier, "seed": s.seed,
-        "duration_s": s.duration_s, "max_rate": s.max_rate, "user_cap": s.user_cap, "workers": s.workers,
+        "profile": s.profile_name, "arrival_rate": s.arrival_rate, "arrival_shape": s.arrival_shape,
+            "host": s.host, "embedded_testbed": s.embedded,
+        "compress": s.compress, "scale": s.scale, "demand_multiplier": s.demand_multiplier,
+            "seed": s.seed,
+        "duration_s": s.duration_s, "max_rate": s.max_rate, "user_cap": s.user_cap,
+            "workers": s.workers,
         "thresholds": [t.expr for t in s.thresholds], "threshold_window_s": s.threshold_window_s,
         "gates_file": s.gates_file, "reuse_idempotency_keys": s.reuse_idempotency_keys,
-        "window": [s.calendar_origin.isoformat(), s.window_end.isoformat()] if s.calendar_origin and s.window_end else None,
+        "window": [s.calendar_origin.isoformat(),
+                   s.window_end.isoformat()] if s.calendar_origin and s.window_end else None,
         "scale_note": s.scale_note,
     }
 
@@ -45,21 +50,25 @@ def versions() -> dict[str, str]:
     import locust
 
     from floor.version import __version__
-    return {"surgecast": __version__, "locust": locust.__version__, "python": platform.python_version()}
+    return {"surgecast": __version__, "locust": locust.__version__,
+            "python": platform.python_version()}
 
 
 def run_json(s: RunSettings, *, origin_unix: float, started_unix: float, finished_unix: float,
              extra: dict[str, Any]) -> dict[str, Any]:
     """The body of run.json."""
     return {"kind": "rehearsal", **parameters(s), "wall_origin_at": iso_utc(origin_unix),
-            "calendar_origin_at": s.calendar_origin.isoformat() if s.calendar_origin else iso_utc(origin_unix),
-            "versions": versions(), "started_at": iso_utc(started_unix), "finished_at": iso_utc(finished_unix),
+            "calendar_origin_at": (s.calendar_origin.isoformat() if s.calendar_origin
+                                   else iso_utc(origin_unix)),
+            "versions": versions(), "started_at": iso_utc(started_unix),
+            "finished_at": iso_utc(finished_unix),
             **extra}
 
 
 def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, elapsed_s: float,
                  thresholds: list[dict[str, Any]], cpu_max: float | None, exit_code: int,
-                 reconciliation: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                 reconciliation: dict[str, Any] | None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body of summary.json (`extra` adds fields, e.g. `lost_workers` of a distributed run)."""
     c = rec.counts
     lat = rec.latency
@@ -84,9 +93,11 @@ def summary_json(s: RunSettings, rec: Recorder, *, scheduled_expected: float, el
                        "intended_p50_ms": i50, "intended_p95_ms": i95, "intended_p99_ms": i99}
     span = max(s.duration_s, 1e-9)
     return {
-        "scheduled": c.get("scheduled", 0), "started": c.get("started", 0), "dropped": c.get("dropped", 0),
+        "scheduled": c.get("scheduled", 0), "started": c.get("started", 0),
+            "dropped": c.get("dropped", 0),
         "dropped_by_reason": {r: c.get(f"dropped_{r}", 0) for r in DROP_REASONS},
-        "completed": c.get("completed", 0), "abandoned": c.get("abandoned", 0), "failed": c.get("failed", 0),
+        "completed": c.get("completed", 0), "abandoned": c.get("abandoned", 0),
+            "failed": c.get("failed", 0),
         "scheduled_expected": round(scheduled_expected, 3),
         "achieved_rate_per_s": round(c.get("scheduled", 0) / span, 4),
         "scheduled_rate_per_s": round(scheduled_expected / span, 4),

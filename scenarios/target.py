@@ -2,12 +2,14 @@
 
 Load goes only to loopback unless the user says otherwise::
 
-    >>> is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"), is_loopback("https://example.com")
+    >>> (is_loopback("http://127.0.0.1:8080"), is_loopback("http://[::1]:80"),
+    ...  is_loopback("https://example.com"))
     (True, True, False)
-    >>> check_host("https://example.com", allow_remote=False)
+    >>> check_host("https://example.com", allow_remote=False)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
+    floor.errors.FieldError: --host = 'https://example.com': not a loopback address; load goes
+    only to 127.0.0.0/8, ::1 or localhost unless you add --allow-remote
 
 The admin client uses `floor.jsonhttp` (standard library only), so it works both in
 the command's process and inside Locust (where gevent patches sockets).
@@ -33,7 +35,8 @@ from floor.netaddr import is_loopback
 
 
 def check_host(url: str, *, allow_remote: bool) -> str:
-    """Validate `--host`: an http(s) URL, loopback unless `allow_remote`. Returns it without a trailing slash.
+    """Validate `--host`: an http(s) URL, loopback unless `allow_remote`. Returns it without a
+    trailing slash.
 
     >>> check_host("http://localhost:8080/", allow_remote=False)
     'http://localhost:8080'
@@ -42,15 +45,18 @@ def check_host(url: str, *, allow_remote: bool) -> str:
         parts = urlsplit(url)
         port = parts.port  # ValueError for a port outside 0..65535 or not a number
     except ValueError:
-        raise FieldError("--host", url, "not a valid URL (check the brackets of an IPv6 address and the port "
-                                        "0..65535); give a URL such as http://127.0.0.1:8080") from None
+        raise FieldError("--host", url,
+                         "not a valid URL (check the brackets of an IPv6 address and the port "
+                         "0..65535); give a URL such as http://127.0.0.1:8080") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
         raise FieldError("--host", url, "give a URL such as http://127.0.0.1:8080")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise FieldError("--host", url, "give only scheme, host, port and path: no user, password, query or "
+        raise FieldError("--host", url,
+                         "give only scheme, host, port and path: no user, password, query or "
                                         "fragment (e.g. http://127.0.0.1:8080)")
     if not allow_remote and not is_loopback(url):
-        raise FieldError("--host", url, "not a loopback address; load goes only to 127.0.0.0/8, ::1 "
+        raise FieldError("--host", url,
+                         "not a loopback address; load goes only to 127.0.0.0/8, ::1 "
                                         "or localhost unless you add --allow-remote")
     return url.rstrip("/")
 
@@ -72,17 +78,21 @@ class AdminClient:
         self.host = host.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self.client = JsonClient(self.host, token=token, deadline_s=timeout, max_bytes=ADMIN_MAX_BYTES)
+        self.client = JsonClient(self.host, token=token, deadline_s=timeout,
+                                 max_bytes=ADMIN_MAX_BYTES)
         self.problems: list[str] = []
 
     def __repr__(self) -> str:
         return f"AdminClient({self.host!r}, token={'***' if self.token else None})"
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        big = path.startswith(("/admin/ledger", "/admin/audit"))  # a big run's ledger; the rest is small
-        reply = self.client.request(method, path, json_body=body, max_bytes=None if big else ADMIN_SMALL_BYTES)
+        big = path.startswith(("/admin/ledger",
+                               "/admin/audit"))  # a big run's ledger; the rest is small
+        reply = self.client.request(method, path, json_body=body,
+                                    max_bytes=None if big else ADMIN_SMALL_BYTES)
         if reply.status >= 400:
-            raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}", method=method,
+            raise BadResponse(f"{method} {self.host}{path} answered HTTP {reply.status}",
+                              method=method,
                               url=self.host + path)
         return reply.json()
 
@@ -99,7 +109,8 @@ class AdminClient:
             raise TargetError(f"{e}; check --host and --admin-token") from None
 
     def get_optional(self, path: str, kind: type | None = None) -> Any:
-        """GET an admin path; None when the target has no admin API, refuses, or (with `kind`) answers another type."""
+        """GET an admin path; None when the target has no admin API, refuses, or (with `kind`)
+        answers another type."""
         try:
             value = self._request("GET", path)
         except RedirectRefused as e:
@@ -108,7 +119,8 @@ class AdminClient:
         except HttpError:
             return None
         if kind is not None and value is not None and not isinstance(value, kind):
-            self._note(f"GET {self.host}{path} answered a JSON {type(value).__name__}, not an {kind.__name__}; ignored")
+            self._note(f"GET {self.host}{path} answered a JSON {type(value).__name__}, not an "
+                       f"{kind.__name__}; ignored")
             return None
         return value
 
@@ -131,7 +143,8 @@ class AdminClient:
         """`GET /admin/config`, or None."""
         return self.get_optional("/admin/config", dict)
 
-    def set_gate(self, gate: str, mode: str, rate_per_s: float | None = None, burst: int | None = None) -> Any:
+    def set_gate(self, gate: str, mode: str, rate_per_s: float | None = None,
+                 burst: int | None = None) -> Any:
         """`PUT /admin/gates/{gate}`."""
         body: dict[str, Any] = {"mode": mode}
         if mode == "rate":
@@ -155,29 +168,33 @@ def _endpoint(host: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-def _preflight_get(host: str, path: str, token: str | None, timeout_s: float) -> tuple[int, str, bytes]:
-    """(status, content type, body) of one GET, or TargetError naming what went wrong and the fix."""
+def _preflight_get(host: str, path: str, token: str | None,
+                   timeout_s: float) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one GET, or TargetError naming what went wrong and the
+    fix."""
     client = JsonClient(host, token=token, deadline_s=timeout_s, max_bytes=_PREFLIGHT_MAX_BYTES)
     try:
         reply = client.request("GET", path)
     except DeadlineExceeded:
-        raise TargetError(f"{host} did not answer GET {path} in full within {timeout_s:g} s; the target "
-                          f"hangs or trickles: check that --host is the API (not a stuck proxy) and that it is "
-                          f"not overloaded") from None
+        raise TargetError(f"{host} did not answer GET {path} in full within {timeout_s:g} s; the "
+                          f"target hangs or trickles: check that --host is the API (not a stuck "
+                          f"proxy) and that it is not overloaded") from None
     except RedirectRefused as e:
         raise TargetError(f"{e}; give the API's own base URL as --host") from None
     except BodyTooLarge:
-        raise TargetError(f"{host} answered GET {path} with more than {_PREFLIGHT_MAX_BYTES:,} bytes; it is not "
-                          f"the stamping API: fix --host") from None
+        raise TargetError(f"{host} answered GET {path} with more than {_PREFLIGHT_MAX_BYTES:,} "
+                          f"bytes; it is not the stamping API: fix --host") from None
     except Unreachable as e:
         if "refused" in str(e):
-            raise TargetError(f"{host} refused the connection: nothing listens on {_endpoint(host)}; start the "
-                              f"target (e.g. surgecast testbed --port {_endpoint(host).rsplit(':', 1)[1]}) "
-                              f"or fix --host") from None
-        raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); fix --host") from None
+            port = _endpoint(host).rsplit(":", 1)[1]
+            raise TargetError(f"{host} refused the connection: nothing listens on "
+                              f"{_endpoint(host)}; start the target (e.g. surgecast testbed "
+                              f"--port {port}) or fix --host") from None
+        raise TargetError(f"{host}: cannot reach it ({str(e).split(': ', 1)[-1]}); "
+                          "fix --host") from None
     except HttpError as e:  # broken HTTP (e.g. not an HTTP server at all)
-        raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that --host is "
-                          f"the target's HTTP API") from None
+        raise TargetError(f"{host}: GET {path} failed ({str(e).split(': ', 1)[-1]}); check that "
+                          f"--host is the target's HTTP API") from None
     return reply.status, reply.content_type, reply.body
 
 
@@ -190,7 +207,8 @@ def _json_or_none(ctype: str, body: bytes) -> Any:
 
 def preflight(host: str, *, admin_token: str | None = None,
               timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str, Any] | None:
-    """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config` or None.
+    """Check, before any load or file, that `host` answers its JSON API; return its `/admin/config`
+    or None.
 
     `GET /healthz` must answer in full within `timeout_s` (a total deadline) with a
     JSON body (any status: a service without /healthz still answers a JSON 404), and
@@ -199,30 +217,34 @@ def preflight(host: str, *, admin_token: str | None = None,
     None. Everything else raises `TargetError` (exit 2) in one line naming the host,
     what was wrong and the fix::
 
-        >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
-        >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS
+        >>> import socket as s; sock = s.socket(); sock.bind(("127.0.0.1", 0))
+        >>> port = sock.getsockname()[1]; sock.close()
+        >>> preflight(f"http://127.0.0.1:{port}")  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        floor.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on 127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
+        floor.errors.TargetError: http://127.0.0.1:... refused the connection: nothing listens on
+        127.0.0.1:...; start the target (e.g. surgecast testbed --port ...) or fix --host
     """
     host = host.rstrip("/")
     status, ctype, body = _preflight_get(host, "/healthz", None, timeout_s)
     if _json_or_none(ctype, body) is None:
         kind = (ctype.split(";")[0].strip() or "no content type")
-        raise TargetError(f"{host} answered GET /healthz with HTTP {status} {kind}, not JSON: it is not the "
-                          f"stamping API; --host must be the API's base URL (e.g. http://127.0.0.1:8080), "
-                          f"not a web page, login portal or proxy")
+        raise TargetError(f"{host} answered GET /healthz with HTTP {status} {kind}, not JSON: "
+                          f"it is not the stamping API; --host must be the API's base URL (e.g. "
+                          f"http://127.0.0.1:8080), not a web page, login portal or proxy")
     if not admin_token:
         return None
     status, ctype, body = _preflight_get(host, "/admin/config", admin_token, timeout_s)
     if status in (401, 403):
-        raise TargetError(f"{host} refused --admin-token on GET /admin/config (HTTP {status}); give the "
-                          f"target's admin token, or leave --admin-token out for a target without an admin API")
+        raise TargetError(f"{host} refused --admin-token on GET /admin/config (HTTP {status}); "
+                          f"give the target's admin token, or leave --admin-token out for a target "
+                          f"without an admin API")
     config = _json_or_none(ctype, body)
     if status == 200 and isinstance(config, dict):
         return config
     if status == 200:
-        raise TargetError(f"{host} answered GET /admin/config with HTTP 200 but not a JSON object; check --host")
+        raise TargetError(f"{host} answered GET /admin/config with HTTP 200 but not a JSON object; "
+                          "check --host")
     return None
 
 

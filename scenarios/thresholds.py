@@ -16,10 +16,11 @@ least `min_count` samples there to count. It fails if any evaluation breaches;
     ('percentile', 'stamp', 'service', 95.0, '<', 2.0, True)
     >>> parse_threshold("errors<1%").limit
     0.01
-    >>> parse_threshold("stamp.p95 < soon")
+    >>> parse_threshold("stamp.p95 < soon")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    floor.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
+    floor.errors.FieldError: --threshold = 'stamp.p95 < soon': write METRIC OP VALUE, e.g.
+    'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from floor.vocabulary import STEPS
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_FIX = ("write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', optionally ':abort'")
-_RE = re.compile(r"^\s*(?P<metric>[a-z_.0-9]+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)\s*(?P<unit>ms|s|%)?\s*(?P<abort>:abort)?\s*$")
+_FIX = ("write METRIC OP VALUE, e.g. 'stamp.p95<2s', 'errors<1%', 'dropped<5%', "
+        "optionally ':abort'")
+_RE = re.compile(r"^\s*(?P<metric>[a-z_.0-9]+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[0-9.]+)"
+                 r"\s*(?P<unit>ms|s|%)?\s*(?P<abort>:abort)?\s*$")
 OUTCOME_METRICS = ("dropped", "abandoned", "failed")
 
 
@@ -74,14 +77,17 @@ def parse_threshold(expr: str) -> Threshold:
     if len(parts) != 1:
         raise FieldError("--threshold", expr, _FIX + f"; steps are {', '.join(STEPS)}")
     name = parts[0]
-    common: dict[str, Any] = dict(expr=expr.strip(), op=m["op"], abort=bool(m["abort"]), step=step, clock=clock)
+    common: dict[str, Any] = dict(expr=expr.strip(), op=m["op"], abort=bool(m["abort"]), step=step,
+                                  clock=clock)
     if re.fullmatch(r"p\d+(\.\d+)?", name):
         if unit not in ("ms", "s"):
-            raise FieldError("--threshold", expr, "give a percentile limit in ms or s, e.g. 'stamp.p95<2s'")
+            raise FieldError("--threshold", expr,
+                             "give a percentile limit in ms or s, e.g. 'stamp.p95<2s'")
         pct = float(name[1:])
         if not 0 < pct <= 100:
             raise FieldError("--threshold", expr, "percentiles go from p1 to p100")
-        return Threshold(metric="percentile", pct=pct, limit=value / 1000 if unit == "ms" else value, **common)
+        return Threshold(metric="percentile", pct=pct,
+                         limit=value / 1000 if unit == "ms" else value, **common)
     if name == "errors" or (name in OUTCOME_METRICS and step is None and clock == "service"):
         if unit == "%":
             value /= 100
@@ -110,7 +116,8 @@ class ThresholdResult:
 
     def as_dict(self, window_s: float) -> dict[str, Any]:
         """The row in summary.json."""
-        return {"expr": self.threshold.expr, "ok": self.ok, "observed": self.observed, "window_s": window_s,
+        return {"expr": self.threshold.expr, "ok": self.ok, "observed": self.observed,
+                "window_s": window_s,
                 "breached_at_s": self.breached_at_s}
 
 
@@ -125,12 +132,18 @@ class ThresholdWatch:
     (False, 3.0)
     """
 
-    def __init__(self, thresholds: list[Threshold], *, window_s: float = 30.0, min_count: int = 10) -> None:
+    def __init__(self, thresholds: list[Threshold], *, window_s: float = 30.0,
+                 min_count: int = 10) -> None:
         self.thresholds = thresholds
         self.window_s = window_s
         self.min_count = min_count
         self.results = [ThresholdResult(threshold=t) for t in thresholds]
         self._seconds: deque[tuple[int, _Second]] = deque()
+
+    @property
+    def active(self) -> bool:
+        """True when there is a rule to check (a watch without rules takes no samples)."""
+        return bool(self.thresholds)
 
     def _bucket(self, t: float) -> _Second:
         sec = int(t)
@@ -194,7 +207,8 @@ class ThresholdWatch:
             v = self._value(r.threshold, window)
             if v is None:
                 continue
-            worse = r.observed is None or (v > r.observed if r.threshold.op in ("<", "<=") else v < r.observed)
+            worse = r.observed is None or (v > r.observed if r.threshold.op in ("<", "<=")
+                                           else v < r.observed)
             if worse:
                 r.observed = round(v, 6)
             if not _OPS[r.threshold.op](v, r.threshold.limit):
