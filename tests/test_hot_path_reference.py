@@ -19,20 +19,43 @@ from scenarios.latency import StepLatency
 from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key
 
 
-def _plain_ledger_row(ledger: dict, applicant_id: str, kind: str, ref: str, *, account_id: Any = "",
-                      email: str = "", quantity: Any = "", amount: Any = "", status: str, unix: float,
-                      **evidence: Any) -> None:
+def _plain_ledger_row(
+    ledger: dict,
+    applicant_id: str,
+    kind: str,
+    ref: str,
+    *,
+    account_id: Any = "",
+    email: str = "",
+    quantity: Any = "",
+    amount: Any = "",
+    status: str,
+    unix: float,
+    **evidence: Any,
+) -> None:
     """The recorder's ledger update as first written (one dict per call, every field looked at)."""
     key = ledger_key({"applicant_id": applicant_id, "kind": kind, "ref": ref, **evidence})
     row = ledger.get(key)
     if row is None:
-        row = ledger[key] = {"applicant_id": applicant_id, "account_id": account_id, "email": email,
-                             "kind": kind, "ref": ref, "quantity": quantity, "amount": amount,
-                             **dict.fromkeys(LEDGER_EVIDENCE, "")}
+        row = ledger[key] = {
+            "applicant_id": applicant_id,
+            "account_id": account_id,
+            "email": email,
+            "kind": kind,
+            "ref": ref,
+            "quantity": quantity,
+            "amount": amount,
+            **dict.fromkeys(LEDGER_EVIDENCE, ""),
+        }
     row["status"] = status
     row["at"] = unix
-    for name, value in (("account_id", account_id), ("ref", ref), ("quantity", quantity), ("amount", amount),
-                        *((k, evidence.get(k, "")) for k in LEDGER_EVIDENCE)):
+    for name, value in (
+        ("account_id", account_id),
+        ("ref", ref),
+        ("quantity", quantity),
+        ("amount", amount),
+        *((k, evidence.get(k, "")) for k in LEDGER_EVIDENCE),
+    ):
         if value not in ("", None):
             row[name] = value
 
@@ -46,15 +69,25 @@ def _random_calls(rng: random.Random, n: int) -> list[tuple[tuple, dict]]:
             if rng.random() < 0.3:
                 evidence[k] = rng.choice([*blank, 0, 201, f"v{rng.randrange(5)}"])
         if rng.random() < 0.5:
-            evidence["idempotency_keys"] = rng.choice(["", None, "k1", "k1 k2", " k2  k3 ", f"k{rng.randrange(4)}"])
+            evidence["idempotency_keys"] = rng.choice(
+                ["", None, "k1", "k1 k2", " k2  k3 ", f"k{rng.randrange(4)}"]
+            )
         if rng.random() < 0.1:
             evidence["not_a_column"] = "ignored"
-        args = (f"0-{rng.randrange(4)}", rng.choice(["account", "order", "payment", "stamp"]),
-                rng.choice(["", "", "ref1", f"ref{rng.randrange(3)}"]))
-        kw = dict(account_id=rng.choice([*blank, "acc1", f"acc{rng.randrange(3)}"]),
-                  email=rng.choice(["", "a@b.test"]), quantity=rng.choice([*blank, 0, 1, 2]),
-                  amount=rng.choice([*blank, 0, 25000]), status=rng.choice(["sent", "queued", "done"]),
-                  unix=float(i), **evidence)
+        args = (
+            f"0-{rng.randrange(4)}",
+            rng.choice(["account", "order", "payment", "stamp"]),
+            rng.choice(["", "", "ref1", f"ref{rng.randrange(3)}"]),
+        )
+        kw = dict(
+            account_id=rng.choice([*blank, "acc1", f"acc{rng.randrange(3)}"]),
+            email=rng.choice(["", "a@b.test"]),
+            quantity=rng.choice([*blank, 0, 1, 2]),
+            amount=rng.choice([*blank, 0, 25000]),
+            status=rng.choice(["sent", "queued", "done"]),
+            unix=float(i),
+            **evidence,
+        )
         calls.append((args, kw))
     return calls
 
@@ -67,7 +100,9 @@ def test_ledger_rows_equal_the_plain_update(seed):
         rec.ledger_row(*args, **kw)
         _plain_ledger_row(plain, *args, **kw)
     assert list(rec.ledger) == list(plain)
-    assert [list(r.items()) for r in rec.ledger.values()] == [list(r.items()) for r in plain.values()]
+    assert [list(r.items()) for r in rec.ledger.values()] == [
+        list(r.items()) for r in plain.values()
+    ]
 
 
 def test_a_broken_ledger_update_is_caught_by_the_reference(monkeypatch):
@@ -78,7 +113,9 @@ def test_a_broken_ledger_update_is_caught_by_the_reference(monkeypatch):
     for args, kw in calls:
         rec.ledger_row(*args, **kw)
         _plain_ledger_row(plain, *args, **kw)
-    assert [list(r.items()) for r in rec.ledger.values()] != [list(r.items()) for r in plain.values()]
+    assert [list(r.items()) for r in rec.ledger.values()] != [
+        list(r.items()) for r in plain.values()
+    ]
 
 
 def _plain_iso(unix: float) -> str:
@@ -88,8 +125,21 @@ def _plain_iso(unix: float) -> str:
 def test_iso_utc_equals_datetime_formatting():
     rng = random.Random(3)
     values = [rng.uniform(0, 4e9) for _ in range(20_000)]
-    values += [s + f for s in (0, 59, 1_700_000_000, 1_700_000_059) for f in
-               (0.0, 0.0005, 0.0004999, 0.9994999, 0.9995, 0.9999994, 0.9999995, 0.9999996, 0.123456)]
+    values += [
+        s + f
+        for s in (0, 59, 1_700_000_000, 1_700_000_059)
+        for f in (
+            0.0,
+            0.0005,
+            0.0004999,
+            0.9994999,
+            0.9995,
+            0.9999994,
+            0.9999995,
+            0.9999996,
+            0.123456,
+        )
+    ]
     values += [-1.5, -0.0004, 1e-7, 1_700_000_000 + 0.5e-6, 1_700_000_000 + 1.5e-6]
     assert [iso_utc(v) for v in values] == [_plain_iso(v) for v in values]
     assert iso_utc(None) == ""
@@ -108,22 +158,41 @@ def test_history_percentiles_equal_one_call_per_percentile():
 
     def pct(xs, q):
         return round(float(np.percentile(xs, q)) * 1000, 3) if xs else ""
+
     want = []
     for w in sorted(rec._windows):
         for step in ("login", "stamp", "poll_stamp"):
             slot = rec._windows[w].get(step)
             if slot:
                 s, i = slot["service"], slot["intended"]
-                want.append([step, len(s), slot["errors"], *(pct(s, q) for q in (50, 95, 99)),
-                             *(pct(i, q) for q in (50, 95, 99))])
+                want.append(
+                    [
+                        step,
+                        len(s),
+                        slot["errors"],
+                        *(pct(s, q) for q in (50, 95, 99)),
+                        *(pct(i, q) for q in (50, 95, 99)),
+                    ]
+                )
     got = [r[2:] for r in rows]
     assert sorted(got, key=str) == sorted(want, key=str)
     assert len(got) == len(want) > 3
 
 
-@pytest.mark.parametrize("body", [b'{"a": 1, "t": "\xc3\xa9"}', '{"a": 2}'.encode("utf-16"),
-                                  '{"a": 3}'.encode("utf-8-sig"), b"[1, 2]", b"not json", b"", None,
-                                  b"\xff\xfe\x00", b'{"a": "\\ud800"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "t": "\xc3\xa9"}',
+        '{"a": 2}'.encode("utf-16"),
+        '{"a": 3}'.encode("utf-8-sig"),
+        b"[1, 2]",
+        b"not json",
+        b"",
+        None,
+        b"\xff\xfe\x00",
+        b'{"a": "\\ud800"}',
+    ],
+)
 def test_json_answers_read_as_the_bytes_decoder_reads_them(body):
     try:
         v = json.loads(body or b"{}")
@@ -154,7 +223,9 @@ def test_a_reused_deadline_fires_each_time_and_is_left_stopped():
         assert (r.status_code, r.error) == (0, "no whole answer within 0.05 s")
         assert not timer.pending
     fast = _SlowClient(0.0)
-    assert bounded_request(fast, "GET", "/x", name="x", deadline_s=0.05, timer=timer).status_code == 0
+    assert (
+        bounded_request(fast, "GET", "/x", name="x", deadline_s=0.05, timer=timer).status_code == 0
+    )
     assert not timer.pending  # cancelled after an answer too: it never fires later
     gevent.sleep(0.1)
     other = request_timer(5.0)  # of another length: not used, a deadline of its own
@@ -190,16 +261,26 @@ def _plain_pdf(title: str) -> bytes:
 def test_documents_equal_the_plain_assembly():
     rng = random.Random(9)
     titles = ["", "Surat Lamaran - Budi Santoso", "(a) \\ b", "x" * 200, "Sürat – Çağrı ☃"]
-    titles += ["".join(rng.choice("abc ()\\é日") for _ in range(rng.randrange(120))) for _ in range(300)]
+    titles += [
+        "".join(rng.choice("abc ()\\é日") for _ in range(rng.randrange(120))) for _ in range(300)
+    ]
     assert [pdf_document(t) for t in titles] == [_plain_pdf(t) for t in titles]
     assert pdf_document("ab") != _plain_pdf("abc")  # the comparison sees a changed title
 
 
 def _latency_values(rng: np.random.Generator) -> list[float]:
-    xs = list(rng.lognormal(-4, 2, 5000)) + list(rng.uniform(0, 1e-5, 300)) + list(rng.uniform(3000, 9000, 50))
+    xs = (
+        list(rng.lognormal(-4, 2, 5000))
+        + list(rng.uniform(0, 1e-5, 300))
+        + list(rng.uniform(3000, 9000, 50))
+    )
     # bucket edges of 3-digit HDR in microseconds, and half-microsecond ties (rounded half even)
-    edges = [2 ** k + d for k in range(10, 32) for d in (-1, 0, 1)]
-    xs += [e / 1e6 for e in edges] + [(k + 0.5) / 1e6 for k in range(0, 4000, 7)] + [0.0, 3600.0, 3600.0000005]
+    edges = [2**k + d for k in range(10, 32) for d in (-1, 0, 1)]
+    xs += (
+        [e / 1e6 for e in edges]
+        + [(k + 0.5) / 1e6 for k in range(0, 4000, 7)]
+        + [0.0, 3600.0, 3600.0000005]
+    )
     return [float(x) for x in xs]
 
 
@@ -212,8 +293,9 @@ def test_latencies_recorded_at_once_equal_one_by_one():
     a, b = fast.service["stamp"], plain.service["stamp"]
     assert (a.total_count, a.min_value, a.max_value) == (b.total_count, b.min_value, b.max_value)
     assert fast.encode() == plain.encode()
-    assert fast.percentiles("stamp", "service", (50, 99, 99.9)) == plain.percentiles("stamp", "service",
-                                                                                    (50, 99, 99.9))
+    assert fast.percentiles("stamp", "service", (50, 99, 99.9)) == plain.percentiles(
+        "stamp", "service", (50, 99, 99.9)
+    )
     few = StepLatency()  # below the vector threshold: the plain path, same result
     few.record_many("intended", "pay", xs[:10])
     one = StepLatency()
