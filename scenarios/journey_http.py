@@ -48,8 +48,7 @@ class Reply:
 
 def bounded_request(client: Any, method: str, path: str, *, name: str, data: bytes | None = None,
                     json_body: Any = None, headers: dict[str, str] | None = None,
-                    deadline_s: float = 10.0, max_bytes: int = MAX_RESPONSE_BYTES,
-                    timer: gevent.Timeout | None = None) -> Reply:
+                    deadline_s: float = 10.0, max_bytes: int = MAX_RESPONSE_BYTES) -> Reply:
     """One request on a Locust FastHttpSession: no redirects followed, a total deadline, the body
     capped.
 
@@ -57,17 +56,12 @@ def bounded_request(client: Any, method: str, path: str, *, name: str, data: byt
     body) must end within `deadline_s` (geventhttpclient's own timeout is per read). A
     refused or timed-out answer is status 0 and its connections are closed.
 
-    `timer` (optional) is a `gevent.Timeout(deadline_s)` the caller keeps for its requests
-    (`request_timer`): it is started and cancelled here instead of a new one made and closed
-    per request; one of another length is not used (one still pending is an error: a
-    journey's requests are sequential).
+    Each request has a deadline of its own: a timer reused across a journey's requests let
+    retried uploads time out unsent (the client-retries drill then saw no double charge).
     """
     h = {"Accept-Encoding": "identity", **(headers or {})}
     kw: dict[str, Any] = {"data": data} if data is not None else {"json": json_body}
-    own = timer is None or timer.seconds != deadline_s
-    if own:
-        timer = gevent.Timeout(deadline_s)
-    assert timer is not None
+    timer = gevent.Timeout(deadline_s)
     timer.start()
     try:
         r = client.request(method, path, name=name, headers=h, allow_redirects=False, stream=True,
@@ -82,10 +76,7 @@ def bounded_request(client: Any, method: str, path: str, *, name: str, data: byt
         _drop_connections(client)
         return Reply(0, None, b"", f"{type(e).__name__}")
     finally:
-        if own:
-            timer.close()
-        else:
-            timer.cancel()
+        timer.close()
 
 
 def _read_capped(client: Any, r: Any, max_bytes: int) -> Reply:
@@ -111,15 +102,6 @@ def _read_capped(client: Any, r: Any, max_bytes: int) -> Reply:
         chunks.append(chunk)
     raw.release()
     return Reply(status, hdrs, b"".join(chunks))
-
-
-def request_timer(deadline_s: float) -> gevent.Timeout:
-    """A reusable total deadline for `bounded_request` (close it when done).
-
-    >>> t = request_timer(2.0); (t.seconds, t.pending); t.close()
-    (2.0, False)
-    """
-    return gevent.Timeout(deadline_s)
 
 
 def _drop_connections(client: Any) -> None:

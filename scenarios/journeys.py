@@ -46,7 +46,6 @@ from scenarios.journey_http import (  # noqa: F401 (re-exported)
     _json,
     _retry_after,
     bounded_request,
-    request_timer,
 )
 from scenarios.profile_build import Journeys
 
@@ -120,17 +119,11 @@ class JourneyRun:
         # the email on this applicant's ledger rows (fixed for the journey)
         self.email = plan.identity.email if plan.journey == "new_applicant" else (
             plan.account.email if plan.account else "")
-        self._timer: Any = None  # one total-deadline timer for this journey's requests
 
     # ---- the three journeys ---------------------------------------------------------------
     def run(self) -> tuple[str, str]:
         """Play the journey; return (outcome, ended_step)."""
-        try:
-            return self._play()
-        finally:
-            if self._timer is not None:
-                self._timer.close()
-                self._timer = None
+        return self._play()
 
     def _play(self) -> tuple[str, str]:
         p = self.plan
@@ -325,14 +318,11 @@ class JourneyRun:
         if self.token:
             h["Authorization"] = f"Bearer {self.token}"
         self.requests += 1
-        if self._timer is None:
-            self._timer = request_timer(self.cfg.request_timeout_s)
         sent = time.time()
         t0 = time.perf_counter()
         r = bounded_request(self.client, method, path, name=step, data=data, json_body=json_body,
                             headers=h,
-                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes,
-                            timer=self._timer)
+                            deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes)
         seconds = time.perf_counter() - t0
         if 300 <= r.status_code < 400:
             where = (r.headers or {}).get("location") or "(no Location)"

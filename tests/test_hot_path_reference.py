@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-import gevent
 import numpy as np
 import pytest
 
 from scenarios.documents import pdf_document
-from scenarios.journey_http import _json, bounded_request, request_timer
+from scenarios.journey_http import _json
 from scenarios.latency import StepLatency
 from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key
 
@@ -200,39 +199,6 @@ def test_json_answers_read_as_the_bytes_decoder_reads_them(body):
     except (ValueError, TypeError):
         want = {}
     assert _json(SimpleNamespace(content=body)) == want
-
-
-class _SlowClient:
-    """A client whose answer never comes within the deadline (a real gevent sleep, no network)."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.calls = 0
-
-    def request(self, *_a: Any, **_kw: Any) -> Any:
-        self.calls += 1
-        gevent.sleep(self.delay_s)
-        return SimpleNamespace(status_code=200, headers={}, _response=None)
-
-
-def test_a_reused_deadline_fires_each_time_and_is_left_stopped():
-    timer = request_timer(0.05)
-    client = _SlowClient(1.0)
-    for _ in range(3):  # the same timer serves (and times out) one request after another
-        r = bounded_request(client, "GET", "/x", name="x", deadline_s=0.05, timer=timer)
-        assert (r.status_code, r.error) == (0, "no whole answer within 0.05 s")
-        assert not timer.pending
-    fast = _SlowClient(0.0)
-    assert (
-        bounded_request(fast, "GET", "/x", name="x", deadline_s=0.05, timer=timer).status_code == 0
-    )
-    assert not timer.pending  # cancelled after an answer too: it never fires later
-    gevent.sleep(0.1)
-    other = request_timer(5.0)  # of another length: not used, a deadline of its own
-    r = bounded_request(client, "GET", "/x", name="x", deadline_s=0.05, timer=other)
-    assert r.error == "no whole answer within 0.05 s" and not other.pending
-    timer.close()
-    other.close()
 
 
 def _plain_pdf(title: str) -> bytes:
