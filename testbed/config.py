@@ -1,8 +1,10 @@
 """The testbed's configuration: frozen keyword-only dataclasses and their TOML loader.
 
-The defaults live in ``testbed/default.toml`` (every knob is documented there);
-a user file overrides any subset, and ``overrides`` (from ``--set KEY=VALUE``
-flags) override the file::
+The defaults are the field defaults of the dataclasses below: ``TestbedConfig()`` is the default
+configuration, and `config_from_dict` takes every value a table leaves out from it.
+``testbed/default.toml`` writes each of them out with its documentation
+(tests/test_testbed_defaults.py fails if the file and the dataclasses disagree); a user file
+overrides any subset, and ``overrides`` (from ``--set KEY=VALUE`` flags) override the file::
 
     >>> cfg = load_config(None, ["issuer.workers=64"])
     >>> cfg.issuer.workers, cfg.payments.service.distribution
@@ -139,9 +141,13 @@ class TestbedConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
-    issuer: ResourceConfig
-    payments: PaymentsConfig
-    gates: dict[str, GateConfig]
+    issuer: ResourceConfig = field(default_factory=lambda: _default_issuer())
+    payments: PaymentsConfig = field(
+        default_factory=lambda: PaymentsConfig(workers=8, service=ServiceTime())
+    )
+    gates: dict[str, GateConfig] = field(
+        default_factory=lambda: {name: GateConfig() for name in GATES}
+    )
     latency_law: LatencyLaw = field(default_factory=LatencyLaw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,6 +157,13 @@ class TestbedConfig:
         4
         """
         return asdict(self)
+
+
+def _default_issuer() -> ResourceConfig:
+    """The issuer by default: 4 workers, lognormal service of mean 0.25 s (16 stamps/s)."""
+    return ResourceConfig(
+        workers=4, service=ServiceTime(distribution="lognormal", mean=0.25, sigma=0.2)
+    )
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -197,33 +210,33 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def _service(r: TableReader) -> ServiceTime:
+def _service(r: TableReader, d: ServiceTime) -> ServiceTime:
     st = ServiceTime(
-        distribution=r.choice("distribution", "constant", DISTRIBUTIONS),
-        mean=r.bounded("mean", 0.2, 0.0, 3600.0),
-        sigma=r.bounded("sigma", 0.5, 0.0, 5.0),
+        distribution=r.choice("distribution", d.distribution, DISTRIBUTIONS),
+        mean=r.bounded("mean", d.mean, 0.0, 3600.0),
+        sigma=r.bounded("sigma", d.sigma, 0.0, 5.0),
     )
     r.done()
     return st
 
 
-def _resource_fields(r: TableReader) -> dict[str, Any]:
+def _resource_fields(r: TableReader, d: ResourceConfig) -> dict[str, Any]:
     return dict(
-        workers=r.integer("workers", 1, 1),
-        service=_service(r.sub("service")),
-        queue_bound=r.integer("queue_bound", 10000, 1),
-        overload=r.choice("overload", "unbounded", OVERLOAD_MODES),
-        failure_ratio=r.bounded("failure_ratio", 0.0, 0.0, 1.0),
-        shed_retry_after_s=r.integer("shed_retry_after_s", 5, 1),
+        workers=r.integer("workers", d.workers, 1),
+        service=_service(r.sub("service"), d.service),
+        queue_bound=r.integer("queue_bound", d.queue_bound, 1),
+        overload=r.choice("overload", d.overload, OVERLOAD_MODES),
+        failure_ratio=r.bounded("failure_ratio", d.failure_ratio, 0.0, 1.0),
+        shed_retry_after_s=r.integer("shed_retry_after_s", d.shed_retry_after_s, 1),
     )
 
 
-def _gate(r: TableReader) -> GateConfig:
+def _gate(r: TableReader, d: GateConfig) -> GateConfig:
     g = GateConfig(
-        mode=r.choice("mode", "open", GATE_MODES),
-        rate_per_s=r.bounded("rate_per_s", 0.0, 0.0, 1e6),
-        burst=r.integer("burst", 0, 0),
-        retry_after_s=r.integer("retry_after_s", 60, 1),
+        mode=r.choice("mode", d.mode, GATE_MODES),
+        rate_per_s=r.bounded("rate_per_s", d.rate_per_s, 0.0, 1e6),
+        burst=r.integer("burst", d.burst, 0),
+        retry_after_s=r.integer("retry_after_s", d.retry_after_s, 1),
     )
     r.done()
     if g.mode == "rate" and (g.rate_per_s <= 0 or g.burst < 1):
@@ -236,24 +249,30 @@ def _gate(r: TableReader) -> GateConfig:
 
 
 def config_from_dict(data: dict[str, Any]) -> TestbedConfig:
-    """Validate a merged TOML table into a TestbedConfig.
+    """Validate a merged TOML table into a TestbedConfig; a key left out takes its value from
+    ``TestbedConfig()``.
 
     >>> config_from_dict(tomllib.loads(DEFAULT_TOML.read_text())).payments.workers
     8
+    >>> config_from_dict({"issuer": {"workers": 2}}).issuer.service.distribution
+    'lognormal'
     """
+    d = TestbedConfig()
     root = TableReader(data, "", error=ConfigError, unknown="unknown key; see testbed/default.toml")
     seed = root.get("seed", None)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError("seed", seed, "give an integer, or leave it out for a random seed")
-    pricing = _section(root, "pricing", _pricing)
-    limits = _section(root, "limits", _limits)
-    security = _section(root, "security", _security)
+    pricing = _section(root, "pricing", lambda r: _pricing(r, d.pricing))
+    limits = _section(root, "limits", lambda r: _limits(r, d.limits))
+    security = _section(root, "security", lambda r: _security(r, d.security))
     if security.scrypt_n & (security.scrypt_n - 1):
         raise ConfigError("security.scrypt_n", security.scrypt_n, "give a power of two, e.g. 16384")
-    storage = _section(root, "storage", _storage)
-    issuer = _section(root, "issuer", lambda ir: ResourceConfig(**_resource_fields(ir)))
-    payments = _section(root, "payments", _payments)
-    gates = _section(root, "gates", lambda gr: {name: _gate(gr.sub(name)) for name in GATES})
+    storage = _section(root, "storage", lambda r: _storage(r, d.storage))
+    issuer = _section(root, "issuer", lambda r: ResourceConfig(**_resource_fields(r, d.issuer)))
+    payments = _section(root, "payments", lambda r: _payments(r, d.payments))
+    gates = _section(
+        root, "gates", lambda r: {name: _gate(r.sub(name), d.gates[name]) for name in GATES}
+    )
     latency_law = _section(root, "latency_law", law_from_table)
     root.done()
     return TestbedConfig(
@@ -277,51 +296,55 @@ def _section(root: TableReader, name: str, read: Callable[[TableReader], T]) -> 
     return value
 
 
-def _pricing(p: TableReader) -> PricingConfig:
+def _pricing(p: TableReader, d: PricingConfig) -> PricingConfig:
     return PricingConfig(
-        duty=p.integer("duty", 10000),
-        service_fee=p.integer("service_fee", 2500),
-        max_quantity=p.integer("max_quantity", 100, 1),
+        duty=p.integer("duty", d.duty),
+        service_fee=p.integer("service_fee", d.service_fee),
+        max_quantity=p.integer("max_quantity", d.max_quantity, 1),
     )
 
 
-def _limits(li: TableReader) -> LimitsConfig:
+def _limits(li: TableReader, d: LimitsConfig) -> LimitsConfig:
     return LimitsConfig(
-        max_upload_bytes=li.integer("max_upload_bytes", 2 * 1024 * 1024, 1024),
-        max_json_bytes=li.integer("max_json_bytes", 16 * 1024, 1024),
-        body_timeout_s=li.bounded("body_timeout_s", 30.0, 0.1, 3600.0),
-        header_timeout_s=li.bounded("header_timeout_s", 10.0, 0.1, 3600.0),
+        max_upload_bytes=li.integer("max_upload_bytes", d.max_upload_bytes, 1024),
+        max_json_bytes=li.integer("max_json_bytes", d.max_json_bytes, 1024),
+        body_timeout_s=li.bounded("body_timeout_s", d.body_timeout_s, 0.1, 3600.0),
+        header_timeout_s=li.bounded("header_timeout_s", d.header_timeout_s, 0.1, 3600.0),
     )
 
 
-def _security(s: TableReader) -> SecurityConfig:
+def _security(s: TableReader, d: SecurityConfig) -> SecurityConfig:
     return SecurityConfig(
-        password_hash=s.choice("password_hash", "scrypt", ("scrypt", "pbkdf2")),
-        scrypt_n=s.integer("scrypt_n", 4096, 2),
-        scrypt_r=s.integer("scrypt_r", 8, 1),
-        scrypt_p=s.integer("scrypt_p", 1, 1),
-        pbkdf2_iterations=s.integer("pbkdf2_iterations", 200000, 1),
-        session_ttl_s=s.bounded("session_ttl_s", 28800.0, 1.0, 365 * 86400.0),
-        login_failures_per_account=s.integer("login_failures_per_account", 5, 0),
-        login_failures_per_client=s.integer("login_failures_per_client", 50, 0),
-        login_window_s=s.bounded("login_window_s", 300.0, 1.0, 86400.0),
-        unique_nik=s.boolean("unique_nik", True),
+        password_hash=s.choice("password_hash", d.password_hash, ("scrypt", "pbkdf2")),
+        scrypt_n=s.integer("scrypt_n", d.scrypt_n, 2),
+        scrypt_r=s.integer("scrypt_r", d.scrypt_r, 1),
+        scrypt_p=s.integer("scrypt_p", d.scrypt_p, 1),
+        pbkdf2_iterations=s.integer("pbkdf2_iterations", d.pbkdf2_iterations, 1),
+        session_ttl_s=s.bounded("session_ttl_s", d.session_ttl_s, 1.0, 365 * 86400.0),
+        login_failures_per_account=s.integer(
+            "login_failures_per_account", d.login_failures_per_account, 0
+        ),
+        login_failures_per_client=s.integer(
+            "login_failures_per_client", d.login_failures_per_client, 0
+        ),
+        login_window_s=s.bounded("login_window_s", d.login_window_s, 1.0, 86400.0),
+        unique_nik=s.boolean("unique_nik", d.unique_nik),
     )
 
 
-def _storage(st: TableReader) -> StorageConfig:
+def _storage(st: TableReader, d: StorageConfig) -> StorageConfig:
     return StorageConfig(
-        synchronous=st.choice("synchronous", "NORMAL", ("NORMAL", "FULL")),
-        write_deadline_s=st.bounded("write_deadline_s", 10.0, 0.1, 3600.0),
+        synchronous=st.choice("synchronous", d.synchronous, ("NORMAL", "FULL")),
+        write_deadline_s=st.bounded("write_deadline_s", d.write_deadline_s, 0.1, 3600.0),
     )
 
 
-def _payments(pr: TableReader) -> PaymentsConfig:
+def _payments(pr: TableReader, d: PaymentsConfig) -> PaymentsConfig:
     return PaymentsConfig(
-        **_resource_fields(pr),
-        duplicate_ratio=pr.bounded("duplicate_ratio", 0.0, 0.0, 1.0),
-        reorder=pr.boolean("reorder", False),
-        reorder_max_delay_s=pr.bounded("reorder_max_delay_s", 1.0, 0.0, 3600.0),
+        **_resource_fields(pr, d),
+        duplicate_ratio=pr.bounded("duplicate_ratio", d.duplicate_ratio, 0.0, 1.0),
+        reorder=pr.boolean("reorder", d.reorder),
+        reorder_max_delay_s=pr.bounded("reorder_max_delay_s", d.reorder_max_delay_s, 0.0, 3600.0),
     )
 
 

@@ -172,18 +172,19 @@ class LatencyLawMiddleware:
 
 def law_from_table(r: Any) -> LatencyLaw:
     """Read ``[latency_law]`` with a `floor.tomlfile.TableReader` (names each field in errors)."""
-    paths = r.get("paths", ["/v1/accounts"])
+    d = LatencyLaw()  # a key left out keeps the dataclass default
+    paths = r.get("paths", list(d.paths))
     if not isinstance(paths, list) or not all(
         isinstance(p, str) and p.startswith("/") for p in paths
     ):
         raise r.fail("paths", paths, 'give a list of paths, e.g. ["/v1/accounts"]')
     law = LatencyLaw(
-        enabled=r.boolean("enabled", False),
-        base_s=r.bounded("base_s", 0.05, 0.0, 60.0),
-        tail_s=r.bounded("tail_s", 0.5, 0.0, 60.0),
-        tail_every=r.integer("tail_every", 100, 0),
-        stall_s=r.bounded("stall_s", 2.0, 0.0, 3600.0),
-        stall_every_s=r.bounded("stall_every_s", 10.0, 0.001, 86400.0),
+        enabled=r.boolean("enabled", d.enabled),
+        base_s=r.bounded("base_s", d.base_s, 0.0, 60.0),
+        tail_s=r.bounded("tail_s", d.tail_s, 0.0, 60.0),
+        tail_every=r.integer("tail_every", d.tail_every, 0),
+        stall_s=r.bounded("stall_s", d.stall_s, 0.0, 3600.0),
+        stall_every_s=r.bounded("stall_every_s", d.stall_every_s, 0.001, 86400.0),
         paths=tuple(paths),
     )
     if law.stall_s >= law.stall_every_s or not math.isfinite(law.stall_every_s):
