@@ -33,7 +33,9 @@ duplicated (reconciliation, duplicate jobs, unfinished stamps, audit); 1 when th
 or the load never ran (`surgecast.commands.drill.verdict_error`).
 
 The package: `context` (Drill, DrillContext, the testbed's admin API), `catalogue` (the DRILLS rows
-and their fault and observe functions), `runner` (run_drill), `judge` (the checks and the verdict).
+and their fault, after and observe functions), `runner` (run_drill: calls them without knowing any
+drill's name), `judge` (the checks and the verdict). Evidence is read through the testbed's admin
+API only, never from its SQLite file.
 """
 
 from surgecast.drills.catalogue import DRILLS, describe

@@ -1,5 +1,6 @@
-"""The catalogue of drills: each `Drill(fault, observe)` row with its two functions; `describe()`
-lists them."""
+"""The catalogue of drills: each `Drill(fault, after, observe)` row with its functions (`after`
+only where the drill acts once the load ended); `describe()` lists them. The runner calls them
+without knowing any drill's name."""
 
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def _chaos_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
     m = ctx.metrics() or {}
     conf = m.get("confirmations") or {}
     failed = int(((m.get("counts") or {}).get("orders") or {}).get("failed") or 0)
-    inversions = _reordered_payments(ctx.tb.db_path)
+    inversions = _reordered_payments(ctx.records())
     late = ctx.observed.get("late_confirmations") or {}
     ok = conf.get("duplicate", 0) > 0 and failed > 0 and inversions > 0 and sum(late.values()) > 0
     return ok, (
@@ -142,20 +143,14 @@ def _chaos_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
     )
 
 
-def _reordered_payments(db_path: str) -> int:
-    """Payments resolved before one created earlier than them (confirmations out of order)."""
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        ) as db:
-            rows = db.execute(
-                "SELECT created_at, resolved_at FROM payments WHERE resolved_at IS NOT NULL "
-                "ORDER BY rowid"
-            ).fetchall()
-    except sqlite3.Error:
-        return 0
+def _reordered_payments(records: dict[str, Any] | None) -> int:
+    """Payments resolved before one created earlier than them (confirmations out of order), from
+    the payments of ``GET /admin/records`` (in the order they were created); 0 without records."""
     latest, inversions = "", 0
-    for _created, resolved in rows:
+    for p in (records or {}).get("payments") or []:
+        resolved = p.get("resolved_at")
+        if resolved is None:
+            continue
         if resolved < latest:
             inversions += 1
         latest = max(latest, resolved)
@@ -213,7 +208,15 @@ def _retries_plan(ctx: DrillContext) -> list[tuple[float, str, Callable[[], Any]
 
 
 def _database_stall(ctx: DrillContext, hold_s: float) -> None:
-    """Hold the testbed's SQLite write lock for `hold_s` seconds."""
+    """Hold the testbed's SQLite write lock for `hold_s` seconds.
+
+    A fault, not evidence: no table is read or written (the transaction is rolled back), so the
+    schema keeps one owner (testbed/). It stays out here rather than in testbed/faults.py's
+    FAULTS because the fault is another process holding the database file's lock, as a backup
+    or a second writer would (tests/test_testbed_storage_faults.py holds it the same way); a
+    FAULTS row acts on the testbed's own switches and resources, and a testbed locking its own
+    file from inside is a different fault.
+    """
     ctx.event("database_stall", hold_s=hold_s)
     with contextlib.closing(sqlite3.connect(ctx.tb.db_path, timeout=5, isolation_level=None)) as db:
         db.execute("BEGIN IMMEDIATE")
@@ -272,6 +275,7 @@ DRILLS: dict[str, Drill] = {
             "payment_failure_ratio=0.2 for the whole load; then a late failure and a repeat "
             "confirmation of 5 paid payments by hand",
             fault=_chaos_fault,
+            after=_chaos_after,
             observe=_chaos_observe,
             rate_per_s=6.0,
         ),

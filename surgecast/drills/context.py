@@ -79,16 +79,28 @@ class DrillContext:
         """`GET /admin/metrics`, or None while the testbed is down."""
         return _admin_optional(self.tb.url, self.tb.admin_token, "GET", "/admin/metrics")
 
+    def records(self) -> dict[str, Any] | None:
+        """`GET /admin/records` (the durable state, from the testbed's SQLite), or None while the
+        testbed is down."""
+        return _admin_optional(self.tb.url, self.tb.admin_token, "GET", "/admin/records")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Drill:
-    """One drill: its load, its testbed, its fault, and how to tell that the fault bit."""
+    """One drill: its load, its testbed, its fault, and how to tell that the fault bit.
+
+    ``fault(ctx)`` plays from a thread while the load runs; ``after(ctx)``, if given, acts once the
+    load ended and the testbed is healed, before the queues drain (it may raise `HttpError`,
+    `KeyError` or `TypeError`: recorded as a fault that could not be injected);
+    ``observe(ctx, run)`` says, after the drain, whether the fault bit and how.
+    """
 
     name: str
     proves: str
     injects: str
     fault: Callable[[DrillContext], None]
     observe: Callable[[DrillContext, dict[str, Any]], tuple[bool, str]]
+    after: Callable[[DrillContext], None] | None = None
     rate_per_s: float = 5.0
     duration_s: float = 12.0
     testbed_set: tuple[str, ...] = ()

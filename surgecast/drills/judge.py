@@ -3,10 +3,8 @@ and the verdict."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import sqlite3
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -31,16 +29,20 @@ def _unix(iso: str) -> float:
     return 0.0 if at is None else at
 
 
-def duplicate_jobs(
-    client_rows: list[dict[str, str]], server: dict[str, Any], db_path: str
-) -> dict[str, Any]:
+def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any]) -> dict[str, Any]:
     """Orders and stamp jobs the server made twice for one request of a client account.
 
     Each drill applicant buys once and stamps distinct documents, so two orders
     on one account, or two stamp jobs for the same document (same SHA-256) on
     one account, can only come from a retried request that was not recognised
     as a repeat. A duplicated stamp job that is not failed used one e-Meterai
-    of paid quota: a double charge.
+    of paid quota: a double charge. `server` is the drained testbed's
+    ``GET /admin/ledger`` (its orders, and its stamps with their documents' SHA-256).
+
+    >>> stamp = {"account_id": "a", "document_sha256": "d" * 64, "status": "done"}
+    >>> dups = duplicate_jobs([{"account_id": "a"}], {"orders": [], "stamps": [stamp, stamp]})
+    >>> dups["duplicate_stamp_jobs"], dups["quota_charged_twice"]
+    (1, 1)
     """
     accounts = {r["account_id"] for r in client_rows if r.get("account_id")}
     orders = Counter(
@@ -58,18 +60,13 @@ def duplicate_jobs(
             )
     dup_stamps = charged = 0
     examples: list[dict[str, Any]] = []
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-        groups = db.execute(
-            "SELECT account_id, doc_sha256, COUNT(*), SUM(status != 'failed') "
-            "FROM stamps GROUP BY account_id, doc_sha256 HAVING COUNT(*) > 1"
-        ).fetchall()
-    for aid, digest, n, not_failed in groups:
-        if aid not in accounts:
+    for (aid, digest), jobs in sorted(_stamp_jobs_by_document(server).items()):
+        if len(jobs) < 2 or aid not in accounts:
             continue
-        dup_stamps += n - 1
-        charged += max(0, int(not_failed or 0) - 1)
+        dup_stamps += len(jobs) - 1
+        charged += max(0, sum(1 for st in jobs if st != "failed") - 1)
         if len(examples) < 20:
-            examples.append({"account_id": aid, "document_sha256": digest[:16], "jobs": n})
+            examples.append({"account_id": aid, "document_sha256": digest[:16], "jobs": len(jobs)})
     return {
         "duplicate_orders": dup_orders,
         "duplicate_paid_orders": paid_dup_orders,
@@ -77,6 +74,14 @@ def duplicate_jobs(
         "quota_charged_twice": charged + paid_dup_orders,
         "examples": examples,
     }
+
+
+def _stamp_jobs_by_document(server: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """The states of the stamp jobs of each (account, document SHA-256) in `server`."""
+    jobs: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for st in server.get("stamps", []):
+        jobs[(st["account_id"], st["document_sha256"])].append(st["status"])
+    return jobs
 
 
 def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
@@ -130,7 +135,6 @@ def _judge(
     rehearse_stderr: str,
     fault_error: list[str],
     waited_s: float,
-    db_path: str,
 ) -> dict[str, Any]:
     """The checks and the verdict of a drill from its run directory and the drained testbed."""
     summary_path = out / rs.SUMMARY
@@ -152,7 +156,7 @@ def _judge(
         atomic.write_json(
             out / rs.DRILL_SERVER_LEDGER, rundir.stamp(server, rundir.process_run_id())
         )
-        dups = duplicate_jobs(client, server, db_path)
+        dups = duplicate_jobs(client, server)
         checks.append(_duplicates_check(dups))
         checks.append(_stamps_finished_check(client, server, audit, recon, waited_s))
     checks.append(_audit_check(audit))

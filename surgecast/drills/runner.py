@@ -21,7 +21,7 @@ from floor.children import stop as stop_child
 from floor.errors import FieldError, SurgecastError
 from floor.jsonhttp import HttpError
 from floor.rundir import schema as rs
-from surgecast.drills.catalogue import DRILLS, _chaos_after
+from surgecast.drills.catalogue import DRILLS
 from surgecast.drills.context import (
     BASE_TESTBED,
     DRAIN_TIMEOUT_S,
@@ -123,7 +123,6 @@ def _run_drill(
                 rehearse_stderr=stderr,
                 fault_error=fault_error,
                 waited_s=waited,
-                db_path=tb.db_path,
             )
     result.update(
         name=drill.name,
@@ -264,11 +263,11 @@ def _heal_and_drain(
     heal |= {"issuer_slow_factor": 1.0, "answer_delay_s": 0}
     healed = _admin_optional(tb.url, tb.admin_token, "POST", "/admin/faults", heal)
     ctx.event("healed", ok=healed is not None)
-    if drill.name == "payment-chaos" and not fault_error:
+    if drill.after is not None and not fault_error:
         try:
-            _chaos_after(ctx)
+            drill.after(ctx)
         except (HttpError, KeyError, TypeError) as e:
-            fault_error.append(f"late confirmations: {e}")
+            fault_error.append(f"after the load: {e}")
     audit, waited = _drain(tb.url, tb.admin_token, DRAIN_TIMEOUT_S)
     totals = audit["totals"] if audit else {}
     drained = totals.get("stamps_pending") == 0 and totals.get("payments_pending") == 0
