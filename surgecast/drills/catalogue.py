@@ -145,7 +145,12 @@ def _chaos_observe(ctx: DrillContext, run: dict[str, Any]) -> tuple[bool, str]:
 
 def _reordered_payments(records: dict[str, Any] | None) -> int:
     """Payments resolved before one created earlier than them (confirmations out of order), from
-    the payments of ``GET /admin/records`` (in the order they were created); 0 without records."""
+    the payments of ``GET /admin/records`` (in the order they were created); 0 without records.
+
+    >>> pays = [{"resolved_at": "10:02"}, {"resolved_at": None}, {"resolved_at": "10:01"}]
+    >>> _reordered_payments({"payments": pays}), _reordered_payments(None)
+    (1, 0)
+    """
     latest, inversions = "", 0
     for p in (records or {}).get("payments") or []:
         resolved = p.get("resolved_at")
