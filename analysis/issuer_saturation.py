@@ -13,7 +13,6 @@ saturated windows say what the issuer can do under rehearsal load::
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -21,29 +20,30 @@ from typing import Any
 import numpy as np
 
 from analysis.rehearsal_inputs import _unix
+from floor.rundir import schema as rs
+from floor.rundir.files import read_queue
+from floor.rundir.readers import require
 
 __all__ = ["saturation"]
 
 
 def _queue(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(unix s, queued, busy, paused) per queue.csv sample."""
-    t, q, b, p = [], [], [], []
-    with path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            t.append(_unix(r["at"]))
-            q.append(float(r["issuer_queue"]))
-            b.append(float(r["issuer_busy"]) >= float(r["issuer_workers"]))
-            p.append(str(r.get("issuer_paused", "0")) not in ("0", "", "False", "false"))
-    return np.array(t), np.array(q), np.array(b), np.array(p)
+    """(unix s, queued, busy, paused) per queue.csv sample (floor.rundir.files.read_queue)."""
+    s = read_queue(path, missing="a rehearsal against a target with an admin API writes it")
+    require(s, "at")
+    paused = s.cols.get("issuer_paused")
+    return (np.array([t.timestamp() for t in s["at"]]), s["issuer_queue"],
+            s["issuer_busy"] >= s["issuer_workers"],
+            np.zeros(len(s), dtype=bool) if paused is None else paused != 0)
 
 
 def saturation(run_dir: Path, *, window_s: float = 1.0) -> dict[str, Any]:
     """Completions per second overall, while saturated, and while not (see the module docstring)."""
-    rec = json.loads((run_dir / "server_records.json").read_text(encoding="utf-8"))
+    rec = json.loads((run_dir / rs.SERVER_RECORDS).read_text(encoding="utf-8"))
     done = np.sort([_unix(s["finished_at"]) for s in rec.get("stamps") or []
                     if s.get("finished_at") and s.get("status") in ("done", "failed")])
-    t, q, busy, paused = _queue(run_dir / "queue.csv")
-    cap_path = run_dir / "capacity.json"
+    t, q, busy, paused = _queue(run_dir / rs.QUEUE)
+    cap_path = run_dir / rs.CAPACITY
     probe = json.loads(cap_path.read_text(encoding="utf-8")) if cap_path.is_file() else {}
     edges = np.arange(t[0], t[-1], window_s)
     sat_n = sat_s = other_n = other_s = 0.0

@@ -4,7 +4,8 @@ A probe (`surgecast probe`) runs stepped closed-model load (concurrency 1, 2, 4,
 measures each level in short batches (sub-windows, `probe_batches.csv`) and writes one
 row per level and journey step to probe.csv, plus `step = journey` (whole journeys) and
 `step = stamps` (stamps the client saw **done** at the issuer, not accepted 202s).
-This module only reads; the same functions judge the ladder while it runs.
+This module only reads (the files through floor.rundir.probe_files; `read_probe_csv` and
+`read_batches_csv` are re-exported here); the same functions judge the ladder while it runs.
 
 * **per level**: stamps/s = stamps / measured seconds, with a batch-means confidence
   interval (Student t over the per-batch rates; `level_estimate`).
@@ -39,12 +40,9 @@ This module only reads; the same functions judge the ladder while it runs.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from analysis.probe_stats import (
@@ -65,120 +63,15 @@ from analysis.probe_stats import (
 )
 from analysis.usl import MIN_POINTS, fit_usl
 from floor.errors import InputFileError
+from floor.rundir.probe_files import parse_batch_row as _parse_batch
+from floor.rundir.probe_files import parse_probe_row as _parse_row
+from floor.rundir.probe_files import read_batches_csv, read_probe_csv
 from floor.rundir.schema import BATCH_COLUMNS, PROBE_COLUMNS
 
-_OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
-_NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe",
            "dispersion", "level_estimate", "level_spread", "levelled_at", "plateau",
            "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv"]
-
-
-def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Read probe.csv; errors name the line and column.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "probe.csv"
-    >>> _ = p.write_text(",".join(PROBE_COLUMNS) + "\\n1,stamps,10,0,0,9.5,1,2,3,60\\n")
-    >>> read_probe_csv(p)[0]["throughput_per_s"]
-    9.5
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: no such file; give the probe.csv of a probe run")
-    try:
-        with p.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in PROBE_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
-                                     f"probe.csv needs {', '.join(PROBE_COLUMNS)}")
-            rows = []
-            for raw in reader:
-                rows.append(_parse_row(raw, f"{p} line {reader.line_num}"))
-    except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text; give the probe.csv of a probe run") from None
-    except csv.Error as e:
-        raise InputFileError(f"{p}: not valid CSV ({e}); "
-                             "give the probe.csv of a probe run") from None
-    return rows
-
-
-def _parse_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"step": str(raw.get("step", "")).strip()}
-    if not row["step"]:
-        raise InputFileError(f"{where}, column step: empty; "
-                             "name the journey step, 'journey' or 'stamps'")
-    for c in _NUMERIC:
-        v = raw.get(c)
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
-        if not math.isfinite(x) or x < 0:
-            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number >= 0")
-        row[c] = x
-    if row["concurrency"] < 1 or not float(row["concurrency"]).is_integer():
-        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
-                             "must be a whole number >= 1")
-    row["concurrency"] = int(row["concurrency"])
-    return row
-
-
-def read_batches_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Read probe_batches.csv (docs/run-directory.md); errors name the line and column.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "probe_batches.csv"
-    >>> _ = p.write_text(",".join(BATCH_COLUMNS) + "\\n4,ladder,1700000000.5,1.0,16,,40,0\\n")
-    >>> read_batches_csv(p)[0]["stamps"], read_batches_csv(p)[0]["server_stamps"]
-    (16.0, None)
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: no such file; give the probe_batches.csv of a probe run")
-    try:
-        with p.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            have = reader.fieldnames or []
-            missing = [c for c in BATCH_COLUMNS if c not in have and c not in _OPTIONAL_BATCH[1:]]
-            if missing:
-                raise InputFileError(f"{p} line 1: missing column(s) {', '.join(missing)}; "
-                                     f"probe_batches.csv needs {', '.join(BATCH_COLUMNS)}")
-            return [_parse_batch(raw, f"{p} line {reader.line_num}") for raw in reader]
-    except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text; "
-                             "give the probe_batches.csv of a probe run") from None
-    except csv.Error as e:
-        raise InputFileError(f"{p}: not valid CSV ({e}); "
-                             "give the probe_batches.csv of a probe run") from None
-
-
-def _parse_batch(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"phase": str(raw.get("phase", "")).strip()}
-    if row["phase"] not in ("ladder", "hold"):
-        raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; "
-                             "expected ladder or hold")
-    for c in BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:]:
-        v = raw.get(c)
-        if c in _OPTIONAL_BATCH and (v is None or str(v).strip() == ""):
-            row[c] = None
-            continue
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
-        share = c == "server_busy_share"
-        if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (share and x > 1):
-            want = "> 0" if c == "duration_s" else "in [0, 1]" if share else ">= 0"
-            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number {want}")
-        row[c] = x
-    if row["concurrency"] < 1 or not row["concurrency"].is_integer():
-        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
-                             "must be a whole number >= 1")
-    row["concurrency"] = int(row["concurrency"])
-    return row
 
 
 def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import numpy as np
 
 from analysis.backlog import GATES, Gate, Stage
 from floor.errors import InputFileError
-from floor.rundir.files import read_arrivals, read_queue
+from floor.rundir import schema as rs
+from floor.rundir.files import read_arrivals, read_latency_history, read_ledger, read_queue
 from floor.rundir.readers import read_object, require
 from floor.timegrammar import unix_seconds
 
@@ -38,7 +39,7 @@ def _unix(text: str) -> float:
 def _profile(run_dir: Path, run: dict[str, Any]) -> Any:
     from scenarios.profile import load_profile
 
-    saved = run_dir / "profile.toml"
+    saved = run_dir / rs.PROFILE
     return load_profile(str(saved) if saved.is_file() else str(run.get("profile") or ""))
 
 
@@ -88,7 +89,7 @@ def front_end(
         2.2)
     """
     est = {j: n * think for j, n in _THINKS_BEFORE_STAMP.items()}
-    rec_path, ledger_path = run_dir / "server_records.json", run_dir / "ledger.csv"
+    rec_path, ledger_path = run_dir / rs.SERVER_RECORDS, run_dir / rs.LEDGER
     if not (rec_path.is_file() and ledger_path.is_file()):
         return FrontEnd(
             first_upload={a[0]: None for a in arrivals},
@@ -126,13 +127,11 @@ def front_end(
 
 
 def _who(ledger_path: Path) -> dict[str, str]:
-    """account id -> applicant id, from the client's ledger.csv."""
-    who: dict[str, str] = {}
-    with ledger_path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            if r.get("account_id") and r.get("applicant_id"):
-                who[r["account_id"]] = r["applicant_id"]
-    return who
+    """account id -> applicant id, from the client's ledger.csv (floor.rundir.files.read_ledger);
+    rows without either are left out."""
+    led = read_ledger(ledger_path)
+    return {acc: app for app, acc in zip(led["applicant_id"], led["account_id"], strict=True)
+            if acc and app}
 
 
 def _stamps_by_applicant(rec: dict[str, Any], who: dict[str, str], origin: float
@@ -159,7 +158,7 @@ def _refusing(run_dir: Path, origin: float, after_s: float) -> list[tuple[float,
     >>> _refusing(Path("/nonexistent"), 0.0, 6.8)
     []
     """
-    path = run_dir / "locust_stats_history.csv"
+    path = run_dir / rs.LOCUST_STATS_HISTORY
     out: list[tuple[float, float]] = []
     if not path.is_file():
         return out
@@ -183,7 +182,7 @@ def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, i
     its account) and, with `replay`, the issuer's completion times (test s; ghosts included)."""
     docs_of: dict[str, int] = {}
     epochs: list[float] = []
-    rec_path = run_dir / "server_records.json"
+    rec_path = run_dir / rs.SERVER_RECORDS
     if not rec_path.is_file():
         return docs_of, epochs
     rec = _json(rec_path)
@@ -193,31 +192,35 @@ def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, i
             for st in rec.get("stamps") or []
             if st.get("finished_at") and st.get("status") in ("done", "failed")
         )
-    if (run_dir / "ledger.csv").is_file():
-        who = _who(run_dir / "ledger.csv")
+    if (run_dir / rs.LEDGER).is_file():
+        who = _who(run_dir / rs.LEDGER)
         for acc in rec.get("accounts") or []:
             if acc.get("account_id") in who and acc.get("credited"):
                 docs_of[who[acc["account_id"]]] = int(acc["credited"])
     return docs_of, epochs
 
 
+def _step_p50(path: Path, step: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """(calendar window starts, counts, p50 seconds) of `step`'s latency_history.csv windows that
+    have a p50 (floor.rundir.files.read_latency_history)."""
+    h = read_latency_history(path)
+    sel = [i for i, (s, p50) in enumerate(zip(h["step"], h["p50_ms"], strict=True))
+           if s == step and not np.isnan(p50)]
+    return ([h["calendar_window_start_at"][i] for i in sel], h["count"][sel],
+            h["p50_ms"][sel] / 1000.0)
+
+
 def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(test s, seconds) per latency_history.csv window: the `poll_stamp` step's p50 (empty if
     none)."""
-    path = run_dir / "latency_history.csv"
-    ts, lat = [], []
+    path = run_dir / rs.LATENCY_HISTORY
+    ts: list[float] = []
+    lat = np.array([])
     if path.is_file() and run.get("calendar_origin_at"):
         origin = datetime.fromisoformat(str(run["calendar_origin_at"]))
         compress = float(run["compress"])
-        with path.open(encoding="utf-8", newline="") as f:
-            for r in csv.DictReader(f):
-                try:
-                    if r.get("step") == "poll_stamp" and r.get("p50_ms"):
-                        at = datetime.fromisoformat(r["calendar_window_start_at"])
-                        ts.append(max(0.0, (at - origin).total_seconds() / compress))
-                        lat.append(float(r["p50_ms"]) / 1000.0)
-                except (KeyError, ValueError):
-                    continue
+        starts, _counts, lat = _step_p50(path, "poll_stamp")
+        ts = [max(0.0, (at - origin).total_seconds() / compress) for at in starts]
     order = np.argsort(ts)
     return np.array(ts)[order], np.array(lat)[order]
 
@@ -225,18 +228,14 @@ def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.nd
 def _stamp_request_s(run_dir: Path) -> float:
     """Median time of one upload request in the rehearsal (latency_history.csv, the `stamp` step's
     per-window p50 weighted by its count), in test seconds; 0.05 s when the run kept none."""
-    path = run_dir / "latency_history.csv"
+    path = run_dir / rs.LATENCY_HISTORY
     if not path.is_file():
         return 0.05
+    _starts, counts, p50_s = _step_p50(path, "stamp")
     num = den = 0.0
-    with path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            try:
-                if r.get("step") == "stamp" and r.get("p50_ms"):
-                    num += float(r["count"]) * float(r["p50_ms"]) / 1000.0
-                    den += float(r["count"])
-            except ValueError:
-                continue
+    for n, p50 in zip(counts.tolist(), (p50_s * 1000.0).tolist(), strict=True):
+        num += n * p50 / 1000.0
+        den += n
     return num / den if den else 0.05
 
 

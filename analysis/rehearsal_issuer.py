@@ -3,14 +3,15 @@ the model gives it."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from analysis.backlog import GATES
-from analysis.rehearsal_inputs import FrontEnd, _last_recovery, _unix
+from analysis.rehearsal_inputs import FrontEnd, _last_recovery
+from floor.rundir import schema as rs
+from floor.rundir.files import read_queue
 
 RATE_WINDOW_S = 2.0  # test seconds per window of the issuer rate measured in a rehearsal
 
@@ -21,17 +22,17 @@ MIN_SATURATED_S = (
 
 
 def _issuer_samples(run_dir: Path, origin: float) -> tuple[np.ndarray, ...]:
-    ts, done, busy, workers = [], [], [], []
-    with (run_dir / "queue.csv").open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            try:
-                ts.append(_unix(r["at"]) - origin)
-                done.append(float(r["issuer_completed"]))
-                busy.append(float(r["issuer_busy"]))
-                workers.append(float(r["issuer_workers"]))
-            except (KeyError, ValueError):
-                continue
-    return tuple(np.array(x) for x in (ts, done, busy, workers))
+    """(test s, issuer_completed, issuer_busy, issuer_workers) per queue.csv sample
+    (floor.rundir.files.read_queue); a sample without a completed count (an empty cell: the
+    target does not count them) is left out, and a file without `at` or `issuer_completed`
+    gives none."""
+    s = read_queue(run_dir / rs.QUEUE)
+    if "at" not in s.cols or "issuer_completed" not in s.cols:
+        return tuple(np.array([]) for _ in range(4))
+    keep = ~np.isnan(s["issuer_completed"])
+    ts = np.array([t.timestamp() - origin for t in s["at"]])
+    return tuple(x[keep] for x in (ts, s["issuer_completed"], s["issuer_busy"],
+                                   s["issuer_workers"]))
 
 
 def issuer_rate(
@@ -117,7 +118,7 @@ def _issuer_capacity(
     )
     achieved, span, windows = (
         issuer_rate(run_dir, origin, _last_recovery(acts), breaks=breaks)
-        if (run_dir / "queue.csv").is_file()
+        if (run_dir / rs.QUEUE).is_file()
         else (None, 0.0, [])
     )
     if given is not None:

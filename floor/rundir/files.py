@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from floor.errors import InputFileError
+from floor.rundir.probe_files import read_batches_csv, read_probe_csv
 from floor.rundir.readers import (
     FIX,
     YEARS,
@@ -41,8 +42,9 @@ from floor.rundir.schema import (
 from floor.vocabulary import GATE_MODES, GATES
 
 __all__ = [
-    "read_arrivals", "read_capacity", "read_failures", "read_gate_schedule", "read_histograms",
-    "read_latency_history", "read_plan", "read_plan_check", "read_probe", "read_queue",
+    "read_arrivals", "read_batches_csv", "read_capacity", "read_failures", "read_gate_schedule",
+    "read_histograms", "read_latency_history", "read_ledger", "read_plan", "read_plan_check",
+    "read_probe", "read_probe_csv", "read_queue",
     "read_reconciliation", "read_run", "read_summary", "read_timeline", "read_waiting_room",
 ]
 
@@ -109,11 +111,12 @@ def _csv(path: Path, missing: str, **columns: Any) -> Series:
 
 def read_arrivals(path: Path, *, missing: str = "") -> Series:
     """arrivals.csv: the times, journeys and outcomes of every scheduled arrival; also the
-    `applicant_id` and the wall `finished_at` (None when empty: a dropped arrival) when the
-    header has them. `missing` words the error for an absent file (who writes it)."""
+    `applicant_id` and the wall `started_at` and `finished_at` (None when empty: a dropped
+    arrival) when the header has them. `missing` words the error for an absent file (who writes
+    it)."""
     s = _csv(path, missing, times=("intended_at", "calendar_intended_at"),
              texts=("journey", "outcome", "ended_step"), optional_texts=("applicant_id",),
-             optional_times=("finished_at",), empty_ok=("finished_at",))
+             optional_times=("started_at", "finished_at"), empty_ok=("started_at", "finished_at"))
     bad = set(s["outcome"]) - set(OUTCOMES)
     if bad:
         first = sorted(bad)[0]
@@ -125,13 +128,22 @@ def read_arrivals(path: Path, *, missing: str = "") -> Series:
 
 def read_queue(path: Path, *, missing: str = "") -> Series:
     """queue.csv: the target's issuer queue over calendar time; also the wall `at`,
-    `issuer_paused` (0 or 1) and the gate columns when the header has them. `missing` words
-    the error for an absent file (who writes it)."""
+    `issuer_paused` (0 or 1), the issuer's `issuer_completed` and `issuer_failed` counts (NaN
+    when empty: a target that does not count them) and the gate columns when the header has
+    them. `missing` words the error for an absent file (who writes it)."""
     return _csv(path, missing, times=("calendar_at",),
                 numbers=("issuer_queue", "issuer_busy", "issuer_workers"),
                 optional_numbers=("payments_queue", "issuer_completed", "issuer_failed",
                                   "issuer_paused"),
-                optional_times=("at",), optional_texts=QUEUE_GATE_COLUMNS)
+                optional_times=("at",), optional_texts=QUEUE_GATE_COLUMNS,
+                empty_ok=("issuer_completed", "issuer_failed"))
+
+
+def read_ledger(path: Path) -> Series:
+    """ledger.csv (the client's evidence): each row's `applicant_id` and `account_id` (texts,
+    empty on rows of no account); scenarios.recorder.read_ledger_csv reads it whole for the
+    reconciliation."""
+    return read_csv(path, texts=("applicant_id", "account_id"))
 
 
 def read_latency_history(path: Path) -> Series:
