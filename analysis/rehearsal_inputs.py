@@ -201,13 +201,12 @@ def _records(run_dir: Path, origin: float, *, replay: bool) -> tuple[dict[str, i
 
 
 def _step_p50(path: Path, step: str) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """(calendar window starts, counts, p50 seconds) of `step`'s latency_history.csv windows that
+    """(calendar window starts, counts, p50 ms) of `step`'s latency_history.csv windows that
     have a p50 (floor.rundir.files.read_latency_history)."""
     h = read_latency_history(path)
     sel = [i for i, (s, p50) in enumerate(zip(h["step"], h["p50_ms"], strict=True))
            if s == step and not np.isnan(p50)]
-    return ([h["calendar_window_start_at"][i] for i in sel], h["count"][sel],
-            h["p50_ms"][sel] / 1000.0)
+    return [h["calendar_window_start_at"][i] for i in sel], h["count"][sel], h["p50_ms"][sel]
 
 
 def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +218,8 @@ def _poll_latency(run_dir: Path, run: dict[str, Any]) -> tuple[np.ndarray, np.nd
     if path.is_file() and run.get("calendar_origin_at"):
         origin = datetime.fromisoformat(str(run["calendar_origin_at"]))
         compress = float(run["compress"])
-        starts, _counts, lat = _step_p50(path, "poll_stamp")
+        starts, _counts, p50_ms = _step_p50(path, "poll_stamp")
+        lat = p50_ms / 1000.0
         ts = [max(0.0, (at - origin).total_seconds() / compress) for at in starts]
     order = np.argsort(ts)
     return np.array(ts)[order], np.array(lat)[order]
@@ -231,9 +231,9 @@ def _stamp_request_s(run_dir: Path) -> float:
     path = run_dir / rs.LATENCY_HISTORY
     if not path.is_file():
         return 0.05
-    _starts, counts, p50_s = _step_p50(path, "stamp")
+    _starts, counts, p50_ms = _step_p50(path, "stamp")
     num = den = 0.0
-    for n, p50 in zip(counts.tolist(), (p50_s * 1000.0).tolist(), strict=True):
+    for n, p50 in zip(counts.tolist(), p50_ms.tolist(), strict=True):
         num += n * p50 / 1000.0
         den += n
     return num / den if den else 0.05

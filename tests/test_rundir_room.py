@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +140,51 @@ def test_the_plan_check_reads_queue_csv_through_the_room(tmp_path: Path) -> None
     (tmp_path / schema.QUEUE).write_text("\n".join(text) + "\n", encoding="utf-8")
     with pytest.raises(InputFileError, match=r"queue.csv: line 4: column issuer_queue = 'many'"):
         _queue_rows(tmp_path / schema.QUEUE)
+
+
+@pytest.mark.parametrize(("name", "column", "bad"), [
+    (schema.QUEUE, "issuer_busy", "x"), (schema.QUEUE, "at", "noon"),
+    (schema.LATENCY_HISTORY, "count", "many"), (schema.LATENCY_HISTORY, "p50_ms", "fast")])
+def test_the_model_refuses_a_bad_cell_it_once_skipped(tmp_path: Path, name: str, column: str,
+                                                      bad: str) -> None:
+    """The issuer's samples (queue.csv) and the upload request time (latency_history.csv, the
+    `stamp` rows) read through the room: a bad cell is refused naming file, line and column
+    (the model used to skip its row), and the empty cells a rehearsal writes still read."""
+    import csv
+
+    from analysis.rehearsal_inputs import _stamp_request_s
+    from analysis.rehearsal_issuer import _issuer_samples
+
+    lines = (REHEARSAL / name).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    if name == schema.QUEUE:
+        def read(d: Path) -> Any:
+            return _issuer_samples(d, 0.0)
+        at = 2
+    else:
+        read = _stamp_request_s
+        at = next(i for i, line in enumerate(lines) if line.split(",")[2] == "stamp"
+                  and line.split(",")[header.index("p50_ms")])
+    rows = list(csv.DictReader(lines))
+    if name == schema.QUEUE:  # an empty completed count (a target that does not count them)
+        cells = lines[at].split(",")
+        cells[header.index("issuer_completed")] = ""
+        (tmp_path / name).write_text("\n".join([*lines[:at], ",".join(cells), *lines[at + 1:]])
+                                     + "\n", encoding="utf-8")
+        kept = [r for i, r in enumerate(rows) if i != at - 1]
+        assert [list(x) for x in read(tmp_path)] == [
+            [datetime.fromisoformat(r["at"]).timestamp() for r in kept],
+            *([float(r[c]) for r in kept]
+              for c in ("issuer_completed", "issuer_busy", "issuer_workers"))]
+    else:  # windows without a request have empty percentiles (the fixture holds some)
+        stamp = [r for r in rows if r["step"] == "stamp" and r["p50_ms"]]
+        assert any(not r["p50_ms"] for r in rows)
+        assert read(REHEARSAL) == (sum(float(r["count"]) * float(r["p50_ms"]) / 1000.0
+                                       for r in stamp) / sum(float(r["count"]) for r in stamp))
+    cells = lines[at].split(",")
+    cells[header.index(column)] = bad
+    lines[at] = ",".join(cells)
+    (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputFileError,
+                       match=rf"{name}: line {at + 1}: column {column} = '{bad}' is not"):
+        read(tmp_path)
