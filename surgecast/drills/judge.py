@@ -3,7 +3,6 @@ and the verdict."""
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections import Counter, defaultdict
@@ -12,21 +11,23 @@ from typing import Any
 
 from floor import atomic, rundir
 from floor.rundir import schema as rs
-from floor.timegrammar import unix_seconds
+from floor.rundir.files import read_arrivals
 from surgecast.drills.context import DRAIN_TIMEOUT_S, Drill, DrillContext, _admin_optional
 
 
 # ---- judging -------------------------------------------------------------------------------------
-def _rows(path: Path) -> list[dict[str, str]]:
+def _arrivals(path: Path) -> list[dict[str, Any]]:
+    """arrivals.csv (floor.rundir.files.read_arrivals) as one dict per arrival: its applicant,
+    journey, outcome and ended step, and `started_unix` (0.0 for one never started); [] without
+    the file (the rehearsal wrote none)."""
     if not path.is_file():
         return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _unix(iso: str) -> float:
-    at = unix_seconds(iso)
-    return 0.0 if at is None else at
+    s = read_arrivals(path)
+    keys = ("journey", "outcome", "ended_step", *(("applicant_id",) if "applicant_id" in s.cols
+                                                  else ()))
+    started = s.cols.get("started_at") or [None] * len(s)
+    return [{**{k: s[k][i] for k in keys}, "started_unix": 0.0 if at is None else at.timestamp()}
+            for i, at in enumerate(started)]
 
 
 def duplicate_jobs(client_rows: list[dict[str, str]], server: dict[str, Any]) -> dict[str, Any]:
@@ -139,10 +140,10 @@ def _judge(
     """The checks and the verdict of a drill from its run directory and the drained testbed."""
     summary_path = out / rs.SUMMARY
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    client = _rows(out / rs.LEDGER)
-    arrivals = _rows(out / rs.ARRIVALS)
-    for a in arrivals:
-        a["started_unix"] = _unix(a.get("started_at") or "")  # type: ignore[assignment]
+    from scenarios.recorder import read_ledger_csv
+
+    client = read_ledger_csv(out / rs.LEDGER)
+    arrivals = _arrivals(out / rs.ARRIVALS)
     checks = [
         _load_ran_check(summary, rehearse_exit, rehearse_stderr),
         _fault_check(drill, ctx, fault_error, {"summary": summary, "arrivals": arrivals}),
