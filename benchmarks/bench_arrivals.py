@@ -15,23 +15,24 @@ It also prints the dispatch lag (started_at - intended_at) percentiles.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import platform
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from floor.rundir.files import read_arrivals  # noqa: E402
+from floor.rundir.schema import ARRIVALS, RUN  # noqa: E402
+from floor.timegrammar import unix_seconds  # noqa: E402
+
 FAST = ["security.password_hash=\"pbkdf2\"", "security.pbkdf2_iterations=1000", "issuer.workers=64",
         "issuer.service.mean=0.01", "payments.service.mean=0.01", "payments.workers=64"]
-
-
-def _t(s: str) -> float:
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() if s else float("nan")
 
 
 def one(rate: float, duration: float, seed: int) -> dict[str, float]:
@@ -56,13 +57,17 @@ def one(rate: float, duration: float, seed: int) -> dict[str, float]:
     for kv in FAST:
         cmd += ["--testbed-set", kv]
     subprocess.run(cmd, check=False, capture_output=True, timeout=duration + 300)
-    run = json.loads((out / "run.json").read_text())
-    origin = _t(run["wall_origin_at"])
-    with (out / "arrivals.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    intended = np.array([_t(r["intended_at"]) - origin for r in rows])
-    started = np.array([_t(r["started_at"]) - origin for r in rows if r["started_at"]])
-    lag = np.array([_t(r["started_at"]) - _t(r["intended_at"]) for r in rows if r["started_at"]])
+    run = json.loads((out / RUN).read_text())
+    origin = unix_seconds(run["wall_origin_at"])
+    if origin is None:
+        raise SystemExit(f"{out / RUN}: wall_origin_at = {run['wall_origin_at']!r} is not an "
+                         "ISO 8601 time")
+    arr = read_arrivals(out / ARRIVALS)
+    pairs = [(i.timestamp(), s.timestamp())
+             for i, s in zip(arr["intended_at"], arr["started_at"], strict=True) if s is not None]
+    intended = np.array([i.timestamp() - origin for i in arr["intended_at"]])
+    started = np.array([s - origin for _i, s in pairs])
+    lag = np.array([s - i for i, s in pairs])
     edges = np.arange(0, duration + 1e-9, 10.0)
     counts, _ = np.histogram(intended, bins=edges)
     e = rate * 10.0
@@ -71,13 +76,13 @@ def one(rate: float, duration: float, seed: int) -> dict[str, float]:
     return {
         "rate": rate,
         "expected": expected_total,
-        "scheduled": len(rows),
-        "total_dev_pct": 100 * (len(rows) - expected_total) / expected_total,
-        "total_z": (len(rows) - expected_total) / np.sqrt(expected_total),
+        "scheduled": len(arr),
+        "total_dev_pct": 100 * (len(arr) - expected_total) / expected_total,
+        "total_z": (len(arr) - expected_total) / np.sqrt(expected_total),
         "bucket_max_z": float(z.max()),
         "buckets_within_4sd": int((z < 4).sum()),
         "buckets": len(z),
-        "dropped": sum(r["outcome"] == "dropped" for r in rows),
+        "dropped": sum(o == "dropped" for o in arr["outcome"]),
         "lag_p50_ms": float(np.percentile(lag, 50) * 1000) if len(lag) else float("nan"),
         "lag_p99_ms": float(np.percentile(lag, 99) * 1000) if len(lag) else float("nan"),
         "started": len(started),

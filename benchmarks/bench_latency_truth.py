@@ -22,7 +22,6 @@ import argparse
 import csv
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,8 @@ from analysis.latency_truth import (  # noqa: E402
     predicted_quantiles,
     rehearse,
 )
+from floor.rundir.files import read_arrivals  # noqa: E402
+from floor.rundir.schema import ARRIVALS  # noqa: E402
 from scenarios.latency import read_hdr  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
@@ -61,12 +62,12 @@ def one_run(rate: float, duration: float, seed: int, out: Path) -> dict[str, dic
             raise SystemExit(f"rehearsal failed ({r.returncode}): {r.stderr[-500:]}")
         truth = law_record(tb.url, tb.admin_token)
     rows = truth["requests"]
-    with (out / "arrivals.csv").open(newline="") as f:
-        starts = [
-            datetime.fromisoformat(a["intended_at"].replace("Z", "+00:00")).timestamp()
-            for a in csv.DictReader(f)
-            if a["outcome"] != "dropped"
-        ]
+    arr = read_arrivals(out / ARRIVALS)
+    starts = [
+        at.timestamp()
+        for at, outcome in zip(arr["intended_at"], arr["outcome"], strict=True)
+        if outcome != "dropped"
+    ]
     with (out / "locust_stats.csv").open(newline="") as f:
         loc = next(x for x in csv.DictReader(f) if x["Name"] == "register")
     server = hdr_of([s - r for r, _n, _d, _a, s in rows])

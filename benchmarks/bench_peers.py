@@ -40,7 +40,6 @@ with `setImmediate` for the last 25 ms before each tick: a spin, not a cost per 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -50,7 +49,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 from analysis.latency_truth import hdr_of, law_record  # noqa: E402
 from benchmarks.bench_latency_truth import FAST  # noqa: E402
 from floor.children import child_env  # noqa: E402
+from floor.rundir.files import read_arrivals  # noqa: E402
+from floor.rundir.schema import ARRIVALS  # noqa: E402
 from scenarios.latency import read_hdr  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
@@ -171,18 +171,19 @@ def artillery_figures(report: dict[str, Any]) -> dict[str, Any]:
 
 def surgecast_figures(out: Path) -> dict[str, Any]:
     """Counts and register percentiles (s, service clock) of a surgecast run directory."""
-    with (out / "arrivals.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    arr = read_arrivals(out / ARRIVALS)
+    outcomes = arr["outcome"]
     svc = read_hdr(str(out / "latency" / "register.service.hdr"))
     summary = json.loads((out / "summary.json").read_text())
     return {
         # the recorder's count (its locust_stats.csv misses the last second)
         "requests": int(summary["requests"]),
-        "arrived": sum(a["outcome"] != "dropped" for a in rows),
-        "skipped": sum(a["outcome"] == "dropped" for a in rows),
-        "failed": sum(a["outcome"] == "failed" for a in rows),
-        "scheduled": len(rows),
-        "intended": sorted(_unix(a["intended_at"]) for a in rows if a["outcome"] != "dropped"),
+        "arrived": sum(o != "dropped" for o in outcomes),
+        "skipped": sum(o == "dropped" for o in outcomes),
+        "failed": sum(o == "failed" for o in outcomes),
+        "scheduled": len(arr),
+        "intended": sorted(at.timestamp() for at, o in zip(arr["intended_at"], outcomes,
+                                                             strict=True) if o != "dropped"),
         "pcts": {p: svc.get_value_at_percentile(p) / 1e6 for p in PCTS},
     }
 
@@ -213,10 +214,6 @@ def bare_figures(final: dict[str, Any], scheduled: int) -> dict[str, Any]:
             f"bare final stats: no {e} (requests, register, failures, pcts 0/50/99/99.9)"
         ) from None
     return res
-
-
-def _unix(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 # ---- the truth and the checks (pure) ----------------------------------------------------------
