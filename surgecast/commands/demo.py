@@ -36,6 +36,7 @@ from floor.atomic import check_writable
 from floor.children import TOKEN_ENV, child_env, python_module
 from floor.children import stop as stop_child
 from floor.errors import EXIT_INTEGRITY, EXIT_THRESHOLD, FieldError, RunFailed, UsageError
+from floor.rundir import schema as rs
 from floor.rundir.files import read_gate_schedule
 from floor.rundir.schema import GATE_SCHEDULE
 from floor.vocabulary import GATES
@@ -170,12 +171,12 @@ def _rehearse(me: list[str], out: Path, gates: Path, window: tuple[str, str], co
 def _write_mapping(out: Path, profile: Any, capacity: dict[str, Any], plan: dict[str, Any],
                    gates: list[dict[str, Any]]) -> None:
     from analysis.rehearsal_model import mapping
-    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    atomic.write_json(out / "mapping.json", rundir.stamp(mapping(
+    run = json.loads((out / rs.RUN).read_text(encoding="utf-8"))
+    atomic.write_json(out / rs.MAPPING, rundir.stamp(mapping(
         profile, run, plan_stamps_per_second=plan.get("capacity_stamps_per_second"),
         testbed_stamps_per_second=capacity.get("stamps_per_second"), gate_schedule=gates),
         rundir.process_run_id()))
-    rundir.record(out, ["mapping.json"], run_id=rundir.process_run_id(), by="demo")
+    rundir.record(out, [rs.MAPPING], run_id=rundir.process_run_id(), by="demo")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise FieldError("--out", str(out), "is a file; give a directory")
     for d in (out, out / "baseline"):
-        if (d / "summary.json").exists():
+        if (d / rs.SUMMARY).exists():
             raise FieldError("--out", str(out), "already holds a demo; give a new directory")
     check_writable(out)
     # Another run's files in --out or --out/baseline: exit 2 before anything is written (never
@@ -220,17 +221,17 @@ def _demo(args: argparse.Namespace, out: Path, run_id: str) -> int:
               f"(compress {compress:,.0f}x: 20 min of patience = the client's "
               f"{profile.journeys.patience_s:g} s; scale {scale:.3g}, m {mult:.3g}) "
               "on a fresh testbed: the outage's end and the plan's reopening")
-    code = _rehearse(me, out, out / "gate_schedule.json", window, compress, scale, args, "rehearse")
+    code = _rehearse(me, out, out / GATE_SCHEDULE, window, compress, scale, args, "rehearse")
     _write_mapping(out, profile, capacity, plan, schedule)
     base, base_sched = _baseline_dir(out, plan, schedule, run_id)
     _phase(5, "rehearse the same arrivals (same seed) on another fresh testbed, every gate open "
               "from the reopening (doing nothing)")
-    base_code = _rehearse(me, base, base / "gate_schedule.json", window, compress, scale, args,
+    base_code = _rehearse(me, base, base / GATE_SCHEDULE, window, compress, scale, args,
                           "baseline")
     _write_mapping(base, profile, capacity, plan, base_sched)
     check = _check_phase(out, base, run_id, args)
     from analysis.follow import check_by_name
-    print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / 'report.html'}")
+    print(f"\ndemo finished in {time.monotonic() - t0:.0f} s; the report: {out / rs.REPORT_HTML}")
     if EXIT_INTEGRITY in (code, base_code) or not check_by_name(check, "integrity")["ok"]:
         return EXIT_INTEGRITY
     for c, what in ((code, "rehearsal"), (base_code, "baseline rehearsal")):
@@ -255,7 +256,7 @@ def _probe_phase(me: list[str], out: Path, args: argparse.Namespace) -> dict[str
         probe = [*me, "probe", "--host", tb.url, "--out", str(out), "--seed", str(args.seed)]
         probe += ["--budget", str(budget)]
         probe_code = _run(probe, "probe", token)
-    cap_file = out / "capacity.json"
+    cap_file = out / rs.CAPACITY
     capacity = json.loads(cap_file.read_text()) if cap_file.is_file() else {}
     if probe_code != 0 or not capacity.get("stamps_per_second"):
         raise RunFailed("the probe measured no sustainable capacity: "
@@ -279,7 +280,7 @@ def _plan_phase(me: list[str], out: Path, profile: Any, capacity: dict[str, Any]
     if _run([*me, "plan", "--profile", PROFILE, "--stamps-per-second", f"{plan_cap:.6g}",
              "--out", str(out), "--quiet"], "plan") != 0:
         raise RunFailed("the planner failed; see its output above")
-    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    plan = json.loads((out / rs.PLAN).read_text(encoding="utf-8"))
     from surgecast.console import plan_digest, print_renderable
     print_renderable(plan_digest(plan))  # the whole plan: plan.json, or the command without --quiet
     schedule = [{**g, "at": g["at"].isoformat()} for g in read_gate_schedule(out / GATE_SCHEDULE)]
@@ -292,11 +293,11 @@ def _baseline_dir(out: Path, plan: dict[str, Any], schedule: list[dict[str, Any]
     (returned beside the directory)."""
     base = out / "baseline"
     base.mkdir(exist_ok=True)
-    for name in ("capacity.json", "plan.json"):
+    for name in (rs.CAPACITY, rs.PLAN):
         atomic.write_text(base / name, (out / name).read_text(encoding="utf-8"))
     base_sched = baseline_schedule(plan, schedule)
-    atomic.write_json(base / "gate_schedule.json", base_sched)
-    rundir.record(base, ["capacity.json", "plan.json", "gate_schedule.json"], run_id=run_id,
+    atomic.write_json(base / GATE_SCHEDULE, base_sched)
+    rundir.record(base, [rs.CAPACITY, rs.PLAN, GATE_SCHEDULE], run_id=run_id,
                   by="demo")
     return base, base_sched
 
@@ -315,8 +316,8 @@ def _check_phase(out: Path, base: Path, run_id: str, args: argparse.Namespace) -
     check = check_plan_followed(out)
     _step(t6, "comparing the plan with doing nothing (both rehearsals, measured and modelled)")
     check["plan_vs_baseline"] = plan_vs_baseline(out, base)
-    atomic.write_json(out / "plan_check.json", rundir.stamp(check, run_id))
-    rundir.record(out, ["plan_check.json"], run_id=run_id, by="demo")
+    atomic.write_json(out / rs.PLAN_CHECK, rundir.stamp(check, run_id))
+    rundir.record(out, [rs.PLAN_CHECK], run_id=run_id, by="demo")
     for c in check["checks"]:
         print(f"   {'ok  ' if c['ok'] else 'FAIL'} {c['name']:<12} {c['detail']}")
     print(_resolution_line(check.get("model_vs_testbed")))
