@@ -36,10 +36,11 @@ MISSING: Any = object()
 
 
 def read_toml(
-    path: str | Path, *, field: str, error: type[FieldError] = FieldError
+    path: str | Path, *, field: str, error: type[FieldError] = FieldError, fix: str = ""
 ) -> dict[str, Any]:
     """The parsed TOML file at ``path``; every failure is one ``error`` naming ``field`` and the
-    fix.
+    fix (``fix``, when given, is the advice after each failure: a run directory's copy is not
+    the user's to edit).
 
     >>> read_toml("/nonexistent.toml", field="--config")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -49,18 +50,20 @@ def read_toml(
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise error(field, str(path), f"cannot read it ({e.strerror or e})") from None
+        raise error(field, str(path), f"cannot read it ({e.strerror or e})"
+                    + (f"; {fix}" if fix else "")) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise error(field, str(path), "not UTF-8 text; save it as UTF-8 TOML") from None
-    return parse_toml(text, field=field, value=str(path), error=error)
+        raise error(field, str(path), f"not UTF-8 text; {fix or 'save it as UTF-8 TOML'}") from None
+    return parse_toml(text, field=field, value=str(path), error=error, fix=fix)
 
 
 def parse_toml(
-    text: str, *, field: str, value: object, error: type[FieldError] = FieldError
+    text: str, *, field: str, value: object, error: type[FieldError] = FieldError, fix: str = ""
 ) -> dict[str, Any]:
-    """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``field``.
+    """Parse TOML text; a syntax error or absurd nesting is one ``error`` naming ``field`` (and
+    ``fix`` as the advice, when given).
 
     >>> parse_toml("a = 1", field="f", value="x")
     {'a': 1}
@@ -72,9 +75,11 @@ def parse_toml(
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise error(field, value, f"not valid TOML ({e}); fix the syntax at that line") from None
+        raise error(field, value, f"not valid TOML ({e}); "
+                    f"{fix or 'fix the syntax at that line'}") from None
     except RecursionError:
-        raise error(field, value, "nested too deeply to read; give flat tables") from None
+        raise error(field, value, f"nested too deeply to read; {fix or 'give flat tables'}"
+                    ) from None
 
 
 def _is_num(v: Any) -> bool:

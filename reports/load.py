@@ -27,6 +27,7 @@ from floor.rundir import files as rf
 from floor.rundir import schema as rs
 from floor.rundir.manifest import verify
 from floor.rundir.readers import FIX, Series, need, read_csv, read_json
+from floor.tomlfile import read_toml
 from floor.vocabulary import STEPS
 from scenarios.profile import load_profile, parse_profile
 from scenarios.profile_model import Profile
@@ -150,14 +151,12 @@ def _profile(d: RunData) -> None:
     path = d.run_dir / rs.PROFILE
     if path.is_file():
         d.present.append(rs.PROFILE)
-        import tomllib
+        try:  # floor.tomlfile, as `rehearse --profile` read it
+            data = read_toml(path, field=rs.PROFILE, error=ProfileError, fix=FIX)
+        except ProfileError as e:
+            raise InputFileError(f"{path}: {e.fix}") from None
         try:
-            text = path.read_text(encoding="utf-8")
-            d.profile = parse_profile(tomllib.loads(text), source=str(path))
-        except UnicodeDecodeError:
-            raise InputFileError(f"{path}: not UTF-8 text; {FIX}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise InputFileError(f"{path}: not valid TOML ({e}); {FIX}") from None
+            d.profile = parse_profile(data, source=str(path))
         except ProfileError as e:
             raise InputFileError(f"{path}: {e}") from None
         return
