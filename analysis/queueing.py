@@ -251,6 +251,27 @@ def erlang_a(
     eq = p_wait * m_over_s
     p_ab = min(1.0, theta * eq / lam)
     thr = lam * (1.0 - p_ab)
+    util = min(1.0, thr / (c * mu))
+    return _loaded_result(
+        lam, mu, c, patience, p_wait=p_wait, eq=eq, p_ab=p_ab, util=util, states=c + terms
+    )
+
+
+def _loaded_result(
+    lam: float,
+    mu: float,
+    c: int,
+    patience: float,
+    *,
+    p_wait: float,
+    eq: float,
+    p_ab: float,
+    util: float,
+    states: int,
+) -> ErlangAResult:
+    """The figures of a chain with arrivals (λ > 0) from P(wait), E[queue] `eq`, P(abandon)
+    `p_ab` and the utilisation: the mean wait by Little (E[queue] / λ) and the throughput
+    λ (1 − p_abandon) follow from them."""
     return ErlangAResult(
         arrival_rate=lam,
         service_rate=mu,
@@ -260,9 +281,9 @@ def erlang_a(
         mean_queue=eq,
         mean_wait=eq / lam,
         p_abandon=p_ab,
-        utilisation=min(1.0, thr / (c * mu)),
-        throughput=thr,
-        states=c + terms,
+        utilisation=util,
+        throughput=lam * (1.0 - p_ab),
+        states=states,
     )
 
 
@@ -339,16 +360,7 @@ def erlang_a_chain(
     eq = float(queue @ p)
     p_wait = float(p[c:].sum()) if last > c else 0.0
     p_ab = theta * eq / lam
-    return ErlangAResult(
-        arrival_rate=lam,
-        service_rate=mu,
-        servers=c,
-        patience=patience,
-        p_wait=p_wait,
-        mean_queue=eq,
-        mean_wait=eq / lam,
-        p_abandon=p_ab,
-        utilisation=min(1.0, float(busy @ p) / c),
-        throughput=lam * (1 - p_ab),
-        states=last,
+    util = min(1.0, float(busy @ p) / c)
+    return _loaded_result(
+        lam, mu, c, patience, p_wait=p_wait, eq=eq, p_ab=p_ab, util=util, states=last
     )

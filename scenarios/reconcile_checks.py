@@ -163,20 +163,14 @@ def _unsettled_payment(
     """A payment the server did not confirm: refunded (declined), stuck, or lost."""
     if status == "failed":
         if r.get("status") == "credited":
-            n.add("lost_payments", 1, "credited_then_failed", order_id=oid)
-            n.add("lost_quota", qty, "credited_then_failed", note=False)
+            _lost_payment(n, "credited_then_failed", qty, order_id=oid)
         else:
             n.add("declined_payments", 1, "declined", order_id=oid)
     elif status == "pending" or (o is not None and o.get("status") == "paying"):
         if r.get("status") == "credited":
-            n.add(
-                "lost_payments",
-                1,
-                "credit_vanished",
-                order_id=oid,
-                server_order_status=(o or {}).get("status"),
+            _lost_payment(
+                n, "credit_vanished", qty, order_id=oid, server_order_status=(o or {}).get("status")
             )
-            n.add("lost_quota", qty, "credit_vanished", note=False)
         elif settled:
             n.add(
                 "stuck_payments",
@@ -186,15 +180,21 @@ def _unsettled_payment(
                 payment_id=(p or {}).get("payment_id"),
             )
     elif acked or r.get("status") == "credited":
-        n.add(
-            "lost_payments",
-            1,
+        _lost_payment(
+            n,
             "acknowledged_payment_vanished",
+            qty,
             order_id=oid,
             payment_id=r.get("payment_id"),
             server_order_status=(o or {}).get("status"),
         )
-        n.add("lost_quota", qty, "acknowledged_payment_vanished", note=False)
+
+
+def _lost_payment(n: Notes, problem: str, qty: int, **detail: Any) -> None:
+    """A payment the server acknowledged and lost: one lost payment (with `detail`), and its
+    `qty` units of quota lost with it."""
+    n.add("lost_payments", 1, problem, **detail)
+    n.add("lost_quota", qty, problem, note=False)
 
 
 # ---- balances --------------------------------------------------------------------------------
@@ -235,40 +235,15 @@ def _holding(c: dict[str, Any], s: dict[str, Any]) -> dict[str, int]:
 
 def _account_balance(aid: str, a: dict[str, int], want: int, held: int, n: Notes) -> None:
     """One account's stored credit against `want` (paid and confirmed), and its charge (used +
-    reserved) against `held` (the client's stamp jobs that did not fail)."""
-    n.add(
-        "lost_quota",
-        want - a["credited"],
-        "balance_short",
-        account_id=aid,
-        credited=a["credited"],
-        client_paid_and_confirmed=want,
-    )
-    n.add(
-        "duplicated_quota",
-        a["credited"] - want,
-        "balance_over",
-        account_id=aid,
-        credited=a["credited"],
-        client_paid_and_confirmed=want,
-    )
+    reserved) against `held` (the client's stamp jobs that did not fail); each gap is counted
+    the way it goes (a negative one adds nothing)."""
+    credit = {"account_id": aid, "credited": a["credited"], "client_paid_and_confirmed": want}
+    n.add("lost_quota", want - a["credited"], "balance_short", **credit)
+    n.add("duplicated_quota", a["credited"] - want, "balance_over", **credit)
     charged = a["used"] + a["reserved"]
-    n.add(
-        "overcharged_quota",
-        charged - held,
-        "charged_beyond_client_stamps",
-        account_id=aid,
-        charged=charged,
-        client_stamps_not_failed=held,
-    )
-    n.add(
-        "undercharged_quota",
-        held - charged,
-        "client_stamps_not_charged",
-        account_id=aid,
-        charged=charged,
-        client_stamps_not_failed=held,
-    )
+    charge = {"account_id": aid, "charged": charged, "client_stamps_not_failed": held}
+    n.add("overcharged_quota", charged - held, "charged_beyond_client_stamps", **charge)
+    n.add("undercharged_quota", held - charged, "client_stamps_not_charged", **charge)
 
 
 # ---- stamps ----------------------------------------------------------------------------------
@@ -367,20 +342,16 @@ def _unanswered_stamp(c: dict[str, Any], sid: str, st: Row, n: Notes) -> None:
             created_at=st.get("created_at"),
             client_gave_up_at=c["keys"][st["idempotency_key"]].get("at"),
         )
-    elif st.get("idempotency_key") in c["keys"]:
-        n.add(
-            "unanswered_stamps",
-            1,
-            "stamp_answer_never_arrived",
-            stamp_id=sid,
-            account_id=st.get("account_id"),
-            server_status=st.get("status"),
-        )
     else:
+        count, problem = (
+            ("unanswered_stamps", "stamp_answer_never_arrived")
+            if st.get("idempotency_key") in c["keys"]
+            else ("unclaimed_stamps", "stamp_no_client_asked_for")
+        )
         n.add(
-            "unclaimed_stamps",
+            count,
             1,
-            "stamp_no_client_asked_for",
+            problem,
             stamp_id=sid,
             account_id=st.get("account_id"),
             server_status=st.get("status"),

@@ -3,85 +3,33 @@ worker processes on loopback, a few seconds each."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from scenarios.latency import CLOCKS, read_hdr
-from scenarios.profile import flat_profile_toml
+from scenarios.latency import CLOCKS
 from testbed.process import TestbedServer
+from tests import distributed_run as dist
+from tests.test_rehearse_runs import ROOT, fast_testbed_flags, rehearse, rows, write_profile
 
-ROOT = Path(__file__).resolve().parents[1]
-FAST_TESTBED = [
-    'security.password_hash="pbkdf2"',
-    "security.pbkdf2_iterations=1000",
-    "issuer.workers=16",
-    "issuer.service.mean=0.02",
-    "payments.service.mean=0.05",
-]
-PROFILE = flat_profile_toml(
-    "test-distributed",
-    total=100000,
-    stamps_per_applicant={2: 0.5, 3: 0.5},
-    journeys={
-        "mix": {"new_applicant": 0.6, "returning_applicant": 0.2, "stamp_only": 0.2},
-        "think_time_s": [0.0, 0.05],
-        "patience_s": 10,
-        "poll_interval_s": 0.1,
-        "retry_mix": {"refresh": 0.5, "backoff": 0.5},
-        "backoff_base_s": 0.2,
-        "backoff_max_s": 1,
-        "max_attempts": 3,
-        "request_timeout_s": 5,
-    },
-)
-
-
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def fast_flags() -> list[str]:
-    return sum((["--testbed-set", kv] for kv in FAST_TESTBED), [])
+MIX = {"new_applicant": 0.6, "returning_applicant": 0.2, "stamp_only": 0.2}
 
 
 @pytest.mark.timeout(120)
 def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
-    prof = tmp_path / "p.toml"
-    prof.write_text(PROFILE)
+    prof = write_profile(tmp_path, "distributed", MIX, patience=10)
     out = tmp_path / "two"
     # 1 day into 5 s at 1/1000 of 100,000 applicants: 100 arrivals expected, 50 per worker.
-    cmd = [
-        sys.executable,
-        "-m",
-        "surgecast",
-        "rehearse",
-        "--quiet",
-        "--workers",
-        "2",
-        "--profile",
-        str(prof),
-        "--duration",
-        "5",
-        "--scale",
-        "0.001",
-        "--seed",
-        "21",
-        "--out",
-        str(out),
-        *fast_flags(),
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=110, cwd=ROOT)
+    r = rehearse(
+        *("--workers", "2", "--duration", "5", "--scale", "0.001", "--seed", "21"),
+        *("--profile", str(prof), "--out", str(out), *fast_testbed_flags()),
+        timeout=110,
+    )
     assert r.returncode == 0, r.stderr[-2000:] + r.stdout[-2000:]
 
     s = json.loads((out / "summary.json").read_text())
@@ -110,14 +58,10 @@ def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
     assert sum(1 for a in arrivals if a["started_at"]) == s["started"]
 
     # The merged HDR histograms hold exactly the requests Locust counted, step by step.
-    stats = {
-        x["Name"]: int(x["Request Count"])
-        for x in rows(out / "locust_stats.csv")
-        if x["Name"] != "Aggregated"
-    }
+    stats = dist.request_counts(out)
     assert stats, "locust_stats.csv has no steps"
     for step, n in stats.items():
-        assert read_hdr(str(out / "latency" / f"{step}.service.hdr")).get_total_count() == n, step
+        assert dist.service_samples(out, step) == n, step
         assert s["steps"][step]["count"] == n
     assert sum(stats.values()) == s["requests"]
     for step in s["steps"]:
@@ -138,61 +82,24 @@ def test_two_workers_make_one_run_directory_that_reconciles(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
-    with TestbedServer(port=0, extra_args=sum((["--set", kv] for kv in FAST_TESTBED), [])) as tb:
+    with TestbedServer(port=0, extra_args=dist.testbed_flags()) as tb:
         port = _free_port()
         out = tmp_path / "lost"
-        env = dict(
-            os.environ,
-            SURGECAST_RESULTS_WAIT_S="5",
-            SURGECAST_READY_WAIT_S="60",
-            PYTHONUNBUFFERED="1",
-        )
+        env = dict(os.environ, **dist.MASTER_ENV)
         master = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "surgecast",
-                "rehearse",
-                "--master",
-                "--workers",
-                "2",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-port",
-                str(port),
-                "--host",
-                tb.url,
-                f"--admin-token={tb.admin_token}",
-                "--arrival-rate",
-                "10",
-                "--duration",
-                "6",
-                "--seed",
-                "4",
-                "--out",
-                str(out),
-            ],
+            dist.master_cmd(
+                bind_host="127.0.0.1", port=port, url=tb.url, token=tb.admin_token, out=out
+            ),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        lines: list[str] = []
-        threading.Thread(target=lambda: lines.extend(master.stdout), daemon=True).start()  # type: ignore[arg-type]
+        lines = dist.read_lines(master)
         workers = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "surgecast",
-                    "rehearse",
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    str(port),
-                ],
+                dist.worker_cmd(master_host="127.0.0.1", port=port),
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -205,11 +112,7 @@ def test_a_worker_that_dies_is_named_and_the_run_exits_3(tmp_path):
             # Kill one worker once arrivals are flowing: the master's progress line counts
             # them (a fixed sleep killed it during its set-up on a loaded machine, and the
             # master waited for it).
-            end = time.time() + 60
-            while time.time() < end and not any(
-                "arrivals" in x and not x.split("arrivals ")[1].startswith("0/") for x in lines
-            ):
-                time.sleep(0.2)
+            dist.wait_for_arrivals(lines, 60)
             time.sleep(1)
             os.killpg(workers[1].pid, signal.SIGKILL)
             master.wait(90)

@@ -15,7 +15,6 @@ that the master refuses (exit 2).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -30,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from floor.children import child_env
-from scenarios.latency import read_hdr
-from tests.test_rehearse_runs import FAST_TESTBED, ROOT
+from tests import distributed_run as dist
+from tests.test_rehearse_runs import ROOT, rows
 
 # The names are set by `_claim()`: namespaces and the veth pair are named in the host's
 # namespace, so two runs at once (or a pid reused after a crash left its namespaces behind)
@@ -122,14 +121,7 @@ class Run:
     ) -> None:
         self.out = tmp / f"run{port}"
         self.token = os.urandom(12).hex()
-        flags = sum((["--set", kv] for kv in FAST_TESTBED), [])
-        self.env = {
-            **child_env(self.token),
-            "PYTHONPATH": str(ROOT),
-            "SURGECAST_RESULTS_WAIT_S": "5",
-            "SURGECAST_READY_WAIT_S": "60",
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = {**child_env(self.token), "PYTHONPATH": str(ROOT), **dist.MASTER_ENV}
         self.tb = _in(
             NS_M,
             sys.executable,
@@ -142,7 +134,7 @@ class Run:
             "0",
             "--db",
             str(tmp / f"tb{port}.sqlite"),
-            *flags,
+            *dist.testbed_flags(),
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -152,54 +144,28 @@ class Run:
         assert line.startswith("listening on http://" + A_M), line
         threading.Thread(target=lambda: [None for _ in self.tb.stdout], daemon=True).start()  # type: ignore[union-attr]
         self.url = line.removeprefix("listening on ")
+        quiet_flag = ["--quiet"] if quiet else []
         self.master = _in(
             NS_M,
-            sys.executable,
-            "-m",
-            "surgecast",
-            "rehearse",
-            "--master",
-            "--workers",
-            "2",
-            "--master-bind-host",
-            A_M,
-            "--master-port",
-            str(port),
-            "--host",
-            self.url,
-            "--allow-remote",
-            f"--admin-token={self.token}",
-            "--arrival-rate",
-            "10",
-            "--duration",
-            "6",
-            "--seed",
-            "4",
-            *(["--quiet"] if quiet else []),
-            "--out",
-            str(self.out),
+            *dist.master_cmd(
+                bind_host=A_M,
+                port=port,
+                url=self.url,
+                token=self.token,
+                out=self.out,
+                extra=["--allow-remote", *quiet_flag],
+            ),
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        self.lines: list[str] = []
-        if not quiet:  # read the progress lines as they come (the test waits for arrivals to flow)
-            threading.Thread(
-                target=lambda: self.lines.extend(self.master.stdout), daemon=True
-            ).start()  # type: ignore[arg-type]
+        # read the progress lines as they come (the test waits for arrivals to flow)
+        self.lines: list[str] = [] if quiet else dist.read_lines(self.master)
         wenv = dict(self.env, PYTHONPATH=worker_path or str(ROOT))
         self.workers = [
             _in(
                 NS_W,
-                sys.executable,
-                "-m",
-                "surgecast",
-                "rehearse",
-                "--worker",
-                "--master-host",
-                A_M,
-                "--master-port",
-                str(port),
+                *dist.worker_cmd(master_host=A_M, port=port),
                 env=wenv,
                 cwd=worker_path or ROOT,
                 stdout=subprocess.DEVNULL,
@@ -211,11 +177,7 @@ class Run:
 
     def arrivals_flowing(self, timeout: float = 90) -> None:
         """Block until the master's progress line shows arrivals being dispatched."""
-        end = time.time() + timeout
-        while time.time() < end and not any(
-            "arrivals" in x and not x.split("arrivals ")[1].startswith("0/") for x in self.lines
-        ):
-            time.sleep(0.2)
+        dist.wait_for_arrivals(self.lines, timeout)
 
     def wait(self, timeout: float = 120) -> int:
         try:
@@ -231,11 +193,6 @@ class Run:
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait(10)
         return self.master.returncode
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.timeout(200)
@@ -265,20 +222,14 @@ def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     s = json.loads((exact.out / "summary.json").read_text())
     run = json.loads((exact.out / "run.json").read_text())
     assert run["workers"] == 2 and run["lost_workers"] == [] and s["reconciliation_ok"] is True
-    arrivals = _rows(exact.out / "arrivals.csv")
+    arrivals = rows(exact.out / "arrivals.csv")
     assert {a["worker"] for a in arrivals} == {"0", "1"} and len(
         {a["applicant_id"] for a in arrivals}
     ) == s["scheduled"]
-    stats = {
-        x["Name"]: int(x["Request Count"])
-        for x in _rows(exact.out / "locust_stats.csv")
-        if x["Name"] != "Aggregated"
-    }
+    stats = dist.request_counts(exact.out)
     assert stats and sum(stats.values()) == s["requests"]
     for step, n in stats.items():
-        assert (
-            read_hdr(str(exact.out / "latency" / f"{step}.service.hdr")).get_total_count() == n
-        ), step
+        assert dist.service_samples(exact.out, step) == n, step
     # every request and every message crossed the veth: well over a kilobyte per request
     assert _veth_bytes() - before > 1000 * s["requests"]
 
@@ -289,7 +240,7 @@ def test_master_and_workers_in_two_namespaces(netns, tmp_path):
     assert len(k["lost_workers"]) == 1 and f"IntegrityError: worker {lost} (" in killed.stderr, (
         killed.stderr[-1500:]
     )
-    assert {a["worker"] for a in _rows(killed.out / "arrivals.csv")} == {str(1 - lost)}
+    assert {a["worker"] for a in rows(killed.out / "arrivals.csv")} == {str(1 - lost)}
 
     # 3. workers of another surgecast version: refused
     # by the master, one line, exit 2, nothing written

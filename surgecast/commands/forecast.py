@@ -18,28 +18,12 @@ import re
 from pathlib import Path
 
 from floor.errors import FieldError
+from surgecast.commands.surge_flags import add_overload, add_surge_inputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast forecast`."""
-    parser.add_argument(
-        "--profile",
-        required=True,
-        metavar="NAME|FILE",
-        help="a shipped profile name or a TOML file",
-    )
-    cap = parser.add_mutually_exclusive_group()
-    cap.add_argument(
-        "--capacity", metavar="capacity.json", help="stamps/s and the USL fit measured by a probe"
-    )
-    cap.add_argument(
-        "--stamps-per-second", metavar="C", help="issuer capacity in stamps per second"
-    )
-    parser.add_argument(
-        "--outage",
-        metavar="START/END",
-        help="issuer outage times, ISO local (default: the profile's)",
-    )
+    add_surge_inputs(parser)
     parser.add_argument(
         "--extend", metavar="Nd", help="extend the close in force by whole days, e.g. 2d"
     )
@@ -49,11 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="when the extension is announced (default: the outage end); arrivals before it are "
         "kept",
     )
-    parser.add_argument(
-        "--overload",
-        choices=("shed", "unbounded"),
-        help="issuer overload physics (default: the profile's [overload] mode)",
-    )
+    add_overload(parser)
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="directory for forecast.json and timeline.csv"
     )

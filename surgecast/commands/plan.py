@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from floor.errors import FieldError, InputFileError
+from surgecast.commands.surge_flags import add_overload, add_surge_inputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,24 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_input_flags(parser: argparse.ArgumentParser) -> None:
     """The profile, the issuer's capacity, the outage and when reopening starts."""
-    parser.add_argument(
-        "--profile",
-        required=True,
-        metavar="NAME|FILE",
-        help="a shipped profile name or a TOML file",
-    )
-    cap = parser.add_mutually_exclusive_group()
-    cap.add_argument(
-        "--capacity", metavar="capacity.json", help="use stamps_per_second measured by a probe"
-    )
-    cap.add_argument(
-        "--stamps-per-second", metavar="X", help="issuer capacity in stamps per second"
-    )
-    parser.add_argument(
-        "--outage",
-        metavar="START/END",
-        help="issuer outage, ISO local times (default: the profile's)",
-    )
+    add_surge_inputs(parser)
     parser.add_argument(
         "--reopen-at", metavar="TIME", help="when reopening starts (default: the outage end)"
     )
@@ -76,12 +60,7 @@ def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
         help="share of those who want to submit to serve by the close (default 0.85); "
         "'unlimited' = within 0.5 points of what an unlimited issuer would serve",
     )
-    parser.add_argument(
-        "--overload",
-        choices=("shed", "unbounded"),
-        help="issuer overload physics (default: the profile's): shed refuses the excess; "
-        "unbounded works on requests whose client gave up, and past its peak throughput falls",
-    )
+    add_overload(parser)
     parser.add_argument(
         "--no-bands",
         action="store_true",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import Any
 
 from floor.errors import FieldError
 
@@ -36,28 +37,23 @@ def _servers(text: str) -> int:
     return v
 
 
+def _add_number(parser: argparse.ArgumentParser, flag: str, **kw: Any) -> None:
+    """A flag that takes a finite number; a bad value is a FieldError naming `flag`."""
+    parser.add_argument(flag, type=_number(flag), **kw)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `surgecast queue`."""
-    parser.add_argument(
-        "--arrival-rate",
-        type=_number("--arrival-rate"),
-        required=True,
-        metavar="L",
-        help="arrivals per second",
-    )
-    parser.add_argument(
-        "--service-rate",
-        type=_number("--service-rate"),
-        required=True,
-        metavar="MU",
-        help="services per second per server",
+    _add_number(parser, "--arrival-rate", required=True, metavar="L", help="arrivals per second")
+    _add_number(
+        parser, "--service-rate", required=True, metavar="MU", help="services per second per server"
     )
     parser.add_argument(
         "--servers", type=_servers, required=True, metavar="C", help="number of servers"
     )
-    parser.add_argument(
+    _add_number(
+        parser,
         "--patience",
-        type=_number("--patience"),
         metavar="P",
         help="mean patience in seconds (Erlang A); without it, Erlang C",
     )
