@@ -4,6 +4,12 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
 
 * `SERIAL_GROUPS`: each group runs on one worker, one test after another; the rest spread
   freely beside it.
+* `SHARED_FIXTURE`: modules whose module-scoped fixture is a real run (a rehearsal, a plan,
+  two reports, a probe's testbed). Spread over workers, each worker that ran one of their tests
+  built it again (six builds of one minute each for the report screens); grouped, it is built
+  once. Each module is a group of its own.
+* `FIRST`: the longest single tests start first, so the run does not end waiting on one of
+  them (xdist hands out groups by size, then single tests in collection order).
 * `ALONE`: tests that time themselves against bounds of a few milliseconds. Beside five other
   workers on two cores their clients are simply late, so under xdist they are deselected from
   the parallel run and run afterwards in a second pass with nothing beside them (`-n 0`), in
@@ -31,6 +37,31 @@ SERIAL_GROUPS: dict[str, tuple[str, str]] = {
     "test_netns_distributed.py": ("netns", "makes network namespaces and a veth pair as root"),
 }
 
+# module file name -> the real run its module-scoped fixture makes (built once, on one worker)
+SHARED_FIXTURE: dict[str, str] = {
+    "test_report_screens.py": "a real `surgecast plan` (31,679 timeline rows) and two reports",
+    "test_run_ids.py": "two real plans and a real rehearsal",
+    "test_model_at_probe_capacity.py": "a real rehearsal that saturates the issuer",
+    "test_rehearsal_model.py": "a real steady rehearsal",
+    "test_analysis_planner.py": "a real `surgecast plan` of the 2024 calendar",
+    "test_report_plan.py": "a real plan and its report",
+    "test_report_chromium.py": "a report opened in a real Chromium",
+    "test_fixtures.py": "the fixture generator driving the real writers",
+    # one testbed of known capacity; a probe beside another probe starves both of CPU
+    "test_probe.py": "a testbed of known capacity, probed one probe at a time",
+}
+
+# test node ids that take minutes on their own: started before the rest
+FIRST: tuple[str, ...] = (
+    "test_demo.py::test_demo_end_to_end_shortened",
+    "test_doctests.py::test_docstring_examples_pass",
+    "test_alone_pass.py::",
+    "test_locust_webui.py::",
+    "test_harness_confined.py::test_trickling_admin_api_cannot_hang_a_rehearsal",
+    "test_drills.py::test_client_retries_pass_with_keys_and_fail_without",
+    "test_oracle_mutants.py::",
+)
+
 # module file name -> why it runs with nothing beside it (the second pass)
 ALONE: dict[str, str] = {
     "test_latency_truth.py": "client percentiles within a few ms of the server's record",
@@ -55,6 +86,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = SERIAL_GROUPS.get(item.path.name)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group[0]))
+        elif item.path.name in SHARED_FIXTURE:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=_first_rank)  # stable: the rest keep their collection order
     if os.environ.get(PASS_ENV) == "alone":
         keep = [i for i in items if i.path.name in ALONE]
     elif os.environ.get("PYTEST_XDIST_WORKER"):
@@ -65,6 +99,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def _first_rank(item: pytest.Item) -> int:
+    """Where `item` stands in FIRST (len(FIRST) when it is not there)."""
+    name = f"{item.path.name}::{item.name}"
+    for i, prefix in enumerate(FIRST):
+        if name.startswith(prefix):
+            return i
+    return len(FIRST)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
