@@ -63,6 +63,19 @@ def test_bad_probe_csv(tmp_path) -> None:
         read_probe_csv(p)
 
 
+def test_empty_percentiles_read_as_none_but_an_empty_rate_is_refused(tmp_path) -> None:
+    # A level cut short by a signal has steps without a request: the probe writes their
+    # percentiles empty. The rate and counts may never be empty.
+    p = tmp_path / "probe.csv"
+    p.write_text(",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,9.5,1,2,3,60\n"
+                 "2,upload,0,0,0,0,,,,1.5\n")
+    rows = read_probe_csv(p)
+    assert rows[1]["p50_ms"] is None and rows[1]["p99_ms"] is None and rows[0]["p95_ms"] == 2.0
+    p.write_text(",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,,1,2,3,60\n")
+    with pytest.raises(InputFileError, match="column throughput_per_s: '' is not a number"):
+        read_probe_csv(p)
+
+
 # ---- the levelling statistics, against theory and against the failure they exist to stop ----
 
 from analysis.probe import (  # noqa: E402

@@ -249,6 +249,10 @@ def test_sigterm_of_a_probe_publishes_the_levels_measured_marked_incomplete(tmp_
     ]
     cap = json.loads((out / "capacity.json").read_text())
     assert cap["complete"] is False
+    # what it published reads back (a level cut short may leave a step's percentiles empty)
+    from analysis.probe import read_probe_csv
+
+    assert {r["step"] for r in read_probe_csv(out / "probe.csv")} >= {"stamps", "journey"}
     time.sleep(0.5)
     assert [p for p in family if Path(f"/proc/{p}").exists()] == []
 

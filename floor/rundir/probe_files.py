@@ -23,6 +23,7 @@ __all__ = ["OPTIONAL_BATCH", "parse_batch_row", "parse_probe_row", "read_batches
 # may be empty; the last two may also be absent from the header
 OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
+PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")  # may be empty: no request of that step
 
 
 def _dict_rows(p: Path, name: str, needed: tuple[str, ...], columns: tuple[str, ...]
@@ -60,13 +61,20 @@ def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
 
 
 def parse_probe_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """One probe.csv row of strings -> step (text), concurrency (int), the rest floats >= 0."""
+    """One probe.csv row of strings -> step (text), concurrency (int), the rest floats >= 0.
+
+    A percentile cell may be empty (None): a level stopped before a step had a request, as a
+    probe interrupted by a signal writes it.
+    """
     row: dict[str, Any] = {"step": str(raw.get("step", "")).strip()}
     if not row["step"]:
         raise InputFileError(f"{where}, column step: empty; "
                              "name the journey step, 'journey' or 'stamps'")
     for c in _NUMERIC:
         v = raw.get(c)
+        if c in PERCENTILES and (v is None or str(v).strip() == ""):
+            row[c] = None
+            continue
         try:
             x = float(v)  # type: ignore[arg-type]
         except (TypeError, ValueError):
