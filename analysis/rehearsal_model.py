@@ -61,6 +61,7 @@ from analysis.rehearsal_inputs import (
 from analysis.rehearsal_issuer import RATE_WINDOW_S, _issuer_arrivals, _issuer_capacity
 from analysis.rehearsal_mapping import mapping
 from floor.errors import InputFileError
+from testbed.config import TestbedConfig
 
 __all__ = ["ISSUER", "TOLERANCE", "mapping", "model_rehearsal", "sim_inputs", "RehearsalModel"]
 
@@ -207,23 +208,29 @@ def _fluid_inputs(step_s: float, arr: dict[str, np.ndarray], per_s: np.ndarray,
 
 def _testbed_config(cap: dict[str, Any]) -> dict[str, Any]:
     """The testbed's configuration as capacity.json records it (`configured`): the payment
-    gateway's rate, the issuer's workers, mean service, law and overload mode.
+    gateway's rate, the issuer's workers, mean service, law and overload mode. What it does
+    not record is the reference testbed's default (`testbed.config.TestbedConfig`, the one
+    source of those defaults).
 
     >>> c = _testbed_config({})
     >>> c["payments_per_s"], c["workers"], c["service_mean_s"], c["distribution"], c["waste"]
-    (40.0, 4, 0.25, 'exponential', True)
+    (40.0, 4, 0.25, 'lognormal', True)
+    >>> _testbed_config({"configured": {"issuer": {"workers": 2}}})["workers"]
+    2
     """
+    default = TestbedConfig().to_dict()
     conf = cap.get("configured") or {}
-    pay = conf.get("payments") or {}
-    issuer = conf.get("issuer") or {}
-    service = issuer.get("service") or {}
+    pay = {**default["payments"], **(conf.get("payments") or {})}
+    issuer = {**default["issuer"], **(conf.get("issuer") or {})}
+    service = issuer.get("service") or default["issuer"]["service"]
+    pay_service = pay.get("service") or default["payments"]["service"]
     return {
-        "payments_per_s": float(pay.get("workers", 8))
-        / float((pay.get("service") or {}).get("mean", 0.2)),
-        "service_mean_s": float(service.get("mean", 0.25)),
-        "waste": issuer.get("overload", "unbounded") == "unbounded",
-        "workers": int(issuer.get("workers", 4)),
-        "distribution": str(service.get("distribution", "exponential")),
+        "payments_per_s": float(pay["workers"]) / float(pay_service["mean"]),
+        "service_mean_s": float(service.get("mean", default["issuer"]["service"]["mean"])),
+        "waste": issuer["overload"] == "unbounded",
+        "workers": int(issuer["workers"]),
+        "distribution": str(service.get("distribution",
+                                        default["issuer"]["service"]["distribution"])),
         "sigma": _lognormal_sigma(service),
     }
 

@@ -53,3 +53,23 @@ def test_a_mutated_default_is_caught() -> None:
     assert _disagreements(unsaid, TestbedConfig()) == ["pricing.duty"]
     mutated = dataclasses.replace(TestbedConfig(), pricing=PricingConfig(service_fee=2000))
     assert _disagreements(text, mutated) == ["pricing.service_fee"]
+
+
+def test_the_rehearsal_model_assumes_the_testbeds_defaults_when_capacity_json_is_silent() -> None:
+    # capacity.json from a target that does not publish its configuration (no `configured`):
+    # the model takes the reference testbed's defaults from the dataclasses, not a copy of its own
+    # (a copy said exponential service while the testbed serves lognormal).
+    from analysis.rehearsal_model import _testbed_config
+
+    d = TestbedConfig()
+    conf = _testbed_config({})
+    assert conf["workers"] == d.issuer.workers
+    assert conf["service_mean_s"] == d.issuer.service.mean
+    assert conf["distribution"] == d.issuer.service.distribution
+    assert conf["sigma"] == d.issuer.service.sigma
+    assert conf["payments_per_s"] == d.payments.workers / d.payments.service.mean
+    assert conf["waste"] is (d.issuer.overload == "unbounded")
+    # what capacity.json does record wins, key by key
+    part = _testbed_config({"configured": {"issuer": {"workers": 2, "overload": "shed"}}})
+    got = (part["workers"], part["waste"], part["service_mean_s"])
+    assert got == (2, False, d.issuer.service.mean)
