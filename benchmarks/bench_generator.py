@@ -378,9 +378,11 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"surgecast": [], "bare": []}
     for run in range(a.repeats):
         for side in (("surgecast", "bare") if run % 2 == 0 else ("bare", "surgecast")):
+            load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
             r = one_side(side, a, tmp, env, run)
             results[side].append(r)
-            print(f"run {run + 1} {side:>9}: {r['requests']} requests, CPU {r['cpu']:.2f} s "
+            print(f"run {run + 1} {side:>9} (load average before {load}): {r['requests']} "
+                  f"requests, CPU {r['cpu']:.2f} s "
                   f"(user {r['user']:.2f}, sys {r['sys']:.2f}) = {r['ms']:.3f} ms/request whole "
                   f"life; steady {r['steady_ms']:.3f} ms/request over {r['steady_requests']} "
                   f"requests; before the first request {r['startup_cpu']:.2f} s (wall "

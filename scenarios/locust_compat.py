@@ -13,6 +13,8 @@ tests/test_locust_compat.py (which names each internal), not deep inside a run:
 - ``locust.argument_parser.default_args_dict``: replaced by a cached copy (one parse per process).
 - the spawn-rate nudge: ``LoadTestShape.tick`` results are acted on only when they change, so the
   same (users, rate) is re-sent with the rate moved by a hair to replace users that retired.
+- ``StatsCSV._percentile_fields``: the percentile columns of Locust's CSVs, made with one sort
+  per row instead of one per percentile (``one_sort_percentiles``; the same values).
 
     >>> tested("2.47.0"), tested("3.0.0")
     (True, False)
@@ -20,10 +22,12 @@ tests/test_locust_compat.py (which names each internal), not deep inside a run:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import locust
 from locust import argument_parser
+from locust import stats as locust_stats
 
 from floor.errors import UsageError
 
@@ -35,6 +39,7 @@ __all__ = [
     "send_last_stats",
     "cache_locust_default_args",
     "nudged",
+    "one_sort_percentiles",
 ]
 
 TESTED = ((2, 30), (2, 48))
@@ -117,3 +122,68 @@ def nudged(users: int, rate: float, flip: int) -> tuple[int, float]:
     ((10, 100.0), (10, 100.001))
     """
     return (users, rate + flip * SPAWN_RATE_NUDGE)
+
+
+def _walk(keys: list[int], times: dict[int, int], num_requests: int, percent: float) -> int:
+    """`locust.stats.calculate_response_time_percentile` on keys sorted once (descending)."""
+    num_of_request = int(num_requests * percent)
+    processed_count = 0
+    for response_time in keys:
+        processed_count += times[response_time]
+        if num_requests - processed_count <= num_of_request:
+            return response_time
+    return 0
+
+
+def _current_window(entry: Any) -> tuple[dict[int, int], int] | None:
+    """The response times of about the last 10 s and their count, as
+    `StatsEntry.get_current_response_time_percentile` finds them (None: no cached second)."""
+    window = locust_stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW
+    t = int(time.time())
+    cache = entry.response_times_cache
+    if cache is None:
+        return None
+    cached = None
+    for ts in (t - window, *(t - window + d for i in range(1, 9) for d in (-i, i))):
+        if ts in cache:
+            cached = cache[ts]
+            break
+    if not cached:
+        return None
+    times = locust_stats.diff_response_time_dicts(entry.response_times, cached.response_times)
+    n = (entry.num_requests - entry.num_none_requests) - (cached.num_requests
+                                                          - cached.num_none_requests)
+    return times, n
+
+
+def _percentile_fields(self: Any, stats_entry: Any, use_current: bool = False) -> list[Any]:
+    """`StatsCSV._percentile_fields` (Locust 2.47) with one sort per row."""
+    if not stats_entry.num_requests:
+        return self.percentiles_na
+    percents = self.percentiles_to_report
+    if use_current and stats_entry.use_response_times_cache:
+        got = _current_window(stats_entry)
+        if got is None:  # get_current_response_time_percentile gave None: `int(None or 0)`
+            return [0] * len(percents)
+        times, n = got
+    else:
+        times = stats_entry.response_times
+        n = stats_entry.num_requests - stats_entry.num_none_requests
+    keys = sorted(times, reverse=True)
+    return [int(_walk(keys, times, n, p) or 0) for p in percents]
+
+
+_PLAIN_PERCENTILE_FIELDS = locust_stats.StatsCSV._percentile_fields
+
+
+def one_sort_percentiles(on: bool = True) -> None:
+    """Make Locust's CSV writer sort an entry's response times once per row, not once per
+    percentile column (`on=False` puts Locust's own back).
+
+    With the full history (the run directory keeps it) Locust writes a row per request name
+    every second, each of ~10 percentile columns diffing the last 10 s and sorting them again;
+    the values are the same (tests/test_locust_compat.py checks them against Locust's).
+    """
+    locust_stats.StatsCSV._percentile_fields = (  # type: ignore[method-assign]
+        _percentile_fields if on else _PLAIN_PERCENTILE_FIELDS
+    )

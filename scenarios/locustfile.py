@@ -45,6 +45,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from floor.errors import FieldError, SurgecastError, render
 from scenarios.journeys import JourneyRun
+from scenarios.locust_compat import one_sort_percentiles
 from scenarios.options import (
     NO_SURGE_PROFILE,
     add_options,
@@ -57,6 +58,7 @@ from scenarios.run import Rehearsal, publish_locust_csvs
 from scenarios.target import check_host, preflight
 
 STAGING = ".locust-staging"
+one_sort_percentiles()  # Locust's CSV percentiles, one sort per row (the same values)
 _OUT_EXISTED: list[bool] = []  # did --out exist before Locust made its staging folder?
 
 

@@ -13,6 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECKS = r'''
@@ -116,3 +118,48 @@ def test_no_module_outside_the_seam_touches_a_locust_internal() -> None:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)}: {name}" for name in internals if name in text]
     assert not offenders, offenders
+
+
+PERCENTILES = r'''
+import random, time
+import locust.stats as ls
+from scenarios import locust_compat as lc
+
+clock = [1_700_000_000.25]
+time.time = lambda: clock[0]
+rng = random.Random(7)
+stats = ls.RequestStats(use_response_times_cache=True)
+csv = ls.StatsCSV.__new__(ls.StatsCSV)
+csv.percentiles_to_report = list(ls.PERCENTILES_TO_REPORT)
+csv.percentiles_na = ["N/A"] * len(csv.percentiles_to_report)
+plain = lc._PLAIN_PERCENTILE_FIELDS
+rows = same = 0
+for second in range(40):
+    for _ in range(rng.randrange(0, 60)):
+        clock[0] += rng.random() / 60
+        t = rng.choice([rng.randrange(1, 30), rng.randrange(1, 9000)])
+        t = None if rng.random() < 0.03 else t
+        stats.log_request("GET", rng.choice(["a", "b", "c"]), t, 10)
+    if second % 7 == 3:
+        clock[0] += 4  # gaps: some seconds have no cached response times
+    for e in [*stats.entries.values(), stats.total]:
+        for current in (True, False):
+            rows += 1
+            same += plain(csv, e, current) == lc._percentile_fields(csv, e, current)
+print(rows, same)
+'''
+
+
+@pytest.mark.parametrize("mutant", [False, True])
+def test_one_sort_percentiles_equal_locusts_own(mutant: bool) -> None:
+    """The CSV percentile columns made with one sort equal Locust's one sort per column, over
+    seconds with and without cached history; a walk that stops one request late is caught."""
+    patch = ("lc._walk = lambda k, d, n, p, w=lc._walk: w(k, d, n, p) if p < 0.9 "
+             "else w(k, d, n, min(p + 0.01, 1.0))\n") if mutant else ""
+    script = PERCENTILES.replace("plain = ", patch + "plain = ")
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows, same = map(int, r.stdout.split())
+    assert rows > 200
+    assert (same < rows) if mutant else (same == rows), r.stdout
