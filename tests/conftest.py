@@ -41,7 +41,6 @@ SERIAL_GROUPS: dict[str, tuple[str, str]] = {
 SHARED_FIXTURE: dict[str, str] = {
     "test_report_screens.py": "a real `surgecast plan` (31,679 timeline rows) and two reports",
     "test_run_ids.py": "two real plans and a real rehearsal",
-    "test_model_at_probe_capacity.py": "a real rehearsal that saturates the issuer",
     "test_rehearsal_model.py": "a real steady rehearsal",
     "test_analysis_planner.py": "a real `surgecast plan` of the 2024 calendar",
     "test_report_plan.py": "a real plan and its report",
@@ -64,6 +63,8 @@ FIRST: tuple[str, ...] = (
 
 # module file name -> why it runs with nothing beside it (the second pass)
 ALONE: dict[str, str] = {
+    "test_model_at_probe_capacity.py": "a rehearsal whose client must keep its schedule: a "
+    "client starved of CPU is late, and the model (rightly) no longer describes what it did",
     "test_latency_truth.py": "client percentiles within a few ms of the server's record",
     "test_testbed_durability.py": "payments kept pending across a kill -9 and restart, "
     "a race against the payment worker that CPU contention loses",
@@ -81,7 +82,11 @@ def _parallel(config: pytest.Config) -> bool:
     return bool(n) and not os.environ.get("PYTEST_XDIST_WORKER")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: xdist's worker turns the xdist_group marks into node ids in this same hook, and a
+    # plugin registered after this conftest is called before it; without tryfirst the marks came
+    # too late and no group held together (tests/test_alone_pass.py checks that one does)
     for item in items:
         group = SERIAL_GROUPS.get(item.path.name)
         if group is not None:
