@@ -17,6 +17,12 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
   everything in one process, in one pass.
 
 Mark a test here, by module, rather than in its file, so the reason stays in one place.
+
+Bytecode: where `PYTHONDONTWRITEBYTECODE` is set (as on this project's machines), every process of
+the suite (the workers, and the hundreds of CLI, testbed and Locust children the tests start)
+compiled the project from source again, about a second of CPU for each that imports the whole
+stack. The suite lifts it for its own processes and keeps their bytecode under the temp folder
+(`PYTHONPYCACHEPREFIX`), never beside the sources.
 """
 
 from __future__ import annotations
@@ -24,8 +30,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+
+PYCACHE = Path(tempfile.gettempdir()) / f"surgecast-test-pycache-{os.getuid()}"
+if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
+    os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = str(PYCACHE)  # children and xdist workers inherit it
+    sys.pycache_prefix = str(PYCACHE)
+    sys.dont_write_bytecode = False
 
 # module file name -> (xdist group, why its tests must not overlap)
 SERIAL_GROUPS: dict[str, tuple[str, str]] = {
