@@ -13,7 +13,6 @@ saturated windows say what the issuer can do under rehearsal load::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ import numpy as np
 
 from analysis.rehearsal_inputs import _unix
 from floor.rundir import schema as rs
-from floor.rundir.files import read_queue
-from floor.rundir.readers import require
+from floor.rundir.files import read_capacity, read_queue
+from floor.rundir.readers import read_json, require
 
 __all__ = ["saturation"]
 
@@ -39,12 +38,12 @@ def _queue(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def saturation(run_dir: Path, *, window_s: float = 1.0) -> dict[str, Any]:
     """Completions per second overall, while saturated, and while not (see the module docstring)."""
-    rec = json.loads((run_dir / rs.SERVER_RECORDS).read_text(encoding="utf-8"))
+    rec = read_json(run_dir / rs.SERVER_RECORDS)
     done = np.sort([_unix(s["finished_at"]) for s in rec.get("stamps") or []
                     if s.get("finished_at") and s.get("status") in ("done", "failed")])
     t, q, busy, paused = _queue(run_dir / rs.QUEUE)
     cap_path = run_dir / rs.CAPACITY
-    probe = json.loads(cap_path.read_text(encoding="utf-8")) if cap_path.is_file() else {}
+    probe = read_capacity(cap_path) if cap_path.is_file() else {}
     edges = np.arange(t[0], t[-1], window_s)
     sat_n = sat_s = other_n = other_s = 0.0
     sat_rates: list[float] = []

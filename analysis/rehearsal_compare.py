@@ -18,6 +18,7 @@ from analysis.rehearsal_model import (
     model_rehearsal,
     sim_inputs,
 )
+from floor.rundir import schema as rs
 
 _CACHE: dict[tuple[Any, ...], tuple[RehearsalModel, dict[str, Any]]] = {}
 
@@ -46,7 +47,7 @@ def _model_and_sim(
     checks ask for the same rehearsal several times)."""
     stamp = tuple(
         (f, (run_dir / f).stat().st_mtime_ns if (run_dir / f).is_file() else None)
-        for f in ("run.json", "arrivals.csv", "queue.csv", "server_records.json", "capacity.json")
+        for f in (rs.RUN, rs.ARRIVALS, rs.QUEUE, rs.SERVER_RECORDS, rs.CAPACITY)
     )
     key = (str(run_dir.resolve()), stamps_per_second, issuer, stamp)
     if key not in _CACHE:
@@ -67,7 +68,7 @@ def _sim(run_dir: Path, mr: RehearsalModel) -> dict[str, Any]:
     from analysis.rehearsal_sim import trials
 
     si = sim_inputs(run_dir, mr)
-    seed = int(_json(run_dir / "run.json").get("seed") or 0)
+    seed = int(_json(run_dir / rs.RUN).get("seed") or 0)
     out = trials(si, n=SIM_TRIALS, seed=seed)
     fresh = (
         trials(
@@ -112,11 +113,11 @@ def compare(
     run_dir: Path, *, stamps_per_second: float | None = None, issuer: str = ISSUER
 ) -> dict[str, Any]:
     """`model_vs_testbed` of one rehearsal directory (see the module docstring)."""
-    run = _json(run_dir / "run.json")
+    run = _json(run_dir / rs.RUN)
     mr, sim = _model_and_sim(run_dir, stamps_per_second, issuer)
-    ts, measured_q = _queue_series(run_dir / "queue.csv", _unix(run["wall_origin_at"]))
+    ts, measured_q = _queue_series(run_dir / rs.QUEUE, _unix(run["wall_origin_at"]))
     peak_meas = float(measured_q.max())
-    arrivals = _arrival_rows(run_dir / "arrivals.csv")
+    arrivals = _arrival_rows(run_dir / rs.ARRIVALS)
     served_meas = float(sum(1 for a in arrivals if a[2] == "completed"))
     compress = float(run["compress"])
     out = {
@@ -291,14 +292,14 @@ def outcomes(run_dir: Path, *, stamps_per_second: float | None = None) -> dict[s
     stamp seen done, for those served (measured from arrivals.csv; predicted by the
     applicant-level simulation over its trials).
     """
-    run = _json(run_dir / "run.json")
+    run = _json(run_dir / rs.RUN)
     recon = (
-        _json(run_dir / "reconciliation.json")
-        if (run_dir / "reconciliation.json").is_file()
+        _json(run_dir / rs.RECONCILIATION)
+        if (run_dir / rs.RECONCILIATION).is_file()
         else {}
     )
     compress = float(run["compress"])
-    arrivals = _arrival_rows(run_dir / "arrivals.csv")
+    arrivals = _arrival_rows(run_dir / rs.ARRIVALS)
     waits = [a[3] - a[1] for a in arrivals if a[2] == "completed" and a[3] is not None]
     dup = int(recon.get("duplicated_quota") or 0) + int(recon.get("duplicated_stamps") or 0)
     measured = {

@@ -3,7 +3,6 @@ clients saw, the issuer's measured rate and capacity, arrivals, polls, the queue
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +13,13 @@ import numpy as np
 from analysis.backlog import GATES, Gate, Stage
 from floor.errors import InputFileError
 from floor.rundir import schema as rs
-from floor.rundir.files import read_arrivals, read_latency_history, read_ledger, read_queue
+from floor.rundir.files import (
+    read_arrivals,
+    read_latency_history,
+    read_ledger,
+    read_locust_history,
+    read_queue,
+)
 from floor.rundir.readers import read_object, require
 from floor.timegrammar import unix_seconds
 
@@ -162,18 +167,15 @@ def _refusing(run_dir: Path, origin: float, after_s: float) -> list[tuple[float,
     out: list[tuple[float, float]] = []
     if not path.is_file():
         return out
-    prev_t, prev_f = None, 0
-    with path.open(encoding="utf-8", newline="") as f:
-        for r in csv.DictReader(f):
-            if r.get("Name") != "stamp":
-                continue
-            try:
-                t, fails = float(r["Timestamp"]) - origin, int(r["Total Failure Count"])
-            except (KeyError, ValueError):
-                continue
-            if fails > prev_f:
-                out.append((t - 1.0 if prev_t is None else prev_t, t + after_s))
-            prev_t, prev_f = t, fails
+    prev_t, prev_f = None, 0.0
+    h = read_locust_history(path)
+    for unix, name, fails in zip(h["Timestamp"], h["Name"], h["Total Failure Count"], strict=True):
+        if name != "stamp":
+            continue
+        t = float(unix) - origin
+        if fails > prev_f:
+            out.append((t - 1.0 if prev_t is None else prev_t, t + after_s))
+        prev_t, prev_f = t, fails
     return out
 
 

@@ -61,6 +61,7 @@ from analysis.rehearsal_inputs import (
 from analysis.rehearsal_issuer import RATE_WINDOW_S, _issuer_arrivals, _issuer_capacity
 from analysis.rehearsal_mapping import mapping
 from floor.errors import InputFileError
+from floor.rundir import schema as rs
 from testbed.config import TestbedConfig
 
 __all__ = ["ISSUER", "TOLERANCE", "mapping", "model_rehearsal", "sim_inputs", "RehearsalModel"]
@@ -123,8 +124,8 @@ def model_rehearsal(
         mr = model_rehearsal(Path("runs/demo"))
         mr.capacity["from"], float(mr.result.served_cum[-1])
     """
-    run = _json(run_dir / "run.json")
-    cap = _json(run_dir / "capacity.json") if (run_dir / "capacity.json").is_file() else {}
+    run = _json(run_dir / rs.RUN)
+    cap = _json(run_dir / rs.CAPACITY) if (run_dir / rs.CAPACITY).is_file() else {}
     profile = _profile(run_dir, run)
     spa = float(profile.mean_stamps_per_applicant)
     probed = cap.get("stamps_per_second")
@@ -134,7 +135,7 @@ def model_rehearsal(
         )
     conf = _testbed_config(cap)
     origin = _unix(run["wall_origin_at"])
-    arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
+    arrivals = _arrival_rows(run_dir / rs.ARRIVALS, ids=True)
     j = profile.journeys
     think = sum(j.think_time_s) / 2.0
     fe = front_end(run_dir, origin, arrivals, think, spa, retry_span_s(j))
@@ -247,12 +248,12 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     """
     from analysis.rehearsal_sim import SimInputs
 
-    run = _json(run_dir / "run.json")
+    run = _json(run_dir / rs.RUN)
     profile = _profile(run_dir, run)
     mr = mr or model_rehearsal(run_dir)
     fe = mr.front
     origin = _unix(run["wall_origin_at"])
-    arrivals = _arrival_rows(run_dir / "arrivals.csv", ids=True)
+    arrivals = _arrival_rows(run_dir / rs.ARRIVALS, ids=True)
     j = profile.journeys
     docs_of, epochs = _records(
         run_dir, origin, replay=(mr.capacity or {}).get("from") == "rehearsal"

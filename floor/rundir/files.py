@@ -44,7 +44,7 @@ from floor.vocabulary import GATE_MODES, GATES
 __all__ = [
     "read_arrivals", "read_batches_csv", "read_capacity", "read_failures", "read_gate_schedule",
     "read_histograms", "read_latency_history", "read_ledger", "read_plan", "read_plan_check",
-    "read_probe", "read_probe_csv", "read_queue",
+    "read_locust_history", "read_probe", "read_probe_csv", "read_queue",
     "read_reconciliation", "read_run", "read_summary", "read_timeline", "read_waiting_room",
 ]
 
@@ -150,6 +150,12 @@ def read_latency_history(path: Path) -> Series:
     """latency_history.csv: per window and step, counts and percentiles (empty: no request)."""
     return read_csv(path, times=("calendar_window_start_at",), texts=("step",),
                     numbers=("count", "errors", *_PERCENTILES), empty_ok=_PERCENTILES)
+
+
+def read_locust_history(path: Path) -> Series:
+    """locust_stats_history.csv (Locust's own, a row per request name about every second): the
+    unix `Timestamp`, the request `Name` and its `Total Failure Count` so far."""
+    return read_csv(path, numbers=("Timestamp", "Total Failure Count"), texts=("Name",))
 
 
 def read_histograms(folder: Path) -> dict[str, dict[str, Any]]:

@@ -71,21 +71,11 @@ def parse_probe_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise InputFileError(f"{where}, column step: empty; "
                              "name the journey step, 'journey' or 'stamps'")
     for c in _NUMERIC:
-        v = raw.get(c)
-        if c in PERCENTILES and (v is None or str(v).strip() == ""):
-            row[c] = None
-            continue
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
-        if not math.isfinite(x) or x < 0:
-            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number >= 0")
-        row[c] = x
-    if row["concurrency"] < 1 or not float(row["concurrency"]).is_integer():
-        raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
-                             "must be a whole number >= 1")
-    row["concurrency"] = int(row["concurrency"])
+        row[c] = x = _number(raw, c, where, optional=c in PERCENTILES)
+        if x is not None and (not math.isfinite(x) or x < 0):
+            raise InputFileError(f"{where}, column {c}: {raw.get(c)!r} "
+                                 "must be a finite number >= 0")
+    row["concurrency"] = _concurrency(row, raw, where)
     return row
 
 
@@ -112,21 +102,33 @@ def parse_batch_row(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise InputFileError(f"{where}, column phase: {raw.get('phase')!r}; "
                              "expected ladder or hold")
     for c in BATCH_COLUMNS[:1] + BATCH_COLUMNS[2:]:
-        v = raw.get(c)
-        if c in OPTIONAL_BATCH and (v is None or str(v).strip() == ""):
-            row[c] = None
+        row[c] = x = _number(raw, c, where, optional=c in OPTIONAL_BATCH)
+        if x is None:
             continue
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
         share = c == "server_busy_share"
         if not math.isfinite(x) or x < 0 or (c == "duration_s" and x <= 0) or (share and x > 1):
             want = "> 0" if c == "duration_s" else "in [0, 1]" if share else ">= 0"
-            raise InputFileError(f"{where}, column {c}: {v!r} must be a finite number {want}")
-        row[c] = x
-    if row["concurrency"] < 1 or not row["concurrency"].is_integer():
+            raise InputFileError(f"{where}, column {c}: {raw.get(c)!r} "
+                                 f"must be a finite number {want}")
+    row["concurrency"] = _concurrency(row, raw, where)
+    return row
+
+
+def _number(raw: Mapping[str, Any], c: str, where: str, *, optional: bool) -> float | None:
+    """Cell `c` as a float (None if `optional` and empty); a cell that is no number is refused."""
+    v = raw.get(c)
+    if optional and (v is None or str(v).strip() == ""):
+        return None
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputFileError(f"{where}, column {c}: {v!r} is not a number") from None
+
+
+def _concurrency(row: Mapping[str, Any], raw: Mapping[str, Any], where: str) -> int:
+    """The row's concurrency, a whole number >= 1."""
+    n = float(row["concurrency"])
+    if n < 1 or not n.is_integer():
         raise InputFileError(f"{where}, column concurrency: {raw.get('concurrency')!r} "
                              "must be a whole number >= 1")
-    row["concurrency"] = int(row["concurrency"])
-    return row
+    return int(n)

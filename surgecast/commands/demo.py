@@ -72,17 +72,17 @@ def _step(t0: float, what: str) -> None:
 
 
 def estimate_text(duration: float, quick: bool) -> str:
-    """The estimate printed first: a range around `estimate_s`, as the benchmark measured it
-    (docs/benchmarks.md, third pass: 189-195 s, median 193 s, for the default 45 s rehearsals
-    on 2 shared cores at load average 6-8).
+    """The estimate printed first: a range around `estimate_s`, beside what the benchmark
+    measured (docs/benchmarks.md, sixth pass: 202.8-206.6 s, median 205.3 s, for the default 45 s
+    rehearsals on 2 idle cores).
 
     >>> estimate_text(45, False)
-    'about 2.8-3.4 min on 2 idle cores (measured: 3.2-3.3 min; a busy machine takes longer)'
+    'about 2.8-3.4 min on 2 idle cores (measured: 3.4 min; a busy machine takes longer)'
     >>> estimate_text(15, True)
     'about 1.8-2.2 min on 2 idle cores (a busy machine takes longer)'
     """
     est = estimate_s(duration, quick)
-    measured = "measured: 3.2-3.3 min; " if (duration, quick) == (45, False) else ""
+    measured = "measured: 3.4 min; " if (duration, quick) == (45, False) else ""
     return (f"about {est * 0.88 / 60:.1f}-{est * 1.05 / 60:.1f} min on 2 idle cores "
             f"({measured}a busy machine takes longer)")
 

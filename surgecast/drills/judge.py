@@ -3,7 +3,6 @@ and the verdict."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from floor import atomic, rundir
 from floor.rundir import schema as rs
 from floor.rundir.files import read_arrivals
+from floor.rundir.readers import read_json
 from surgecast.drills.context import DRAIN_TIMEOUT_S, Drill, DrillContext, _admin_optional
 
 
@@ -139,7 +139,7 @@ def _judge(
 ) -> dict[str, Any]:
     """The checks and the verdict of a drill from its run directory and the drained testbed."""
     summary_path = out / rs.SUMMARY
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    summary = read_json(summary_path) if summary_path.is_file() else {}
     from scenarios.recorder import read_ledger_csv
 
     client = read_ledger_csv(out / rs.LEDGER)
