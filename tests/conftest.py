@@ -5,13 +5,14 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
 * `SERIAL_GROUPS`: each group runs on one worker, one test after another; the rest spread
   freely beside it.
 * `SHARED_FIXTURE`: modules whose module-scoped fixture is a real run (a rehearsal, a plan,
-  two reports, a probe's testbed). Spread over workers, each worker that ran one of their tests
+  two reports). Spread over workers, each worker that ran one of their tests
   built it again (six builds of one minute each for the report screens); grouped, it is built
   once. Each module is a group of its own.
 * `FIRST`: the longest single tests start first, so the run does not end waiting on one of
   them (xdist hands out groups by size, then single tests in collection order).
-* `ALONE`: tests that time themselves against bounds of a few milliseconds. Beside five other
-  workers on two cores their clients are simply late, so under xdist they are deselected from
+* `ALONE`: tests that time themselves against bounds of a few milliseconds, or whose client must
+  keep its schedule (probes, a flash crowd). Beside the other workers on two cores their
+  clients are simply late, so under xdist they are deselected from
   the parallel run and run afterwards in a second pass with nothing beside them (`-n 0`), in
   the same command; the command fails if either pass fails. `python3 -m pytest -n 0` runs
   everything in one process, in one pass.
