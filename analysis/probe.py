@@ -51,6 +51,7 @@ from analysis.probe_stats import (
     MIN_GAIN,
     QUEUE_FACTOR,
     QUEUED_SHARE,
+    STALL_SHARE,
     LevelEstimate,
     assess,
     dispersion,
@@ -60,6 +61,8 @@ from analysis.probe_stats import (
     plateau,
     queued_levels,
     robust_levels,
+    stalled,
+    steady,
 )
 from analysis.usl import MIN_POINTS, fit_usl
 from floor.errors import InputFileError
@@ -71,7 +74,8 @@ from floor.rundir.schema import BATCH_COLUMNS, PROBE_COLUMNS
 USL_KEYS = ("alpha", "beta", "gamma", "peak_load", "peak_throughput", "limit_throughput", "r2")
 __all__ = ["BATCH_COLUMNS", "PROBE_COLUMNS", "LevelEstimate", "assess", "capacity_from_probe",
            "dispersion", "level_estimate", "level_spread", "levelled_at", "plateau",
-           "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv"]
+           "queued_levels", "robust_levels", "read_batches_csv", "read_probe_csv", "stalled",
+           "steady"]
 
 
 def _usl_entry(levels: list[int], xs: list[float]) -> dict[str, Any]:
@@ -110,9 +114,11 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *,
     >>> capacity_from_probe([])["stamps_per_second"] is None
     True
     """
-    by_step, batch_rows = _parsed(rows, batches)
+    by_step, every_batch = _parsed(rows, batches)
+    batch_rows = steady(every_batch)
     peak, usl, excluded = _per_step(by_step, max_error_ratio)
-    estimates = _estimates(batch_rows, by_step.get("stamps", {}), confidence)
+    estimates = (_estimates(batch_rows, by_step.get("stamps", {}), confidence)
+                 if batch_rows or not every_batch else [])
     waits = {n: r["p50_ms"] for n, r in by_step.get("stamps", {}).items() if r.get("p50_ms")}
     queued = sorted(queued_levels(batch_rows, waits, queue_factor=queue_factor))
     by_server = any(b.get("server_queue") not in (None, "") for b in batch_rows)
@@ -150,7 +156,9 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *,
         "measured_at": measured_at or _now(),
         "max_error_ratio": max_error_ratio,
         "excluded_levels": excluded,
-        "note": _note(by_step, estimates, cap, limited_by, top, bool(batch_rows), max_error_ratio),
+        "stalled_batches": len(every_batch) - len(batch_rows),
+        "note": _note(by_step, estimates, cap, limited_by, top, bool(every_batch), max_error_ratio,
+                      stalled=len(every_batch) - len(batch_rows), batches=len(every_batch)),
     }
     return out
 
@@ -224,7 +232,25 @@ def _rel(x: float | None, ref: float | None) -> float | None:
 
 def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: LevelEstimate | None,
           limited_by: str | None, top: LevelEstimate | None, has_batches: bool,
-          max_error_ratio: float) -> str | None:
+          max_error_ratio: float, *, stalled: int = 0, batches: int = 0) -> str | None:
+    main = _verdict_note(by_step, estimates, cap, limited_by, top, has_batches, max_error_ratio)
+    if not stalled:
+        return main
+    if stalled == batches:
+        return (f"every one of the {batches} batches was stalled: the probe's own client did not "
+                f"run on time (its batch edges came more than {STALL_SHARE:.0%} of a batch late, "
+                "or followed one that did), "
+                "so nothing it measured is the target's; run the probe on a less loaded machine")
+    stall = (f"{stalled} of {batches} batches left out: the probe's own client stalled in them "
+             f"(their closing edge more than {STALL_SHARE:.0%} of a batch late: the machine was "
+             "overloaded) or they followed such a stall while the target's queue refilled, so "
+             "their rate and queue are the client's, not the target's")
+    return f"{main}; {stall}" if main else stall
+
+
+def _verdict_note(by_step: Mapping[str, Any], estimates: list[LevelEstimate],
+                  cap: LevelEstimate | None, limited_by: str | None, top: LevelEstimate | None,
+                  has_batches: bool, max_error_ratio: float) -> str | None:
     held = max(estimates, key=lambda e: (e.seconds, e.concurrency)) if estimates else None
     if not by_step.get("stamps") and not estimates:
         return "probe.csv has no 'stamps' rows: no sustainable stamp rate"
@@ -238,6 +264,12 @@ def _note(by_step: Mapping[str, Any], estimates: list[LevelEstimate], cap: Level
                 f"no flat step next to it and stamps did not queue at the issuer at "
                 f"{QUEUED_SHARE:.0%} of its batch edges, so no level is called the peak; "
                 f"raise --budget or look for another bottleneck (the client, the machine)")
+    if cap is None and top is not None and not rising_top:
+        return (f"not levelled by the top level (concurrency {top.concurrency}, "
+                f"{top.stamps_per_second:g} stamps/s): the step into it was not shown flat and "
+                f"stamps did not queue at the issuer at {QUEUED_SHARE:.0%} of its batch edges, so "
+                f"no level is called the peak; raise --budget or --max-concurrency, or look for "
+                f"another bottleneck (the client, the machine)")
     if cap is None and top is not None:
         return (f"not levelled by the top level (concurrency {top.concurrency}): throughput was "
                 f"still rising ({top.stamps_per_second:g} stamps/s there), so no level is called "

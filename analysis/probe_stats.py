@@ -5,6 +5,8 @@ Batch means: each level is measured in short batches, and a level's interval com
 spread of its batch counts (pooled over levels when a level has few batches: `dispersion`,
 `level_spread`). `assess` calls a step rising, flat, falling, undecided or inconclusive;
 `plateau` picks the level held once throughput has levelled, and never the top of a rise.
+A batch whose closing edge came late (`stalled`: the client itself did not run, as on an
+overloaded machine) says nothing about the target and is left out of all of them (`steady`).
 analysis.probe builds capacity.json from them; the running probe judges its ladder by them.
 """
 
@@ -26,6 +28,7 @@ CLIMB_GAIN = 0.25
 QUEUE_FACTOR = 3.0
 QUEUED_SHARE = 0.9
 OWN_DF = 8
+STALL_SHARE = 0.25
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +57,56 @@ class LevelEstimate:
         if self.ci_low is None or self.ci_high is None or self.stamps_per_second <= 0:
             return math.inf
         return (self.ci_high - self.ci_low) / 2 / self.stamps_per_second
+
+
+def stalled(late_s: float | None, planned_s: float) -> bool:
+    """A batch the client stalled in: its closing edge came more than `STALL_SHARE` of the
+    planned batch late.
+
+    A probe's batch is a timed sleep of its client; it ends late only when the client's event
+    loop did not run (another process had the CPU, the machine swapped). While it did not
+    run it sent nothing, so the target's queue drained and its rate fell for a reason that is
+    not the target's: the batch's rate and its closing queue are the client's, not the
+    target's. `late_s` None (a file written before the probe measured it): not stalled.
+
+    >>> stalled(0.08, 1.0), stalled(1.5, 1.0), stalled(None, 1.0)
+    (False, True, False)
+    """
+    return late_s is not None and late_s > STALL_SHARE * planned_s
+
+
+def steady(batches: Iterable[Mapping[str, Any]], planned_s: float | None = None
+           ) -> list[Mapping[str, Any]]:
+    """The batches that speak for the target: neither one the client stalled in (`stalled`)
+    nor the one after it at the same level (the recovery: the target's queue drained while
+    the client slept, and its workers idle until the resumed applicants reach it again).
+
+    `planned_s` is the batch length the probe planned; None (a file): each batch's duration
+    less its lateness.
+
+    >>> b = [{"concurrency": 8, "duration_s": d, "late_s": d - 1.0} for d in (1.004, 2.5, 1.003,
+    ...      1.002)]
+    >>> [x["duration_s"] for x in steady(b)]
+    [1.004, 1.002]
+    """
+    out: list[Mapping[str, Any]] = []
+    after: int | None = None    # the level of the batch that just stalled
+    for b in batches:
+        late = _late(b)
+        planned = planned_s if planned_s is not None else float(b["duration_s"]) - (late or 0.0)
+        n = int(b["concurrency"])
+        if stalled(late, planned):
+            after = n
+            continue
+        if after != n:
+            out.append(b)
+        after = None
+    return out
+
+
+def _late(b: Mapping[str, Any]) -> float | None:
+    v = b.get("late_s")
+    return None if v is None or v == "" else float(v)
 
 
 def dispersion(batches: Sequence[Mapping[str, Any]]) -> tuple[float, int]:

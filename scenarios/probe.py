@@ -27,6 +27,12 @@ moment a poll happens to see it does not move it between batches. After each bat
   share; out of climbing time, the current level is held and the analysis judges
   it (a clear rise into it is never called the peak).
 
+Each batch records how late its closing edge came (`late_s`). A batch is a timed sleep of
+the client, so a late edge means the client itself did not run (an overloaded machine):
+it sent nothing meanwhile and the target's queue drained for a reason that is not the
+target's. Such a batch, and the one after it (the target idles until the resumed
+applicants reach it again), are written but neither judged nor counted (the judge's `steady`).
+
 A level whose requests fail more than `max_error_ratio` stops the climb (the
 level below is held). When the target has an admin API, `server_completed`
 (the issuer's `completed` counter, its busy share and queue) is read at every
@@ -153,13 +159,25 @@ class _Ladder:
                              "duration_s": t1 - t0, "stamps": None, **counts,
                              "server_stamps": (c1["completed"] - c0["completed"]) if both else None,
                              "server_busy_share": c1.get("busy_share") if c1 else None,
-                             "server_queue": c1.get("queue") if c1 else None})
+                             "server_queue": c1.get("queue") if c1 else None,
+                             "late_s": round(max(0.0, t1 - t0 - self.s.batch_s), 4)})
 
-    def counted(self, horizon: float | None = None) -> list[dict[str, Any]]:
+    def steady(self, batches: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """The batches the client did not stall in (the judge's `stalled`: its closing edge
+        came too late for the batch to say anything about the target)."""
+        return self.judge.steady(self.batches if batches is None else batches, self.s.batch_s)
+
+    def steady_count(self, n: int) -> int:
+        """How many of level n's batches speak for the target (`steady`)."""
+        return sum(b["concurrency"] == n for b in self.steady())
+
+    def counted(self, horizon: float | None = None, *, steady: bool = False
+                ) -> list[dict[str, Any]]:
         """The batches with their stamps counted, each cut at `horizon` (stamps finished later
-        may not have been seen yet); batches wholly after it are left out."""
+        may not have been seen yet); batches wholly after it are left out, and with `steady`
+        the batches the client stalled in."""
         out = []
-        for b in self.batches:
+        for b in self.steady() if steady else self.batches:
             t0 = b["start_unix"]
             t1 = t0 + b["duration_s"] if horizon is None else min(t0 + b["duration_s"], horizon)
             if t1 - t0 < 0.2 * self.s.batch_s:
@@ -178,9 +196,9 @@ class _Ladder:
             return None
 
     def estimate(self, n: int) -> Any:
-        every = self.counted(time.time() - RECORDER.lag_s())
+        every = self.counted(time.time() - RECORDER.lag_s(), steady=True)
         mine = [b for b in every if b["concurrency"] == n] or [
-            {**b, "stamps": 0} for b in self.batches if b["concurrency"] == n]
+            {**b, "stamps": 0} for b in self.steady() if b["concurrency"] == n]
         return self.judge.estimate(mine, every)
 
     def climb(self, n: int, below: int | None) -> str:
@@ -193,10 +211,10 @@ class _Ladder:
         rate says, so it is never flat. errors / budget: stop.
         """
         self.go_to(n)
-        measured = 0
+        before = self.steady_count(n)
         while True:
             self.batch(n, "ladder")
-            measured += 1
+            measured = self.steady_count(n) - before   # stalled batches and recoveries: not counted
             if RECORDER.error_ratio(n) > self.s.max_error_ratio:
                 return "errors"
             if self.left() <= 0:
@@ -224,7 +242,7 @@ class _Ladder:
         client waits)."""
         waits = {m: float(np.median(lv.stamp_s)) * 1000
                  for m, lv in RECORDER.levels.items() if lv.stamp_s}
-        return n in self.judge.queued(self.batches, waits)
+        return n in self.judge.queued(self.steady(), waits)
 
     def wait_ratio(self, n: int) -> float:
         """Median stamp wait (accepted to seen done) at level n over the least median of any."""
@@ -235,7 +253,7 @@ class _Ladder:
 
     def idle(self, n: int) -> bool:
         """The server reported its issuer queue at level n, and it was empty at every batch edge."""
-        edges = [b["server_queue"] for b in self.batches
+        edges = [b["server_queue"] for b in self.steady()
                  if b["concurrency"] == n and b["server_queue"] is not None]
         return bool(edges) and max(edges) == 0
 
@@ -243,7 +261,7 @@ class _Ladder:
         """Level n is not robustly saturated: at some batch edge fewer than 2 stamps waited or a
         worker idled; without the server's figures, client waits under 2 x `queue_factor` x the
         least."""
-        mine = [b for b in self.batches if b["concurrency"] == n and b["server_queue"] is not None]
+        mine = [b for b in self.steady() if b["concurrency"] == n and b["server_queue"] is not None]
         if not mine:
             return self.wait_ratio(n) < 2 * self.s.queue_factor
         return (min(b["server_queue"] for b in mine) < 2

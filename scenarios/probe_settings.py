@@ -50,12 +50,17 @@ class Judge:
     `estimate(level_batches, all_batches)` returns an object with `stamps_per_second`
     and `half_width()`; `assess(below, above, final=bool)` returns rising, flat,
     falling, undecided or inconclusive; `queued(batches, median_wait_ms_by_level)`
-    the levels where stamps queue at the issuer.
+    the levels where stamps queue at the issuer; `steady(batches, planned_s)` the batches
+    that speak for the target (their `late_s`, how late the closing edge came, shows the
+    client ran: a batch it stalled in, and the one after, are written to probe_batches.csv
+    but neither judged nor counted towards a level's batches). The default: every batch.
     """
 
     estimate: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any]
     assess: Callable[..., str]
     queued: Callable[[list[dict[str, Any]], dict[int, float]], set[int]]
+    steady: Callable[[list[dict[str, Any]], float], list[dict[str, Any]]] = (
+        lambda batches, _planned_s: batches)
 
 
 @dataclass

@@ -67,8 +67,9 @@ def test_empty_percentiles_read_as_none_but_an_empty_rate_is_refused(tmp_path) -
     # A level cut short by a signal has steps without a request: the probe writes their
     # percentiles empty. The rate and counts may never be empty.
     p = tmp_path / "probe.csv"
-    p.write_text(",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,9.5,1,2,3,60\n"
-                 "2,upload,0,0,0,0,,,,1.5\n")
+    p.write_text(
+        ",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,9.5,1,2,3,60\n2,upload,0,0,0,0,,,,1.5\n"
+    )
     rows = read_probe_csv(p)
     assert rows[1]["p50_ms"] is None and rows[1]["p99_ms"] is None and rows[0]["p95_ms"] == 2.0
     p.write_text(",".join(PROBE_COLUMNS) + "\n1,stamps,10,0,0,,1,2,3,60\n")
@@ -190,6 +191,12 @@ def test_batches_csv_round_trip_and_errors(tmp_path: Path) -> None:
     p.write_text(",".join(BATCH_COLUMNS) + "\n4,hold,1700000000.5,0,16,,40,0\n")
     with pytest.raises(InputFileError, match="column duration_s: '0' must be a finite number > 0"):
         read_batches_csv(p)
+    # a file written before the probe measured its lateness: no late_s column, read as not late
+    p.write_text(",".join(BATCH_COLUMNS[:-1]) + "\n4,hold,1700000000.5,1.0,16,,40,0,,\n")
+    assert BATCH_COLUMNS[-1] == "late_s" and read_batches_csv(p)[0]["late_s"] is None
+    p.write_text(",".join(BATCH_COLUMNS) + "\n4,hold,1700000000.5,1.0,16,,40,0,,,soon\n")
+    with pytest.raises(InputFileError, match="column late_s: 'soon' is not a number"):
+        read_batches_csv(p)
 
 
 def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -> None:
@@ -200,8 +207,11 @@ def test_report_shows_the_interval_and_the_configured_capacity(tmp_path: Path) -
 
     run = tmp_path / "probe"
     # capacity.json is rewritten below: leave out the manifest, which would refuse the edited file
-    shutil.copytree(Path(__file__).parent / "fixtures" / "runs" / "probe", run,
-                    ignore=shutil.ignore_patterns("manifest.json"))
+    shutil.copytree(
+        Path(__file__).parent / "fixtures" / "runs" / "probe",
+        run,
+        ignore=shutil.ignore_patterns("manifest.json"),
+    )
     rng = np.random.default_rng(4)
     batches = (
         _batches(rng, 8, 12.0, 3) + _batches(rng, 16, 16.0, 3) + _batches(rng, 32, 16.0, 30, "hold")
@@ -285,3 +295,78 @@ def test_queued_levels_needs_a_queue_at_most_edges() -> None:
     assert queued_levels(b, {}) == {32}  # 16: one edge in 3 found none
     # without the server's figures: the client's median waits, 3x the least
     assert queued_levels([], {1: 500.0, 16: 1200.0, 32: 1600.0}) == {32}
+
+
+def _stalled_probe() -> list[dict]:
+    """A 16/s issuer probed 8 -> 16 -> 32 (held), the client stalled for 1.5 s in every 4th
+    hold batch: the issuer's queue is empty at the stalled edge, and the batch after it starts
+    with idle workers (12 stamps, not 16)."""
+    rows = [
+        {
+            "concurrency": 8,
+            "phase": "ladder",
+            "stamps": 8,
+            "duration_s": 1.0,
+            "server_queue": 0,
+            "late_s": 0.003,
+        }
+    ] * 3
+    rows += [
+        {
+            "concurrency": 16,
+            "phase": "ladder",
+            "stamps": s,
+            "duration_s": 1.0,
+            "server_queue": 4,
+            "late_s": 0.004,
+        }
+        for s in (16, 15, 17)
+    ]
+    for k in range(16):
+        stall, recovery = k % 4 == 1, k % 4 == 2
+        rows.append(
+            {
+                "concurrency": 32,
+                "phase": "hold",
+                "stamps": 28 if stall else 12 if recovery else 16 + (k % 2),
+                "duration_s": 2.5 if stall else 1.0,
+                "server_queue": 0 if stall else 20,
+                "late_s": 1.5 if stall else 0.005,
+            }
+        )
+    return rows
+
+
+def test_batches_the_client_stalled_in_are_left_out() -> None:
+    rows = _stalled_probe()
+    cap = capacity_from_probe([], batches=rows, configured_stamps_per_second=16.0)
+    assert cap["levelled"] is True and cap["capacity_concurrency"] == 32, cap["note"]
+    assert cap["stalled_batches"] == 8 and "client stalled" in cap["note"]
+    assert cap["stamps_per_second"] == 16.5  # the 8 steady hold batches: 16 and 17 in turn
+    assert 32 in cap["queued_levels"]
+    # The mutant: the same batches with the lateness unknown (the rule cannot see the stalls):
+    # a quarter of the edges show an empty queue, so 32 is not queued and not levelled.
+    blind = capacity_from_probe([], batches=[{**b, "late_s": None} for b in rows])
+    assert blind["stalled_batches"] == 0 and blind["levelled"] is False, blind
+    assert 32 not in blind["queued_levels"]
+    # and a level whose steady edges show no queue is still not levelled: the rule hides only
+    # what the stall did, not a target that ran dry
+    dry = [{**b, "server_queue": 0} if b["concurrency"] == 32 else b for b in rows]
+    assert capacity_from_probe([], batches=dry)["levelled"] is False
+
+
+def test_every_batch_stalled_is_said_and_nothing_measured() -> None:
+    rows = [
+        {
+            "concurrency": n,
+            "phase": "ladder",
+            "stamps": 5,
+            "duration_s": 2.0,
+            "server_queue": 0,
+            "late_s": 1.0,
+        }
+        for n in (1, 2, 4)
+    ]
+    cap = capacity_from_probe([], batches=rows)
+    assert cap["stamps_per_second"] is None and cap["stalled_batches"] == 3
+    assert cap["note"].startswith("every one of the 3 batches was stalled"), cap["note"]

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,6 +137,68 @@ def test_a_slowed_issuer_fails_the_5_percent_check(tmp_path: Path, const20: Test
     assert abs(cap["error_vs_configured"]) > 0.05, cap
     assert cap["stamps_per_second"] == pytest.approx(16.0, rel=0.05), cap
     assert abs(cap["client_vs_server"]) <= 0.02, cap
+
+
+@pytest.mark.timeout(150)
+def test_a_stalling_client_does_not_move_the_capacity(
+    tmp_path: Path, const20: TestbedServer
+) -> None:
+    """The probe's own process stopped (SIGSTOP) for 1.5 s every 4 s, as an overloaded machine
+    stops it: its batches then read the client, not the target (the issuer's queue drains while
+    the client sleeps, and idles after it until the applicants reach it again). Those batches
+    are left out (`late_s`, `stalled_batches`), and the capacity is still the issuer's 20/s within
+    5 %. Without the rule the same batches read less (the recovery batches) or do not level."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "surgecast",
+            "probe",
+            "--host",
+            const20.url,
+            f"--admin-token={const20.admin_token}",
+            "--out",
+            str(tmp_path),
+            "--budget",
+            "25",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    stop = threading.Event()
+
+    def stall() -> None:
+        while not stop.wait(4.0) and proc.poll() is None:
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGCONT)
+
+    staller = threading.Thread(target=stall, daemon=True)
+    staller.start()
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        stop.set()
+        staller.join()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    cap = json.loads((tmp_path / "capacity.json").read_text())
+    assert cap["levelled"] is True and abs(cap["error_vs_configured"]) <= 0.05, cap
+    assert cap["stalled_batches"] >= 2 and "client stalled" in cap["note"], cap
+    assert abs(cap["client_vs_server"]) <= 0.02, cap
+    batches = read_batches_csv(tmp_path / "probe_batches.csv")
+    late = [b for b in batches if b["late_s"] > 0.25]
+    assert late and all(b["late_s"] < 3 for b in late)  # the stalls, as long as they were
+    bare = capacity_from_probe(
+        [], batches=[{**b, "late_s": None} for b in batches], configured_stamps_per_second=20.0
+    )
+    assert bare["stamps_per_second"] is None or bare["stamps_per_second"] < cap["stamps_per_second"]
 
 
 @pytest.mark.timeout(150)

@@ -20,8 +20,9 @@ from floor.rundir.schema import BATCH_COLUMNS, PROBE, PROBE_BATCHES, PROBE_COLUM
 __all__ = ["OPTIONAL_BATCH", "parse_batch_row", "parse_probe_row", "read_batches_csv",
            "read_probe_csv"]
 
-# may be empty; the last two may also be absent from the header
-OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue")
+# may be empty; all but the first may also be absent from the header (late_s: files written
+# before the probe measured its own lateness read as not late)
+OPTIONAL_BATCH = ("server_stamps", "server_busy_share", "server_queue", "late_s")
 _NUMERIC = tuple(c for c in PROBE_COLUMNS if c != "step")
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")  # may be empty: no request of that step
 

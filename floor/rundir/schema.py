@@ -96,7 +96,7 @@ HISTORY_COLUMNS = ("window_start_at", "calendar_window_start_at", "step", "count
 PROBE_COLUMNS = ("concurrency", "step", "requests", "errors", "error_ratio", "throughput_per_s",
                  "p50_ms", "p95_ms", "p99_ms", "duration_s")
 BATCH_COLUMNS = ("concurrency", "phase", "start_unix", "duration_s", "stamps", "server_stamps",
-                 "requests", "errors", "server_busy_share", "server_queue")
+                 "requests", "errors", "server_busy_share", "server_queue", "late_s")
 # The timeline of `surgecast forecast`; `surgecast plan` writes these first, then PLAN_COLUMNS.
 FORECAST_COLUMNS = (
     "calendar_at", "arrived_cum", "served_cum", "lost_cum", "in_system",

@@ -9,13 +9,13 @@ through these::
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
-    >>> write_table(d, PROBE_BATCHES, [[1, "ladder", 0.0, 1.0, 3, "", 40, 0, "", ""]])
+    >>> write_table(d, PROBE_BATCHES, [[1, "ladder", 0.0, 1.0, 3, "", 40, 0, "", "", 0.0]])
     >>> (d / PROBE_BATCHES).read_text().splitlines()[0].split(",")[:3]
     ['concurrency', 'phase', 'start_unix']
     >>> write_table(d, PROBE_BATCHES, [[1, "ladder"]])
     Traceback (most recent call last):
     ...
-    ValueError: probe_batches.csv: row 0 has 2 fields, the schema's columns are 10
+    ValueError: probe_batches.csv: row 0 has 2 fields, the schema's columns are 11
 """
 
 from __future__ import annotations

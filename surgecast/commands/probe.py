@@ -173,14 +173,15 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
 
 def _judge(args: argparse.Namespace, queue_factor: float) -> Any:
     """How the probe judges a level: its estimate, the levelling test and the queued levels."""
-    from analysis.probe import assess, level_estimate, level_spread, queued_levels
+    from analysis.probe import assess, level_estimate, level_spread, queued_levels, steady
     from scenarios.probe import Judge
 
     return Judge(estimate=lambda b, every: level_estimate(b, confidence=args.confidence,
                                                           spread=level_spread(b, every)),
                  assess=lambda lo, hi, final=False: assess(
                      lo, hi, min_gain=args.min_gain, confidence=args.confidence, final=final),
-                 queued=lambda b, waits: queued_levels(b, waits, queue_factor=queue_factor))
+                 queued=lambda b, waits: queued_levels(b, waits, queue_factor=queue_factor),
+                 steady=steady)
 
 
 def _parameters(
