@@ -140,10 +140,14 @@ class _Ladder:
         return self.left() - self.s.hold_share * self.s.budget_s
 
     def _boundary(self) -> tuple[float, dict[str, Any] | None, dict[str, int]]:
-        """One batch edge: the server's figures and the client's cut at (nearly) the same moment."""
+        """One batch edge: the server's figures and the client's cut at (nearly) the same moment.
+
+        The edge's time, which splits the client's stamps (by their `finished_at`) between two
+        batches, is the middle of the server's answer: the moment its `completed` was read."""
+        before = time.time()
         c = self._server()
-        counts = RECORDER.cut()
-        return time.time(), c, counts
+        at = (before + time.time()) / 2 if c is not None else time.time()
+        return at, c, RECORDER.cut()
 
     def batch(self, n: int, phase: str) -> None:
         """Measure one batch at level n; consecutive batches share their edges."""

@@ -13,8 +13,6 @@ histograms add exactly (`scenarios.latency`).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -379,17 +377,6 @@ class Recorder:
             for step, text in table.items():
                 writers.write_histogram(out, step, clock, text)
         writers.write_table(out, LATENCY_HISTORY, self.history_rows())
-
-
-def read_ledger_csv(path: Path) -> list[dict[str, str]]:
-    """Read a run directory's ledger.csv back as dicts.
-
-    >>> read_ledger_csv(Path("/nonexistent/ledger.csv"))
-    []
-    """
-    if not path.is_file():
-        return []
-    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
 
 
 def finite(x: float | None) -> float | None:

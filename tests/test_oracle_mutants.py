@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from test_rehearse_runs import FAST_TESTBED, write_profile
 
-from scenarios.recorder import read_ledger_csv
+from floor.rundir.files import read_ledger_rows
 from testbed.process import MUTANT_ENV, TestbedServer
 from tests.mutants import MUTANTS
 
@@ -116,7 +116,7 @@ def test_a_mutant_testbed_turns_the_rehearsal_reconciliation_red(
 def _assert_the_ledger_holds_the_clients_evidence(out: Path) -> None:
     """Every acknowledged step of a clean run: its HTTP
     status, the ids given, keys sent, serials seen."""
-    rows = read_ledger_csv(out / "ledger.csv")
+    rows = read_ledger_rows(out / "ledger.csv")
     by = {k: [r for r in rows if r["kind"] == k] for k in ("account", "order", "payment", "stamp")}
     assert all(r["http_status"] == "201" for r in by["account"]) and by["account"]
     assert all(

@@ -191,7 +191,9 @@ def test_a_stalling_client_does_not_move_the_capacity(
     cap = json.loads((tmp_path / "capacity.json").read_text())
     assert cap["levelled"] is True and abs(cap["error_vs_configured"]) <= 0.05, cap
     assert cap["stalled_batches"] >= 2 and "client stalled" in cap["note"], cap
-    assert abs(cap["client_vs_server"]) <= 0.02, cap
+    # the client's count of the steady batches is the server's, within 5 % here (2 % unstalled):
+    # each stall splits the steady batches, and each split adds the two counters' edge mismatch
+    assert abs(cap["client_vs_server"]) <= 0.05, cap
     batches = read_batches_csv(tmp_path / "probe_batches.csv")
     late = [b for b in batches if b["late_s"] > 0.25]
     assert late and all(b["late_s"] < 3 for b in late)  # the stalls, as long as they were

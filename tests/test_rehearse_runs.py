@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from floor.rundir.files import read_ledger_rows
 from scenarios.profile import flat_profile_toml
 from scenarios.reconcile import reconcile
-from scenarios.recorder import read_ledger_csv
 from testbed.process import TestbedServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_reconciliation_catches_an_order_deleted_from_the_database(tmp_path):
             str(out),
         )
         assert r.returncode == 0, r.stderr
-        client = read_ledger_csv(out / "ledger.csv")
+        client = read_ledger_rows(out / "ledger.csv")
         paid = [x["ref"] for x in client if x["kind"] == "payment" and x["status"] == "credited"]
         assert paid
         # Lose one paid order behind the service's back, as a broken write would.

@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 from testbed_fixtures import FAST, Client, register_and_login, send_chunks_until_answer
 
+from floor.rundir.files import read_ledger_rows
 from scenarios.identities import make_identity
-from scenarios.recorder import read_ledger_csv
 from testbed.passwords import verify_password
 from testbed.process import TestbedServer
 
@@ -212,7 +212,7 @@ def _passwords(out: Path, seed: int, db_path: str) -> dict[str, str]:
     """Each applicant's password, regenerated from the seed, checked against the server's hash."""
     hashes = dict(sqlite3.connect(db_path).execute("SELECT email, password_hash FROM accounts"))
     found: dict[str, str] = {}
-    for row in read_ledger_csv(out / "ledger.csv"):
+    for row in read_ledger_rows(out / "ledger.csv"):
         email = row["email"]
         if row["kind"] != "account" or not email or email in found:
             continue

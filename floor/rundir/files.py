@@ -12,13 +12,16 @@ through these::
 
 from __future__ import annotations
 
+import csv
 import math
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from floor.errors import InputFileError
-from floor.rundir.probe_files import read_batches_csv, read_probe_csv
+from floor.rundir.probe_files import probe_rows, read_batches_csv, read_probe_csv
 from floor.rundir.readers import (
     FIX,
     YEARS,
@@ -37,14 +40,15 @@ from floor.rundir.schema import (
     HDR_CLOCKS,
     OUTCOMES,
     PLAN_GATE_MODES,
+    PROBE_COLUMNS,
     QUEUE_GATE_COLUMNS,
 )
 from floor.vocabulary import GATE_MODES, GATES
 
 __all__ = [
     "read_arrivals", "read_batches_csv", "read_capacity", "read_failures", "read_gate_schedule",
-    "read_histograms", "read_latency_history", "read_ledger", "read_plan", "read_plan_check",
-    "read_locust_history", "read_probe", "read_probe_csv", "read_queue",
+    "read_histograms", "read_latency_history", "read_ledger", "read_ledger_rows", "read_plan",
+    "read_plan_check", "read_locust_history", "read_probe", "read_probe_csv", "read_queue",
     "read_reconciliation", "read_run", "read_summary", "read_timeline", "read_waiting_room",
 ]
 
@@ -141,9 +145,21 @@ def read_queue(path: Path, *, missing: str = "") -> Series:
 
 def read_ledger(path: Path) -> Series:
     """ledger.csv (the client's evidence): each row's `applicant_id` and `account_id` (texts,
-    empty on rows of no account); scenarios.recorder.read_ledger_csv reads it whole for the
-    reconciliation."""
+    empty on rows of no account); `read_ledger_rows` reads it whole for the reconciliation."""
     return read_csv(path, texts=("applicant_id", "account_id"))
+
+
+def read_ledger_rows(path: Path) -> list[dict[str, str]]:
+    """ledger.csv whole, a dict of texts per row (the drills' and the reconciliation's view);
+    no file: no rows (a rehearsal that recorded nothing).
+
+    >>> read_ledger_rows(Path("/nonexistent/ledger.csv"))
+    []
+    """
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def read_latency_history(path: Path) -> Series:
@@ -206,11 +222,20 @@ def read_failures(path: Path) -> list[dict[str, str]]:
 
 # ---------------------------------------------------------------- probe
 def read_probe(path: Path) -> Series:
-    """probe.csv: per concurrency level and step, throughput and percentiles."""
-    return read_csv(path, texts=("step",),
-                    numbers=("concurrency", "requests", "errors", "throughput_per_s",
-                             "p50_ms", "p95_ms", "p99_ms"),
-                    empty_ok=("p50_ms", "p95_ms", "p99_ms"))
+    """probe.csv as columns: per concurrency level and step, throughput and percentiles (an
+    empty percentile NaN), from the rows `read_probe_csv` checks.
+
+    >>> s = read_probe(Path("tests/fixtures/runs/probe") / "probe.csv")
+    >>> s["step"][0], float(s["concurrency"][0])
+    ('stamps', 1.0)
+    """
+    rows = probe_rows(path)
+    cols: dict[str, Any] = {"step": [r["step"] for _, r in rows]}
+    for c in PROBE_COLUMNS:
+        if c != "step":
+            cols[c] = np.array([math.nan if r[c] is None else float(r[c]) for _, r in rows],
+                               dtype=float)
+    return Series(path=Path(path), cols=cols, lines=[line for line, _ in rows])
 
 
 def read_capacity(path: Path) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 `capacity_from_probe` (analysis/probe.py) takes rows as these readers give them, or raw rows
 of strings that `parse_probe_row` and `parse_batch_row` check the same way. Errors name the
-file, the line and the column (`floor.rundir.files.read_probe` reads probe.csv as a `Series`
-for the report). A row shorter than the header leaves its last cells empty (csv.DictReader).
+file, the line and the column (`floor.rundir.files.read_probe` turns the same rows into a
+`Series` of columns for the report: one reader, one set of rules). A row shorter than the
+header leaves its last cells empty (csv.DictReader).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 from floor.errors import InputFileError
 from floor.rundir.schema import BATCH_COLUMNS, PROBE, PROBE_BATCHES, PROBE_COLUMNS
 
-__all__ = ["OPTIONAL_BATCH", "parse_batch_row", "parse_probe_row", "read_batches_csv",
-           "read_probe_csv"]
+__all__ = ["OPTIONAL_BATCH", "parse_batch_row", "parse_probe_row", "probe_rows",
+           "read_batches_csv", "read_probe_csv"]
 
 # may be empty; all but the first may also be absent from the header (late_s: files written
 # before the probe measured its own lateness read as not late)
@@ -56,8 +57,14 @@ def read_probe_csv(path: str | Path) -> list[dict[str, Any]]:
     >>> read_probe_csv(p)[0]["throughput_per_s"]
     9.5
     """
+    return [row for _line, row in probe_rows(path)]
+
+
+def probe_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """probe.csv's rows as `read_probe_csv` checks them, each with its file line (the report's
+    column view, `floor.rundir.files.read_probe`, is built from these)."""
     p = Path(path)
-    return [parse_probe_row(raw, f"{p} line {line}")
+    return [(line, parse_probe_row(raw, f"{p} line {line}"))
             for line, raw in _dict_rows(p, PROBE, PROBE_COLUMNS, PROBE_COLUMNS)]
 
 

@@ -140,9 +140,9 @@ def _judge(
     """The checks and the verdict of a drill from its run directory and the drained testbed."""
     summary_path = out / rs.SUMMARY
     summary = read_json(summary_path) if summary_path.is_file() else {}
-    from scenarios.recorder import read_ledger_csv
+    from floor.rundir.files import read_ledger_rows
 
-    client = read_ledger_csv(out / rs.LEDGER)
+    client = read_ledger_rows(out / rs.LEDGER)
     arrivals = _arrivals(out / rs.ARRIVALS)
     checks = [
         _load_ran_check(summary, rehearse_exit, rehearse_stderr),
