@@ -11,7 +11,7 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
 * `FIRST`: the longest single tests start first, so the run does not end waiting on one of
   them (xdist hands out groups by size, then single tests in collection order).
 * `ALONE`: tests that time themselves against bounds of a few milliseconds, or whose client must
-  keep its schedule (a flash crowd, a rehearsal at the model's own rates). Beside the other
+  keep its schedule (probes, a flash crowd, a rehearsal at the model's own rates). Beside the other
   workers on two cores their clients are simply late, so under xdist they are deselected from
   the parallel run and run afterwards in a second pass with nothing beside them (`-n 0`), in
   the same command; the command fails if either pass fails. `python3 -m pytest -n 0` runs
@@ -51,11 +51,6 @@ SERIAL_GROUPS: dict[str, tuple[str, str]] = {
     "test_testbed_slowloris.py": ("wallclock", "header timeout bound of 4 x timeout + 2 s"),
     # an exclusive kernel resource: root network namespaces and a veth pair
     "test_netns_distributed.py": ("netns", "makes network namespaces and a veth pair as root"),
-    # probes of testbeds of known capacity within 5 %: two at once would share the machine's
-    # two cores between two ladders and their testbeds. Beside the other workers they run as
-    # a user's probe runs on a busy CI runner; a client that stalls there has its batches left
-    # out (late_s; test_a_stalling_client_does_not_move_the_capacity stalls one on purpose)
-    "test_probe.py": ("probe", "one probe at a time, each against its own testbed"),
 }
 
 # module file name -> the real run its module-scoped fixture makes (built once, on one worker)
@@ -72,7 +67,6 @@ SHARED_FIXTURE: dict[str, str] = {
 # test node ids that take minutes on their own: started before the rest
 FIRST: tuple[str, ...] = (
     "test_demo.py::test_demo_end_to_end_shortened",
-    "test_probe.py::",
     "test_doctests.py::test_docstring_examples_pass",
     "test_alone_pass.py::",
     "test_locust_webui.py::",
@@ -83,6 +77,14 @@ FIRST: tuple[str, ...] = (
 
 # module file name -> why it runs with nothing beside it (the second pass)
 ALONE: dict[str, str] = {
+    # Tried in the parallel pass (2 December): a 2 x 0.1 s constant issuer read +11 %. The
+    # client was right (its count was the server's): the testbed, starved beside four workers,
+    # ran its issuer's timers late and then caught up, so over the held seconds it really did
+    # more than its configured 20/s. The probe's own stalls are handled (late_s); the
+    # testbed's are the machine's, and the 5 % checks are against the configured figure.
+    "test_probe.py": "probes of testbeds of known capacity within 5 % of the configured figure: "
+    "a testbed starved of CPU does not serve its configured capacity (its timers run late and "
+    "catch up), and a target whose throughput rises at every level",
     "test_pool_flash.py": "a flash crowd of 400 arrivals/s kept within 0.5 % dropped, and the "
     "drops of a slow pool named spawn lag: on a starved machine some become CPU drops",
     "test_model_at_probe_capacity.py": "a rehearsal whose client must keep its schedule: a "

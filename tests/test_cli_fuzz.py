@@ -316,6 +316,15 @@ NAMED = [
     (["rehearse", "--arrival-rate", "1", "--out", "/proc/x"], "--out"),
     (["probe", "--out", "/proc/x"], "--out"),
     (["plan", "--profile", "casn2024", "--stamps-per-second", "10", "--out", "/proc/x"], "--out"),
+    # plan and forecast share the flag and say the same thing of the same mistake
+    *[
+        (
+            [cmd, "--profile", "casn2024", "--stamps-per-second", bad, "--out", "o"],
+            f"--stamps-per-second = '{bad}': give a capacity > 0 stamps per second",
+        )
+        for cmd in ("plan", "forecast")
+        for bad in ("abc", "0", "nan")
+    ],
     (["testbed", "--db", "{text.txt}", "--port", "0"], "not an SQLite database"),
 ]
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from floor import atomic
+from floor.rundir.files import read_ledger_rows
 from scenarios.reconcile import FAILURES, reconcile
-from scenarios.recorder import LEDGER_COLUMNS, read_ledger_csv
+from scenarios.recorder import LEDGER_COLUMNS
 from scenarios.summary import exit_code_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -362,7 +363,7 @@ def write_run(
         tmp / "ledger.csv", LEDGER_COLUMNS, ([r.get(k, "") for k in LEDGER_COLUMNS] for r in client)
     )
     atomic.write_json(tmp / "server_records.json", records)
-    return read_ledger_csv(tmp / "ledger.csv"), json.loads(
+    return read_ledger_rows(tmp / "ledger.csv"), json.loads(
         (tmp / "server_records.json").read_text()
     )
 
@@ -534,7 +535,7 @@ def test_memory_and_file_evidence_agree_on_an_unanswered_payment(tmp_path: Path)
     }
     in_memory = reconcile(rec.ledger_rows(), server, settled=False)
     rec.write_files(tmp_path)
-    on_disk = reconcile(read_ledger_csv(tmp_path / "ledger.csv"), server, settled=False)
+    on_disk = reconcile(read_ledger_rows(tmp_path / "ledger.csv"), server, settled=False)
     assert in_memory["problems"] == on_disk["problems"] == []
     assert in_memory["lost_payments"] == on_disk["lost_payments"] == 0
     # and the same pay acknowledged (202) then vanished is caught both ways
@@ -552,6 +553,6 @@ def test_memory_and_file_evidence_agree_on_an_unanswered_payment(tmp_path: Path)
     rec.write_files(tmp_path)
     assert reconcile(rec.ledger_rows(), server, settled=False)["lost_payments"] == 1
     assert (
-        reconcile(read_ledger_csv(tmp_path / "ledger.csv"), server, settled=False)["lost_payments"]
+        reconcile(read_ledger_rows(tmp_path / "ledger.csv"), server, settled=False)["lost_payments"]
         == 1
     )

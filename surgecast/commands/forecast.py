@@ -13,12 +13,11 @@ times in the profile's zone; `--extend` takes whole days (2d).
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from pathlib import Path
 
 from floor.errors import FieldError
-from surgecast.commands.surge_flags import add_overload, add_surge_inputs
+from surgecast.commands.surge_flags import add_overload, add_surge_inputs, stamps_per_second
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,18 +50,6 @@ def parse_days(text: str) -> int:
     return int(m.group(1))
 
 
-def _sps(text: str) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise FieldError(
-            "--stamps-per-second", text, "give a capacity > 0 stamps per second"
-        ) from None
-    if not (math.isfinite(v) and v > 0):
-        raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second")
-    return v
-
-
 def _capacity(path: str):  # noqa: ANN202 - returns analysis.forecast.CapacityModel
     from analysis.forecast import capacity_from_json
     from surgecast.commands.capacity_file import read_capacity_json
@@ -79,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     cal = profile.calendar
-    sps = _sps(args.stamps_per_second) if args.stamps_per_second is not None else None
+    sps = stamps_per_second(args.stamps_per_second) if args.stamps_per_second is not None else None
     capacity = _capacity(args.capacity) if args.capacity else None
     outage = parse_outage(args.outage, cal.tz) if args.outage else None
     if outage is not None and (outage[0] >= cal.close or outage[1] <= cal.window_start):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from floor.errors import FieldError, InputFileError
-from surgecast.commands.surge_flags import add_overload, add_surge_inputs
+from surgecast.commands.surge_flags import add_overload, add_surge_inputs, stamps_per_second
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,13 +153,7 @@ def _profile_and_capacity(args: argparse.Namespace) -> tuple[Any, float | None]:
         sps = _capacity_file(args.capacity)
         profile = _with_usl(profile, args.capacity)
     elif args.stamps_per_second is not None:
-        sps = _float("--stamps-per-second", args.stamps_per_second)
-        if sps <= 0:
-            raise FieldError(
-                "--stamps-per-second",
-                args.stamps_per_second,
-                "give a capacity > 0 stamps per second",
-            )
+        sps = stamps_per_second(args.stamps_per_second)
     if args.overload:
         from dataclasses import replace
 

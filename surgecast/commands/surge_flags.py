@@ -12,6 +12,9 @@ capacity (a probe's capacity.json or a figure), its outage and its overload phys
 from __future__ import annotations
 
 import argparse
+import math
+
+from floor.errors import FieldError
 
 
 def add_surge_inputs(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +43,26 @@ def add_surge_inputs(parser: argparse.ArgumentParser) -> None:
         metavar="START/END",
         help="issuer outage, ISO local times (default: the profile's)",
     )
+
+
+def stamps_per_second(text: str) -> float:
+    """--stamps-per-second as a number, or a FieldError naming the flag (both commands say the
+    same thing of the same mistake).
+
+    >>> stamps_per_second("12.5")
+    12.5
+    >>> stamps_per_second("-3")
+    Traceback (most recent call last):
+    ...
+    floor.errors.FieldError: --stamps-per-second = '-3': give a capacity > 0 stamps per second
+    """
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise FieldError("--stamps-per-second", text, "give a capacity > 0 stamps per second")
+    return v
 
 
 def add_overload(parser: argparse.ArgumentParser) -> None:
