@@ -53,6 +53,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -361,6 +362,14 @@ def main() -> None:
         d.joinpath("applicants.json").write_text(json.dumps(applicants(times)))
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
+    try:
+        _pairs(a, tmp)
+    finally:  # the applicants, the locustfiles and every run's directory
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pairs(a: argparse.Namespace, tmp: Path) -> None:
+    """The alternating runs of both sides in `tmp`, and the figures printed."""
     (tmp / "p.toml").write_text(PROFILE)
     subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--rate", str(a.rate),
                     "--duration", str(a.duration)], check=True)

@@ -12,6 +12,10 @@ configured capacity and the probe's estimate against that realised rate. Side by
 side, on the same batches, the old rule (the highest level's rate is the
 capacity) shows the winner's curse the hold removes. Prints a Markdown table;
 record it in docs/benchmarks.md under "## Probe". Loopback only, bounded in time.
+
+`--stall 1.5/4` stops the probe's own process (SIGSTOP) for 1.5 s every 4 s, as an overloaded
+machine stops it, and adds, on the same batches, what the analysis reads without the stall rule
+(their `late_s` unknown): the side-by-side of the rule that leaves stalled batches out.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -31,6 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from testbed_fixtures import FAST  # noqa: E402
 
+from analysis.probe import capacity_from_probe, read_batches_csv  # noqa: E402
 from testbed.process import TestbedServer  # noqa: E402
 
 # name: (testbed flags, what it is). demo16 is the demo's own testbed (defaults, scrypt).
@@ -64,11 +70,33 @@ CASES = {
 GRID = ("const8", "const16", "const64", "exp8", "exp16", "demo16", "exp64")
 
 
-def one(flags: list[str], seed: int, budget: list[str]) -> dict:
-    """One probe against a fresh testbed; its figures."""
+def _stalled(proc: subprocess.Popen[str], stall: tuple[float, float] | None) -> None:
+    """Wait for `proc`, stopping it for stall[0] s every stall[1] s meanwhile."""
+    if stall is None:
+        proc.wait(timeout=300)
+        return
+    stop, every = stall
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            proc.wait(timeout=every)
+            break
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(stop)
+            proc.send_signal(signal.SIGCONT)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def one(
+    flags: list[str], seed: int, budget: list[str], stall: tuple[float, float] | None = None
+) -> dict:
+    """One probe against a fresh testbed (stalled as `stall` says); its figures."""
     with TestbedServer(extra_args=flags) as tb, tempfile.TemporaryDirectory() as out:
         t0 = time.monotonic()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -84,15 +112,20 @@ def one(flags: list[str], seed: int, budget: list[str]) -> dict:
                 "--quiet",
                 *budget,
             ],
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=300,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
+        _stalled(proc, stall)
         wall = time.monotonic() - t0
         cap = json.loads((Path(out) / "capacity.json").read_text())
+        batches = read_batches_csv(Path(out) / "probe_batches.csv")
     conf = cap["configured_stamps_per_second"]
+    blind = capacity_from_probe(
+        [], batches=[{**b, "late_s": None} for b in batches], configured_stamps_per_second=conf
+    )
     x = cap["stamps_per_second"]
     old = max(lv["stamps_per_second"] for lv in cap["levels"])
     return {
@@ -111,6 +144,8 @@ def one(flags: list[str], seed: int, budget: list[str]) -> dict:
         if cap.get("server_stamps_per_second")
         else None,
         "hold_stopped_by": cap.get("hold_stopped_by"),
+        "stalled": cap.get("stalled_batches", 0),
+        "blind_err": blind["error_vs_configured"],
     }
 
 
@@ -130,7 +165,21 @@ def main() -> None:
         default=None,
         help="the probe's --budget (default: its own, as the demo)",
     )
+    ap.add_argument(
+        "--stall",
+        metavar="STOP/EVERY",
+        help="stop the probe's process STOP s every EVERY s (e.g. 1.5/4)",
+    )
     args = ap.parse_args()
+    stall = None
+    if args.stall:
+        try:
+            stop, every = (float(x) for x in args.stall.split("/"))
+        except ValueError:
+            ap.error(f"--stall {args.stall!r}: give STOP/EVERY in seconds, e.g. 1.5/4")
+        if not 0 < stop < every:
+            ap.error(f"--stall {args.stall!r}: give 0 < STOP < EVERY, e.g. 1.5/4")
+        stall = (stop, every)
     cases = args.case or list(GRID)
     budget = ["--budget", str(args.budget)] if args.budget else []
     print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
@@ -139,7 +188,7 @@ def main() -> None:
         flags, what = CASES[name]
         runs = []
         for i in range(args.runs):
-            r = one(flags, seed=i + 1, budget=budget)
+            r = one(flags, seed=i + 1, budget=budget, stall=stall)
             runs.append(r)
             print(
                 f"{name} run {i + 1}: rc={r['rc']} wall={r['wall_s']:.1f}s "
@@ -150,6 +199,7 @@ def main() -> None:
                 f"server_err={_pct(r['server_err'])} level={r['level']} "
                 f"old_rule_err={_pct(r['old_err'])} "
                 f"hold_stopped_by={r['hold_stopped_by']} "
+                f"stalled_batches={r['stalled']} without_stall_rule_err={_pct(r['blind_err'])} "
                 f"load={os.getloadavg()[0]:.1f}",
                 flush=True,
             )
@@ -170,6 +220,7 @@ def main() -> None:
             f"{sum(abs(r['err']) <= 0.05 for r in runs if r['err'] is not None)}/{len(runs)} | "
             f"{by_precision}/{len(runs)} | "
             f"{_pct(statistics.median(olds))} / {_pct(max(olds))} |"
+            + (f" {_blind(runs)} |" if stall else "")
         )
     print(f"\n# load average {os.getloadavg()[0]:.1f} at end")
     print(
@@ -179,9 +230,23 @@ def main() -> None:
         "probe error: client vs server's realised rate (median / worst) | "
         "within ±5 % of configured | "
         "hold stopped by precision | old rule, same data (median / worst) |"
+        + (
+            f" stalled {args.stall}: without the stall rule, same data (median / worst; "
+            "not levelled) |"
+            if stall
+            else ""
+        )
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if stall else ""))
     print("\n".join(rows))
+
+
+def _blind(runs: list[dict]) -> str:
+    """The runs re-read without the stall rule: median / worst error, and how many not levelled."""
+    errs = [abs(r["blind_err"]) for r in runs if r["blind_err"] is not None]
+    none = sum(r["blind_err"] is None for r in runs)
+    spread = f"{_pct(statistics.median(errs))} / {_pct(max(errs))}" if errs else "–"
+    return f"{spread}; {none} not levelled"
 
 
 def _pct(x: float | None) -> str:

@@ -1,7 +1,7 @@
 """Benchmark: build the report for the data of a
 2-hour rehearsal (plus a probe and a 1-minute plan).
 
-    python benchmarks/bench_report.py            # prints the median of 3 builds; target < 5 s
+    python benchmarks/bench_report.py [--builds 3]   # prints the median of the builds; target < 5 s
 
 The run directory is synthetic, written by tests/fixtures/make_fixtures.py at the
 size a 2-hour rehearsal produces: 7,200 queue.csv rows, ~30,000 arrivals, 720
@@ -11,6 +11,7 @@ at the contract's 1-minute steps over the whole casn2024 calendar (~34,500 rows)
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,12 @@ TARGET_S = 5.0
 
 
 def main() -> None:
-    """Write the synthetic run directory, build the report three times, print the figures."""
+    """Write the synthetic run directory, build the report `--builds` times, print the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--builds", type=int, default=3, help="report builds to time (default 3)")
+    builds = ap.parse_args().builds
+    if builds < 1:
+        ap.error(f"--builds {builds}: give a whole number >= 1")
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         d = Path(tmp) / "run"
         d.mkdir()
@@ -46,7 +52,7 @@ def main() -> None:
             for f in ("queue.csv", "arrivals.csv", "latency_history.csv", "timeline.csv")
         }
         times = []
-        for _ in range(3):
+        for _ in range(builds):
             t = time.perf_counter()
             build_report(d, lang="en")
             times.append(time.perf_counter() - t)
@@ -57,7 +63,8 @@ def main() -> None:
             f"{setup:.1f} s)"
         )
         print(
-            f"report build: median {med:.2f} s of 3 ({', '.join(f'{x:.2f}' for x in times)}); "
+            f"report build: median {med:.2f} s of {builds} "
+            f"({', '.join(f'{x:.2f}' for x in times)}); "
             f"report.html {html / 1e6:.2f} MB; target < {TARGET_S:g} s: "
             f"{'ok' if med < TARGET_S else 'MISSED'}"
         )

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from floor.errors import ProfileError
 from scenarios.curve import ArrivalCurve
-from scenarios.profile import available_profiles, load_profile, parse_profile, resolve_profile_path
+from scenarios.profile import (
+    SECTIONS,
+    available_profiles,
+    load_profile,
+    parse_profile,
+    resolve_profile_path,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -158,23 +164,7 @@ values = st.recursive(
 @given(
     st.dictionaries(
         st.sampled_from(
-            [
-                "profile",
-                "calendar",
-                "applicants",
-                "arrivals",
-                "behaviour",
-                "journeys",
-                "capacity",
-                "outages",
-                "reopening",
-                "calibration",
-                "demand",
-                "bypass",
-                "overload",
-                "ranges",
-                "extra",
-            ]
+            sorted(SECTIONS | {"extra"})  # every section the loader knows, and one it does not
         ),
         values,
         max_size=8,
