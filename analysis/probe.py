@@ -130,20 +130,7 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *,
         peak["stamps"] = cap.concurrency
     top = estimates[-1] if estimates else None
     out: dict[str, Any] = {
-        "stamps_per_second": cap.stamps_per_second if cap else None,
-        "ci_low": cap.ci_low if cap else None,
-        "ci_high": cap.ci_high if cap else None,
-        "confidence": confidence,
-        "levelled": limited_by == "throughput",
-        "limited_by": limited_by,
-        "capacity_concurrency": cap.concurrency if cap else None,
-        "configured_stamps_per_second": configured_stamps_per_second,
-        "error_vs_configured": (_rel(cap.stamps_per_second, configured_stamps_per_second)
-                                if cap else None),
-        "server_stamps_per_second": cap.server_stamps_per_second if cap else None,
-        "client_vs_server": (_rel(cap.stamps_per_second, cap.server_stamps_per_second)
-                             if cap else None),
-        "server_busy_share": cap.server_busy_share if cap else None,
+        **_capacity_keys(cap, configured_stamps_per_second, confidence, limited_by),
         "highest_measured": _level_dict(top) if top else None,
         "levels": [_level_dict(e) for e in estimates],
         "steps": steps,
@@ -161,6 +148,26 @@ def capacity_from_probe(rows: Iterable[Mapping[str, Any]], *,
                       stalled=len(every_batch) - len(batch_rows), batches=len(every_batch)),
     }
     return out
+
+
+def _capacity_keys(cap: LevelEstimate | None, configured: float | None, confidence: float,
+                   limited_by: str | None) -> dict[str, Any]:
+    """capacity.json's verdict and the held level's figures (None when nothing is the peak)."""
+    return {
+        "stamps_per_second": cap.stamps_per_second if cap else None,
+        "ci_low": cap.ci_low if cap else None,
+        "ci_high": cap.ci_high if cap else None,
+        "confidence": confidence,
+        "levelled": limited_by == "throughput",
+        "limited_by": limited_by,
+        "capacity_concurrency": cap.concurrency if cap else None,
+        "configured_stamps_per_second": configured,
+        "error_vs_configured": _rel(cap.stamps_per_second, configured) if cap else None,
+        "server_stamps_per_second": cap.server_stamps_per_second if cap else None,
+        "client_vs_server": (_rel(cap.stamps_per_second, cap.server_stamps_per_second)
+                             if cap else None),
+        "server_busy_share": cap.server_busy_share if cap else None,
+    }
 
 
 def _parsed(rows: Iterable[Mapping[str, Any]], batches: Iterable[Mapping[str, Any]] | None
