@@ -201,8 +201,11 @@ class _Ladder:
 
     def estimate(self, n: int) -> Any:
         every = self.counted(time.time() - RECORDER.lag_s(), steady=True)
-        mine = [b for b in every if b["concurrency"] == n] or [
-            {**b, "stamps": 0} for b in self.steady() if b["concurrency"] == n]
+        # none counted yet (or every one of the level's batches stalled): its batches with no
+        # stamps, an estimate of nothing rather than no estimate
+        level = ([b for b in self.steady() if b["concurrency"] == n]
+                 or [b for b in self.batches if b["concurrency"] == n])
+        mine = [b for b in every if b["concurrency"] == n] or [{**b, "stamps": 0} for b in level]
         return self.judge.estimate(mine, every)
 
     def climb(self, n: int, below: int | None) -> str:

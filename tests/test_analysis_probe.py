@@ -269,6 +269,18 @@ def test_a_significant_rise_into_a_queued_level_is_not_a_peak() -> None:
     # the knee crossed: from 16 without a queue into 32 where the server's queue never emptied
     knee = capacity_from_probe([], batches=_with_queue(base, {16: 0, 32: 30}))
     assert knee["levelled"] is True and knee["capacity_concurrency"] == 32
+    # two saturated levels that differ by the machine's drift, not by 40 %: CI's demo probe read
+    # 14.4/s for 3 s at 16 and 16.3/s held at 32 on a 16/s testbed, the server's queue never empty
+    drift = [
+        {**b, "stamps": x} for b, x in zip(_batches(rng, 16, 14.4, 3), (14, 15, 14), strict=True)
+    ]
+    drift += [
+        {**b, "stamps": 16.0 + k % 2} for k, b in enumerate(_batches(rng, 32, 16, 20, "hold"))
+    ]
+    drifted = capacity_from_probe([], batches=_with_queue(drift, {16: 5, 32: 20}))
+    assert drifted["steps"][-1]["significant"] == "rising", drifted["steps"]  # 16.5 / 14.33: +15 %
+    assert drifted["levelled"] is True and drifted["capacity_concurrency"] == 32, drifted["note"]
+    assert drifted["stamps_per_second"] == 16.5
     # but the same rise seen only through the client's waits is not enough
     rows = [
         {

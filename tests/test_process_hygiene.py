@@ -8,6 +8,7 @@ SURGECAST_PARENT_PID their launcher put in their environment).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,8 +93,10 @@ class _Run:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+        # the test may close the pipe (communicate) while this thread still reads: then it ends
+        with contextlib.suppress(ValueError):
+            for line in self.proc.stdout:
+                self.lines.append(line)
 
     def wait_for(self, pred, timeout: float) -> bool:  # type: ignore[no-untyped-def]
         end = time.monotonic() + timeout
