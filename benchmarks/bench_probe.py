@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from stall import stalling  # noqa: E402
 from testbed_fixtures import FAST  # noqa: E402
 
 from analysis.probe import capacity_from_probe, read_batches_csv  # noqa: E402
@@ -71,21 +71,14 @@ GRID = ("const8", "const16", "const64", "exp8", "exp16", "demo16", "exp64")
 
 
 def _stalled(proc: subprocess.Popen[str], stall: tuple[float, float] | None) -> None:
-    """Wait for `proc`, stopping it for stall[0] s every stall[1] s meanwhile."""
-    if stall is None:
-        proc.wait(timeout=300)
-        return
-    stop, every = stall
-    deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            proc.wait(timeout=every)
-            break
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGSTOP)
-            time.sleep(stop)
-            proc.send_signal(signal.SIGCONT)
-    if proc.poll() is None:
+    """Wait for `proc` (at most 300 s), stopping it for stall[0] s every stall[1] s meanwhile."""
+    try:
+        if stall is None:
+            proc.wait(timeout=300)
+        else:
+            with stalling(proc, stop_s=stall[0], every_s=stall[1]):
+                proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stall import stalling
 from testbed_fixtures import FAST
 
 from analysis.probe import capacity_from_probe, read_batches_csv
@@ -169,23 +167,11 @@ def test_a_stalling_client_does_not_move_the_capacity(
         text=True,
         stdin=subprocess.DEVNULL,
     )
-    stop = threading.Event()
-
-    def stall() -> None:
-        while not stop.wait(4.0) and proc.poll() is None:
-            proc.send_signal(signal.SIGSTOP)
-            time.sleep(1.5)
-            proc.send_signal(signal.SIGCONT)
-
-    staller = threading.Thread(target=stall, daemon=True)
-    staller.start()
     try:
-        out, err = proc.communicate(timeout=120)
+        with stalling(proc, stop_s=1.5, every_s=4.0):
+            out, err = proc.communicate(timeout=120)
     finally:
-        stop.set()
-        staller.join()
         if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
             proc.kill()
     assert proc.returncode == 0, out + err
     cap = json.loads((tmp_path / "capacity.json").read_text())
