@@ -4,12 +4,22 @@ is `analysis.rehearsal_baseline`)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from analysis.rehearsal_inputs import _arrival_rows, _json, _profile, _queue_series, _unix
+from analysis.rehearsal_inputs import (
+    _arrival_rows,
+    _json,
+    _profile,
+    _queue_series,
+    _unix,
+    patience_of,
+)
 from analysis.rehearsal_model import (
     ISSUER,
     SIM_TRIALS,
@@ -87,7 +97,29 @@ def _sim(run_dir: Path, mr: RehearsalModel) -> dict[str, Any]:
     out["unconditional"] = {
         k: fresh[k] for k in ("served_mean", "served_sd", "peak_mean", "peak_sd")
     }
+    rel = _probe_sd_share(run_dir) if (mr.capacity or {}).get("from") == "probe" else None
+    if rel:
+        # the same seeds either side (common random numbers): the difference is the capacity's
+        lo, hi = (trials(replace(si, rate=si.rate * f), n=SIM_TRIALS, seed=seed)
+                  for f in (1.0 - rel, 1.0 + rel))
+        out["capacity"] = {
+            "rel_sd": rel,
+            "served_sd": abs(hi["served_mean"] - lo["served_mean"]) / 2.0,
+            "peak_sd": abs(hi["peak_mean"] - lo["peak_mean"]) / 2.0,
+        }
     return out
+
+
+def _probe_sd_share(run_dir: Path) -> float | None:
+    """The probe's standard error as a share of its capacity (capacity.json's interval), or None
+    without one."""
+    path = run_dir / rs.CAPACITY
+    cap = _json(path) if path.is_file() else {}
+    mid, lo, hi = cap.get("stamps_per_second"), cap.get("ci_low"), cap.get("ci_high")
+    if not (mid and lo is not None and hi is not None and hi > lo):
+        return None
+    z = float(stats.norm.ppf(0.5 + float(cap.get("confidence") or 0.95) / 2.0))
+    return (float(hi) - float(lo)) / (2.0 * z * float(mid))
 
 
 def _replayed(run_dir: Path, served_meas: float, peak_meas: float) -> dict[str, Any]:
@@ -117,9 +149,12 @@ def compare(
     mr, sim = _model_and_sim(run_dir, stamps_per_second, issuer)
     ts, measured_q = _queue_series(run_dir / rs.QUEUE, _unix(run["wall_origin_at"]))
     peak_meas = float(measured_q.max())
-    arrivals = _arrival_rows(run_dir / rs.ARRIVALS)
+    with_ids = _arrival_rows(run_dir / rs.ARRIVALS, ids=True)
+    arrivals = [a[1:] for a in with_ids]
     served_meas = float(sum(1 for a in arrivals if a[2] == "completed"))
     compress = float(run["compress"])
+    mean_patience = float(_profile(run_dir, run).journeys.patience_s)
+    own = patience_of(run_dir / rs.ARRIVALS, mean_patience)
     out = {
         "served": _figure(sim["served_mean"], served_meas, sim["served_sd"],
                           "applicants whose every stamp was done within their patience"),
@@ -135,14 +170,14 @@ def compare(
         ),
         "fluid": _fluid(mr, served_meas, peak_meas),
         "resolution": _resolution(sim["served_mean"], sim["served_sd"], sim["peak_mean"],
-                                  sim["peak_sd"], sim["unconditional"]),
+                                  sim["peak_sd"], sim["unconditional"], sim.get("capacity")),
         "capacity_stamps_per_second": round(
             float(np.median(mr.result.inputs.issuer_per_s) * mr.stamps_per_applicant), 4
         ),
         "capacity": mr.capacity,
         "assumptions": _assumptions(mr),
         "client_lateness": client_lateness(
-            arrivals, float(_profile(run_dir, run).journeys.patience_s)
+            arrivals, [own.get(a[0], mean_patience) for a in with_ids]
         ),
     }
     if stamps_per_second is None and issuer == ISSUER:
@@ -194,20 +229,27 @@ def _series(ts: np.ndarray, measured_q: np.ndarray, sim: dict[str, Any], compres
 LATE_S = 0.05  # a give-up noticed this long after the client's own deadline: its process stalled
 
 
-def client_lateness(arrivals: list[Any], patience_s: float) -> dict[str, Any]:
+def client_lateness(arrivals: list[Any], patience_s: float | Sequence[float]) -> dict[str, Any]:
     """How late the rehearsal's clients noticed their own deadline: an applicant gives up at
-    intended start + patience, so one whose journey ended more than `LATE_S` after it was held
-    up by its own process (a starved Locust process: its sleeps and polls ran late). The
-    model's clients keep their clocks, so a rehearsal with many late give-ups did not run as
-    the model assumes (its served count then reads low).
+    intended start + its patience (one figure for all, or one per arrival), so one whose journey
+    ended more than `LATE_S` after it was held up by its own process (a starved Locust process:
+    its sleeps and polls ran late). The model's clients keep their clocks, so a rehearsal with
+    many late give-ups did not run as the model assumes (its served count then reads low).
 
-    >>> client_lateness([("new_applicant", 0.0, "abandoned", 20.02), ("x", 0.0, "abandoned",
-    ...                  21.5), ("x", 0.0, "completed", 19.0)], 20.0)["late_give_ups"]
-    1
+    >>> rows = [("new_applicant", 0.0, "abandoned", 20.02), ("x", 0.0, "abandoned", 21.5),
+    ...         ("x", 0.0, "completed", 19.0)]
+    >>> client_lateness(rows, 20.0)["late_give_ups"], client_lateness(rows, [20, 22, 20])[
+    ...     "late_give_ups"]
+    (1, 0)
     """
+    own = (
+        [float(patience_s)] * len(arrivals)
+        if isinstance(patience_s, int | float)
+        else [float(p) for p in patience_s]
+    )
     late = [
-        fin - (t_int + patience_s)
-        for _journey, t_int, outcome, fin in arrivals
+        fin - (t_int + p)
+        for (_journey, t_int, outcome, fin), p in zip(arrivals, own, strict=True)
         if outcome != "completed" and fin is not None
     ]
     over = [x for x in late if x > LATE_S]
@@ -216,7 +258,8 @@ def client_lateness(arrivals: list[Any], patience_s: float) -> dict[str, Any]:
         "late_give_ups": len(over),
         "max_late_s": round(max(over), 3) if over else 0.0,
         "means": f"give-ups that ended more than {LATE_S:g} s after the client's deadline "
-        "(intended start + journeys.patience_s): the client process was held up then",
+        "(intended start + its own patience, arrivals.csv patience_s): the client process "
+        "was held up then",
     }
 
 
@@ -249,16 +292,34 @@ def _assumptions(mr: RehearsalModel) -> dict[str, Any]:
         },
         "waste": mr.result.inputs.waste,
         "retry_probability": 0.0,
-        "patience": "fixed (the testbed client gives up at intended start + journeys.patience_s)",
+        "patience": (
+            "fixed (the testbed client gives up at intended start + journeys.patience_s)"
+            if mr.patience_law == "fixed"
+            else f"{mr.patience_law}, each applicant's own (arrivals.csv patience_s; the "
+            "testbed client gives up at intended start + it)"
+        ),
     }
 
 def _resolution(
-    served: float, sd_s: float, peak: float, sd_p: float, fresh: dict[str, float]
+    served: float,
+    sd_s: float,
+    peak: float,
+    sd_p: float,
+    fresh: dict[str, float],
+    capacity: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """How finely the rehearsal can decide the check: the model's trial-to-trial spread as a share
-    of
-    its mean, given the issuer's measured path (what the check compares) and with the service times
-    drawn afresh (how much a repeat of the same rehearsal would spread), against the tolerance."""
+    """How finely the rehearsal can decide the check, each spread as a share of its mean: the
+    model's trial-to-trial spread given the issuer's measured path (what the check compares),
+    with the service times drawn afresh (how much a repeat of the same rehearsal would spread),
+    and from the probe's own interval (the capacity the model runs at is a measurement too);
+    the check resolves a quantity when the repeat and capacity spreads together are at most
+    half the tolerance.
+
+    >>> r = _resolution(100.0, 2.0, 50.0, 1.0, {"served_mean": 100.0, "served_sd": 3.0,
+    ...                 "peak_mean": 50.0, "peak_sd": 1.0}, {"served_sd": 4.0, "peak_sd": 0.5})
+    >>> r["sd_share_total"], r["resolvable"]
+    ({'served': 0.05, 'peak_backlog': 0.022}, {'served': True, 'peak_backlog': True})
+    """
 
     def share(sd: float, mean: float) -> float | None:
         return round(sd / mean, 3) if mean > 0 else None
@@ -268,10 +329,20 @@ def _resolution(
         "served": share(fresh["served_sd"], fresh["served_mean"]),
         "peak_backlog": share(fresh["peak_sd"], fresh["peak_mean"]),
     }
+    rel_cap = {
+        "served": None if capacity is None else share(capacity["served_sd"], served),
+        "peak_backlog": None if capacity is None else share(capacity["peak_sd"], peak),
+    }
+    total = {
+        k: None if rel_fresh[k] is None else round(math.hypot(rel_fresh[k], rel_cap[k] or 0.0), 3)
+        for k in rel
+    }
     return {
         "sd_share": rel,
         "sd_share_repeat": rel_fresh,
-        "resolvable": {k: v is not None and v <= TOLERANCE / 2 for k, v in rel.items()},
+        "sd_share_capacity": rel_cap,
+        "sd_share_total": total,
+        "resolvable": {k: v is not None and v <= TOLERANCE / 2 for k, v in total.items()},
         "resolvable_on_repeat": {
             k: v is not None and v <= TOLERANCE / 2 for k, v in rel_fresh.items()
         },
@@ -279,8 +350,11 @@ def _resolution(
             "sd_share: the spread of the model the check compares (at the probe's capacity "
             "service times are drawn, so it equals the repeat spread; with the replayed issuer "
             "only client-side luck); sd_share_repeat: the spread of a repeat of this rehearsal "
-            f"with fresh service times. The {TOLERANCE:.0%} check resolves a quantity when that "
-            "sd is at most half the tolerance (2 sd within it)"
+            "with fresh service times; sd_share_capacity: the spread the probe's 95 % interval "
+            "puts on the model (the trials run again at the capacity one sd either side); "
+            "sd_share_total: the two together. The "
+            f"{TOLERANCE:.0%} check resolves a quantity when that total is at most half the "
+            "tolerance (2 sd within it)"
         ),
     }
 

@@ -3,6 +3,7 @@ clients saw, the issuer's measured rate and capacity, arrivals, polls, the queue
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -267,6 +268,28 @@ def _arrival_rows(path: Path, *, ids: bool = False) -> list[Any]:
         row = (a["journey"][i], a["intended_at"][i].timestamp(), outcome,
                fin.timestamp() if fin is not None else None)
         out.append((a["applicant_id"][i], *row) if ids else row)
+    return out
+
+
+def patience_of(path: Path, default_s: float) -> dict[str, float]:
+    """Each (not dropped) applicant's own patience, test seconds (arrivals.csv `patience_s`);
+    `default_s`, the profile's patience, where the file does not say (written before the column,
+    or left empty).
+
+    >>> patience_of(Path("/nonexistent/arrivals.csv"), 20.0)
+    {}
+    """
+    if not path.is_file():
+        return {}
+    a = read_arrivals(path)
+    own = a.cols.get("patience_s")
+    ids = a.cols.get("applicant_id") or []
+    out: dict[str, float] = {}
+    for i, aid in enumerate(ids):
+        if a["outcome"][i] == "dropped":
+            continue
+        v = float(own[i]) if own is not None else math.nan
+        out[aid] = v if math.isfinite(v) else float(default_s)
     return out
 
 

@@ -80,10 +80,13 @@ def _issuer_arrivals(
     step_s: float,
     patience_s: float,
     think: float,
+    own: dict[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
     """(arrivals per gate per step: all at stamping, when each first upload reached the issuer;
     the patience left of those arriving in each step, to the deadline less the time after the last
-    stamp; the mean transit from the intended start)."""
+    stamp; the mean transit from the intended start). `own`: each applicant's own patience
+    (else `patience_s` for all)."""
+    own = own or {}
     arr = {g: np.zeros(n) for g in GATES}
     left_sum = np.zeros(n)
     transit_w = 0.0
@@ -94,7 +97,7 @@ def _issuer_arrivals(
         k = int(at / step_s)
         if 0 <= k < n:
             arr["stamping"][k] += 1.0
-            left_sum[k] += t_int - origin + patience_s - at - fe.final_s
+            left_sum[k] += t_int - origin + own.get(app_id, patience_s) - at - fe.final_s
         transit_w += at - (t_int - origin)
     with np.errstate(invalid="ignore", divide="ignore"):
         left = np.where(

@@ -114,18 +114,49 @@ def _clock(real_s: float | None, testbed_s: float | None, note: str, compress: f
     }
 
 
+MODEL_PATIENCE_LAW = "exponential"  # analysis.backlog: give-ups at rate 1 / patience
+
+
+def _patience_clock(real_s: float, j: Any, compress: float) -> dict[str, Any]:
+    """The session patience: its mean mapped through the compression, and its law, which must
+    be the model's (exponential) for the rehearsal to stand for the system the plan prices.
+
+    >>> from types import SimpleNamespace as NS
+    >>> c = _patience_clock(1200.0, NS(patience_s=20.0, patience_law="fixed"), 60.0)
+    >>> c["preserved"], c["law"]
+    (False, {'model': 'exponential', 'testbed': 'fixed', 'same': False})
+    >>> _patience_clock(1200.0, NS(patience_s=20.0, patience_law="exponential"), 60.0)["preserved"]
+    True
+    """
+    law = str(getattr(j, "patience_law", "fixed"))
+    same = law == MODEL_PATIENCE_LAW
+    out = _clock(
+        real_s,
+        j.patience_s,
+        "session patience; the testbed's clients give up after their own patience (mean "
+        "journeys.patience_s, law journeys.patience_law; arrivals.csv patience_s) from their "
+        "intended start, the whole journey included"
+        + (
+            ""
+            if same
+            else f". Not the model's law: the model prices {MODEL_PATIENCE_LAW} patience, "
+            f"the testbed's clients have a {law} one, so under a queue a whole cohort makes "
+            "it or misses together and the served count turns on fractions of a second; "
+            "set journeys.patience_law = \"exponential\""
+        ),
+        compress,
+    )
+    out["law"] = {"model": MODEL_PATIENCE_LAW, "testbed": law, "same": same}
+    out["preserved"] = bool(out["preserved"] and same)
+    return out
+
+
 def _clocks(profile: Any, compress: float, duration_s: float) -> dict[str, Any]:
     """Patience, come back later, persistence and think time: real, mapped and the testbed's."""
     b, j = profile.behaviour, profile.journeys
     retry_test_s = b.retry_after_minutes * 60.0 / compress
     return {
-        "patience": _clock(
-            b.patience_minutes * 60.0,
-            j.patience_s,
-            "session patience; the testbed's clients give up after journeys.patience_s from "
-            "their intended start, the whole journey included",
-            compress,
-        ),
+        "patience": _patience_clock(b.patience_minutes * 60.0, j, compress),
         "retry_after": _clock(
             b.retry_after_minutes * 60.0,
             None,

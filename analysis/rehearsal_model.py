@@ -56,6 +56,7 @@ from analysis.rehearsal_inputs import (
     _stamp_request_s,
     _unix,
     front_end,
+    patience_of,
     retry_span_s,
 )
 from analysis.rehearsal_issuer import RATE_WINDOW_S, _issuer_arrivals, _issuer_capacity
@@ -93,6 +94,7 @@ class RehearsalModel:
     service_distribution: str = "exponential"
     service_sigma: float = 0.0  # lognormal service: its log-space sd (testbed config)
     capacity: dict[str, Any] | None = None
+    patience_law: str = "fixed"  # the testbed clients' (journeys.patience_law)
 
     @property
     def backlog_stamps(self) -> np.ndarray:
@@ -141,7 +143,9 @@ def model_rehearsal(
     fe = front_end(run_dir, origin, arrivals, think, spa, retry_span_s(j))
     last = max([origin + float(run["duration_s"])] + [a[4] for a in arrivals if a[4] is not None])
     n = int(math.ceil((last - origin) / step_s)) + 2
-    arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think)
+    own = patience_of(run_dir / rs.ARRIVALS, j.patience_s)
+    arr, left, transit = _issuer_arrivals(arrivals, fe, origin, n, step_s, j.patience_s, think,
+                                          own=own)
     t = step_s * np.arange(n)
     acts = _actions(run)
     rate, how, windows, achieved, span = _issuer_capacity(
@@ -164,6 +168,7 @@ def model_rehearsal(
         service_distribution=conf["distribution"],
         service_sigma=conf["sigma"],
         capacity=_capacity_record(rate, how, probed, achieved, span, len(windows)),
+        patience_law=j.patience_law,
     )
 
 
@@ -185,9 +190,13 @@ def _capacity_record(rate: float, how: str, probed: Any, achieved: float | None,
 def _fluid_inputs(step_s: float, arr: dict[str, np.ndarray], per_s: np.ndarray,
                   conf: dict[str, Any], spa: float, j: Any, transit: float, fe: FrontEnd,
                   left: np.ndarray, applicants: int) -> FluidInputs:
-    """The fluid model's inputs in test time: the issuer per step, the clients' fixed patience
-    less the front end's transit and the last download, no orbit, ghost work kept."""
+    """The fluid model's inputs in test time: the issuer per step, no orbit, ghost work kept, and
+    the clients' patience: a fixed one less the front end's transit and the last download
+    (FIFO cohorts), or an exponential one as the national model prices it (give-ups at rate
+    1/mean while queued: memoryless, so those still there at their first upload have the same
+    mean left)."""
     n = len(per_s)
+    fixed = j.patience_law == "fixed"
     return FluidInputs(
         step_s=step_s,
         t0_s=0.0,
@@ -195,12 +204,12 @@ def _fluid_inputs(step_s: float, arr: dict[str, np.ndarray], per_s: np.ndarray,
         issuer_per_s=per_s,
         payments_per_s=np.full(n, conf["payments_per_s"]),
         stamps_per_applicant=spa,
-        patience_s=max(step_s, j.patience_s - transit - fe.final_s),
+        patience_s=max(step_s, j.patience_s - transit - fe.final_s) if fixed else j.patience_s,
         retry_probability=0.0,
         retry_after_s=1e9,
         total_applicants=float(applicants),
         waste=conf["waste"],
-        fixed_patience=True,
+        fixed_patience=fixed,
         patience_left_s=left,
         pass_gap_s=fe.gap_s,
         first_uploads_admitted=fe.source == "measured",
@@ -264,6 +273,8 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
         [np.nan if ups.get(a[0]) is None else ups[a[0]] for a in arrivals], dtype=float
     )
     intended = np.array([a[2] - origin for a in arrivals])
+    own = patience_of(run_dir / rs.ARRIVALS, j.patience_s)
+    patience = np.array([own.get(a[0], j.patience_s) for a in arrivals], dtype=float)
     r = mr.result
     rate = r.inputs.issuer_per_s * mr.stamps_per_applicant
     keep = np.concatenate([[True], np.diff(rate) != 0])
@@ -272,7 +283,7 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
     poll = _poll_latency(run_dir, run)
     return SimInputs(
         intended=intended,
-        deadline=intended + j.patience_s,
+        deadline=intended + patience,
         documents=documents,
         first_upload=first,
         refresh=refresh,

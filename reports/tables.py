@@ -205,6 +205,11 @@ def pvb_verdict(run: RunData, tr: Translator) -> str | None:
     if ge.get("gain") is not None:
         text += "; " + tr.t("pvb_verdict_gates", gain=_signed_num(ge["gain"], tr),
                             se=tr.num(2 * float(ge.get("gain_se") or 0.0)))
+    nat = pvb.get("national") or {}
+    if nat.get("slot_share") is not None and float(nat["slot_share"]) > 0.5:
+        text += "; " + tr.t("pvb_verdict_national", gain=_signed_num(nat.get("gain"), tr),
+                            share=tr.pct(float(nat["slot_share"])),
+                            without=_signed_num(nat.get("gain_without_slots"), tr))
     return text
 
 

@@ -13,7 +13,8 @@ Retry policy per applicant: `refresh` retries at once (the retry storm); `backof
 waits base x 2^k x jitter (0.5..1.5), at most backoff_max_s, and at least the
 server's Retry-After. Retries of one order or stamp reuse its Idempotency-Key
 (unless `reuse_keys` is off). An applicant gives up (`abandoned`) when the
-journey outlives `patience_s` from its intended start, or a step runs out of
+journey outlives its patience (`ApplicantPlan.patience_s`, else `patience_s`; the law is
+`scenarios.patience`) from its intended start, or a step runs out of
 `max_attempts`; a definitive refusal (4xx other than 429, a failed payment or
 stamp) ends it as `failed`. `run_journey` returns (outcome, ended_step, requests)::
 
@@ -82,6 +83,7 @@ class ApplicantPlan:
     identity: Identity
     account: Account | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    patience_s: float | None = None  # this applicant's own patience (None: the journeys' mean)
 
 
 class GiveUp(Exception):
@@ -110,7 +112,8 @@ class JourneyRun:
         self.watch = watch if getattr(watch, "active", True) else None
         self.to_test_s = to_test_s or (lambda u: u)
         self.reuse_keys = reuse_keys
-        self.deadline = plan.intended_unix + cfg.patience_s
+        self.deadline = plan.intended_unix + (
+            cfg.patience_s if plan.patience_s is None else plan.patience_s)
         self.requests = 0
         self.step = ""
         self.step_intended = plan.intended_unix

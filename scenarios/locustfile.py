@@ -53,6 +53,7 @@ from scenarios.options import (
     resolve_settings,
     web_value,
 )
+from scenarios.patience import patience_bound_s
 from scenarios.pool import OpenModelShape
 from scenarios.run import Rehearsal, publish_locust_csvs
 from scenarios.target import check_host, preflight
@@ -233,7 +234,9 @@ def _configure(environment: Any, settings: Any) -> None:
     Applicant.network_timeout = (settings.profile.journeys.request_timeout_s if settings.profile
                                  else 10.0)
     Applicant.connection_timeout = Applicant.network_timeout
-    patience = settings.profile.journeys.patience_s if settings.profile else 30.0
+    j = settings.profile.journeys if settings.profile else None
+    # a user busy at the end finishes its journey: its patience bounds it (the law's longest)
+    patience = patience_bound_s(j.patience_law, j.patience_s) if j else 30.0
     environment.stop_timeout = patience + Applicant.network_timeout + 2
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from floor.errors import ProfileError
 from floor.tomlfile import TableReader
 from floor.vocabulary import JOURNEYS
+from scenarios.patience import PATIENCE_LAWS
 from scenarios.profile_base import Calendar, distribution, is_number, known_keys
 
 
@@ -93,6 +94,8 @@ class Journeys:
     backoff_max_s: float
     max_attempts: int
     request_timeout_s: float
+    # how patience varies between applicants (scenarios.patience): "fixed" or "exponential"
+    patience_law: str = "fixed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,6 +248,7 @@ def journeys_section(r: TableReader) -> Journeys:
             "mix",
             "think_time_s",
             "patience_s",
+            "patience_law",
             "poll_interval_s",
             "retry_mix",
             "backoff_base_s",
@@ -278,6 +282,11 @@ def journeys_section(r: TableReader) -> Journeys:
             "journeys.think_time_s", think, "give [min, max] seconds with 0 <= min <= max"
         )
     bmin = r.number("journeys.backoff_base_s", default=0.5, minimum=0, exclusive=True)
+    law = r.get("journeys.patience_law", default="fixed")
+    if law not in PATIENCE_LAWS:
+        raise ProfileError(
+            "journeys.patience_law", law, f"give one of {', '.join(map(repr, PATIENCE_LAWS))}"
+        )
     return Journeys(
         mix=mix,
         think_time_s=(float(think[0]), float(think[1])),
@@ -292,6 +301,7 @@ def journeys_section(r: TableReader) -> Journeys:
         request_timeout_s=r.number(
             "journeys.request_timeout_s", default=10.0, minimum=0, exclusive=True
         ),
+        patience_law=str(law),
     )
 
 

@@ -58,6 +58,15 @@ HISTORY_WINDOW_S = 10.0
 HISTORY_PERCENTILES = (50, 95, 99)
 
 
+def _seconds(v: float | None) -> str:
+    """A duration for a CSV cell: milliseconds, or empty when unknown.
+
+    >>> _seconds(12.34567), _seconds(None)
+    ('12.346', '')
+    """
+    return "" if v is None else f"{v:.3f}"
+
+
 def iso_utc(unix: float | None) -> str:
     """Unix seconds -> '2024-09-05T01:00:00.123Z' ('' for None).
 
@@ -120,11 +129,13 @@ class Recorder:
         """Calendar time (profile zone) at wall time `unix`, or '' in wall-clock runs."""
         return self.calendar_of(unix - self.origin_unix)
 
-    def arrival_scheduled(self, applicant_id: str, journey: str, intended_unix: float) -> None:
-        """An arrival's time came (it is about to be handed to a user or dropped)."""
+    def arrival_scheduled(self, applicant_id: str, journey: str, intended_unix: float, *,
+                          patience_s: float | None = None) -> None:
+        """An arrival's time came (it is about to be handed to a user or dropped); `patience_s`
+        is its own patience (arrivals.csv leaves it empty when not given)."""
         self.counts["scheduled"] += 1
         self.arrivals[applicant_id] = {"applicant_id": applicant_id, "journey": journey,
-                                       "intended": intended_unix,
+                                       "intended": intended_unix, "patience_s": patience_s,
                                        "started": None, "finished": None, "outcome": "",
                                        "ended_step": "",
                                        "attempts": 0, "worker": self.worker}
@@ -260,7 +271,7 @@ class Recorder:
                         iso_utc(a["finished"]), self.calendar_iso(a["intended"]),
                         a["outcome"] or "abandoned",
                         a["ended_step"], a["attempts"], a.get("worker", self.worker),
-                        a.get("drop_reason", "")])
+                        a.get("drop_reason", ""), _seconds(a.get("patience_s"))])
         return out
 
     def ledger_rows(self) -> list[dict[str, Any]]:

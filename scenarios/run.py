@@ -38,6 +38,7 @@ from scenarios.curve import ArrivalCurve
 from scenarios.identities import IdentitiesAhead, make_identity
 from scenarios.journeys import DEFAULT_JOURNEYS, Account, ApplicantPlan
 from scenarios.options import RunSettings
+from scenarios.patience import draw_patience
 from scenarios.pool import ArrivalDispatcher
 from scenarios.recorder import Recorder, iso_utc
 from scenarios.schedule import admin_actions, play
@@ -157,6 +158,9 @@ class Rehearsal:
         stamps = settings.profile.stamps_per_applicant if settings.profile else {2: 1.0}
         self.kinds, self.docs, self.policies = draw_plan_vectors(
             self.journeys.mix, stamps, self.journeys.retry_mix, len(self.times), self.rng)
+        # drawn last: a fixed law draws nothing, so every draw before stays as it was
+        self.patience = draw_patience(self.journeys.patience_law, self.journeys.patience_s,
+                                      len(self.times), self.rng)
         self.run_tag = uuid.uuid4().hex[:6]
         self.ahead = IdentitiesAhead(self._plan_rng, total=len(self.times))
         self.accounts: dict[int, Account | None] = {}
@@ -210,13 +214,13 @@ class Rehearsal:
         return ApplicantPlan(applicant_id=aid, journey=str(self.kinds[i]),
                              intended_unix=intended_unix,
                              documents=int(self.docs[i]), retry_policy=str(self.policies[i]),
-                             rng=rng,
+                             rng=rng, patience_s=float(self.patience[i]),
                              identity=ident, account=self.accounts.get(i))
 
     def make_plan(self, i: int, due: float) -> ApplicantPlan:
         """Called by the dispatcher when arrival `i` is due."""
         p = self.plan(i, due)
-        self.recorder.arrival_scheduled(p.applicant_id, p.journey, due)
+        self.recorder.arrival_scheduled(p.applicant_id, p.journey, due, patience_s=p.patience_s)
         return p
 
     def between_arrivals(self, i: int, slack_s: float) -> None:

@@ -60,6 +60,8 @@ def test_casn2024_marks_its_holdouts():
         (("journeys", "mix"), {"new_applicant": 0.5, "tourist": 0.5}, "journeys.mix.tourist"),
         (("journeys", "think_time_s"), [3, 1], "journeys.think_time_s"),
         (("journeys", "patience_s"), 0, "journeys.patience_s"),
+        (("journeys", "patience_law"), "gamma", "journeys.patience_law"),
+        (("journeys", "patience_law"), 3, "journeys.patience_law"),
         (("journeys", "retry_mix"), {"refresh": 2.0}, "journeys.retry_mix"),
         (("arrivals", "daily_cycle"), [1.0] * 23, "arrivals.daily_cycle"),
         (("profile", "timezone"), "Mars/Olympus", "profile.timezone"),

@@ -140,4 +140,8 @@ def test_mapping_is_consistent_only_when_capacity_maps_through_the_multiplier() 
     assert bad["capacity"]["consistent"] is False
     # the testbed's clients keep their own clock: 20 s of patience is not 20 minutes / compress
     assert good["clocks"]["patience"]["preserved"] is False
+    # ... though their law is the model's (a fixed law is refused even at the right mean: the
+    # mapping's doctest)
+    assert good["clocks"]["patience"]["law"] == {
+        "model": "exponential", "testbed": "exponential", "same": True}
     assert json.dumps(good)  # JSON-ready as written to mapping.json

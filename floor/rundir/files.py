@@ -115,12 +115,20 @@ def _csv(path: Path, missing: str, **columns: Any) -> Series:
 
 def read_arrivals(path: Path, *, missing: str = "") -> Series:
     """arrivals.csv: the times, journeys and outcomes of every scheduled arrival; also the
-    `applicant_id` and the wall `started_at` and `finished_at` (None when empty: a dropped
-    arrival) when the header has them. `missing` words the error for an absent file (who writes
-    it)."""
+    `applicant_id`, the wall `started_at` and `finished_at` (None when empty: a dropped
+    arrival) and each applicant's own `patience_s` (NaN when empty) when the header has them.
+    `missing` words the error for an absent file (who writes it)."""
     s = _csv(path, missing, times=("intended_at", "calendar_intended_at"),
              texts=("journey", "outcome", "ended_step"), optional_texts=("applicant_id",),
-             optional_times=("started_at", "finished_at"), empty_ok=("started_at", "finished_at"))
+             optional_times=("started_at", "finished_at"), optional_numbers=("patience_s",),
+             empty_ok=("started_at", "finished_at", "patience_s"))
+    if "patience_s" in s.cols:
+        p = np.asarray(s["patience_s"], dtype=float)
+        bad_p = np.flatnonzero(~np.isnan(p) & ~(p > 0))
+        if len(bad_p):
+            i = int(bad_p[0])
+            raise InputFileError(f"{path}: line {s.lines[i]}: column patience_s = {float(p[i])!r}: "
+                                 f"expected seconds > 0 (or empty: the profile's patience); {FIX}")
     bad = set(s["outcome"]) - set(OUTCOMES)
     if bad:
         first = sorted(bad)[0]

@@ -82,7 +82,7 @@ def hdr_name(step: str, kind: str) -> str:
 # ---------------------------------------------------------------- columns
 ARRIVAL_COLUMNS = ("applicant_id", "journey", "intended_at", "started_at", "finished_at",
                    "calendar_intended_at", "outcome", "ended_step", "attempts", "worker",
-                   "drop_reason")
+                   "drop_reason", "patience_s")
 LEDGER_COLUMNS = ("applicant_id", "account_id", "email", "kind", "ref", "quantity", "amount",
                   "status", "at", "http_status", "payment_id", "quantity_told", "serial_number",
                   "document_serial", "idempotency_keys")

@@ -345,18 +345,23 @@ def _resolution_line(mvt: dict[str, Any] | None) -> str:
     """How finely the model check resolves, as a terminal line.
 
     >>> _resolution_line({"resolution": {"sd_share": {"served": 0.05, "peak_backlog": 0.01},
-    ...                   "sd_share_repeat": {"served": 0.3, "peak_backlog": 0.07}},
+    ...                   "sd_share_repeat": {"served": 0.3, "peak_backlog": 0.07},
+    ...                   "sd_share_capacity": {"served": 0.02, "peak_backlog": None}},
     ...                   "tolerance": 0.1}).split("; ")  # doctest: +NORMALIZE_WHITESPACE
     ['   resolution: model sd served 5% / peak 1% given the issuer as measured',
-     'a repeat rehearsal spreads served 30% / peak 7% (tolerance 10%)']
+     'a repeat rehearsal spreads served 30% / peak 7%',
+     "the probe's interval adds served 2% / peak n/a (tolerance 10%)"]
     """
     res = (mvt or {}).get("resolution")
     if not res:
         return "   resolution: n/a"
     a, b = res["sd_share"], res["sd_share_repeat"]
+    c = res.get("sd_share_capacity") or {}
 
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:.0%}"
+    probe = (f"; the probe's interval adds served {pct(c.get('served'))} / peak "
+             f"{pct(c.get('peak_backlog'))}" if c else "")
     return (f"   resolution: model sd served {pct(a['served'])} / peak {pct(a['peak_backlog'])} "
             f"given the issuer as measured; a repeat rehearsal spreads served {pct(b['served'])} / "
-            f"peak {pct(b['peak_backlog'])} (tolerance {mvt['tolerance']:.0%})")
+            f"peak {pct(b['peak_backlog'])}{probe} (tolerance {mvt['tolerance']:.0%})")
