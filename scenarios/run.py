@@ -26,6 +26,7 @@ from gevent.pool import Pool
 
 from floor.jsonhttp import RedirectRefused
 from scenarios.arrivals import ArrivalSchedule, profile_schedule, shaped_schedule
+from scenarios.collector import quiet_collector
 from scenarios.conclude import (  # noqa: F401 (re-exported: the run's end lives there)
     REHEARSAL_FILES,
     SETUP_MAX_BYTES,
@@ -292,6 +293,7 @@ class Rehearsal:
         wait_until = time.time() + POOL_WARMUP_MAX_S
         while len(d.idle) < want and time.time() < wait_until:
             gevent.sleep(0.05)
+        quiet_collector()
         given = time.time() + 0.2 if go is None else go()
         if given is None or self.finished:  # the master stopped the run before it began
             return
