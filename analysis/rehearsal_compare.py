@@ -18,7 +18,6 @@ from analysis.rehearsal_inputs import (
     _profile,
     _queue_series,
     _unix,
-    patience_of,
 )
 from analysis.rehearsal_model import (
     ISSUER,
@@ -154,7 +153,7 @@ def compare(
     served_meas = float(sum(1 for a in arrivals if a[2] == "completed"))
     compress = float(run["compress"])
     mean_patience = float(_profile(run_dir, run).journeys.patience_s)
-    own = patience_of(run_dir / rs.ARRIVALS, mean_patience)
+    own = mr.patience or {}
     out = {
         "served": _figure(sim["served_mean"], served_meas, sim["served_sd"],
                           "applicants whose every stamp was done within their patience"),

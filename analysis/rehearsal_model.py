@@ -95,6 +95,8 @@ class RehearsalModel:
     service_sigma: float = 0.0  # lognormal service: its log-space sd (testbed config)
     capacity: dict[str, Any] | None = None
     patience_law: str = "fixed"  # the testbed clients' (journeys.patience_law)
+    # each applicant's own patience, test s (arrivals.csv patience_s; the profile's where empty)
+    patience: dict[str, float] | None = None
 
     @property
     def backlog_stamps(self) -> np.ndarray:
@@ -169,6 +171,7 @@ def model_rehearsal(
         service_sigma=conf["sigma"],
         capacity=_capacity_record(rate, how, probed, achieved, span, len(windows)),
         patience_law=j.patience_law,
+        patience=own,
     )
 
 
@@ -273,7 +276,7 @@ def sim_inputs(run_dir: Path, mr: RehearsalModel | None = None) -> Any:
         [np.nan if ups.get(a[0]) is None else ups[a[0]] for a in arrivals], dtype=float
     )
     intended = np.array([a[2] - origin for a in arrivals])
-    own = patience_of(run_dir / rs.ARRIVALS, j.patience_s)
+    own = mr.patience or {}
     patience = np.array([own.get(a[0], j.patience_s) for a in arrivals], dtype=float)
     r = mr.result
     rate = r.inputs.issuer_per_s * mr.stamps_per_applicant

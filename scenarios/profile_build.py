@@ -282,11 +282,6 @@ def journeys_section(r: TableReader) -> Journeys:
             "journeys.think_time_s", think, "give [min, max] seconds with 0 <= min <= max"
         )
     bmin = r.number("journeys.backoff_base_s", default=0.5, minimum=0, exclusive=True)
-    law = r.get("journeys.patience_law", default="fixed")
-    if law not in PATIENCE_LAWS:
-        raise ProfileError(
-            "journeys.patience_law", law, f"give one of {', '.join(map(repr, PATIENCE_LAWS))}"
-        )
     return Journeys(
         mix=mix,
         think_time_s=(float(think[0]), float(think[1])),
@@ -301,8 +296,18 @@ def journeys_section(r: TableReader) -> Journeys:
         request_timeout_s=r.number(
             "journeys.request_timeout_s", default=10.0, minimum=0, exclusive=True
         ),
-        patience_law=str(law),
+        patience_law=_patience_law(r),
     )
+
+
+def _patience_law(r: TableReader) -> str:
+    """journeys.patience_law: one of PATIENCE_LAWS (scenarios.patience), "fixed" if absent."""
+    law = r.get("journeys.patience_law", default="fixed")
+    if law not in PATIENCE_LAWS:
+        raise ProfileError(
+            "journeys.patience_law", law, f"give one of {', '.join(map(repr, PATIENCE_LAWS))}"
+        )
+    return str(law)
 
 
 def capacity_section(r: TableReader, cal: Calendar) -> Capacity:

@@ -192,6 +192,23 @@ def test_report_shows_plan_against_doing_nothing_measured_beside_model(
     assert ("Rencana dibandingkan" in html) == (lang == "id")
 
 
+def _assert_same_arrivals_and_own_patience(out: Path) -> None:
+    """The same seed: both rehearsals replayed the same arrivals, each applicant with the same
+    patience, drawn from the model's law (exponential, mean journeys.patience_s = 20 s: the mean
+    of n draws has sd 20 / sqrt(n), so 4 sd is 3.8 s at the demo's 450 applicants); and each
+    client kept to its own: a served journey sent its last request before its deadline."""
+    plan_arr = read_arrivals(out / "arrivals.csv")
+    base_arr = read_arrivals(out / "baseline" / "arrivals.csv")
+    assert len(plan_arr) == len(base_arr) > 10
+    pat = np.asarray(plan_arr["patience_s"])
+    assert np.array_equal(pat, np.asarray(base_arr["patience_s"]))
+    assert abs(pat.mean() - 20.0) <= 4 * 20.0 / np.sqrt(len(pat)) and pat.max() <= 120.0
+    for i, outcome in enumerate(plan_arr["outcome"]):
+        if outcome == "completed":
+            took = (plan_arr["finished_at"][i] - plan_arr["intended_at"][i]).total_seconds()
+            assert took <= pat[i] + 10.0, (i, took, pat[i])  # + the request timeout
+
+
 @pytest.mark.timeout(300)
 def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
     out = tmp_path / "demo"
@@ -251,20 +268,7 @@ def test_demo_end_to_end_shortened(tmp_path: Path) -> None:
     for side in ("plan", "baseline"):
         for key in ("served", "lost", "duplicated", "p95_wait_s"):
             assert set(pvb[side][key]) == {"measured", "model"}, (side, key)
-    # the same seed: both rehearsals replayed the same arrivals, each applicant with the same
-    # patience, drawn from the model's law (exponential, mean journeys.patience_s = 20 s: the
-    # mean of n draws has sd 20 / sqrt(n), so 4 sd is 3.8 s at the demo's 450 applicants)
-    plan_arr = read_arrivals(out / "arrivals.csv")
-    base_arr = read_arrivals(out / "baseline" / "arrivals.csv")
-    assert len(plan_arr) == len(base_arr) > 10
-    pat = np.asarray(plan_arr["patience_s"])
-    assert np.array_equal(pat, np.asarray(base_arr["patience_s"]))
-    assert abs(pat.mean() - 20.0) <= 4 * 20.0 / np.sqrt(len(pat)) and pat.max() <= 120.0
-    # and each client kept to its own: a served journey sent its last request before its deadline
-    for i, outcome in enumerate(plan_arr["outcome"]):
-        if outcome == "completed":
-            took = (plan_arr["finished_at"][i] - plan_arr["intended_at"][i]).total_seconds()
-            assert took <= pat[i] + 10.0, (i, took, pat[i])  # + the request timeout
+    _assert_same_arrivals_and_own_patience(out)
     mapping = json.loads((out / "mapping.json").read_text())
     assert (
         mapping["capacity"]["consistent"] is True
