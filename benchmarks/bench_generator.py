@@ -43,6 +43,19 @@ The project is compiled to bytecode once before the runs, as an installed packag
 of in every surgecast process when the environment sets PYTHONDONTWRITEBYTECODE
 (`--no-bytecode-cache` to skip that).
 Target: whole-life ratio <= 1.10.
+
+CPU seconds on a shared virtual machine spread by +-20 % from pair to pair (0.97 to 1.45
+on one tree), wider than any change to the code. `--meter instructions` counts instead:
+each side runs under valgrind's callgrind (about 40 x slower, so at a low rate; callgrind
+is not in the timing), once at `--duration` D and once at 2D, and the script prints
+instructions per request whole life and *marginal* (the extra instructions of the extra
+requests, which cancels start-up and the end):
+
+    python benchmarks/bench_generator.py --meter instructions --rate 5 --duration 30 --repeats 1
+
+Counts repeat to about 0.01 % (two runs of the same side here: 4,462,841,941 and
+4,463,112,735). They leave out the kernel's share (system CPU, about 15-25 % of either
+side's CPU, the same sockets per request), so the CPU ratio is closer to 1 than this one.
 """
 
 from __future__ import annotations
@@ -306,6 +319,11 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
             return (["taskset", "-c", "0"] if a.pin else []) + super().command()
 
     pin = ["taskset", "-c", "1"] if a.pin else []
+    if a.meter == "instructions":
+        cg = tmp / f"cg-{side}-{run}-{a.duration:g}"
+        cg.mkdir()
+        pin += ["valgrind", "--tool=callgrind", "--trace-children=yes", "--log-file=/dev/null",
+                f"--callgrind-out-file={cg}/cg.%p"]
     extra = sum((["--set", kv] for kv in FAST), [])
     with Pinned(port=0, extra_args=extra) as tb:
         if side == "surgecast":
@@ -335,7 +353,22 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
             res.update(_steady(res, _history(Path(f"{prefix}_stats_history.csv"))))
             res["note"] = f"{a.users} users replaying the same {a.n} arrival times"
     res["ms"] = res["cpu"] / max(res["requests"], 1) * 1e3
+    if a.meter == "instructions":
+        res["ir"] = instructions(cg)
     return res
+
+
+def instructions(cg: Path) -> int:
+    """Instructions executed (callgrind's Ir), summed over every process's output file in `cg`."""
+    total = 0
+    for f in cg.glob("cg.*"):
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total += int(line.split()[1])
+                break
+    if not total:
+        raise SystemExit(f"{cg}: callgrind wrote no totals (is valgrind installed?)")
+    return total
 
 
 def main() -> None:
@@ -351,6 +384,10 @@ def main() -> None:
     ap.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
                     help="do not compile the project first (with PYTHONDONTWRITEBYTECODE each run "
                          "compiles it)")
+    ap.add_argument("--meter", choices=("cpu", "instructions"), default="cpu",
+                    help="cpu: CPU seconds of the Locust process (noisy on a shared machine); "
+                         "instructions: user-space instructions counted by valgrind's callgrind, "
+                         "repeatable to about 0.1 %% but without the kernel's share")
     ap.add_argument("--prepare",
                     help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
@@ -363,21 +400,76 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     try:
-        _pairs(a, tmp)
+        if a.meter == "instructions":
+            if shutil.which("valgrind") is None:
+                raise SystemExit("--meter instructions needs valgrind (apt-get install valgrind)")
+            _instruction_runs(a, tmp)
+        else:
+            _pairs(a, tmp)
     finally:  # the applicants, the locustfiles and every run's directory
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _pairs(a: argparse.Namespace, tmp: Path) -> None:
-    """The alternating runs of both sides in `tmp`, and the figures printed."""
+def _prepare(a: argparse.Namespace, tmp: Path) -> dict[str, str]:
+    """The profile, the applicants the bare side replays and its locustfile in `tmp`; the env."""
+    tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "p.toml").write_text(PROFILE)
     subprocess.run([sys.executable, __file__, "--prepare", str(tmp), "--rate", str(a.rate),
                     "--duration", str(a.duration)], check=True)
-    a.n = n = len(json.loads((tmp / "applicants.json").read_text()))
+    a.n = len(json.loads((tmp / "applicants.json").read_text()))
     (tmp / "bare.py").write_text(BARE)
     a.users = max(4, int(a.rate * 3))
-    env = dict(os.environ, BARE_APPLICANTS=str(tmp / "applicants.json"), BARE_LEAD_S="1.0",
-               PYTHONUNBUFFERED="1")
+    return dict(os.environ, BARE_APPLICANTS=str(tmp / "applicants.json"), BARE_LEAD_S="1.0",
+                PYTHONUNBUFFERED="1")
+
+
+def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
+    """Each side under callgrind at `--duration` D and 2D: instructions per request, whole life
+    and marginal.
+
+    The marginal cost, (Ir(2D) - Ir(D)) / (requests(2D) - requests(D)), is the steady state:
+    start-up and the end cancel out; per-second work (the hub, Locust's stats, the queue
+    sampler) is spread over the requests of those D seconds, as at steady state.
+    """
+    d0 = a.duration
+    runs: dict[str, dict[float, list[dict[str, float]]]] = {"surgecast": {}, "bare": {}}
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
+          f"{platform.python_version()}; meter: user-space instructions (callgrind Ir); rate "
+          f"{a.rate:g}/s for {d0:g} s and {2 * d0:g} s; {a.repeats} run(s) of each", flush=True)
+    for d in (d0, 2 * d0):
+        a.duration = d
+        sub = tmp / f"d{d:g}"
+        env = _prepare(a, sub)
+        if a.bytecode_cache:
+            compile_project(sub)
+        for run in range(a.repeats):
+            for side in ("surgecast", "bare"):
+                r = one_side(side, a, sub, env, run)
+                runs[side].setdefault(d, []).append(r)
+                print(f"{side:>9} {d:g} s run {run + 1}: {r['requests']} requests, "
+                      f"{r['ir'] / 1e9:.4f} G instructions = {r['ir'] / r['requests'] / 1e3:.1f} k"
+                      f"/request whole life (exit {r['code']}; {r['note']})", flush=True)
+    a.duration = d0
+    fig = {}
+    for side, by in runs.items():
+        (ir1, n1), (ir2, n2) = [[statistics.median(r[k] for r in by[d]) for k in ("ir", "requests")]
+                                for d in (d0, 2 * d0)]
+        m = (ir2 - ir1) / max(n2 - n1, 1)
+        fig[side] = {"marginal": m, "fixed": ir1 - m * n1, "whole": ir2 / n2}
+        print(f"{side:>9}: marginal {m / 1e3:.1f} k instructions/request, fixed (start-up and "
+              f"end) {(ir1 - m * n1) / 1e9:.3f} G, whole life at {2 * d0:g} s "
+              f"{ir2 / n2 / 1e3:.1f} k/request")
+    s_, b_ = fig["surgecast"], fig["bare"]
+    print(f"ratio surgecast / bare: marginal {s_['marginal'] / b_['marginal']:.3f}, whole life at "
+          f"{2 * d0:g} s {s_['whole'] / b_['whole']:.3f}, fixed {s_['fixed'] / b_['fixed']:.3f}")
+    print("target <= 1.10 (user-space instructions; the kernel's share is not counted): "
+          f"{'ok' if s_['marginal'] / b_['marginal'] <= 1.10 else 'NOT MET'}")
+
+
+def _pairs(a: argparse.Namespace, tmp: Path) -> None:
+    """The alternating runs of both sides in `tmp`, and the figures printed."""
+    env = _prepare(a, tmp)
+    n = a.n
     if a.bytecode_cache:
         compile_project(tmp)
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "

@@ -1,0 +1,42 @@
+"""benchmarks/bench_generator.py's instruction meter: callgrind's totals read from every
+process's file, and a run that wrote none refused rather than read as zero."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.bench_generator import instructions
+
+HEAD = "version: 1\ncreator: callgrind-3.19.0\ncmd: python -m locust\nevents: Ir\n"
+
+
+def test_totals_of_every_process_are_added(tmp_path):
+    (tmp_path / "cg.101").write_text(HEAD + "fl=a.c\nfn=f\n3 10\nsummary: 4462841941\n")
+    (tmp_path / "cg.102").write_text(HEAD + "totals: 1000\n")
+    assert instructions(tmp_path) == 4_462_841_941 + 1_000
+
+
+def test_a_run_with_no_totals_is_refused(tmp_path):
+    # the mutant input: callgrind died before writing its summary (or never ran)
+    (tmp_path / "cg.101").write_text(HEAD + "fl=a.c\nfn=f\n3 10\n")
+    with pytest.raises(SystemExit, match="no totals"):
+        instructions(tmp_path)
+    with pytest.raises(SystemExit, match="no totals"):
+        instructions(tmp_path / "nothing-here")
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def test_counts_a_real_process_and_more_work_counts_more(tmp_path):
+    def count(n: int) -> int:
+        d = tmp_path / f"n{n}"
+        d.mkdir()
+        subprocess.run(["valgrind", "--tool=callgrind", "--log-file=/dev/null",
+                        f"--callgrind-out-file={d}/cg.%p", sys.executable, "-S", "-c",
+                        f"sum(range({n}))"], check=True)
+        return instructions(d)
+    small, big = count(10), count(2_000_000)
+    assert big - small > 2_000_000 * 5  # a loop iteration is tens of instructions
