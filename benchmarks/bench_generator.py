@@ -53,9 +53,10 @@ requests, which cancels start-up and the end):
 
     python benchmarks/bench_generator.py --meter instructions --rate 5 --duration 30 --repeats 1
 
-Counts repeat to about 0.01 % (two runs of the same side here: 4,462,841,941 and
-4,463,112,735). They leave out the kernel's share (system CPU, about 15-25 % of either
-side's CPU, the same sockets per request), so the CPU ratio is closer to 1 than this one.
+Counts repeat to within 0.04 % (two runs of each side here: surgecast 4,462,841,941 and
+4,463,112,735, bare 3,196,488,725 and 3,197,622,156). They leave out the kernel's share
+(system CPU, about 15-25 % of either side's CPU, the same sockets per request), so the CPU
+ratio is closer to 1 than this one.
 """
 
 from __future__ import annotations
@@ -387,7 +388,7 @@ def main() -> None:
     ap.add_argument("--meter", choices=("cpu", "instructions"), default="cpu",
                     help="cpu: CPU seconds of the Locust process (noisy on a shared machine); "
                          "instructions: user-space instructions counted by valgrind's callgrind, "
-                         "repeatable to about 0.1 %% but without the kernel's share")
+                         "repeatable to within 0.04 %% but without the kernel's share")
     ap.add_argument("--prepare",
                     help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
