@@ -158,8 +158,11 @@ def test_a_stalling_client_does_not_move_the_capacity(
             f"--admin-token={const20.admin_token}",
             "--out",
             str(tmp_path),
+            # 35 s, not the unstalled tests' 25: with a quarter to half of the batches left out,
+            # a fresh-venv run at 25 s reached only concurrency 8 (still rising, 19.0/s) and
+            # could not level
             "--budget",
-            "25",
+            "35",
             "--seed",
             "3",
         ],
