@@ -451,20 +451,34 @@ def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
                       f"{r['ir'] / 1e9:.4f} G instructions = {r['ir'] / r['requests'] / 1e3:.1f} k"
                       f"/request whole life (exit {r['code']}; {r['note']})", flush=True)
     a.duration = d0
-    fig = {}
-    for side, by in runs.items():
-        (ir1, n1), (ir2, n2) = [[statistics.median(r[k] for r in by[d]) for k in ("ir", "requests")]
-                                for d in (d0, 2 * d0)]
-        m = (ir2 - ir1) / max(n2 - n1, 1)
-        fig[side] = {"marginal": m, "fixed": ir1 - m * n1, "whole": ir2 / n2}
-        print(f"{side:>9}: marginal {m / 1e3:.1f} k instructions/request, fixed (start-up and "
-              f"end) {(ir1 - m * n1) / 1e9:.3f} G, whole life at {2 * d0:g} s "
-              f"{ir2 / n2 / 1e3:.1f} k/request")
+    fig = {side: instruction_cost(by[d0], by[2 * d0]) for side, by in runs.items()}
+    for side, f in fig.items():
+        print(f"{side:>9}: marginal {f['marginal'] / 1e3:.1f} k instructions/request, fixed "
+              f"(start-up and end) {f['fixed'] / 1e9:.3f} G, whole life at {2 * d0:g} s "
+              f"{f['whole'] / 1e3:.1f} k/request")
     s_, b_ = fig["surgecast"], fig["bare"]
     print(f"ratio surgecast / bare: marginal {s_['marginal'] / b_['marginal']:.3f}, whole life at "
           f"{2 * d0:g} s {s_['whole'] / b_['whole']:.3f}, fixed {s_['fixed'] / b_['fixed']:.3f}")
     print("target <= 1.10 (user-space instructions; the kernel's share is not counted): "
           f"{'ok' if s_['marginal'] / b_['marginal'] <= 1.10 else 'NOT MET'}")
+
+
+def instruction_cost(short: list[dict[str, float]], long: list[dict[str, float]]
+                     ) -> dict[str, float]:
+    """Marginal instructions per request, the fixed part, and whole life per request of the long
+    runs, from the runs (each with `ir` and `requests`) at D and at 2D.
+
+        >>> instruction_cost([{"ir": 2e9 + 1000 * 7e5, "requests": 1000}],
+        ...                  [{"ir": 2e9 + 2100 * 7e5, "requests": 2100}])["marginal"]
+        700000.0
+    """
+    (ir1, n1), (ir2, n2) = ([statistics.median(r[k] for r in runs) for k in ("ir", "requests")]
+                            for runs in (short, long))
+    if n2 <= n1:
+        raise SystemExit(f"the {n2:g} requests of the long runs are not more than the {n1:g} of "
+                         "the short ones: no marginal cost (raise --rate or --duration)")
+    m = (ir2 - ir1) / (n2 - n1)
+    return {"marginal": m, "fixed": ir1 - m * n1, "whole": ir2 / n2}
 
 
 def _pairs(a: argparse.Namespace, tmp: Path) -> None:

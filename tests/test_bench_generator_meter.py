@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks.bench_generator import instructions
+from benchmarks.bench_generator import instruction_cost, instructions
 
 HEAD = "version: 1\ncreator: callgrind-3.19.0\ncmd: python -m locust\nevents: Ir\n"
 
@@ -40,3 +40,15 @@ def test_counts_a_real_process_and_more_work_counts_more(tmp_path):
         return instructions(d)
     small, big = count(10), count(2_000_000)
     assert big - small > 2_000_000 * 5  # a loop iteration is tens of instructions
+
+
+def test_the_marginal_cost_is_what_the_extra_requests_cost():
+    fixed, per = 2.9e9, 1.055e6
+    short = [{"ir": fixed + per * n, "requests": n} for n in (1590, 1600, 1580)]
+    long = [{"ir": fixed + per * n, "requests": n} for n in (3365, 3370)]
+    got = instruction_cost(short, long)
+    assert got["marginal"] == pytest.approx(per) and got["fixed"] == pytest.approx(fixed)
+    # the mutant: both sides of the difference taken from one duration (a late-bound loop did
+    # this once, and printed 0.0 k) reads no marginal cost at all
+    with pytest.raises(SystemExit, match="not more than"):
+        instruction_cost(long, long)
