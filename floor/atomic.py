@@ -20,7 +20,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,9 +71,60 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         f.write(data)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # no indent: the C encoder
+
+
+def dumps(obj: Any) -> str:
+    """`obj` as JSON laid out for reading: objects indented, a list of records one per line.
+
+    The same JSON as `json.dumps(obj, default=str)`, laid out like `indent=2` except that a
+    list of objects or lists puts each item compact on its own line (a ledger of 10,000
+    records is 10,000 lines, not 150,000) and a list of plain values stays on one line.
+    Each item goes through the C encoder: the pure-Python one that `indent` needs took
+    three times as long on a rehearsal's 2.5 MB of server evidence.
+
+        >>> print(dumps({"ok": True, "n": [1, 2], "rows": [{"a": 1}, {"a": 2}], "e": {}}))
+        {
+          "ok": true,
+          "n": [1, 2],
+          "rows": [
+            {"a": 1},
+            {"a": 2}
+          ],
+          "e": {}
+        }
+    """
+    return _layout(obj, "", _item_encoder())
+
+
+def _item_encoder() -> Callable[[Any], str]:
+    """One value to compact JSON (json.dumps's separators, `default=str`).
+
+    The C encoder made once per file: `JSONEncoder.encode` builds it again for every call,
+    which took 40 % of the time on a file of small records. Circular data is still refused
+    (the markers of this file). Without the C accelerator: the plain encoder.
+    """
+    make = json.encoder.c_make_encoder
+    if make is None:  # pragma: no cover - CPython always has _json
+        return _ENCODER.encode
+    c = make({}, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    return lambda x: "".join(c(x, 0))
+
+
+def _layout(v: Any, pad: str, enc: Callable[[Any], str]) -> str:
+    inner = pad + "  "
+    if isinstance(v, dict) and v:
+        # each key as json.dumps writes it (str as is; int, float, bool, None converted)
+        items = (f"{inner}{enc({k: 0})[1:-4]}: {_layout(x, inner, enc)}" for k, x in v.items())
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(v, list | tuple) and v and any(isinstance(x, dict | list | tuple) for x in v):
+        return "[\n" + ",\n".join(inner + enc(x) for x in v) + f"\n{pad}]"
+    return enc(v)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write `obj` as indented JSON atomically."""
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write `obj` as JSON (laid out by `dumps`) atomically."""
+    write_text(path, dumps(obj) + "\n")
 
 
 def write_csv(

@@ -169,23 +169,82 @@ def exchange(
     headers: dict[str, str] | None = None,
     deadline_s: float = DEFAULT_DEADLINE_S,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    kept: KeptConnection | None = None,
 ) -> Reply:
     """One HTTP request, redirects not followed, within `deadline_s` in total, body capped at
-    `max_bytes`."""
-    scheme, host, port = origin_of(url)
+    `max_bytes`.
+
+    With `kept`, a GET goes on its idle connection when it has one and leaves its own there
+    when the answer was read whole and the server keeps it open; a GET whose kept connection
+    turns out closed before any answer is sent once more, on a new connection. Every other
+    request has a connection of its own.
+    """
+    origin = origin_of(url)
+    reuse = kept is not None and method == "GET"
+    conn = kept.take(origin) if reuse and kept is not None else None
+    if conn is not None:
+        try:
+            return _exchange_on(conn, method, url, body, headers, deadline_s, max_bytes,
+                                kept if reuse else None)
+        except _StaleConnection:
+            pass  # closed while idle (the server's keep-alive timeout): once more, afresh
+    scheme, host, port = origin
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    return _exchange_on(cls(host, port, timeout=deadline_s), method, url, body, headers,
+                        deadline_s, max_bytes, kept if reuse else None, fresh=True)
+
+
+class KeptConnection:
+    """The idle keep-alive connection of one client (one per origin); `close()` ends it."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+
+    def take(self, origin: tuple[str, str, int]) -> http.client.HTTPConnection | None:
+        """The idle connection to `origin`, now the caller's, or None."""
+        return self._idle.pop(origin, None)
+
+    def give(self, origin: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        """Keep `conn` idle for the next GET (closed at once if one is already kept)."""
+        if origin in self._idle:
+            conn.close()
+        else:
+            self._idle[origin] = conn
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        idle, self._idle = self._idle, {}
+        for conn in idle.values():
+            conn.close()
+
+
+class _StaleConnection(Exception):
+    """A kept connection was closed by the server before it answered (resend afresh)."""
+
+
+def _exchange_on(conn: http.client.HTTPConnection, method: str, url: str, body: bytes | None,
+                 headers: dict[str, str] | None, deadline_s: float, max_bytes: int,
+                 kept: KeptConnection | None, *, fresh: bool = False) -> Reply:
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     start = time.monotonic()
-    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    conn = cls(host, port, timeout=deadline_s)
+    if conn.sock is not None:
+        conn.sock.settimeout(deadline_s)
     cutter = _Cutter(conn, deadline_s)
     what = f"{method} {url}"
+    keep = False
     try:
-        conn.request(method, target, body=body, headers=dict(headers or {}))
-        resp = conn.getresponse()
+        try:
+            conn.request(method, target, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if fresh or cutter.fired:
+                raise
+            raise _StaleConnection from None
         body_read = _read_capped(resp, method, url, max_bytes, start + deadline_s)
         if cutter.fired:
             raise TimeoutError
+        keep = kept is not None and not resp.will_close
         return Reply(
             status=int(resp.status),
             content_type=resp.getheader("Content-Type", "") or "",
@@ -193,7 +252,7 @@ def exchange(
             url=url,
             location=resp.getheader("Location", "") or "",
         )
-    except HttpError:
+    except (HttpError, _StaleConnection):
         raise
     except TimeoutError:
         raise DeadlineExceeded(
@@ -219,7 +278,10 @@ def exchange(
         raise Unreachable(f"{what}: {type(e).__name__}: {e}", method=method, url=url) from None
     finally:
         cutter.cancel()
-        conn.close()
+        if keep and kept is not None and not cutter.fired:
+            kept.give(origin_of(url), conn)
+        else:
+            conn.close()
 
 
 class JsonClient:
@@ -236,8 +298,12 @@ class JsonClient:
         token: str | None = None,
         deadline_s: float = DEFAULT_DEADLINE_S,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        keep_alive: bool = False,
     ) -> None:
         self.base = base.rstrip("/")
+        # GETs on one kept connection (a sampler polling every second opens no connection,
+        # resolves no name and starts no timer thread of its own per sample); `close()` ends it
+        self.kept = KeptConnection() if keep_alive else None
         self.origin = origin_of(self.base)
         self.token = token
         self.deadline_s = deadline_s
@@ -246,6 +312,11 @@ class JsonClient:
 
     def __repr__(self) -> str:
         return f"JsonClient({self.base!r}, token={'***' if self.token else None})"
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the next request opens another)."""
+        if self.kept is not None:
+            self.kept.close()
 
     def request(
         self,
@@ -279,6 +350,7 @@ class JsonClient:
                 headers=h,
                 deadline_s=left,
                 max_bytes=self.max_bytes if max_bytes is None else max_bytes,
+                kept=self.kept,
             )
             if reply.status not in (301, 302, 303, 307, 308) or not reply.location:
                 return reply

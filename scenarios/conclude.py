@@ -124,8 +124,12 @@ def _target_evidence(admin: AdminClient | None, refused: list[str] | None,
     if admin is None or refused or admin.refused:
         return None, None, None
     restore(admin, gates_before, action_log)
-    return (admin.get_optional("/admin/audit", dict), admin.get_optional("/admin/ledger", dict),
-            admin.get_optional("/admin/records", dict))
+    try:
+        return (admin.get_optional("/admin/audit", dict),
+                admin.get_optional("/admin/ledger", dict),
+                admin.get_optional("/admin/records", dict))
+    finally:
+        admin.close()
 
 
 REHEARSAL_FILES = (rs.ARRIVALS, rs.LEDGER, rs.QUEUE, rs.LATENCY_HISTORY, rs.PROFILE, rs.AUDIT,

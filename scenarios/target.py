@@ -79,11 +79,15 @@ class AdminClient:
         self.token = token
         self.timeout = timeout
         self.client = JsonClient(self.host, token=token, deadline_s=timeout,
-                                 max_bytes=ADMIN_MAX_BYTES)
+                                 max_bytes=ADMIN_MAX_BYTES, keep_alive=True)
         self.problems: list[str] = []
 
     def __repr__(self) -> str:
         return f"AdminClient({self.host!r}, token={'***' if self.token else None})"
+
+    def close(self) -> None:
+        """Close the kept-alive connection of its GETs (a later call opens another)."""
+        self.client.close()
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         big = path.startswith(("/admin/ledger",

@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scenarios.documents import pdf_document
 from scenarios.journey_http import _json
 from scenarios.latency import StepLatency
-from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key
+from scenarios.recorder import LEDGER_EVIDENCE, Recorder, iso_utc, ledger_key, linear_percentiles
 
 
 def _plain_ledger_row(
@@ -285,3 +287,41 @@ def test_values_the_batch_cannot_take_go_the_plain_way():
     s = StepLatency()
     with pytest.raises((ValueError, OverflowError)):
         s.record_many("service", "login", [0.1] * 100 + [float("nan")])
+
+
+_latencies = st.lists(
+    st.floats(min_value=0, max_value=1e4, allow_nan=False) | st.sampled_from([0.05, 0.1, 1e-7]),
+    min_size=1,
+    max_size=60,
+)
+_pcts = st.lists(st.floats(min_value=0, max_value=100) | st.sampled_from([50, 95, 99, 99.9]),
+                 min_size=1, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_latencies, _pcts)
+def test_window_percentiles_are_numpys_bit_for_bit(xs, pcts):
+    assert linear_percentiles(xs, tuple(pcts)) == np.percentile(xs, pcts).tolist()
+
+
+def test_a_percentile_without_numpys_upper_half_rule_is_caught():
+    """The property can fail: a + (b - a)t everywhere differs from numpy in the last bit."""
+
+    def one_rule(xs, pcts):
+        s, last = sorted(xs), len(xs) - 1
+        out = []
+        for q in pcts:
+            v = last * (q / 100)
+            lo = min(int(v), last - 1) if last else 0
+            t = v - lo
+            out.append(s[lo] + (s[min(lo + 1, last)] - s[lo]) * t)
+        return out
+
+    rng = np.random.default_rng(1)
+    differs = 0
+    for _ in range(300):
+        xs = rng.lognormal(-3, 1, size=int(rng.integers(2, 50))).tolist()
+        want = np.percentile(xs, (50, 95, 99)).tolist()
+        assert linear_percentiles(xs, (50, 95, 99)) == want
+        differs += one_rule(xs, (50, 95, 99)) != want
+    assert differs > 0
