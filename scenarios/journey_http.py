@@ -12,7 +12,8 @@ import gevent
 
 def _retry_after(resp: Any) -> float:
     try:
-        return max(0.0, float((resp.headers or {}).get("retry-after") or 0))
+        h = resp.headers
+        return max(0.0, float((h.get("retry-after") if h is not None else 0) or 0))
     except (TypeError, ValueError):
         return 0.0
 
@@ -86,7 +87,8 @@ def _read_capped(client: Any, r: Any, max_bytes: int) -> Reply:
     raw = getattr(r, "_response", None)
     if status == 0 or raw is None:
         return Reply(0, hdrs, b"", "no answer")
-    declared = (hdrs or {}).get("content-length")
+    # `is not None`, not `or {}`: an answer's Headers count their values in Python to be falsy
+    declared = hdrs.get("content-length") if hdrs is not None else None
     if declared and str(declared).isdigit() and int(declared) > max_bytes:
         _drop_connections(client)
         return Reply(0, hdrs, b"", f"answer of {declared} bytes over the cap")

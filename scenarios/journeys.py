@@ -328,7 +328,7 @@ class JourneyRun:
                             deadline_s=self.cfg.request_timeout_s, max_bytes=self.max_bytes)
         seconds = time.perf_counter() - t0
         if 300 <= r.status_code < 400:
-            where = (r.headers or {}).get("location") or "(no Location)"
+            where = (r.headers.get("location") if r.headers is not None else "") or "(no Location)"
             msg = (f"{method} {path} answered HTTP {r.status_code} redirecting to "
                    f"{str(where)[:120]}; surgecast follows no redirect off its target")
             if self.on_refused is not None:
