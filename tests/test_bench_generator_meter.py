@@ -52,3 +52,16 @@ def test_the_marginal_cost_is_what_the_extra_requests_cost():
     # this once, and printed 0.0 k) reads no marginal cost at all
     with pytest.raises(SystemExit, match="not more than"):
         instruction_cost(long, long)
+
+
+def test_per_arrival_reads_the_arrivals_not_the_requests():
+    """Same arrivals, a different number of polls: per arrival, the extra polls' cost is seen
+    as cost per arrival; per request it is diluted (the bare side's polls vary with timing)."""
+    runs = [{"ir": 2e9 + 8e6 * a + 2e5 * polls, "requests": 10 * a + polls, "arrivals": a}
+            for a, polls in ((144, 0), (305, 300))]
+    by_arrival = instruction_cost(runs[:1], runs[1:], per="arrivals")
+    assert by_arrival["marginal"] == pytest.approx((8e6 * 161 + 2e5 * 300) / 161)
+    by_request = instruction_cost(runs[:1], runs[1:])
+    assert by_request["marginal"] != pytest.approx(by_arrival["marginal"] / 10, rel=0.01)
+    with pytest.raises(SystemExit, match="arrivals of the long runs"):
+        instruction_cost(runs[1:], runs[1:], per="arrivals")
