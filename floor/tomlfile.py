@@ -52,6 +52,9 @@ def read_toml(
     except OSError as e:
         raise error(field, str(path), f"cannot read it ({e.strerror or e})"
                     + (f"; {fix}" if fix else "")) from None
+    except ValueError:  # a NUL byte in the path: no file can have that name
+        raise error(field, str(path), "not a file name (it holds a NUL byte); give the path "
+                    "of a TOML file") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

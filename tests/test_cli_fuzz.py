@@ -209,6 +209,21 @@ def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
     return argv
 
 
+def _patches() -> list:
+    """Every entry point of real work replaced by the sentinel."""
+    return [
+        mock.patch("testbed.process.TestbedServer.start", _sentinel),
+        mock.patch("testbed.server.serve", _sentinel),
+        mock.patch("subprocess.Popen", _sentinel),
+        mock.patch("subprocess.run", _sentinel),
+        mock.patch("subprocess.call", _sentinel),
+        mock.patch("scenarios.distributed_cli.wait_for_master", _sentinel),
+        mock.patch("analysis.planner.make_plan", _sentinel),
+        mock.patch("reports.build.build_report", _sentinel),
+        mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()}),
+    ]
+
+
 def _fake_probe_module() -> types.ModuleType:
     m = types.ModuleType("scenarios.probe")
 
@@ -232,17 +247,7 @@ def test_every_command_line_answers_one_line_and_a_contract_exit_code(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # default run directories land here
     monkeypatch.delenv("SURGECAST_ADMIN_TOKEN", raising=False)
-    patches = [
-        mock.patch("testbed.process.TestbedServer.start", _sentinel),
-        mock.patch("testbed.server.serve", _sentinel),
-        mock.patch("subprocess.Popen", _sentinel),
-        mock.patch("subprocess.run", _sentinel),
-        mock.patch("subprocess.call", _sentinel),
-        mock.patch("scenarios.distributed_cli.wait_for_master", _sentinel),
-        mock.patch("analysis.planner.make_plan", _sentinel),
-        mock.patch("reports.build.build_report", _sentinel),
-        mock.patch.dict(sys.modules, {"scenarios.probe": _fake_probe_module()}),
-    ]
+    patches = _patches()
     seen: list[tuple[list[str], int | str]] = []
 
     @settings(
@@ -352,3 +357,42 @@ def test_named_bad_inputs_are_one_line_exit_2(
     assert code == 2 and err.count("\n") == 0 and "Traceback" not in err, (code, err)
     assert word in err, err
     assert "locust" not in sys.modules  # nothing gevent-patched this test process
+
+
+def test_a_nul_byte_in_any_value_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """Every command, every flag that takes a value and the first positional, given "\\x00"
+    (no file can have that name; Python's open() raises ValueError, not OSError). Hypothesis
+    found `testbed --config "\\x00"` once; this sweep covers the rest."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SURGECAST_ADMIN_TOKEN", raising=False)
+    calls = []
+    for name in sorted(COMMANDS):
+        flags, positionals = GRAMMAR[name]
+        head = [name, "show"] if name == "profile" else [name]
+        calls += [[*head, opt, "\x00"] for opt, takes in flags if takes]
+        if positionals:
+            calls.append([*head, "\x00"])
+    bad = []
+    with contextlib.ExitStack() as stack:
+        for p in _patches():
+            stack.enter_context(p)
+        for argv in calls:
+            err, out = io.StringIO(), io.StringIO()
+            try:
+                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+                    code: int | str = main(argv)
+            except Reached:
+                code = "reached"
+            except Exception as e:  # noqa: BLE001 - the defect this test looks for
+                code = f"{type(e).__name__}: {e}"
+            text = err.getvalue()
+            lines = [
+                ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[surgecast]")
+            ]
+            if (
+                "Traceback" in text
+                or not (code == "reached" or code in (0, 1, 2, 3))
+                or len(lines) > 1
+            ):
+                bad.append((argv, code, lines[:2]))
+    assert len(calls) > 50 and not bad, bad
