@@ -209,6 +209,20 @@ def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
     return argv
 
 
+def _answer(argv: list[str]) -> tuple[int | str, str, str, list[str]]:
+    """`main(argv)` in-process: (exit code or "reached", stderr, stdout, stderr's lines that
+    are not progress)."""
+    err, out = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code: int | str = main(argv)
+    except Reached:
+        code = "reached"
+    text = err.getvalue()
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[surgecast]")]
+    return code, text, out.getvalue(), lines
+
+
 def _patches() -> list:
     """Every entry point of real work replaced by the sentinel."""
     return [
@@ -257,17 +271,10 @@ def test_every_command_line_answers_one_line_and_a_contract_exit_code(
     )
     @given(argv=command_lines(files))
     def one(argv: list[str]) -> None:
-        err, out = io.StringIO(), io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-                code: int | str = main(argv)
-        except Reached:
-            code = "reached"
+        code, text, printed, lines = _answer(argv)
         seen.append((argv, code))
-        text = err.getvalue()
-        assert "Traceback" not in text + out.getvalue(), (argv, text[-2000:])
+        assert "Traceback" not in text + printed, (argv, text[-2000:])
         assert code == "reached" or code in (0, 1, 2, 3), (argv, code, text[-500:])
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[surgecast]")]
         assert len(lines) <= 1, (argv, lines[:5])
 
     with contextlib.ExitStack() as stack:
@@ -377,18 +384,10 @@ def test_a_nul_byte_in_any_value_is_one_line_not_a_traceback(tmp_path, monkeypat
         for p in _patches():
             stack.enter_context(p)
         for argv in calls:
-            err, out = io.StringIO(), io.StringIO()
             try:
-                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-                    code: int | str = main(argv)
-            except Reached:
-                code = "reached"
+                code, text, _printed, lines = _answer(argv)
             except Exception as e:  # noqa: BLE001 - the defect this test looks for
-                code = f"{type(e).__name__}: {e}"
-            text = err.getvalue()
-            lines = [
-                ln for ln in text.splitlines() if ln.strip() and not ln.startswith("[surgecast]")
-            ]
+                code, text, lines = f"{type(e).__name__}: {e}", "", []
             if (
                 "Traceback" in text
                 or not (code == "reached" or code in (0, 1, 2, 3))
