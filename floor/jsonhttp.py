@@ -180,18 +180,18 @@ def exchange(
     request has a connection of its own.
     """
     origin = origin_of(url)
-    reuse = kept is not None and method == "GET"
-    conn = kept.take(origin) if reuse and kept is not None else None
+    pool = kept if method == "GET" else None
+    conn = pool.take(origin) if pool is not None else None
     if conn is not None:
         try:
-            return _exchange_on(conn, method, url, body, headers, deadline_s, max_bytes,
-                                kept if reuse else None)
+            return _exchange_on(conn, origin, method, url, body, headers, deadline_s, max_bytes,
+                                pool)
         except _StaleConnection:
             pass  # closed while idle (the server's keep-alive timeout): once more, afresh
     scheme, host, port = origin
     cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    return _exchange_on(cls(host, port, timeout=deadline_s), method, url, body, headers,
-                        deadline_s, max_bytes, kept if reuse else None, fresh=True)
+    return _exchange_on(cls(host, port, timeout=deadline_s), origin, method, url, body, headers,
+                        deadline_s, max_bytes, pool, fresh=True)
 
 
 class KeptConnection:
@@ -222,9 +222,9 @@ class _StaleConnection(Exception):
     """A kept connection was closed by the server before it answered (resend afresh)."""
 
 
-def _exchange_on(conn: http.client.HTTPConnection, method: str, url: str, body: bytes | None,
-                 headers: dict[str, str] | None, deadline_s: float, max_bytes: int,
-                 kept: KeptConnection | None, *, fresh: bool = False) -> Reply:
+def _exchange_on(conn: http.client.HTTPConnection, origin: tuple[str, str, int], method: str,
+                 url: str, body: bytes | None, headers: dict[str, str] | None, deadline_s: float,
+                 max_bytes: int, kept: KeptConnection | None, *, fresh: bool = False) -> Reply:
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     start = time.monotonic()
@@ -279,7 +279,7 @@ def _exchange_on(conn: http.client.HTTPConnection, method: str, url: str, body: 
     finally:
         cutter.cancel()
         if keep and kept is not None and not cutter.fired:
-            kept.give(origin_of(url), conn)
+            kept.give(origin, conn)
         else:
             conn.close()
 
@@ -301,8 +301,8 @@ class JsonClient:
         keep_alive: bool = False,
     ) -> None:
         self.base = base.rstrip("/")
-        # GETs on one kept connection (a sampler polling every second opens no connection,
-        # resolves no name and starts no timer thread of its own per sample); `close()` ends it
+        # GETs on one kept connection (a sampler polling every second opens no connection and
+        # resolves no name per sample); `close()` ends it
         self.kept = KeptConnection() if keep_alive else None
         self.origin = origin_of(self.base)
         self.token = token
