@@ -106,6 +106,62 @@ def predicted_quantiles(
     return {p: h.get_value_at_percentile(p) / 1e6 for p in pcts}
 
 
+def predicted_band(
+    law: LatencyLaw, intended_unix: Sequence[float], pcts: Iterable[float], *, ranks: int = 1
+) -> dict[float, tuple[float, float]]:
+    """Per percentile: the law's quantile on the run's intended starts, and `ranks` samples above.
+
+    The resolution of a prediction from intended starts, which is one-sided. A request whose
+    answer was due just before a stall, but which the client sent a few milliseconds late (its
+    send lag), is held to the stall's end: in the prediction it is one 50 ms answer, in the
+    run an answer of about 2 s, and every quantile of the stall above it moves up one sample.
+    (Lag cannot move a sample down: a request meant just before a stall's end is answered in
+    about 50 ms either way.)
+    Where a stall leaves the samples sparse (10 arrivals/s: about 40 samples over its 2 s)
+    one sample is about 50 ms, 5 % at p90. With ~3 ms of send lag such a request comes in about
+    one run in 17 of 20 s at 10/s (two stall starts); two in one run, once in some hundreds.
+    The rank is HDR's (`round(p/100 * n)`, as `predicted_quantiles` reads it)::
+
+        >>> starts = np.random.default_rng(1).uniform(0, 20, 200)
+        >>> lo, hi = predicted_band(Law(), starts, [90])[90]
+        >>> lo == predicted_quantiles(Law(), starts, [90])[90], round(hi - lo, 3)
+        (True, 0.068)
+    """
+    t = np.asarray(intended_unix, dtype=float)
+    n = len(t)
+    out = {}
+    for p in pcts:
+        k = max(1, int(p / 100 * n + 0.5))  # HDR's rank of p (1-based)
+        above = min(n, k + ranks)
+        q = predicted_quantiles(law, t, (p, (above - 0.25) / n * 100))
+        out[p] = (min(q.values()), max(q.values()))
+    return out
+
+
+def band_gaps(
+    measured: dict[float, float],
+    band: dict[float, tuple[float, float]],
+    *,
+    tolerance: float = 0.05,
+) -> list[dict[str, float]]:
+    """Per percentile: measured, band, relative error to the band, ok (|error| ≤ tolerance).
+
+    The error is 0 inside the band, else relative to its nearer edge::
+
+        >>> [round(band_gaps({90: x}, {90: (1.0, 1.1)})[0]["error"], 3) for x in (0.9, 1.05, 1.2)]
+        [-0.1, 0.0, 0.091]
+    """
+    rows = []
+    for p, (lo, hi) in band.items():
+        got = measured[p]
+        err = (got - hi) / hi if got > hi else (got - lo) / lo if got < lo else 0.0
+        rows.append(
+            {"pct": p, "measured_s": got, "low_s": lo, "high_s": hi, "error": err,
+             "ok": abs(err) <= tolerance}
+        )
+    return rows
+
+
 def hdr_of(values_s: Iterable[float]) -> HdrHistogram:
     """An HDR histogram (us, 1 us .. 1 h, 3 digits: the run directory's settings) of `values_s`."""
     h = HdrHistogram(1, 3600 * 1_000_000, 3)

@@ -13,9 +13,11 @@ applicant's first request, sent at the arrival's intended time, so:
   recomputed here from the request's number and arrival, never early, p99 late at most
   `TARGET_LATE_P99_S`;
 * intended clock: `register.intended.hdr` p90/p95/p99 within 5 % of the law applied to the
-  run's own intended start times (`analysis.latency_truth.predicted_quantiles`), which is
+  run's own intended start times (`analysis.latency_truth.predicted_band`), which is
   what coordinated omission predicts for an open model: every arrival in a stall waits for
-  its end.
+  its end. The prediction's resolution is one sample upward: a request whose answer was due
+  just before a stall, sent a few ms late, is held to the stall's end (a CI run, 3 December:
+  p90 +5.4 % from one such request, +0.2 % against the band).
 
 Each check is shown able to fail: against a law with a 1.5 s stall or without its tail, and
 against a "client" whose clock starts after the stall (a closed-loop tester's service clock).
@@ -33,9 +35,11 @@ import pytest
 
 from analysis.latency_truth import (
     Law,
+    band_gaps,
     hdr_of,
     law_latency,
     law_record,
+    predicted_band,
     predicted_quantiles,
     rehearse,
     relative_gaps,
@@ -161,15 +165,20 @@ def test_intended_clock_shows_the_stall_as_coordinated_omission_predicts(run):
         starts = [_unix(a["intended_at"]) for a in csv.DictReader(f) if a["outcome"] != "dropped"]
     intended = read_hdr(str(out / "latency" / "register.intended.hdr"))
     assert intended.get_total_count() == len(starts)
-    predicted = predicted_quantiles(Law(), starts, (90, 95, 99))
-    measured = {p: intended.get_value_at_percentile(p) / 1e6 for p in predicted}
-    gaps = relative_gaps(measured, predicted, tolerance=0.05)
+    pcts = (90, 95, 99)
+    measured = {p: intended.get_value_at_percentile(p) / 1e6 for p in pcts}
+    gaps = band_gaps(measured, predicted_band(Law(), starts, pcts), tolerance=0.05)
     assert all(g["ok"] for g in gaps), [
-        (g["pct"], round(g["predicted_s"], 4), round(g["error"], 4)) for g in gaps
+        (g["pct"], round(g["low_s"], 4), round(g["high_s"], 4), round(g["error"], 4)) for g in gaps
     ]
+    # ... and the check can fail: against the law with a stall half a second shorter or longer
+    for stall_s in (1.5, 2.5):
+        wrong = band_gaps(measured, predicted_band(Law(stall_s=stall_s), starts, pcts))
+        assert not all(g["ok"] for g in wrong), (stall_s, wrong)
     # A closed-loop tester's clock starts when it finally sends, after the stall: it sees one
     # stalled request per connection, and its percentiles fall far below the prediction (red).
     law = Law()
+    predicted = predicted_quantiles(law, starts, pcts)
     t = np.sort(np.array(starts))
     omitted = np.where(
         np.mod(t, law.stall_every_s) >= law.stall_every_s - law.stall_s,
@@ -178,3 +187,39 @@ def test_intended_clock_shows_the_stall_as_coordinated_omission_predicts(run):
     )
     coordinated = {p: float(np.percentile(omitted, p)) for p in predicted}
     assert not all(g["ok"] for g in relative_gaps(coordinated, predicted, tolerance=0.05))
+
+
+def test_one_request_sent_into_a_stall_is_within_the_band_and_two_are_not():
+    """Pure: 5 arrivals/s for 20 s on a grid (two stalls, one sample every 0.1 s of their ramp:
+    10 % at p90), the harness's clock computed from the law at each request's receive time.
+
+    A request whose answer was due 2 ms before a stall, sent 4 ms late, is held to the stall's
+    end; it moves the stall's quantiles up one sample, exactly to the band's upper edge: the
+    point prediction alone calls that red, the band not. Two such requests are outside it: the
+    band is one sample, not a free margin.
+    """
+    law = Law(tail_every=0)
+    grid = np.concatenate([1000.01 + np.arange(0, 10, 0.2), 1010.11 + np.arange(0, 10, 0.2)])
+    pcts = (90, 95, 99)
+
+    def clock(lagged: list[float]) -> tuple[np.ndarray, dict[float, float]]:
+        t = np.sort(np.concatenate([grid, lagged]))
+        received = np.where(np.isin(t, lagged), t + 0.004, t)  # these are sent 4 ms late
+        h = hdr_of(law_latency(law, received, law.base_s) + received - t)
+        return t, {p: h.get_value_at_percentile(p) / 1e6 for p in pcts}
+
+    def point_ok(lagged: list[float]) -> bool:
+        t, got = clock(lagged)
+        return all(g["ok"] for g in relative_gaps(got, predicted_quantiles(law, t, pcts)))
+
+    def band_ok(lagged: list[float]) -> bool:
+        t, got = clock(lagged)
+        return all(g["ok"] for g in band_gaps(got, predicted_band(law, t, pcts)))
+
+    one, two = [1007.948], [1007.948, 1017.949]
+    assert point_ok([]) and band_ok([])
+    t, got = clock(one)
+    band = predicted_band(law, t, pcts)
+    assert all(abs(got[p] - band[p][1]) <= 2e-3 for p in pcts), (got, band)  # one sample up
+    assert not point_ok(one) and band_ok(one)
+    assert not band_ok(two)
