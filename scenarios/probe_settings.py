@@ -72,3 +72,24 @@ class ProbeRun:
     stopped: str
     wall_s: float
     hold_stopped_by: str | None = None   # "precision" (the interval was tight), "budget", or None
+
+
+
+def precise(judge: Judge, batches: list[dict[str, Any]], n: int, precision: float) -> bool:
+    """Level n's interval within `precision` of its rate, on `batches` as counted.
+
+    The hold asks it twice before it stops (`_Ladder.hold`): on the stamps the client has seen,
+    and again once the batch just closed is seen whole, as the published interval counts it::
+
+        >>> class Est:
+        ...     def __init__(self, mine): self.hw = 0.1 / sum(b["stamps"] for b in mine)
+        ...     def half_width(self): return self.hw
+        >>> judge = Judge(estimate=lambda mine, every: Est(mine), assess=None, queued=None)
+        >>> rows = [{"concurrency": 4, "stamps": 2}, {"concurrency": 4, "stamps": 3}]
+        >>> precise(judge, rows, 4, 0.025), precise(judge, rows[:1], 4, 0.025)
+        (True, False)
+        >>> precise(judge, rows, 8, 0.025)  # no batch of the level: nothing is precise
+        False
+    """
+    mine = [b for b in batches if b["concurrency"] == n]
+    return bool(mine) and judge.estimate(mine, batches).half_width() <= precision

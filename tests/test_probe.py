@@ -244,7 +244,7 @@ def test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_trut
 def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> None:
     # 64 workers x 0.05 s = 1280 stamps/s: far beyond 4 applicants, so throughput rises at every
     # level. Too good to be true: the probe must not call its top level the peak.
-    proc, cap = _probe(tmp_path, 64, "constant:0.05", "--max-concurrency", "4")
+    proc, cap = _probe(tmp_path, 64, "constant:0.05", "--max-concurrency", "4", "--budget", "15")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert (
         cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
