@@ -115,6 +115,16 @@ STRICTLY_ALONE: tuple[str, ...] = (
     "test_probe.py::test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_truth",
 )
 
+# the third pass's long tests, in the order they are handed out, each group on one worker: xdist
+# gives each worker two work units to start with, so three probes of 20-42 s, one after another
+# on one worker, made the pass 77 s; the const20 group shares its module's testbed
+BESIDE_GROUPS: dict[str, str] = {
+    "test_probe.py::test_probe_finds_the_default_testbeds_capacity": "probe-default",
+    "test_probe.py::test_a_stalling_client_does_not_move_the_capacity": "probe-stalling",
+    "test_probe.py::test_probe_finds_a_constant_capacity": "probe-const20",
+    "test_probe.py::test_a_slowed_issuer_fails_the_5_percent_check": "probe-const20",
+}
+
 PASS_ENV = "SURGECAST_TEST_PASS"  # "alone" in the second pass, "beside" in the third
 
 
@@ -144,6 +154,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if wanted is None:
         return
     keep = [i for i in items if _pass_of(i) == wanted]
+    if wanted == "beside":
+        for item in keep:
+            group = _beside_group(item)
+            if group is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+        keep.sort(key=lambda i: _beside_rank(i))  # stable: the rest keep their order
     dropped = [i for i in items if i not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -158,6 +174,20 @@ def _pass_of(item: pytest.Item) -> str:
     if name in BESIDE_EACH_OTHER and not f"{name}::{item.name}".startswith(STRICTLY_ALONE):
         return "beside"
     return "alone"
+
+
+def _beside_rank(item: pytest.Item) -> int:
+    """Where `item` stands in BESIDE_GROUPS (len(BESIDE_GROUPS) when it is not there)."""
+    name = f"{item.path.name}::{item.name}"
+    for i, prefix in enumerate(BESIDE_GROUPS):
+        if name.startswith(prefix):
+            return i
+    return len(BESIDE_GROUPS)
+
+
+def _beside_group(item: pytest.Item) -> str | None:
+    name = f"{item.path.name}::{item.name}"
+    return next((g for prefix, g in BESIDE_GROUPS.items() if name.startswith(prefix)), None)
 
 
 def _first_rank(item: pytest.Item) -> int:
