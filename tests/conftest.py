@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             group = _beside_group(item)
             if group is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
-        keep.sort(key=lambda i: _beside_rank(i))  # stable: the rest keep their order
+        keep.sort(key=_beside_rank)  # stable: the rest keep their order
     dropped = [i for i in items if i not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -176,27 +177,28 @@ def _pass_of(item: pytest.Item) -> str:
     return "alone"
 
 
-def _beside_rank(item: pytest.Item) -> int:
-    """Where `item` stands in BESIDE_GROUPS (len(BESIDE_GROUPS) when it is not there)."""
+def _rank(item: pytest.Item, prefixes: Iterable[str]) -> int:
+    """Where `item` stands among `prefixes` of "module::test" names (after them when absent)."""
     name = f"{item.path.name}::{item.name}"
-    for i, prefix in enumerate(BESIDE_GROUPS):
-        if name.startswith(prefix):
-            return i
-    return len(BESIDE_GROUPS)
-
-
-def _beside_group(item: pytest.Item) -> str | None:
-    name = f"{item.path.name}::{item.name}"
-    return next((g for prefix, g in BESIDE_GROUPS.items() if name.startswith(prefix)), None)
+    prefixes = list(prefixes)
+    return next((i for i, p in enumerate(prefixes) if name.startswith(p)), len(prefixes))
 
 
 def _first_rank(item: pytest.Item) -> int:
-    """Where `item` stands in FIRST (len(FIRST) when it is not there)."""
-    name = f"{item.path.name}::{item.name}"
-    for i, prefix in enumerate(FIRST):
-        if name.startswith(prefix):
-            return i
-    return len(FIRST)
+    """Where `item` stands in FIRST."""
+    return _rank(item, FIRST)
+
+
+def _beside_rank(item: pytest.Item) -> int:
+    """Where `item` stands in BESIDE_GROUPS."""
+    return _rank(item, BESIDE_GROUPS)
+
+
+def _beside_group(item: pytest.Item) -> str | None:
+    """The xdist group of `item` in the third pass (BESIDE_GROUPS), if it has one."""
+    groups = list(BESIDE_GROUPS.values())
+    k = _beside_rank(item)
+    return groups[k] if k < len(groups) else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
