@@ -74,7 +74,6 @@ class ProbeRun:
     hold_stopped_by: str | None = None   # "precision" (the interval was tight), "budget", or None
 
 
-
 def precise(judge: Judge, batches: list[dict[str, Any]], n: int, precision: float) -> bool:
     """Level n's interval within `precision` of its rate, on `batches` as counted.
 
