@@ -14,7 +14,7 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
   keep its schedule (probes, a flash crowd, a rehearsal at the model's own rates). Beside the other
   workers on two cores their clients are simply late, so under xdist they are deselected from
   the parallel run and run afterwards in a second pass with nothing beside them (`-n 0`), in
-  the same command. `BESIDE_EACH_OTHER`: those of them that may run beside each other (and
+  the same command. `BESIDE_GROUPS`: those of them that may run beside each other (and
   nothing else), in a third pass of `BESIDE_WORKERS` workers. The command fails if any pass
   fails. `python3 -m pytest -n 0` runs everything in one process, in one pass.
 
@@ -96,35 +96,26 @@ ALONE: dict[str, str] = {
     "a race against the payment worker that CPU contention loses",
 }
 
-# ALONE modules whose tests may run beside each other, BESIDE_WORKERS at a time (a third pass),
-# but beside nothing else: each is bound by its own wall-clock budget, not by the CPU.
-# Measured (3 December, the machine's CPU sampled every 2 s through a quiet run): the probes of
-# 16-20 stamps/s testbeds used 10-15 % of the 2-core machine each. Three at a time they took
-# 70-77 s instead of 155 s one after another; the errors of the constant, default and stalled
-# probes against the configured capacity stayed within -2.0 ... +0.9 % (the slowed issuer
-# -19.3 ... -21.5 %, as it must be) in 9 runs, and the client's count was the server's.
-BESIDE_EACH_OTHER: dict[str, str] = {
-    "test_probe.py": "probes of low-rate testbeds (16-20 stamps/s), each held to its budget",
-}
-BESIDE_WORKERS = 3
-# ... except these, which keep the second pass: a CPU-bound probe (64 workers x 50 ms, every
-# level's throughput must rise) took 40 s beside the others instead of 10 s, and one such run
-# failed; and the exponential issuer's probe, whose 99 % interval must hold the configured 16/s:
-# beside the others it read -9.6 % (interval 12.98-15.95, red) and +9.7 % in 8 runs
-STRICTLY_ALONE: tuple[str, ...] = (
-    "test_probe.py::test_a_target_that_never_levels_is_flagged_not_peaked",
-    "test_probe.py::test_probe_on_an_exponential_issuer_is_the_servers_count_and_covers_the_truth",
-)
-
-# the third pass's long tests, in the order they are handed out, each group on one worker: xdist
-# gives each worker two work units to start with, so three probes of 20-42 s, one after another
-# on one worker, made the pass 77 s; the const20 group shares its module's testbed
+# ALONE tests that may run beside each other, BESIDE_WORKERS at a time (a third pass), but
+# beside nothing else: each is bound by its own wall-clock budget, not by the CPU. Test-name
+# prefix -> its xdist group, in the order the groups are handed out (xdist gives each worker two
+# work units to start with: the long ones first, one per worker; the const20 pair shares its
+# module's testbed). Measured (3 December, the machine's CPU sampled every 2 s through a quiet
+# run): these probes of 16-20 stamps/s testbeds used 10-15 % of the 2-core machine each, and
+# three at a time took 59-64 s instead of about 125 s one after another; their errors against
+# the configured capacity stayed within -2.0 ... +0.9 % (the slowed issuer -19.3 ... -21.5 %,
+# as it must be) in 9 runs, and the client's count was the server's. The module's other probes
+# keep the second pass: the CPU-bound never-levelling one (64 workers x 50 ms, every level's
+# throughput must rise) took 40 s beside these instead of 10 s, and one such run failed; the
+# exponential issuer's, whose 99 % interval must hold the configured 16/s, read -9.6 % (red)
+# and +9.7 % beside them.
 BESIDE_GROUPS: dict[str, str] = {
     "test_probe.py::test_probe_finds_the_default_testbeds_capacity": "probe-default",
     "test_probe.py::test_a_stalling_client_does_not_move_the_capacity": "probe-stalling",
     "test_probe.py::test_probe_finds_a_constant_capacity": "probe-const20",
     "test_probe.py::test_a_slowed_issuer_fails_the_5_percent_check": "probe-const20",
 }
+BESIDE_WORKERS = 3
 
 PASS_ENV = "SURGECAST_TEST_PASS"  # "alone" in the second pass, "beside" in the third
 
@@ -169,12 +160,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _pass_of(item: pytest.Item) -> str:
     """The pass `item` runs in: "parallel", "alone" (the second) or "beside" (the third)."""
-    name = item.path.name
-    if name not in ALONE:
+    if item.path.name not in ALONE:
         return "parallel"
-    if name in BESIDE_EACH_OTHER and not f"{name}::{item.name}".startswith(STRICTLY_ALONE):
-        return "beside"
-    return "alone"
+    return "beside" if _beside_group(item) is not None else "alone"
 
 
 def _rank(item: pytest.Item, prefixes: Iterable[str]) -> int:
@@ -194,6 +182,11 @@ def _beside_rank(item: pytest.Item) -> int:
     return _rank(item, BESIDE_GROUPS)
 
 
+def _modules(prefixes: Iterable[str]) -> list[str]:
+    """The module file names of "module::test" prefixes, sorted."""
+    return sorted({p.split("::")[0] for p in prefixes})
+
+
 def _beside_group(item: pytest.Item) -> str | None:
     """The xdist group of `item` in the third pass (BESIDE_GROUPS), if it has one."""
     groups = list(BESIDE_GROUPS.values())
@@ -209,7 +202,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     passes = [
         ("alone", ["-n", "0"], f"the tests that run alone ({', '.join(sorted(ALONE))})"),
         ("beside", ["-n", str(BESIDE_WORKERS)],
-         f"the tests that run {BESIDE_WORKERS} at a time ({', '.join(sorted(BESIDE_EACH_OTHER))})"),
+         f"the tests that run {BESIDE_WORKERS} at a time ({', '.join(_modules(BESIDE_GROUPS))})"),
     ]
     codes = []
     for n, (name, workers, what) in enumerate(passes, start=2):

@@ -1,4 +1,4 @@
-"""The suite's later passes (tests/conftest.py ALONE, BESIDE_EACH_OTHER): the second pass's tests
+"""The suite's later passes (tests/conftest.py ALONE, BESIDE_GROUPS): the second pass's tests
 run with nothing beside them, the third pass's beside each other only, and a failure in either
 fails the whole command. And the conftest's xdist groups hold together.
 
@@ -18,14 +18,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import BESIDE_GROUPS
 
 CONFTEST = Path(__file__).with_name("conftest.py")
 ALONE_NAME = "test_latency_truth.py"  # a module the conftest runs alone
 GROUPED_NAME = "test_security.py"  # a module of the conftest's "wallclock" group
 GROUPED_TESTS = 6
-BESIDE_NAME = "test_probe.py"  # a module whose tests run beside each other, but one
-BESIDE_TESTS = 3
-STRICT_TEST = "test_a_target_that_never_levels_is_flagged_not_peaked"  # kept in the second pass
+BESIDE_NAME = "test_probe.py"  # a module whose named tests run beside each other, the rest alone
+# one test named for each of the conftest's third-pass groups
+_FIRST_OF_GROUP: dict[str, str] = {}
+for _prefix, _group in BESIDE_GROUPS.items():
+    _FIRST_OF_GROUP.setdefault(_group, _prefix)
+BESIDE_TESTS = [prefix.split("::")[1] for prefix in _FIRST_OF_GROUP.values()]
+STRICT_TEST = "test_a_target_that_never_levels_is_flagged_not_peaked"  # not in a group: alone
 
 
 def _suite(
@@ -40,13 +45,16 @@ def _suite(
         "    with open(os.environ['BESIDE'], 'a') as f:\n"
         "        f.write(json.dumps([name, os.environ.get('PYTEST_XDIST_WORKER', 'main'), start,"
         " time.time()]) + '\\n')\n\n"
-        f"@pytest.mark.parametrize('i', range({BESIDE_TESTS}))\n"
-        "def test_beside(i):\n"
-        "    start = time.time()\n"
-        "    time.sleep(1.0)\n"
-        "    _log('beside', start)\n"
-        f"{beside_body}\n\n"
-        f"def {STRICT_TEST}():\n"
+        + "".join(
+            f"def {name}():\n"
+            "    i = " + str(i) + "\n"
+            "    start = time.time()\n"
+            "    time.sleep(1.0)\n"
+            "    _log('beside', start)\n"
+            f"{beside_body}\n\n"
+            for i, name in enumerate(BESIDE_TESTS)
+        )
+        + f"def {STRICT_TEST}():\n"
         "    start = time.time()\n"
         "    time.sleep(0.3)\n"
         "    _log('strict', start)\n")
@@ -117,7 +125,7 @@ def test_alone_tests_run_once_outside_the_workers(tmp_path: Path) -> None:
     runs = [json.loads(line) for line in (tmp_path / "beside.jsonl").read_text().splitlines()]
     beside = [r for r in runs if r[0] == "beside"]
     strict = [r for r in runs if r[0] == "strict"]
-    assert len(beside) == BESIDE_TESTS and len(strict) == 1, runs
+    assert len(beside) == len(BESIDE_TESTS) and len(strict) == 1, runs
     assert strict[0][1] == "main" and all(r[1].startswith("gw") for r in beside), runs
     assert len({r[1] for r in beside}) > 1, runs  # spread: they were free to run one by one
     assert max(r[2] for r in beside) < min(r[3] for r in beside), runs  # and they overlapped
