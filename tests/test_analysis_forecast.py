@@ -9,6 +9,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -475,6 +476,32 @@ def test_vectorised_readiness_equals_the_step_by_step_reference(closes, retarget
     fast, slow = c._ready_fast(P), c._ready(P, 60.0)
     assert np.abs(np.cumsum(fast) - np.cumsum(slow)).max() < 1e-3
     assert (fast >= 0).all()
+
+
+@pytest.mark.parametrize("pull", [60.0, 1e4])
+def test_readiness_with_a_strong_pull_is_finite_and_equals_the_reference(pull) -> None:
+    # k ln L passes a float's range from pull ~50 (L^k overflowed to inf, L^-k to 0: nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for closes in ([], None):
+            kw = {} if closes is None else {"closes": closes}
+            c = AccountsCurve(P, pull=pull, retarget=0.5, **kw)
+            fast, slow = c._ready_fast(P), c._ready(P, 60.0)
+            assert np.isfinite(fast).all() and (fast >= 0).all()
+            assert np.abs(np.cumsum(fast) - np.cumsum(slow)).max() < 1e-3
+
+
+@pytest.mark.parametrize("pull", [0.4725, 5.0, 30.0])
+def test_the_stock_summed_in_logs_is_the_direct_sum_where_both_can_be_computed(pull) -> None:
+    rng = np.random.default_rng(7)
+    u = np.cumsum(rng.uniform(0.0, 120.0, 2001))
+    uc = float(u[1500])  # the close falls inside the steps: the stock ends there
+    flow = rng.uniform(0.0, 50.0, 2000)
+    flow[700] = -30.0  # a retargeted share leaving
+    left = np.maximum(uc - u, 0.0)
+    direct = AccountsCurve._stock(flow, u, uc, pull)
+    assert np.allclose(AccountsCurve._stock_in_logs(flow, left, pull), direct, rtol=1e-9, atol=1e-9)
+    assert (direct[1500:] == 0).all() and direct[:1500].max() > 0
 
 
 def test_fifo_waste_useful_work_stops_once_the_queue_outgrows_patience() -> None:
