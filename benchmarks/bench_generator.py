@@ -57,6 +57,15 @@ Counts repeat to within 0.04 % (two runs of each side here: surgecast 4,462,841,
 4,463,112,735, bare 3,196,488,725 and 3,197,622,156). They leave out the kernel's share
 (system CPU, about 15-25 % of either side's CPU, the same sockets per request), so the CPU
 ratio is closer to 1 than this one.
+
+`--meter calls` says where the difference goes: each side runs under
+`benchmarks/call_census.py`, which counts every function call under the project function that
+made it (a call into Locust or gevent counts under the journey step that made it), at D and 2D;
+the script prints the marginal calls per arrival by group (`CENSUS_GROUPS`: requests and journey
+steps, identity, documents, recorder, reconciliation, ...) for both sides, and surgecast's
+busiest functions:
+
+    python benchmarks/bench_generator.py --meter calls --rate 5 --duration 30
 """
 
 from __future__ import annotations
@@ -320,6 +329,12 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
             return (["taskset", "-c", "0"] if a.pin else []) + super().command()
 
     pin = ["taskset", "-c", "1"] if a.pin else []
+    py = [sys.executable]
+    if a.meter == "calls":
+        cg = tmp / f"calls-{side}-{run}-{a.duration:g}"
+        cg.mkdir()
+        py += [str(ROOT / "benchmarks" / "call_census.py"), str(cg / "calls.json"),
+               f"{ROOT}/,{tmp}/"]
     if a.meter == "instructions":
         cg = tmp / f"cg-{side}-{run}-{a.duration:g}"
         cg.mkdir()
@@ -329,7 +344,7 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
     with Pinned(port=0, extra_args=extra) as tb:
         if side == "surgecast":
             out = tmp / f"surgecast-{run}"
-            cmd = pin + [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"),
+            cmd = pin + py + ["-m", "locust", "-f", str(ROOT / "locustfile.py"),
                          "--headless", "--only-summary",
                    "--loglevel", "WARNING", "--profile", str(tmp / "p.toml"), "--duration",
                          str(a.duration),
@@ -344,7 +359,7 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
             res["note"] = f"{s['completed']}/{s['scheduled']} completed, dropped {s['dropped']}"
         else:
             prefix = tmp / f"bare-{run}"
-            cmd = pin + [sys.executable, "-m", "locust", "-f", str(tmp / "bare.py"), "--headless",
+            cmd = pin + py + ["-m", "locust", "-f", str(tmp / "bare.py"), "--headless",
                          "--only-summary",
                    "--loglevel", "WARNING", "-u", str(a.users), "-r", str(a.users), "-t",
                    f"{int(a.duration + 30)}s", "--host", tb.url, "--csv", str(prefix),
@@ -357,6 +372,8 @@ def one_side(side: str, a: argparse.Namespace, tmp: Path, env: dict[str, str],
     res["ms"] = res["cpu"] / max(res["requests"], 1) * 1e3
     if a.meter == "instructions":
         res["ir"] = instructions(cg)
+    if a.meter == "calls":
+        res["calls"] = dict(json.loads((cg / "calls.json").read_text()))
     return res
 
 
@@ -386,10 +403,12 @@ def main() -> None:
     ap.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
                     help="do not compile the project first (with PYTHONDONTWRITEBYTECODE each run "
                          "compiles it)")
-    ap.add_argument("--meter", choices=("cpu", "instructions"), default="cpu",
+    ap.add_argument("--meter", choices=("cpu", "instructions", "calls"), default="cpu",
                     help="cpu: CPU seconds of the Locust process (noisy on a shared machine); "
                          "instructions: user-space instructions counted by valgrind's callgrind, "
-                         "repeatable to within 0.04 %% but without the kernel's share")
+                         "repeatable to within 0.04 %% but without the kernel's share; calls: "
+                         "function calls counted by the project function that made them "
+                         "(benchmarks/call_census.py), marginal per arrival")
     ap.add_argument("--prepare",
                     help=argparse.SUPPRESS)  # internal: write DIR/applicants.json and exit
     a = ap.parse_args()
@@ -406,6 +425,8 @@ def main() -> None:
             if shutil.which("valgrind") is None:
                 raise SystemExit("--meter instructions needs valgrind (apt-get install valgrind)")
             _instruction_runs(a, tmp)
+        elif a.meter == "calls":
+            _call_runs(a, tmp)
         else:
             _pairs(a, tmp)
     finally:  # the applicants, the locustfiles and every run's directory
@@ -470,6 +491,81 @@ def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
           f"{sa['whole'] / ba['whole']:.3f}")
     print("target <= 1.10 (user-space instructions; the kernel's share is not counted): "
           f"{'ok' if s_['marginal'] / b_['marginal'] <= 1.10 else 'NOT MET'}")
+
+
+# Where the calls go (`--meter calls`): a census key ("file.py:function") belongs to the first
+# group one of whose prefixes it starts with; the bare side's journey and its requests are one
+# function (bare.py:play).
+CENSUS_GROUPS = (
+    ("requests and journey steps", ("journey_http.py:", "journeys.py:", "bare.py:play",
+                                    "bare.py:journey")),
+    ("identity and plan", ("identities.py:", "run.py:_plan_rng", "run.py:plan",
+                           "run.py:make_plan", "run.py:between_arrivals", "bare.py:<listcomp>")),
+    ("documents (PDF, multipart)", ("documents.py:", "bare.py:multipart")),
+    ("recorder and its files", ("recorder.py:", "latency.py:", "writers.py:", "atomic.py:")),
+    ("reconciliation", ("reconcile",)),
+    ("Locust's per-name CSV history", ("locust_compat.py:",)),
+    ("queue sampler (GET /admin/metrics)", ("jsonhttp.py:", "target.py:")),
+    ("pool and dispatcher", ("pool.py:", "arrivals.py:", "locustfile.py:")),
+    ("no project frame (Locust, gevent, start-up)", ("<library>",)),
+)
+
+
+def census_groups(calls: dict[str, float]) -> dict[str, float]:
+    """`calls` (census key -> count) summed by `CENSUS_GROUPS`, the rest as "other".
+
+        >>> census_groups({"recorder.py:ledger_row": 3, "bare.py:play": 5, "x.py:y": 1})["other"]
+        1
+    """
+    out = dict.fromkeys([g for g, _ in CENSUS_GROUPS] + ["other"], 0)
+    for key, n in calls.items():
+        group = next((g for g, prefixes in CENSUS_GROUPS if key.startswith(prefixes)), "other")
+        out[group] += n
+    return out
+
+
+def _call_runs(a: argparse.Namespace, tmp: Path) -> None:
+    """Each side under the call census at `--duration` D and 2D: marginal calls per arrival, by
+    group and by function."""
+    d0 = a.duration
+    runs: dict[str, dict[float, dict[str, float]]] = {"surgecast": {}, "bare": {}}
+    print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
+          f"{platform.python_version()}; meter: function calls by the project function that "
+          f"made them (benchmarks/call_census.py); rate {a.rate:g}/s for {d0:g} s and "
+          f"{2 * d0:g} s", flush=True)
+    for d in (d0, 2 * d0):
+        a.duration = d
+        sub = tmp / f"d{d:g}"
+        env = _prepare(a, sub)
+        if a.bytecode_cache:
+            compile_project(sub)
+        for side in ("surgecast", "bare"):
+            r = one_side(side, a, sub, env, 0)
+            runs[side][d] = r
+            print(f"{side:>9} {d:g} s: {r['requests']} requests, {r['arrivals']} arrivals, "
+                  f"{sum(r['calls'].values()) / 1e6:.3f} M calls (exit {r['code']}; "
+                  f"{r['note']})", flush=True)
+    a.duration = d0
+    marginal = {}
+    for side, by in runs.items():
+        short, long = by[d0], by[2 * d0]
+        n = long["arrivals"] - short["arrivals"]
+        if n <= 0:
+            raise SystemExit("the long runs have no more arrivals than the short ones: raise "
+                             "--rate or --duration")
+        keys = set(short["calls"]) | set(long["calls"])
+        marginal[side] = {k: (long["calls"].get(k, 0) - short["calls"].get(k, 0)) / n
+                          for k in keys}
+    groups = {side: census_groups(m) for side, m in marginal.items()}
+    print(f"marginal calls per arrival (the runs at {2 * d0:g} s less those at {d0:g} s):")
+    print(f"{'':>46} {'surgecast':>10} {'bare':>10}")
+    for g in groups["surgecast"]:
+        print(f"{g:>46} {groups['surgecast'][g]:10.1f} {groups['bare'][g]:10.1f}")
+    s_, b_ = (sum(m.values()) for m in (marginal["surgecast"], marginal["bare"]))
+    print(f"{'all':>46} {s_:10.1f} {b_:10.1f}   ratio {s_ / b_:.3f}")
+    print("surgecast's busiest functions (marginal calls per arrival, own and into libraries):")
+    for k, v in sorted(marginal["surgecast"].items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {v:9.1f} {k}")
 
 
 def instruction_cost(short: list[dict[str, float]], long: list[dict[str, float]], *,

@@ -3,13 +3,16 @@ process's file, and a run that wrote none refused rather than read as zero."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_generator import instruction_cost, instructions
+from benchmarks.bench_generator import census_groups, instruction_cost, instructions
+from benchmarks.call_census import LIBRARY
 
 HEAD = "version: 1\ncreator: callgrind-3.19.0\ncmd: python -m locust\nevents: Ir\n"
 
@@ -65,3 +68,44 @@ def test_per_arrival_reads_the_arrivals_not_the_requests():
     assert by_request["marginal"] != pytest.approx(by_arrival["marginal"] / 10, rel=0.01)
     with pytest.raises(SystemExit, match="arrivals of the long runs"):
         instruction_cost(runs[1:], runs[1:], per="arrivals")
+
+
+# ---- the call census (--meter calls) ---------------------------------------------------------
+CENSUS = Path(__file__).resolve().parents[1] / "benchmarks" / "call_census.py"
+
+
+def _census_run(tmp_path: Path, roots: str) -> dict[str, int]:
+    proj, lib = tmp_path / "proj", tmp_path / "lib"
+    proj.mkdir(exist_ok=True)
+    lib.mkdir(exist_ok=True)
+    (lib / "helperlib.py").write_text("def helper(x):\n    return abs(x)\n")
+    (proj / "mod.py").write_text(
+        "import helperlib\n\n\ndef work(i):\n    helperlib.helper(-i)\n"
+        "    return sorted([3, 1, 2]) + [len('ab')]\n\n\n"
+        "if __name__ == '__main__':\n    for i in range(1000):\n        work(i)\n")
+    out = tmp_path / "calls.json"
+    subprocess.run([sys.executable, str(CENSUS), str(out), roots, "-m", "mod"], check=True,
+                   cwd=proj, env={"PYTHONPATH": f"{proj}:{lib}", "PATH": "/usr/bin:/bin"})
+    return dict(json.loads(out.read_text()))
+
+
+def test_the_census_counts_each_call_under_the_project_function_that_made_it(tmp_path):
+    calls = _census_run(tmp_path, f"{tmp_path}/proj/")
+    # each of 1,000 runs of work: its own call, helper (a library's Python function), abs
+    # (called inside helper, still under work), sorted and len; a hook that missed C calls
+    # (2,000 of them) or attributed a library's frame to itself would read otherwise
+    assert calls["mod.py:work"] == 5 * 1000
+    assert "helperlib.py:helper" not in calls
+    # with the project outside the roots nothing is the project's
+    other = _census_run(tmp_path, f"{tmp_path}/elsewhere/")
+    assert not any(k.startswith("mod.py:") for k in other)
+    assert other[LIBRARY] >= 5 * 1000
+
+
+def test_census_groups_keep_every_call():
+    calls = {"recorder.py:ledger_row": 3, "journeys.py:send": 5, "bare.py:play": 7,
+             "identities.py:faker_part": 2, "<library>": 11, "somewhere.py:else": 1}
+    g = census_groups(calls)
+    assert sum(g.values()) == sum(calls.values())  # nothing dropped, nothing counted twice
+    assert g["requests and journey steps"] == 12 and g["recorder and its files"] == 3
+    assert g["other"] == 1
