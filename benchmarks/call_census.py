@@ -62,7 +62,9 @@ def census(roots: tuple[str, ...]) -> tuple[collections.Counter[str], Any]:
 def main() -> None:
     """OUT DIRS -m MODULE ARGS...: run MODULE with the census on, write OUT at exit."""
     if len(sys.argv) < 5 or sys.argv[3] != "-m":
-        raise SystemExit("usage: call_census.py OUT.json DIR[,DIR...] -m MODULE [ARGS...]")
+        print("call_census.py: usage: call_census.py OUT.json DIR[,DIR...] -m MODULE [ARGS...]",
+              file=sys.stderr)
+        raise SystemExit(2)
     out, roots, module = sys.argv[1], tuple(sys.argv[2].split(",")), sys.argv[4]
     sys.argv = [module, *sys.argv[5:]]
     counts, hook = census(roots)

@@ -109,3 +109,10 @@ def test_census_groups_keep_every_call():
     assert sum(g.values()) == sum(calls.values())  # nothing dropped, nothing counted twice
     assert g["requests and journey steps"] == 12 and g["recorder and its files"] == 3
     assert g["other"] == 1
+
+
+def test_the_census_refuses_a_bad_command_line_in_one_line():
+    p = subprocess.run([sys.executable, str(CENSUS), "out.json", "/x/"], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "-m MODULE" in p.stderr
