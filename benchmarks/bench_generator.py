@@ -83,6 +83,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -446,6 +447,22 @@ def _prepare(a: argparse.Namespace, tmp: Path) -> dict[str, str]:
                 PYTHONUNBUFFERED="1")
 
 
+def _at_d_and_2d(a: argparse.Namespace, tmp: Path) -> Iterator[tuple[float, Path, dict[str, str]]]:
+    """(duration, folder, env) at `--duration` D and then 2D, each folder prepared (and the project
+    compiled) as `_prepare` does; `a.duration` is D again afterwards."""
+    d0 = a.duration
+    try:
+        for d in (d0, 2 * d0):
+            a.duration = d
+            sub = tmp / f"d{d:g}"
+            env = _prepare(a, sub)
+            if a.bytecode_cache:
+                compile_project(sub)
+            yield d, sub, env
+    finally:
+        a.duration = d0
+
+
 def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
     """Each side under callgrind at `--duration` D and 2D: instructions per request, whole life
     and marginal.
@@ -459,12 +476,7 @@ def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs, python "
           f"{platform.python_version()}; meter: user-space instructions (callgrind Ir); rate "
           f"{a.rate:g}/s for {d0:g} s and {2 * d0:g} s; {a.repeats} run(s) of each", flush=True)
-    for d in (d0, 2 * d0):
-        a.duration = d
-        sub = tmp / f"d{d:g}"
-        env = _prepare(a, sub)
-        if a.bytecode_cache:
-            compile_project(sub)
+    for d, sub, env in _at_d_and_2d(a, tmp):
         for run in range(a.repeats):
             for side in ("surgecast", "bare"):
                 r = one_side(side, a, sub, env, run)
@@ -472,7 +484,6 @@ def _instruction_runs(a: argparse.Namespace, tmp: Path) -> None:
                 print(f"{side:>9} {d:g} s run {run + 1}: {r['requests']} requests, "
                       f"{r['ir'] / 1e9:.4f} G instructions = {r['ir'] / r['requests'] / 1e3:.1f} k"
                       f"/request whole life (exit {r['code']}; {r['note']})", flush=True)
-    a.duration = d0
     fig = {side: instruction_cost(by[d0], by[2 * d0]) for side, by in runs.items()}
     for side, f in fig.items():
         print(f"{side:>9}: marginal {f['marginal'] / 1e3:.1f} k instructions/request, fixed "
@@ -533,19 +544,13 @@ def _call_runs(a: argparse.Namespace, tmp: Path) -> None:
           f"{platform.python_version()}; meter: function calls by the project function that "
           f"made them (benchmarks/call_census.py); rate {a.rate:g}/s for {d0:g} s and "
           f"{2 * d0:g} s", flush=True)
-    for d in (d0, 2 * d0):
-        a.duration = d
-        sub = tmp / f"d{d:g}"
-        env = _prepare(a, sub)
-        if a.bytecode_cache:
-            compile_project(sub)
+    for d, sub, env in _at_d_and_2d(a, tmp):
         for side in ("surgecast", "bare"):
             r = one_side(side, a, sub, env, 0)
             runs[side][d] = r
             print(f"{side:>9} {d:g} s: {r['requests']} requests, {r['arrivals']} arrivals, "
                   f"{sum(r['calls'].values()) / 1e6:.3f} M calls (exit {r['code']}; "
                   f"{r['note']})", flush=True)
-    a.duration = d0
     marginal = {}
     for side, by in runs.items():
         short, long = by[d0], by[2 * d0]
