@@ -20,6 +20,7 @@ to `applicants.total`, so rehearsals and the model play the same demand.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 import numpy as np
@@ -246,9 +247,10 @@ class AccountsCurve:
         (`_stock_in_logs`).
         """
         left = np.maximum(uc - u, 0.0)  # at the edges
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_left = np.log(left[left > 0])
-        if log_left.size and k * float(np.abs(log_left).max()) > _DIRECT_LOG_RANGE:
+        open_ = left[left > 0]
+        # the largest |ln L| is at the smallest or the largest L
+        if open_.size and k * max(abs(math.log(open_.min())),
+                                  abs(math.log(open_.max()))) > _DIRECT_LOG_RANGE:
             return AccountsCurve._stock_in_logs(flow, left, k)
         with np.errstate(divide="ignore", invalid="ignore"):
             w = np.where(left[:-1] > 0, left[:-1] ** -k, 0.0)
