@@ -104,19 +104,33 @@ class _Ladder:
     def go_to(self, n: int) -> None:
         """Change the pool to n applicants and let it settle (`warmup_s` after it filled).
 
-        Going down, the applicants stopped leave stamps queued that no client will see
-        done: wait until about that many have drained (at the rate measured so far),
-        or the client's count would fall short of what the issuer did.
+        Going down, the applicants stopped take with them what they had not seen yet: first the
+        batch just closed is given the client's lag to be seen whole (its last stamps are seen
+        a poll after they finished, and an applicant stopped no longer polls). Their stamps
+        still queued are then done by the issuer but seen by no client, so the level below
+        waits until they have drained, or the client's count would fall short of what the
+        issuer did (seen: 1 stamp seen of the server's 9, then 15 of 24, in the first two
+        batches of a hold after a step down from 64 to 16 applicants, which had waited for one
+        stamp per stopped applicant; each has `documents` of them). With the server's figures
+        the wait is exact: until the issuer has finished every stamp it held at the stop (its
+        queue and its busy workers; the stopped ones are among them). Without them: each
+        stopped applicant's documents, at the highest rate measured so far.
         """
         RECORDER.measure(None)
         self._edge = None
         before = self.runner.user_count
+        going_down = before > n
+        if going_down:
+            _sleep_watching(min(TAIL_S, RECORDER.lag_s(), max(0.0, self.left())))
+        held = self._server() if going_down else None
         self.runner.start(n, spawn_rate=min(100, max(10, n)))
         settle = self.s.warmup_s
-        if before > n:
-            rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
-            drain = (before - n) / max(rate, 1.0)
-            settle += max(0.0, min(15.0, drain, self.left() - 3 * self.s.batch_s))
+        if going_down:
+            room = max(0.0, min(15.0, self.left() - 3 * self.s.batch_s))
+            if held is not None:
+                self._drain(held, room)
+            else:
+                settle += min(room, self._drain_guess(before - n))
         else:
             # Going up: the new applicants register, log in and pay before their first stamp.
             # Until every one of them has reached the issuer the level is still filling, and a
@@ -129,6 +143,23 @@ class _Ladder:
                    and not self.busy_now()):
                 _sleep_watching(0.25)
         _sleep_watching(settle)
+
+    def _drain_guess(self, stopped: int) -> float:
+        """Seconds for `stopped` applicants' stamps to drain, without the server's figures: each
+        applicant's documents, at the highest rate measured so far."""
+        rate = max((self.estimate(m).stamps_per_second for m in RECORDER.levels), default=1.0)
+        return stopped * self.s.documents / max(rate, 1.0)
+
+    def _drain(self, held: dict[str, Any], room: float) -> None:
+        """Wait (at most `room` seconds) until the issuer has finished, done or failed, every
+        stamp it held in `held` (a server reading: its queue and busy workers)."""
+        target = _finished(held) + int(held.get("queue") or 0) + int(held.get("busy") or 0)
+        limit = time.monotonic() + room
+        while time.monotonic() < limit:
+            c = self._server()
+            if c is None or _finished(c) >= target:
+                return
+            _sleep_watching(0.1)
 
     def busy_now(self) -> bool:
         """The server says its issuer is saturated now: 2+ stamps waiting, every worker busy."""
@@ -276,13 +307,18 @@ class _Ladder:
 
     def hold(self, n: int, settle: bool) -> None:
         """Keep measuring level n until its interval is tight enough or the budget is spent
-        (`hold_stopped_by` says which: "precision" or "budget")."""
+        (`hold_stopped_by` says which: "precision" or "budget"). A stop for precision comes
+        after `min_batches` held batches at the least: a regular issuer's interval can be tight
+        after one (seen: a 20/s constant issuer's probe held 2 batches, +-1.6 %), and the hold
+        is the measurement, not a confirmation of the ladder's short window."""
         if settle:
             self.go_to(n)
         self.hold_stopped_by = "budget"
+        held = 0
         while self.left() >= self.s.batch_s * 0.5:
             self.batch(n, "hold")
-            if self.precise(n):
+            held += 1
+            if held >= self.s.min_batches and self.precise(n):
                 self.hold_stopped_by = "precision"
                 break
 
@@ -359,6 +395,11 @@ class _Ladder:
     def close(self) -> None:
         self.runner.quit()
         self.env.runner = None
+
+
+def _finished(c: dict[str, Any]) -> int:
+    """Stamps a server reading says its issuer has finished: done or failed."""
+    return int(c.get("completed") or 0) + int(c.get("failed") or 0)
 
 
 def run_probe(s: ProbeSettings, *, judge: Judge,

@@ -64,6 +64,7 @@ SHARED_FIXTURE: dict[str, str] = {
     "test_report_plan.py": "a real plan and its report",
     "test_report_chromium.py": "a report opened in a real Chromium",
     "test_fixtures.py": "the fixture generator driving the real writers",
+    "test_probe_step_down.py": "three probes stepping down, against three testbeds at once",
 }
 
 # test node ids that take minutes on their own: started before the rest

@@ -201,12 +201,14 @@ def _parameters(
 
 
 def _server_counter(admin: Any) -> Any:
-    """A callable reading the issuer's completed count, busy share and queue; None without them."""
+    """A callable reading the issuer's finished counts (done, failed), its queue and busy workers;
+    None without them."""
     def issuer() -> dict[str, Any] | None:
         m = admin.metrics()
         try:
             r = m["resources"]["issuer"]
-            return {"completed": int(r["completed"]), "queue": int(r["queue_depth"]),
+            return {"completed": int(r["completed"]), "failed": int(r.get("failed") or 0),
+                    "queue": int(r["queue_depth"]), "busy": int(r["busy"]),
                     "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
         except (TypeError, KeyError, ValueError):
             return None

@@ -1,0 +1,74 @@
+"""The probe's ladder made to step down, against a real testbed (test-only).
+
+The ladder is the production one (`scenarios.probe.run_probe`, Locust's real runner, the
+real journeys and recorder, the real estimate and queue rules); only its levelling verdict
+is scripted (an injected `Judge`): rising below `--top` applicants, falling at it, so the
+probe holds the level below and steps down into it, as it does when a deeper level reads
+less. Run in a subprocess (importing Locust patches the standard library with gevent)::
+
+    python -m tests.step_down_run URL TOKEN --top 64
+    python -m tests.step_down_run URL TOKEN --top 64 --no-server        # the client's guess
+    python -m tests.step_down_run URL TOKEN --top 64 --mutant no-drain  # no wait at all
+
+`--no-server`: the probe reads no admin API, as against a service without one, and waits
+for its own estimate of the drain. `--mutant no-drain`: the step down does not wait for the
+stopped applicants' last stamps to be seen, nor for their queued stamps to drain.
+
+It prints one JSON object: the levels run, and the hold's batches (the client's count of
+each and, with the server's figures, the issuer's at the same edges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import scenarios.probe as probe  # first: Locust patches the standard library
+from analysis.probe import level_estimate, level_spread, queued_levels, steady
+from scenarios.probe_settings import Judge, ProbeSettings
+from scenarios.target import AdminClient
+
+
+def _issuer(admin: AdminClient) -> Any:
+    """The issuer's figures, read as the probe command reads them."""
+    def issuer() -> dict[str, Any]:
+        r = admin.metrics()["resources"]["issuer"]
+        return {"completed": int(r["completed"]), "failed": int(r["failed"]),
+                "queue": int(r["queue_depth"]), "busy": int(r["busy"]),
+                "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
+    return issuer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("url")
+    p.add_argument("token")
+    p.add_argument("--top", type=int, default=64)
+    p.add_argument("--budget", type=float, default=24.0)
+    p.add_argument("--no-server", action="store_true")
+    p.add_argument("--mutant", choices=["no-drain"])
+    a = p.parse_args()
+    top = a.top
+    judge = Judge(
+        estimate=lambda b, every: level_estimate(b, confidence=0.95, spread=level_spread(b, every)),
+        assess=lambda lo, hi, final=False: "falling" if hi.concurrency >= top else "rising",
+        queued=lambda b, waits: queued_levels(b, waits), steady=steady)
+    if a.mutant == "no-drain":
+        probe.TAIL_S = 0.0
+        probe._Ladder._drain = lambda self, held, room: None
+        probe._Ladder._drain_guess = lambda self, stopped: 0.0
+    # precision 0.001: the hold never stops for precision, so it runs its whole share
+    s = ProbeSettings(host=a.url, budget_s=a.budget, precision=0.001, max_concurrency=top)
+    server = None if a.no_server else _issuer(AdminClient(a.url, token=a.token))
+    run = probe.run_probe(s, judge=judge, server_completed=server)
+    print(json.dumps({"levels": sorted({b["concurrency"] for b in run.batches}),
+                      "stopped": run.stopped,
+                      "hold": [{"concurrency": b["concurrency"], "stamps": b["stamps"],
+                                "server_stamps": b["server_stamps"],
+                                "duration_s": b["duration_s"]}
+                               for b in run.batches if b["phase"] == "hold"]}))
+
+
+if __name__ == "__main__":
+    main()
