@@ -115,25 +115,37 @@ def _late(b: Mapping[str, Any]) -> float | None:
 def dispersion(batches: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """(variance / mean of a batch's stamp count, degrees of freedom), pooled over levels.
 
-    Each level's batches vary about that level's own mean; 1.0 (Poisson) is the
+    Each level's batches vary about that level's own rate; 1.0 (Poisson) is the
     saturated exponential issuer, below 1 a regular (constant) one. With no degrees
     of freedom yet, (1.0, 0): assume Poisson.
 
-    >>> dispersion([{"concurrency": 4, "stamps": s, "duration_s": 1.0} for s in (10, 14, 12, 12)])
-    (0.2222, 3)
+    A batch is weighed by its exposure: its count is compared with the level's rate times its
+    own seconds, and its squared deviation scaled to the level's mean batch (a count over d
+    seconds varies as d does). Batches of equal length give the plain variance over mean; a
+    batch cut short (the probe counts its last batch only as far as the client has seen it)
+    reads as the level, not as a dip::
+
+        >>> row = lambda s, d=1.0: {"concurrency": 4, "stamps": s, "duration_s": d}
+        >>> dispersion([row(s) for s in (10, 14, 12, 12)])
+        (0.2222, 3)
+        >>> dispersion([row(12) for _ in range(4)] + [row(6, 0.5)])
+        (0.0, 4)
     """
-    grouped: dict[int, list[float]] = defaultdict(list)
+    grouped: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for b in batches:
-        grouped[int(b["concurrency"])].append(float(b["stamps"]))
+        d = float(b.get("duration_s") or 0.0)
+        if d > 0:
+            grouped[int(b["concurrency"])].append((float(b["stamps"]), d))
     ss = mean_w = 0.0
     df = 0
-    for counts in grouped.values():
-        k = len(counts)
+    for level in grouped.values():
+        k = len(level)
         if k < 2:
             continue
-        m = sum(counts) / k
-        ss += sum((c - m) ** 2 for c in counts)
-        mean_w += (k - 1) * m
+        seconds = sum(d for _, d in level)
+        rate, mean_d = sum(c for c, _ in level) / seconds, seconds / k
+        ss += sum((c - rate * d) ** 2 * mean_d / d for c, d in level)
+        mean_w += (k - 1) * rate * mean_d
         df += k - 1
     if df == 0 or mean_w <= 0:
         return 1.0, 0

@@ -129,6 +129,23 @@ def test_dispersion_tells_regular_from_poisson() -> None:
     assert dispersion(regular)[0] < 0.1
 
 
+def test_dispersion_weighs_each_batch_by_its_seconds() -> None:
+    # A Poisson stream of 16/s counted over batches of 0.2-1 s (the probe counts its last batch
+    # only as far as the client has seen it): still Poisson, dispersion about 1 over 400 trials'
+    # pooled batches (sd of the estimate about sqrt(2 / df), 0.02 here).
+    rng = np.random.default_rng(5)
+    rows = []
+    for t in range(400):
+        for d in (1.0, 1.0, 1.0, 0.2 + 0.8 * rng.random()):
+            rows.append({"concurrency": t, "stamps": float(rng.poisson(16.0 * d)), "duration_s": d})
+    d_mixed, df = dispersion(rows)
+    assert df == 1200 and d_mixed == pytest.approx(1.0, abs=0.1)
+    # the same batches read as if all were a second long (the count alone): each short batch
+    # looks like a dip, and the stream looks over-dispersed (about 1.7 here)
+    blind = dispersion([{**r, "duration_s": 1.0} for r in rows])[0]
+    assert blind > 1.4, blind
+
+
 def test_assess_calls_a_doubling_rise_and_a_plateau_flat() -> None:
     rng = np.random.default_rng(11)
     lo, hi, top = _batches(rng, 8, 8.0, 4), _batches(rng, 16, 16.0, 4), _batches(rng, 32, 16.0, 30)
@@ -357,10 +374,13 @@ def test_batches_the_client_stalled_in_are_left_out() -> None:
     assert cap["stamps_per_second"] == 16.5  # the 8 steady hold batches: 16 and 17 in turn
     assert 32 in cap["queued_levels"]
     # The mutant: the same batches with the lateness unknown (the rule cannot see the stalls):
-    # a quarter of the edges show an empty queue, so 32 is not queued and not levelled.
+    # a quarter of the edges show an empty queue, so 32 is not queued, and the stalls and their
+    # recoveries read as the target's: 13.3/s at 32, its interval (11.9-14.6) short of the true
+    # 16/s, a step down from 16 that is flat with confidence (so levelled, at the wrong figure).
+    # (A duration-blind dispersion had made the same batches too noisy to level at all.)
     blind = capacity_from_probe([], batches=[{**b, "late_s": None} for b in rows])
-    assert blind["stalled_batches"] == 0 and blind["levelled"] is False, blind
-    assert 32 not in blind["queued_levels"]
+    assert blind["stalled_batches"] == 0 and 32 not in blind["queued_levels"], blind
+    assert blind["levelled"] is False or blind["ci_high"] < 16.0, blind
     # and a level whose steady edges show no queue is still not levelled: the rule hides only
     # what the stall did, not a target that ran dry
     dry = [{**b, "server_queue": 0} if b["concurrency"] == 32 else b for b in rows]
