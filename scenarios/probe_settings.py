@@ -24,7 +24,7 @@ class ProbeSettings:
     step_duration_s: float = 3.0   # most measured seconds per ladder level
     warmup_s: float = 0.5          # settling seconds after a level has filled
     batch_s: float = 1.0           # one sub-window
-    min_batches: int = 3           # batches before a level may be judged
+    min_batches: int = 3           # batches before a level may be judged (and held, to stop)
     budget_s: float = 40.0         # wall seconds for the whole ladder and hold
     precision: float = 0.025       # hold until the interval's half-width is this share of the rate
     hold_share: float = 0.4        # share of the budget the climb leaves for the hold

@@ -107,7 +107,12 @@ def test_probe_finds_a_constant_capacity_within_5_percent(
     batches = read_batches_csv(tmp_path / "probe_batches.csv")
     assert {b["phase"] for b in batches} == {"ladder", "hold"}
     held = [b for b in batches if b["concurrency"] == cap["capacity_concurrency"]]
-    assert sum(b["duration_s"] for b in held) >= 8  # the hold, not a 3-second window
+    # the hold, not a 3-second ladder window: min_batches (3) held at least before a precision
+    # stop (a regular issuer's interval is tight early), and to its budget otherwise
+    hold = [b for b in held if b["phase"] == "hold"]
+    assert len(hold) >= 3 and sum(b["duration_s"] for b in held) >= 6, held
+    if cap["hold_stopped_by"] == "budget":
+        assert sum(b["duration_s"] for b in held) >= 8, held
     assert "sustainable capacity" in proc.stdout and "configured capacity: 20" in proc.stdout
     # A probe that stops too early must be caught: the same run cut before the first level where
     # stamps queued (its ladder below the knee, the last level held longest) is not levelled.
