@@ -143,6 +143,19 @@ class AdminClient:
         """`GET /admin/metrics`, or None."""
         return self.get_optional("/admin/metrics", dict)
 
+    def issuer(self) -> dict[str, Any] | None:
+        """The issuer's figures from `/admin/metrics`, as the probe reads them at a batch edge:
+        its finished counts (`completed`, `failed`), `queue` and `busy` workers, and
+        `busy_share`; None when the target has no such figures."""
+        m = self.metrics()
+        try:
+            r = m["resources"]["issuer"]  # type: ignore[index]
+            return {"completed": int(r["completed"]), "failed": int(r.get("failed") or 0),
+                    "queue": int(r["queue_depth"]), "busy": int(r["busy"]),
+                    "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
+        except (TypeError, KeyError, ValueError, AttributeError):
+            return None
+
     def config(self) -> dict[str, Any] | None:
         """`GET /admin/config`, or None."""
         return self.get_optional("/admin/config", dict)

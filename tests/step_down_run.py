@@ -22,22 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 import scenarios.probe as probe  # first: Locust patches the standard library
 from analysis.probe import level_estimate, level_spread, queued_levels, steady
 from scenarios.probe_settings import Judge, ProbeSettings
 from scenarios.target import AdminClient
-
-
-def _issuer(admin: AdminClient) -> Any:
-    """The issuer's figures, read as the probe command reads them."""
-    def issuer() -> dict[str, Any]:
-        r = admin.metrics()["resources"]["issuer"]
-        return {"completed": int(r["completed"]), "failed": int(r["failed"]),
-                "queue": int(r["queue_depth"]), "busy": int(r["busy"]),
-                "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
-    return issuer
 
 
 def main() -> None:
@@ -60,7 +49,7 @@ def main() -> None:
         probe._Ladder._drain_guess = lambda self, stopped: 0.0
     # precision 0.001: the hold never stops for precision, so it runs its whole share
     s = ProbeSettings(host=a.url, budget_s=a.budget, precision=0.001, max_concurrency=top)
-    server = None if a.no_server else _issuer(AdminClient(a.url, token=a.token))
+    server = None if a.no_server else AdminClient(a.url, token=a.token).issuer
     run = probe.run_probe(s, judge=judge, server_completed=server)
     print(json.dumps({"levels": sorted({b["concurrency"] for b in run.batches}),
                       "stopped": run.stopped,

@@ -17,7 +17,7 @@ from scenarios.latency import StepLatency
 from scenarios.profile import load_profile
 from scenarios.reconcile import reconcile
 from scenarios.summary import exit_code_for
-from scenarios.target import check_host, is_loopback
+from scenarios.target import AdminClient, check_host, is_loopback
 from scenarios.thresholds import ThresholdWatch, parse_threshold
 from testbed.nik import nik_problem
 
@@ -182,3 +182,30 @@ def test_reconciliation_catches_doctored_server_ledgers(doctor, field):
     r = reconcile(CLIENT, server)
     assert not r["ok"] and r[field] > 0, r
     assert exit_code_for(reconciliation=r, audit=None, thresholds=[]) == 3
+
+
+class _Metrics(AdminClient):
+    """An AdminClient whose `/admin/metrics` answer is given (a staging service's own shape)."""
+
+    def __init__(self, answer: object) -> None:
+        super().__init__("http://127.0.0.1:9", token=None)
+        self.answer = answer
+
+    def metrics(self) -> object:  # type: ignore[override]
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [None, {}, {"resources": []}, {"resources": {"issuer": "x"}},
+                                    {"resources": {"issuer": {"completed": "many"}}},
+                                    {"resources": {"issuer": {"completed": 1, "queue_depth": 0}}}])
+def test_the_issuer_figures_of_an_unknown_shape_are_none_not_a_crash(answer: object) -> None:
+    assert _Metrics(answer).issuer() is None
+
+
+def test_the_issuer_figures_the_probe_reads() -> None:
+    r = {"completed": 40, "failed": 2, "queue_depth": 5, "busy": 3, "workers": 4}
+    assert _Metrics({"resources": {"issuer": r}}).issuer() == {
+        "completed": 40, "failed": 2, "queue": 5, "busy": 3, "busy_share": 0.75}
+    # a target that counts no failures: none failed
+    no_failed = {k: v for k, v in r.items() if k != "failed"}
+    assert _Metrics({"resources": {"issuer": no_failed}}).issuer()["failed"] == 0

@@ -140,7 +140,8 @@ def _probe(args: argparse.Namespace, host: str, token: str | None, admin_cls: An
                              max_concurrency=args.max_concurrency,
                              max_error_ratio=args.max_error_ratio, seed=args.seed)
     judge = _judge(args, settings.queue_factor)
-    server = _server_counter(admin) if admin else None
+    # the issuer's figures at every batch edge, where the target has them
+    server = admin.issuer if admin and admin.issuer() is not None else None
     started = datetime.now(UTC)
     interrupted: Any = None
     try:
@@ -198,21 +199,6 @@ def _parameters(
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-
-
-def _server_counter(admin: Any) -> Any:
-    """A callable reading the issuer's finished counts (done, failed), its queue and busy workers;
-    None without them."""
-    def issuer() -> dict[str, Any] | None:
-        m = admin.metrics()
-        try:
-            r = m["resources"]["issuer"]
-            return {"completed": int(r["completed"]), "failed": int(r.get("failed") or 0),
-                    "queue": int(r["queue_depth"]), "busy": int(r["busy"]),
-                    "busy_share": round(int(r["busy"]) / max(1, int(r["workers"])), 4)}
-        except (TypeError, KeyError, ValueError):
-            return None
-    return issuer if issuer() is not None else None
 
 
 def _print(capacity: dict[str, Any], out: Path) -> None:
