@@ -64,9 +64,13 @@ class ArrivalCurve:
                 "all weights",
                 "the curve is zero over the whole window; give some weight > 0",
             )
-        self._scale = profile.applicants_total / total_mass
+        # Scaled in two steps, by the largest step's mass first: a shape whose mass is tiny (a
+        # conversion of 2.2e-313 makes every inflow subnormal) has a scale past a float's range
+        # (4e6 / 1e-310 is inf), though each share of the total is an ordinary number.
+        self._unit = float(mass.max())
+        self._scale = profile.applicants_total / float((mass / self._unit).sum())
         self._edges = edges
-        self._cum = np.concatenate([[0.0], np.cumsum(mass) * self._scale])
+        self._cum = np.concatenate([[0.0], np.cumsum(mass / self._unit) * self._scale])
 
     def shape(self, t: np.ndarray | float) -> np.ndarray:
         """The unnormalised relative rate at calendar seconds `t`."""
@@ -102,7 +106,7 @@ class ArrivalCurve:
         >>> float(c.rate(3600.0)) > 0
         True
         """
-        return self.shape(t) * self._scale
+        return self.shape(t) / self._unit * self._scale
 
     def cumulative(self, t: np.ndarray | float) -> np.ndarray:
         """Expected applicants arrived by calendar second `t` (0 before, total after)."""

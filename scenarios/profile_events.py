@@ -12,6 +12,8 @@ from floor.tomlfile import TableReader
 from floor.vocabulary import GATE_MODES, GATES, RESOURCES
 from scenarios.profile_base import Calendar, known_keys
 
+CONVERSION_FLOOR = 1e-9  # demand.conversion's least (see demand_section)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Outage:
@@ -205,7 +207,9 @@ def demand_section(r: TableReader, cal: Calendar) -> AccountsDemand | None:
         series.append((at, n))
     return AccountsDemand(
         accounts=tuple(series),
-        conversion=r.number("demand.conversion", minimum=0, maximum=1, exclusive=True),
+        # a share of accounts; below 1e-9 every inflow nears a float's smallest numbers, where
+        # it loses digits (at 5e-324 the curve's midpoint moved 4.5 times), so it is refused
+        conversion=r.number("demand.conversion", minimum=CONVERSION_FLOOR, maximum=1),
         pull=r.number("demand.pull", minimum=0, exclusive=True),
         extension_announced=r.when("demand.extension_announced", cal.tz, optional=True),
         retarget_share=r.number("demand.retarget_share", default=1.0, minimum=0, maximum=1),

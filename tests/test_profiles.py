@@ -22,6 +22,7 @@ from scenarios.profile import (
     parse_profile,
     resolve_profile_path,
 )
+from scenarios.profile_events import CONVERSION_FLOOR
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,6 +100,7 @@ def test_bad_outage_and_reopening_are_named():
     "section, key, value, field",
     [
         ("demand", "conversion", 1.5, "demand.conversion"),
+        ("demand", "conversion", 1e-10, "demand.conversion"),  # below CONVERSION_FLOOR
         ("demand", "pull", 0, "demand.pull"),
         (
             "demand",
@@ -186,6 +188,7 @@ _PATHS = [(k, f) for k, v in _BASE.items() if isinstance(v, dict) for f in v]
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_PATHS), values)
 @example(("demand", "pull"), 60.0)  # L^pull overflowed to inf in the curve (nan stock)
+@example(("demand", "conversion"), 2.2250738585e-313)  # found 4 December: the scale was inf
 def test_fuzz_one_field_of_a_good_profile(path, value):
     d = copy.deepcopy(_BASE)
     d[path[0]][path[1]] = value
@@ -199,3 +202,25 @@ def test_fuzz_one_field_of_a_good_profile(path, value):
         warnings.simplefilter("error", RuntimeWarning)
         c = ArrivalCurve(p)
         assert np.isfinite(c.cumulative(c.span_s)), path
+
+
+@pytest.mark.parametrize("factor, conversion", [(1e-300, CONVERSION_FLOOR), (1e-20, 0.5),
+                                                (1e20, 1.0)])
+def test_the_curve_is_the_same_whatever_the_unit_of_its_accounts(factor, conversion):
+    """The curve is scaled to `applicants.total`, so neither the accounts series' unit nor the
+    conversion (a share of every inflow) can move it. Found by the fuzz above (a conversion of
+    2.2e-313): a shape of tiny mass made the scale 4e6 / 1e-310 = inf and every rate inf; the
+    mass is now scaled by its largest step first. 1e-300 accounts at the least conversion make a
+    mass of about 4e-303, whose scale (1e309) is past a float's range, though every step of it is
+    an ordinary float."""
+    base = ArrivalCurve(parse_profile(copy.deepcopy(_BASE)))
+    d = copy.deepcopy(_BASE)
+    d["demand"]["accounts"] = [[t, n * factor] for t, n in d["demand"]["accounts"]]
+    d["demand"]["conversion"] = conversion
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        c = ArrivalCurve(parse_profile(d))
+    t = np.linspace(0.0, base.span_s, 97)
+    assert c.cumulative(base.span_s) == pytest.approx(base.cumulative(base.span_s), rel=1e-9)
+    assert np.allclose(c.cumulative(t), base.cumulative(t), rtol=1e-6, atol=1e-3)
+    assert np.allclose(c.rate(t), base.rate(t), rtol=1e-6, atol=1e-9)
