@@ -9,10 +9,14 @@ less. Run in a subprocess (importing Locust patches the standard library with ge
     python -m tests.step_down_run URL TOKEN --top 64
     python -m tests.step_down_run URL TOKEN --top 64 --no-server        # the client's guess
     python -m tests.step_down_run URL TOKEN --top 64 --mutant no-drain  # no wait at all
+    python -m tests.step_down_run URL TOKEN --top 16 --precision 1      # any interval will do
 
 `--no-server`: the probe reads no admin API, as against a service without one, and waits
 for its own estimate of the drain. `--mutant no-drain`: the step down does not wait for the
 stopped applicants' last stamps to be seen, nor for their queued stamps to drain.
+`--precision` (0.001 by default: the hold never stops for precision and runs its whole share):
+the hold's stop rule; at 1 (+-100 %) it may stop at its first precise batch, and only its
+`min_batches` keeps it. `--mutant no-min-batches`: the hold stops at its first precise batch.
 
 It prints one JSON object: the levels run, and the hold's batches (the client's count of
 each and, with the server's figures, the issuer's at the same edges).
@@ -21,6 +25,7 @@ each and, with the server's figures, the issuer's at the same edges).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import scenarios.probe as probe  # first: Locust patches the standard library
@@ -36,7 +41,8 @@ def main() -> None:
     p.add_argument("--top", type=int, default=64)
     p.add_argument("--budget", type=float, default=24.0)
     p.add_argument("--no-server", action="store_true")
-    p.add_argument("--mutant", choices=["no-drain"])
+    p.add_argument("--precision", type=float, default=0.001)
+    p.add_argument("--mutant", choices=["no-drain", "no-min-batches"])
     a = p.parse_args()
     top = a.top
     judge = Judge(
@@ -47,12 +53,19 @@ def main() -> None:
         probe.TAIL_S = 0.0
         probe._Ladder._drain = lambda self, held, room: None
         probe._Ladder._drain_guess = lambda self, stopped: 0.0
-    # precision 0.001: the hold never stops for precision, so it runs its whole share
-    s = ProbeSettings(host=a.url, budget_s=a.budget, precision=0.001, max_concurrency=top)
+    if a.mutant == "no-min-batches":
+        hold = probe._Ladder.hold
+
+        def hold_from_one(self: probe._Ladder, n: int, settle: bool) -> None:
+            self.s = dataclasses.replace(self.s, min_batches=1)  # the climb is over: the hold only
+            hold(self, n, settle)
+        probe._Ladder.hold = hold_from_one
+    s = ProbeSettings(host=a.url, budget_s=a.budget, precision=a.precision, max_concurrency=top)
     server = None if a.no_server else AdminClient(a.url, token=a.token).issuer
     run = probe.run_probe(s, judge=judge, server_completed=server)
     print(json.dumps({"levels": sorted({b["concurrency"] for b in run.batches}),
-                      "stopped": run.stopped,
+                      "stopped": run.stopped, "hold_stopped_by": run.hold_stopped_by,
+                      "min_batches": s.min_batches,
                       "hold": [{"concurrency": b["concurrency"], "stamps": b["stamps"],
                                 "server_stamps": b["server_stamps"],
                                 "duration_s": b["duration_s"]}

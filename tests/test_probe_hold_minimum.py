@@ -1,0 +1,69 @@
+"""A probe's hold stops for precision only after `min_batches` held batches.
+
+A regular issuer's interval can look tight after one or two batches (seen: a 20/s constant
+issuer's probe stopped after 2 held batches, +-1.6 %), and the hold is the measurement, so a
+precision stop needs `min_batches` (3) of them. Here the production ladder
+(`tests/step_down_run.py`: the real runner, journeys, recorder and rules; the levelling verdict
+scripted, falling at 16 applicants) holds the level below (4) against two fresh 20 stamps/s
+testbeds at once, with a precision of +-100 %, which any interval meets: only the minimum keeps
+the hold going. The mutant is the same ladder whose hold stops at its first precise batch; it
+must hold fewer, or the check could not see the rule missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from testbed_fixtures import FAST
+
+from testbed.process import TestbedServer
+from tests.test_rehearse_runs import ROOT
+
+TOP = 16
+MODES: dict[str, list[str]] = {"rule": [], "mutant": ["--mutant", "no-min-batches"]}
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[dict[str, dict[str, Any]]]:
+    """The two probes, each against its own fresh testbed, at the same time."""
+    with ExitStack() as stack:
+        beds = {m: stack.enter_context(TestbedServer(
+            extra_args=[*FAST, "--issuer-workers", "2", "--issuer-service", "constant:0.1"]))
+            for m in MODES}
+        procs = {m: subprocess.Popen(
+            [sys.executable, "-m", "tests.step_down_run", tb.url, tb.admin_token,
+             "--top", str(TOP), "--budget", "30", "--precision", "1", *MODES[m]],
+            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL) for m, tb in beds.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for m, p in procs.items():
+            so, se = p.communicate(timeout=120)
+            assert p.returncode == 0, f"{m}: {se[-2000:]}"
+            out[m] = json.loads(so.strip().splitlines()[-1])
+        yield out
+
+
+def _held(run: dict[str, Any]) -> int:
+    """How many batches the hold ran, after checking it held the level below the top (the
+    ladder's previous one) and stopped for precision."""
+    assert run["stopped"] == "levelled" and max(run["levels"]) == TOP, run
+    held = {b["concurrency"] for b in run["hold"]}
+    assert len(held) == 1 and held <= set(run["levels"]) - {TOP}, run
+    assert run["hold_stopped_by"] == "precision", run
+    return len(run["hold"])
+
+
+def test_a_precision_stop_comes_after_min_batches_held(runs: dict) -> None:
+    run = runs["rule"]
+    assert run["min_batches"] == 3
+    assert _held(run) == run["min_batches"], run  # precise from the first: stops at the minimum
+
+
+def test_a_hold_without_the_minimum_stops_sooner(runs: dict) -> None:
+    assert _held(runs["mutant"]) < runs["rule"]["min_batches"], runs["mutant"]
