@@ -18,6 +18,11 @@ The suite runs on several xdist workers (`-n` in pyproject's addopts, `--dist lo
   nothing else), in a third pass of `BESIDE_WORKERS` workers. The command fails if any pass
   fails. `python3 -m pytest -n 0` runs everything in one process, in one pass.
 
+`SURGECAST_NO_SKIP=1` (set by `.ci/run`): a test that skips (no Chromium, no `ip`, not root, a
+missing extra) fails the command instead, each named with its reason. A skip elsewhere says
+"this machine cannot run it"; in CI, whose machine is made to run everything, it would let a
+check that never ran count as passed (the network-namespace test, for one).
+
 Mark a test here, by module, rather than in its file, so the reason stays in one place.
 
 Bytecode: where `PYTHONDONTWRITEBYTECODE` is set (as on this project's machines), every process of
@@ -65,6 +70,7 @@ SHARED_FIXTURE: dict[str, str] = {
     "test_report_chromium.py": "a report opened in a real Chromium",
     "test_fixtures.py": "the fixture generator driving the real writers",
     "test_probe_step_down.py": "three probes stepping down, against three testbeds at once",
+    "test_probe_hold_minimum.py": "two probes holding a level, against two testbeds at once",
 }
 
 # test node ids that take minutes on their own: started before the rest
@@ -119,6 +125,7 @@ BESIDE_GROUPS: dict[str, str] = {
 BESIDE_WORKERS = 3
 
 PASS_ENV = "SURGECAST_TEST_PASS"  # "alone" in the second pass, "beside" in the third
+NO_SKIP_ENV = "SURGECAST_NO_SKIP"  # "1": a skipped test fails the command (see the docstring)
 
 
 def _parallel(config: pytest.Config) -> bool:
@@ -195,11 +202,37 @@ def _beside_group(item: pytest.Item) -> str | None:
     return groups[k] if k < len(groups) else None
 
 
+def _skipped(config: pytest.Config) -> list[str]:
+    """The tests (and modules) this session skipped, each as "node id: reason"."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    out = []
+    for rep in (reporter.stats.get("skipped", []) if reporter is not None else []):
+        why = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
+        out.append(f"{rep.nodeid or rep.fspath}: {str(why).removeprefix('Skipped: ')}")
+    return out
+
+
+def _refuse_skips(session: pytest.Session) -> None:
+    """With `NO_SKIP_ENV` set, a skipped test fails the session, named with its reason."""
+    if os.environ.get(NO_SKIP_ENV) != "1" or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    skipped = _skipped(session.config)
+    if skipped:
+        print(f"\n{NO_SKIP_ENV}=1: {len(skipped)} skipped, and none may be here "
+              "(install what each needs, or run without it):", flush=True)
+        for line in skipped:
+            print(f"  SKIPPED {line}", flush=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """After the parallel pass: the ALONE tests, in passes of their own (see the docstring)."""
+    """After the parallel pass: the ALONE tests, in passes of their own (see the docstring). In
+    every pass: no skip where `NO_SKIP_ENV` forbids them."""
+    _refuse_skips(session)
     config = session.config
     if not _parallel(config) or os.environ.get(PASS_ENV):
         return
+    own = session.exitstatus
     passes = [
         ("alone", ["-n", "0"], f"the tests that run alone ({', '.join(sorted(ALONE))})"),
         ("beside", ["-n", str(BESIDE_WORKERS)],
@@ -217,7 +250,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         ).returncode)
     ran = [rc for rc in codes if rc != pytest.ExitCode.NO_TESTS_COLLECTED]
     failed = [rc for rc in ran if rc != 0]
-    if failed:
+    if own not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = own  # this pass's own failure (or refused skips) stands
+    elif failed:
         session.exitstatus = failed[0]
     elif ran and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK  # every selected test ran later, and passed

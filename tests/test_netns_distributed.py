@@ -6,7 +6,8 @@ addresses of its own (10.231.X.1/24 for the master's side, .2 for the workers'),
 testbed and `surgecast rehearse --master` in one and `--worker` processes in the other, so
 every Locust message and every journey request crosses real TCP between two interfaces
 (the veth's byte counters show it), and deletes everything at the end. It skips, saying
-why, where namespaces cannot be made (not root, no `ip`, no CAP_SYS_ADMIN).
+why, where namespaces cannot be made (not root, no `ip`, no CAP_SYS_ADMIN); in CI, which sets
+`SURGECAST_NO_SKIP=1` (tests/conftest.py), that skip fails the command.
 
 Three runs side by side, each on its own port: two workers whose merge stays exact, a
 worker killed mid-run that is named (exit 3), and a worker of another surgecast version
