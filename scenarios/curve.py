@@ -64,11 +64,15 @@ class ArrivalCurve:
                 "all weights",
                 "the curve is zero over the whole window; give some weight > 0",
             )
-        # Scaled in two steps, by the largest step's mass first: a shape whose mass is tiny (a
-        # conversion of 2.2e-313 makes every inflow subnormal) has a scale past a float's range
-        # (4e6 / 1e-310 is inf), though each share of the total is an ordinary number.
-        self._unit = float(mass.max())
-        self._scale = profile.applicants_total / float((mass / self._unit).sum())
+        # A shape whose mass is tiny (1e-300 accounts at a conversion of 1e-9) has a scale past a
+        # float's range (4e6 / 4e-303 is inf), though each share of the total is an ordinary
+        # number: it is scaled in two steps, by its largest step's mass first. Any other keeps
+        # the one step, so its figures are the same to the last bit as before.
+        self._unit = 1.0
+        self._scale = profile.applicants_total / total_mass
+        if not math.isfinite(self._scale):
+            self._unit = float(mass.max())
+            self._scale = profile.applicants_total / float((mass / self._unit).sum())
         self._edges = edges
         self._cum = np.concatenate([[0.0], np.cumsum(mass / self._unit) * self._scale])
 
