@@ -50,11 +50,20 @@ def runs() -> Iterator[dict[str, dict[str, Any]]]:
 
 
 def _held(run: dict[str, Any]) -> int:
-    """How many batches the hold ran, after checking it held the level below the top (the
-    ladder's previous one) and stopped for precision."""
-    assert run["stopped"] == "levelled" and max(run["levels"]) == TOP, run
+    """How many batches the hold ran, after checking it held one level and stopped for
+    precision.
+
+    The level is the one below the top (the ladder's previous one), or the top itself: on a
+    busy machine the client may be too slow for the issuer to queue at 16 applicants, and then
+    the top has headroom, is never judged falling, and is held as the last level (seen in CI,
+    "top"). Either way the hold runs by the same rule."""
+    assert max(run["levels"]) == TOP, run
     held = {b["concurrency"] for b in run["hold"]}
-    assert len(held) == 1 and held <= set(run["levels"]) - {TOP}, run
+    assert len(held) == 1, run
+    if run["stopped"] == "levelled":
+        assert held <= set(run["levels"]) - {TOP}, run
+    else:
+        assert run["stopped"] == "top" and held == {TOP}, run
     assert run["hold_stopped_by"] == "precision", run
     return len(run["hold"])
 

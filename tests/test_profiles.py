@@ -209,10 +209,11 @@ def test_fuzz_one_field_of_a_good_profile(path, value):
 def test_the_curve_is_the_same_whatever_the_unit_of_its_accounts(factor, conversion):
     """The curve is scaled to `applicants.total`, so neither the accounts series' unit nor the
     conversion (a share of every inflow) can move it. Found by the fuzz above (a conversion of
-    2.2e-313): a shape of tiny mass made the scale 4e6 / 1e-310 = inf and every rate inf; the
-    mass is now scaled by its largest step first. 1e-300 accounts at the least conversion make a
-    mass of about 4e-303, whose scale (1e309) is past a float's range, though every step of it is
-    an ordinary float."""
+    2.2e-313): a shape of tiny mass made the scale 4e6 / 1e-310 = inf and every rate inf; such a
+    mass is now scaled by its largest step first (any other as before, to the last bit, which
+    tests/test_fixtures.py holds the committed plans to). 1e-300 accounts at the least
+    conversion make a mass of about 4e-303, whose scale (1e309) is past a float's range, though
+    every step of it is an ordinary float."""
     base = ArrivalCurve(parse_profile(copy.deepcopy(_BASE)))
     d = copy.deepcopy(_BASE)
     d["demand"]["accounts"] = [[t, n * factor] for t, n in d["demand"]["accounts"]]
