@@ -27,14 +27,50 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
 
-import scenarios.probe as probe  # first: Locust patches the standard library
-from analysis.probe import level_estimate, level_spread, queued_levels, steady
-from scenarios.probe_settings import Judge, ProbeSettings
-from scenarios.target import AdminClient
+ROOT = Path(__file__).resolve().parent.parent
+# the testbed of these runs (with cheap hashing): 20 stamps/s, 2 issuer workers x constant 0.1 s
+ISSUER = ["--issuer-workers", "2", "--issuer-service", "constant:0.1"]
+
+
+@contextmanager
+def ladder_runs(modes: dict[str, list[str]], args: list[str]
+                ) -> Iterator[dict[str, dict[str, Any]]]:
+    """Run this script once per mode (its own arguments after `args`), each against its own
+    fresh 20/s testbed, all at the same time; yield each mode's JSON, the testbeds still up.
+
+    Importing this module (for this helper) imports no Locust: `main` does, in the child.
+    """
+    from testbed.process import TestbedServer
+    from tests.testbed_fixtures import FAST
+
+    with ExitStack() as stack:
+        beds = {m: stack.enter_context(TestbedServer(extra_args=[*FAST, *ISSUER])) for m in modes}
+        procs = {m: subprocess.Popen(
+            [sys.executable, "-m", "tests.step_down_run", tb.url, tb.admin_token, *args,
+             *modes[m]],
+            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL) for m, tb in beds.items()}
+        out: dict[str, dict[str, Any]] = {}
+        for m, p in procs.items():
+            so, se = p.communicate(timeout=120)
+            assert p.returncode == 0, f"{m}: {se[-2000:]}"
+            out[m] = json.loads(so.strip().splitlines()[-1])
+        yield out
 
 
 def main() -> None:
+    import scenarios.probe as probe  # first: Locust patches the standard library
+    from analysis.probe import level_estimate, level_spread, queued_levels, steady
+    from scenarios.probe_settings import Judge, ProbeSettings
+    from scenarios.target import AdminClient
+
     p = argparse.ArgumentParser()
     p.add_argument("url")
     p.add_argument("token")
@@ -56,7 +92,7 @@ def main() -> None:
     if a.mutant == "no-min-batches":
         hold = probe._Ladder.hold
 
-        def hold_from_one(self: probe._Ladder, n: int, settle: bool) -> None:
+        def hold_from_one(self: Any, n: int, settle: bool) -> None:
             self.s = dataclasses.replace(self.s, min_batches=1)  # the climb is over: the hold only
             hold(self, n, settle)
         probe._Ladder.hold = hold_from_one

@@ -12,18 +12,12 @@ must hold fewer, or the check could not see the rule missing.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from testbed_fixtures import FAST
 
-from testbed.process import TestbedServer
-from tests.test_rehearse_runs import ROOT
+from tests.step_down_run import ladder_runs
 
 TOP = 16
 MODES: dict[str, list[str]] = {"rule": [], "mutant": ["--mutant", "no-min-batches"]}
@@ -32,20 +26,7 @@ MODES: dict[str, list[str]] = {"rule": [], "mutant": ["--mutant", "no-min-batche
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, dict[str, Any]]]:
     """The two probes, each against its own fresh testbed, at the same time."""
-    with ExitStack() as stack:
-        beds = {m: stack.enter_context(TestbedServer(
-            extra_args=[*FAST, "--issuer-workers", "2", "--issuer-service", "constant:0.1"]))
-            for m in MODES}
-        procs = {m: subprocess.Popen(
-            [sys.executable, "-m", "tests.step_down_run", tb.url, tb.admin_token,
-             "--top", str(TOP), "--budget", "30", "--precision", "1", *MODES[m]],
-            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL) for m, tb in beds.items()}
-        out: dict[str, dict[str, Any]] = {}
-        for m, p in procs.items():
-            so, se = p.communicate(timeout=120)
-            assert p.returncode == 0, f"{m}: {se[-2000:]}"
-            out[m] = json.loads(so.strip().splitlines()[-1])
+    with ladder_runs(MODES, ["--top", str(TOP), "--budget", "30", "--precision", "1"]) as out:
         yield out
 
 
