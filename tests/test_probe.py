@@ -254,7 +254,10 @@ def test_a_target_that_never_levels_is_flagged_not_peaked(tmp_path: Path) -> Non
     assert (
         cap["levelled"] is False and cap["stamps_per_second"] is None and cap["limited_by"] is None
     )
-    assert "not levelled by the top level (concurrency 4)" in cap["note"]
+    # either reason names the top level: "(concurrency 4): throughput was still rising", or, when
+    # the step into it was not shown significant, "(concurrency 4, R stamps/s): ... not shown
+    # flat" (seen once in CI, 4 December: 12.5 stamps/s at 4); neither calls it the peak
+    assert "not levelled by the top level (concurrency 4" in cap["note"], cap["note"]
     assert "not levelled by the top level" in proc.stderr and "Traceback" not in proc.stderr
     assert cap["highest_measured"]["concurrency"] == 4
     assert cap["steps"] and all(s["gain"] > 0.25 for s in cap["steps"]), cap["steps"]
